@@ -1,0 +1,13 @@
+"""drizzle_gateway: schema-driven websocket gateway for Tornado.
+
+Resources are marshmallow-typed actions, topics are typed channels, and
+``__schema__`` describes the whole contract.
+"""
+
+from .errors import ActionError, ErrorCode
+from .gateway import Gateway
+from .resources import Resource, action
+from .topics import Topic
+
+__all__ = ["ActionError", "ErrorCode", "Gateway", "Resource", "Topic", "action"]
+__version__ = "0.1.0"

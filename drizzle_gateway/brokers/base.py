@@ -1,0 +1,31 @@
+"""The broker interface: publish to a channel, listen to a channel."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+Listener = Callable[[str, Any], None]
+"""Called with (channel, data) for each message; data is validated and dumped."""
+
+
+class Broker(Protocol):
+    """Moves validated, dumped messages from publishers to listeners.
+
+    A process registers at most one listener per channel (its local
+    fan-out); the broker's job is to reach the listeners of every process
+    it spans, exactly once each, in publish order per channel. Brokers
+    connect lazily, on first use.
+    """
+
+    async def publish(self, channel: str, data: Any) -> None:
+        """Deliver ``data`` to every listener of ``channel``."""
+
+    async def subscribe(self, channel: str, listener: Listener) -> None:
+        """Start calling ``listener`` for messages on ``channel``; in effect on return."""
+
+    async def unsubscribe(self, channel: str) -> None:
+        """Stop delivering ``channel`` to this process."""
+
+    async def close(self) -> None:
+        """Release connections and tasks."""

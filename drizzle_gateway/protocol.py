@@ -1,0 +1,126 @@
+"""Wire protocol v1: frames in and out.
+
+Pure functions and data only: no I/O and no Tornado. A `Protocol` is one
+wire dialect; the gateway speaks ``drizzle.v1`` and the Tornado Drizzle
+shim plugs in its own dialect without touching the dispatcher.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ActionError, ErrorCode
+
+PROTOCOL_VERSION = "drizzle.v1"
+SUBPROTOCOL = "drizzle.v1"
+
+RequestId = str | int | None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def decode(text: str | bytes) -> Any:
+    """Parse JSON text; NaN and Infinity are refused, as JSON refuses them."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def encode(value: Any) -> str:
+    """Encode a value as compact JSON text (UTF-8 kept as is)."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request frame, checked for shape but not yet for meaning."""
+
+    request_id: RequestId
+    action: str
+    resource: str | None = None
+    data: Any = None
+    fields: tuple[str, ...] | None = None
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+class InvalidFrame(ActionError):
+    """A frame that is not a well-formed request; keeps the id it had, if any."""
+
+    def __init__(self, message: str, request_id: RequestId = None, details: Any = None):
+        super().__init__(ErrorCode.VALIDATION_ERROR, message, details)
+        self.request_id = request_id
+
+
+def _is_request_id(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+class Protocol:
+    """The ``drizzle.v1`` dialect: envelopes with ``request_id``, ``data``, ``code``."""
+
+    name = PROTOCOL_VERSION
+
+    def parse(self, message: str | bytes) -> Request:
+        """Turn one text frame into a `Request`, or raise `InvalidFrame`."""
+        if isinstance(message, bytes):
+            raise InvalidFrame("binary frames are not supported; send JSON text frames")
+        try:
+            frame = decode(message)
+        except (ValueError, RecursionError):
+            raise InvalidFrame("frame is not valid JSON") from None
+        if not isinstance(frame, dict):
+            raise InvalidFrame("frame must be a JSON object")
+        request_id = frame.get("request_id")
+        if not _is_request_id(request_id):
+            raise InvalidFrame(
+                "'request_id' is required and must be a string or an integer",
+                request_id if _is_request_id(request_id) else None,
+            )
+        return self._envelope(frame, request_id)
+
+    def _envelope(self, frame: dict, request_id: RequestId) -> Request:
+        action = frame.get("action")
+        if not isinstance(action, str):
+            raise InvalidFrame("'action' is required and must be a string", request_id)
+        resource = frame.get("resource")
+        if resource is not None and not isinstance(resource, str):
+            raise InvalidFrame("'resource' must be a string", request_id)
+        if resource is None and not action.startswith("__"):
+            raise InvalidFrame("'resource' is required for actions that are not built in", request_id)
+        data = frame.get("data")
+        if data is not None and not isinstance(data, dict):
+            raise InvalidFrame("'data' must be a JSON object", request_id)
+        fields = frame.get("fields")
+        if fields is not None:
+            if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+                raise InvalidFrame("'fields' must be a list of strings", request_id)
+            fields = tuple(fields)
+        return Request(request_id, action, resource, data, fields, frame)
+
+    def reply(self, request_id: RequestId, data: Any) -> str:
+        """The frame answering a request that succeeded."""
+        return encode({"request_id": request_id, "data": data})
+
+    def error(self, request_id: RequestId, error: ActionError) -> str:
+        """The frame answering a request that failed."""
+        frame = {"request_id": request_id, "code": error.code, "error": error.message}
+        if error.details is not None:
+            frame["details"] = error.details
+        return encode(frame)
+
+    def event(self, topic: str, data: Any) -> str:
+        """The frame carrying one published message to a subscriber."""
+        return encode({"topic": topic, "data": data})
+
+
+class CloseCode:
+    """Websocket close codes the gateway uses; docs/protocol.md says which to reconnect after."""
+
+    NORMAL = 1000  # the client or server ended the session; do not reconnect
+    GOING_AWAY = 1001  # server shutting down or restarting; reconnect (elsewhere)
+    MESSAGE_TOO_BIG = 1009  # a frame exceeded the size limit; do not resend it
+    INTERNAL_ERROR = 1011  # the server failed; reconnect with backoff
+    UNAUTHENTICATED = 4001  # no valid credentials in time; reconnect only with new credentials
+    SLOW_CONSUMER = 4008  # the client read too slowly and its send queue overflowed; reconnect

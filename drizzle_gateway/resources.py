@@ -1,0 +1,134 @@
+"""Resources and their actions, described by marshmallow schemas."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from marshmallow import Schema, ValidationError
+
+from .errors import ActionError, ErrorCode
+from .selection import SchemaLike, Selection, Selector, as_schema
+
+if TYPE_CHECKING:
+    from .connection import Connection
+    from .gateway import Gateway
+    from .protocol import Request
+    from .topics import Topic
+
+Permission = Callable[[Any, dict], Any]
+
+
+class Action:
+    """One callable action: its function, input and output schemas, and docs."""
+
+    def __init__(
+        self,
+        func: Callable,
+        name: str | None = None,
+        input: SchemaLike | None = None,
+        output: SchemaLike | None = None,
+        allow: Permission | None = None,
+    ) -> None:
+        self.func = func
+        self.name = name or func.__name__
+        self.input: Schema | None = as_schema(input) if input is not None else None
+        self.output: Selector | None = Selector(output) if output is not None else None
+        self.allow = allow
+        self.doc = inspect.getdoc(func) or ""
+
+    def load(self, data: dict | None) -> Any:
+        """Validate and load the request's ``data``; INVALID_DATA when it does not fit."""
+        if self.input is None:
+            return data
+        try:
+            return self.input.load(data or {})
+        except ValidationError as exc:
+            raise ActionError(ErrorCode.INVALID_DATA, "data does not match the action's input schema",
+                              exc.messages) from None
+
+    def select(self, fields: tuple[str, ...] | None) -> Selection | None:
+        """The output selection for ``fields``; INVALID_FIELDS when they do not exist."""
+        if self.output is None:
+            if fields is not None:
+                raise ActionError(ErrorCode.INVALID_FIELDS, "this action has no output schema to select from",
+                                  {"fields": list(fields)})
+            return None
+        return self.output.select(fields)
+
+    async def invoke(self, instance: Resource, data: Any, request: Request) -> Any:
+        """Call the action; works for ``async def``, plain and ``@gen.coroutine`` functions."""
+        result = self.func(instance, data)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+
+def action(
+    input: SchemaLike | None = None,
+    output: SchemaLike | None = None,
+    *,
+    name: str | None = None,
+    allow: Permission | None = None,
+) -> Callable[[Callable], Callable]:
+    """Declare a resource method callable over the wire.
+
+    ``input`` validates and loads the request's ``data``; ``output`` dumps
+    the return value and is what ``fields`` select from. Only decorated
+    methods are ever reachable.
+    """
+
+    def decorate(func: Callable) -> Callable:
+        func.__drizzle_action__ = Action(func, name=name, input=input, output=output, allow=allow)
+        return func
+
+    return decorate
+
+
+class Resource:
+    """Base class of resources: subclass it, set ``name``, decorate actions.
+
+    One instance serves one request; ``self.connection``, ``self.gateway``
+    and ``self.user`` are set on it.
+    """
+
+    name: ClassVar[str] = ""
+    actions: ClassVar[dict[str, Action]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        found: dict[str, Action] = {}
+        for attribute in dir(cls):
+            spec = getattr(getattr(cls, attribute, None), "__drizzle_action__", None)
+            if isinstance(spec, Action):
+                found[spec.name] = spec
+        cls.actions = found
+        if not cls.name:
+            cls.name = cls.__name__.lower()
+
+    def __init__(self, connection: Connection, gateway: Gateway) -> None:
+        self.connection = connection
+        self.gateway = gateway
+
+    @property
+    def user(self) -> Any | None:
+        """The authenticated user of this connection, or None."""
+        return self.connection.user
+
+    @classmethod
+    def get_action(cls, name: str) -> Action | None:
+        """The declared action called ``name``, or None."""
+        return cls.actions.get(name)
+
+    async def publish(self, topic: Topic | str, payload: Any, **params: str) -> None:
+        """Publish ``payload`` to a topic (validated against its schema first)."""
+        await self.gateway.publish(topic, payload, **params)
+
+    async def subscribe(self, topic: Topic | str, fields: list[str] | None = None, **params: str) -> str:
+        """Subscribe this connection to a topic; in effect when this returns."""
+        return await self.connection.subscribe(self.gateway.channel(topic, **params), fields)
+
+    async def unsubscribe(self, topic: Topic | str, **params: str) -> bool:
+        """Remove this connection's subscription to a topic."""
+        return await self.connection.unsubscribe(self.gateway.channel(topic, **params))

@@ -1,0 +1,90 @@
+"""Typed channels: a name or pattern, a payload schema, and who may use it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .errors import ActionError, ErrorCode
+from .resources import Permission
+from .selection import SchemaLike, Selection, Selector
+
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+PARAM_VALUE = r"[A-Za-z0-9_\-:@]+"
+
+
+class Topic:
+    """A typed channel such as ``Topic("todos", Todo)`` or ``Topic("chat.{room}", Message)``.
+
+    Every publish is validated by ``schema`` before anyone receives it.
+    ``client_subscribe`` and ``client_publish`` say whether websocket
+    clients may subscribe to and publish on it themselves; ``can_subscribe``
+    and ``can_publish`` refine that per user (``fn(user, params)``).
+    """
+
+    def __init__(
+        self,
+        pattern: str,
+        schema: SchemaLike | None,
+        *,
+        client_subscribe: bool = True,
+        client_publish: bool = False,
+        can_subscribe: Permission | None = None,
+        can_publish: Permission | None = None,
+        description: str = "",
+    ) -> None:
+        self.pattern = pattern
+        self.params: list[str] = _PARAM.findall(pattern)
+        self.selector: Selector | None = Selector(schema) if schema is not None else None
+        self.client_subscribe = client_subscribe
+        self.client_publish = client_publish
+        self.can_subscribe = can_subscribe
+        self.can_publish = can_publish
+        self.description = description
+        parts = _PARAM.split(pattern)
+        regex = "".join(
+            re.escape(part) if i % 2 == 0 else f"(?P<{part}>{PARAM_VALUE})" for i, part in enumerate(parts)
+        )
+        self._regex = re.compile(f"^{regex}$")
+
+    def __repr__(self) -> str:
+        return f"Topic({self.pattern!r})"
+
+    @property
+    def schema(self):
+        """The payload schema instance, or None for an untyped topic."""
+        return self.selector.schema if self.selector else None
+
+    def match(self, name: str) -> dict[str, str] | None:
+        """The params if ``name`` is a concrete channel of this topic, else None."""
+        found = self._regex.match(name)
+        return found.groupdict() if found else None
+
+    def channel(self, **params: str) -> str:
+        """The concrete channel name for ``params`` (``chat.{room}`` + room="x" -> ``chat.x``)."""
+        missing = [p for p in self.params if p not in params]
+        if missing:
+            raise ValueError(f"topic {self.pattern!r} needs params: {', '.join(missing)}")
+        name = _PARAM.sub(lambda m: str(params[m.group(1)]), self.pattern)
+        if self.match(name) is None:
+            raise ValueError(f"invalid params for topic {self.pattern!r}: {params!r}")
+        return name
+
+    def prepare(self, payload: Any) -> Any:
+        """Validate ``payload`` and dump it: what every subscriber will receive.
+
+        Raises marshmallow's `ValidationError` when it does not fit the schema.
+        """
+        if self.selector is None:
+            return payload
+        schema = self.selector.schema
+        return schema.dump(schema.load(payload))
+
+    def select(self, fields: list[str] | tuple[str, ...] | None) -> Selection | None:
+        """The selection subscribers with ``fields`` receive."""
+        if self.selector is None:
+            if fields is not None:
+                raise ActionError(ErrorCode.INVALID_FIELDS, "this topic has no schema to select from",
+                                  {"fields": list(fields)})
+            return None
+        return self.selector.select(fields)

@@ -1,0 +1,99 @@
+"""Shared fixtures: a real listening gateway and real websocket clients.
+
+pytest-tornado's ``app`` fixture serves the gateway on ``http_port``;
+tests use ``http_server`` to start it and ``connect`` to open clients.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import tornado.web
+from tornado.websocket import websocket_connect
+
+from drizzle_gateway import Gateway
+from drizzle_gateway.client import Client
+from examples.todo.app import make_gateway
+from tests.resources import TEST_RESOURCES, TEST_TOPICS
+
+
+@pytest.fixture
+def gateway() -> Gateway:
+    """The todo example's gateway plus the test resources and topics."""
+    gw = make_gateway()
+    for resource in TEST_RESOURCES:
+        gw.add_resource(resource)
+    for topic in TEST_TOPICS:
+        gw.add_topic(topic)
+    return gw
+
+
+@pytest.fixture
+def app(gateway: Gateway) -> tornado.web.Application:
+    return tornado.web.Application(gateway.routes())
+
+
+@pytest.fixture
+def ws_url(http_server, http_port: int) -> str:
+    return f"ws://127.0.0.1:{http_port}/ws"
+
+
+@pytest.fixture
+def connect(ws_url: str):
+    """Open `Client` instances on the test server; all closed after the test."""
+    clients: list[Client] = []
+
+    async def _connect(**kwargs) -> Client:
+        client = await Client(ws_url, **kwargs).connect()
+        clients.append(client)
+        return client
+
+    yield _connect
+    for client in clients:
+        if client._ws is not None:
+            client._ws.close()
+
+
+class RawSocket:
+    """A websocket speaking raw frames, to send what no well-behaved client would."""
+
+    def __init__(self, ws) -> None:
+        self.ws = ws
+
+    async def send(self, frame, binary: bool = False) -> None:
+        if not isinstance(frame, (str, bytes)):
+            frame = json.dumps(frame)
+        await self.ws.write_message(frame, binary=binary)
+
+    async def recv(self) -> dict:
+        text = await self.ws.read_message()
+        assert text is not None, f"socket closed: {self.ws.close_code} {self.ws.close_reason}"
+        return json.loads(text)
+
+    async def ask(self, frame, binary: bool = False) -> dict:
+        await self.send(frame, binary)
+        return await self.recv()
+
+
+@pytest.fixture
+def raw(ws_url: str):
+    """Open `RawSocket` instances on the test server."""
+    sockets = []
+
+    async def _raw(subprotocols=("drizzle.v1",)) -> RawSocket:
+        ws = await websocket_connect(ws_url, subprotocols=list(subprotocols))
+        sockets.append(ws)
+        return RawSocket(ws)
+
+    yield _raw
+    for ws in sockets:
+        ws.close()
+
+
+@pytest.fixture
+def server_errors(caplog):
+    """Records of the drizzle_gateway logger at ERROR and above."""
+    caplog.set_level(logging.ERROR, logger="drizzle_gateway")
+    return lambda: [r for r in caplog.records if r.name == "drizzle_gateway" and r.levelno >= logging.ERROR]
