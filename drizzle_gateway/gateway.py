@@ -100,6 +100,13 @@ class Gateway:
         self.find_topic(topic)
         return topic
 
+    def use_broker(self, broker: Broker) -> None:
+        """Replace the broker; call it before serving (``serve --redis`` does)."""
+        if self.connections:
+            raise RuntimeError("cannot change the broker while connections are open")
+        self.broker = broker
+        self.fanout = Fanout(broker)
+
     # -- publishing -----------------------------------------------------------
 
     async def publish(self, topic: Topic | str, payload: Any, **params: str) -> None:

@@ -1,0 +1,384 @@
+"""Scale-out over Redis pub/sub: every gateway process of an app hears every publish.
+
+Each process holds two Redis connections: one subscriber connection (one
+Redis subscription per channel that has local subscribers) and one
+publisher connection fed by a single ordered outbox. A publish is
+delivered to the publishing process's own subscribers at once and sent to
+Redis tagged with the process's origin id; receivers skip their own
+origin, so nobody hears a message twice.
+
+When Redis goes away the gateway keeps serving: local delivery goes on,
+publishes wait in a bounded outbox (the oldest are dropped when it is
+full), the outage is logged once, and a supervisor reconnects with backoff
+and re-subscribes every channel that still has local subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections import deque
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from ..protocol import decode, encode
+from .base import Listener
+
+logger = logging.getLogger("drizzle_gateway")
+
+REDIS_ERRORS = (RedisError, OSError, TimeoutError)
+"""What a failing or unreachable Redis raises (TimeoutError included)."""
+
+_ORIGIN_LENGTH = 32  # uuid4().hex
+
+
+class RedisBroker:
+    """A broker on Redis pub/sub, for several gateway processes sharing topics.
+
+    ``url`` is a redis-py URL (``redis://host:6379/0``). ``prefix`` is put
+    before every channel name in Redis, so several apps can share one
+    Redis. ``timeout`` bounds every Redis call (seconds). While Redis is
+    unreachable, up to ``max_pending`` publishes wait in order and are sent
+    when it is back; beyond that the oldest are dropped. Reconnection
+    attempts back off from ``reconnect_min`` to ``reconnect_max`` seconds.
+    An idle subscriber connection is pinged every ``health_interval``
+    seconds so a frozen Redis is noticed too.
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        prefix: str = "drizzle:",
+        timeout: float = 1.0,
+        max_pending: int = 10_000,
+        reconnect_min: float = 0.05,
+        reconnect_max: float = 0.5,
+        health_interval: float = 5.0,
+        batch_size: int = 500,
+    ) -> None:
+        if max_pending < 1:
+            raise ValueError("max_pending must be at least 1")
+        self.url = url
+        self.prefix = prefix
+        self.timeout = timeout
+        self.max_pending = max_pending
+        self.reconnect_min = reconnect_min
+        self.reconnect_max = reconnect_max
+        self.health_interval = health_interval
+        self.batch_size = batch_size
+        self.origin = uuid.uuid4().hex
+        self._header = f"{self.origin} ".encode()
+        self._prefix_bytes = prefix.encode()
+        self._listeners: dict[str, Listener] = {}
+        self._outbox: deque[tuple[str, bytes]] = deque()
+        self._outbox_ready = asyncio.Event()
+        self._up = asyncio.Event()
+        self._attempt: asyncio.Future | None = None
+        self._pubsub: PubSub | None = None
+        self._subscribed: set[str] = set()
+        self._confirming: dict[bytes, deque[asyncio.Future]] = {}
+        self._reader: asyncio.Task | None = None
+        self._outage_since: float | None = None
+        self._dropped = 0
+        self._publisher: Redis | None = None
+        self._subscriber: Redis | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"RedisBroker({self._where()!r}, prefix={self.prefix!r})"
+
+    @property
+    def connected(self) -> bool:
+        """True while the subscriber connection is up and in sync."""
+        return self._up.is_set()
+
+    @property
+    def pending(self) -> int:
+        """Publishes waiting to be sent to Redis."""
+        return len(self._outbox)
+
+    # -- the broker interface ------------------------------------------------
+
+    async def publish(self, channel: str, data: Any) -> None:
+        """Deliver locally now; send to the other processes through Redis, in order."""
+        message = self._header + encode(data).encode()
+        listener = self._listeners.get(channel)
+        if listener is not None:
+            listener(channel, data)
+        self._start()
+        if len(self._outbox) >= self.max_pending:
+            self._outbox.popleft()
+            self._dropped += 1
+            if self._dropped == 1:
+                logger.warning("redis outbox full (%d publishes): dropping the oldest until redis catches up",
+                               self.max_pending)
+        self._outbox.append((self.prefix + channel, message))
+        self._outbox_ready.set()
+
+    async def subscribe(self, channel: str, listener: Listener) -> None:
+        """Listen to ``channel``; in effect on return unless Redis is down (then on reconnect)."""
+        self._listeners[channel] = listener
+        self._start()
+        attempt = self._attempt
+        if attempt is not None and not attempt.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(attempt), self.timeout)
+            except TimeoutError:
+                return
+        if not self._up.is_set() or self._listeners.get(channel) is not listener:
+            return
+        name = self.prefix + channel
+        try:
+            if name not in self._subscribed:
+                await self._send_subscribe([name])
+            waiters = self._confirming.get(name.encode())
+            if waiters:
+                await asyncio.wait_for(asyncio.shield(waiters[-1]), self.timeout)
+        except REDIS_ERRORS as exc:
+            self._break(exc)
+
+    async def unsubscribe(self, channel: str) -> None:
+        """Stop listening to ``channel`` in this process."""
+        self._listeners.pop(channel, None)
+        name = self.prefix + channel
+        if name not in self._subscribed:
+            return
+        self._subscribed.discard(name)
+        if self._up.is_set() and self._pubsub is not None:
+            try:
+                await asyncio.wait_for(self._pubsub.unsubscribe(name), self.timeout)
+            except REDIS_ERRORS as exc:
+                self._break(exc)
+
+    async def close(self) -> None:
+        """Send what is queued (if Redis is up, within ``timeout``), then close connections and tasks."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        while self._outbox and self._up.is_set() and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self._drop_pubsub()
+        for client in (self._publisher, self._subscriber):
+            if client is not None:
+                try:
+                    await asyncio.wait_for(client.aclose(), self.timeout)
+                except REDIS_ERRORS:
+                    pass
+        self._listeners.clear()
+
+    # -- supervision ---------------------------------------------------------
+
+    def _start(self) -> None:
+        if self._tasks or self._closed:
+            return
+        options = {
+            "socket_timeout": self.timeout,
+            "socket_connect_timeout": self.timeout,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        self._publisher = Redis.from_url(self.url, **options)
+        self._subscriber = Redis.from_url(self.url, **options)
+        self._attempt = asyncio.get_running_loop().create_future()
+        self._tasks = [asyncio.ensure_future(self._supervise()), asyncio.ensure_future(self._send_outbox())]
+
+    async def _supervise(self) -> None:
+        """Keep the subscriber connection up: connect, read, reconnect with backoff."""
+        loop = asyncio.get_running_loop()
+        delay = self.reconnect_min
+        while True:
+            if self._attempt is None or self._attempt.done():
+                self._attempt = loop.create_future()
+            try:
+                await self._connect()
+            except REDIS_ERRORS as exc:
+                self._went_down(exc)
+                await self._drop_pubsub()
+                self._attempt.set_result(False)
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, self.reconnect_max)
+                continue
+            delay = self.reconnect_min
+            self._came_up()
+            self._attempt.set_result(True)
+            self._reader = asyncio.ensure_future(self._read())
+            try:
+                await asyncio.wait([self._reader])
+            finally:
+                self._reader.cancel()  # when the supervisor itself is cancelled
+            if not self._reader.cancelled():  # cancelled: a publish failed, already logged
+                exc = self._reader.exception()
+                if exc is not None and not isinstance(exc, REDIS_ERRORS):
+                    logger.error("reading from redis failed unexpectedly; reconnecting", exc_info=exc)
+                self._went_down(exc or ConnectionError("subscriber connection closed"))
+            await self._drop_pubsub()
+
+    async def _connect(self) -> None:
+        """A fresh subscriber connection, subscribed to every channel with local listeners."""
+        assert self._subscriber is not None
+        await self._reset_publisher()  # its connection died with the old server, if there was one
+        assert self._publisher is not None
+        await asyncio.wait_for(self._publisher.ping(), self.timeout)
+        self._subscribed = set()
+        self._pubsub = self._subscriber.pubsub()
+        # A private channel keeps the connection in subscribed mode, so reads notice an outage.
+        await self._send_subscribe([f"{self.prefix}__origin__.{self.origin}"])
+        while True:  # subscribe() calls may add channels while we wait
+            missing = [self.prefix + channel for channel in self._listeners if self.prefix + channel not in
+                       self._subscribed]
+            if not missing:
+                return
+            await self._send_subscribe(missing)
+
+    async def _send_subscribe(self, names: list[str]) -> None:
+        assert self._pubsub is not None
+        loop = asyncio.get_running_loop()
+        for name in names:
+            self._subscribed.add(name)
+            self._confirming.setdefault(name.encode(), deque()).append(loop.create_future())
+        await asyncio.wait_for(self._pubsub.subscribe(*names), self.timeout)
+
+    async def _read(self) -> None:
+        """Dispatch messages until the connection fails; ping when idle."""
+        assert self._pubsub is not None
+        loop = asyncio.get_running_loop()
+        last_heard = loop.time()
+        ping_sent: float | None = None
+        while True:
+            message = await self._pubsub.get_message(timeout=min(self.timeout, self.health_interval))
+            now = loop.time()
+            if message is not None:
+                last_heard, ping_sent = now, None
+                self._handle(message)
+            elif ping_sent is not None and now - ping_sent > self.timeout:
+                raise TimeoutError(f"no answer to a ping within {self.timeout}s")
+            elif ping_sent is None and now - last_heard > self.health_interval:
+                ping_sent = now
+                await asyncio.wait_for(self._pubsub.ping(), self.timeout)
+
+    def _handle(self, message: dict) -> None:
+        kind = message["type"]
+        if kind == "subscribe":
+            waiters = self._confirming.get(message["channel"])
+            if waiters:
+                waiter = waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+                if not waiters:
+                    del self._confirming[message["channel"]]
+            return
+        if kind != "message":
+            return
+        payload: bytes = message["data"]
+        if payload[_ORIGIN_LENGTH:_ORIGIN_LENGTH + 1] != b" " or payload.startswith(self._header):
+            return  # our own publish (delivered locally already), or not ours to read
+        name: bytes = message["channel"]
+        channel = name[len(self._prefix_bytes):].decode()
+        listener = self._listeners.get(channel)
+        if listener is None:
+            return
+        try:
+            data = decode(payload[_ORIGIN_LENGTH + 1:])
+        except ValueError:
+            logger.warning("ignored a message on redis channel %r that is not JSON", name)
+            return
+        try:
+            listener(channel, data)
+        except Exception:
+            logger.exception("delivering a message from redis on %s failed", channel)
+
+    async def _send_outbox(self) -> None:
+        """The one ordered path to Redis: batches of PUBLISH in one pipeline each."""
+        while True:
+            if not self._outbox:
+                self._outbox_ready.clear()
+                await self._outbox_ready.wait()
+                continue
+            await self._up.wait()
+            batch = [self._outbox.popleft() for _ in range(min(self.batch_size, len(self._outbox)))]
+            try:
+                assert self._publisher is not None
+                pipe = self._publisher.pipeline(transaction=False)
+                for name, message in batch:
+                    pipe.publish(name, message)
+                await asyncio.wait_for(pipe.execute(), self.timeout)
+            except REDIS_ERRORS as exc:
+                self._outbox.extendleft(reversed(batch))
+                while len(self._outbox) > self.max_pending:
+                    self._outbox.popleft()
+                    self._dropped += 1
+                self._break(exc)
+                await self._reset_publisher()
+
+    async def _reset_publisher(self) -> None:
+        assert self._publisher is not None
+        try:
+            await asyncio.wait_for(self._publisher.connection_pool.disconnect(), self.timeout)
+        except REDIS_ERRORS:
+            pass
+
+    async def _drop_pubsub(self) -> None:
+        self._up.clear()
+        self._subscribed = set()
+        for waiters in self._confirming.values():
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)  # re-subscribed on reconnect
+        self._confirming.clear()
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            try:
+                await asyncio.wait_for(pubsub.aclose(), self.timeout)
+            except REDIS_ERRORS:
+                pass
+
+    # -- outage bookkeeping --------------------------------------------------
+
+    def _break(self, exc: BaseException) -> None:
+        """A call failed: stop sending and have the supervisor reconnect."""
+        self._went_down(exc)
+        if self._reader is not None:
+            self._reader.cancel()
+
+    def _went_down(self, exc: BaseException) -> None:
+        self._up.clear()
+        if self._outage_since is None and not self._closed:
+            self._outage_since = asyncio.get_running_loop().time()
+            logger.error(
+                "redis at %s is unreachable (%s: %s); serving local subscribers only, "
+                "queueing up to %d publishes, reconnecting",
+                self._where(), type(exc).__name__, exc, self.max_pending,
+            )
+
+    def _came_up(self) -> None:
+        if self._outage_since is not None:
+            logger.warning(
+                "redis at %s is back after %.1fs: %d channels re-subscribed, %d queued publishes to send, "
+                "%d dropped", self._where(), asyncio.get_running_loop().time() - self._outage_since,
+                len(self._listeners), len(self._outbox), self._dropped,
+            )
+            self._outage_since = None
+            self._dropped = 0
+        self._up.set()
+
+    def _where(self) -> str:
+        """The URL without credentials, for log lines."""
+        rest = self.url.split("@", 1)[-1]
+        scheme = self.url.split("://", 1)[0]
+        return rest if "://" in rest else f"{scheme}://{rest}"

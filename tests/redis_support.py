@@ -1,0 +1,148 @@
+"""Real redis-server and gateway processes for the scale-out tests.
+
+Tests start their own ``redis-server`` on a free loopback port (never a
+Redis they did not start), and may kill and restart it. Without the
+binary they skip with the reason, unless ``DRIZZLE_REQUIRE_REDIS=1``
+(set in CI), where they fail instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+REQUIRED = os.environ.get("DRIZZLE_REQUIRE_REDIS") == "1"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 10.0, process: subprocess.Popen | None = None) -> None:
+    """Block until something accepts connections on 127.0.0.1:``port``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+
+
+def no_redis(reason: str) -> None:
+    """Skip (or fail, when redis is required) the current test."""
+    if REQUIRED:
+        pytest.fail(f"{reason} (DRIZZLE_REQUIRE_REDIS=1)")
+    pytest.skip(reason)
+
+
+class RedisServer:
+    """A throw-away redis-server on a loopback port, without persistence."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            no_redis("redis-server is not installed (apt-get install redis-server)")
+        self.binary = binary
+        self.port = free_port()
+        self.workdir = tempfile.mkdtemp(prefix="drizzle-redis-")
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        """Start (or restart) the server on the same port."""
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.workdir, "--protected-mode", "yes", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(self.port, process=self.process)
+        except (RuntimeError, TimeoutError) as exc:
+            self.stop()
+            no_redis(f"redis-server did not start: {exc}")
+        return self
+
+    def kill(self) -> None:
+        """Kill the server abruptly (SIGKILL), as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class GatewayProcess:
+    """``drizzle-gateway serve tests.scaleout_app:make_gateway --redis URL`` in a subprocess."""
+
+    def __init__(self, redis_url: str, target: str = "tests.scaleout_app:make_gateway") -> None:
+        self.port = free_port()
+        self.log = tempfile.NamedTemporaryFile(prefix="drizzle-gw-", suffix=".log", delete=False)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "drizzle_gateway.cli", "serve", target, "--port", str(self.port),
+             "--redis", redis_url, "--log-level", "INFO"],
+            cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def wait_ready(self) -> GatewayProcess:
+        wait_for_port(self.port, timeout=30, process=self.process)
+        return self
+
+    def logs(self) -> str:
+        return Path(self.log.name).read_text()
+
+    def stop(self) -> None:
+        """SIGTERM, as an orchestrator would; the gateway closes cleanly."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        os.unlink(self.log.name)
+
+
+async def eventually(check, timeout: float, interval: float = 0.05):
+    """Await ``check()`` until it returns a truthy value; the value, or None at the deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await check()
+        if value or loop.time() >= deadline:
+            return value
+        await asyncio.sleep(interval)
