@@ -90,8 +90,19 @@ class RedisServer:
             self.process.wait()
         self.process = None
 
+    def freeze(self) -> None:
+        """Stop the server (SIGSTOP): connections stay open, nothing answers."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Resume a frozen server (SIGCONT)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
             self.process.terminate()
             try:
                 self.process.wait(5)
@@ -105,12 +116,12 @@ class RedisServer:
 class GatewayProcess:
     """``drizzle-gateway serve tests.scaleout_app:make_gateway --redis URL`` in a subprocess."""
 
-    def __init__(self, redis_url: str, target: str = "tests.scaleout_app:make_gateway") -> None:
+    def __init__(self, redis_url: str, *extra: str, target: str = "tests.scaleout_app:make_gateway") -> None:
         self.port = free_port()
         self.log = tempfile.NamedTemporaryFile(prefix="drizzle-gw-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "drizzle_gateway.cli", "serve", target, "--port", str(self.port),
-             "--redis", redis_url, "--log-level", "INFO"],
+             "--redis", redis_url, "--log-level", "INFO", *extra],
             cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
         )
 
@@ -125,16 +136,20 @@ class GatewayProcess:
     def logs(self) -> str:
         return Path(self.log.name).read_text()
 
-    def stop(self) -> None:
-        """SIGTERM, as an orchestrator would; the gateway closes cleanly."""
-        if self.process.poll() is None:
+    def stop(self) -> int | None:
+        """SIGTERM, as an orchestrator would; the exit code (None if it had to be killed)."""
+        code: int | None = self.process.poll()
+        if code is None:
             self.process.terminate()
             try:
-                self.process.wait(10)
+                code = self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        os.unlink(self.log.name)
+        return code
+
+    def remove_log(self) -> None:
+        Path(self.log.name).unlink(missing_ok=True)
 
 
 async def eventually(check, timeout: float, interval: float = 0.05):
@@ -146,3 +161,79 @@ async def eventually(check, timeout: float, interval: float = 0.05):
         if value or loop.time() >= deadline:
             return value
         await asyncio.sleep(interval)
+
+
+class BareSubscriber:
+    """A minimal websocket subscriber that reads frames in bulk.
+
+    The 1,000-subscriber test receives a million events; a full client per
+    subscriber would spend the test's time decoding them one by one. This
+    one does the real handshake, sends one ``__subscribe__`` frame, and then
+    only splits the byte stream into frames, keeping their payloads.
+    """
+
+    def __init__(self, url: str) -> None:
+        host_port = url.split("://", 1)[1].split("/", 1)[0]
+        self.host, port = host_port.rsplit(":", 1)
+        self.port = int(port)
+        self.path = "/" + url.split("://", 1)[1].split("/", 1)[1]
+        self.payloads: list[bytes] = []
+        self._buffer = bytearray()
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def subscribe(self, topic: str) -> None:
+        """Handshake, subscribe, and wait for the subscription's reply."""
+        import base64
+        import json
+
+        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self._writer.write(
+            f"GET {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Protocol: drizzle.v1\r\n\r\n".encode()
+        )
+        head = await self._reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        request = json.dumps({"request_id": 1, "action": "__subscribe__", "data": {"topic": topic}}).encode()
+        assert len(request) < 126
+        # A client frame must be masked; an all-zero mask leaves the payload as it is.
+        self._writer.write(bytes([0x81, 0x80 | len(request)]) + b"\0\0\0\0" + request)
+        reply = json.loads((await self.frames(1))[0])
+        assert reply == {"request_id": 1, "data": {"topic": topic}}, reply
+        self.payloads.clear()
+
+    async def frames(self, count: int) -> list[bytes]:
+        """Read until ``count`` text frames have arrived in all; all payloads so far."""
+        assert self._reader is not None
+        while len(self.payloads) < count:
+            chunk = await self._reader.read(1 << 16)
+            if not chunk:
+                raise ConnectionError(f"closed after {len(self.payloads)} frames")
+            self._buffer += chunk
+            self._split()
+        return self.payloads
+
+    def _split(self) -> None:
+        buffer, start, size = self._buffer, 0, len(self._buffer)
+        while size - start >= 2:
+            length, offset = buffer[start + 1] & 0x7F, start + 2
+            if length == 126:
+                if size - offset < 2:
+                    break
+                length, offset = int.from_bytes(buffer[offset:offset + 2], "big"), offset + 2
+            elif length == 127:
+                if size - offset < 8:
+                    break
+                length, offset = int.from_bytes(buffer[offset:offset + 8], "big"), offset + 8
+            if size - offset < length:
+                break
+            assert buffer[start] == 0x81, f"expected a final text frame, got opcode byte {buffer[start]:#x}"
+            self.payloads.append(bytes(buffer[offset:offset + length]))
+            start = offset + length
+        del buffer[:start]
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()

@@ -1,0 +1,298 @@
+"""Several gateway processes sharing topics through one real redis-server.
+
+The gateways are real subprocesses (``drizzle-gateway serve ... --redis
+URL``) on their own ports; the clients are real websocket clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+from drizzle_gateway.client import Client, RemoteError
+from tests.redis_support import BareSubscriber, GatewayProcess, RedisServer, eventually
+
+redis_asyncio = pytest.importorskip("redis.asyncio")
+
+
+def message(author: str, seq: int, text: str = "hi") -> dict:
+    return {"author": {"name": author}, "text": text, "seq": seq}
+
+
+@pytest.fixture(scope="module")
+def redis_server():
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def gateways(redis_server):
+    """Three gateway processes on one Redis."""
+    processes = [GatewayProcess(redis_server.url) for _ in range(3)]
+    try:
+        for process in processes:
+            process.wait_ready()
+        yield processes
+    finally:
+        for process in processes:
+            process.stop()
+            process.remove_log()
+
+
+@pytest.fixture
+def open_client(io_loop):
+    """Open `Client` instances on a gateway process; all closed after the test."""
+    clients: list[Client] = []
+
+    async def _open(gateway: GatewayProcess, timeout: float = 10.0) -> Client:
+        client = await Client(gateway.url, timeout=timeout).connect()
+        clients.append(client)
+        return client
+
+    yield _open
+    for client in clients:
+        if client._ws is not None:
+            client._ws.close()
+
+
+@pytest.fixture
+def redis_client(redis_server):
+    """A plain Redis client, to look at what the gateways subscribed to."""
+    return redis_asyncio.Redis.from_url(redis_server.url)
+
+
+async def numsub(redis_client, name: str) -> int:
+    return dict(await redis_client.pubsub_numsub(name))[name.encode()]
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+@pytest.mark.gen_test(timeout=60)
+async def test_publishes_from_each_process_reach_all_in_order_exactly_once(gateways, open_client, processes):
+    channel = f"chat.order{processes}"
+    clients = [await open_client(gateway) for gateway in gateways[:processes]]
+    for client in clients:
+        await client.subscribe(channel)
+    per_publisher = 30
+
+    async def publish_all(index: int, client: Client) -> None:
+        for seq in range(per_publisher):
+            await client.publish(channel, message(f"p{index}", seq))
+
+    await asyncio.gather(*(publish_all(i, client) for i, client in enumerate(clients)))
+    for client in clients:
+        by_author: dict[str, list[int]] = {}
+        for _ in range(processes * per_publisher):
+            event = await client.next_event()
+            by_author.setdefault(event.data["author"]["name"], []).append(event.data["seq"])
+        assert by_author == {f"p{i}": list(range(per_publisher)) for i in range(processes)}
+
+    # Every process has received every publish, so Redis has already passed
+    # any echo of them along too: a duplicate would now come before these.
+    for i, client in enumerate(clients):
+        await client.publish(channel, message(f"end{i}", 0))
+    for client in clients:
+        ends = sorted([(await client.next_event()).data["author"]["name"] for _ in range(processes)])
+        assert ends == [f"end{i}" for i in range(processes)]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_invalid_publish_reaches_nobody_anywhere(gateways, open_client):
+    channel = "chat.invalid"
+    clients = [await open_client(gateway) for gateway in gateways]
+    for client in clients:
+        await client.subscribe(channel)
+    publisher = clients[0]
+    with pytest.raises(RemoteError) as refused:
+        await publisher.publish(channel, message("bad", 1, text="x" * 101))
+    assert refused.value.code == "INVALID_DATA"
+    assert "text" in refused.value.details["payload"]
+    # Same publisher, so per-publisher order: had the invalid one gone out, it would come first.
+    await publisher.publish(channel, message("good", 2))
+    for client in clients:
+        event = await client.next_event()
+        assert event.data == message("good", 2)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_one_redis_subscription_per_channel_per_process(gateways, open_client, redis_client):
+    first = [await open_client(gateways[0]) for _ in range(4)]
+    second = [await open_client(gateways[1]) for _ in range(3)]
+    for client in first + second:
+        await client.subscribe("chat.numsub")
+    await first[0].subscribe("chat.numsub-other-room")
+
+    assert await numsub(redis_client, "drizzle:chat.numsub") == 2
+    assert await numsub(redis_client, "drizzle:chat.numsub-other-room") == 1
+    assert set(await redis_client.pubsub_channels("drizzle:chat.numsub*")) == {
+        b"drizzle:chat.numsub", b"drizzle:chat.numsub-other-room"}
+
+    await first[0].publish("chat.numsub", message("one", 1))
+    for client in first + second:
+        assert (await client.next_event()).data == message("one", 1)
+
+    for client in first:
+        await client.unsubscribe("chat.numsub")
+    assert await eventually(lambda: _numsub_is(redis_client, "drizzle:chat.numsub", 1), 5)
+    for client in second:
+        await client.unsubscribe("chat.numsub")
+    assert await eventually(lambda: _numsub_is(redis_client, "drizzle:chat.numsub", 0), 5)
+    await redis_client.aclose()
+
+
+async def _numsub_is(redis_client, name: str, expected: int) -> bool:
+    return await numsub(redis_client, name) == expected
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_channel_prefix_keeps_apps_apart_on_one_redis(gateways, redis_server, open_client, redis_client):
+    other_app = GatewayProcess(redis_server.url, "--redis-prefix", "otherapp:")
+    try:
+        other_app.wait_ready()
+        ours, theirs = await open_client(gateways[0]), await open_client(other_app)
+        await ours.subscribe("chat.shared")
+        await theirs.subscribe("chat.shared")
+        assert await numsub(redis_client, "otherapp:chat.shared") == 1
+        assert await numsub(redis_client, "drizzle:chat.shared") == 1
+
+        await theirs.publish("chat.shared", message("theirs", 1))
+        assert (await theirs.next_event()).data == message("theirs", 1)
+        await ours.publish("chat.shared", message("ours", 2))
+        assert (await ours.next_event()).data == message("ours", 2)  # not theirs first
+    finally:
+        other_app.stop()
+        other_app.remove_log()
+        await redis_client.aclose()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_redis_killed_and_restarted(gateways, redis_server, open_client):
+    channel = "chat.outage"
+    alice, alice_neighbour = await open_client(gateways[0]), await open_client(gateways[0])
+    bob = await open_client(gateways[1])
+    for client in (alice, alice_neighbour, bob):
+        await client.subscribe(channel)
+    await alice.publish(channel, message("alice", 0))
+    assert (await bob.next_event()).data == message("alice", 0)
+    assert (await alice_neighbour.next_event()).data == message("alice", 0)
+    outages_before = [gateway.logs().count("is unreachable") for gateway in gateways]
+
+    redis_server.kill()
+    try:
+        # The gateway keeps serving requests and local deliveries; nobody gets an error frame.
+        assert await alice.ping() == "pong"
+        assert await bob.call("lab", "plain", {"x": 1}) == {"kind": "plain", "data": {"x": 1}}
+        for seq in range(1, 6):
+            await alice.publish(channel, message("alice", seq))
+        for seq in range(1, 6):
+            assert (await alice_neighbour.next_event()).data == message("alice", seq)
+        await bob.subscribe("chat.outage-late")  # needs Redis, which is back only later
+    finally:
+        redis_server.start()
+
+    # Cross-process delivery resumes within 2 s of Redis accepting connections again.
+    loop = asyncio.get_running_loop()
+    restarted = loop.time()
+    seq = 100
+    while True:
+        seq += 1
+        await alice.publish(channel, message("alice", seq))
+        try:
+            event = await bob.next_event(timeout=0.05)
+        except TimeoutError:
+            assert loop.time() - restarted < 2.0, "no cross-process delivery within 2 s of the restart"
+            continue
+        if event.data["seq"] > 100:  # the ones queued during the outage may come first
+            break
+    assert loop.time() - restarted < 2.0
+    await alice.publish("chat.outage-late", message("alice", 1000))
+    events = []
+    while not events or events[-1].topic != "chat.outage-late":
+        events.append(await bob.next_event())
+    assert events[-1].data == message("alice", 1000)
+
+    # The outage was logged once per process, not once per publish.
+    async def logged_back() -> bool:
+        return all("is back" in gateway.logs() for gateway in gateways)
+
+    assert await eventually(logged_back, 5)
+    outages = [gateway.logs().count("is unreachable") - before for gateway, before in zip(gateways, outages_before)]
+    assert outages == [1, 1, 1]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_frozen_redis_never_blocks_the_gateway(gateways, redis_server, open_client):
+    channel = "chat.frozen"
+    alice = await open_client(gateways[0], timeout=5)
+    alice_neighbour = await open_client(gateways[0], timeout=5)
+    bob = await open_client(gateways[1], timeout=5)
+    for client in (alice, alice_neighbour, bob):
+        await client.subscribe(channel)
+
+    redis_server.freeze()  # connections stay open; Redis answers nothing
+    try:
+        for seq in range(3):
+            await alice.publish(channel, message("alice", seq))
+            assert (await alice_neighbour.next_event()).data == message("alice", seq)
+        await asyncio.sleep(1.5)  # past the broker's call timeout: it gives up on Redis and retries
+        assert await alice.ping() == "pong"
+        assert await bob.ping() == "pong"
+        await alice_neighbour.subscribe("chat.frozen-late")
+        await alice.publish(channel, message("alice", 3))
+        assert (await alice_neighbour.next_event()).data == message("alice", 3)
+    finally:
+        redis_server.thaw()
+
+    async def bob_hears_alice() -> bool:
+        await alice.publish(channel, message("alice", 99))
+        try:
+            while True:
+                if (await bob.next_event(timeout=0.1)).data["seq"] == 99:
+                    return True
+        except TimeoutError:
+            return False
+
+    assert await eventually(bob_hears_alice, 10)
+
+
+@pytest.mark.gen_test(timeout=600)
+async def test_a_thousand_subscribers_on_two_processes_receive_a_thousand_messages_from_a_third(
+        gateways, open_client):
+    subscribers = [BareSubscriber(gateways[i % 2].url) for i in range(1000)]
+    try:
+        await asyncio.gather(*(subscriber.subscribe("chat.crowd") for subscriber in subscribers))
+        publisher = await open_client(gateways[2])
+
+        async def publish_all() -> None:
+            for seq in range(1000):
+                await publisher.publish("chat.crowd", message("crowd", seq, text="x"))
+
+        await asyncio.gather(publish_all(), *(subscriber.frames(1000) for subscriber in subscribers))
+        seq = re.compile(rb'"seq":(\d+)')
+        for subscriber in subscribers:
+            received = [int(found) for found in seq.findall(b"\n".join(subscriber.payloads))]
+            assert received == list(range(1000))
+    finally:
+        for subscriber in subscribers:
+            subscriber.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_sigterm_shuts_the_broker_down_cleanly(redis_server, open_client):
+    gateway = GatewayProcess(redis_server.url).wait_ready()
+    try:
+        client = await open_client(gateway)
+        await client.subscribe("chat.bye")
+        await client.publish("chat.bye", message("me", 1))
+        assert (await client.next_event()).data == message("me", 1)
+        exit_code = await asyncio.get_running_loop().run_in_executor(None, gateway.stop)
+        assert exit_code == 0
+        logs = gateway.logs()
+        for trouble in ("Task was destroyed", "never awaited", "Traceback", "Unclosed"):
+            assert trouble not in logs
+        assert "shutting down" in logs
+    finally:
+        gateway.stop()
+        gateway.remove_log()
