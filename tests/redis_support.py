@@ -237,3 +237,11 @@ class BareSubscriber:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+
+
+@pytest.fixture(scope="module")
+def redis_server():
+    """A redis-server of the test module's own, stopped after the module."""
+    server = RedisServer().start()
+    yield server
+    server.stop()

@@ -12,20 +12,15 @@ import re
 import pytest
 
 from drizzle_gateway.client import Client, RemoteError
-from tests.redis_support import BareSubscriber, GatewayProcess, RedisServer, eventually
+from tests import redis_support
+from tests.redis_support import BareSubscriber, GatewayProcess, eventually
 
 redis_asyncio = pytest.importorskip("redis.asyncio")
+redis_server = redis_support.redis_server
 
 
 def message(author: str, seq: int, text: str = "hi") -> dict:
     return {"author": {"name": author}, "text": text, "seq": seq}
-
-
-@pytest.fixture(scope="module")
-def redis_server():
-    server = RedisServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +213,8 @@ async def test_redis_killed_and_restarted(gateways, redis_server, open_client):
         return all("is back" in gateway.logs() for gateway in gateways)
 
     assert await eventually(logged_back, 5)
-    outages = [gateway.logs().count("is unreachable") - before for gateway, before in zip(gateways, outages_before)]
+    outages = [gateway.logs().count("is unreachable") - before
+               for gateway, before in zip(gateways, outages_before, strict=True)]
     assert outages == [1, 1, 1]
 
 

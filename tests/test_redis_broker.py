@@ -1,0 +1,126 @@
+"""RedisBroker inside one gateway process, against a real redis-server.
+
+Cross-process behaviour lives in test_redis_scaleout.py; here: the outbox
+while Redis is down, shutting down, and how the tests behave without
+redis-server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from drizzle_gateway import Gateway
+from tests import redis_support
+from tests.redis_support import REPO
+from tests.resources import TEST_RESOURCES, TEST_TOPICS
+
+redis = pytest.importorskip("redis")
+RedisBroker = pytest.importorskip("drizzle_gateway.brokers.redis").RedisBroker
+redis_server = redis_support.redis_server
+
+PREFIX = "inproc:"
+
+
+def message(seq: int) -> dict:
+    return {"author": {"name": "me"}, "text": "hi", "seq": seq}
+
+
+@pytest.fixture
+def gateway(redis_server, io_loop) -> Gateway:
+    """The test gateway on a RedisBroker whose outbox holds 3 publishes (overrides conftest's)."""
+    gw = Gateway(resources=TEST_RESOURCES, topics=TEST_TOPICS,
+                 broker=RedisBroker(redis_server.url, prefix=PREFIX, max_pending=3))
+    yield gw
+    io_loop.run_sync(gw.close)
+
+
+def broker_tasks() -> list[asyncio.Task]:
+    """Tasks still running code of the Redis broker or redis-py."""
+    def runs_redis(task: asyncio.Task) -> bool:
+        code = getattr(task.get_coro(), "cr_code", None)
+        return code is not None and ("brokers/redis" in code.co_filename or "/redis/" in code.co_filename)
+    return [task for task in asyncio.all_tasks() if not task.done() and runs_redis(task)]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_publishes_made_while_redis_is_down_are_delivered_locally_and_queued_bounded(
+        connect, redis_server):
+    publisher, neighbour = await connect(), await connect()
+    await neighbour.subscribe("chat.queue")
+    await publisher.publish("chat.queue", message(0))
+    assert (await neighbour.next_event()).data == message(0)
+
+    redis_server.kill()
+    try:
+        for seq in range(1, 6):  # no error frame: the publish is accepted
+            assert await publisher.publish("chat.queue", message(seq)) == {"topic": "chat.queue"}
+        for seq in range(1, 6):
+            assert (await neighbour.next_event()).data == message(seq)
+    finally:
+        redis_server.start()
+    # Still inside one step of the event loop, so the broker has not reconnected yet:
+    # this plain subscriber is on Redis before the queued publishes are sent.
+    observer = redis.Redis.from_url(redis_server.url).pubsub(ignore_subscribe_messages=True)
+    observer.subscribe(PREFIX + "chat.queue")
+    assert observer.get_message(timeout=5) is None  # the subscribe confirmation
+
+    async def next_from_redis() -> dict:
+        found = await asyncio.get_running_loop().run_in_executor(None, lambda: observer.get_message(timeout=5))
+        assert found is not None, "nothing arrived on Redis"
+        origin, _, payload = found["data"].partition(b" ")
+        return json.loads(payload)
+
+    # The outbox keeps the newest 3 (max_pending=3), in order; the oldest 2 were dropped.
+    assert [await next_from_redis() for _ in range(3)] == [message(3), message(4), message(5)]
+    await publisher.publish("chat.queue", message(6))
+    assert await next_from_redis() == message(6)
+    assert (await neighbour.next_event()).data == message(6)  # once: no echo back from Redis
+    await publisher.publish("chat.queue", message(7))
+    assert (await neighbour.next_event()).data == message(7)
+    observer.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_gateway_close_stops_the_broker_cleanly(connect, gateway):
+    client = await connect()
+    await client.subscribe("chat.closing")
+    await client.publish("chat.closing", message(1))
+    assert (await client.next_event()).data == message(1)
+    assert broker_tasks(), "the broker should be running"
+
+    await gateway.close()
+    assert broker_tasks() == []
+    assert not gateway.broker.connected
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_gateway_close_while_redis_is_down_does_not_hang(connect, gateway, redis_server):
+    client = await connect()
+    await client.subscribe("chat.closing")
+    redis_server.kill()
+    try:
+        await client.publish("chat.closing", message(1))
+        assert (await client.next_event()).data == message(1)
+        await gateway.close()
+        assert broker_tasks() == []
+    finally:
+        redis_server.start()
+
+
+@pytest.mark.parametrize("required, outcome", [("0", "1 skipped"), ("1", "1 error")])
+def test_without_redis_server_the_redis_tests_skip_with_the_reason_unless_required(required, outcome):
+    env = {**os.environ, "PATH": "/nonexistent", "DRIZZLE_REQUIRE_REDIS": required}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rsf", "-p", "no:cacheprovider",
+         "tests/test_redis_scaleout.py::test_an_invalid_publish_reaches_nobody_anywhere"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert "redis-server is not installed" in result.stdout, result.stdout
+    assert outcome in result.stdout, result.stdout
+    assert result.returncode == (0 if required == "0" else 1)
