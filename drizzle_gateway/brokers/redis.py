@@ -145,7 +145,7 @@ class RedisBroker:
             waiters = self._confirming.get(name.encode())
             if waiters:
                 await asyncio.wait_for(asyncio.shield(waiters[-1]), self.timeout)
-        except REDIS_ERRORS as exc:
+        except Exception as exc:  # redis-py may also fail oddly on a connection torn down under it
             self._break(exc)
 
     async def unsubscribe(self, channel: str) -> None:
@@ -158,7 +158,7 @@ class RedisBroker:
         if self._up.is_set() and self._pubsub is not None:
             try:
                 await asyncio.wait_for(self._pubsub.unsubscribe(name), self.timeout)
-            except REDIS_ERRORS as exc:
+            except Exception as exc:
                 self._break(exc)
 
     async def close(self) -> None:
@@ -170,16 +170,17 @@ class RedisBroker:
         deadline = loop.time() + self.timeout
         while self._outbox and self._up.is_set() and loop.time() < deadline:
             await asyncio.sleep(0.005)
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._reader] if self._reader else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         await self._drop_pubsub()
         for client in (self._publisher, self._subscriber):
             if client is not None:
                 try:
                     await asyncio.wait_for(client.aclose(), self.timeout)
-                except REDIS_ERRORS:
+                except Exception:
                     pass
         self._listeners.clear()
 
@@ -207,7 +208,7 @@ class RedisBroker:
                 self._attempt = loop.create_future()
             try:
                 await self._connect()
-            except REDIS_ERRORS as exc:
+            except Exception as exc:
                 self._went_down(exc)
                 await self._drop_pubsub()
                 self._attempt.set_result(False)
@@ -318,7 +319,7 @@ class RedisBroker:
                 for name, message in batch:
                     pipe.publish(name, message)
                 await asyncio.wait_for(pipe.execute(), self.timeout)
-            except REDIS_ERRORS as exc:
+            except Exception as exc:
                 self._outbox.extendleft(reversed(batch))
                 while len(self._outbox) > self.max_pending:
                     self._outbox.popleft()
@@ -330,7 +331,7 @@ class RedisBroker:
         assert self._publisher is not None
         try:
             await asyncio.wait_for(self._publisher.connection_pool.disconnect(), self.timeout)
-        except REDIS_ERRORS:
+        except Exception:
             pass
 
     async def _drop_pubsub(self) -> None:
@@ -345,7 +346,7 @@ class RedisBroker:
         if pubsub is not None:
             try:
                 await asyncio.wait_for(pubsub.aclose(), self.timeout)
-            except REDIS_ERRORS:
+            except Exception:
                 pass
 
     # -- outage bookkeeping --------------------------------------------------
@@ -358,6 +359,8 @@ class RedisBroker:
 
     def _went_down(self, exc: BaseException) -> None:
         self._up.clear()
+        if not isinstance(exc, REDIS_ERRORS):
+            logger.debug("unexpected error talking to redis", exc_info=exc)
         if self._outage_since is None and not self._closed:
             self._outage_since = asyncio.get_running_loop().time()
             logger.error(

@@ -1,0 +1,231 @@
+"""Cross-process fan-out through Redis against the in-memory broker in one process.
+
+Run: ``python -m bench.redis_fanout`` (needs redis-server on PATH; it starts
+its own on a free loopback port, and the gateway processes it measures).
+
+Two scenarios, same app (``examples.chat.app:gateway``), same clients:
+
+- memory: one gateway process; publisher and subscribers on it.
+- redis: two gateway processes on one Redis; the publisher on the first,
+  every subscriber on the second, so each delivery crosses processes.
+
+Figures: publish-to-deliver latency p50/p99 (one subscriber, one publish
+at a time, the clock read in this process at send and at receipt) and
+deliveries/s (many subscribers, publishes in flight concurrently, until
+every subscriber holds every message). Subscribers read frames in bulk
+so this process is not the bottleneck.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from drizzle_gateway.client import Client
+
+REPO = Path(__file__).resolve().parent.parent
+APP = "examples.chat.app:gateway"
+ROOM = "chat.bench"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+class Processes:
+    """Child processes (redis-server, gateways), all stopped on exit."""
+
+    def __init__(self) -> None:
+        self.children: list[subprocess.Popen] = []
+        self.workdir = tempfile.mkdtemp(prefix="drizzle-bench-")
+
+    def redis(self) -> str:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise SystemExit("redis-server is not installed (apt-get install redis-server)")
+        port = free_port()
+        child = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                  "--appendonly", "no", "--dir", self.workdir],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.children.append(child)
+        wait_for_port(port, child)
+        return f"redis://127.0.0.1:{port}/0"
+
+    def gateway(self, redis_url: str | None) -> str:
+        port = free_port()
+        command = [sys.executable, "-m", "drizzle_gateway.cli", "serve", APP, "--port", str(port),
+                   "--log-level", "WARNING"]
+        if redis_url:
+            command += ["--redis", redis_url]
+        child = subprocess.Popen(command, cwd=REPO)
+        self.children.append(child)
+        wait_for_port(port, child)
+        return f"ws://127.0.0.1:{port}/ws"
+
+    def __enter__(self) -> Processes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for child in reversed(self.children):  # gateways first, Redis last
+            child.terminate()
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class BulkSubscriber:
+    """A websocket subscriber that splits frames in bulk and stamps their arrival."""
+
+    def __init__(self, url: str) -> None:
+        address, path = url.split("://", 1)[1].split("/", 1)
+        self.host, port = address.rsplit(":", 1)
+        self.port, self.path = int(port), "/" + path
+        self.arrivals: list[tuple[float, bytes]] = []
+        self._buffer = bytearray()
+
+    async def subscribe(self, topic: str) -> None:
+        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self._writer.write(
+            f"GET {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Protocol: drizzle.v1\r\n\r\n".encode())
+        if not (await self._reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101"):
+            raise RuntimeError("websocket handshake refused")
+        request = json.dumps({"request_id": 1, "action": "__subscribe__", "data": {"topic": topic}}).encode()
+        self._writer.write(bytes([0x81, 0x80 | len(request)]) + b"\0\0\0\0" + request)  # zero mask
+        await self.frames(1)
+        self.arrivals.clear()
+
+    async def frames(self, count: int) -> None:
+        while len(self.arrivals) < count:
+            chunk = await self._reader.read(1 << 16)
+            if not chunk:
+                raise ConnectionError("subscriber closed")
+            now = time.perf_counter()
+            self._buffer += chunk
+            buffer, start, size = self._buffer, 0, len(self._buffer)
+            while size - start >= 2:
+                length, offset = buffer[start + 1] & 0x7F, start + 2
+                if length == 126:
+                    if size - offset < 2:
+                        break
+                    length, offset = int.from_bytes(buffer[offset:offset + 2], "big"), offset + 2
+                if size - offset < length:
+                    break
+                self.arrivals.append((now, bytes(buffer[offset:offset + length])))
+                start = offset + length
+            del buffer[:start]
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def seq_of(frame: bytes) -> int:
+    return int(json.loads(frame)["data"]["text"])
+
+
+async def latency(publish_url: str, subscribe_url: str, messages: int) -> list[float]:
+    """Milliseconds from sending each publish to its event arriving, one at a time."""
+    subscriber = BulkSubscriber(subscribe_url)
+    await subscriber.subscribe(ROOM)
+    async with Client(publish_url) as publisher:
+        sent: dict[int, float] = {}
+        for seq in range(messages):
+            sent[seq] = time.perf_counter()
+            await publisher.publish(ROOM, {"author": "bench", "text": str(seq)})
+            await subscriber.frames(seq + 1)
+        subscriber.close()
+    return [(at - sent[seq_of(frame)]) * 1000 for at, frame in subscriber.arrivals][messages // 10:]  # warm-up
+
+
+async def throughput(publish_url: str, subscribe_url: str, subscribers: int, messages: int,
+                     in_flight: int = 50) -> float:
+    """Deliveries per second to ``subscribers`` of ``messages`` publishes."""
+    crowd = [BulkSubscriber(subscribe_url) for _ in range(subscribers)]
+    await asyncio.gather(*(subscriber.subscribe(ROOM) for subscriber in crowd))
+    async with Client(publish_url) as publisher:
+        started = time.perf_counter()
+
+        async def publish_all() -> None:
+            for first in range(0, messages, in_flight):
+                await asyncio.gather(*(publisher.publish(ROOM, {"author": "bench", "text": str(seq)})
+                                       for seq in range(first, min(first + in_flight, messages))))
+
+        await asyncio.gather(publish_all(), *(subscriber.frames(messages) for subscriber in crowd))
+        elapsed = time.perf_counter() - started
+    for subscriber in crowd:
+        subscriber.close()
+    return subscribers * messages / elapsed
+
+
+async def scenario(publish_url: str, subscribe_url: str, args: argparse.Namespace) -> dict:
+    runs = [await latency(publish_url, subscribe_url, args.latency_messages) for _ in range(args.rounds)]
+    rates = [await throughput(publish_url, subscribe_url, args.subscribers, args.messages)
+             for _ in range(args.rounds)]
+    samples = sorted(sample for run in runs for sample in run)
+    return {
+        "p50_ms": statistics.median(samples),
+        "p99_ms": samples[int(len(samples) * 0.99) - 1],
+        "deliveries_per_s": statistics.median(rates),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.redis_fanout", description=__doc__.split("\n")[0])
+    parser.add_argument("--subscribers", type=int, default=100)
+    parser.add_argument("--messages", type=int, default=1000, help="publishes per throughput round")
+    parser.add_argument("--latency-messages", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per scenario; medians reported")
+    args = parser.parse_args(argv)
+
+    with Processes() as processes:
+        redis_url = processes.redis()
+        alone = processes.gateway(None)
+        first, second = processes.gateway(redis_url), processes.gateway(redis_url)
+        memory = asyncio.run(scenario(alone, alone, args))
+        redis = asyncio.run(scenario(first, second, args))
+
+    rows = [("memory broker, 1 process", memory), ("redis broker, 2 processes", redis)]
+    lines = [f"subscribers={args.subscribers} messages={args.messages} latency-messages={args.latency_messages} "
+             f"rounds={args.rounds}",
+             f"{'':28}{'p50 ms':>10}{'p99 ms':>10}{'deliveries/s':>15}"]
+    for name, figures in rows:
+        lines.append(f"{name:28}{figures['p50_ms']:10.2f}{figures['p99_ms']:10.2f}"
+                     f"{figures['deliveries_per_s']:15,.0f}")
+    lines.append(f"{'redis / memory':28}{redis['p50_ms'] / memory['p50_ms']:10.2f}"
+                 f"{redis['p99_ms'] / memory['p99_ms']:10.2f}"
+                 f"{redis['deliveries_per_s'] / memory['deliveries_per_s']:15.2f}")
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
