@@ -16,6 +16,9 @@ from tornado import gen
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
+from drizzle_gateway.client import Client, RemoteError
+from drizzle_gateway.connection import Connection
+from drizzle_gateway.protocol import Protocol
 from tornado_drizzle.conf import init_drizzle
 from tornado_drizzle.drizzle_web_socket import DrizzleHandler, DrizzleWebSocket
 from tornado_drizzle.subscriber import publish
@@ -52,7 +55,7 @@ class LegacyHandler(DrizzleHandler):
 
     @gen.coroutine
     def test_exception(self, message):
-        0 / 0
+        return 1 // 0
 
     def unencodable(self, message):
         return {"value": object()}
@@ -356,6 +359,25 @@ async def test_unencodable_publish_fails_for_the_publisher_and_reaches_no_one(le
     assert reply == {"error": "Unknown error", "code": "INTERNAL_ERROR", "request_id": 4}
     await settle(listener)
     await settle(publisher)
+
+
+@pytest.mark.gen_test
+async def test_the_same_handlers_and_keys_serve_drizzle_v1_clients_too(app, legacy, http_port):
+    gateway = app.settings["drizzle_gateway"]
+    app.add_handlers(r".*", [(r"/v1", Connection, {"gateway": gateway, "protocol": Protocol()})])
+    async with Client(f"ws://127.0.0.1:{http_port}/v1") as modern:
+        assert await modern.request({"action": "__ping__"}) == "pong"
+        assert await modern.call("test", "get") == {"testkey": "testval"}
+        with pytest.raises(RemoteError) as refused:
+            await modern.subscribe("__test__")
+        assert refused.value.code == "FORBIDDEN"
+        assert await modern.call("test", "test_subscribe") == {}
+        old = await legacy()
+        await old.ask({"resource": "test", "action": "test_subscribe", "request_id": 1})
+        assert await modern.call("test", "test_publish") is None
+        assert await old.recv() == {"key": "val"}
+        event = await asyncio.wait_for(modern.events().__anext__(), 10)
+        assert (event.topic, event.data) == ("__test__", {"key": "val"})
 
 
 # -- origins and setup ----------------------------------------------------------------------------

@@ -35,7 +35,13 @@ def route(name: str, handler: type[DrizzleHandler]) -> type[DrizzleHandler]:
 
 
 class LegacyGateway(Gateway):
-    """A `Gateway` answering in the seed's words when a resource or action is not found."""
+    """A `Gateway` answering in the seed's words when a resource or action is not found.
+
+    Its sockets speak the legacy dialect by default; a `Connection` given
+    ``protocol=Protocol()`` serves the same handlers and keys in
+    ``drizzle.v1`` (built-in actions included), for clients migrating one
+    at a time.
+    """
 
     def __init__(
         self,
@@ -55,7 +61,9 @@ class LegacyGateway(Gateway):
 
     def find_action(self, request: Request) -> tuple[type[Resource], Action]:
         """The handler and action a request names, or RESOURCE/ACTION_NOT_FOUND in the seed's words."""
-        handler = self.resources.get(request.resource or "")
+        if request.resource is None:  # a drizzle.v1 built-in; the legacy envelope always names a resource
+            return super().find_action(request)
+        handler = self.resources.get(request.resource)
         if handler is None:
             raise ActionError(ErrorCode.RESOURCE_NOT_FOUND,
                               f"resource '{request.resource}' not found in drizzle_handler_routes")

@@ -21,11 +21,14 @@ class AnyKey(Topic):
     """An untyped topic whose channels are all non-empty strings (``__test__``, ``room.1``, ``a/b``).
 
     Tornado Drizzle keys are free-form, so they cannot be a drizzle.v1
-    topic pattern, whose parameters exclude dots and slashes.
+    topic pattern, whose parameters exclude dots and slashes. As in the
+    seed, only handlers subscribe sockets; ``drizzle.v1`` clients may not
+    ``__subscribe__`` to a key by themselves.
     """
 
     def __init__(self) -> None:
-        super().__init__("*", None, description="Tornado Drizzle subscription keys: any non-empty string")
+        super().__init__("*", None, client_subscribe=False,
+                         description="Tornado Drizzle subscription keys: any non-empty string")
 
     def match(self, name: str) -> dict[str, str] | None:
         """Every non-empty string is a channel of this topic."""
