@@ -323,7 +323,7 @@ export class Drizzle {
    * @returns {Promise<Drizzle>}
    */
   static async connect(url, options = {}) {
-    const client = new Drizzle(url, options);
+    const client = new Drizzle(url, options ?? {});
     await client._open();
     return client;
   }
@@ -334,11 +334,11 @@ export class Drizzle {
    */
   constructor(url, options = {}) {
     this.url = url;
-    this.options = options;
-    this.timeout = options.timeout ?? 10000;
-    this.WebSocket = options.WebSocket ?? globalThis.WebSocket;
-    this.now = options.now ?? (() => Date.now());
-    this.timers = options.timers ?? realTimers;
+    this.options = options ?? {};
+    this.timeout = this.options.timeout ?? 10000;
+    this.WebSocket = this.options.WebSocket ?? globalThis.WebSocket;
+    this.now = this.options.now ?? (() => Date.now());
+    this.timers = this.options.timers ?? realTimers;
     this.requests = new RequestTracker(this.timers);
     /** @type {"connecting"|"open"|"reconnecting"|"closed"} */
     this.state = "connecting";
