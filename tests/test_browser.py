@@ -68,7 +68,7 @@ window.outcome = async (promise) => {
     return { ok: true, data: await promise };
   } catch (error) {
     return { ok: false, drizzleError: error instanceof DrizzleError, code: error.code,
-             message: error.text, details: error.details ?? null };
+             message: error.message, details: error.details ?? null };
   }
 };
 window.connect = async (options = {}) => {
@@ -317,3 +317,34 @@ def explore_chat_topic(page) -> None:
     assert page.inner_text("#publish-result .code") == "INVALID_DATA"
     assert page.locator("#events li").count() == 1, "the refused payload reached nobody"
     screenshot(page, "explorer-topic.png")
+
+
+def test_heartbeat_notices_a_frozen_server_and_reconnects_when_it_thaws(open_page):
+    """A stopped (not closed) server sends no close frame: only the __ping__ heartbeat can tell."""
+    server = GatewayProcess("examples.chat.app:gateway").start()
+    try:
+        page = open_page(server.url("/drizzle.js"))
+        page.evaluate("""async () => {
+          const { Drizzle } = await import("/drizzle.js");
+          window.log = [];
+          window.dz = await Drizzle.connect(`ws://${location.host}/ws`, {
+            heartbeatInterval: 300, heartbeatTimeout: 700, backoff: { initial: 200, max: 1000 } });
+          for (const type of ["close", "reconnect"]) dz.on(type, (detail) => log.push({ type, detail }));
+          window.seen = [];
+          await dz.subscribe("chat.lobby", (data) => seen.push(data.text));
+        }""")
+        server.process.send_signal(signal.SIGSTOP)
+        try:
+            page.wait_for_function("log.some(entry => entry.type === 'close')")
+            closed = page.evaluate("log[0].detail")
+            assert closed == {"code": 1006, "reason": "heartbeat timeout", "willReconnect": True}
+            assert page.evaluate("dz.state") == "reconnecting"
+        finally:
+            server.process.send_signal(signal.SIGCONT)
+        page.wait_for_function("log.some(entry => entry.type === 'reconnect')")
+        assert page.evaluate("dz.state") == "open"
+        reply = page.evaluate("dz.call('rooms', 'say', { room: 'lobby', author: 'ada', text: 'thawed' })")
+        assert reply["text"] == "thawed"
+        page.wait_for_function("seen.includes('thawed')")
+    finally:
+        server.stop()

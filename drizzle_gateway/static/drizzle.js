@@ -48,16 +48,14 @@ export const ClientErrorCode = Object.freeze({
 export class DrizzleError extends Error {
   /**
    * @param {string} code stable error code, e.g. "INVALID_DATA" or "TIMEOUT"
-   * @param {string} message human-readable text
+   * @param {string} message human-readable text (the error frame's "error")
    * @param {*} [details] whatever helps fix the request (e.g. field errors)
    */
   constructor(code, message, details = undefined) {
-    super(`${code}: ${message}`);
+    super(message);
     this.name = "DrizzleError";
     /** @type {string} */
     this.code = code;
-    /** @type {string} the server's text, without the code */
-    this.text = message;
     /** @type {*} */
     this.details = details;
   }

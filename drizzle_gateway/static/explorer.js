@@ -214,7 +214,7 @@ export async function main(document) {
       target.replaceChildren(
         el("h3", {}, "Error"),
         el("div", { class: "code" }, error.code ?? "ERROR"),
-        el("div", { class: "message" }, error.text ?? error.message),
+        el("div", { class: "message" }, error.message),
         error.details !== undefined ? el("pre", { class: "details" }, pretty(error.details)) : null,
       );
     });
@@ -285,7 +285,7 @@ export async function main(document) {
         }, { fields: chosenFields("topic") });
       } catch (error) {
         subscribeResult.dataset.status = "error";
-        subscribeResult.textContent = `${error.code}: ${error.text ?? error.message}`;
+        subscribeResult.textContent = `${error.code}: ${error.message}`;
         return;
       }
       state.subscriptions.set(name, entry);

@@ -73,7 +73,7 @@ describe("RequestTracker", () => {
     await assert.rejects(promise, (error) => {
       assert.ok(error instanceof DrizzleError);
       assert.equal(error.code, "INVALID_DATA");
-      assert.equal(error.text, "bad");
+      assert.equal(error.message, "bad");
       assert.deepEqual(error.details, { title: ["required"] });
       return true;
     });
