@@ -335,7 +335,12 @@ def test_heartbeat_notices_a_frozen_server_and_reconnects_when_it_thaws(open_pag
         }""")
         server.process.send_signal(signal.SIGSTOP)
         try:
+            page.evaluate("""() => {
+              window.inFlight = dz.call("rooms", "history", { room: "lobby" }, { timeout: 60000 })
+                .then(() => "resolved", (error) => error.code);
+            }""")
             page.wait_for_function("log.some(entry => entry.type === 'close')")
+            assert page.evaluate("inFlight") == "CONNECTION_LOST"
             closed = page.evaluate("log[0].detail")
             assert closed == {"code": 1006, "reason": "heartbeat timeout", "willReconnect": True}
             assert page.evaluate("dz.state") == "reconnecting"
