@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     serve_cmd.add_argument("--port", type=int, default=8888)
     serve_cmd.add_argument("--path", default="/ws")
     serve_cmd.add_argument("--log-level", default="INFO")
+    serve_cmd.add_argument("--explorer", action=argparse.BooleanOptionalAction, default=True,
+                           help="serve the schema explorer page at /_explorer (default: on)")
     serve_cmd.add_argument("--redis", metavar="URL", help="share topics with other processes through this Redis")
     serve_cmd.add_argument("--redis-prefix", default="drizzle:", help="prefix of this app's Redis channel names")
     schema_cmd = commands.add_parser("schema", help="print the Gateway's __schema__ as JSON")
@@ -76,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     gateway = load_gateway(args.target)
+    gateway.explorer = args.explorer
     if args.redis:
         from .brokers.redis import RedisBroker  # needs the optional 'redis' extra
 

@@ -19,6 +19,7 @@ from .fanout import Fanout
 from .introspection import describe
 from .protocol import Protocol, Request
 from .resources import Resource
+from .static_files import browser_routes
 from .topics import Topic
 
 if TYPE_CHECKING:
@@ -34,6 +35,9 @@ class Gateway:
     broker by default). ``allowed_origins`` lists the browser origins
     allowed besides the gateway's own host; ``["*"]`` allows any.
     ``state`` is a dict for the application's own shared objects.
+    `routes` always serves the browser client at ``/drizzle.js``; ``explorer``
+    adds the schema explorer page at ``/_explorer``; ``extra_routes`` are
+    more Tornado routes served alongside (an example's own pages).
     """
 
     def __init__(
@@ -45,8 +49,12 @@ class Gateway:
         title: str = "drizzle_gateway",
         allowed_origins: Iterable[str] = (),
         protocol: Protocol | None = None,
+        explorer: bool = False,
+        extra_routes: Iterable[tuple] = (),
     ) -> None:
         self.title = title
+        self.explorer = explorer
+        self.extra_routes = list(extra_routes)
         self.state: dict[str, Any] = {}
         self.protocol = protocol or Protocol()
         self.broker: Broker = broker if broker is not None else MemoryBroker()
@@ -167,8 +175,9 @@ class Gateway:
         return urlparse(origin).netloc.lower() == request.headers.get("Host", "").lower()
 
     def routes(self, path: str = "/ws") -> list[tuple[str, type, dict]]:
-        """Routes to give a ``tornado.web.Application``."""
-        return [(path, Connection, {"gateway": self})]
+        """Routes to give a ``tornado.web.Application``: the websocket, the browser files, ``extra_routes``."""
+        return [(path, Connection, {"gateway": self}), *browser_routes(path, explorer=self.explorer),
+                *self.extra_routes]
 
     async def close(self) -> None:
         """Close every connection (1001, going away) and shut the broker down."""
