@@ -111,6 +111,24 @@ async def test_an_invalid_publish_reaches_nobody_anywhere(gateways, open_client)
         assert event.data == message("good", 2)
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_receivers_deliver_what_the_publisher_validated_without_validating_again(
+        gateways, redis_server, open_client):
+    strict = GatewayProcess(redis_server.url, target="tests.scaleout_app:make_strict_gateway")
+    try:
+        strict.wait_ready()
+        receiver, publisher = await open_client(strict), await open_client(gateways[0])
+        await receiver.subscribe("chat.trust")
+        with pytest.raises(RemoteError) as refused:  # this process's own schema refuses long texts
+            await receiver.publish("chat.trust", message("r", 1, text="hello"))
+        assert refused.value.code == "INVALID_DATA"
+        await publisher.publish("chat.trust", message("p", 2, text="hello"))
+        assert (await receiver.next_event()).data == message("p", 2, text="hello")
+    finally:
+        strict.stop()
+        strict.remove_log()
+
+
 @pytest.mark.gen_test(timeout=30)
 async def test_one_redis_subscription_per_channel_per_process(gateways, open_client, redis_client):
     first = [await open_client(gateways[0]) for _ in range(4)]
