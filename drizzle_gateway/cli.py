@@ -80,8 +80,10 @@ def main(argv: list[str] | None = None) -> None:
     gateway = load_gateway(args.target)
     gateway.explorer = args.explorer
     if args.redis:
-        from .brokers.redis import RedisBroker  # needs the optional 'redis' extra
-
+        try:
+            from .brokers.redis import RedisBroker
+        except ImportError as exc:
+            raise SystemExit(f"--redis needs the redis extra: pip install 'drizzle_gateway[redis]' ({exc})") from None
         gateway.use_broker(RedisBroker(args.redis, prefix=args.redis_prefix))
     asyncio.run(serve(gateway, args.host, args.port, args.path))
 
