@@ -11,15 +11,18 @@ from urllib.parse import urlparse
 from marshmallow import ValidationError
 from tornado.httputil import HTTPServerRequest
 
+from .auth import Authenticate, requires_user
 from .brokers import Broker, MemoryBroker
 from .builtin_actions import BuiltinActions, check
 from .connection import Connection
 from .errors import ActionError, ErrorCode
 from .fanout import Fanout
 from .introspection import describe
-from .protocol import Protocol, Request
+from .limits import Limits
+from .protocol import CloseCode, Protocol, Request
 from .resources import Resource
 from .topics import Topic
+from .visibility import visible_schema
 
 if TYPE_CHECKING:
     from .resources import Action
@@ -34,6 +37,11 @@ class Gateway:
     broker by default). ``allowed_origins`` lists the browser origins
     allowed besides the gateway's own host; ``["*"]`` allows any.
     ``state`` is a dict for the application's own shared objects.
+
+    ``authenticate`` (see `drizzle_gateway.auth`) makes every connection
+    prove who it is; ``limits`` bounds what one connection may do (see
+    `Limits`); ``hide_forbidden`` trims ``__schema__`` to what the
+    connection's user may use.
     """
 
     def __init__(
@@ -45,8 +53,15 @@ class Gateway:
         title: str = "drizzle_gateway",
         allowed_origins: Iterable[str] = (),
         protocol: Protocol | None = None,
+        authenticate: Authenticate | None = None,
+        limits: Limits | None = None,
+        hide_forbidden: bool = False,
     ) -> None:
         self.title = title
+        self.authenticate = authenticate
+        self.limits = limits if limits is not None else Limits()
+        self.hide_forbidden = hide_forbidden
+        self.closing = False
         self.state: dict[str, Any] = {}
         self.protocol = protocol or Protocol()
         self.broker: Broker = broker if broker is not None else MemoryBroker()
@@ -135,11 +150,20 @@ class Gateway:
         return resource, found
 
     async def call(self, connection: Connection, request: Request) -> Any:
-        """Run one request: find, check fields, load input, run, dump output."""
+        """Run one request: authenticate, find, check fields, load input, permit, run, dump output.
+
+        An action's ``allow(user, params)`` gets ``{"resource", "action", "data"}``
+        with the loaded input as ``data``.
+        """
+        if self.authenticate is not None and connection.user is None and requires_user(
+            request.action, request.resource
+        ):
+            raise ActionError(ErrorCode.UNAUTHENTICATED, "authenticate first (send __auth__ with a token)")
         resource, act = self.find_action(request)
         selection = act.select(request.fields)
         data = act.load(request.data)
-        await check(act.allow, connection.user, {"data": data}, f"call {act.name!r}")
+        params = {"resource": request.resource, "action": act.name, "data": data}
+        await check(act.allow, connection.user, params, f"call {act.name!r}")
         result = await act.invoke(resource(connection, self), data, request)
         if selection is None:
             return result
@@ -150,6 +174,12 @@ class Gateway:
         if self._schema is None:
             self._schema = describe(self.title, self.resources.values(), self.topics, BuiltinActions)
         return self._schema
+
+    async def schema_for(self, user: Any) -> dict:
+        """The ``__schema__`` document ``user`` sees (trimmed when ``hide_forbidden``)."""
+        if not self.hide_forbidden:
+            return self.schema()
+        return await visible_schema(self, user)
 
     # -- serving --------------------------------------------------------------
 
@@ -163,10 +193,27 @@ class Gateway:
         """Routes to give a ``tornado.web.Application``."""
         return [(path, Connection, {"gateway": self})]
 
-    async def close(self) -> None:
-        """Close every connection (1001, going away) and shut the broker down."""
+    async def close(self, timeout: float | None = None) -> None:
+        """Shut down gracefully, then close the broker.
+
+        New sockets are refused and new requests answered SHUTTING_DOWN;
+        in-flight actions get up to ``timeout`` seconds (default
+        ``limits.shutdown_timeout``) to finish and reply; then the rest are
+        cancelled and every socket is closed with 1001 (going away), which
+        tells clients to reconnect, to another instance if there is one.
+        """
+        self.closing = True
+        timeout = self.limits.shutdown_timeout if timeout is None else timeout
+        in_flight = [task for connection in self.connections for task in connection.tasks]
+        if in_flight:
+            _, late = await asyncio.wait(in_flight, timeout=timeout)
+            if late:
+                logger.warning("shutdown: cancelling %d actions still running after %ss", len(late), timeout)
+                for task in late:
+                    task.cancel()
+        await asyncio.sleep(0)  # let the last replies be written
         for connection in list(self.connections):
-            connection.close(1001, "server shutting down")
+            connection.close(CloseCode.GOING_AWAY, "server shutting down")
         await self.fanout.drain()
         await self.broker.close()
         await asyncio.sleep(0)
