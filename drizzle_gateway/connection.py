@@ -93,10 +93,9 @@ class Connection(WebSocketHandler):
         try:
             request = self.protocol.parse(message, self.gateway.limits)
         except InvalidFrame as exc:
-            request, refusal = None, exc
-            request_id = exc.request_id
+            request, request_id, refusal = None, exc.request_id, self._throttled() or exc
         else:
-            refusal, request_id = self._refusal(), request.request_id
+            request_id, refusal = request.request_id, self._refusal()
         if refusal is not None:
             self.send_frame(self.protocol.error(request_id, refusal))
             return
@@ -137,14 +136,21 @@ class Connection(WebSocketHandler):
 
     # -- requests -----------------------------------------------------------
 
+    def _throttled(self) -> ActionError | None:
+        """RATE_LIMITED if this frame is over the connection's rate, else None (every frame counts)."""
+        if self._bucket is None:
+            return None
+        wait = self._bucket.take()
+        if not wait:
+            return None
+        return ActionError(ErrorCode.RATE_LIMITED, "too many requests; slow down", {"retry_after": round(wait, 3)})
+
     def _refusal(self) -> ActionError | None:
-        """Why a well-formed request cannot run now, or None (rate, in-flight, shutdown)."""
+        """Why a well-formed request cannot run now, or None (rate, shutdown, in-flight)."""
         limits = self.gateway.limits
-        if self._bucket is not None:
-            wait = self._bucket.take()
-            if wait:
-                return ActionError(ErrorCode.RATE_LIMITED, "too many requests; slow down",
-                                   {"retry_after": round(wait, 3)})
+        throttled = self._throttled()
+        if throttled is not None:
+            return throttled
         if self.gateway.closing:
             return ActionError(ErrorCode.SHUTTING_DOWN, "server is shutting down; reconnect")
         if limits.max_in_flight is not None and len(self._tasks) >= limits.max_in_flight:

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("drizzle_gateway")
 
+CLOSE_HANDSHAKE_WAIT = 2.0
+"""Seconds `Gateway.close` waits for peers to answer its close frames."""
+
 
 class Gateway:
     """Serves resources and typed topics over one websocket route.
@@ -214,6 +217,10 @@ class Gateway:
         await asyncio.sleep(0)  # let the last replies be written
         for connection in list(self.connections):
             connection.close(CloseCode.GOING_AWAY, "server shutting down")
+        loop = asyncio.get_running_loop()
+        goodbye = loop.time() + CLOSE_HANDSHAKE_WAIT
+        while self.connections and loop.time() < goodbye:  # let peers answer the close frames
+            await asyncio.sleep(0.01)
         await self.fanout.drain()
         await self.broker.close()
         await asyncio.sleep(0)
