@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from drizzle_gateway.errors import ErrorCode
 from drizzle_gateway.limits import Limits
 
-EXAMPLES = 700
+EXAMPLES = 1500
 CODES = {value for name, value in vars(ErrorCode).items() if name.isupper()}
 CLOSE_CODES = {1009}  # frame too big (documented in the close-code table)
 DROPPED = {None, 1006}  # invalid UTF-8 in a text frame: Tornado fails the connection
@@ -190,4 +190,4 @@ def test_generated_frames_never_hurt_the_gateway(io_loop, raw, connect, server_e
     run()
     assert server_errors() == []
     print(f"fuzz: {state['frames']} frames in {state['examples']} examples")  # noqa: T201 - the quoted count
-    assert state["frames"] >= 2000
+    assert state["frames"] >= 4000
