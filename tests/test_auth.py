@@ -96,7 +96,6 @@ def hook():
 @pytest.fixture
 def gateway(gateway, hook):
     gateway.authenticate = hook
-    gateway.limits = Limits(auth_timeout=0.5)
     gateway.add_resource(Vault)
     gateway.add_topic(rooms)
     gateway.add_topic(staff)
@@ -162,14 +161,15 @@ async def test_hook_errors_are_refusals_with_the_hooks_message(connect, server_e
 
 
 @pytest.mark.gen_test
-async def test_unauthenticated_socket_is_closed_with_4001_after_the_delay(connect):
+async def test_unauthenticated_socket_is_closed_with_4001_after_the_delay(gateway, connect):
+    gateway.limits = Limits(auth_timeout=0.5)
     idle = await connect()
     late = await connect()
     signed_in = await connect(**bearer("ann-token"))
     await late.request({"action": "__auth__", "data": {"token": "bob-token"}})
     with pytest.raises(ConnectionClosed) as closed:
         await idle.next_event(timeout=5)
-    assert closed.value.code == 4001
+    assert closed.value.code == 4001 and not closed.value.should_reconnect
     assert await late.ping() == "pong"
     assert await signed_in.ping() == "pong"
 

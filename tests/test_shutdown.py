@@ -39,7 +39,7 @@ async def test_close_finishes_in_flight_actions_then_closes_with_1001(gateway, c
     for client in (busy, idle):
         with pytest.raises(ConnectionClosed) as closed:
             await client.next_event(timeout=5)
-        assert closed.value.code == 1001
+        assert closed.value.code == 1001 and closed.value.should_reconnect
     late = await connect()
     with pytest.raises(ConnectionClosed) as refused_socket:
         await late.next_event(timeout=5)
