@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     serve_cmd.add_argument("--port", type=int, default=8888)
     serve_cmd.add_argument("--path", default="/ws")
     serve_cmd.add_argument("--log-level", default="INFO")
+    serve_cmd.add_argument("--explorer", action=argparse.BooleanOptionalAction, default=True,
+                           help="serve the schema explorer page at /_explorer (default: on)")
     schema_cmd = commands.add_parser("schema", help="print the Gateway's __schema__ as JSON")
     schema_cmd.add_argument("target", metavar="MODULE:ATTR")
     args = parser.parse_args(argv)
@@ -74,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     gateway = load_gateway(args.target)
+    gateway.explorer = args.explorer
     asyncio.run(serve(gateway, args.host, args.port, args.path))
 
 

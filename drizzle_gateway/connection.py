@@ -75,23 +75,27 @@ class Connection(WebSocketHandler):
         """Apply the gateway's origin policy."""
         return self.gateway.allows_origin(origin, self.request)
 
-    async def open(self, *args: str, **kwargs: str) -> None:
+    async def get(self, *args: str, **kwargs: str) -> None:
+        """Authenticate from the handshake (when the gateway has ``authenticate``), then upgrade."""
+        if self.gateway.authenticate is not None and not self.gateway.closing:
+            try:
+                await self.authenticate()
+            except ActionError:
+                pass  # the client may still send __auth__ before auth_timeout
+        await super().get(*args, **kwargs)
+
+    def open(self, *args: str, **kwargs: str) -> None:
         if self.gateway.closing:
             self.close(CloseCode.GOING_AWAY, "server shutting down")
             return
         self.gateway.connections.add(self)
-        if self.gateway.authenticate is None:
-            return
-        try:
-            await self.authenticate()
-        except ActionError:
-            if self.ws_connection is not None:
-                delay = self.gateway.limits.auth_timeout
-                self._auth_deadline = IOLoop.current().call_later(delay, self._auth_expired)
+        if self.gateway.authenticate is not None and self.user is None:
+            delay = self.gateway.limits.auth_timeout
+            self._auth_deadline = IOLoop.current().call_later(delay, self._auth_expired)
 
     def on_message(self, message: str | bytes) -> None:
         try:
-            request = self.protocol.parse(message, self.gateway.limits)
+            request = self._parse(message)
         except InvalidFrame as exc:
             request, request_id, refusal = None, exc.request_id, self._throttled() or exc
         else:
@@ -135,6 +139,14 @@ class Connection(WebSocketHandler):
             self.close(CloseCode.UNAUTHENTICATED, "not authenticated in time")
 
     # -- requests -----------------------------------------------------------
+
+    def _parse(self, message: str | bytes) -> Request:
+        """The dialect's parse, then the shape limits (depth, keys); raises `InvalidFrame`."""
+        request = self.protocol.parse(message)
+        problem = self.gateway.limits.shape_error(request.raw)
+        if problem is not None:
+            raise InvalidFrame(problem, request.request_id)
+        return request
 
     def _throttled(self) -> ActionError | None:
         """RATE_LIMITED if this frame is over the connection's rate, else None (every frame counts)."""

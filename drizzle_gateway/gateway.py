@@ -21,6 +21,7 @@ from .introspection import describe
 from .limits import Limits
 from .protocol import CloseCode, Protocol, Request
 from .resources import Resource
+from .static_files import browser_routes
 from .topics import Topic
 from .visibility import visible_schema
 
@@ -40,6 +41,9 @@ class Gateway:
     broker by default). ``allowed_origins`` lists the browser origins
     allowed besides the gateway's own host; ``["*"]`` allows any.
     ``state`` is a dict for the application's own shared objects.
+    `routes` always serves the browser client at ``/drizzle.js``; ``explorer``
+    adds the schema explorer page at ``/_explorer``; ``extra_routes`` are
+    more Tornado routes served alongside (an example's own pages).
 
     ``authenticate`` (see `drizzle_gateway.auth`) makes every connection
     prove who it is; ``limits`` bounds what one connection may do (see
@@ -56,11 +60,15 @@ class Gateway:
         title: str = "drizzle_gateway",
         allowed_origins: Iterable[str] = (),
         protocol: Protocol | None = None,
+        explorer: bool = False,
+        extra_routes: Iterable[tuple] = (),
         authenticate: Authenticate | None = None,
         limits: Limits | None = None,
         hide_forbidden: bool = False,
     ) -> None:
         self.title = title
+        self.explorer = explorer
+        self.extra_routes = list(extra_routes)
         self.authenticate = authenticate
         self.limits = limits if limits is not None else Limits()
         self.hide_forbidden = hide_forbidden
@@ -193,8 +201,9 @@ class Gateway:
         return urlparse(origin).netloc.lower() == request.headers.get("Host", "").lower()
 
     def routes(self, path: str = "/ws") -> list[tuple[str, type, dict]]:
-        """Routes to give a ``tornado.web.Application``."""
-        return [(path, Connection, {"gateway": self})]
+        """Routes to give a ``tornado.web.Application``: the websocket, the browser files, ``extra_routes``."""
+        return [(path, Connection, {"gateway": self}), *browser_routes(path, explorer=self.explorer),
+                *self.extra_routes]
 
     async def close(self, timeout: float | None = None) -> None:
         """Shut down gracefully, then close the broker.

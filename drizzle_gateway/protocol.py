@@ -10,12 +10,9 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import ActionError, ErrorCode
-
-if TYPE_CHECKING:
-    from .limits import Limits
 
 PROTOCOL_VERSION = "drizzle.v1"
 SUBPROTOCOL = "drizzle.v1"
@@ -73,11 +70,8 @@ class Protocol:
 
     name = PROTOCOL_VERSION
 
-    def parse(self, message: str | bytes, limits: Limits | None = None) -> Request:
-        """Turn one text frame into a `Request`, or raise `InvalidFrame`.
-
-        With ``limits``, frames nested too deep or with too many keys are refused.
-        """
+    def parse(self, message: str | bytes) -> Request:
+        """Turn one text frame into a `Request`, or raise `InvalidFrame`."""
         if isinstance(message, bytes):
             raise InvalidFrame("binary frames are not supported; send JSON text frames")
         try:
@@ -87,10 +81,6 @@ class Protocol:
         if not isinstance(frame, dict):
             raise InvalidFrame("frame must be a JSON object")
         request_id = frame.get("request_id")
-        if limits is not None:
-            problem = limits.shape_error(frame)
-            if problem is not None:
-                raise InvalidFrame(problem, request_id if _is_request_id(request_id) else None)
         if not _is_request_id(request_id):
             raise InvalidFrame(
                 "'request_id' is required and must be a string or an integer",

@@ -79,7 +79,7 @@ class Lab(Resource):
     @action(output=Message)
     async def bad_output(self, data):
         """Return something the output schema cannot dump."""
-        return {"author": 42, "text": "x"}
+        return {"author": {"name": "ada"}, "text": "x", "seq": "not a number"}
 
     @action()
     async def whoami(self, data):

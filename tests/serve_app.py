@@ -8,7 +8,7 @@ from tests.resources import TEST_RESOURCES, TEST_TOPICS
 
 
 def make_gateway() -> Gateway:
-    """The todo example's gateway plus the test resources and topics (as the ``gateway`` fixture)."""
+    """The todo example's gateway plus the test resources and topics (the ``gateway`` fixture)."""
     gateway = make_todo_gateway()
     for resource in TEST_RESOURCES:
         gateway.add_resource(resource)

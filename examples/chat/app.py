@@ -1,18 +1,24 @@
 """A chat: rooms are typed, parameterised topics ``chat.{room}``.
 
-Run it with ``drizzle-gateway serve examples.chat.app:gateway``.
+Run it with ``drizzle-gateway serve examples.chat.app:gateway`` and open
+http://127.0.0.1:8888/ in two browser windows. The page (index.html, next
+to this file) uses drizzle.js: it posts through ``rooms.say``, which keeps
+the room's history and publishes to ``chat.{room}``.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from datetime import UTC, datetime
+from pathlib import Path
 
+import tornado.web
 from marshmallow import Schema, fields, validate
 
 from drizzle_gateway import Gateway, Resource, Topic, action
 
 HISTORY_LENGTH = 50
+PAGE_DIR = Path(__file__).parent
 
 
 class ChatMessage(Schema):
@@ -55,4 +61,10 @@ class Rooms(Resource):
         return self.gateway.state.setdefault("history", {}).setdefault(room, deque(maxlen=HISTORY_LENGTH))
 
 
-gateway = Gateway(resources=[Rooms], topics=[chat], title="chat example")
+def make_gateway() -> Gateway:
+    """A fresh chat gateway serving its page at ``/``."""
+    page = (r"/()", tornado.web.StaticFileHandler, {"path": str(PAGE_DIR), "default_filename": "index.html"})
+    return Gateway(resources=[Rooms], topics=[chat], title="chat example", extra_routes=[page])
+
+
+gateway = make_gateway()

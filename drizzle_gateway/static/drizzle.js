@@ -1,0 +1,690 @@
+/**
+ * drizzle.js: the browser client of drizzle_gateway (wire protocol drizzle.v1).
+ *
+ * One dependency-free ES module, no build step:
+ *
+ *     import { Drizzle } from "/drizzle.js";
+ *     const dz = await Drizzle.connect("ws://localhost:8888/ws");
+ *     const todo = await dz.call("todos", "create", { title: "milk" }, { fields: ["id"] });
+ *     const sub = await dz.subscribe("chat.lobby", (data, meta) => console.log(meta.topic, data));
+ *     await dz.publish("chat.lobby", { author: "ada", text: "hi" });
+ *     sub.unsubscribe();
+ *
+ * The client numbers its requests and matches replies by `request_id`, rejects a
+ * call that gets no reply in time, detects a dead server with `__ping__`
+ * heartbeats, and after a dropped connection reconnects with jittered exponential
+ * backoff and re-subscribes. The pure parts (backoff, close-code policy, request
+ * tracking, heartbeat decision) are exported for tests and for other clients.
+ *
+ * @module drizzle
+ */
+
+export const SUBPROTOCOL = "drizzle.v1";
+
+/** Websocket close codes the gateway uses (drizzle_gateway.protocol.CloseCode). */
+export const CloseCode = Object.freeze({
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  ABNORMAL: 1006,
+  MESSAGE_TOO_BIG: 1009,
+  INTERNAL_ERROR: 1011,
+  UNAUTHENTICATED: 4001,
+  SLOW_CONSUMER: 4008,
+});
+
+/**
+ * Error codes the client itself produces (the server's codes arrive as they are).
+ */
+export const ClientErrorCode = Object.freeze({
+  TIMEOUT: "TIMEOUT",
+  CONNECTION_LOST: "CONNECTION_LOST",
+  NOT_CONNECTED: "NOT_CONNECTED",
+  CLOSED: "CLOSED",
+});
+
+/**
+ * An error frame from the server, or a failure of the client (timeout, lost connection).
+ */
+export class DrizzleError extends Error {
+  /**
+   * @param {string} code stable error code, e.g. "INVALID_DATA" or "TIMEOUT"
+   * @param {string} message human-readable text (the error frame's "error")
+   * @param {*} [details] whatever helps fix the request (e.g. field errors)
+   */
+  constructor(code, message, details = undefined) {
+    super(message);
+    this.name = "DrizzleError";
+    /** @type {string} */
+    this.code = code;
+    /** @type {*} */
+    this.details = details;
+  }
+}
+
+// -- pure logic ---------------------------------------------------------------
+
+/** Close codes after which reconnecting would not help. */
+const FINAL_CLOSE_CODES = new Set([
+  CloseCode.NORMAL, // the session was ended on purpose
+  CloseCode.MESSAGE_TOO_BIG, // resending would fail again
+  CloseCode.UNAUTHENTICATED, // needs new credentials first
+]);
+
+/**
+ * Whether to reconnect after the socket closed with `code`.
+ * 1000, 1009 and 4001 are final; 1001, 1011, 4008, 1006 (dropped) and others are not.
+ * @param {number} code
+ * @returns {boolean}
+ */
+export function shouldReconnect(code) {
+  return !FINAL_CLOSE_CODES.has(code);
+}
+
+/**
+ * @typedef {Object} BackoffOptions
+ * @property {number} [initial=500] delay cap of the first retry, in ms
+ * @property {number} [max=30000] largest delay, in ms
+ * @property {number} [factor=2] growth of the cap per attempt
+ * @property {number} [jitter=0.5] random share of the delay, 0 (none) .. 1 ("full jitter")
+ */
+
+/**
+ * The delay before reconnect attempt number `attempt` (0 for the first retry):
+ * the cap grows as initial * factor^attempt up to max, and a random share of it
+ * (`jitter`) is spread out so that many clients do not reconnect all at once.
+ * @param {number} attempt
+ * @param {BackoffOptions} [options]
+ * @param {() => number} [random] uniform in [0, 1)
+ * @returns {number} milliseconds
+ */
+export function backoffDelay(attempt, options = {}, random = Math.random) {
+  const { initial = 500, max = 30000, factor = 2, jitter = 0.5 } = options;
+  const cap = Math.min(max, initial * Math.pow(factor, Math.max(0, attempt)));
+  return cap * (1 - jitter) + cap * jitter * random();
+}
+
+/**
+ * @typedef {Object} Timers
+ * @property {(fn: () => void, ms: number) => *} setTimeout
+ * @property {(handle: *) => void} clearTimeout
+ */
+
+/** @type {Timers} */
+const realTimers = {
+  setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
+  clearTimeout: (handle) => globalThis.clearTimeout(handle),
+};
+
+/**
+ * Requests in flight: gives out request ids, matches reply and error frames to
+ * them, and rejects those that get no reply within their timeout.
+ */
+export class RequestTracker {
+  /** @param {Timers} [timers] injectable for tests */
+  constructor(timers = realTimers) {
+    this.timers = timers;
+    this.nextId = 1;
+    /** @type {Map<number, {resolve: Function, reject: Function, timer: *}>} */
+    this.pending = new Map();
+  }
+
+  /** Number of requests waiting for a reply. */
+  get size() {
+    return this.pending.size;
+  }
+
+  /**
+   * Reserve an id and a promise for its reply.
+   * @param {number} timeout ms before the promise rejects with TIMEOUT
+   * @returns {{id: number, promise: Promise<*>}}
+   */
+  open(timeout) {
+    const id = this.nextId++;
+    const promise = new Promise((resolve, reject) => {
+      const timer = this.timers.setTimeout(() => {
+        this.pending.delete(id);
+        reject(new DrizzleError(ClientErrorCode.TIMEOUT, `no reply within ${timeout} ms`, { request_id: id }));
+      }, timeout);
+      this.pending.set(id, { resolve, reject, timer });
+    });
+    return { id, promise };
+  }
+
+  /**
+   * Settle the request a reply or error frame answers.
+   * @param {Object} frame a decoded frame with a request_id
+   * @returns {boolean} false when no request was waiting for it (late or unknown)
+   */
+  settle(frame) {
+    const entry = this.pending.get(frame.request_id);
+    if (entry === undefined) return false;
+    this.pending.delete(frame.request_id);
+    this.timers.clearTimeout(entry.timer);
+    if (typeof frame.code === "string") {
+      entry.reject(new DrizzleError(frame.code, frame.error ?? "", frame.details));
+    } else {
+      entry.resolve(frame.data);
+    }
+    return true;
+  }
+
+  /**
+   * Reject one request without a frame (e.g. it could not be sent).
+   * @param {number} id
+   * @param {DrizzleError} error
+   */
+  fail(id, error) {
+    const entry = this.pending.get(id);
+    if (entry === undefined) return;
+    this.pending.delete(id);
+    this.timers.clearTimeout(entry.timer);
+    entry.reject(error);
+  }
+
+  /**
+   * Reject every request in flight (the connection dropped).
+   * @param {DrizzleError} error
+   */
+  failAll(error) {
+    for (const id of [...this.pending.keys()]) this.fail(id, error);
+  }
+}
+
+/**
+ * The heartbeat's decision: the browser cannot see websocket pings, so the
+ * client sends `__ping__` when it has heard nothing for `interval` ms and
+ * declares the server dead when that ping stays unanswered for `timeout` ms.
+ * Any frame from the server counts as a sign of life.
+ */
+export class Heartbeat {
+  /**
+   * @param {{interval?: number, timeout?: number}} [options] ms
+   * @param {number} [now] the current time, ms
+   */
+  constructor({ interval = 15000, timeout = 10000 } = {}, now = 0) {
+    this.interval = interval;
+    this.timeout = timeout;
+    this.lastHeard = now;
+    /** @type {number|null} when the unanswered ping was sent */
+    this.pingSentAt = null;
+  }
+
+  /** A frame arrived from the server at `now`. */
+  heard(now) {
+    this.lastHeard = now;
+    this.pingSentAt = null;
+  }
+
+  /** A ping was sent at `now`. */
+  pinged(now) {
+    this.pingSentAt = now;
+  }
+
+  /**
+   * What to do at `now`.
+   * @param {number} now
+   * @returns {"wait"|"ping"|"dead"}
+   */
+  decide(now) {
+    if (this.pingSentAt !== null) return now - this.pingSentAt >= this.timeout ? "dead" : "wait";
+    return now - this.lastHeard >= this.interval ? "ping" : "wait";
+  }
+}
+
+/**
+ * Split frames from the server into events and replies.
+ * @param {string} text
+ * @returns {{kind: "event", topic: string, data: *} | {kind: "reply", frame: Object} | {kind: "junk"}}
+ */
+export function classifyFrame(text) {
+  let frame;
+  try {
+    frame = JSON.parse(text);
+  } catch {
+    return { kind: "junk" };
+  }
+  if (frame === null || typeof frame !== "object" || Array.isArray(frame)) return { kind: "junk" };
+  if (typeof frame.topic === "string" && !("request_id" in frame)) {
+    return { kind: "event", topic: frame.topic, data: frame.data };
+  }
+  if ("request_id" in frame) return { kind: "reply", frame };
+  return { kind: "junk" };
+}
+
+// -- the client ---------------------------------------------------------------
+
+/**
+ * @typedef {Object} ConnectOptions
+ * @property {string|(() => string|Promise<string>)} [token] sent with `__auth__` after every (re)connect
+ * @property {number} [timeout=10000] ms before a call without reply rejects with TIMEOUT
+ * @property {number|false} [heartbeatInterval=15000] ms of silence before a `__ping__`; false turns heartbeats off
+ * @property {number} [heartbeatTimeout=10000] ms an unanswered ping may take before the server counts as dead
+ * @property {boolean} [reconnect=true] reconnect by itself after a drop
+ * @property {BackoffOptions} [backoff] reconnect delays
+ * @property {typeof WebSocket} [WebSocket] the constructor to use (tests inject one)
+ * @property {() => number} [now] clock in ms (tests inject one)
+ * @property {Timers} [timers] timer functions (tests inject them)
+ */
+
+/**
+ * @typedef {Object} EventMeta
+ * @property {string} topic the concrete channel the event came on
+ */
+
+/**
+ * @callback EventHandler
+ * @param {*} data the event's payload (projected to the subscription's fields)
+ * @param {EventMeta} meta
+ */
+
+/**
+ * @typedef {Object} CloseInfo
+ * @property {number} code the close code (1006 when the socket just dropped)
+ * @property {string} reason
+ * @property {boolean} willReconnect
+ */
+
+/** One active subscription; `unsubscribe()` ends it. */
+export class Subscription {
+  /**
+   * @param {Drizzle} client
+   * @param {string} topic
+   * @param {EventHandler} handler
+   * @param {string[]|undefined} fields
+   */
+  constructor(client, topic, handler, fields) {
+    this.client = client;
+    this.topic = topic;
+    this.handler = handler;
+    this.fields = fields;
+    this.active = true;
+  }
+
+  /**
+   * Stop receiving events; the server subscription ends with the last local one.
+   * @returns {Promise<void>}
+   */
+  async unsubscribe() {
+    if (!this.active) return;
+    this.active = false;
+    await this.client._dropSubscription(this);
+  }
+}
+
+/** A connection to a drizzle_gateway; create it with `Drizzle.connect(url, options)`. */
+export class Drizzle {
+  /**
+   * Open a connection and resolve once it is ready (authenticated, when a token is given).
+   * Rejects when the first attempt fails; later drops are repaired by reconnecting.
+   * @param {string} url e.g. "ws://localhost:8888/ws"
+   * @param {ConnectOptions} [options]
+   * @returns {Promise<Drizzle>}
+   */
+  static async connect(url, options = {}) {
+    const client = new Drizzle(url, options ?? {});
+    await client._open();
+    return client;
+  }
+
+  /**
+   * @param {string} url
+   * @param {ConnectOptions} [options]
+   */
+  constructor(url, options = {}) {
+    this.url = url;
+    this.options = options ?? {};
+    this.timeout = this.options.timeout ?? 10000;
+    this.WebSocket = this.options.WebSocket ?? globalThis.WebSocket;
+    this.now = this.options.now ?? (() => Date.now());
+    this.timers = this.options.timers ?? realTimers;
+    this.requests = new RequestTracker(this.timers);
+    /** @type {"connecting"|"open"|"reconnecting"|"closed"} */
+    this.state = "connecting";
+    /** @type {Map<string, Set<Subscription>>} */
+    this.subscriptions = new Map();
+    this.listeners = new Map();
+    this.socket = null;
+    this.attempt = 0;
+    this.closedByUser = false;
+    this.heartbeat = null;
+    this.heartbeatTimer = null;
+    this.retryTimer = null;
+  }
+
+  // -- events -----------------------------------------------------------------
+
+  /**
+   * Listen to "open", "close" (with a CloseInfo), "reconnect" (after re-subscribing),
+   * "state" (with the new state) or "error" (a DrizzleError, e.g. a re-subscribe the
+   * server refused); returns a function that stops listening.
+   * @param {"open"|"close"|"reconnect"|"state"|"error"} type
+   * @param {(detail: *) => void} listener
+   * @returns {() => void}
+   */
+  on(type, listener) {
+    if (!this.listeners.has(type)) this.listeners.set(type, new Set());
+    this.listeners.get(type).add(listener);
+    return () => this.off(type, listener);
+  }
+
+  /** Stop calling `listener` for `type`. */
+  off(type, listener) {
+    this.listeners.get(type)?.delete(listener);
+  }
+
+  _emit(type, detail) {
+    for (const listener of [...(this.listeners.get(type) ?? [])]) {
+      try {
+        listener(detail);
+      } catch (error) {
+        console.error("drizzle listener failed", error);
+      }
+    }
+  }
+
+  _setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    this._emit("state", state);
+  }
+
+  // -- requests ---------------------------------------------------------------
+
+  /**
+   * Call `resource.action`; resolves with the reply's data, rejects with a DrizzleError.
+   * @param {string} resource
+   * @param {string} action
+   * @param {Object} [data]
+   * @param {{fields?: string[], timeout?: number}} [options]
+   * @returns {Promise<*>}
+   */
+  call(resource, action, data = undefined, options = {}) {
+    const frame = { resource, action };
+    if (data !== undefined) frame.data = data;
+    if (options.fields !== undefined) frame.fields = [...options.fields];
+    return this.request(frame, options.timeout);
+  }
+
+  /**
+   * Send any request frame (a request_id is added) and await its reply's data.
+   * @param {Object} frame
+   * @param {number} [timeout] ms
+   * @returns {Promise<*>}
+   */
+  request(frame, timeout = this.timeout) {
+    if (this.state === "closed") {
+      return Promise.reject(new DrizzleError(ClientErrorCode.CLOSED, "the client was closed"));
+    }
+    if (!this._isOpen()) {
+      return Promise.reject(new DrizzleError(ClientErrorCode.NOT_CONNECTED, "not connected; reconnecting"));
+    }
+    return this._send(this.socket, frame, timeout);
+  }
+
+  _send(socket, frame, timeout = this.timeout) {
+    const { id, promise } = this.requests.open(timeout);
+    try {
+      socket.send(JSON.stringify({ request_id: id, ...frame }));
+    } catch (error) {
+      this.requests.fail(id, new DrizzleError(ClientErrorCode.NOT_CONNECTED, String(error)));
+    }
+    return promise;
+  }
+
+  /**
+   * Receive the events of a concrete channel such as "chat.lobby".
+   * One field selection per channel and connection: the latest subscribe's `fields` win.
+   * @param {string} topic
+   * @param {EventHandler} handler
+   * @param {{fields?: string[]}} [options]
+   * @returns {Promise<Subscription>}
+   */
+  async subscribe(topic, handler, options = {}) {
+    const subscription = new Subscription(this, topic, handler, options.fields);
+    if (!this.subscriptions.has(topic)) this.subscriptions.set(topic, new Set());
+    const group = this.subscriptions.get(topic);
+    group.add(subscription); // before the reply: events may arrive first
+    try {
+      await this.request({ action: "__subscribe__", data: subscribeData(topic, options.fields) });
+    } catch (error) {
+      subscription.active = false;
+      group.delete(subscription);
+      if (group.size === 0) this.subscriptions.delete(topic);
+      throw error;
+    }
+    return subscription;
+  }
+
+  async _dropSubscription(subscription) {
+    const group = this.subscriptions.get(subscription.topic);
+    if (group === undefined) return;
+    group.delete(subscription);
+    if (group.size > 0) return;
+    this.subscriptions.delete(subscription.topic);
+    if (this._isOpen()) {
+      await this.request({ action: "__unsubscribe__", data: { topic: subscription.topic } });
+    }
+  }
+
+  /**
+   * Publish to a topic declared with client_publish; the server validates the payload.
+   * @param {string} topic
+   * @param {*} payload
+   * @returns {Promise<{topic: string}>}
+   */
+  publish(topic, payload) {
+    return this.request({ action: "__publish__", data: { topic, payload } });
+  }
+
+  /**
+   * The gateway's `__schema__` document: resources, actions, topics as JSON Schema.
+   * @returns {Promise<Object>}
+   */
+  schema() {
+    return this.request({ action: "__schema__" });
+  }
+
+  /**
+   * Round-trip a `__ping__`.
+   * @returns {Promise<string>} "pong"
+   */
+  ping() {
+    return this.request({ action: "__ping__" });
+  }
+
+  /**
+   * Close for good: no reconnect; calls in flight reject with CLOSED.
+   * @param {number} [code=1000]
+   * @param {string} [reason]
+   */
+  close(code = CloseCode.NORMAL, reason = "client closed") {
+    this.closedByUser = true;
+    this.timers.clearTimeout(this.retryTimer);
+    this._stopHeartbeat();
+    const socket = this.socket;
+    this.socket = null;
+    if (socket) {
+      detach(socket);
+      try {
+        socket.close(code, reason);
+      } catch {
+        // already closing
+      }
+    }
+    this.requests.failAll(new DrizzleError(ClientErrorCode.CLOSED, "the client was closed"));
+    const wasClosed = this.state === "closed";
+    this._setState("closed");
+    if (!wasClosed) this._emit("close", { code, reason, willReconnect: false });
+  }
+
+  // -- the connection's life --------------------------------------------------
+
+  _isOpen() {
+    return this.socket !== null && this.state === "open";
+  }
+
+  /** Open a socket, authenticate, re-subscribe; resolves when ready. */
+  _open() {
+    return new Promise((resolve, reject) => {
+      let ready = false;
+      let socket;
+      try {
+        socket = new this.WebSocket(this.url, [SUBPROTOCOL]);
+      } catch (error) {
+        reject(new DrizzleError(ClientErrorCode.NOT_CONNECTED, String(error)));
+        return;
+      }
+      this.socket = socket;
+      socket.onmessage = (event) => this._receive(event.data);
+      socket.onopen = async () => {
+        try {
+          await this._prepare(socket);
+        } catch (error) {
+          if (this.socket === socket) {
+            // the server refused the token: final; a timeout or drop: worth another attempt
+            const refused = !Object.values(ClientErrorCode).includes(error.code);
+            const code = refused ? CloseCode.UNAUTHENTICATED : CloseCode.ABNORMAL;
+            this._drop(socket, code, error.message, false);
+            try {
+              socket.close(refused ? CloseCode.NORMAL : undefined);
+            } catch {
+              // already closing
+            }
+          }
+          reject(error);
+          return;
+        }
+        ready = true;
+        resolve();
+      };
+      socket.onclose = (event) => {
+        if (!ready) {
+          reject(new DrizzleError(ClientErrorCode.NOT_CONNECTED,
+            `could not connect to ${this.url} (close code ${event.code})`, { code: event.code }));
+        }
+        this._drop(socket, event.code, event.reason, ready);
+      };
+      socket.onerror = () => {}; // a close event follows and carries the code
+    });
+  }
+
+  /** Authenticate and re-subscribe on a fresh socket before calling it open. */
+  async _prepare(socket) {
+    this.heartbeat = new Heartbeat(
+      { interval: this.options.heartbeatInterval || 15000, timeout: this.options.heartbeatTimeout ?? 10000 },
+      this.now(),
+    );
+    if (this.options.token !== undefined) {
+      const token = typeof this.options.token === "function" ? await this.options.token() : this.options.token;
+      await this._send(socket, { action: "__auth__", data: { token } });
+    }
+    const reconnecting = this.state === "reconnecting";
+    const topics = [...this.subscriptions.entries()];
+    const outcomes = await Promise.allSettled(topics.map(([topic, group]) => {
+      const fields = [...group].at(-1)?.fields;
+      return this._send(socket, { action: "__subscribe__", data: subscribeData(topic, fields) });
+    }));
+    if (this.socket !== socket) throw new DrizzleError(ClientErrorCode.CONNECTION_LOST, "dropped while preparing");
+    outcomes.forEach((outcome, i) => {
+      if (outcome.status === "fulfilled") return;
+      const [topic, group] = topics[i];
+      for (const subscription of group) subscription.active = false;
+      this.subscriptions.delete(topic);
+      this._emit("error", outcome.reason);
+    });
+    this.attempt = 0;
+    this._setState("open");
+    this._startHeartbeat();
+    this._emit("open", undefined);
+    if (reconnecting) this._emit("reconnect", undefined);
+  }
+
+  _receive(text) {
+    this.heartbeat?.heard(this.now());
+    const frame = classifyFrame(text);
+    if (frame.kind === "event") {
+      for (const subscription of [...(this.subscriptions.get(frame.topic) ?? [])]) {
+        try {
+          subscription.handler(frame.data, { topic: frame.topic });
+        } catch (error) {
+          console.error("drizzle event handler failed", error);
+        }
+      }
+    } else if (frame.kind === "reply") {
+      this.requests.settle(frame.frame);
+    }
+  }
+
+  /** The socket is gone (or declared dead): fail calls in flight, maybe reconnect. */
+  _drop(socket, code, reason, wasReady) {
+    if (this.socket !== socket) return;
+    detach(socket);
+    this.socket = null;
+    this._stopHeartbeat();
+    this.requests.failAll(new DrizzleError(ClientErrorCode.CONNECTION_LOST,
+      `connection lost (close code ${code})`, { code, reason }));
+    if (this.closedByUser) return;
+    // A drop after being ready, or a failed attempt while reconnecting, leads to a retry;
+    // a failed first connect does not (connect() rejects instead).
+    const retrying = wasReady || this.state === "reconnecting";
+    const willReconnect = retrying && this.options.reconnect !== false && shouldReconnect(code);
+    if (wasReady) this._emit("close", { code, reason, willReconnect });
+    if (willReconnect) {
+      this._setState("reconnecting");
+      this._scheduleRetry();
+    } else {
+      this._setState("closed");
+    }
+  }
+
+  _scheduleRetry() {
+    const delay = backoffDelay(this.attempt, this.options.backoff);
+    this.attempt += 1;
+    this.retryTimer = this.timers.setTimeout(() => {
+      this.retryTimer = null;
+      if (this.closedByUser) return;
+      this._open().catch(() => {}); // a failed attempt schedules the next one
+    }, delay);
+  }
+
+  _startHeartbeat() {
+    if (this.options.heartbeatInterval === false) return;
+    const tick = Math.max(50, Math.min(this.heartbeat.interval, this.heartbeat.timeout) / 4);
+    const socket = this.socket;
+    const beat = () => {
+      if (this.socket !== socket) return;
+      const decision = this.heartbeat.decide(this.now());
+      if (decision === "ping") {
+        this.heartbeat.pinged(this.now());
+        this._send(socket, { action: "__ping__" }, this.heartbeat.timeout * 2).catch(() => {});
+      } else if (decision === "dead") {
+        try {
+          socket.close(CloseCode.NORMAL, "heartbeat timeout");
+        } catch {
+          // the close handshake of a dead server never ends; do not wait for it
+        }
+        this._drop(socket, CloseCode.ABNORMAL, "heartbeat timeout", true);
+        return;
+      }
+      this.heartbeatTimer = this.timers.setTimeout(beat, tick);
+    };
+    this.heartbeatTimer = this.timers.setTimeout(beat, tick);
+  }
+
+  _stopHeartbeat() {
+    this.timers.clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = null;
+  }
+}
+
+function subscribeData(topic, fields) {
+  const data = { topic };
+  if (fields !== undefined) data.fields = [...fields];
+  return data;
+}
+
+function detach(socket) {
+  socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
+}
+
+export default Drizzle;

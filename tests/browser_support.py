@@ -1,0 +1,185 @@
+"""Real Chromium and real servers for the browser tests.
+
+Sync Playwright drives Chromium from the test's thread, so the gateway under
+test runs in a thread of its own (`ServerThread`), or in a subprocess
+(`GatewayProcess`) when a test must kill and restart it under a page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tornado.web
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from drizzle_gateway import Gateway
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = os.environ.get("DRIZZLE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+REQUIRE_BROWSER = "DRIZZLE_REQUIRE_BROWSER"
+
+
+def browser_unavailable(reason: str) -> None:
+    """Skip the browser tests, or fail them when the environment requires a browser."""
+    if os.environ.get(REQUIRE_BROWSER) == "1":
+        pytest.fail(f"{REQUIRE_BROWSER}=1 but no browser: {reason}", pytrace=False)
+    pytest.skip(f"no browser: {reason}")
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium, headless, launched by Playwright (which downloads nothing)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        browser_unavailable(f"playwright is not installed ({exc})")
+    if not Path(CHROMIUM).exists():
+        browser_unavailable(f"{CHROMIUM} not found (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        except Exception as exc:  # noqa: BLE001 - any launch failure means "no browser here"
+            browser_unavailable(f"Chromium did not start: {exc}")
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class BlankPage(tornado.web.RequestHandler):
+    """An empty same-origin page from which tests import ``/drizzle.js``."""
+
+    def get(self) -> None:
+        self.finish('<!doctype html><html><head><link rel="icon" href="data:,"><title>drizzle test</title></head>'
+                    "<body></body></html>")
+
+
+BLANK_ROUTE = (r"/blank", BlankPage, {})
+
+
+class ServerThread:
+    """Serves a gateway's routes from a thread with its own event loop, on a free loopback port."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="gateway-under-test", daemon=True)
+
+    def url(self, path: str = "/", scheme: str = "http") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+    def __enter__(self) -> ServerThread:
+        sockets = bind_sockets(0, "127.0.0.1")
+        self.port = sockets[0].getsockname()[1]
+        self._sockets = sockets
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the test server did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._loop is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        server = HTTPServer(tornado.web.Application(self.gateway.routes()))
+        server.add_sockets(self._sockets)
+        self._ready.set()
+        await self._stop.wait()
+        server.stop()
+        await self.gateway.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class GatewayProcess:
+    """``drizzle-gateway serve TARGET`` in a subprocess that a test can stop and start again."""
+
+    def __init__(self, target: str, port: int | None = None, *args: str) -> None:
+        self.target = target
+        self.port = port or free_port()
+        self.args = args
+        self.process: subprocess.Popen | None = None
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def start(self, timeout: float = 30) -> GatewayProcess:
+        command = [sys.executable, "-m", "drizzle_gateway.cli", "serve", self.target,
+                   "--port", str(self.port), "--log-level", "WARNING", *self.args]
+        self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                output = self.process.stdout.read().decode() if self.process.stdout else ""
+                raise RuntimeError(f"the gateway exited with {self.process.returncode}: {output}")
+            try:
+                with urllib.request.urlopen(self.url("/drizzle.js"), timeout=1):
+                    return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.1)
+        raise RuntimeError(f"the gateway did not listen on port {self.port} within {timeout} s")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout:
+            self.process.stdout.close()
+
+    def __enter__(self) -> GatewayProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def http_status(url: str) -> int:
+    """The status code of a GET to ``url``."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code

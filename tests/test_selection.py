@@ -1,0 +1,71 @@
+"""GraphQL-style field selection on replies and on subscriptions."""
+
+from __future__ import annotations
+
+import pytest
+from marshmallow import Schema, fields
+
+from drizzle_gateway.client import RemoteError
+from drizzle_gateway.selection import Selector, project
+
+MESSAGE = {"author": {"name": "ada", "email": "ada@example.com"}, "text": "hello", "seq": 3}
+
+
+@pytest.mark.gen_test
+async def test_fields_select_reply_parts_including_nested(connect):
+    client = await connect()
+    created = await client.call("todos", "create", {"title": "milk"}, fields=["id", "owner.name"])
+    assert created == {"id": 1, "owner": {"name": "ada"}}
+    assert await client.call("todos", "list", fields=["title"]) == [{"title": "milk"}]
+
+
+@pytest.mark.gen_test
+async def test_unknown_fields_are_listed(connect):
+    client = await connect()
+    with pytest.raises(RemoteError) as caught:
+        await client.call("todos", "create", {"title": "milk"}, fields=["id", "colour", "owner.age", "title.x"])
+    assert caught.value.code == "INVALID_FIELDS"
+    assert caught.value.details == {"fields": ["colour", "owner.age", "title.x"]}
+    # nothing ran: the input was fine, but the request was refused before the action
+    assert await client.call("todos", "list") == []
+
+
+@pytest.mark.gen_test
+async def test_fields_on_an_action_without_output_schema(connect):
+    client = await connect()
+    with pytest.raises(RemoteError) as caught:
+        await client.call("lab", "plain", fields=["kind"])
+    assert (caught.value.code, caught.value.details) == ("INVALID_FIELDS", {"fields": ["kind"]})
+
+
+@pytest.mark.gen_test
+async def test_fields_select_event_parts(gateway, connect):
+    whole, partial = await connect(), await connect()
+    await whole.subscribe("alerts")
+    await partial.subscribe("alerts", fields=["author.name", "seq"])
+    await gateway.publish("alerts", MESSAGE)
+    assert (await whole.next_event(2)).data == MESSAGE
+    assert (await partial.next_event(2)).data == {"author": {"name": "ada"}, "seq": 3}
+
+
+@pytest.mark.gen_test
+async def test_subscribe_with_unknown_fields_is_refused(connect):
+    client = await connect()
+    with pytest.raises(RemoteError) as caught:
+        await client.subscribe("alerts", fields=["colour"])
+    assert (caught.value.code, caught.value.details) == ("INVALID_FIELDS", {"fields": ["colour"]})
+
+
+class Keyed(Schema):
+    inner_name = fields.Str(data_key="innerName")
+    items = fields.List(fields.Nested(lambda: Keyed(only=("inner_name",))))
+
+
+def test_selector_caches_selections_and_projects_by_data_key():
+    selector = Selector(Keyed)
+    first = selector.select(["inner_name", "items.inner_name"])
+    assert selector.select(["items.inner_name", "inner_name"]) is first
+    data = {"innerName": "a", "items": [{"innerName": "b"}], "other": 1}
+    assert project(data, first.tree) == {"innerName": "a", "items": [{"innerName": "b"}]}
+    assert first.schema.dump({"inner_name": "a", "items": [{"inner_name": "b"}]}) == {
+        "innerName": "a", "items": [{"innerName": "b"}]}

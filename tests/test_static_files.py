@@ -1,0 +1,54 @@
+"""The browser files over HTTP: /drizzle.js always, /_explorer when enabled, the CLI's default."""
+
+from __future__ import annotations
+
+import pytest
+import tornado.web
+
+from drizzle_gateway.static_files import STATIC_DIR
+from tests.browser_support import GatewayProcess, http_status
+
+
+@pytest.fixture
+def app(gateway, request):
+    gateway.explorer = getattr(request, "param", False)
+    return tornado.web.Application(gateway.routes("/socket"))
+
+
+@pytest.mark.gen_test
+async def test_the_client_is_served_as_a_javascript_module(http_client, base_url):
+    response = await http_client.fetch(f"{base_url}/drizzle.js")
+    assert response.headers["Content-Type"].startswith("text/javascript")
+    assert response.body == (STATIC_DIR / "drizzle.js").read_bytes()
+
+
+@pytest.mark.gen_test
+async def test_the_explorer_is_off_unless_enabled(http_client, base_url):
+    response = await http_client.fetch(f"{base_url}/_explorer", raise_error=False)
+    assert response.code == 404
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("app", [True], indirect=True)
+async def test_an_enabled_explorer_connects_to_the_gateways_websocket_path(app, http_client, base_url):
+    page = await http_client.fetch(f"{base_url}/_explorer")
+    assert b'<meta name="drizzle-ws-path" content="/socket">' in page.body
+    script = await http_client.fetch(f"{base_url}/_explorer/explorer.js")
+    assert script.headers["Content-Type"].startswith("text/javascript")
+    style = await http_client.fetch(f"{base_url}/_explorer/explorer.css")
+    assert style.headers["Content-Type"].startswith("text/css")
+    outside = await http_client.fetch(f"{base_url}/_explorer/../gateway.py", raise_error=False)
+    assert outside.code == 404
+
+
+@pytest.mark.parametrize(("flags", "status"), [((), 200), (("--no-explorer",), 404)], ids=["default", "no-explorer"])
+def test_serve_enables_the_explorer_by_default(flags, status):
+    with GatewayProcess("examples.todo.app:gateway", None, *flags) as server:
+        assert http_status(server.url("/_explorer")) == status
+        assert http_status(server.url("/drizzle.js")) == 200
+
+
+def test_the_chat_example_serves_its_page():
+    with GatewayProcess("examples.chat.app:gateway") as server:
+        assert http_status(server.url("/")) == 200
+        assert http_status(server.url("/app.py")) == 404

@@ -1,0 +1,190 @@
+"""Typed topics: subscribe, publish from server and client, validation before delivery, order."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from marshmallow import ValidationError
+
+from drizzle_gateway.client import RemoteError
+from drizzle_gateway.protocol import Protocol
+from drizzle_gateway.topics import Topic
+from tests.resources import chat
+
+MESSAGE = {"author": {"name": "ada"}, "text": "hello"}
+
+
+async def assert_no_event(client, within: float = 0.2) -> None:
+    with pytest.raises(asyncio.TimeoutError):
+        await client.next_event(within)
+
+
+def test_topic_patterns_match_and_build_channels():
+    assert chat.params == ["room"]
+    assert chat.match("chat.lobby") == {"room": "lobby"}
+    assert chat.match("chat.") is None and chat.match("chat.a.b") is None and chat.match("todos") is None
+    assert chat.channel(room="lobby") == "chat.lobby"
+    with pytest.raises(ValueError):
+        chat.channel()
+    with pytest.raises(ValueError):
+        chat.channel(room="a.b")
+    assert Topic("todos", None).match("todos") == {}
+
+
+@pytest.mark.gen_test
+async def test_server_publish_reaches_subscribers_of_that_channel_only(gateway, connect):
+    lobby, kitchen = await connect(), await connect()
+    assert await lobby.subscribe("chat.lobby") == {"topic": "chat.lobby"}
+    await kitchen.subscribe("chat.kitchen")
+    await gateway.publish("chat.{room}", MESSAGE, room="lobby")
+    event = await lobby.next_event(2)
+    assert (event.topic, event.data) == ("chat.lobby", MESSAGE)
+    await assert_no_event(kitchen)
+
+
+@pytest.mark.gen_test
+async def test_publish_accepts_topic_object_pattern_or_channel(gateway, connect):
+    client = await connect()
+    await client.subscribe("chat.x")
+    await gateway.publish(chat, {**MESSAGE, "seq": 1}, room="x")
+    await gateway.publish("chat.{room}", {**MESSAGE, "seq": 2}, room="x")
+    await gateway.publish("chat.x", {**MESSAGE, "seq": 3})
+    assert [(await client.next_event(2)).data["seq"] for _ in range(3)] == [1, 2, 3]
+
+
+@pytest.mark.gen_test
+async def test_invalid_server_publish_raises_and_reaches_nobody(gateway, connect):
+    client = await connect()
+    await client.subscribe("chat.lobby")
+    with pytest.raises(ValidationError) as caught:
+        await gateway.publish("chat.{room}", {"author": {"name": "ada"}, "text": "x" * 101}, room="lobby")
+    assert caught.value.messages == {"text": ["Longer than maximum length 100."]}
+    with pytest.raises(ValidationError):
+        await gateway.publish("nowhere", MESSAGE)
+    with pytest.raises(ValidationError):
+        await gateway.publish(Topic("undeclared", None), MESSAGE)
+    await assert_no_event(client)
+
+
+@pytest.mark.gen_test
+async def test_client_publish_is_validated_before_anyone_sees_it(connect):
+    publisher, listener = await connect(), await connect()
+    await listener.subscribe("chat.lobby")
+    with pytest.raises(RemoteError) as caught:
+        await publisher.publish("chat.lobby", {"author": {}, "text": "x" * 101})
+    assert caught.value.code == "INVALID_DATA"
+    assert caught.value.details == {"payload": {"author": {"name": ["Missing data for required field."]},
+                                                "text": ["Longer than maximum length 100."]}}
+    await assert_no_event(listener)
+    assert await publisher.publish("chat.lobby", MESSAGE) == {"topic": "chat.lobby"}
+    assert (await listener.next_event(2)).data == MESSAGE
+
+
+@pytest.mark.gen_test
+async def test_client_publish_refused_where_not_allowed(connect):
+    client = await connect()
+    with pytest.raises(RemoteError) as caught:
+        await client.publish("alerts", MESSAGE)
+    assert caught.value.code == "FORBIDDEN"
+    with pytest.raises(RemoteError) as caught:
+        await client.subscribe("hidden")
+    assert caught.value.code == "FORBIDDEN"
+    for call in (client.publish("nowhere", MESSAGE), client.subscribe("nowhere"), client.unsubscribe("nowhere")):
+        with pytest.raises(RemoteError) as caught:
+            await call
+        assert caught.value.code == "TOPIC_NOT_FOUND"
+
+
+@pytest.mark.gen_test
+async def test_unsubscribe_stops_events(gateway, connect):
+    client = await connect()
+    await client.subscribe("alerts")
+    await client.unsubscribe("alerts")
+    await gateway.publish("alerts", MESSAGE)
+    await assert_no_event(client)
+
+
+@pytest.mark.gen_test
+async def test_subscription_is_in_effect_before_the_reply(gateway, raw):
+    sock = await raw()
+    await sock.send({"request_id": 1, "action": "__subscribe__", "data": {"topic": "alerts"}})
+    assert await sock.recv() == {"request_id": 1, "data": {"topic": "alerts"}}
+    await gateway.publish("alerts", MESSAGE)
+    assert await sock.recv() == {"topic": "alerts", "data": MESSAGE}
+
+
+@pytest.mark.gen_test
+async def test_server_side_subscribe_is_in_effect_before_the_reply(connect):
+    joiner, speaker = await connect(), await connect()
+    assert await joiner.call("lab", "join", {"room": "den"}) == {"joined": "den"}
+    await speaker.call("lab", "announce", {"room": "den", "message": MESSAGE})
+    assert (await joiner.next_event(2)).topic == "chat.den"
+
+
+@pytest.mark.gen_test
+async def test_closing_a_connection_removes_its_subscriptions(gateway, connect):
+    client, other = await connect(), await connect()
+    await client.subscribe("alerts")
+    await client.subscribe("chat.a")
+    await other.subscribe("alerts")
+    assert gateway.fanout.subscribers("alerts") == 2
+    await client.close()
+    for _ in range(50):
+        if gateway.fanout.subscribers("alerts") == 1:
+            break
+        await asyncio.sleep(0.02)
+    assert gateway.fanout.subscribers("alerts") == 1
+    assert gateway.fanout.subscribers("chat.a") == 0
+    await gateway.publish("alerts", MESSAGE)
+    assert (await other.next_event(2)).data == MESSAGE
+
+
+@pytest.mark.gen_test
+async def test_events_reach_every_subscriber_in_publish_order(gateway, connect):
+    clients = [await connect() for _ in range(3)]
+    for client in clients:
+        await client.subscribe("alerts")
+    for seq in range(50):
+        await gateway.publish("alerts", {**MESSAGE, "seq": seq})
+    for client in clients:
+        assert [(await client.next_event(2)).data["seq"] for _ in range(50)] == list(range(50))
+
+
+@pytest.mark.gen_test
+async def test_one_connections_publishes_arrive_in_the_order_sent(raw, connect):
+    listener = await connect()
+    await listener.subscribe("chat.order")
+    sock = await raw()
+    for seq in range(100):  # all sent before any reply: they run concurrently on the server
+        await sock.send({"request_id": seq, "action": "__publish__",
+                         "data": {"topic": "chat.order", "payload": {**MESSAGE, "seq": seq}}})
+    assert [(await listener.next_event(2)).data["seq"] for _ in range(100)] == list(range(100))
+
+
+class CountingProtocol(Protocol):
+    """drizzle.v1, counting how many event frames it encodes."""
+
+    def __init__(self) -> None:
+        self.encoded: list[str] = []
+
+    def event(self, topic, data):
+        self.encoded.append(topic)
+        return super().event(topic, data)
+
+
+@pytest.mark.gen_test
+async def test_a_publish_is_encoded_once_per_field_selection_not_per_subscriber(gateway, connect):
+    gateway.protocol = counting = CountingProtocol()
+    everything = [await connect() for _ in range(4)]
+    text_only = [await connect() for _ in range(3)]
+    for client in everything:
+        await client.subscribe("alerts")
+    for client in text_only:
+        await client.subscribe("alerts", fields=["text"])
+    await gateway.publish("alerts", MESSAGE)
+    for client in everything:
+        assert (await client.next_event(2)).data == MESSAGE
+    for client in text_only:
+        assert (await client.next_event(2)).data == {"text": "hello"}
+    assert counting.encoded == ["alerts", "alerts"]

@@ -1,0 +1,51 @@
+"""schemas/: the protocol's machine-readable contract, checked against real frames."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+KINDS = ("request", "reply", "error", "event")
+
+
+def validator(kind: str) -> Draft202012Validator:
+    schema = json.loads((SCHEMAS / f"{kind}.schema.json").read_text())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_example_frames_match_their_schema(kind):
+    examples = json.loads((SCHEMAS / "examples" / f"{kind}.json").read_text())
+    check = validator(kind)
+    for frame in examples["valid"]:
+        assert check.is_valid(frame), frame
+    for frame in examples["invalid"]:
+        assert not check.is_valid(frame), frame
+
+
+@pytest.mark.gen_test
+async def test_real_frames_match_the_schemas(gateway, raw):
+    request_schema, reply, error, event = (validator(kind) for kind in KINDS)
+    examples = json.loads((SCHEMAS / "examples" / "request.json").read_text())
+    sock = await raw()
+    for frame in examples["valid"]:
+        request_schema.validate(frame)
+        answer = await sock.ask(frame)
+        while "topic" in answer and "request_id" not in answer:
+            event.validate(answer)
+            answer = await sock.recv()
+        (error if "code" in answer else reply).validate(answer)
+        assert answer["request_id"] == frame["request_id"]
+    for frame in examples["invalid"]:
+        assert not request_schema.is_valid(frame)
+        answer = await sock.ask(frame)
+        error.validate(answer)
+        assert answer["code"] == "VALIDATION_ERROR"
+    await sock.ask({"request_id": "s", "action": "__subscribe__", "data": {"topic": "chat.lobby"}})
+    await gateway.publish("chat.lobby", {"author": {"name": "ada"}, "text": "hi"})
+    event.validate(await sock.recv())

@@ -1,0 +1,37 @@
+"""DrizzleWebSocket: the seed's websocket handler, a drizzle_gateway `Connection` speaking its dialect."""
+
+from __future__ import annotations
+
+from drizzle_gateway.connection import Connection
+from drizzle_gateway.protocol import Protocol
+
+from .gateway import SETTINGS_KEY, LegacyGateway
+from .handler import DrizzleHandler
+from .keys import ALL
+
+__all__ = ["DrizzleHandler", "DrizzleWebSocket"]
+
+
+class DrizzleWebSocket(Connection):
+    """Route it as ``(r"/ws", DrizzleWebSocket)``; `init_drizzle` supplies the gateway.
+
+    Every socket listens to ``__all__`` from the moment it opens. The
+    browser origin is checked by the gateway's policy (same host, or
+    ``allowed_origins`` given to `init_drizzle`).
+    """
+
+    def initialize(self, gateway: LegacyGateway | None = None, protocol: Protocol | None = None) -> None:
+        if gateway is None:
+            gateway = self.application.settings.get(SETTINGS_KEY)
+            if gateway is None:
+                raise RuntimeError("DrizzleWebSocket needs init_drizzle(app, routes, ioloop) to be called first")
+        super().initialize(gateway, protocol)
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        """None: this socket speaks the Tornado Drizzle dialect, not ``drizzle.v1``."""
+        return None
+
+    async def open(self, *args: str, **kwargs: str) -> None:
+        """Register the socket and subscribe it to ``__all__`` before any message is read."""
+        super().open(*args, **kwargs)
+        await self.subscribe(ALL)
