@@ -29,6 +29,14 @@ class ChannelReply(Schema):
     topic = fields.Str()
 
 
+class AuthInput(Schema):
+    token = fields.Str(required=True, metadata={"description": "credentials for the gateway's authenticate hook"})
+
+
+class AuthReply(Schema):
+    authenticated = fields.Bool()
+
+
 async def check(permission: Any, user: Any, params: dict, what: str) -> None:
     """Raise FORBIDDEN unless ``permission(user, params)`` (sync or async) is truthy."""
     if permission is None:
@@ -51,9 +59,15 @@ class BuiltinActions(Resource):
         return "pong"
 
     @action(name="__schema__")
-    def schema(self, data: Any) -> dict:
+    async def schema(self, data: Any) -> dict:
         """The whole contract: resources, actions, topics, as JSON Schema."""
-        return self.gateway.schema()
+        return await self.gateway.schema_for(self.user)
+
+    @action(AuthInput, AuthReply, name="__auth__")
+    async def auth(self, data: dict) -> dict:
+        """Authenticate this connection with a token (for clients that cannot set headers)."""
+        await self.connection.authenticate(data["token"])
+        return {"authenticated": True}
 
     @action(SubscribeInput, ChannelReply, name="__subscribe__")
     async def subscribe_channel(self, data: dict) -> dict:

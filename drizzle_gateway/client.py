@@ -20,7 +20,7 @@ from typing import Any
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-from .protocol import SUBPROTOCOL, decode, encode
+from .protocol import SUBPROTOCOL, CloseCode, decode, encode
 
 
 class RemoteError(Exception):
@@ -40,6 +40,12 @@ class ConnectionClosed(Exception):
         super().__init__(f"connection closed ({code}: {reason})")
         self.code = code
         self.reason = reason
+
+    @property
+    def should_reconnect(self) -> bool:
+        """What the close-code table says: reconnect (with backoff) after this close?"""
+        code = CloseCode.ABNORMAL if self.code is None else self.code
+        return code in CloseCode.RECONNECT or self.reason == "ping timed out"
 
 
 @dataclass(frozen=True)

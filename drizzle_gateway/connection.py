@@ -6,11 +6,14 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from tornado.ioloop import IOLoop
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
+from .auth import Credentials, identify
 from .errors import ActionError, ErrorCode
 from .fanout import View
-from .protocol import SUBPROTOCOL, InvalidFrame, Protocol, Request
+from .limits import TokenBucket
+from .protocol import SUBPROTOCOL, CloseCode, InvalidFrame, Protocol, Request
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -36,6 +39,31 @@ class Connection(WebSocketHandler):
         self.user: Any = None
         self.channels: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
+        limits = gateway.limits
+        self._bucket = TokenBucket(limits.rate, limits.burst) if limits.rate else None
+        self._auth_deadline: object | None = None
+
+    @property
+    def tasks(self) -> frozenset[asyncio.Task]:
+        """The requests of this connection still running."""
+        return frozenset(self._tasks)
+
+    # -- limits Tornado enforces ------------------------------------------------
+
+    @property
+    def max_message_size(self) -> int:
+        """Frames above ``limits.max_frame_bytes`` close the socket with 1009."""
+        return self.gateway.limits.max_frame_bytes
+
+    @property
+    def ping_interval(self) -> float | None:
+        """Seconds between server pings (``limits.ping_interval``); None or 0: no pings."""
+        return self.gateway.limits.ping_interval
+
+    @property
+    def ping_timeout(self) -> float | None:
+        """Seconds a peer has to answer a ping before it is disconnected."""
+        return self.gateway.limits.ping_timeout
 
     # -- Tornado hooks ------------------------------------------------------
 
@@ -47,20 +75,41 @@ class Connection(WebSocketHandler):
         """Apply the gateway's origin policy."""
         return self.gateway.allows_origin(origin, self.request)
 
+    async def get(self, *args: str, **kwargs: str) -> None:
+        """Authenticate from the handshake (when the gateway has ``authenticate``), then upgrade."""
+        if self.gateway.authenticate is not None and not self.gateway.closing:
+            try:
+                await self.authenticate()
+            except ActionError:
+                pass  # the client may still send __auth__ before auth_timeout
+        await super().get(*args, **kwargs)
+
     def open(self, *args: str, **kwargs: str) -> None:
+        if self.gateway.closing:
+            self.close(CloseCode.GOING_AWAY, "server shutting down")
+            return
         self.gateway.connections.add(self)
+        if self.gateway.authenticate is not None and self.user is None:
+            delay = self.gateway.limits.auth_timeout
+            self._auth_deadline = IOLoop.current().call_later(delay, self._auth_expired)
 
     def on_message(self, message: str | bytes) -> None:
         try:
-            request = self.protocol.parse(message)
+            request = self._parse(message)
         except InvalidFrame as exc:
-            self.send_frame(self.protocol.error(exc.request_id, exc))
+            request, request_id, refusal = None, exc.request_id, self._throttled() or exc
+        else:
+            request_id, refusal = request.request_id, self._refusal()
+        if refusal is not None:
+            self.send_frame(self.protocol.error(request_id, refusal))
             return
         task = asyncio.ensure_future(self._serve(request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     def on_close(self) -> None:
+        if self._auth_deadline is not None:
+            IOLoop.current().remove_timeout(self._auth_deadline)
         self.gateway.connections.discard(self)
         for task in self._tasks:
             task.cancel()
@@ -68,11 +117,71 @@ class Connection(WebSocketHandler):
             self.gateway.fanout.discard(self, channel)
         self.channels.clear()
 
+    # -- authentication ---------------------------------------------------------
+
+    async def authenticate(self, token: str | None = None) -> Any:
+        """Ask the gateway's ``authenticate`` hook who this is; UNAUTHENTICATED when refused.
+
+        Without ``token`` the hook sees the handshake only. On success ``user``
+        is set and the unauthenticated-close deadline is lifted.
+        """
+        if self.gateway.authenticate is None:
+            raise ActionError(ErrorCode.UNAUTHENTICATED, "this gateway does not authenticate")
+        self.user = await identify(self.gateway.authenticate, Credentials(self.request, token))
+        if self._auth_deadline is not None:
+            IOLoop.current().remove_timeout(self._auth_deadline)
+            self._auth_deadline = None
+        return self.user
+
+    def _auth_expired(self) -> None:
+        self._auth_deadline = None
+        if self.user is None:
+            self.close(CloseCode.UNAUTHENTICATED, "not authenticated in time")
+
     # -- requests -----------------------------------------------------------
 
+    def _parse(self, message: str | bytes) -> Request:
+        """The dialect's parse, then the shape limits (depth, keys); raises `InvalidFrame`."""
+        request = self.protocol.parse(message)
+        problem = self.gateway.limits.shape_error(request.raw)
+        if problem is not None:
+            raise InvalidFrame(problem, request.request_id)
+        return request
+
+    def _throttled(self) -> ActionError | None:
+        """RATE_LIMITED if this frame is over the connection's rate, else None (every frame counts)."""
+        if self._bucket is None:
+            return None
+        wait = self._bucket.take()
+        if not wait:
+            return None
+        return ActionError(ErrorCode.RATE_LIMITED, "too many requests; slow down", {"retry_after": round(wait, 3)})
+
+    def _refusal(self) -> ActionError | None:
+        """Why a well-formed request cannot run now, or None (rate, shutdown, in-flight)."""
+        limits = self.gateway.limits
+        throttled = self._throttled()
+        if throttled is not None:
+            return throttled
+        if self.gateway.closing:
+            return ActionError(ErrorCode.SHUTTING_DOWN, "server is shutting down; reconnect")
+        if limits.max_in_flight is not None and len(self._tasks) >= limits.max_in_flight:
+            return ActionError(ErrorCode.LIMIT_EXCEEDED, "too many requests in flight on this connection",
+                               {"limit": "max_in_flight", "max": limits.max_in_flight})
+        return None
+
     async def _serve(self, request: Request) -> None:
+        timeout = self.gateway.limits.action_timeout
         try:
-            result = await self.gateway.call(self, request)
+            deadline = asyncio.timeout(timeout)
+            try:
+                async with deadline:
+                    result = await self.gateway.call(self, request)
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                raise ActionError(ErrorCode.TIMEOUT, f"the action took longer than {timeout}s and was cancelled",
+                                  {"timeout": timeout}) from None
             frame = self.protocol.reply(request.request_id, result)
         except ActionError as exc:
             frame = self.protocol.error(request.request_id, exc)
@@ -101,6 +210,10 @@ class Connection(WebSocketHandler):
     async def subscribe(self, channel: str, fields: list[str] | tuple[str, ...] | None = None) -> str:
         """Listen to a concrete ``channel``; events flow once this returns."""
         topic, _ = self.gateway.find_topic(channel)
+        limit = self.gateway.limits.max_subscriptions
+        if limit is not None and channel not in self.channels and len(self.channels) >= limit:
+            raise ActionError(ErrorCode.LIMIT_EXCEEDED, "too many subscriptions on this connection",
+                              {"limit": "max_subscriptions", "max": limit})
         view = View(self.protocol, topic.select(fields))
         if channel in self.channels:
             self.gateway.fanout.discard(self, channel)

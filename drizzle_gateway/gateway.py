@@ -11,21 +11,27 @@ from urllib.parse import urlparse
 from marshmallow import ValidationError
 from tornado.httputil import HTTPServerRequest
 
+from .auth import Authenticate, requires_user
 from .brokers import Broker, MemoryBroker
 from .builtin_actions import BuiltinActions, check
 from .connection import Connection
 from .errors import ActionError, ErrorCode
 from .fanout import Fanout
 from .introspection import describe
-from .protocol import Protocol, Request
+from .limits import Limits
+from .protocol import CloseCode, Protocol, Request
 from .resources import Resource
 from .static_files import browser_routes
 from .topics import Topic
+from .visibility import visible_schema
 
 if TYPE_CHECKING:
     from .resources import Action
 
 logger = logging.getLogger("drizzle_gateway")
+
+CLOSE_HANDSHAKE_WAIT = 2.0
+"""Seconds `Gateway.close` waits for peers to answer its close frames."""
 
 
 class Gateway:
@@ -38,6 +44,11 @@ class Gateway:
     `routes` always serves the browser client at ``/drizzle.js``; ``explorer``
     adds the schema explorer page at ``/_explorer``; ``extra_routes`` are
     more Tornado routes served alongside (an example's own pages).
+
+    ``authenticate`` (see `drizzle_gateway.auth`) makes every connection
+    prove who it is; ``limits`` bounds what one connection may do (see
+    `Limits`); ``hide_forbidden`` trims ``__schema__`` to what the
+    connection's user may use.
     """
 
     def __init__(
@@ -51,10 +62,17 @@ class Gateway:
         protocol: Protocol | None = None,
         explorer: bool = False,
         extra_routes: Iterable[tuple] = (),
+        authenticate: Authenticate | None = None,
+        limits: Limits | None = None,
+        hide_forbidden: bool = False,
     ) -> None:
         self.title = title
         self.explorer = explorer
         self.extra_routes = list(extra_routes)
+        self.authenticate = authenticate
+        self.limits = limits if limits is not None else Limits()
+        self.hide_forbidden = hide_forbidden
+        self.closing = False
         self.state: dict[str, Any] = {}
         self.protocol = protocol or Protocol()
         self.broker: Broker = broker if broker is not None else MemoryBroker()
@@ -150,11 +168,20 @@ class Gateway:
         return resource, found
 
     async def call(self, connection: Connection, request: Request) -> Any:
-        """Run one request: find, check fields, load input, run, dump output."""
+        """Run one request: authenticate, find, check fields, load input, permit, run, dump output.
+
+        An action's ``allow(user, params)`` gets ``{"resource", "action", "data"}``
+        with the loaded input as ``data``.
+        """
+        if self.authenticate is not None and connection.user is None and requires_user(
+            request.action, request.resource
+        ):
+            raise ActionError(ErrorCode.UNAUTHENTICATED, "authenticate first (send __auth__ with a token)")
         resource, act = self.find_action(request)
         selection = act.select(request.fields)
         data = act.load(request.data)
-        await check(act.allow, connection.user, {"data": data}, f"call {act.name!r}")
+        params = {"resource": request.resource, "action": act.name, "data": data}
+        await check(act.allow, connection.user, params, f"call {act.name!r}")
         result = await act.invoke(resource(connection, self), data, request)
         if selection is None:
             return result
@@ -165,6 +192,12 @@ class Gateway:
         if self._schema is None:
             self._schema = describe(self.title, self.resources.values(), self.topics, BuiltinActions)
         return self._schema
+
+    async def schema_for(self, user: Any) -> dict:
+        """The ``__schema__`` document ``user`` sees (trimmed when ``hide_forbidden``)."""
+        if not self.hide_forbidden:
+            return self.schema()
+        return await visible_schema(self, user)
 
     # -- serving --------------------------------------------------------------
 
@@ -179,10 +212,31 @@ class Gateway:
         return [(path, Connection, {"gateway": self}), *browser_routes(path, explorer=self.explorer),
                 *self.extra_routes]
 
-    async def close(self) -> None:
-        """Close every connection (1001, going away) and shut the broker down."""
+    async def close(self, timeout: float | None = None) -> None:
+        """Shut down gracefully, then close the broker.
+
+        New sockets are refused and new requests answered SHUTTING_DOWN;
+        in-flight actions get up to ``timeout`` seconds (default
+        ``limits.shutdown_timeout``) to finish and reply; then the rest are
+        cancelled and every socket is closed with 1001 (going away), which
+        tells clients to reconnect, to another instance if there is one.
+        """
+        self.closing = True
+        timeout = self.limits.shutdown_timeout if timeout is None else timeout
+        in_flight = [task for connection in self.connections for task in connection.tasks]
+        if in_flight:
+            _, late = await asyncio.wait(in_flight, timeout=timeout)
+            if late:
+                logger.warning("shutdown: cancelling %d actions still running after %ss", len(late), timeout)
+                for task in late:
+                    task.cancel()
+        await asyncio.sleep(0)  # let the last replies be written
         for connection in list(self.connections):
-            connection.close(1001, "server shutting down")
+            connection.close(CloseCode.GOING_AWAY, "server shutting down")
+        loop = asyncio.get_running_loop()
+        goodbye = loop.time() + CLOSE_HANDSHAKE_WAIT
+        while self.connections and loop.time() < goodbye:  # let peers answer the close frames
+            await asyncio.sleep(0.01)
         await self.fanout.drain()
         await self.broker.close()
         await asyncio.sleep(0)

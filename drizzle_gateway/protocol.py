@@ -8,6 +8,7 @@ shim plugs in its own dialect without touching the dispatcher.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,9 +24,16 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:20]}... is too large")
+    return value
+
+
 def decode(text: str | bytes) -> Any:
-    """Parse JSON text; NaN and Infinity are refused, as JSON refuses them."""
-    return json.loads(text, parse_constant=_reject_constant)
+    """Parse JSON text; NaN, Infinity and numbers that overflow to it are refused, as JSON refuses them."""
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def encode(value: Any) -> str:
@@ -121,6 +129,10 @@ class CloseCode:
     NORMAL = 1000  # the client or server ended the session; do not reconnect
     GOING_AWAY = 1001  # server shutting down or restarting; reconnect (elsewhere)
     MESSAGE_TOO_BIG = 1009  # a frame exceeded the size limit; do not resend it
+    ABNORMAL = 1006  # the connection dropped without a close frame (network, dead peer); reconnect
     INTERNAL_ERROR = 1011  # the server failed; reconnect with backoff
     UNAUTHENTICATED = 4001  # no valid credentials in time; reconnect only with new credentials
     SLOW_CONSUMER = 4008  # the client read too slowly and its send queue overflowed; reconnect
+
+    RECONNECT = frozenset({GOING_AWAY, ABNORMAL, INTERNAL_ERROR, SLOW_CONSUMER})
+    """Codes after which a client should reconnect (with backoff); after the others it should not."""

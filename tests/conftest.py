@@ -15,19 +15,13 @@ from tornado.websocket import websocket_connect
 
 from drizzle_gateway import Gateway
 from drizzle_gateway.client import Client
-from examples.todo.app import make_gateway
-from tests.resources import TEST_RESOURCES, TEST_TOPICS
+from tests.serve_app import make_gateway as make_test_gateway
 
 
 @pytest.fixture
 def gateway() -> Gateway:
     """The todo example's gateway plus the test resources and topics."""
-    gw = make_gateway()
-    for resource in TEST_RESOURCES:
-        gw.add_resource(resource)
-    for topic in TEST_TOPICS:
-        gw.add_topic(topic)
-    return gw
+    return make_test_gateway()
 
 
 @pytest.fixture

@@ -1,0 +1,94 @@
+"""Limits: the knobs that keep one client from hurting the others.
+
+All of them live in one `Limits` object given to ``Gateway(limits=...)``;
+every field has a default that suits a public gateway. ``None`` switches a
+limit off.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-connection limits, timeouts and the heartbeat.
+
+    - ``max_frame_bytes``: largest incoming frame; bigger ones close the socket with 1009.
+    - ``max_depth``: deepest nesting of arrays/objects in a frame (VALIDATION_ERROR).
+    - ``max_keys``: most object keys in one frame, counted over all its objects (VALIDATION_ERROR).
+    - ``max_in_flight``: requests of one connection running at once (LIMIT_EXCEEDED).
+    - ``rate``, ``burst``: frames per second a connection may send on average, and in a
+      burst (RATE_LIMITED, with ``details.retry_after`` in seconds).
+    - ``max_subscriptions``: channels one connection may listen to (LIMIT_EXCEEDED).
+    - ``action_timeout``: seconds an action may run; then it is cancelled (TIMEOUT).
+    - ``auth_timeout``: seconds a connection may stay unauthenticated when the gateway has
+      an ``authenticate`` hook; then it is closed with 4001.
+    - ``ping_interval``, ``ping_timeout``: server-side websocket pings; a peer that does
+      not answer within ``ping_timeout`` seconds is disconnected.
+    - ``shutdown_timeout``: seconds `Gateway.close` lets in-flight actions finish.
+    """
+
+    max_frame_bytes: int = 1024 * 1024
+    max_depth: int | None = 32
+    max_keys: int | None = 1000
+    max_in_flight: int | None = 32
+    rate: float | None = 100.0
+    burst: int = 200
+    max_subscriptions: int | None = 100
+    action_timeout: float | None = 30.0
+    auth_timeout: float = 10.0
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    shutdown_timeout: float = 10.0
+
+    def shape_error(self, value: Any) -> str | None:
+        """Why ``value`` (a decoded frame) is too deep or has too many keys, or None.
+
+        Walks the value without recursion, so hostile nesting cannot exhaust the stack.
+        """
+        if self.max_depth is None and self.max_keys is None:
+            return None
+        max_depth = self.max_depth if self.max_depth is not None else float("inf")
+        max_keys = self.max_keys if self.max_keys is not None else float("inf")
+        keys = 0
+        stack: list[tuple[Any, int]] = [(value, 1)]
+        while stack:
+            item, depth = stack.pop()
+            if isinstance(item, dict):
+                children = item.values()
+                keys += len(item)
+                if keys > max_keys:
+                    return f"frame has more than {self.max_keys} object keys"
+            elif isinstance(item, list):
+                children = item
+            else:
+                continue
+            if depth > max_depth:
+                return f"frame is nested deeper than {self.max_depth} levels"
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+        return None
+
+
+class TokenBucket:
+    """A token bucket: ``rate`` tokens a second, holding at most ``burst``."""
+
+    __slots__ = ("rate", "burst", "tokens", "stamp")
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(max(burst, 1))
+        self.tokens = self.burst
+        self.stamp = time.monotonic()
+
+    def take(self) -> float:
+        """Take one token: 0.0 if there was one, else the seconds until there will be."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rate

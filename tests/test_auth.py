@@ -1,0 +1,270 @@
+"""Authentication, permissions, the trimmed __schema__ and the origin policy, over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from marshmallow import Schema, fields
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.websocket import websocket_connect
+
+from drizzle_gateway import ActionError, Resource, Topic, action
+from drizzle_gateway.auth import Credentials
+from drizzle_gateway.client import Client, ConnectionClosed, RemoteError
+from drizzle_gateway.limits import Limits
+from tests.resources import Message
+
+USERS = {"ann-token": {"name": "ann", "role": "admin", "rooms": ["ops", "lobby"]},
+         "bob-token": {"name": "bob", "role": "user", "rooms": ["lobby"]}}
+
+
+def authenticate(credentials: Credentials):
+    """Accept a bearer header, a ``token`` query argument, a ``session`` cookie or an __auth__ token."""
+    if credentials.token == "expired":
+        raise ActionError("TOKEN_EXPIRED", "token expired")
+    if credentials.token == "crash":
+        raise RuntimeError("the user database is down")
+    header = credentials.headers.get("Authorization", "")
+    token = (credentials.token or header.removeprefix("Bearer ") or credentials.query.get("token")
+             or credentials.cookies.get("session"))
+    return USERS.get(token)
+
+
+async def authenticate_async(credentials: Credentials):
+    await asyncio.sleep(0)
+    return authenticate(credentials)
+
+
+class Secret(Schema):
+    text = fields.Str(required=True)
+
+
+class Note(Schema):
+    owner = fields.Str(required=True)
+    text = fields.Str(required=True)
+
+
+def is_admin(user, params) -> bool:
+    return user is not None and user["role"] == "admin"
+
+
+async def owns_note(user, params) -> bool:
+    await asyncio.sleep(0)
+    return params["data"]["owner"] == user["name"]
+
+
+class Vault(Resource):
+    """Actions guarded by permissions."""
+
+    name = "vault"
+
+    @action(Secret, allow=is_admin)
+    def store(self, data):
+        """Admins only: store a secret."""
+        self.gateway.state.setdefault("secrets", []).append(data["text"])
+        return {"stored": len(self.gateway.state["secrets"])}
+
+    @action()
+    def count(self, data):
+        """How many secrets are stored."""
+        return {"count": len(self.gateway.state.get("secrets", []))}
+
+    @action(Note, allow=owns_note)
+    def write(self, data):
+        """Write a note in your own name only."""
+        return {"written": data["text"], "by": self.user["name"]}
+
+
+def may_join(user, params) -> bool:
+    return params["room"] in user["rooms"]
+
+
+async def may_speak(user, params) -> bool:
+    return params["room"] in user["rooms"] and user["role"] == "admin"
+
+
+rooms = Topic("rooms.{room}", Message, client_publish=True, can_subscribe=may_join, can_publish=may_speak)
+staff = Topic("staff", Secret, can_subscribe=is_admin)
+
+
+@pytest.fixture
+def hook():
+    return authenticate
+
+
+@pytest.fixture
+def gateway(gateway, hook):
+    gateway.authenticate = hook
+    gateway.add_resource(Vault)
+    gateway.add_topic(rooms)
+    gateway.add_topic(staff)
+    return gateway
+
+
+def bearer(token: str) -> dict:
+    return {"headers": {"Authorization": f"Bearer {token}"}}
+
+
+# -- authentication --------------------------------------------------------------
+
+
+@pytest.mark.gen_test
+async def test_handshake_header_authenticates_and_actions_see_the_user(connect):
+    client = await connect(**bearer("ann-token"))
+    reply = await client.call("lab", "whoami")
+    assert reply["user"]["name"] == "ann"
+
+
+@pytest.mark.gen_test
+async def test_without_credentials_only_auth_ping_and_schema_answer(connect):
+    client = await connect()
+    assert await client.ping() == "pong"
+    assert "resources" in await client.schema()
+    for frame in ({"resource": "lab", "action": "whoami"}, {"resource": "nope", "action": "x"},
+                  {"action": "__subscribe__", "data": {"topic": "chat.lobby"}}):
+        with pytest.raises(RemoteError) as refused:
+            await client.request(frame)
+        assert refused.value.code == "UNAUTHENTICATED"
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("hook", [authenticate, authenticate_async])
+async def test_auth_action_with_a_token(connect, hook):
+    client = await connect()
+    with pytest.raises(RemoteError) as refused:
+        await client.request({"action": "__auth__", "data": {"token": "wrong"}})
+    assert refused.value.code == "UNAUTHENTICATED"
+    assert await client.request({"action": "__auth__", "data": {"token": "bob-token"}}) == {"authenticated": True}
+    assert (await client.call("lab", "whoami"))["user"]["name"] == "bob"
+
+
+@pytest.mark.gen_test
+async def test_query_and_cookie_credentials(ws_url):
+    async with Client(ws_url + "?token=bob-token") as by_query:
+        assert (await by_query.call("lab", "whoami"))["user"]["name"] == "bob"
+    async with Client(ws_url, headers={"Cookie": "session=ann-token"}) as by_cookie:
+        assert (await by_cookie.call("lab", "whoami"))["user"]["name"] == "ann"
+
+
+@pytest.mark.gen_test
+async def test_hook_errors_are_refusals_with_the_hooks_message(connect, server_errors):
+    client = await connect()
+    with pytest.raises(RemoteError) as expired:
+        await client.request({"action": "__auth__", "data": {"token": "expired"}})
+    assert (expired.value.code, expired.value.message) == ("UNAUTHENTICATED", "token expired")
+    with pytest.raises(RemoteError) as crashed:
+        await client.request({"action": "__auth__", "data": {"token": "crash"}})
+    assert crashed.value.code == "UNAUTHENTICATED"
+    assert "database" not in crashed.value.message
+    assert server_errors() == []
+
+
+@pytest.mark.gen_test
+async def test_unauthenticated_socket_is_closed_with_4001_after_the_delay(gateway, connect):
+    gateway.limits = Limits(auth_timeout=0.5)
+    idle = await connect()
+    late = await connect()
+    signed_in = await connect(**bearer("ann-token"))
+    await late.request({"action": "__auth__", "data": {"token": "bob-token"}})
+    with pytest.raises(ConnectionClosed) as closed:
+        await idle.next_event(timeout=5)
+    assert closed.value.code == 4001 and not closed.value.should_reconnect
+    assert await late.ping() == "pong"
+    assert await signed_in.ping() == "pong"
+
+
+# -- permissions -----------------------------------------------------------------
+
+
+@pytest.mark.gen_test
+async def test_action_permission_refuses_with_forbidden_and_nothing_happens(connect):
+    bob = await connect(**bearer("bob-token"))
+    ann = await connect(**bearer("ann-token"))
+    with pytest.raises(RemoteError) as refused:
+        await bob.call("vault", "store", {"text": "launch codes"})
+    assert refused.value.code == "FORBIDDEN"
+    assert await bob.call("vault", "count") == {"count": 0}
+    assert await ann.call("vault", "store", {"text": "launch codes"}) == {"stored": 1}
+
+
+@pytest.mark.gen_test
+async def test_async_permission_sees_the_loaded_data(connect):
+    bob = await connect(**bearer("bob-token"))
+    assert await bob.call("vault", "write", {"owner": "bob", "text": "hi"}) == {"written": "hi", "by": "bob"}
+    with pytest.raises(RemoteError) as refused:
+        await bob.call("vault", "write", {"owner": "ann", "text": "forged"})
+    assert refused.value.code == "FORBIDDEN"
+
+
+@pytest.mark.gen_test
+async def test_topic_permissions(connect):
+    ann = await connect(**bearer("ann-token"))
+    bob = await connect(**bearer("bob-token"))
+    with pytest.raises(RemoteError) as refused:
+        await bob.subscribe("rooms.ops")
+    assert refused.value.code == "FORBIDDEN"
+    await bob.subscribe("rooms.lobby")
+    with pytest.raises(RemoteError) as mute:
+        await bob.publish("rooms.lobby", {"author": {"name": "bob"}, "text": "forged"})
+    assert mute.value.code == "FORBIDDEN"
+    await ann.publish("rooms.lobby", {"author": {"name": "ann"}, "text": "hello"})
+    event = await bob.next_event(timeout=5)
+    assert event.data["text"] == "hello"  # the refused publish never arrived
+    with pytest.raises(RemoteError) as staff_only:
+        await bob.subscribe("staff")
+    assert staff_only.value.code == "FORBIDDEN"
+    assert await ann.subscribe("staff") == {"topic": "staff"}
+
+
+@pytest.mark.gen_test
+async def test_schema_hides_what_the_user_may_not_use(gateway, connect):
+    gateway.hide_forbidden = True
+    bob = await connect(**bearer("bob-token"))
+    ann = await connect(**bearer("ann-token"))
+    anonymous = await connect()
+
+    def names(document):
+        actions = {f"{r['name']}.{a['name']}" for r in document["resources"] for a in r["actions"]}
+        return actions, {t["name"] for t in document["topics"]}, set(document["components"]["schemas"])
+
+    bob_actions, bob_topics, bob_schemas = names(await bob.schema())
+    ann_actions, ann_topics, ann_schemas = names(await ann.schema())
+    anon_actions, anon_topics, _ = names(await anonymous.schema())
+    assert "vault.store" in ann_actions and "vault.store" not in bob_actions
+    assert "vault.count" in bob_actions and "todos.create" in bob_actions
+    assert "staff" in ann_topics and "staff" not in bob_topics
+    assert "Secret" in ann_schemas and "Secret" not in bob_schemas
+    assert "vault.write" not in anon_actions and "rooms.{room}" not in anon_topics
+    gateway.hide_forbidden = False
+    assert "vault.store" in names(await bob.schema())[0]
+
+
+# -- origin ------------------------------------------------------------------------
+
+
+async def handshake(ws_url: str, origin: str | None):
+    headers = {"Authorization": "Bearer ann-token"}
+    if origin is not None:
+        headers["Origin"] = origin
+    ws = await websocket_connect(HTTPRequest(ws_url, headers=headers))
+    ws.close()
+
+
+@pytest.mark.gen_test
+async def test_foreign_origin_is_refused_by_default(ws_url, http_port):
+    with pytest.raises(HTTPClientError) as refused:
+        await handshake(ws_url, "https://evil.example")
+    assert refused.value.code == 403
+    await handshake(ws_url, f"http://127.0.0.1:{http_port}")
+    await handshake(ws_url, None)  # not a browser: no Origin header
+
+
+@pytest.mark.gen_test
+async def test_allowed_origins_and_explicit_star(gateway, ws_url):
+    gateway.allowed_origins = frozenset({"https://app.example"})
+    await handshake(ws_url, "https://app.example")
+    with pytest.raises(HTTPClientError):
+        await handshake(ws_url, "https://evil.example")
+    gateway.allowed_origins = frozenset({"*"})
+    await handshake(ws_url, "https://evil.example")

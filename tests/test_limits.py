@@ -1,0 +1,209 @@
+"""Each limit, as a client meets it: frame size, shape, in-flight, rate, subscriptions, timeout, heartbeat."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import struct
+
+import pytest
+
+from drizzle_gateway import Resource, action
+from drizzle_gateway.client import RemoteError
+from drizzle_gateway.limits import Limits
+
+
+class Napper(Resource):
+    """An action that notes whether it finished or was cancelled."""
+
+    name = "napper"
+
+    @action()
+    async def nap(self, data):
+        """Sleep ``seconds``."""
+        state = self.gateway.state
+        try:
+            await asyncio.sleep(data["seconds"])
+        except asyncio.CancelledError:
+            state["cancelled"] = state.get("cancelled", 0) + 1
+            raise
+        state["finished"] = state.get("finished", 0) + 1
+        return {"slept": data["seconds"]}
+
+    @action()
+    def stats(self, data):
+        """How many naps finished and how many were cancelled."""
+        return {"finished": self.gateway.state.get("finished", 0), "cancelled": self.gateway.state.get("cancelled", 0)}
+
+
+@pytest.fixture
+def limits(request):
+    """Default limits, or the test's own through indirect parametrization."""
+    return getattr(request, "param", Limits())
+
+
+@pytest.fixture
+def gateway(gateway, limits):
+    gateway.limits = limits
+    gateway.add_resource(Napper)
+    return gateway
+
+
+def nested(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def call(request_id, resource="lab", name="plain", data=None) -> dict:
+    frame = {"request_id": request_id, "resource": resource, "action": name}
+    if data is not None:
+        frame["data"] = data
+    return frame
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("limits", [Limits(max_frame_bytes=4096)], indirect=True)
+async def test_oversized_frame_closes_with_1009_and_others_carry_on(limits, raw, connect):
+    bystander = await connect()
+    sock = await raw()
+    reply = await sock.ask(call(1, data={"text": "x" * 3000}))
+    assert reply["data"]["data"]["text"] == "x" * 3000
+    await sock.send(call(2, data={"text": "x" * 5000}))
+    assert await sock.ws.read_message() is None
+    assert sock.ws.close_code == 1009
+    assert await bystander.ping() == "pong"
+
+
+@pytest.mark.gen_test
+async def test_nesting_deeper_than_the_limit_is_a_validation_error(raw):
+    sock = await raw()
+    fits = await sock.ask(call(1, data=nested(Limits().max_depth - 1)))
+    assert "data" in fits
+    too_deep = await sock.ask(call(2, data=nested(Limits().max_depth)))
+    assert too_deep["code"] == "VALIDATION_ERROR" and too_deep["request_id"] == 2
+    assert "deeper" in too_deep["error"]
+    hostile = await sock.ask('{"request_id": 3, "data": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    assert hostile["code"] == "VALIDATION_ERROR"
+    assert await sock.ask(call(4, None, "__ping__")) == {"request_id": 4, "data": "pong"}
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("limits", [Limits(max_keys=50)], indirect=True)
+async def test_too_many_keys_is_a_validation_error(limits, raw):
+    sock = await raw()
+    fits = await sock.ask(call(1, data={f"k{i}": i for i in range(40)}))
+    assert len(fits["data"]["data"]) == 40
+    spread = {"a": {f"k{i}": i for i in range(30)}, "b": [{f"k{i}": i for i in range(30)}]}
+    refused = await sock.ask(call(2, data=spread))
+    assert refused["code"] == "VALIDATION_ERROR" and "keys" in refused["error"]
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("limits", [Limits(max_in_flight=2)], indirect=True)
+async def test_in_flight_requests_are_capped(limits, raw):
+    sock = await raw()
+    for request_id in (1, 2, 3):
+        await sock.send(call(request_id, "napper", "nap", {"seconds": 0.5}))
+    first = await sock.recv()
+    assert first["request_id"] == 3
+    assert first["code"] == "LIMIT_EXCEEDED" and first["details"] == {"limit": "max_in_flight", "max": 2}
+    answered = {(await sock.recv())["request_id"], (await sock.recv())["request_id"]}
+    assert answered == {1, 2}
+    assert "data" in await sock.ask(call(4, "napper", "nap", {"seconds": 0}))
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("limits", [Limits(rate=5, burst=5)], indirect=True)
+async def test_rate_limit_answers_rate_limited_with_a_retry_hint(limits, raw, connect):
+    other = await connect()
+    sock = await raw()
+    for _ in range(2):
+        await sock.send("not json")  # invalid frames count too
+    for request_id in range(6):
+        await sock.send(call(request_id, None, "__ping__"))
+    assert [(await sock.recv())["code"] for _ in range(2)] == ["VALIDATION_ERROR"] * 2
+    replies = sorted([await sock.recv() for _ in range(6)], key=lambda reply: reply["request_id"])
+    assert [r.get("data") for r in replies[:3]] == ["pong"] * 3
+    limited = replies[3:]
+    assert {r["code"] for r in limited} == {"RATE_LIMITED"}
+    assert all(0 < r["details"]["retry_after"] <= 1 for r in limited)
+    assert await other.ping() == "pong"  # the limit is per connection
+    await asyncio.sleep(limited[0]["details"]["retry_after"])
+    assert (await sock.ask(call(9, None, "__ping__")))["data"] == "pong"
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("limits", [Limits(max_subscriptions=2)], indirect=True)
+async def test_subscriptions_per_connection_are_capped(limits, connect):
+    client = await connect()
+    await client.subscribe("chat.a")
+    await client.subscribe("chat.b")
+    await client.subscribe("chat.a")  # again: still two
+    with pytest.raises(RemoteError) as refused:
+        await client.subscribe("chat.c")
+    assert refused.value.code == "LIMIT_EXCEEDED"
+    assert refused.value.details == {"limit": "max_subscriptions", "max": 2}
+    await client.unsubscribe("chat.a")
+    assert await client.subscribe("chat.c") == {"topic": "chat.c"}
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("limits", [Limits(action_timeout=0.2)], indirect=True)
+async def test_slow_action_times_out_and_is_cancelled(limits, connect):
+    client = await connect()
+    with pytest.raises(RemoteError) as late:
+        await client.call("napper", "nap", {"seconds": 30})
+    assert late.value.code == "TIMEOUT" and late.value.details == {"timeout": 0.2}
+    assert await client.call("napper", "nap", {"seconds": 0}) == {"slept": 0}
+    assert await client.call("napper", "stats") == {"finished": 1, "cancelled": 1}
+
+
+# -- heartbeat -------------------------------------------------------------------------
+
+
+async def silent_peer(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A websocket peer that completes the handshake and then never answers anything."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        (f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101")
+    return reader, writer
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One unmasked server frame: (opcode, payload)."""
+    first, second = await reader.readexactly(2)
+    length = second & 0x7F
+    if length == 126:
+        (length,) = struct.unpack("!H", await reader.readexactly(2))
+    elif length == 127:
+        (length,) = struct.unpack("!Q", await reader.readexactly(8))
+    return first & 0x0F, await reader.readexactly(length)
+
+
+@pytest.mark.gen_test(timeout=20)
+@pytest.mark.parametrize("limits", [Limits(ping_interval=0.5, ping_timeout=0.5)], indirect=True)
+async def test_heartbeat_disconnects_a_dead_peer_and_keeps_a_live_one(limits, gateway, connect, http_port):
+    live = await connect()
+    reader, writer = await silent_peer(http_port)
+    opcodes = []
+    while True:
+        opcode, payload = await asyncio.wait_for(read_frame(reader), 10)
+        opcodes.append(opcode)
+        if opcode == 0x8:
+            break
+    assert opcodes[0] == 0x9  # the server pinged
+    code, reason = struct.unpack("!H", payload[:2])[0], payload[2:].decode()
+    assert (code, reason) == (1000, "ping timed out")
+    writer.close()
+    await asyncio.sleep(1.0)  # more pings went to the live client meanwhile
+    assert await live.ping() == "pong"  # a peer that answers pings stays
+    assert live.close_code is None
+
