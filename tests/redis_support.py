@@ -114,9 +114,9 @@ class RedisServer:
 
 
 class GatewayProcess:
-    """``drizzle-gateway serve tests.scaleout_app:make_gateway --redis URL`` in a subprocess."""
+    """``drizzle-gateway serve tests.serve_app:make_unthrottled_gateway --redis URL`` in a subprocess."""
 
-    def __init__(self, redis_url: str, *extra: str, target: str = "tests.scaleout_app:make_gateway") -> None:
+    def __init__(self, redis_url: str, *extra: str, target: str = "tests.serve_app:make_unthrottled_gateway") -> None:
         self.port = free_port()
         self.log = tempfile.NamedTemporaryFile(prefix="drizzle-gw-", suffix=".log", delete=False)
         self.process = subprocess.Popen(

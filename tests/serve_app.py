@@ -1,10 +1,15 @@
-"""The test gateway as a ``drizzle-gateway serve`` target: ``tests.serve_app:make_gateway``."""
+"""Test gateways as ``MODULE:ATTR`` targets for ``drizzle-gateway serve`` subprocesses.
+
+``drizzle-gateway serve tests.serve_app:make_gateway [--redis URL]``
+"""
 
 from __future__ import annotations
 
-from drizzle_gateway import Gateway
+from marshmallow import Schema, fields, validate
+
+from drizzle_gateway import Gateway, Limits, Topic
 from examples.todo.app import make_gateway as make_todo_gateway
-from tests.resources import TEST_RESOURCES, TEST_TOPICS
+from tests.resources import TEST_RESOURCES, TEST_TOPICS, Author
 
 
 def make_gateway() -> Gateway:
@@ -14,4 +19,26 @@ def make_gateway() -> Gateway:
         gateway.add_resource(resource)
     for topic in TEST_TOPICS:
         gateway.add_topic(topic)
+    return gateway
+
+
+def make_unthrottled_gateway() -> Gateway:
+    """`make_gateway` without the per-connection rate limit, for tests that publish in bulk."""
+    gateway = make_gateway()
+    gateway.limits = Limits(rate=None)
+    return gateway
+
+
+class ShortMessage(Schema):
+    """A stricter chat message than tests/resources.py's: at most 3 characters of text."""
+
+    author = fields.Nested(Author, required=True)
+    text = fields.Str(required=True, validate=validate.Length(max=3))
+    seq = fields.Int()
+
+
+def make_strict_gateway() -> Gateway:
+    """A gateway whose ``chat.{room}`` is stricter, to show receivers do not validate again."""
+    gateway = make_todo_gateway()
+    gateway.add_topic(Topic("chat.{room}", ShortMessage, client_publish=True))
     return gateway

@@ -114,7 +114,7 @@ async def test_an_invalid_publish_reaches_nobody_anywhere(gateways, open_client)
 @pytest.mark.gen_test(timeout=60)
 async def test_receivers_deliver_what_the_publisher_validated_without_validating_again(
         gateways, redis_server, open_client):
-    strict = GatewayProcess(redis_server.url, target="tests.scaleout_app:make_strict_gateway")
+    strict = GatewayProcess(redis_server.url, target="tests.serve_app:make_strict_gateway")
     try:
         strict.wait_ready()
         receiver, publisher = await open_client(strict), await open_client(gateways[0])
