@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields
 
 from .errors import ActionError, ErrorCode
+from .permissions import require
 from .resources import Resource, action
 
 
@@ -37,17 +37,6 @@ class AuthReply(Schema):
     authenticated = fields.Bool()
 
 
-async def check(permission: Any, user: Any, params: dict, what: str) -> None:
-    """Raise FORBIDDEN unless ``permission(user, params)`` (sync or async) is truthy."""
-    if permission is None:
-        return
-    allowed = permission(user, params)
-    if inspect.isawaitable(allowed):
-        allowed = await allowed
-    if not allowed:
-        raise ActionError(ErrorCode.FORBIDDEN, f"not allowed to {what}")
-
-
 class BuiltinActions(Resource):
     """Actions of the gateway itself: introspection, subscriptions, publishing."""
 
@@ -75,7 +64,7 @@ class BuiltinActions(Resource):
         topic, params = self.gateway.find_topic(data["topic"])
         if not topic.client_subscribe:
             raise ActionError(ErrorCode.FORBIDDEN, f"clients may not subscribe to {topic.pattern!r}")
-        await check(topic.can_subscribe, self.user, params, f"subscribe to {data['topic']!r}")
+        await require(topic.can_subscribe, self.user, params, f"subscribe to {data['topic']!r}")
         await self.connection.subscribe(data["topic"], data["fields"])
         return {"topic": data["topic"]}
 
@@ -92,7 +81,7 @@ class BuiltinActions(Resource):
         topic, params = self.gateway.find_topic(data["topic"])
         if not topic.client_publish:
             raise ActionError(ErrorCode.FORBIDDEN, f"clients may not publish to {topic.pattern!r}")
-        await check(topic.can_publish, self.user, params, f"publish to {data['topic']!r}")
+        await require(topic.can_publish, self.user, params, f"publish to {data['topic']!r}")
         try:
             await self.gateway.publish(data["topic"], data["payload"])
         except ValidationError as exc:

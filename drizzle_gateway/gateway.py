@@ -13,12 +13,13 @@ from tornado.httputil import HTTPServerRequest
 
 from .auth import Authenticate, requires_user
 from .brokers import Broker, MemoryBroker
-from .builtin_actions import BuiltinActions, check
+from .builtin_actions import BuiltinActions
 from .connection import Connection
 from .errors import ActionError, ErrorCode
 from .fanout import Fanout
 from .introspection import describe
 from .limits import Limits
+from .permissions import require
 from .protocol import CloseCode, Protocol, Request
 from .resources import Resource
 from .static_files import browser_routes
@@ -181,7 +182,7 @@ class Gateway:
         selection = act.select(request.fields)
         data = act.load(request.data)
         params = {"resource": request.resource, "action": act.name, "data": data}
-        await check(act.allow, connection.user, params, f"call {act.name!r}")
+        await require(act.allow, connection.user, params, f"call {act.name!r}")
         result = await act.invoke(resource(connection, self), data, request)
         if selection is None:
             return result

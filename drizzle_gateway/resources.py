@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from marshmallow import Schema, ValidationError
 
 from .errors import ActionError, ErrorCode
+from .permissions import Permission
 from .selection import SchemaLike, Selection, Selector, as_schema
 
 if TYPE_CHECKING:
@@ -16,9 +17,6 @@ if TYPE_CHECKING:
     from .gateway import Gateway
     from .protocol import Request
     from .topics import Topic
-
-Permission = Callable[[Any, dict], Any]
-
 
 class Action:
     """One callable action: its function, input and output schemas, and docs."""

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from .errors import ActionError, ErrorCode
-from .resources import Permission
+from .permissions import Permission
 from .selection import SchemaLike, Selection, Selector
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")

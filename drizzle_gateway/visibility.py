@@ -10,11 +10,10 @@ Components no longer referenced are dropped too.
 from __future__ import annotations
 
 import copy
-import inspect
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .resources import Permission
+from .permissions import Permission, allows
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -27,16 +26,11 @@ REF_PREFIX = "#/components/schemas/"
 
 async def permits(permission: Permission | None, user: Any, params: dict) -> bool:
     """Whether ``permission(user, params)`` allows; no permission allows, an exception refuses."""
-    if permission is None:
-        return True
     try:
-        allowed = permission(user, params)
-        if inspect.isawaitable(allowed):
-            allowed = await allowed
+        return await allows(permission, user, params)
     except Exception as exc:
         logger.debug("permission %r raised %r while trimming __schema__", permission, exc)
         return False
-    return bool(allowed)
 
 
 async def _topic_visible(topic: Topic, user: Any) -> bool:
