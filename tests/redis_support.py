@@ -169,7 +169,8 @@ class BareSubscriber:
     The 1,000-subscriber test receives a million events; a full client per
     subscriber would spend the test's time decoding them one by one. This
     one does the real handshake, sends one ``__subscribe__`` frame, and then
-    only splits the byte stream into frames, keeping their payloads.
+    only splits the byte stream into frames, keeping their payloads (and
+    answering the server's heartbeat pings).
     """
 
     def __init__(self, url: str) -> None:
@@ -229,8 +230,13 @@ class BareSubscriber:
                 length, offset = int.from_bytes(buffer[offset:offset + 8], "big"), offset + 8
             if size - offset < length:
                 break
-            assert buffer[start] == 0x81, f"expected a final text frame, got opcode byte {buffer[start]:#x}"
-            self.payloads.append(bytes(buffer[offset:offset + length]))
+            payload = bytes(buffer[offset:offset + length])
+            if buffer[start] == 0x89:  # the server's heartbeat ping: answer it with a (masked) pong
+                assert self._writer is not None
+                self._writer.write(bytes([0x8A, 0x80 | len(payload)]) + b"\0\0\0\0" + payload)
+            else:
+                assert buffer[start] == 0x81, f"expected a final text frame, got opcode byte {buffer[start]:#x}"
+                self.payloads.append(payload)
             start = offset + length
         del buffer[:start]
 

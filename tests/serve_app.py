@@ -23,9 +23,12 @@ def make_gateway() -> Gateway:
 
 
 def make_unthrottled_gateway() -> Gateway:
-    """`make_gateway` without the per-connection rate limit, for tests that publish in bulk."""
+    """`make_gateway` without the per-connection rate limit, for tests that publish in bulk.
+
+    Its heartbeat pings every 5 s, so the bulk tests' readers meet pings too.
+    """
     gateway = make_gateway()
-    gateway.limits = Limits(rate=None)
+    gateway.limits = Limits(rate=None, ping_interval=5.0, ping_timeout=5.0)
     return gateway
 
 
