@@ -10,6 +10,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from .errors import ActionError, ErrorCode
 from .fanout import View
+from .outbox import Frame, Outbox
 from .protocol import SUBPROTOCOL, InvalidFrame, Protocol, Request
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class Connection(WebSocketHandler):
         self.user: Any = None
         self.channels: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
+        self.outbox: Outbox | None = None
 
     # -- Tornado hooks ------------------------------------------------------
 
@@ -48,6 +50,7 @@ class Connection(WebSocketHandler):
         return self.gateway.allows_origin(origin, self.request)
 
     def open(self, *args: str, **kwargs: str) -> None:
+        self.outbox = Outbox(self, self.gateway.send_queue_bytes, self.gateway.flusher)
         self.gateway.connections.add(self)
 
     def on_message(self, message: str | bytes) -> None:
@@ -87,12 +90,19 @@ class Connection(WebSocketHandler):
 
     # -- sending ------------------------------------------------------------
 
-    def send_frame(self, frame: str) -> None:
-        """Queue one encoded text frame; a closed socket drops it silently."""
+    def send_frame(self, frame: str | Frame) -> None:
+        """Queue one encoded text frame; a closed socket drops it silently.
+
+        Frames go out in order through the connection's bounded `Outbox`; a
+        peer that lets it overflow is closed as a slow consumer.
+        """
+        if self.outbox is not None:
+            self.outbox.send(frame)
+            return
         if self.ws_connection is None or self.ws_connection.is_closing():
             return
         try:
-            self.write_message(frame)
+            self.write_message(frame.text if isinstance(frame, Frame) else frame)
         except WebSocketClosedError:
             pass
 

@@ -17,6 +17,7 @@ from .connection import Connection
 from .errors import ActionError, ErrorCode
 from .fanout import Fanout
 from .introspection import describe
+from .outbox import DEFAULT_SEND_QUEUE_BYTES, Flusher
 from .protocol import Protocol, Request
 from .resources import Resource
 from .topics import Topic
@@ -34,6 +35,8 @@ class Gateway:
     broker by default). ``allowed_origins`` lists the browser origins
     allowed besides the gateway's own host; ``["*"]`` allows any.
     ``state`` is a dict for the application's own shared objects.
+    ``send_queue_bytes`` bounds what may wait for one peer; a connection
+    whose queue grows past it is closed as a slow consumer (4008).
     """
 
     def __init__(
@@ -45,12 +48,15 @@ class Gateway:
         title: str = "drizzle_gateway",
         allowed_origins: Iterable[str] = (),
         protocol: Protocol | None = None,
+        send_queue_bytes: int = DEFAULT_SEND_QUEUE_BYTES,
     ) -> None:
         self.title = title
         self.state: dict[str, Any] = {}
         self.protocol = protocol or Protocol()
         self.broker: Broker = broker if broker is not None else MemoryBroker()
         self.fanout = Fanout(self.broker)
+        self.send_queue_bytes = send_queue_bytes
+        self.flusher = Flusher()
         self.connections: set[Connection] = set()
         self.allowed_origins = frozenset(allowed_origins)
         self.resources: dict[str, type[Resource]] = {}
