@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import resource
 import time
 from multiprocessing.connection import Connection as Pipe
@@ -109,4 +110,12 @@ def main(kind: str, port: int, progress, options: dict[str, Any], pipe: Pipe) ->
     """Process entry point."""
     raise_fd_limit()
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(serve(kind, port, pipe, progress, options))
+    profile_dir = os.environ.get("BENCH_PROFILE")  # a directory: write a cProfile of each server process there
+    if not profile_dir:
+        asyncio.run(serve(kind, port, pipe, progress, options))
+        return
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.runcall(asyncio.run, serve(kind, port, pipe, progress, options))
+    profiler.dump_stats(os.path.join(profile_dir, f"{kind}-{os.getpid()}.prof"))
