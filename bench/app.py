@@ -95,6 +95,7 @@ class BareHandler(tornado.websocket.WebSocketHandler):
         return True
 
     def open(self) -> None:
+        self.set_nodelay(True)  # what any latency-minded Tornado server does; the gateway does it too
         if self.get_argument("fanout", None):
             self.members.add(self)
             self.write_message('{"hello":true}')

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
+from .eager import start
 from .errors import ActionError, ErrorCode
 from .fanout import View
 from .outbox import Frame, Outbox
@@ -50,6 +51,7 @@ class Connection(WebSocketHandler):
         return self.gateway.allows_origin(origin, self.request)
 
     def open(self, *args: str, **kwargs: str) -> None:
+        self.set_nodelay(True)  # the outbox already coalesces small frames per loop turn; Nagle would only delay
         self.outbox = Outbox(self, self.gateway.send_queue_bytes, self.gateway.flusher)
         self.gateway.connections.add(self)
 
@@ -59,9 +61,10 @@ class Connection(WebSocketHandler):
         except InvalidFrame as exc:
             self.send_frame(self.protocol.error(exc.request_id, exc))
             return
-        task = asyncio.ensure_future(self._serve(request))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task = start(self._serve(request))  # most requests finish here, without a task
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def on_close(self) -> None:
         self.gateway.connections.discard(self)

@@ -27,8 +27,8 @@ def _reject_constant(name: str) -> Any:
 
 
 # orjson would read integers beyond 64 bits as floats; frames with such long digit runs take the exact stdlib path.
-_LONG_DIGITS_TEXT = re.compile(r"\d{19}")
-_LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
+_LONG_DIGITS_TEXT = re.compile(r"[0-9]{19}")
+_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
 
 
 def decode(text: str | bytes) -> Any:
