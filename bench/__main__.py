@@ -35,7 +35,7 @@ class Settings:
     """How big and how long each scenario runs."""
 
     fanout_subscribers: tuple[int, ...] = (100, 1000, 5000)
-    fanout_deliveries: int = 600_000  # per repeat; messages = deliveries / subscribers
+    fanout_deliveries: int = 120_000  # per repeat; messages = deliveries / subscribers
     fanout_repeats: int = 5
     request_connections: tuple[int, ...] = (1, 16, 128)
     request_seconds: float = 3.0
@@ -46,7 +46,7 @@ class Settings:
     peers: tuple[str, ...] = ("gateway", "tornado", "socketio")
 
 
-QUICK = Settings(fanout_subscribers=(1000,), fanout_deliveries=40_000, fanout_repeats=3,
+QUICK = Settings(fanout_subscribers=(1000,), fanout_deliveries=20_000, fanout_repeats=3,
                  request_connections=(16, 128), request_seconds=1.0, request_repeats=3, idle_connections=1000)
 
 

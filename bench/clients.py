@@ -216,7 +216,8 @@ async def requests(kind: str, port: int, count: int, warmup: float, seconds: flo
         run.measuring = False
         elapsed = time.perf_counter() - started
         latencies = sorted(run.latencies)
-        rounds.append({"rps": run.count / elapsed, "p50": percentile(latencies, 50), "p99": percentile(latencies, 99)})
+        rounds.append({"rps": run.count / elapsed, "p50": percentile(latencies, 50), "p90": percentile(latencies, 90),
+                       "p99": percentile(latencies, 99)})
     run.running = False
     await asyncio.sleep(0.2)
     pipe.send({"rounds": rounds, "errors": run.errors, "error_count": run.error_count})

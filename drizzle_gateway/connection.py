@@ -66,6 +66,12 @@ class Connection(WebSocketHandler):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Close the websocket after the frames already queued for it."""
+        if self.outbox is not None:
+            self.outbox.flush()
+        super().close(code, reason)
+
     def on_close(self) -> None:
         self.gateway.connections.discard(self)
         for task in self._tasks:

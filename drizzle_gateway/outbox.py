@@ -144,9 +144,13 @@ class Outbox:
         pending = self._pending
         if not pending or self.closed:
             return
-        data = pending[0] if len(pending) == 1 else b"".join(pending)
         self._pending = []
         self._pending_bytes = 0
+        protocol = self.handler.ws_connection
+        if protocol is None or protocol.is_closing():  # nothing may follow a close frame
+            self.closed = True
+            return
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
         try:
             self._stream.write(data)
         except StreamClosedError:

@@ -191,3 +191,14 @@ async def test_compressed_connections_get_events_and_replies(gateway, ws_url):
     await gateway.publish(chat, {"author": {"name": "ñ"}, "text": "zip " * 20}, room="x")
     assert json.loads(await ws.read_message())["data"]["author"] == {"name": "ñ"}
     ws.close()
+
+
+@pytest.mark.gen_test
+async def test_frames_queued_before_a_server_close_go_out_first(gateway, raw):
+    ws = await raw()
+    assert (await ws.ask({"request_id": 1, "action": "__subscribe__", "data": {"topic": "chat.z"}}))["data"]
+    for seq in range(3):
+        await gateway.publish(chat, {"author": {"name": "a"}, "text": "t", "seq": seq}, room="z")
+    await gateway.close()  # same loop turn: the three events are still queued
+    assert [(await ws.recv())["data"]["seq"] for _ in range(3)] == [0, 1, 2]
+    assert await ws.ws.read_message() is None and ws.ws.close_code == 1001
