@@ -65,25 +65,31 @@ class Publisher:
     def received(self) -> int:
         return sum(self.progress)
 
-    async def run(self, count: int, window: int, burst: int, timeout: float) -> dict[str, Any]:
+    async def run(self, count: int, window: int, burst: int, stall: float) -> dict[str, Any]:
+        """Publish ``count`` ticks; give up waiting once no client has received anything for ``stall`` s."""
         subscribers = self.server.subscribers()
         base = self.received()
-        deadline = time.monotonic() + timeout
         started, cpu = time.monotonic(), time.process_time()
         for i in range(count):
             await self.server.publish(tick(self.seq, time.monotonic()))
             self.seq += 1
             if (i + 1) % burst == 0:
                 await asyncio.sleep(0)
-                while self.received() - base < (i + 1 - window) * subscribers:
-                    if time.monotonic() > deadline:
-                        break
-                    await asyncio.sleep(PROGRESS_POLL)
-        while self.received() - base < count * subscribers and time.monotonic() < deadline:
-            await asyncio.sleep(PROGRESS_POLL)
+                await self.wait_until(base + (i + 1 - window) * subscribers, stall)
+        await self.wait_until(base + count * subscribers, stall)
         elapsed = time.monotonic() - started
         return {"seconds": elapsed, "cpu": time.process_time() - cpu, "subscribers": subscribers,
                 "published": count, "received": self.received() - base}
+
+    async def wait_until(self, received: int, stall: float) -> None:
+        last, changed = self.received(), time.monotonic()
+        while last < received:
+            await asyncio.sleep(PROGRESS_POLL)
+            now = self.received()
+            if now != last:
+                last, changed = now, time.monotonic()
+            elif time.monotonic() - changed > stall:
+                return
 
 
 async def serve(kind: str, port: int, pipe: Pipe, progress, options: dict[str, Any]) -> None:

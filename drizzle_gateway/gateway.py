@@ -145,7 +145,8 @@ class Gateway:
         resource, act = self.find_action(request)
         selection = act.select(request.fields)
         data = act.load(request.data)
-        await check(act.allow, connection.user, {"data": data}, f"call {act.name!r}")
+        if act.allow is not None:
+            await check(act.allow, connection.user, {"data": data}, f"call {act.name!r}")
         result = await act.invoke(resource(connection, self), data, request)
         if selection is None:
             return result
