@@ -5,7 +5,8 @@ websocket frame (header + UTF-8 payload; server frames are unmasked) once,
 and the same bytes are queued on every subscriber's `Outbox`. Queued frames
 are joined and handed to the connection's Tornado ``IOStream`` once per
 event-loop turn (`Flusher`), instead of one ``write_message`` (utf-8 encode,
-header build, a task) per frame per connection.
+header build, a task) per frame per connection. A reply with nothing queued
+ahead of it is written at once: batching would only delay it.
 
 Where per-message compression was negotiated, frames go through Tornado's
 ``write_message``, which compresses per connection.
@@ -121,7 +122,15 @@ class Outbox:
         if self._compressed:
             self._send_compressed(frame.text if isinstance(frame, Frame) else frame)
             return
-        wire = frame.wire if isinstance(frame, Frame) else text_frame(frame.encode())
+        if isinstance(frame, Frame):
+            wire = frame.wire
+        else:
+            wire = text_frame(frame.encode())
+            if not self._pending:  # a reply with nothing queued ahead of it goes out now, as the echo's would
+                self._write(wire)
+                if self._buffered() > self.limit:
+                    self.overflow()
+                return
         self._pending_bytes += len(wire)
         if self._pending_bytes + self._buffered() > self.limit:
             self.overflow()
@@ -146,11 +155,13 @@ class Outbox:
             return
         self._pending = []
         self._pending_bytes = 0
+        self._write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def _write(self, data: bytes) -> None:
         protocol = self.handler.ws_connection
         if protocol is None or protocol.is_closing():  # nothing may follow a close frame
             self.closed = True
             return
-        data = pending[0] if len(pending) == 1 else b"".join(pending)
         try:
             self._stream.write(data)
         except StreamClosedError:
