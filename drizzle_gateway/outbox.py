@@ -75,11 +75,14 @@ class Flusher:
 
     def __init__(self) -> None:
         self._dirty: list[Outbox] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def schedule(self, outbox: Outbox) -> None:
         """Flush ``outbox`` at the end of this loop turn."""
-        if not self._dirty:
-            asyncio.get_running_loop().call_soon(self._flush)
+        loop = asyncio.get_running_loop()
+        if not self._dirty or loop is not self._loop:  # a loop that stopped before flushing left work behind
+            self._loop = loop
+            loop.call_soon(self._flush)
         self._dirty.append(outbox)
 
     def _flush(self) -> None:
