@@ -13,6 +13,7 @@ from .auth import Credentials, identify
 from .errors import ActionError, ErrorCode
 from .fanout import View
 from .limits import TokenBucket
+from .outbox import Frame, Outbox
 from .protocol import SUBPROTOCOL, CloseCode, InvalidFrame, Protocol, Request
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class Connection(WebSocketHandler):
         limits = gateway.limits
         self._bucket = TokenBucket(limits.rate, limits.burst) if limits.rate else None
         self._auth_deadline: object | None = None
+        self.outbox: Outbox | None = None
 
     @property
     def tasks(self) -> frozenset[asyncio.Task]:
@@ -88,6 +90,8 @@ class Connection(WebSocketHandler):
         if self.gateway.closing:
             self.close(CloseCode.GOING_AWAY, "server shutting down")
             return
+        self.set_nodelay(True)  # the outbox already coalesces small frames per loop turn; Nagle would only delay
+        self.outbox = Outbox(self, self.gateway.limits.send_queue_bytes, self.gateway.flusher)
         self.gateway.connections.add(self)
         if self.gateway.authenticate is not None and self.user is None:
             delay = self.gateway.limits.auth_timeout
@@ -106,6 +110,12 @@ class Connection(WebSocketHandler):
         task = asyncio.ensure_future(self._serve(request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Close the websocket after the frames already queued for it."""
+        if self.outbox is not None:
+            self.outbox.flush()
+        super().close(code, reason)
 
     def on_close(self) -> None:
         if self._auth_deadline is not None:
@@ -196,12 +206,19 @@ class Connection(WebSocketHandler):
 
     # -- sending ------------------------------------------------------------
 
-    def send_frame(self, frame: str) -> None:
-        """Queue one encoded text frame; a closed socket drops it silently."""
+    def send_frame(self, frame: str | Frame) -> None:
+        """Queue one encoded text frame; a closed socket drops it silently.
+
+        Frames go out in order through the connection's bounded `Outbox`; a
+        peer that lets it overflow is closed as a slow consumer.
+        """
+        if self.outbox is not None:
+            self.outbox.send(frame)
+            return
         if self.ws_connection is None or self.ws_connection.is_closing():
             return
         try:
-            self.write_message(frame)
+            self.write_message(frame.text if isinstance(frame, Frame) else frame)
         except WebSocketClosedError:
             pass
 

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
+from .outbox import Frame
 from .selection import Selection, project
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ class Subscriber:
 
     protocol: Protocol
 
-    def send_frame(self, frame: str) -> None:  # pragma: no cover - interface
+    def send_frame(self, frame: str | Frame) -> None:  # pragma: no cover - interface
         """Queue one encoded frame for the peer."""
 
 
@@ -108,7 +109,7 @@ class Fanout:
         if not groups:
             return
         for view, members in list(groups.values()):
-            frame = view.frame(channel, data)
+            frame = Frame(view.frame(channel, data))  # its wire bytes are built once, for all members
             for subscriber in list(members):
                 subscriber.send_frame(frame)
 

@@ -19,6 +19,7 @@ from .errors import ActionError, ErrorCode
 from .fanout import Fanout
 from .introspection import describe
 from .limits import Limits
+from .outbox import Flusher
 from .permissions import require
 from .protocol import CloseCode, Protocol, Request
 from .resources import Resource
@@ -78,6 +79,7 @@ class Gateway:
         self.protocol = protocol or Protocol()
         self.broker: Broker = broker if broker is not None else MemoryBroker()
         self.fanout = Fanout(self.broker)
+        self.flusher = Flusher()
         self.connections: set[Connection] = set()
         self.allowed_origins = frozenset(allowed_origins)
         self.resources: dict[str, type[Resource]] = {}
@@ -181,8 +183,9 @@ class Gateway:
         resource, act = self.find_action(request)
         selection = act.select(request.fields)
         data = act.load(request.data)
-        params = {"resource": request.resource, "action": act.name, "data": data}
-        await require(act.allow, connection.user, params, f"call {act.name!r}")
+        if act.allow is not None:
+            params = {"resource": request.resource, "action": act.name, "data": data}
+            await require(act.allow, connection.user, params, f"call {act.name!r}")
         result = await act.invoke(resource(connection, self), data, request)
         if selection is None:
             return result

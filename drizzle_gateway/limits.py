@@ -29,6 +29,8 @@ class Limits:
     - ``ping_interval``, ``ping_timeout``: server-side websocket pings; a peer that does
       not answer within ``ping_timeout`` seconds is disconnected.
     - ``shutdown_timeout``: seconds `Gateway.close` lets in-flight actions finish.
+    - ``send_queue_bytes``: bytes that may wait to be sent to one peer (queued by the
+      gateway plus buffered by Tornado); past it the peer is closed as a slow consumer (4008).
     """
 
     max_frame_bytes: int = 1024 * 1024
@@ -43,6 +45,7 @@ class Limits:
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
     shutdown_timeout: float = 10.0
+    send_queue_bytes: int = 1024 * 1024
 
     def shape_error(self, value: Any) -> str | None:
         """Why ``value`` (a decoded frame) is too deep or has too many keys, or None.

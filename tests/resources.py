@@ -62,6 +62,16 @@ class Lab(Resource):
         return {"tag": data["tag"]}
 
     @action()
+    async def bounded(self, data):
+        """Use asyncio.timeout around a wait that outlasts it."""
+        try:
+            async with asyncio.timeout(0.05):
+                await asyncio.sleep(2)
+        except TimeoutError:
+            return {"timed_out": True}
+        return {"timed_out": False}
+
+    @action()
     async def fail(self, data):
         """Raise an unexpected exception."""
         raise RuntimeError("secret database password leaked in this message")

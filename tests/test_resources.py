@@ -105,3 +105,12 @@ async def test_action_error_from_example_carries_details(connect):
     client = await connect()
     error = await remote_error(client.call("todos", "get", {"id": 99}))
     assert (error.code, error.details) == ("NOT_FOUND", {"id": 99})
+
+
+@pytest.mark.gen_test
+async def test_actions_run_in_their_own_task(raw):
+    """asyncio.timeout inside an action bounds that action, not the connection."""
+    sock = await raw()
+    reply = await asyncio.wait_for(sock.ask({"request_id": 1, "resource": "lab", "action": "bounded"}), 1)
+    assert reply == {"request_id": 1, "data": {"timed_out": True}}
+    assert await sock.ask({"request_id": 2, "action": "__ping__"}) == {"request_id": 2, "data": "pong"}

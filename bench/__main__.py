@@ -1,0 +1,358 @@
+"""``python -m bench``: fan-out, request/response and memory, each against bare Tornado and a peer.
+
+Every scenario starts the server in one process and its load generators in
+others, warms up, repeats, and reports medians; ratios compare figures of the
+same run. ``--quick`` takes about a minute; ``--check`` exits non-zero only if a
+scenario errored or a client saw a missing, extra or wrong message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import os
+import platform
+import socket
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import clients, server
+
+logger = logging.getLogger("bench")
+HERE = Path(__file__).resolve().parent
+CONTEXT = multiprocessing.get_context("spawn")
+SUBSCRIBERS_PER_PROCESS = 2500
+
+
+@dataclass
+class Settings:
+    """How big and how long each scenario runs."""
+
+    fanout_subscribers: tuple[int, ...] = (100, 1000, 5000)
+    fanout_deliveries: int = 120_000  # per repeat; messages = deliveries / subscribers
+    fanout_repeats: int = 5
+    request_connections: tuple[int, ...] = (1, 16, 128)
+    request_seconds: float = 3.0
+    request_repeats: int = 5
+    idle_connections: int = 5000
+    window: int = 100  # messages in flight (not yet received by every subscriber)
+    burst: int = 10  # messages published between two event-loop turns
+    peers: tuple[str, ...] = ("gateway", "tornado", "socketio")
+
+
+QUICK = Settings(fanout_subscribers=(1000,), fanout_deliveries=30_000, fanout_repeats=3,
+                 request_connections=(16, 128), request_seconds=0.7, request_repeats=3, idle_connections=1000)
+
+
+@dataclass
+class Failures:
+    """Correctness problems seen during the run (``--check`` fails on any)."""
+
+    items: list[str] = field(default_factory=list)
+
+    def add(self, scenario: str, text: str) -> None:
+        logger.error("%s: %s", scenario, text)
+        self.items.append(f"{scenario}: {text}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Process:
+    """A child process with a command pipe."""
+
+    def __init__(self, target, *args: Any) -> None:
+        self.pipe, child = CONTEXT.Pipe()
+        self.process = CONTEXT.Process(target=target, args=(*args, child), daemon=True)
+        self.process.start()
+
+    def expect(self, timeout: float = 180.0) -> Any:
+        if not self.pipe.poll(timeout):
+            raise TimeoutError("child process did not answer")
+        answer = self.pipe.recv()
+        if isinstance(answer, dict) and "crash" in answer:
+            raise RuntimeError(answer["crash"])
+        return answer
+
+    def ask(self, command: str, args: dict | None = None, timeout: float = 300.0) -> Any:
+        self.pipe.send((command, args or {}))
+        return self.expect(timeout)
+
+    def stop(self) -> None:
+        self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+class Server(Process):
+    def __init__(self, kind: str, progress, options: dict | None = None) -> None:
+        self.port = free_port()
+        super().__init__(server.main, kind, self.port, progress, options or {})
+        self.expect(60)
+
+    def close(self) -> None:
+        try:
+            self.ask("stop", timeout=10)
+        except Exception:  # already gone
+            pass
+        self.stop()
+
+
+def client(role: str, **kwargs: Any) -> Process:
+    proc = Process(clients.main, role, kwargs)
+    return proc
+
+
+def split(total: int) -> list[int]:
+    parts = max(1, -(-total // SUBSCRIBERS_PER_PROCESS)) if total > 500 else 1
+    parts = max(parts, 2) if total > 500 else parts
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def pct(values: list[float], p: float) -> float:
+    return clients.percentile(sorted(values), p)
+
+
+def fanout(kind: str, subscribers: int, selections: bool, settings: Settings, failures: Failures) -> dict:
+    """Publish numbered ticks to ``subscribers`` connections; deliveries/s, latency, server CPU per delivery."""
+    name = f"fanout[{kind},{subscribers}{',fields' if selections else ''}]"
+    sizes = split(subscribers)
+    progress = CONTEXT.RawArray("q", len(sizes))
+    srv = Server(kind, progress, {})
+    procs = []
+    try:
+        first = 0
+        for slot, size in enumerate(sizes):
+            procs.append(client("subscribers", kind=kind, port=srv.port, count=size, first=first,
+                                selections=selections, slot=slot, progress=progress))
+            first += size
+        for proc in procs:
+            if proc.expect() != "ready":
+                raise RuntimeError("subscriber process failed to start")
+        count = max(20, settings.fanout_deliveries // subscribers)
+        run = {"window": settings.window, "burst": settings.burst, "stall": 5.0}
+        published = max(10, count // 5)
+        srv.ask("publish", {"count": published, **run})  # warm-up
+        rounds = []
+        for _ in range(settings.fanout_repeats):
+            result = srv.ask("publish", {"count": count, **run})
+            published += count
+            if result["received"] != count * subscribers:
+                failures.add(name, f"{result['received']} of {count * subscribers} deliveries arrived")
+            rounds.append(result)
+        reports = []
+        for proc in procs:
+            proc.pipe.send("report")
+            reports.append(proc.expect())
+    finally:
+        for proc in procs:
+            proc.stop()
+        srv.close()
+    latencies: list[float] = []
+    for report in reports:
+        latencies += report["latencies"]
+        for text in report["errors"]:
+            failures.add(name, text)
+        short = [c for c in report["counts"] if c != published]
+        if short:
+            failures.add(name, f"{len(short)} subscribers got {sorted(set(short))[:5]} messages, not {published}")
+    rates = [r["received"] / r["seconds"] for r in rounds]
+    return {"scenario": "fanout", "kind": kind, "subscribers": subscribers, "selections": selections,
+            "messages_per_repeat": count, "deliveries_per_s": statistics.median(rates), "rates": rates,
+            "cpu_us_per_delivery": statistics.median(r["cpu"] / max(1, r["received"]) * 1e6 for r in rounds),
+            "p50_ms": pct(latencies, 50) * 1e3, "p99_ms": pct(latencies, 99) * 1e3}
+
+
+def requests(kind: str, connections: int, settings: Settings, failures: Failures) -> dict:
+    """``connections`` clients each keeping one ``orders.create`` in flight."""
+    name = f"requests[{kind},{connections}]"
+    srv = Server(kind, CONTEXT.RawArray("q", 1))
+    try:
+        proc = client("requests", kind=kind, port=srv.port, count=connections, warmup=1.0,
+                      seconds=settings.request_seconds, repeats=settings.request_repeats)
+        report = proc.expect(600)
+        proc.stop()
+    finally:
+        srv.close()
+    for text in report["errors"]:
+        failures.add(name, text)
+    rounds = report["rounds"]
+    if not all(r["rps"] > 0 for r in rounds):
+        failures.add(name, "no replies")
+    return {"scenario": "requests", "kind": kind, "connections": connections,
+            "rps": statistics.median(r["rps"] for r in rounds), "rates": [r["rps"] for r in rounds],
+            "p50_ms": statistics.median(r["p50"] for r in rounds) * 1e3,
+            "p99_ms": statistics.median(r["p99"] for r in rounds) * 1e3}
+
+
+def memory(kind: str, connections: int, failures: Failures) -> dict:
+    """Server RSS growth per idle connection."""
+    name = f"memory[{kind},{connections}]"
+    srv = Server(kind, CONTEXT.RawArray("q", 1))
+    procs = []
+    try:
+        time.sleep(0.5)
+        before = srv.ask("rss")
+        procs = [client("idle", kind=kind, port=srv.port, count=size) for size in split(connections)]
+        for proc in procs:
+            if proc.expect() != "ready":
+                raise RuntimeError("idle clients failed to start")
+        time.sleep(1.0)
+        after = srv.ask("rss")
+        opened = 0
+        for proc in procs:
+            proc.pipe.send("report")
+            opened += proc.expect()["open"]
+    finally:
+        for proc in procs:
+            proc.stop()
+        srv.close()
+    if opened != connections:
+        failures.add(name, f"only {opened} of {connections} connections stayed open")
+    return {"scenario": "memory", "kind": kind, "connections": connections,
+            "kib_per_connection": (after - before) / connections / 1024}
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def summarize(results: list[dict]) -> list[tuple[str, str, str]]:
+    """Rows of (what, figure, ratio against the baseline of the same run)."""
+    rows = []
+    index = {(r["scenario"], r["kind"], r.get("subscribers") or r.get("connections"), r.get("selections")): r
+             for r in results}
+    for r in results:
+        if r["scenario"] == "fanout":
+            base = index.get(("fanout", "tornado", r["subscribers"], False))
+            what = f"fan-out {r['subscribers']} subs{' 3 field sets' if r['selections'] else ''}: {r['kind']}"
+            rel = ratio(r["deliveries_per_s"], base and base["deliveries_per_s"])
+            cpu = ratio(base and base["cpu_us_per_delivery"], r["cpu_us_per_delivery"])
+            rows.append((what, f"{r['deliveries_per_s']:,.0f} deliveries/s, p99 {r['p99_ms']:.1f} ms, "
+                               f"{r['cpu_us_per_delivery']:.2f} µs server CPU/delivery",
+                         f"{rel:.2f}× tornado rate, {cpu:.2f}× less CPU" if rel and cpu else ""))
+        elif r["scenario"] == "requests":
+            base = index.get(("requests", "tornado", r["connections"], None))
+            rel = ratio(r["rps"], base and base["rps"])
+            p99 = ratio(r["p99_ms"], base and base["p99_ms"])
+            rows.append((f"requests {r['connections']} conns: {r['kind']}",
+                         f"{r['rps']:,.0f} round trips/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms",
+                         f"{rel:.2f}× echo rate, {p99:.2f}× echo p99" if rel and p99 else ""))
+        elif r["scenario"] == "memory":
+            base = index.get(("memory", "tornado", r["connections"], None))
+            rel = ratio(r["kib_per_connection"], base and base["kib_per_connection"])
+            rows.append((f"memory {r['connections']} idle conns: {r['kind']}",
+                         f"{r['kib_per_connection']:.1f} KiB/connection", f"{rel:.2f}× tornado" if rel else ""))
+    return rows
+
+
+def table(rows: list[tuple[str, str, str]]) -> str:
+    lines = ["| scenario | figure (median) | same-run ratio |", "| --- | --- | --- |"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def plot(results: list[dict], path: Path) -> bool:
+    """Fan-out deliveries/s vs subscribers, one line per server; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.warning("matplotlib is not installed (pip install -e '.[bench]'); no plot")
+        return False
+    if not any(r["scenario"] == "fanout" for r in results):
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for kind in ("gateway", "tornado", "socketio"):
+        points = sorted((r["subscribers"], r["deliveries_per_s"]) for r in results
+                        if r["scenario"] == "fanout" and r["kind"] == kind and not r["selections"])
+        if points:
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o",
+                    label={"gateway": "drizzle_gateway", "tornado": "bare Tornado write_message",
+                           "socketio": "python-socketio (aiohttp)"}[kind])
+    ax.set_xscale("log")
+    ax.set_xlabel("subscribers (one topic)")
+    ax.set_ylabel("deliveries / s (median)")
+    ax.set_title("Fan-out of ~150-byte messages")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a one-minute run with smaller sizes")
+    parser.add_argument("--check", action="store_true", help="exit 1 if any scenario errored or lost messages")
+    parser.add_argument("--only", choices=["fanout", "requests", "memory"], action="append",
+                        help="run only these scenarios")
+    parser.add_argument("--output", type=Path, default=HERE / "results.json")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settings = QUICK if args.quick else Settings()
+    only = set(args.only or ["fanout", "requests", "memory"])
+    failures = Failures()
+    results: list[dict] = []
+    started = time.monotonic()
+
+    def attempt(name: str, func, *func_args) -> None:
+        what = f"{name}{[a for a in func_args if not isinstance(a, (Settings, Failures))]}"
+        began = time.monotonic()
+        try:
+            results.append(func(*func_args))
+        except Exception as exc:
+            logger.exception("%s failed", what)
+            failures.add(what, f"errored: {exc!r}")
+        logger.info("%s: %.1f s", what, time.monotonic() - began)
+
+    if "fanout" in only:
+        for subscribers in settings.fanout_subscribers:
+            for kind in settings.peers:
+                attempt("fanout", fanout, kind, subscribers, False, settings, failures)
+            if subscribers == 1000:
+                attempt("fanout", fanout, "gateway", subscribers, True, settings, failures)
+    if "requests" in only:
+        for connections in settings.request_connections:
+            for kind in ("gateway", "tornado"):
+                attempt("requests", requests, kind, connections, settings, failures)
+    if "memory" in only:
+        for kind in ("gateway", "tornado"):
+            attempt("memory", memory, kind, settings.idle_connections, failures)
+
+    rows = summarize(results)
+    report = {"command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
+              "machine": machine(), "quick": args.quick, "seconds": time.monotonic() - started,
+              "settings": settings.__dict__, "results": results, "failures": failures.items,
+              "table": table(rows)}
+    args.output.write_text(json.dumps(report, indent=2, default=list))
+    print(table(rows))
+    if plot(results, args.output.with_name("fanout.png")):
+        print(f"plot: {args.output.with_name('fanout.png')}")
+    print(f"results: {args.output} ({report['seconds']:.0f} s)")
+    if failures.items:
+        print("FAILURES:\n  " + "\n  ".join(failures.items))
+    return 1 if (args.check and failures.items) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

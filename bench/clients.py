@@ -1,0 +1,242 @@
+"""Load generators (picows), each run in its own process: fan-out subscribers and request loops."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from multiprocessing.connection import Connection as Pipe
+from typing import Any
+
+import orjson
+from picows import WSListener, WSMsgType, WSTransport, ws_connect
+
+from bench.app import SELECTIONS, order_request
+from bench.server import raise_fd_limit
+
+CONNECT_BATCH = 100
+LATENCY_EVERY = 7
+
+
+class Subscriber(WSListener):
+    """One fan-out subscriber: checks that ticks arrive complete, in order, with the fields asked for."""
+
+    def __init__(self, kind: str, fields: tuple[str, ...] | None, tally: Tally) -> None:
+        self.kind = kind
+        self.fields = fields
+        self.keys = set(fields) if fields else {"seq", "ts", "user", "room", "text", "score"}
+        self.tally = tally
+        self.ready = asyncio.get_running_loop().create_future()
+        self.next_seq: int | None = None
+        self.count = 0
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        if self.kind == "gateway":
+            data: dict[str, Any] = {"topic": "feed"}
+            if self.fields:
+                data["fields"] = list(self.fields)
+            transport.send(WSMsgType.TEXT, orjson.dumps({"request_id": 1, "action": "__subscribe__", "data": data}))
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError("closed before subscribing"))
+        elif not self.tally.stopping:
+            self.tally.error("connection closed during the run")
+
+    def on_ws_frame(self, transport: WSTransport, frame) -> None:
+        if frame.msg_type == WSMsgType.PING:
+            transport.send_pong(frame.get_payload_as_bytes())
+            return
+        if frame.msg_type == WSMsgType.CLOSE:
+            transport.disconnect()
+            return
+        payload = frame.get_payload_as_bytes()
+        if not self.ready.done():
+            self._handshake(transport, payload)
+            return
+        if self.kind == "socketio":
+            if payload == b"2":
+                transport.send(WSMsgType.TEXT, b"3")
+                return
+            if not payload.startswith(b"42"):
+                return
+            data = orjson.loads(payload[2:])[1]
+        else:
+            data = orjson.loads(payload)["data"]
+        seq = data["seq"]
+        if self.next_seq is not None and seq != self.next_seq:
+            self.tally.error(f"expected seq {self.next_seq}, got {seq}")
+        if data.keys() != self.keys:
+            self.tally.error(f"fields {sorted(data)} != {sorted(self.keys)}")
+        self.next_seq = seq + 1
+        self.count += 1
+        if seq % LATENCY_EVERY == 0:
+            self.tally.latencies.append(time.monotonic() - data["ts"])
+        self.tally.progress[self.tally.slot] += 1
+
+    def _handshake(self, transport: WSTransport, payload: bytes) -> None:
+        if self.kind == "socketio":
+            if payload.startswith(b"0{"):
+                transport.send(WSMsgType.TEXT, b"40")
+                return
+            if not payload.startswith(b"40"):
+                return
+        elif self.kind == "gateway":
+            reply = orjson.loads(payload)
+            if "data" not in reply:
+                self.ready.set_exception(RuntimeError(f"subscribe failed: {reply}"))
+                return
+        self.ready.set_result(None)
+
+
+class Tally:
+    """What one client process saw."""
+
+    def __init__(self, progress, slot: int) -> None:
+        self.progress = progress
+        self.slot = slot
+        self.errors: list[str] = []
+        self.error_count = 0
+        self.latencies: list[float] = []
+        self.stopping = False
+
+    def error(self, text: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < 10:
+            self.errors.append(text)
+
+
+def url_for(kind: str, port: int, fanout: bool) -> str:
+    if kind == "socketio":
+        return f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
+    return f"ws://127.0.0.1:{port}/ws" + ("?fanout=1" if fanout and kind == "tornado" else "")
+
+
+async def open_all(factories, url: str) -> list[tuple[WSTransport, Any]]:
+    opened = []
+    for start in range(0, len(factories), CONNECT_BATCH):
+        batch = factories[start:start + CONNECT_BATCH]
+        opened += await asyncio.gather(*(ws_connect(f, url, websocket_handshake_timeout=60) for f in batch))
+    return opened
+
+
+async def subscribers(kind: str, port: int, count: int, first: int, selections: bool, slot: int, progress,
+                      pipe: Pipe) -> None:
+    tally = Tally(progress, slot)
+    factories = []
+    for i in range(count):
+        fields = SELECTIONS[(first + i) % len(SELECTIONS)] if selections else None
+        factories.append(lambda fields=fields: Subscriber(kind, fields, tally))
+    opened = await open_all(factories, url_for(kind, port, fanout=True))
+    await asyncio.wait_for(asyncio.gather(*(listener.ready for _, listener in opened)), 120)
+    pipe.send("ready")
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, pipe.recv)
+    tally.stopping = True
+    pipe.send({"counts": [listener.count for _, listener in opened], "errors": tally.errors,
+               "error_count": tally.error_count, "latencies": tally.latencies})
+    for transport, _ in opened:
+        transport.disconnect()
+
+
+async def idle(kind: str, port: int, count: int, pipe: Pipe) -> None:
+    """Open ``count`` connections and hold them, doing nothing."""
+    opened = await open_all([WSListener] * count, url_for(kind, port, fanout=False))
+    pipe.send("ready")
+    await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
+    pipe.send({"open": sum(not t.is_disconnected for t, _ in opened)})
+    for transport, _ in opened:
+        transport.disconnect()
+
+
+class Requester(WSListener):
+    """Keeps one request in flight; checks each reply."""
+
+    def __init__(self, run: RequestRun) -> None:
+        self.run = run
+        self.request_id = 0
+        self.sent = 0.0
+        self.transport: WSTransport | None = None
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+
+    def send(self) -> None:
+        self.request_id += 1
+        self.sent = time.perf_counter()
+        self.transport.send(WSMsgType.TEXT, orjson.dumps(order_request(self.request_id)))
+
+    def on_ws_frame(self, transport: WSTransport, frame) -> None:
+        if frame.msg_type != WSMsgType.TEXT:
+            if frame.msg_type == WSMsgType.CLOSE:
+                self.run.error("connection closed")
+                transport.disconnect()
+            return
+        took = time.perf_counter() - self.sent
+        reply = orjson.loads(frame.get_payload_as_bytes())
+        if reply.get("request_id") != self.request_id or reply.get("data", {}).get("total") != 28.5:
+            self.run.error(f"wrong reply {reply}")
+        self.run.done(took)
+        if self.run.running:
+            self.send()
+
+
+class RequestRun:
+    def __init__(self) -> None:
+        self.running = True
+        self.measuring = False
+        self.count = 0
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+        self.error_count = 0
+
+    def error(self, text: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < 10:
+            self.errors.append(text)
+
+    def done(self, took: float) -> None:
+        if self.measuring:
+            self.count += 1
+            self.latencies.append(took)
+
+
+async def requests(kind: str, port: int, count: int, warmup: float, seconds: float, repeats: int,
+                   pipe: Pipe) -> None:
+    run = RequestRun()
+    opened = await open_all([lambda: Requester(run)] * count, url_for(kind, port, fanout=False))
+    for _, listener in opened:
+        listener.send()
+    await asyncio.sleep(warmup)
+    rounds = []
+    for _ in range(repeats):
+        run.count, run.latencies = 0, []
+        run.measuring = True
+        started = time.perf_counter()
+        await asyncio.sleep(seconds)
+        run.measuring = False
+        elapsed = time.perf_counter() - started
+        latencies = sorted(run.latencies)
+        rounds.append({"rps": run.count / elapsed, "p50": percentile(latencies, 50), "p90": percentile(latencies, 90),
+                       "p99": percentile(latencies, 99)})
+    run.running = False
+    await asyncio.sleep(0.2)
+    pipe.send({"rounds": rounds, "errors": run.errors, "error_count": run.error_count})
+    for transport, _ in opened:
+        transport.disconnect()
+
+
+def percentile(values: list[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, int(len(values) * pct / 100))]
+
+
+def main(role: str, kwargs: dict[str, Any], pipe: Pipe) -> None:
+    """Process entry point."""
+    raise_fd_limit()
+    target = {"subscribers": subscribers, "idle": idle, "requests": requests}[role]
+    try:
+        asyncio.run(target(pipe=pipe, **kwargs))
+    except Exception as exc:  # report, so the harness fails with the reason
+        pipe.send({"crash": repr(exc)})
+        raise

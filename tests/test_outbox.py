@@ -1,0 +1,205 @@
+"""The send path: frames built once, written in order, bounded per connection (slow consumers)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import json
+import os
+import socket
+import struct
+
+import pytest
+import tornado.web
+from marshmallow import Schema, fields
+from tornado.websocket import websocket_connect
+
+from drizzle_gateway import Topic
+from drizzle_gateway.connection import Connection
+from drizzle_gateway.protocol import CloseCode
+from tests.resources import chat
+
+PUBLISHED = 20_000
+BODY = "ünïcødé " * 120  # ~1 KB a message: 20 MB in all, more than the kernel's socket buffers hold
+
+
+class Bulk(Schema):
+    seq = fields.Int(required=True)
+    body = fields.Str(required=True)
+
+
+bulk = Topic("bulk", Bulk)
+
+
+class StalledSocket:
+    """A websocket client that completes the handshake, subscribes, then stops reading."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+    @classmethod
+    async def open(cls, port: int) -> StalledSocket:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await loop.sock_connect(sock, ("127.0.0.1", port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        await loop.sock_sendall(sock, (
+            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        stalled = cls(sock)
+        while b"\r\n\r\n" not in stalled.buffer:
+            stalled.buffer += await loop.sock_recv(sock, 4096)
+        head, _, stalled.buffer = stalled.buffer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        return stalled
+
+    async def send(self, frame: dict) -> None:
+        payload = json.dumps(frame).encode()
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        assert len(payload) < 126
+        await asyncio.get_running_loop().sock_sendall(self.sock, bytes((0x81, 0x80 | len(payload))) + mask + masked)
+
+    async def frames(self):
+        """Every frame the server sent, in order: (opcode, payload), until the socket ends."""
+        loop = asyncio.get_running_loop()
+        while True:
+            frame = self._parse()
+            if frame is not None:
+                yield frame
+                continue
+            chunk = await asyncio.wait_for(loop.sock_recv(self.sock, 1 << 16), 15)
+            if not chunk:
+                return
+            self.buffer += chunk
+
+    def _parse(self) -> tuple[int, bytes] | None:
+        data = self.buffer
+        if len(data) < 2:
+            return None
+        opcode, size, offset = data[0] & 0x0F, data[1] & 0x7F, 2
+        if size == 126:
+            if len(data) < 4:
+                return None
+            size, offset = struct.unpack("!H", data[2:4])[0], 4
+        elif size == 127:
+            if len(data) < 10:
+                return None
+            size, offset = struct.unpack("!Q", data[2:10])[0], 10
+        if len(data) < offset + size:
+            return None
+        self.buffer = data[offset + size:]
+        return opcode, data[offset:offset + size]
+
+    def port(self) -> int:
+        return self.sock.getsockname()[1]
+
+
+def server_side(gateway, port: int) -> Connection:
+    """The gateway's connection object for the client socket bound to ``port``."""
+    for connection in gateway.connections:
+        if connection.ws_connection.stream.socket.getpeername()[1] == port:
+            return connection
+    raise AssertionError(f"no server connection for client port {port}")
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_slow_consumer_is_closed_and_others_get_every_message(gateway, connect, http_port, server_errors):
+    gateway.limits = dataclasses.replace(gateway.limits, send_queue_bytes=256 * 1024)
+    gateway.add_topic(bulk)
+    reader = await connect()
+    await reader.subscribe("bulk")
+    stalled = await StalledSocket.open(http_port)
+    await stalled.send({"request_id": 1, "action": "__subscribe__", "data": {"topic": "bulk"}})
+    await asyncio.sleep(0.2)  # the subscription is in place; from now on this client never reads
+    slow = server_side(gateway, stalled.port())
+    fast = next(connection for connection in gateway.connections if connection is not slow)
+    assert gateway.fanout.subscribers("bulk") == 2
+
+    async def read_after_close() -> list[tuple[int, bytes]]:
+        return [frame async for frame in stalled.frames()]
+
+    peak, reading = 0, None
+    for seq in range(PUBLISHED):
+        await gateway.publish(bulk, {"seq": seq, "body": BODY})
+        peak = max(peak, slow.outbox.queued_bytes)
+        if slow.outbox.closed and reading is None:  # closed: now read, to see the close code within its grace time
+            reading = asyncio.ensure_future(read_after_close())
+        if seq % 20 == 19:  # publish no faster than the well-behaved reader reads
+            await asyncio.sleep(0)
+            while fast.outbox.queued_bytes > 64 * 1024:
+                await asyncio.sleep(0.001)
+
+    received = [await reader.next_event() for _ in range(PUBLISHED)]
+    assert [event.data["seq"] for event in received] == list(range(PUBLISHED))
+    assert all(event.data["body"] == BODY for event in received)
+    assert slow.outbox.closed
+    assert peak <= gateway.limits.send_queue_bytes
+    assert await reader.ping() == "pong"  # the well-behaved client is still served
+
+    assert reading is not None
+    frames = await reading
+    close = [payload for opcode, payload in frames if opcode == 0x8]
+    assert close and struct.unpack("!H", close[0][:2])[0] == CloseCode.SLOW_CONSUMER == 4008
+    events = [json.loads(payload) for opcode, payload in frames if opcode == 0x1][1:]  # after the reply
+    assert len(events) < PUBLISHED
+    assert [e["data"]["seq"] for e in events] == list(range(len(events)))  # what did arrive is in order
+    assert gateway.fanout.subscribers("bulk") == 1  # the server let go of the slow one
+    assert not server_errors()
+
+
+@pytest.mark.gen_test
+async def test_frames_of_every_length_and_text_arrive_intact(connect):
+    client = await connect()
+    for size in (0, 1, 100, 125, 126, 1000, 65535, 65536, 200_000):
+        text = ("é€😀a" * (size // 4 + 1))[:size]
+        assert await client.call("lab", "plain", {"text": text}) == {"kind": "plain", "data": {"text": text}}
+
+
+@pytest.mark.gen_test
+async def test_replies_and_events_keep_their_order(connect):
+    client = await connect()
+    await client.subscribe("chat.lobby")
+    message = {"author": {"name": "bo"}, "text": "hi"}
+    replies = await asyncio.gather(*(
+        client.call("lab", "announce", {"room": "lobby", "message": {**message, "seq": i}}) for i in range(30)))
+    assert replies == [{"sent": True}] * 30
+    assert [(await client.next_event()).data["seq"] for _ in range(30)] == list(range(30))
+
+
+class CompressedConnection(Connection):
+    def get_compression_options(self):
+        return {}
+
+
+@pytest.fixture
+def app(request, gateway):
+    if "compressed" in request.node.name:
+        return tornado.web.Application([("/ws", CompressedConnection, {"gateway": gateway})])
+    return tornado.web.Application(gateway.routes())
+
+
+@pytest.mark.gen_test
+async def test_compressed_connections_get_events_and_replies(gateway, ws_url):
+    ws = await websocket_connect(ws_url, compression_options={})
+    assert ws.protocol._compressor is not None  # per-message deflate was negotiated
+    await ws.write_message(json.dumps({"request_id": 1, "action": "__subscribe__", "data": {"topic": "chat.x"}}))
+    assert json.loads(await ws.read_message()) == {"request_id": 1, "data": {"topic": "chat.x"}}
+    await gateway.publish(chat, {"author": {"name": "ñ"}, "text": "zip " * 20}, room="x")
+    assert json.loads(await ws.read_message())["data"]["author"] == {"name": "ñ"}
+    ws.close()
+
+
+@pytest.mark.gen_test
+async def test_frames_queued_before_a_server_close_go_out_first(gateway, raw):
+    ws = await raw()
+    assert (await ws.ask({"request_id": 1, "action": "__subscribe__", "data": {"topic": "chat.z"}}))["data"]
+    for seq in range(3):
+        await gateway.publish(chat, {"author": {"name": "a"}, "text": "t", "seq": seq}, room="z")
+    await gateway.close()  # same loop turn: the three events are still queued
+    assert [(await ws.recv())["data"]["seq"] for _ in range(3)] == [0, 1, 2]
+    assert await ws.ws.read_message() is None and ws.ws.close_code == 1001
