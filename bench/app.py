@@ -14,7 +14,7 @@ import tornado.web
 import tornado.websocket
 from marshmallow import Schema, fields
 
-from drizzle_gateway import Gateway, Resource, Topic, action
+from drizzle_gateway import Gateway, Limits, Resource, Topic, action
 
 SELECTIONS = (("seq", "ts", "text"), ("seq", "ts", "user"), ("seq", "ts", "room", "score"))
 """The three field selections of the fan-out-with-selection scenario."""
@@ -72,9 +72,14 @@ def order_request(request_id: int) -> dict[str, Any]:
 
 
 class GatewayServer:
-    """The gateway under test."""
+    """The gateway under test: default `Limits`, except the per-connection rate limit.
+
+    A load generator sends thousands of requests a second on one connection,
+    which the default rate limit (100 frames/s) is there to refuse.
+    """
 
     def __init__(self, **gateway_options: Any) -> None:
+        gateway_options.setdefault("limits", Limits(rate=None))
         self.gateway = Gateway([Orders], [feed], **gateway_options)
         self.app = tornado.web.Application(self.gateway.routes())
 

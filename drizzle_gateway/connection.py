@@ -153,9 +153,11 @@ class Connection(WebSocketHandler):
     def _parse(self, message: str | bytes) -> Request:
         """The dialect's parse, then the shape limits (depth, keys); raises `InvalidFrame`."""
         request = self.protocol.parse(message)
-        problem = self.gateway.limits.shape_error(request.raw)
-        if problem is not None:
-            raise InvalidFrame(problem, request.request_id)
+        limits = self.gateway.limits
+        if not isinstance(message, str) or limits.may_exceed_shape(message):
+            problem = limits.shape_error(request.raw)
+            if problem is not None:
+                raise InvalidFrame(problem, request.request_id)
         return request
 
     def _throttled(self) -> ActionError | None:

@@ -47,6 +47,17 @@ class Limits:
     shutdown_timeout: float = 10.0
     send_queue_bytes: int = 1024 * 1024
 
+    def may_exceed_shape(self, text: str) -> bool:
+        """False when the frame's text alone proves it within ``max_depth`` and ``max_keys``.
+
+        Every nesting level needs a ``[`` or ``{`` and every key a ``:``, so
+        counting those characters (in C, strings included) bounds both; only
+        frames that might exceed a limit are walked by `shape_error`.
+        """
+        if self.max_depth is not None and text.count("{") + text.count("[") > self.max_depth:
+            return True
+        return self.max_keys is not None and text.count(":") > self.max_keys
+
     def shape_error(self, value: Any) -> str | None:
         """Why ``value`` (a decoded frame) is too deep or has too many keys, or None.
 

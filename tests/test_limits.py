@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import struct
 
@@ -207,3 +208,16 @@ async def test_heartbeat_disconnects_a_dead_peer_and_keeps_a_live_one(limits, ga
     assert await live.ping() == "pong"  # a peer that answers pings stays
     assert live.close_code is None
 
+
+
+def test_text_precheck_never_lets_a_frame_past_the_walk():
+    """may_exceed_shape may only say False for frames the walk would accept."""
+    limits = Limits(max_depth=3, max_keys=2)
+    cases = [('{"a": [1]}', True), ('{"a": [[1]]}', True), ('{"a": [[[1]]]}', False), ('{"a": 1, "b": 2}', True),
+             ('{"a": 1, "b": 2, "c": 3}', False), ('{"a": "{[:"}', True)]
+    for text, within in cases:
+        value = json.loads(text)
+        assert (limits.shape_error(value) is None) == within, text
+        if not within:
+            assert limits.may_exceed_shape(text), text
+    assert not Limits().may_exceed_shape('{"request_id": 1, "action": "__ping__"}')
