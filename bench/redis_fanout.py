@@ -141,7 +141,11 @@ class BulkSubscriber:
                     length, offset = int.from_bytes(buffer[offset:offset + 2], "big"), offset + 2
                 if size - offset < length:
                     break
-                self.arrivals.append((now, bytes(buffer[offset:offset + length])))
+                payload = bytes(buffer[offset:offset + length])
+                if buffer[start] == 0x89:  # a heartbeat ping: answer with a (masked) pong
+                    self._writer.write(bytes([0x8A, 0x80 | len(payload)]) + b"\0\0\0\0" + payload)
+                else:
+                    self.arrivals.append((now, payload))
                 start = offset + length
             del buffer[:start]
 
