@@ -3,7 +3,7 @@
 Run: ``python -m bench.redis_fanout`` (needs redis-server on PATH; it starts
 its own on a free loopback port, and the gateway processes it measures).
 
-Two scenarios, same app (``examples.chat.app:gateway``), same clients:
+Two scenarios, same app (the chat example, rate and in-flight limits lifted), same clients:
 
 - memory: one gateway process; publisher and subscribers on it.
 - redis: two gateway processes on one Redis; the publisher on the first,
@@ -35,7 +35,17 @@ from pathlib import Path
 from drizzle_gateway.client import Client
 
 REPO = Path(__file__).resolve().parent.parent
-APP = "examples.chat.app:gateway"
+APP = "bench.redis_fanout:chat_gateway"
+
+
+def chat_gateway():
+    """The chat example's gateway with the rate and in-flight limits lifted: the bench publishes from one connection."""
+    from drizzle_gateway import Limits
+    from examples.chat.app import make_gateway
+
+    gateway = make_gateway()
+    gateway.limits = Limits(rate=None, max_in_flight=None)
+    return gateway
 ROOM = "chat.bench"
 
 
