@@ -45,6 +45,8 @@ async def serve(gateway: Gateway, host: str, port: int, path: str) -> None:
     app = make_app(gateway, path)
     server = app.listen(port, address=host)
     logger.info("drizzle_gateway listening on ws://%s:%d%s", host, port, path)
+    if gateway.explorer:
+        logger.info("explorer at http://%s:%d/_explorer", host, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -56,6 +56,8 @@ async def test_serve_logs_where_it_listens_and_answers(target):
     try:
         line = proc.stderr.readline()
         assert re.search(rf"listening on ws://127\.0\.0\.1:{port}/ws", line), line
+        line = proc.stderr.readline()
+        assert f"explorer at http://127.0.0.1:{port}/_explorer" in line, line
         async with Client(f"ws://127.0.0.1:{port}/ws") as client:
             assert await client.call(*args, fields=fields) == expected
     finally:
