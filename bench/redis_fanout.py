@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
-import os
 import shutil
 import socket
 import statistics
@@ -32,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.bulk_subscriber import BulkSubscriber
 from drizzle_gateway.client import Client
 
 REPO = Path(__file__).resolve().parent.parent
@@ -109,58 +108,6 @@ class Processes:
             except subprocess.TimeoutExpired:
                 child.kill()
         shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-class BulkSubscriber:
-    """A websocket subscriber that splits frames in bulk and stamps their arrival."""
-
-    def __init__(self, url: str) -> None:
-        address, path = url.split("://", 1)[1].split("/", 1)
-        self.host, port = address.rsplit(":", 1)
-        self.port, self.path = int(port), "/" + path
-        self.arrivals: list[tuple[float, bytes]] = []
-        self._buffer = bytearray()
-
-    async def subscribe(self, topic: str) -> None:
-        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self._writer.write(
-            f"GET {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"Sec-WebSocket-Protocol: drizzle.v1\r\n\r\n".encode())
-        if not (await self._reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101"):
-            raise RuntimeError("websocket handshake refused")
-        request = json.dumps({"request_id": 1, "action": "__subscribe__", "data": {"topic": topic}}).encode()
-        self._writer.write(bytes([0x81, 0x80 | len(request)]) + b"\0\0\0\0" + request)  # zero mask
-        await self.frames(1)
-        self.arrivals.clear()
-
-    async def frames(self, count: int) -> None:
-        while len(self.arrivals) < count:
-            chunk = await self._reader.read(1 << 16)
-            if not chunk:
-                raise ConnectionError("subscriber closed")
-            now = time.perf_counter()
-            self._buffer += chunk
-            buffer, start, size = self._buffer, 0, len(self._buffer)
-            while size - start >= 2:
-                length, offset = buffer[start + 1] & 0x7F, start + 2
-                if length == 126:
-                    if size - offset < 2:
-                        break
-                    length, offset = int.from_bytes(buffer[offset:offset + 2], "big"), offset + 2
-                if size - offset < length:
-                    break
-                payload = bytes(buffer[offset:offset + length])
-                if buffer[start] == 0x89:  # a heartbeat ping: answer with a (masked) pong
-                    self._writer.write(bytes([0x8A, 0x80 | len(payload)]) + b"\0\0\0\0" + payload)
-                else:
-                    self.arrivals.append((now, payload))
-                start = offset + length
-            del buffer[:start]
-
-    def close(self) -> None:
-        self._writer.close()
 
 
 def seq_of(frame: bytes) -> int:

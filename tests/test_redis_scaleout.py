@@ -11,9 +11,10 @@ import re
 
 import pytest
 
+from bench.bulk_subscriber import BulkSubscriber
 from drizzle_gateway.client import Client, RemoteError
 from tests import redis_support
-from tests.redis_support import BareSubscriber, GatewayProcess, eventually
+from tests.redis_support import GatewayProcess, eventually
 
 redis_asyncio = pytest.importorskip("redis.asyncio")
 redis_server = redis_support.redis_server
@@ -310,7 +311,7 @@ async def test_a_frozen_redis_never_blocks_the_gateway(gateways, redis_server, o
 @pytest.mark.gen_test(timeout=600)
 async def test_a_thousand_subscribers_on_two_processes_receive_a_thousand_messages_from_a_third(
         gateways, open_client):
-    subscribers = [BareSubscriber(gateways[i % 2].url) for i in range(1000)]
+    subscribers = [BulkSubscriber(gateways[i % 2].url) for i in range(1000)]
     try:
         await asyncio.gather(*(subscriber.subscribe("chat.crowd") for subscriber in subscribers))
         publisher = await open_client(gateways[2])
