@@ -14,7 +14,6 @@ import logging
 import multiprocessing
 import os
 import platform
-import socket
 import statistics
 import sys
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import clients, server
+from bench.ports import free_port
 
 logger = logging.getLogger("bench")
 HERE = Path(__file__).resolve().parent
@@ -59,12 +59,6 @@ class Failures:
     def add(self, scenario: str, text: str) -> None:
         logger.error("%s: %s", scenario, text)
         self.items.append(f"{scenario}: {text}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Process:

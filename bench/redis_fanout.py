@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import time
 from pathlib import Path
 
 from bench.bulk_subscriber import BulkSubscriber
+from bench.ports import free_port, wait_for_port
 from drizzle_gateway.client import Client
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,25 +46,6 @@ def chat_gateway():
     gateway.limits = Limits(rate=None, max_in_flight=None)
     return gateway
 ROOM = "chat.bench"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on port {port}")
 
 
 class Processes:
@@ -83,7 +64,7 @@ class Processes:
                                   "--appendonly", "no", "--dir", self.workdir],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.children.append(child)
-        wait_for_port(port, child)
+        wait_for_port(port, timeout=30.0, process=child)
         return f"redis://127.0.0.1:{port}/0"
 
     def gateway(self, redis_url: str | None) -> str:
@@ -94,7 +75,7 @@ class Processes:
             command += ["--redis", redis_url]
         child = subprocess.Popen(command, cwd=REPO)
         self.children.append(child)
-        wait_for_port(port, child)
+        wait_for_port(port, timeout=30.0, process=child)
         return f"ws://127.0.0.1:{port}/ws"
 
     def __enter__(self) -> Processes:

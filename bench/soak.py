@@ -16,7 +16,6 @@ import asyncio
 import logging
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 import tornado.web
 from marshmallow import Schema, fields
 
+from bench.ports import free_port
 from drizzle_gateway import Gateway, Resource, Topic, action
 from drizzle_gateway.client import Client, ConnectionClosed, RemoteError
 
@@ -219,12 +219,6 @@ def report(args: argparse.Namespace, tally: Tally, samples: list[tuple[float, in
         "RSS samples (s: MiB): " + ", ".join(f"{t:.0f}: {rss / 1024:.1f}" for t, rss in samples),
     ]
     return "\n".join(lines)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def main(argv: list[str] | None = None) -> None:

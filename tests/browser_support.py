@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ import tornado.web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from bench.ports import free_port
 from drizzle_gateway import Gateway
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,12 +121,6 @@ class ServerThread:
         await self._stop.wait()
         server.stop()
         await self.gateway.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class GatewayProcess:

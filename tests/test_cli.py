@@ -10,18 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from tornado.testing import bind_unused_port
 
+from bench.ports import free_port
 from drizzle_gateway.client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = str(Path(sys.executable).with_name("drizzle-gateway"))
-
-
-def free_port() -> int:
-    sock, port = bind_unused_port()
-    sock.close()
-    return port
 
 
 def test_schema_prints_the_contract_as_json():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.ports import free_port
 from drizzle_gateway.client import Client, ConnectionClosed, RemoteError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,12 +55,6 @@ async def test_close_cancels_actions_still_running_at_the_deadline(gateway, conn
     with pytest.raises(ConnectionClosed) as closed:
         await asyncio.wait_for(pending, 5)
     assert closed.value.code == 1001
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def wait_listening(port: int, server: subprocess.Popen) -> None:
