@@ -117,17 +117,23 @@ class Gateway:
                 return topic, params
         raise ActionError(ErrorCode.TOPIC_NOT_FOUND, f"topic {channel!r} is not declared")
 
-    def channel(self, topic: Topic | str, **params: str) -> str:
-        """The concrete channel of ``topic`` (a Topic, a pattern or a channel name)."""
+    def resolve(self, topic: Topic | str, **params: str) -> tuple[Topic, str]:
+        """The declared topic and concrete channel for a Topic, a pattern (with params) or a channel name.
+
+        Raises `ActionError` TOPIC_NOT_FOUND.
+        """
         if isinstance(topic, Topic):
             if topic not in self.topics:
                 raise ActionError(ErrorCode.TOPIC_NOT_FOUND, f"topic {topic.pattern!r} is not declared")
-            return topic.channel(**params)
+            return topic, topic.channel(**params)
         for declared in self.topics:
             if declared.pattern == topic:
-                return declared.channel(**params)
-        self.find_topic(topic)
-        return topic
+                return declared, declared.channel(**params)
+        return self.find_topic(topic)[0], topic
+
+    def channel(self, topic: Topic | str, **params: str) -> str:
+        """The concrete channel of ``topic`` (a Topic, a pattern or a channel name)."""
+        return self.resolve(topic, **params)[1]
 
     def use_broker(self, broker: Broker) -> None:
         """Replace the broker; call it before serving (``serve --redis`` does)."""
@@ -147,10 +153,9 @@ class Gateway:
         delivered to anyone.
         """
         try:
-            channel = self.channel(topic, **params)
+            declared, channel = self.resolve(topic, **params)
         except ActionError as exc:
             raise ValidationError({"topic": [exc.message]}) from None
-        declared, _ = self.find_topic(channel)
         data = declared.prepare(payload)
         await self.broker.publish(channel, data)
 
