@@ -7,7 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from tornado.ioloop import IOLoop
-from tornado.websocket import WebSocketClosedError, WebSocketHandler
+from tornado.websocket import WebSocketHandler
 
 from .auth import Credentials, identify
 from .errors import ActionError, ErrorCode
@@ -212,17 +212,12 @@ class Connection(WebSocketHandler):
         """Queue one encoded text frame; a closed socket drops it silently.
 
         Frames go out in order through the connection's bounded `Outbox`; a
-        peer that lets it overflow is closed as a slow consumer.
+        peer that lets it overflow is closed as a slow consumer. A socket
+        refused at open (the gateway is shutting down) has no outbox and
+        sends nothing.
         """
         if self.outbox is not None:
             self.outbox.send(frame)
-            return
-        if self.ws_connection is None or self.ws_connection.is_closing():
-            return
-        try:
-            self.write_message(frame.text if isinstance(frame, Frame) else frame)
-        except WebSocketClosedError:
-            pass
 
     # -- subscriptions ------------------------------------------------------
 
