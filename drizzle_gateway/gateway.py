@@ -35,6 +35,9 @@ logger = logging.getLogger("drizzle_gateway")
 CLOSE_HANDSHAKE_WAIT = 2.0
 """Seconds `Gateway.close` waits for peers to answer its close frames."""
 
+BROKER_CLOSE_WAIT = 5.0
+"""Seconds `Gateway.close` gives the broker to unsubscribe, flush and close."""
+
 
 class Gateway:
     """Serves resources and typed topics over one websocket route.
@@ -229,6 +232,9 @@ class Gateway:
         ``limits.shutdown_timeout``) to finish and reply; then the rest are
         cancelled and every socket is closed with 1001 (going away), which
         tells clients to reconnect, to another instance if there is one.
+        Finally the broker gets up to `BROKER_CLOSE_WAIT` seconds to close,
+        so the whole takes at most ``timeout`` + `CLOSE_HANDSHAKE_WAIT` +
+        `BROKER_CLOSE_WAIT` seconds, whatever state the peers or the broker are in.
         """
         self.closing = True
         timeout = self.limits.shutdown_timeout if timeout is None else timeout
@@ -246,6 +252,10 @@ class Gateway:
         goodbye = loop.time() + CLOSE_HANDSHAKE_WAIT
         while self.connections and loop.time() < goodbye:  # let peers answer the close frames
             await asyncio.sleep(0.01)
-        await self.fanout.drain()
-        await self.broker.close()
+        try:
+            async with asyncio.timeout(BROKER_CLOSE_WAIT):
+                await self.fanout.drain()
+                await self.broker.close()
+        except TimeoutError:
+            logger.warning("shutdown: the broker did not close within %ss", BROKER_CLOSE_WAIT)
         await asyncio.sleep(0)

@@ -137,6 +137,7 @@ def assert_clean(text: str) -> dict:
     return frame
 
 
+@pytest.mark.timeout(180)
 def test_generated_frames_never_hurt_the_gateway(io_loop, raw, connect, server_errors):
     state: dict = {"frames": 0, "examples": 0}
 

@@ -107,7 +107,8 @@ def server_side(gateway, port: int) -> Connection:
     raise AssertionError(f"no server connection for client port {port}")
 
 
-@pytest.mark.gen_test(timeout=120)
+@pytest.mark.timeout(120)
+@pytest.mark.gen_test(timeout=110)
 async def test_slow_consumer_is_closed_and_others_get_every_message(gateway, connect, http_port, server_errors):
     gateway.limits = dataclasses.replace(gateway.limits, send_queue_bytes=256 * 1024)
     gateway.add_topic(bulk)

@@ -16,6 +16,7 @@ import sys
 import pytest
 
 from drizzle_gateway import Gateway
+from drizzle_gateway.gateway import BROKER_CLOSE_WAIT, CLOSE_HANDSHAKE_WAIT
 from tests import redis_support
 from tests.redis_support import REPO
 from tests.resources import TEST_RESOURCES, TEST_TOPICS
@@ -124,3 +125,45 @@ def test_without_redis_server_the_redis_tests_skip_with_the_reason_unless_requir
     assert "redis-server is not installed" in result.stdout, result.stdout
     assert outcome in result.stdout, result.stdout
     assert result.returncode == (0 if required == "0" else 1)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_publish_then_close_finishes_every_time_and_sends_the_publish(redis_server):
+    observer = redis.Redis.from_url(redis_server.url).pubsub(ignore_subscribe_messages=True)
+    observer.subscribe(PREFIX + "chat.loop")
+    assert observer.get_message(timeout=5) is None  # the subscribe confirmation
+    rounds = 50
+    for seq in range(rounds):
+        broker = RedisBroker(redis_server.url, prefix=PREFIX)
+        if seq % 2:  # half the brokers also listen, so both start-up paths race the close
+            await broker.subscribe("chat.loop", lambda channel, data: None)
+        await broker.publish("chat.loop", message(seq))
+        async with asyncio.timeout(3 * broker.timeout + 1):  # close's documented bound
+            await broker.close()
+        assert broker_tasks() == []
+
+    def received() -> list[dict]:
+        found = []
+        while len(found) < rounds and (item := observer.get_message(timeout=5)) is not None:
+            found.append(json.loads(item["data"].partition(b" ")[2]))
+        return found
+
+    assert await asyncio.get_running_loop().run_in_executor(None, received) == [message(i) for i in range(rounds)]
+    observer.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_gateway_close_while_redis_is_frozen_finishes_within_its_bound(connect, gateway, redis_server):
+    client = await connect()
+    await client.subscribe("chat.frozen")
+    redis_server.freeze()
+    try:
+        await client.publish("chat.frozen", message(1))
+        assert (await client.next_event()).data == message(1)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await gateway.close()
+        assert loop.time() - started < gateway.limits.shutdown_timeout + CLOSE_HANDSHAKE_WAIT + BROKER_CLOSE_WAIT
+        assert broker_tasks() == []
+    finally:
+        redis_server.thaw()

@@ -308,7 +308,8 @@ async def test_a_frozen_redis_never_blocks_the_gateway(gateways, redis_server, o
     assert await eventually(bob_hears_alice, 10)
 
 
-@pytest.mark.gen_test(timeout=600)
+@pytest.mark.timeout(180)
+@pytest.mark.gen_test(timeout=170)
 async def test_a_thousand_subscribers_on_two_processes_receive_a_thousand_messages_from_a_third(
         gateways, open_client):
     subscribers = [BulkSubscriber(gateways[i % 2].url) for i in range(1000)]

@@ -7,7 +7,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -115,51 +114,31 @@ async def settle(sock, request_id="probe"):
 # -- the sample, verbatim, as a process of its own ---------------------------------------------
 
 
-@pytest.fixture
-def seed_sample(tmp_path):
-    """``python examples/seed_sample.py`` listening on 8888; stopped after the test."""
+def own_network_namespace() -> list[str]:
+    """The command prefix that runs a process in a network namespace of its own, or [] if it cannot be made."""
+    prefix = ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" "$@"']
     try:
-        socket.create_connection(("127.0.0.1", SEED_PORT), timeout=1).close()
-    except OSError:
-        pass
-    else:
-        pytest.fail(f"port {SEED_PORT} is already in use on this machine; the seed sample needs it")
-    log = (tmp_path / "seed_sample.log").open("w+")
-    process = subprocess.Popen([sys.executable, "examples/seed_sample.py"], cwd=ROOT,
-                               stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"seed sample exited with {process.returncode}:\n{log.read()}")
-            try:
-                socket.create_connection(("127.0.0.1", SEED_PORT), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"seed sample did not listen on {SEED_PORT} within 60 s")
-                time.sleep(0.1)
-        yield process
-    finally:
-        process.terminate()
+        made = subprocess.run([*prefix, "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        made = False
+    return prefix if made else []
+
+
+def test_seed_sample_runs_verbatim_and_answers():
+    """The sample listens on the fixed port 8888; in its own namespace nothing else can hold that port."""
+    namespace = own_network_namespace()
+    if not namespace:
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-@pytest.mark.gen_test(timeout=30)
-async def test_seed_sample_runs_verbatim_and_answers(seed_sample):
-    ws = await websocket_connect(f"ws://127.0.0.1:{SEED_PORT}/ws")
-    try:
-        await ws.write_message(json.dumps({"resource": "login", "action": "get", "request_id": "r1"}))
-        assert json.loads(await ws.read_message()) == {"data": {"key": "val"}, "request_id": "r1"}
-    finally:
-        ws.close()
-    assert seed_sample.poll() is None
+            socket.create_connection(("127.0.0.1", SEED_PORT), timeout=1).close()
+        except OSError:
+            pass
+        else:
+            pytest.fail(f"port {SEED_PORT} is in use and no network namespace can be made (needs root)")
+    result = subprocess.run([*namespace, sys.executable, "tests/seed_sample_probe.py"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome == {"reply": {"data": {"key": "val"}, "request_id": "r1"}, "alive": True}
 
 
 # -- requests and replies -----------------------------------------------------------------------

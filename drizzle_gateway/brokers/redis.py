@@ -20,7 +20,8 @@ import logging
 import random
 import uuid
 from collections import deque
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -37,6 +38,8 @@ REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 """What a failing or unreachable Redis raises (TimeoutError included)."""
 
 _ORIGIN_LENGTH = 32  # uuid4().hex
+
+T = TypeVar("T")
 
 
 class RedisBroker:
@@ -94,6 +97,8 @@ class RedisBroker:
         self._subscriber: Redis | None = None
         self._tasks: list[asyncio.Task] = []
         self._closed = False
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def __repr__(self) -> str:
         return f"RedisBroker({self._where()!r}, prefix={self.prefix!r})"
@@ -124,6 +129,7 @@ class RedisBroker:
                 logger.warning("redis outbox full (%d publishes): dropping the oldest until redis catches up",
                                self.max_pending)
         self._outbox.append((self.prefix + channel, message))
+        self._idle.clear()
         self._outbox_ready.set()
 
     async def subscribe(self, channel: str, listener: Listener) -> None:
@@ -133,7 +139,7 @@ class RedisBroker:
         attempt = self._attempt
         if attempt is not None and not attempt.done():
             try:
-                await asyncio.wait_for(asyncio.shield(attempt), self.timeout)
+                await self._bounded(asyncio.shield(attempt))
             except TimeoutError:
                 return
         if not self._up.is_set() or self._listeners.get(channel) is not listener:
@@ -144,7 +150,7 @@ class RedisBroker:
                 await self._send_subscribe([name])
             waiters = self._confirming.get(name.encode())
             if waiters:
-                await asyncio.wait_for(asyncio.shield(waiters[-1]), self.timeout)
+                await self._bounded(asyncio.shield(waiters[-1]))
         except Exception as exc:  # redis-py may also fail oddly on a connection torn down under it
             self._break(exc)
 
@@ -157,32 +163,54 @@ class RedisBroker:
         self._subscribed.discard(name)
         if self._up.is_set() and self._pubsub is not None:
             try:
-                await asyncio.wait_for(self._pubsub.unsubscribe(name), self.timeout)
+                await self._bounded(self._pubsub.unsubscribe(name))
             except Exception as exc:
                 self._break(exc)
 
     async def close(self) -> None:
-        """Send what is queued (if Redis is up, within ``timeout``), then close connections and tasks."""
+        """Send what is queued, then close connections and tasks.
+
+        Returns within about three ``timeout``: up to one to send the queued
+        publishes (skipped while Redis is known to be down), one for the
+        tasks to stop, one for the connections to close.
+        """
         if self._closed:
             return
+        if self._tasks and not self._idle.is_set() and self._outage_since is None:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await self._idle.wait()
+            except TimeoutError:
+                pass
+        if self._outbox:
+            logger.warning("closing with %d publishes not sent to redis", len(self._outbox))
         self._closed = True
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
-        while self._outbox and self._up.is_set() and loop.time() < deadline:
-            await asyncio.sleep(0.005)
-        tasks = [*self._tasks, *([self._reader] if self._reader else [])]
+        tasks = [task for task in (*self._tasks, self._reader) if task is not None and not task.done()]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=self.timeout)
+            if stuck:
+                logger.warning("redis broker: %d tasks did not stop within %ss", len(stuck), self.timeout)
         self._tasks.clear()
         await self._drop_pubsub()
         for client in (self._publisher, self._subscriber):
             if client is not None:
                 try:
-                    await asyncio.wait_for(client.aclose(), self.timeout)
+                    await self._bounded(client.aclose())
                 except Exception:
                     pass
         self._listeners.clear()
+
+    async def _bounded(self, awaitable: Awaitable[T]) -> T:
+        """Await one Redis call for at most ``timeout`` seconds (TimeoutError after).
+
+        ``asyncio.timeout`` rather than ``wait_for``: on Python 3.11 ``wait_for``
+        can swallow a cancellation that arrives as the call completes, which
+        left `close` waiting forever on a task that had been cancelled.
+        """
+        async with asyncio.timeout(self.timeout):
+            return await awaitable
 
     # -- supervision ---------------------------------------------------------
 
@@ -203,7 +231,7 @@ class RedisBroker:
         """Keep the subscriber connection up: connect, read, reconnect with backoff."""
         loop = asyncio.get_running_loop()
         delay = self.reconnect_min
-        while True:
+        while not self._closed:
             if self._attempt is None or self._attempt.done():
                 self._attempt = loop.create_future()
             try:
@@ -235,7 +263,7 @@ class RedisBroker:
         assert self._subscriber is not None
         await self._reset_publisher()  # its connection died with the old server, if there was one
         assert self._publisher is not None
-        await asyncio.wait_for(self._publisher.ping(), self.timeout)
+        await self._bounded(self._publisher.ping())
         self._subscribed = set()
         self._pubsub = self._subscriber.pubsub()
         # A private channel keeps the connection in subscribed mode, so reads notice an outage.
@@ -253,7 +281,7 @@ class RedisBroker:
         for name in names:
             self._subscribed.add(name)
             self._confirming.setdefault(name.encode(), deque()).append(loop.create_future())
-        await asyncio.wait_for(self._pubsub.subscribe(*names), self.timeout)
+        await self._bounded(self._pubsub.subscribe(*names))
 
     async def _read(self) -> None:
         """Dispatch messages until the connection fails; ping when idle."""
@@ -261,7 +289,7 @@ class RedisBroker:
         loop = asyncio.get_running_loop()
         last_heard = loop.time()
         ping_sent: float | None = None
-        while True:
+        while not self._closed:
             message = await self._pubsub.get_message(timeout=min(self.timeout, self.health_interval))
             now = loop.time()
             if message is not None:
@@ -271,7 +299,7 @@ class RedisBroker:
                 raise TimeoutError(f"no answer to a ping within {self.timeout}s")
             elif ping_sent is None and now - last_heard > self.health_interval:
                 ping_sent = now
-                await asyncio.wait_for(self._pubsub.ping(), self.timeout)
+                await self._bounded(self._pubsub.ping())
 
     def _handle(self, message: dict) -> None:
         kind = message["type"]
@@ -306,8 +334,9 @@ class RedisBroker:
 
     async def _send_outbox(self) -> None:
         """The one ordered path to Redis: batches of PUBLISH in one pipeline each."""
-        while True:
+        while not self._closed:
             if not self._outbox:
+                self._idle.set()
                 self._outbox_ready.clear()
                 await self._outbox_ready.wait()
                 continue
@@ -318,7 +347,7 @@ class RedisBroker:
                 pipe = self._publisher.pipeline(transaction=False)
                 for name, message in batch:
                     pipe.publish(name, message)
-                await asyncio.wait_for(pipe.execute(), self.timeout)
+                await self._bounded(pipe.execute())
             except Exception as exc:
                 self._outbox.extendleft(reversed(batch))
                 while len(self._outbox) > self.max_pending:
@@ -330,7 +359,7 @@ class RedisBroker:
     async def _reset_publisher(self) -> None:
         assert self._publisher is not None
         try:
-            await asyncio.wait_for(self._publisher.connection_pool.disconnect(), self.timeout)
+            await self._bounded(self._publisher.connection_pool.disconnect())
         except Exception:
             pass
 
@@ -345,7 +374,7 @@ class RedisBroker:
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             try:
-                await asyncio.wait_for(pubsub.aclose(), self.timeout)
+                await self._bounded(pubsub.aclose())
             except Exception:
                 pass
 
