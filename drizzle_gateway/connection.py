@@ -28,7 +28,10 @@ class Connection(WebSocketHandler):
     """The Tornado handler behind the gateway's websocket route.
 
     Each request runs as its own task, so a slow action never holds back
-    the replies of others. Subscriptions live exactly as long as the socket.
+    the replies of others. With ``limits.max_in_flight`` requests running,
+    the socket is not read until one finishes: pipelined requests wait in
+    TCP's buffers (backpressure), they are never refused. Subscriptions
+    live exactly as long as the socket.
     """
 
     gateway: Gateway
@@ -41,8 +44,9 @@ class Connection(WebSocketHandler):
         self.channels: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
         limits = gateway.limits
-        self._bucket = TokenBucket(limits.rate, limits.burst) if limits.rate else None
+        self._bucket = TokenBucket(limits.rate, limits.burst_size) if limits.rate else None
         self._auth_deadline: object | None = None
+        self._slot_free: asyncio.Future | None = None
         self.outbox: Outbox | None = None
 
     @property
@@ -55,7 +59,7 @@ class Connection(WebSocketHandler):
     @property
     def max_message_size(self) -> int:
         """Frames above ``limits.max_frame_bytes`` close the socket with 1009."""
-        return self.gateway.limits.max_frame_bytes
+        return self.gateway.limits.frame_bytes
 
     @property
     def ping_interval(self) -> float | None:
@@ -91,13 +95,15 @@ class Connection(WebSocketHandler):
             self.close(CloseCode.GOING_AWAY, "server shutting down")
             return
         self.set_nodelay(True)  # the outbox already coalesces small frames per loop turn; Nagle would only delay
-        self.outbox = Outbox(self, self.gateway.limits.send_queue_bytes, self.gateway.flusher)
+        limits = self.gateway.limits
+        self.outbox = Outbox(self, limits.queue_bytes, self.gateway.flusher, limits.send_timeout)
         self.gateway.connections.add(self)
-        if self.gateway.authenticate is not None and self.user is None:
-            delay = self.gateway.limits.auth_timeout
+        if self.gateway.authenticate is not None and self.user is None and limits.auth_timeout is not None:
+            delay = limits.auth_timeout
             self._auth_deadline = IOLoop.current().call_later(delay, self._auth_expired)
 
-    def on_message(self, message: str | bytes) -> None:
+    def on_message(self, message: str | bytes) -> asyncio.Future | None:
+        """Start the frame's request; while ``max_in_flight`` run, return a future Tornado waits for."""
         try:
             request = self._parse(message)
         except InvalidFrame as exc:
@@ -109,7 +115,20 @@ class Connection(WebSocketHandler):
             return
         task = asyncio.ensure_future(self._serve(request))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._request_done)
+        limit = self.gateway.limits.max_in_flight
+        if limit is not None and len(self._tasks) >= limit:
+            # Tornado reads no further frame until this resolves: TCP pushes back on the client.
+            self._slot_free = asyncio.get_running_loop().create_future()
+            return self._slot_free
+        return None
+
+    def _request_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        waiting = self._slot_free
+        if waiting is not None and not waiting.done():
+            self._slot_free = None
+            waiting.set_result(None)
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close the websocket after the frames already queued for it."""
@@ -118,6 +137,10 @@ class Connection(WebSocketHandler):
         super().close(code, reason)
 
     def on_close(self) -> None:
+        if self.outbox is not None:
+            self.outbox.drop()
+        if self._slot_free is not None and not self._slot_free.done():
+            self._slot_free.set_result(None)
         if self._auth_deadline is not None:
             IOLoop.current().remove_timeout(self._auth_deadline)
         self.gateway.connections.discard(self)
@@ -170,16 +193,12 @@ class Connection(WebSocketHandler):
         return ActionError(ErrorCode.RATE_LIMITED, "too many requests; slow down", {"retry_after": round(wait, 3)})
 
     def _refusal(self) -> ActionError | None:
-        """Why a well-formed request cannot run now, or None (rate, shutdown, in-flight)."""
-        limits = self.gateway.limits
+        """Why a well-formed request cannot run now, or None (rate, shutdown)."""
         throttled = self._throttled()
         if throttled is not None:
             return throttled
         if self.gateway.closing:
             return ActionError(ErrorCode.SHUTTING_DOWN, "server is shutting down; reconnect")
-        if limits.max_in_flight is not None and len(self._tasks) >= limits.max_in_flight:
-            return ActionError(ErrorCode.LIMIT_EXCEEDED, "too many requests in flight on this connection",
-                               {"limit": "max_in_flight", "max": limits.max_in_flight})
         return None
 
     async def _serve(self, request: Request) -> None:
@@ -204,20 +223,25 @@ class Connection(WebSocketHandler):
             frame = self.protocol.error(
                 request.request_id, ActionError(ErrorCode.INTERNAL_ERROR, INTERNAL_ERROR_TEXT)
             )
-        self.send_frame(frame)
+        if self.send_frame(frame):
+            await self.drained()  # a peer that does not read its replies holds its in-flight slots
 
     # -- sending ------------------------------------------------------------
 
-    def send_frame(self, frame: str | Frame) -> None:
-        """Queue one encoded text frame; a closed socket drops it silently.
+    def send_frame(self, frame: str | Frame) -> bool:
+        """Queue one encoded text frame; True when the peer is congested (await `drained`).
 
-        Frames go out in order through the connection's bounded `Outbox`; a
-        peer that lets it overflow is closed as a slow consumer. A socket
-        refused at open (the gateway is shutting down) has no outbox and
-        sends nothing.
+        Frames go out in order through the connection's `Outbox`; a peer
+        that stays congested for ``limits.send_timeout`` is closed as a slow
+        consumer. A closed socket drops the frame silently; a socket refused
+        at open (the gateway is shutting down) has no outbox and sends nothing.
         """
+        return self.outbox.send(frame) if self.outbox is not None else False
+
+    async def drained(self) -> None:
+        """Wait until the peer has read down to ``limits.send_queue_bytes`` (or is closed)."""
         if self.outbox is not None:
-            self.outbox.send(frame)
+            await self.outbox.drained()
 
     # -- subscriptions ------------------------------------------------------
 

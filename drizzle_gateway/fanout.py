@@ -2,14 +2,16 @@
 
 Subscribers of a channel are grouped by view (their dialect and field
 selection); a message is projected and encoded once per view, then the
-same frame is written to every connection in the group.
+same frame is written to every connection in the group. When some of them
+are congested, delivery hands back an awaitable that the broker awaits
+before it delivers more: a publisher is slowed to what its readers take.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Hashable
+from collections.abc import Awaitable, Hashable
 from typing import TYPE_CHECKING, Any
 
 from .outbox import Frame
@@ -27,8 +29,11 @@ class Subscriber:
 
     protocol: Protocol
 
-    def send_frame(self, frame: str | Frame) -> None:  # pragma: no cover - interface
-        """Queue one encoded frame for the peer."""
+    def send_frame(self, frame: str | Frame) -> bool:  # pragma: no cover - interface
+        """Queue one encoded frame for the peer; True when the peer is congested."""
+
+    async def drained(self) -> None:  # pragma: no cover - interface
+        """Wait until the peer is no longer congested (or is gone)."""
 
 
 class View:
@@ -103,17 +108,30 @@ class Fanout:
         except Exception:
             logger.exception("broker failed to unsubscribe from %s", channel)
 
-    def deliver(self, channel: str, data: Any) -> None:
-        """Send ``data`` to every local subscriber of ``channel``, one encode per view."""
+    def deliver(self, channel: str, data: Any) -> Awaitable[None] | None:
+        """Send ``data`` to every local subscriber of ``channel``, one encode per view.
+
+        Returns None, or, when some subscribers are congested, an awaitable
+        that resolves once they have drained (or were closed as slow).
+        """
         groups = self._channels.get(channel)
         if not groups:
-            return
+            return None
+        congested: list[Subscriber] = []
         for view, members in list(groups.values()):
             frame = Frame(view.frame(channel, data))  # its wire bytes are built once, for all members
             for subscriber in list(members):
-                subscriber.send_frame(frame)
+                if subscriber.send_frame(frame):
+                    congested.append(subscriber)
+        return _drained(congested) if congested else None
+
 
     async def drain(self) -> None:
         """Wait for pending broker unsubscribes (used on shutdown)."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _drained(subscribers: list[Subscriber]) -> None:
+    for subscriber in subscribers:
+        await subscriber.drained()

@@ -1,51 +1,94 @@
 """Limits: the knobs that keep one client from hurting the others.
 
 All of them live in one `Limits` object given to ``Gateway(limits=...)``;
-every field has a default that suits a public gateway. ``None`` switches a
-limit off.
+every field has a default that suits a public gateway, and ``None``
+switches it off. Values are checked when the object is made.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
+
+UNLIMITED_FRAME_BYTES = 2**63 - 1
+"""What Tornado is told as the largest frame when ``max_frame_bytes`` is None."""
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-connection limits, timeouts and the heartbeat.
+    """Per-connection limits, timeouts and the heartbeat; ``None`` switches any of them off.
 
     - ``max_frame_bytes``: largest incoming frame; bigger ones close the socket with 1009.
     - ``max_depth``: deepest nesting of arrays/objects in a frame (VALIDATION_ERROR).
     - ``max_keys``: most object keys in one frame, counted over all its objects (VALIDATION_ERROR).
-    - ``max_in_flight``: requests of one connection running at once (LIMIT_EXCEEDED).
+    - ``max_in_flight``: requests of one connection running at once; while that many run,
+      the socket is not read, so further requests wait (backpressure, never a refusal).
     - ``rate``, ``burst``: frames per second a connection may send on average, and in a
-      burst (RATE_LIMITED, with ``details.retry_after`` in seconds).
+      burst (RATE_LIMITED, with ``details.retry_after`` in seconds). ``burst=None``: one
+      second's worth of ``rate``.
     - ``max_subscriptions``: channels one connection may listen to (LIMIT_EXCEEDED).
     - ``action_timeout``: seconds an action may run; then it is cancelled (TIMEOUT).
     - ``auth_timeout``: seconds a connection may stay unauthenticated when the gateway has
       an ``authenticate`` hook; then it is closed with 4001.
     - ``ping_interval``, ``ping_timeout``: server-side websocket pings; a peer that does
-      not answer within ``ping_timeout`` seconds is disconnected.
-    - ``shutdown_timeout``: seconds `Gateway.close` lets in-flight actions finish.
-    - ``send_queue_bytes``: bytes that may wait to be sent to one peer (queued by the
-      gateway plus buffered by Tornado); past it the peer is closed as a slow consumer (4008).
+      not answer within ``ping_timeout`` seconds is disconnected (None: Tornado's default,
+      three intervals and at least 30 s).
+    - ``shutdown_timeout``: seconds `Gateway.close` lets in-flight actions finish (None:
+      as long as they run, each still bounded by ``action_timeout``).
+    - ``send_queue_bytes``: the high-water mark of what waits to be sent to one peer
+      (queued by the gateway plus buffered by Tornado). Above it the peer is congested:
+      publishers to its channels and its own requests wait until it has read below it.
+    - ``send_timeout``: seconds a peer may stay congested; then it has stopped reading
+      and is closed as a slow consumer (4008).
     """
 
-    max_frame_bytes: int = 1024 * 1024
+    max_frame_bytes: int | None = 1024 * 1024
     max_depth: int | None = 32
     max_keys: int | None = 1000
     max_in_flight: int | None = 32
     rate: float | None = 100.0
-    burst: int = 200
+    burst: int | None = 200
     max_subscriptions: int | None = 100
     action_timeout: float | None = 30.0
-    auth_timeout: float = 10.0
+    auth_timeout: float | None = 10.0
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
-    shutdown_timeout: float = 10.0
-    send_queue_bytes: int = 1024 * 1024
+    shutdown_timeout: float | None = 10.0
+    send_queue_bytes: int | None = 1024 * 1024
+    send_timeout: float | None = 5.0
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value is None:
+                continue
+            counts = field.type.startswith("int")
+            kind = "a positive integer" if counts else "a positive number of seconds" if field.name != "rate" \
+                else "a positive number of frames per second"
+            valid = not isinstance(value, bool) and (
+                isinstance(value, int) if counts else isinstance(value, int | float) and math.isfinite(value))
+            lowest = 0 if field.name == "ping_interval" else None  # 0 also means no pings, as Tornado reads it
+            if not valid or not (value > 0 or value == lowest):
+                raise ValueError(f"Limits.{field.name} must be {kind} or None (off), got {value!r}")
+
+    @property
+    def frame_bytes(self) -> int:
+        """``max_frame_bytes`` as Tornado needs it: an int, however large."""
+        return self.max_frame_bytes if self.max_frame_bytes is not None else UNLIMITED_FRAME_BYTES
+
+    @property
+    def queue_bytes(self) -> float:
+        """``send_queue_bytes`` as a comparable bound (infinite when off)."""
+        return self.send_queue_bytes if self.send_queue_bytes is not None else math.inf
+
+    @property
+    def burst_size(self) -> float:
+        """Frames a connection may send at once: ``burst``, or one second of ``rate``."""
+        if self.burst is not None:
+            return float(self.burst)
+        return float(max(1, math.ceil(self.rate or 1)))
 
     def may_exceed_shape(self, text: str) -> bool:
         """False when the frame's text alone proves it within ``max_depth`` and ``max_keys``.
@@ -91,7 +134,7 @@ class TokenBucket:
 
     __slots__ = ("rate", "burst", "tokens", "stamp")
 
-    def __init__(self, rate: float, burst: int) -> None:
+    def __init__(self, rate: float, burst: float) -> None:
         self.rate = rate
         self.burst = float(max(burst, 1))
         self.tokens = self.burst

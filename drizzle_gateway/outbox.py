@@ -1,4 +1,4 @@
-"""The send path: each connection's bounded queue of outgoing frames.
+"""The send path: each connection's ordered queue of outgoing frames, with flow control.
 
 A published event is encoded once per view; `Frame` then builds its
 websocket frame (header + UTF-8 payload; server frames are unmasked) once,
@@ -11,11 +11,17 @@ ahead of it is written at once: batching would only delay it.
 Where per-message compression was negotiated, frames go through Tornado's
 ``write_message``, which compresses per connection.
 
-Flow control: an outbox counts what it holds plus what the ``IOStream``
-still buffers for the socket. A peer that stops reading lets that grow;
-past ``limit`` bytes the connection is closed with `CloseCode.SLOW_CONSUMER`
-and its queue is dropped, so a stalled client costs at most about ``limit``
-bytes and never holds back anyone else.
+Flow control is judged over time, never by the bytes queued at one instant.
+An outbox counts what it holds plus what the ``IOStream`` still buffers for
+the socket. Above ``limit`` bytes (the high-water mark) it is *congested*:
+it hands everything to the stream at once and watches the write; whoever
+produced the frames (a publisher, a request) may await `Outbox.drained`,
+which resolves when the stream has written down to the mark, so a burst
+slows its producer instead of closing its readers. A peer that stays
+congested for ``timeout`` seconds has stopped reading: it is closed with
+`CloseCode.SLOW_CONSUMER` and its queue is dropped, so a stalled client
+costs about ``limit`` bytes (plus what producers had already handed over)
+and holds nobody back for longer than ``timeout``.
 """
 
 from __future__ import annotations
@@ -89,21 +95,30 @@ class Flusher:
 
 
 class Outbox:
-    """One connection's outgoing frames, in order, bounded to ``limit`` bytes."""
+    """One connection's outgoing frames, in order; congested above ``limit`` bytes.
 
-    __slots__ = ("handler", "limit", "flusher", "closed", "_stream", "_compressed", "_pending", "_pending_bytes")
+    ``timeout`` is how long a congested peer has to read down to ``limit``
+    before it is closed as a slow consumer (None: never).
+    """
 
-    def __init__(self, handler: WebSocketHandler, limit: int, flusher: Flusher) -> None:
+    __slots__ = ("handler", "limit", "timeout", "flusher", "closed", "congested", "_stream", "_compressed",
+                 "_pending", "_pending_bytes", "_waiters", "_deadline")
+
+    def __init__(self, handler: WebSocketHandler, limit: float, flusher: Flusher, timeout: float | None = None) -> None:
         self.handler = handler
         self.limit = limit
+        self.timeout = timeout
         self.flusher = flusher
         self.closed = False
+        self.congested = False
         protocol = handler.ws_connection
         self._stream = protocol.stream
         # Tornado keeps its per-message-deflate state privately; compressed connections use write_message.
         self._compressed = getattr(protocol, "_compressor", None) is not None
         self._pending: list[bytes] = []
         self._pending_bytes = 0
+        self._waiters: list[asyncio.Future] = []
+        self._deadline: asyncio.TimerHandle | None = None
 
     @property
     def queued_bytes(self) -> int:
@@ -115,66 +130,131 @@ class Outbox:
         buffer = getattr(self._stream, "_write_buffer", None)
         return len(buffer) if buffer is not None else 0
 
-    def send(self, frame: str | Frame) -> None:
-        """Queue one text frame; a closed connection drops it silently."""
+    def send(self, frame: str | Frame) -> bool:
+        """Queue one text frame; True when the outbox is now congested (see `drained`).
+
+        A closed connection drops the frame silently.
+        """
         if self.closed:
-            return
+            return False
         if self._compressed:
-            self._send_compressed(frame.text if isinstance(frame, Frame) else frame)
-            return
+            return self._send_compressed(frame.text if isinstance(frame, Frame) else frame)
         if isinstance(frame, Frame):
             wire = frame.wire
         else:
             wire = text_frame(frame.encode())
             if not self._pending:  # a reply with nothing queued ahead of it goes out now, as the echo's would
-                self._write(wire)
-                if self._buffered() > self.limit:
-                    self.overflow()
-                return
-        self._pending_bytes += len(wire)
-        if self._pending_bytes + self._buffered() > self.limit:
-            self.overflow()
-            return
+                written = self._write(wire)
+                if not self.congested and written is not None and self._buffered() > self.limit:
+                    self._congest(written)
+                return self.congested
         if not self._pending:
             self.flusher.schedule(self)
         self._pending.append(wire)
+        self._pending_bytes += len(wire)
+        if not self.congested and self._pending_bytes + self._buffered() > self.limit:
+            self._congest(self._flush())
+        return self.congested
 
-    def _send_compressed(self, text: str) -> None:
+    def _send_compressed(self, text: str) -> bool:
         try:
-            self.handler.write_message(text)
+            written = self.handler.write_message(text)
         except WebSocketClosedError:
-            self.closed = True
+            self.drop()
+            return False
+        if not self.congested and self._buffered() > self.limit:
+            self._congest(written)
+        return self.congested
+
+    async def drained(self) -> None:
+        """Wait until this outbox is below its high-water mark (or closed); at once if it is."""
+        if not self.congested or self.closed:
             return
-        if self._buffered() > self.limit:
-            self.overflow()
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
 
     def flush(self) -> None:
         """Hand everything queued to the stream in one write."""
+        written = self._flush()
+        if self.congested and written is not None:
+            written.add_done_callback(self._written)
+
+    def _flush(self) -> asyncio.Future | None:
         pending = self._pending
         if not pending or self.closed:
-            return
+            return None
         self._pending = []
         self._pending_bytes = 0
-        self._write(pending[0] if len(pending) == 1 else b"".join(pending))
+        return self._write(pending[0] if len(pending) == 1 else b"".join(pending))
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes) -> asyncio.Future | None:
+        """Write to the stream; the future resolves once the stream has written ``data`` to the socket."""
         protocol = self.handler.ws_connection
         if protocol is None or protocol.is_closing():  # nothing may follow a close frame
-            self.closed = True
-            return
+            self.drop()
+            return None
         try:
-            self._stream.write(data)
+            return self._stream.write(data)
         except StreamClosedError:
-            self.closed = True
+            self.drop()
+            return None
 
-    def overflow(self) -> None:
-        """Drop the queue and close the connection as a slow consumer."""
-        logger.warning("closing a slow consumer (%s): more than %d bytes queued",
-                       self.handler.request.remote_ip, self.limit)
+    # -- congestion ---------------------------------------------------------
+
+    def _congest(self, written: asyncio.Future | None) -> None:
+        """Above the mark: watch the stream's progress, and start the slow-consumer clock."""
+        self.congested = True
+        if written is None:  # the socket is closing; nothing will drain
+            self._relieve()
+            return
+        written.add_done_callback(self._written)
+        if self.timeout is not None:
+            self._deadline = asyncio.get_running_loop().call_later(self.timeout, self._stalled)
+
+    def _written(self, written: asyncio.Future) -> None:
+        """The stream wrote everything up to one write: below the mark now, or watch the newest write."""
+        if not self.congested or self.closed:
+            return
+        if written.cancelled() or written.exception() is not None:
+            self.drop()
+            return
+        if self.queued_bytes <= self.limit:
+            self._relieve()
+            return
+        newest = self._flush()
+        if newest is not None:
+            newest.add_done_callback(self._written)
+
+    def _relieve(self) -> None:
+        """Below the mark (or closed): wake whoever waits in `drained`."""
+        self.congested = False
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _stalled(self) -> None:
+        self._deadline = None
+        if self.congested and not self.closed:
+            self.overflow()
+
+    def drop(self) -> None:
+        """Forget what is queued and wake whoever waits in `drained` (the connection is gone)."""
         self.closed = True
         self._pending = []
         self._pending_bytes = 0
+        self._relieve()
+
+    def overflow(self) -> None:
+        """Drop the queue and close the connection as a slow consumer."""
+        logger.warning("closing a slow consumer (%s): more than %d bytes queued for %ss",
+                       self.handler.request.remote_ip, self.limit, self.timeout)
+        self.drop()
         try:
-            self.handler.close(CloseCode.SLOW_CONSUMER, "slow consumer: send queue overflowed")
+            self.handler.close(CloseCode.SLOW_CONSUMER, "slow consumer: stopped reading")
         except (WebSocketClosedError, StreamClosedError):
             pass

@@ -45,3 +45,16 @@ def make_strict_gateway() -> Gateway:
     gateway = make_todo_gateway()
     gateway.add_topic(Topic("chat.{room}", ShortMessage, client_publish=True))
     return gateway
+
+
+class Bulk(Schema):
+    """A numbered message with a body, for the flow-control tests."""
+
+    seq = fields.Int(required=True)
+    body = fields.Str(required=True)
+
+
+def make_flow_gateway() -> Gateway:
+    """A ``bulk`` topic clients may publish to; a small send queue (256 KiB) and a 1 s send timeout."""
+    return Gateway(topics=[Topic("bulk", Bulk, client_publish=True)],
+                   limits=Limits(send_queue_bytes=256 * 1024, send_timeout=1.0))

@@ -11,8 +11,9 @@ import struct
 import pytest
 
 from drizzle_gateway import Resource, action
-from drizzle_gateway.client import RemoteError
+from drizzle_gateway.client import ConnectionClosed, RemoteError
 from drizzle_gateway.limits import Limits
+from tests.test_outbox import StalledSocket
 
 
 class Napper(Resource):
@@ -104,16 +105,53 @@ async def test_too_many_keys_is_a_validation_error(limits, raw):
 
 @pytest.mark.gen_test
 @pytest.mark.parametrize("limits", [Limits(max_in_flight=2)], indirect=True)
-async def test_in_flight_requests_are_capped(limits, raw):
+async def test_requests_beyond_max_in_flight_wait_and_are_answered(limits, raw, connect):
     sock = await raw()
     for request_id in (1, 2, 3):
-        await sock.send(call(request_id, "napper", "nap", {"seconds": 0.5}))
-    first = await sock.recv()
-    assert first["request_id"] == 3
-    assert first["code"] == "LIMIT_EXCEEDED" and first["details"] == {"limit": "max_in_flight", "max": 2}
-    answered = {(await sock.recv())["request_id"], (await sock.recv())["request_id"]}
-    assert answered == {1, 2}
-    assert "data" in await sock.ask(call(4, "napper", "nap", {"seconds": 0}))
+        await sock.send(call(request_id, "napper", "nap", {"seconds": 0.3}))
+    await sock.send(call(4, "napper", "stats"))
+    replies = [await sock.recv() for _ in range(4)]
+    assert [reply.get("code") for reply in replies] == [None] * 4
+    # 3 and 4 were not read until a nap finished: stats ran after two naps, and the third finished last.
+    assert {reply["request_id"] for reply in replies[:2]} == {1, 2}
+    stats = next(reply for reply in replies if reply["request_id"] == 4)
+    assert stats["data"] == {"finished": 2, "cancelled": 0}
+    assert replies[-1]["request_id"] in (3, 4)
+    other = await connect()
+    assert await other.ping() == "pong"  # the wait is per connection
+
+
+async def pipelined(port: int, frames: list[dict]) -> list[dict]:
+    """Send ``frames`` in one TCP write, then read as many replies."""
+    sock = await StalledSocket.open(port)
+    await sock.send_all(frames)
+    replies = []
+    async for opcode, payload in sock.frames():
+        assert opcode == 0x1, (opcode, payload)
+        replies.append(json.loads(payload))
+        if len(replies) == len(frames):
+            break
+    sock.sock.close()
+    return replies
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("frame", [call(0, "lab", "plain", {"n": 1}), call(0, None, "__ping__")])
+async def test_a_hundred_pipelined_requests_are_all_answered(http_server, http_port, frame):
+    replies = await pipelined(http_port, [{**frame, "request_id": request_id} for request_id in range(100)])
+    assert [reply.get("code") for reply in replies] == [None] * 100
+    assert sorted(reply["request_id"] for reply in replies) == list(range(100))
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_hundred_pipelined_publishes_all_reach_subscribers_in_order(http_server, http_port, connect):
+    listener = await connect()
+    await listener.subscribe("chat.pipe")
+    frames = [call(seq, None, "__publish__", {"topic": "chat.pipe", "payload": {
+        "author": {"name": "me"}, "text": "hi", "seq": seq}}) for seq in range(100)]
+    replies = await pipelined(http_port, frames)
+    assert [reply.get("code") for reply in replies] == [None] * 100
+    assert [(await listener.next_event()).data["seq"] for _ in range(100)] == list(range(100))
 
 
 @pytest.mark.gen_test
@@ -221,3 +259,105 @@ def test_text_precheck_never_lets_a_frame_past_the_walk():
         if not within:
             assert limits.may_exceed_shape(text), text
     assert not Limits().may_exceed_shape('{"request_id": 1, "action": "__ping__"}')
+
+
+# -- every limit's off switch, and values refused at construction ---------------------------------
+
+
+@pytest.mark.parametrize("field, value", [
+    ("max_frame_bytes", 0), ("max_frame_bytes", 1.5), ("max_frame_bytes", "1mb"), ("max_depth", -1),
+    ("max_keys", True), ("max_in_flight", 0), ("rate", 0), ("rate", float("nan")), ("burst", 0),
+    ("max_subscriptions", -5), ("action_timeout", 0), ("auth_timeout", -1.0), ("ping_interval", -1),
+    ("ping_timeout", float("inf")), ("shutdown_timeout", "10"), ("send_queue_bytes", 0.5), ("send_timeout", 0),
+])
+def test_limits_refuse_values_that_mean_nothing_with_a_clear_error(field, value):
+    with pytest.raises(ValueError) as refused:
+        Limits(**{field: value})
+    assert str(refused.value).startswith(f"Limits.{field} must be ") and "or None (off)" in str(refused.value)
+
+
+def test_every_limit_accepts_none_and_ping_interval_accepts_zero():
+    off = Limits(**{name: None for name in Limits.__dataclass_fields__})
+    assert all(getattr(off, name) is None for name in Limits.__dataclass_fields__)
+    assert Limits(ping_interval=0).ping_interval == 0
+
+
+OFF = Limits(**{name: None for name in Limits.__dataclass_fields__})
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("limits", [OFF], indirect=True)
+async def test_with_every_limit_off_what_the_defaults_refuse_is_served(limits, gateway, raw, connect, http_port):
+    sock = await raw()
+    big = await sock.ask(call(1, data={"text": "x" * (2 * 1024 * 1024)}))  # max_frame_bytes: 1 MiB by default
+    assert len(big["data"]["data"]["text"]) == 2 * 1024 * 1024
+    deep = await sock.ask(call(2, data=nested(100)))  # max_depth: 32
+    assert "data" in deep
+    wide = await sock.ask(call(3, data={f"k{i}": i for i in range(1500)}))  # max_keys: 1000
+    assert len(wide["data"]["data"]) == 1500
+    # rate and burst: 200 frames at once by default; max_in_flight: 32 naps at a time by default.
+    naps = await pipelined(http_port, [call(i, "napper", "nap", {"seconds": 0.5}) for i in range(300)])
+    assert [reply.get("code") for reply in naps] == [None] * 300
+    client = await connect()
+    assert (await client.call("napper", "stats"))["finished"] == 300
+    for room in range(150):  # max_subscriptions: 100
+        await client.subscribe(f"chat.r{room}")
+    assert gateway.fanout.subscribers("chat.r149") == 1
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("limits", [Limits(rate=5, burst=None)], indirect=True)
+async def test_burst_none_allows_one_second_of_the_rate(limits, http_port, http_server):
+    replies = await pipelined(http_port, [call(i, None, "__ping__") for i in range(7)])
+    assert sorted(reply.get("code", "ok") for reply in replies) == ["RATE_LIMITED"] * 2 + ["ok"] * 5
+
+
+@pytest.mark.gen_test(timeout=20)
+@pytest.mark.parametrize("limits", [Limits(action_timeout=None, shutdown_timeout=None)], indirect=True)
+async def test_action_and_shutdown_timeouts_off_let_an_action_finish_during_shutdown(limits, gateway, connect):
+    client = await connect()
+    napping = asyncio.ensure_future(client.call("napper", "nap", {"seconds": 1.5}))
+    while gateway.state.get("finished", 0) == 0 and not any(c.tasks for c in gateway.connections):
+        await asyncio.sleep(0.01)
+    await gateway.close()  # waits for the nap, however long
+    assert await napping == {"slept": 1.5}
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_auth_timeout_none_keeps_an_unauthenticated_socket_open(gateway, connect):
+    gateway.authenticate = lambda credentials: None
+    gateway.limits = Limits(auth_timeout=None, ping_interval=None)
+    idle = await connect()
+    shut = Limits(auth_timeout=0.3)
+    gateway.limits = shut
+    closing = await connect()
+    with pytest.raises(ConnectionClosed):
+        await closing.next_event(timeout=5)  # closed after 0.3 s ...
+    assert idle.close_code is None  # ... while the one opened with the switch off stays
+    with pytest.raises(RemoteError) as refused:
+        await idle.call("lab", "plain")
+    assert refused.value.code == "UNAUTHENTICATED"
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("limits", [Limits(send_queue_bytes=None), Limits(send_timeout=None,
+                                                                          send_queue_bytes=64 * 1024)],
+                         indirect=True)
+async def test_send_queue_off_never_closes_a_reader_that_stopped(limits, gateway, http_server, http_port):
+    stalled = await StalledSocket.open(http_port)
+    await stalled.send({"request_id": 1, "action": "__subscribe__", "data": {"topic": "chat.stop"}})
+    assert (await anext(stalled.frames()))[0] == 0x1
+    connection = next(iter(gateway.connections))
+    message = {"author": {"name": "a"}, "text": "t" * 100}
+    published = 0
+    try:
+        async with asyncio.timeout(3):
+            while published < 40_000:  # 6 MB, more than the kernel's buffers take
+                await gateway.publish("chat.stop", message)
+                published += 1
+    except TimeoutError:
+        assert limits.send_timeout is None  # congested with no timeout: the publisher waits
+        assert connection.outbox.congested
+    await asyncio.sleep(1.5)
+    assert not connection.outbox.closed and connection in gateway.connections
+    stalled.sock.close()

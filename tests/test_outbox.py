@@ -58,11 +58,20 @@ class StalledSocket:
         return stalled
 
     async def send(self, frame: dict) -> None:
+        await self.send_all([frame])
+
+    async def send_all(self, frames: list[dict]) -> None:
+        """Send every frame in one write, as a client pipelining requests would."""
+        await asyncio.get_running_loop().sock_sendall(self.sock, b"".join(map(self._masked, frames)))
+
+    @staticmethod
+    def _masked(frame: dict) -> bytes:
         payload = json.dumps(frame).encode()
         mask = os.urandom(4)
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        assert len(payload) < 126
-        await asyncio.get_running_loop().sock_sendall(self.sock, bytes((0x81, 0x80 | len(payload))) + mask + masked)
+        if len(payload) < 126:
+            return bytes((0x81, 0x80 | len(payload))) + mask + masked
+        return struct.pack("!BBH", 0x81, 0x80 | 126, len(payload)) + mask + masked
 
     async def frames(self):
         """Every frame the server sent, in order: (opcode, payload), until the socket ends."""

@@ -348,3 +348,35 @@ async def test_sigterm_shuts_the_broker_down_cleanly(redis_server, open_client):
     finally:
         gateway.stop()
         gateway.remove_log()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_eight_publishers_within_their_limits_close_no_fast_reader_in_another_process(redis_server,
+                                                                                           open_client):
+    flow = [GatewayProcess(redis_server.url, target="tests.serve_app:make_flow_gateway") for _ in range(2)]
+    readers = [BulkSubscriber(flow[1].url) for _ in range(3)]
+    try:
+        for process in flow:
+            process.wait_ready()
+        await asyncio.gather(*(reader.subscribe("bulk") for reader in readers))
+        publishers = [await open_client(flow[0]) for _ in range(8)]
+        per_publisher, body = 160, "b" * 1000  # 80 msg/s of 1 KB each for 2 s, within every limit
+
+        async def publish(index: int, client: Client) -> None:
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            for n in range(per_publisher):
+                await client.publish("bulk", {"seq": index * per_publisher + n, "body": body})
+                await asyncio.sleep(max(0.0, start + (n + 1) / 80 - loop.time()))
+
+        await asyncio.gather(*(publish(i, client) for i, client in enumerate(publishers)),
+                             *(reader.frames(8 * per_publisher) for reader in readers))
+        for reader in readers:
+            assert len(reader.payloads) == 8 * per_publisher
+        assert "slow consumer" not in flow[1].logs()
+    finally:
+        for reader in readers:
+            reader.close()
+        for process in flow:
+            process.stop()
+            process.remove_log()

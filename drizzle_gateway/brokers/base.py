@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-Listener = Callable[[str, Any], None]
-"""Called with (channel, data) for each message; data is validated and dumped."""
+Listener = Callable[[str, Any], Awaitable[None] | None]
+"""Called with (channel, data) for each message; data is validated and dumped.
+
+It may return an awaitable when the local subscribers are congested; the
+broker awaits it before delivering more on that path (backpressure).
+"""
 
 
 class Broker(Protocol):
@@ -19,7 +23,7 @@ class Broker(Protocol):
     """
 
     async def publish(self, channel: str, data: Any) -> None:
-        """Deliver ``data`` to every listener of ``channel``."""
+        """Deliver ``data`` to every listener of ``channel``; returns once local readers have room."""
 
     async def subscribe(self, channel: str, listener: Listener) -> None:
         """Start calling ``listener`` for messages on ``channel``; in effect on return."""

@@ -14,10 +14,12 @@ class MemoryBroker:
         self._listeners: dict[str, Listener] = {}
 
     async def publish(self, channel: str, data: Any) -> None:
-        """Hand ``data`` to the channel's listener at once, if it has one."""
+        """Hand ``data`` to the channel's listener at once; wait while its readers are congested."""
         listener = self._listeners.get(channel)
         if listener is not None:
-            listener(channel, data)
+            congested = listener(channel, data)
+            if congested is not None:
+                await congested
 
     async def subscribe(self, channel: str, listener: Listener) -> None:
         """Register the process's listener for ``channel``."""

@@ -119,8 +119,7 @@ class RedisBroker:
         """Deliver locally now; send to the other processes through Redis, in order."""
         message = self._header + encode(data).encode()
         listener = self._listeners.get(channel)
-        if listener is not None:
-            listener(channel, data)
+        congested = listener(channel, data) if listener is not None else None
         self._start()
         if len(self._outbox) >= self.max_pending:
             self._outbox.popleft()
@@ -131,6 +130,8 @@ class RedisBroker:
         self._outbox.append((self.prefix + channel, message))
         self._idle.clear()
         self._outbox_ready.set()
+        if congested is not None:
+            await congested
 
     async def subscribe(self, channel: str, listener: Listener) -> None:
         """Listen to ``channel``; in effect on return unless Redis is down (then on reconnect)."""
@@ -294,14 +295,16 @@ class RedisBroker:
             now = loop.time()
             if message is not None:
                 last_heard, ping_sent = now, None
-                self._handle(message)
+                congested = self._handle(message)
+                if congested is not None:  # local readers are behind: read no more from redis until they catch up
+                    await congested
             elif ping_sent is not None and now - ping_sent > self.timeout:
                 raise TimeoutError(f"no answer to a ping within {self.timeout}s")
             elif ping_sent is None and now - last_heard > self.health_interval:
                 ping_sent = now
                 await self._bounded(self._pubsub.ping())
 
-    def _handle(self, message: dict) -> None:
+    def _handle(self, message: dict) -> Awaitable[None] | None:
         kind = message["type"]
         if kind == "subscribe":
             waiters = self._confirming.get(message["channel"])
@@ -311,26 +314,27 @@ class RedisBroker:
                     waiter.set_result(None)
                 if not waiters:
                     del self._confirming[message["channel"]]
-            return
+            return None
         if kind != "message":
-            return
+            return None
         payload: bytes = message["data"]
         if payload[_ORIGIN_LENGTH:_ORIGIN_LENGTH + 1] != b" " or payload.startswith(self._header):
-            return  # our own publish (delivered locally already), or not ours to read
+            return None  # our own publish (delivered locally already), or not ours to read
         name: bytes = message["channel"]
         channel = name[len(self._prefix_bytes):].decode()
         listener = self._listeners.get(channel)
         if listener is None:
-            return
+            return None
         try:
             data = decode(payload[_ORIGIN_LENGTH + 1:])
         except ValueError:
             logger.warning("ignored a message on redis channel %r that is not JSON", name)
-            return
+            return None
         try:
-            listener(channel, data)
+            return listener(channel, data)
         except Exception:
             logger.exception("delivering a message from redis on %s failed", channel)
+            return None
 
     async def _send_outbox(self) -> None:
         """The one ordered path to Redis: batches of PUBLISH in one pipeline each."""
