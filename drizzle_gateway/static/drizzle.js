@@ -13,8 +13,11 @@
  * The client numbers its requests and matches replies by `request_id`, rejects a
  * call that gets no reply in time, detects a dead server with `__ping__`
  * heartbeats, and after a dropped connection reconnects with jittered exponential
- * backoff and re-subscribes. The pure parts (backoff, close-code policy, request
- * tracking, heartbeat decision) are exported for tests and for other clients.
+ * backoff and re-subscribes everything. Requests that are safe to send twice
+ * (subscribe, unsubscribe, ping, schema) are sent again after a `RATE_LIMITED`,
+ * once its `retry_after` has passed. The pure parts (backoff, close-code policy,
+ * request tracking, heartbeat decision, retry policy) are exported for tests and
+ * for other clients.
  *
  * @module drizzle
  */
