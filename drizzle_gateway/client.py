@@ -201,7 +201,9 @@ class Client:
                 if not in_line:
                     return await self.request(frame)
                 async with self._retry_line:
-                    await asyncio.sleep(max(0.0, self._retry_gate - loop.time()))
+                    wait = max(0.0, self._retry_gate - loop.time())
+                    if wait > 0 and self._reader is not None:
+                        await asyncio.wait({self._reader}, timeout=wait)  # ends early if the connection closes
                     try:
                         return await self.request(frame)
                     finally:

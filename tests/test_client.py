@@ -61,6 +61,13 @@ def retries_logged(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == RETRY_LOG and "refused with" in r.getMessage()]
 
 
+async def wait_until(condition, timeout: float) -> None:
+    """Poll ``condition`` until it is true; TimeoutError after ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
 @pytest.mark.gen_test(timeout=30)
 async def test_subscribes_beyond_the_rate_limit_are_retried_and_all_deliver(gateway, connect, caplog):
     caplog.set_level(logging.DEBUG, logger=RETRY_LOG)
@@ -110,3 +117,19 @@ async def test_retries_are_bounded(connect, gateway):
     with pytest.raises(RemoteError) as caught:
         await no_retries.ping()
     assert caught.value.code == "RATE_LIMITED"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_retry_waiting_for_its_turn_ends_as_soon_as_the_connection_closes(connect, gateway, caplog):
+    caplog.set_level(logging.DEBUG, logger=RETRY_LOG)
+    gateway.limits = Limits(rate=0.5, burst=1)
+    client = await connect()
+    assert await client.ping() == "pong"
+    waiting = asyncio.ensure_future(client.ping())  # refused; the server asks for about 2 s
+    await wait_until(lambda: retries_logged(caplog), 5)
+    assert not waiting.done()
+    started = time.monotonic()
+    await client.close()
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(waiting, 5)
+    assert time.monotonic() - started < 1.0
