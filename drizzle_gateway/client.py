@@ -95,9 +95,11 @@ class Client:
     ``timeout`` bounds the wait for each reply, in seconds. ``retries`` is how many
     times subscribe, unsubscribe, ping and schema are sent again after a transient
     refusal (0 turns retries off); a refusal asking to wait more than
-    ``max_retry_delay`` seconds is final. So one of those calls takes at most about
-    ``(retries + 1) * timeout + retries * max_retry_delay``. Retries go single file,
-    one per ``retry_after``, so concurrent ones do not compete for the same slot.
+    ``max_retry_delay`` seconds is final. Every attempt is bounded (``timeout`` for its
+    reply, ``max_retry_delay`` before it is sent again) and there are at most
+    ``retries + 1`` of them, so nothing waits forever. Retries go single file, one per
+    ``retry_after``, so concurrent ones do not compete for the same slot; a retry
+    waiting for its turn ends with `ConnectionClosed` as soon as the connection closes.
     """
 
     def __init__(

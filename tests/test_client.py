@@ -10,7 +10,7 @@ import time
 import pytest
 
 from drizzle_gateway import Limits
-from drizzle_gateway.client import Client, ConnectionClosed, RemoteError
+from drizzle_gateway.client import Client, ConnectionClosed, RemoteError, retry_delay
 
 
 @pytest.mark.gen_test
@@ -133,3 +133,20 @@ async def test_a_retry_waiting_for_its_turn_ends_as_soon_as_the_connection_close
     with pytest.raises(ConnectionClosed):
         await asyncio.wait_for(waiting, 5)
     assert time.monotonic() - started < 1.0
+
+
+def test_retry_delay_retries_only_transient_refusals():
+    assert retry_delay(RemoteError("RATE_LIMITED", "slow down", {"retry_after": 0.25})) == 0.25
+    assert retry_delay(RemoteError("LIMIT_EXCEEDED", "busy", {"limit": "max_in_flight", "max": 32})) == 0.1
+    final = [
+        RemoteError("LIMIT_EXCEEDED", "full", {"limit": "max_subscriptions", "max": 100}),
+        RemoteError("FORBIDDEN", "no"),
+        RemoteError("RATE_LIMITED", "no hint"),
+        RemoteError("RATE_LIMITED", "bad hint", {"retry_after": "soon"}),
+        RemoteError("RATE_LIMITED", "bad hint", {"retry_after": -1}),
+        RemoteError("RATE_LIMITED", "bad hint", {"retry_after": True}),
+        ConnectionClosed(1001, "going away"),
+        TimeoutError(),
+    ]
+    for error in final:
+        assert retry_delay(error) is None, error
