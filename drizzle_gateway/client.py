@@ -7,12 +7,19 @@
         await client.subscribe("chat.lobby")
         async for event in client.events():
             print(event.topic, event.data)
+
+`Client.subscribe`, `Client.unsubscribe`, `Client.ping` and `Client.schema` are
+safe to send twice, so after a transient refusal (``RATE_LIMITED``) they wait the
+server's ``details.retry_after`` and are sent again, a bounded number of times
+(see `retry_delay`). `Client.call`, `Client.publish` and `Client.request` never
+retry: an action or a publish need not be idempotent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +28,12 @@ from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from .protocol import SUBPROTOCOL, CloseCode, decode, encode
+
+logger = logging.getLogger("drizzle_gateway.client")
+
+#: Seconds to wait after LIMIT_EXCEEDED for ``max_in_flight``, which gateways that
+#: refuse pipelined requests send (current ones queue them instead).
+IN_FLIGHT_RETRY_DELAY = 0.1
 
 
 class RemoteError(Exception):
@@ -48,6 +61,26 @@ class ConnectionClosed(Exception):
         return code in CloseCode.RECONNECT or self.reason == "ping timed out"
 
 
+def retry_delay(error: BaseException) -> float | None:
+    """Seconds to wait before sending a refused request again, or None when the refusal is final.
+
+    ``RATE_LIMITED`` waits its ``details.retry_after``; ``LIMIT_EXCEEDED`` of
+    ``max_in_flight`` waits `IN_FLIGHT_RETRY_DELAY`; any other error (FORBIDDEN,
+    TOPIC_NOT_FOUND, LIMIT_EXCEEDED of ``max_subscriptions``, a timeout, a closed
+    connection...) is final.
+    """
+    if not isinstance(error, RemoteError):
+        return None
+    details = error.details if isinstance(error.details, dict) else {}
+    if error.code == "RATE_LIMITED":
+        seconds = details.get("retry_after")
+        if isinstance(seconds, int | float) and not isinstance(seconds, bool) and 0 <= seconds < float("inf"):
+            return float(seconds)
+    elif error.code == "LIMIT_EXCEEDED" and details.get("limit") == "max_in_flight":
+        return IN_FLIGHT_RETRY_DELAY
+    return None
+
+
 @dataclass(frozen=True)
 class Event:
     """One published message received on a subscribed topic."""
@@ -57,12 +90,35 @@ class Event:
 
 
 class Client:
-    """A websocket client speaking ``drizzle.v1``; use it with ``async with``."""
+    """A websocket client speaking ``drizzle.v1``; use it with ``async with``.
 
-    def __init__(self, url: str, *, timeout: float = 10.0, headers: dict[str, str] | None = None) -> None:
+    ``timeout`` bounds the wait for each reply, in seconds. ``retries`` is how many
+    times subscribe, unsubscribe, ping and schema are sent again after a transient
+    refusal (0 turns retries off); a refusal asking to wait more than
+    ``max_retry_delay`` seconds is final. Every attempt is bounded (``timeout`` for its
+    reply, ``max_retry_delay`` before it is sent again) and there are at most
+    ``retries + 1`` of them, so nothing waits forever. Retries go single file, one per
+    ``retry_after``, so concurrent ones do not compete for the same slot; a retry
+    waiting for its turn ends with `ConnectionClosed` as soon as the connection closes.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        headers: dict[str, str] | None = None,
+        retries: int = 10,
+        max_retry_delay: float = 10.0,
+    ) -> None:
         self.url = url
         self.timeout = timeout
         self.headers = headers or {}
+        self.retries = retries
+        self.max_retry_delay = max_retry_delay
+        self._retry_line = asyncio.Lock()
+        self._retry_gate = 0.0
+        self._retry_pace = 0.0
         self._ids = itertools.count(1)
         self._pending: dict[Any, asyncio.Future] = {}
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()
@@ -134,10 +190,40 @@ class Client:
         finally:
             self._pending.pop(request_id, None)
 
+    async def _request_retrying(self, frame: dict[str, Any]) -> Any:
+        """`request`, sent again after each transient refusal (`retry_delay`) while retries last.
+
+        While retries wait, the server has said "not now", so later requests queue behind them.
+        """
+        loop = asyncio.get_running_loop()
+        in_line = self._retry_line.locked()
+        attempt = 0
+        while True:
+            try:
+                if not in_line:
+                    return await self.request(frame)
+                async with self._retry_line:
+                    wait = max(0.0, self._retry_gate - loop.time())
+                    if wait > 0 and self._reader is not None:
+                        await asyncio.wait({self._reader}, timeout=wait)  # ends early if the connection closes
+                    try:
+                        return await self.request(frame)
+                    finally:
+                        self._retry_gate = max(self._retry_gate, loop.time() + self._retry_pace)
+            except RemoteError as exc:
+                delay = retry_delay(exc)
+                if delay is None or delay > self.max_retry_delay or attempt >= self.retries:
+                    raise
+                self._retry_pace = delay
+                self._retry_gate = max(self._retry_gate, loop.time() + delay)
+                attempt += 1
+                in_line = True
+                logger.debug("%s refused with %s; retry %d in %.3f s", frame.get("action"), exc.code, attempt, delay)
+
     async def call(
         self, resource: str, action: str, data: dict | None = None, *, fields: list[str] | None = None
     ) -> Any:
-        """Call ``resource.action``; returns the reply's data or raises `RemoteError`."""
+        """Call ``resource.action``; returns the reply's data or raises `RemoteError` (never retried)."""
         frame: dict[str, Any] = {"resource": resource, "action": action}
         if data is not None:
             frame["data"] = data
@@ -146,27 +232,27 @@ class Client:
         return await self.request(frame)
 
     async def subscribe(self, topic: str, fields: list[str] | None = None) -> Any:
-        """Subscribe to a concrete channel such as ``chat.lobby``."""
+        """Subscribe to a concrete channel such as ``chat.lobby``; retried after ``RATE_LIMITED``."""
         data: dict[str, Any] = {"topic": topic}
         if fields is not None:
             data["fields"] = list(fields)
-        return await self.request({"action": "__subscribe__", "data": data})
+        return await self._request_retrying({"action": "__subscribe__", "data": data})
 
     async def unsubscribe(self, topic: str) -> Any:
-        """Stop receiving ``topic``."""
-        return await self.request({"action": "__unsubscribe__", "data": {"topic": topic}})
+        """Stop receiving ``topic``; retried after ``RATE_LIMITED``."""
+        return await self._request_retrying({"action": "__unsubscribe__", "data": {"topic": topic}})
 
     async def publish(self, topic: str, payload: Any) -> Any:
-        """Publish to a topic that allows client publishing."""
+        """Publish to a topic that allows client publishing; never retried (raises `RemoteError`)."""
         return await self.request({"action": "__publish__", "data": {"topic": topic, "payload": payload}})
 
     async def schema(self) -> dict:
-        """The gateway's ``__schema__`` document."""
-        return await self.request({"action": "__schema__"})
+        """The gateway's ``__schema__`` document; retried after ``RATE_LIMITED``."""
+        return await self._request_retrying({"action": "__schema__"})
 
     async def ping(self) -> str:
-        """Round-trip a ``__ping__``; returns "pong"."""
-        return await self.request({"action": "__ping__"})
+        """Round-trip a ``__ping__``; returns "pong"; retried after ``RATE_LIMITED``."""
+        return await self._request_retrying({"action": "__ping__"})
 
     async def next_event(self, timeout: float | None = None) -> Event:
         """The next event, waiting up to ``timeout`` seconds (TimeoutError after)."""

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import time
 
 import pytest
 
-from drizzle_gateway.client import Client, ConnectionClosed, RemoteError
+from drizzle_gateway import Limits
+from drizzle_gateway.client import Client, ConnectionClosed, RemoteError, retry_delay
 
 
 @pytest.mark.gen_test
@@ -45,3 +49,104 @@ async def test_request_times_out_without_reply(ws_url):
     async with Client(ws_url, timeout=0.2) as client:
         with pytest.raises(asyncio.TimeoutError):
             await client.call("lab", "sleep", {"seconds": 1, "tag": "x"})
+
+
+# -- retries after RATE_LIMITED ----------------------------------------------------
+
+RETRY_LOG = "drizzle_gateway.client"
+
+
+def retries_logged(caplog) -> list[str]:
+    """The client's notes of requests it sends again after a refusal."""
+    return [r.getMessage() for r in caplog.records if r.name == RETRY_LOG and "refused with" in r.getMessage()]
+
+
+async def wait_until(condition, timeout: float) -> None:
+    """Poll ``condition`` until it is true; TimeoutError after ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_subscribes_beyond_the_rate_limit_are_retried_and_all_deliver(gateway, connect, caplog):
+    caplog.set_level(logging.DEBUG, logger=RETRY_LOG)
+    gateway.limits = Limits(rate=10, burst=2)
+    client = await connect()
+    rooms = [f"r{i}" for i in range(8)]
+    replies = await asyncio.gather(*(client.subscribe(f"chat.{room}") for room in rooms))
+    assert replies == [{"topic": f"chat.{room}"} for room in rooms]
+    assert any("__subscribe__ refused with RATE_LIMITED" in note for note in retries_logged(caplog))
+    for room in rooms:
+        await gateway.publish(f"chat.{room}", {"author": {"name": "ada"}, "text": room})
+    events = [await client.next_event(5) for _ in rooms]
+    assert sorted((event.topic, event.data["text"]) for event in events) == [(f"chat.{room}", room) for room in rooms]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_ping_schema_and_unsubscribe_are_retried_publish_and_calls_are_not(connect, gateway, caplog):
+    caplog.set_level(logging.DEBUG, logger=RETRY_LOG)
+    gateway.limits = Limits(rate=5, burst=1)
+    client = await connect()
+    assert await client.subscribe("chat.lobby") == {"topic": "chat.lobby"}  # may wait for the bucket
+    for refused in (client.publish("chat.lobby", {"author": {"name": "ada"}, "text": "hi"}),
+                    client.call("lab", "plain", {"x": 1})):
+        with pytest.raises(RemoteError) as caught:
+            await refused
+        assert caught.value.code == "RATE_LIMITED"
+        assert caught.value.details["retry_after"] > 0
+    assert await client.ping() == "pong"
+    assert "todos" in json.dumps(await client.schema())
+    assert await client.unsubscribe("chat.lobby") == {"topic": "chat.lobby"}
+    retried = {note.split()[0] for note in retries_logged(caplog)}
+    assert retried == {"__ping__", "__schema__", "__unsubscribe__"}
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_retries_are_bounded(connect, gateway):
+    gateway.limits = Limits(rate=1, burst=1)
+    impatient = await connect(max_retry_delay=0.05)
+    assert await impatient.ping() == "pong"
+    started = time.monotonic()
+    with pytest.raises(RemoteError) as caught:
+        await impatient.ping()  # the server asks for about 1 s: more than max_retry_delay
+    assert caught.value.code == "RATE_LIMITED"
+    assert time.monotonic() - started < 0.5
+    no_retries = await connect(retries=0)
+    assert await no_retries.ping() == "pong"
+    with pytest.raises(RemoteError) as caught:
+        await no_retries.ping()
+    assert caught.value.code == "RATE_LIMITED"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_retry_waiting_for_its_turn_ends_as_soon_as_the_connection_closes(connect, gateway, caplog):
+    caplog.set_level(logging.DEBUG, logger=RETRY_LOG)
+    gateway.limits = Limits(rate=0.5, burst=1)
+    client = await connect()
+    assert await client.ping() == "pong"
+    waiting = asyncio.ensure_future(client.ping())  # refused; the server asks for about 2 s
+    await wait_until(lambda: retries_logged(caplog), 5)
+    assert not waiting.done()
+    started = time.monotonic()
+    await client.close()
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(waiting, 5)
+    assert time.monotonic() - started < 1.0
+
+
+def test_retry_delay_retries_only_transient_refusals():
+    assert retry_delay(RemoteError("RATE_LIMITED", "slow down", {"retry_after": 0.25})) == 0.25
+    assert retry_delay(RemoteError("LIMIT_EXCEEDED", "busy", {"limit": "max_in_flight", "max": 32})) == 0.1
+    final = [
+        RemoteError("LIMIT_EXCEEDED", "full", {"limit": "max_subscriptions", "max": 100}),
+        RemoteError("FORBIDDEN", "no"),
+        RemoteError("RATE_LIMITED", "no hint"),
+        RemoteError("RATE_LIMITED", "bad hint", {"retry_after": "soon"}),
+        RemoteError("RATE_LIMITED", "bad hint", {"retry_after": -1}),
+        RemoteError("RATE_LIMITED", "bad hint", {"retry_after": True}),
+        ConnectionClosed(1001, "going away"),
+        TimeoutError(),
+    ]
+    for error in final:
+        assert retry_delay(error) is None, error

@@ -13,8 +13,11 @@
  * The client numbers its requests and matches replies by `request_id`, rejects a
  * call that gets no reply in time, detects a dead server with `__ping__`
  * heartbeats, and after a dropped connection reconnects with jittered exponential
- * backoff and re-subscribes. The pure parts (backoff, close-code policy, request
- * tracking, heartbeat decision) are exported for tests and for other clients.
+ * backoff and re-subscribes everything. Requests that are safe to send twice
+ * (subscribe, unsubscribe, ping, schema) are sent again after a `RATE_LIMITED`,
+ * once its `retry_after` has passed. The pure parts (backoff, close-code policy,
+ * request tracking, heartbeat decision, retry policy) are exported for tests and
+ * for other clients.
  *
  * @module drizzle
  */
@@ -251,6 +254,136 @@ export function classifyFrame(text) {
   return { kind: "junk" };
 }
 
+// -- retrying what is safe to retry -------------------------------------------
+
+/**
+ * Built-in actions that are safe to send again after a transient refusal: sending one
+ * twice has the effect of sending it once. Application actions and `__publish__` are not
+ * retried (they need not be idempotent).
+ */
+export const RETRYABLE_ACTIONS = Object.freeze(["__subscribe__", "__unsubscribe__", "__ping__", "__schema__"]);
+
+/**
+ * Whether a request frame may be sent again after a transient refusal.
+ * @param {Object} frame a request frame (without request_id)
+ * @returns {boolean}
+ */
+export function isRetryable(frame) {
+  return frame.resource === undefined && RETRYABLE_ACTIONS.includes(frame.action);
+}
+
+/** Wait before retrying after LIMIT_EXCEEDED for `max_in_flight` (sent by gateways that refuse pipelined requests). */
+const IN_FLIGHT_RETRY_DELAY = 100;
+
+/**
+ * How long to wait before sending again a request the server refused for now, or null
+ * when the refusal is final. `RATE_LIMITED` waits its `details.retry_after` seconds;
+ * `LIMIT_EXCEEDED` of `max_in_flight` (from gateways that refuse pipelined requests)
+ * waits 100 ms; everything else (FORBIDDEN, TOPIC_NOT_FOUND, LIMIT_EXCEEDED of
+ * `max_subscriptions`, TIMEOUT, ...) is final. A wait longer than `maxDelay` is final too.
+ * @param {*} error what the request rejected with
+ * @param {number} [maxDelay=10000] ms
+ * @returns {number|null} milliseconds
+ */
+export function retryDelay(error, maxDelay = 10000) {
+  if (!(error instanceof DrizzleError)) return null;
+  let delay = null;
+  if (error.code === "RATE_LIMITED") {
+    const seconds = error.details?.retry_after;
+    if (typeof seconds === "number" && Number.isFinite(seconds) && seconds >= 0) delay = seconds * 1000;
+  } else if (error.code === "LIMIT_EXCEEDED" && error.details?.limit === "max_in_flight") {
+    delay = IN_FLIGHT_RETRY_DELAY;
+  }
+  return delay !== null && delay <= maxDelay ? delay : null;
+}
+
+/**
+ * Retries go single file: one at a time, none before the server's last `retry_after`
+ * has passed, and, while more wait, no faster than one per that delay (the pace at
+ * which the server's rate limit frees a slot). So retries do not compete for the
+ * same slot and are not refused again and again.
+ */
+export class RetryLine {
+  /**
+   * @param {Timers} [timers] injectable for tests
+   * @param {() => number} [now] clock in ms
+   */
+  constructor(timers = realTimers, now = () => Date.now()) {
+    this.timers = timers;
+    this.now = now;
+    /** @type {{send: () => Promise<*>, resolve: Function, reject: Function}[]} */
+    this.queue = [];
+    this.busy = false;
+    this.gate = 0;
+    this.pace = 0;
+    this.timer = null;
+    this.generation = 0;
+  }
+
+  /** Number of retries waiting or running. */
+  get size() {
+    return this.queue.length + (this.busy ? 1 : 0);
+  }
+
+  /**
+   * The server refused a request for `delay` ms: nothing in the line is sent before
+   * then, and the line keeps that pace while it is not empty.
+   * @param {number} delay ms
+   */
+  refused(delay) {
+    this.pace = delay;
+    this.gate = Math.max(this.gate, this.now() + delay);
+  }
+
+  /**
+   * Run `send` at its turn.
+   * @param {() => Promise<*>} send
+   * @returns {Promise<*>} what `send` resolves or rejects with
+   */
+  push(send) {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ send, resolve, reject });
+      this._pump();
+    });
+  }
+
+  /**
+   * Reject every retry that waits (the connection dropped) and forget the pace.
+   * @param {DrizzleError} error
+   */
+  clear(error) {
+    this.generation += 1;
+    this.timers.clearTimeout(this.timer);
+    this.timer = null;
+    this.busy = false;
+    this.gate = 0;
+    this.pace = 0;
+    for (const item of this.queue.splice(0)) item.reject(error);
+  }
+
+  _pump() {
+    if (this.busy || this.queue.length === 0) return;
+    this.busy = true;
+    const generation = this.generation;
+    this.timer = this.timers.setTimeout(async () => {
+      this.timer = null;
+      const item = this.queue.shift();
+      try {
+        item.resolve(await item.send());
+      } catch (error) {
+        // note the refusal before the next retry's turn (whether this one is tried again or not)
+        const delay = generation === this.generation ? retryDelay(error, Infinity) : null;
+        if (delay !== null) this.refused(delay);
+        item.reject(error);
+      }
+      if (generation !== this.generation) return; // cleared meanwhile
+      this.gate = Math.max(this.gate, this.now() + this.pace);
+      this.busy = false;
+      this._pump();
+    }, Math.max(0, this.gate - this.now()));
+  }
+}
+
 // -- the client ---------------------------------------------------------------
 
 /**
@@ -261,6 +394,10 @@ export function classifyFrame(text) {
  * @property {number} [heartbeatTimeout=10000] ms an unanswered ping may take before the server counts as dead
  * @property {boolean} [reconnect=true] reconnect by itself after a drop
  * @property {BackoffOptions} [backoff] reconnect delays
+ * @property {number} [retries=10] times a request that is safe to retry (`__subscribe__`, `__unsubscribe__`,
+ *   `__ping__`, `__schema__`) is sent again after a transient refusal (`RATE_LIMITED`); 0 turns retries off
+ * @property {number} [maxRetryDelay=10000] ms; a refusal asking to wait longer than this is final
+ * @property {number} [resubscribeConcurrency=8] `__subscribe__` requests in flight at once while re-subscribing
  * @property {typeof WebSocket} [WebSocket] the constructor to use (tests inject one)
  * @property {() => number} [now] clock in ms (tests inject one)
  * @property {Timers} [timers] timer functions (tests inject them)
@@ -338,6 +475,10 @@ export class Drizzle {
     this.now = this.options.now ?? (() => Date.now());
     this.timers = this.options.timers ?? realTimers;
     this.requests = new RequestTracker(this.timers);
+    this.retries = this.options.retries ?? 10;
+    this.maxRetryDelay = this.options.maxRetryDelay ?? 10000;
+    this.resubscribeConcurrency = Math.max(1, this.options.resubscribeConcurrency ?? 8);
+    this.retryLine = new RetryLine(this.timers, this.now);
     /** @type {"connecting"|"open"|"reconnecting"|"closed"} */
     this.state = "connecting";
     /** @type {Map<string, Set<Subscription>>} */
@@ -407,6 +548,8 @@ export class Drizzle {
 
   /**
    * Send any request frame (a request_id is added) and await its reply's data.
+   * The built-in actions that are safe to retry (see `RETRYABLE_ACTIONS`) are sent
+   * again after a transient refusal, as `retryDelay` says, at most `retries` times.
    * @param {Object} frame
    * @param {number} [timeout] ms
    * @returns {Promise<*>}
@@ -418,7 +561,30 @@ export class Drizzle {
     if (!this._isOpen()) {
       return Promise.reject(new DrizzleError(ClientErrorCode.NOT_CONNECTED, "not connected; reconnecting"));
     }
+    if (isRetryable(frame)) return this._sendRetrying(this.socket, frame, timeout);
     return this._send(this.socket, frame, timeout);
+  }
+
+  /** `_send`, and again through the retry line after each transient refusal, while retries last. */
+  async _sendRetrying(socket, frame, timeout = this.timeout) {
+    const send = () => {
+      if (this.socket !== socket) {
+        return Promise.reject(new DrizzleError(ClientErrorCode.CONNECTION_LOST, "the connection dropped"));
+      }
+      return this._send(socket, frame, timeout);
+    };
+    // while retries wait, the server has said "not now": later requests queue behind them
+    let inLine = this.retryLine.size > 0;
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        return await (inLine ? this.retryLine.push(send) : send());
+      } catch (error) {
+        const delay = retryDelay(error, this.maxRetryDelay);
+        if (delay === null || attempt >= this.retries) throw error;
+        if (!inLine) this.retryLine.refused(delay); // the line notes the refusals of what it sends
+        inLine = true;
+      }
+    }
   }
 
   _send(socket, frame, timeout = this.timeout) {
@@ -511,7 +677,9 @@ export class Drizzle {
         // already closing
       }
     }
-    this.requests.failAll(new DrizzleError(ClientErrorCode.CLOSED, "the client was closed"));
+    const closed = new DrizzleError(ClientErrorCode.CLOSED, "the client was closed");
+    this.retryLine.clear(closed);
+    this.requests.failAll(closed);
     const wasClosed = this.state === "closed";
     this._setState("closed");
     if (!wasClosed) this._emit("close", { code, reason, willReconnect: false });
@@ -568,7 +736,14 @@ export class Drizzle {
     });
   }
 
-  /** Authenticate and re-subscribe on a fresh socket before calling it open. */
+  /**
+   * Authenticate and re-subscribe on a fresh socket before calling it open.
+   * Every subscription is sent again, `resubscribeConcurrency` at a time, with retries after
+   * transient refusals. One the server refuses for good (FORBIDDEN, TOPIC_NOT_FOUND,
+   * LIMIT_EXCEEDED of max_subscriptions, or retries spent) ends and is reported as an
+   * "error" event; a timeout or a drop throws, so the connection is tried again with every
+   * subscription kept.
+   */
   async _prepare(socket) {
     this.heartbeat = new Heartbeat(
       { interval: this.options.heartbeatInterval || 15000, timeout: this.options.heartbeatTimeout ?? 10000 },
@@ -579,24 +754,45 @@ export class Drizzle {
       await this._send(socket, { action: "__auth__", data: { token } });
     }
     const reconnecting = this.state === "reconnecting";
-    const topics = [...this.subscriptions.entries()];
-    const outcomes = await Promise.allSettled(topics.map(([topic, group]) => {
-      const fields = [...group].at(-1)?.fields;
-      return this._send(socket, { action: "__subscribe__", data: subscribeData(topic, fields) });
-    }));
+    const refused = await this._resubscribe(socket);
     if (this.socket !== socket) throw new DrizzleError(ClientErrorCode.CONNECTION_LOST, "dropped while preparing");
-    outcomes.forEach((outcome, i) => {
-      if (outcome.status === "fulfilled") return;
-      const [topic, group] = topics[i];
+    const lost = refused.find(({ error }) => isClientError(error));
+    if (lost !== undefined) throw lost.error;
+    for (const { topic, group, error } of refused) {
+      if (this.subscriptions.get(topic) !== group) continue; // unsubscribed meanwhile
       for (const subscription of group) subscription.active = false;
       this.subscriptions.delete(topic);
-      this._emit("error", outcome.reason);
-    });
+      this._emit("error", error);
+    }
     this.attempt = 0;
     this._setState("open");
     this._startHeartbeat();
     this._emit("open", undefined);
     if (reconnecting) this._emit("reconnect", undefined);
+  }
+
+  /**
+   * Send `__subscribe__` for every subscription on `socket`, a few at a time.
+   * @returns {Promise<{topic: string, group: Set<Subscription>, error: *}[]>} the refused ones
+   */
+  async _resubscribe(socket) {
+    const todo = [...this.subscriptions.entries()];
+    const refused = [];
+    const worker = async () => {
+      while (todo.length > 0 && this.socket === socket) {
+        const [topic, group] = todo.shift();
+        if (this.subscriptions.get(topic) !== group) continue; // unsubscribed meanwhile
+        const fields = [...group].at(-1)?.fields;
+        try {
+          await this._sendRetrying(socket, { action: "__subscribe__", data: subscribeData(topic, fields) });
+        } catch (error) {
+          refused.push({ topic, group, error });
+        }
+      }
+    };
+    const workers = Math.min(this.resubscribeConcurrency, todo.length);
+    await Promise.all(Array.from({ length: workers }, worker));
+    return refused;
   }
 
   _receive(text) {
@@ -621,8 +817,9 @@ export class Drizzle {
     detach(socket);
     this.socket = null;
     this._stopHeartbeat();
-    this.requests.failAll(new DrizzleError(ClientErrorCode.CONNECTION_LOST,
-      `connection lost (close code ${code})`, { code, reason }));
+    const lost = new DrizzleError(ClientErrorCode.CONNECTION_LOST, `connection lost (close code ${code})`, { code, reason });
+    this.retryLine.clear(lost);
+    this.requests.failAll(lost);
     if (this.closedByUser) return;
     // A drop after being ready, or a failed attempt while reconnecting, leads to a retry;
     // a failed first connect does not (connect() rejects instead).
@@ -675,6 +872,10 @@ export class Drizzle {
     this.timers.clearTimeout(this.heartbeatTimer);
     this.heartbeatTimer = null;
   }
+}
+
+function isClientError(error) {
+  return error instanceof DrizzleError && Object.values(ClientErrorCode).includes(error.code);
 }
 
 function subscribeData(topic, fields) {
