@@ -361,3 +361,73 @@ def test_the_explorer_fits_phone_tablet_and_desktop_widths(pages, width):
         page.click("button[data-key='topic:todos']")
         assert_fits(page, "open")
         screenshot(page, f"explorer-topic-{width}.png")
+
+
+# -- the chat page -----------------------------------------------------------------------
+
+
+def open_chat(pages: Pages, url: str, width: int = 1280, height: int = 800, context: Any = None):
+    page = pages.open(url, width, height, context)
+    page.wait_for_selector("body[data-ready]")
+    page.wait_for_selector("#status[data-state='open']")
+    return page
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_chat_page_fits_phone_and_desktop_widths(pages, width):
+    with ServerThread(make_chat_gateway()) as server:
+        page = open_chat(pages, server.url("/?name=ada"), width=width, height=760)
+        page.fill("#text", "a message long enough to need a second line on a narrow phone screen, surely")
+        page.click("#send")
+        page.wait_for_selector("#messages li.mine")
+        assert_fits(page, "connected")
+        title = page.evaluate("""() => {
+          const h1 = document.querySelector("h1");
+          return { height: h1.getBoundingClientRect().height, line: parseFloat(getComputedStyle(h1).fontSize) * 1.45,
+                   text: h1.textContent, clipped: h1.scrollWidth > h1.clientWidth + 1 };
+        }""")
+        assert title["height"] < 1.5 * title["line"], f"the title wraps: {title}"
+        assert not title["clipped"], f"the title is cut: {title}"
+        card = page.evaluate("""() => {
+          const app = document.querySelector(".app").getBoundingClientRect();
+          const send = document.getElementById("send").getBoundingClientRect();
+          return { left: app.left, right: app.right, sendRight: send.right, innerWidth };
+        }""")
+        assert 0 <= card["left"] and card["right"] <= card["innerWidth"], card
+        assert card["sendRight"] <= card["right"], f"the send button sticks out of the card: {card}"
+        screenshot(page, f"chat-{width}.png")
+
+
+def test_a_guest_name_survives_a_reload_and_keeps_your_messages_yours(pages):
+    with ServerThread(make_chat_gateway()) as server:
+        page = open_chat(pages, server.url("/"), width=390, height=760)
+        name = page.input_value("#author")
+        assert re.fullmatch(r"guest-\d+", name)
+        page.fill("#text", "remember me")
+        page.click("#send")
+        page.wait_for_selector("#messages li.mine:has-text('remember me')")
+        page.reload()
+        page.wait_for_selector("body[data-ready]")
+        assert page.input_value("#author") == name
+        page.wait_for_selector("#messages li:has-text('remember me')")
+        assert page.locator("#messages li.mine:has-text('remember me')").count() == 1
+        # a second tab of the same browser is the same guest
+        other = open_chat(pages, server.url("/"), context=page.context)
+        assert other.input_value("#author") == name
+
+
+def test_a_room_name_the_server_refuses_shows_the_error_and_keeps_the_text(pages):
+    with ServerThread(make_chat_gateway()) as server:
+        page = open_chat(pages, server.url("/?room=has%20space&name=ada"), width=390, height=760)
+        page.wait_for_function("document.getElementById('error').textContent.length > 0")
+        assert page.inner_text("#error").startswith("cannot join #has space:")
+        page.evaluate("window.sameDocument = true")
+        page.fill("#text", "is anyone here?")
+        page.press("#text", "Enter")
+        page.wait_for_selector("#error:has-text('INVALID_DATA')")
+        assert '"room"' in page.inner_text("#error")
+        assert page.evaluate("window.sameDocument") is True, "Enter did not reload the page"
+        assert page.url.endswith("/?room=has%20space&name=ada")
+        assert page.input_value("#text") == "is anyone here?"
+        assert page.input_value("#room") == "has space"
+        screenshot(page, "chat-bad-room.png")
