@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from marshmallow import Schema, fields, validate
 
 from bench.ports import free_port
-from drizzle_gateway import Gateway, Limits
+from drizzle_gateway import Gateway, Limits, Resource, action
 from examples.chat.app import make_gateway as make_chat_gateway
 from examples.todo.app import make_gateway as make_todo_gateway
 from tests.browser_support import ARTIFACTS, ROOT, ServerThread, chromium
@@ -153,6 +154,55 @@ def test_every_prefilled_input_of_the_examples_is_accepted_by_the_server(pages, 
                 assert outcome["status"] == "ok", (key, outcome)
         if example == "chat":
             assert [set(event) for event in published] == [{"author", "text", "sent_at"}]
+
+
+class Inner(Schema):
+    level = fields.Int(required=True, validate=validate.Range(min=3))
+
+
+class Form(Schema):
+    """One field of each kind and constraint the pre-fill has to satisfy."""
+
+    email = fields.Email(required=True)
+    nickname = fields.Str(required=True, validate=validate.Length(min=2), metadata={"example": "ada"})
+    kind = fields.Str(required=True, validate=validate.OneOf(["book", "film"]))
+    code = fields.Str(required=True, validate=validate.Regexp(r"^[A-Z]{3}-\d{2}$"))
+    pin = fields.Str(required=True, validate=validate.Length(min=6, max=6))
+    at = fields.DateTime(required=True)
+    day = fields.Date(required=True)
+    count = fields.Int(required=True, validate=validate.Range(min=1, max=10))
+    ratio = fields.Float(required=True, validate=validate.Range(min=0, min_inclusive=False, max=1))
+    tags = fields.List(fields.Str(), required=True, validate=validate.Length(min=1))
+    page = fields.Int(load_default=7)
+    ref = fields.UUID(required=True)
+    homepage = fields.Url(required=True)
+    inner = fields.Nested(Inner, required=True)
+
+
+class Forms(Resource):
+    """A form with every constraint."""
+
+    name = "forms"
+
+    @action(input=Form)
+    async def submit(self, data: dict) -> dict:
+        """Echo what was accepted."""
+        return {"accepted": sorted(data)}
+
+
+def test_prefilled_input_satisfies_every_kind_of_field_constraint(pages):
+    gateway = Gateway(resources=[Forms], title="forms", explorer=True)
+    with ServerThread(gateway) as server:
+        page = open_explorer(pages, server.url("/_explorer"))
+        page.click("button[data-key='action:forms.submit']")
+        prefilled = json.loads(page.input_value("#action-input"))
+        assert prefilled["nickname"] == "ada", "metadata example"
+        assert prefilled["kind"] == "book", "first enum value"
+        assert prefilled["page"] == 7, "load_default"
+        page.click("#call")
+        outcome = settled(page, "#result")
+        assert outcome["status"] == "ok", outcome
+        assert len(json.loads(page.inner_text("#result pre"))["accepted"]) == len(Form().fields)
 
 
 # -- the explorer: the channel box ---------------------------------------------------------

@@ -63,7 +63,7 @@ const FORMAT_SAMPLES = {
  * `const`, first of `examples`, `example` (from a field's metadata), first `enum` value;
  * else one built from the type: a current time for `format: date-time` (and the like),
  * a string matching `pattern` (the property's name when it does), within
- * `minLength`/`maxLength`, a number within `minimum`/`maximum`, `minItems` items.
+ * `minLength`/`maxLength`, a number inside `minimum`/`maximum`, `minItems` items.
  * @param {Object|null} schema
  * @param {Object} components
  * @param {{now?: Date, name?: string}} [options] `now` for date-times; `name` of the property
@@ -118,20 +118,25 @@ function sampleString(schema, name, now) {
   return (name || "text").padEnd(min, "x").slice(0, max);
 }
 
+/**
+ * 0 when the bounds allow it, else a value one step inside them: apispec writes
+ * `Range(min=0, min_inclusive=False)` as a plain `minimum: 0`, so a bound itself
+ * may be refused.
+ */
 function sampleNumber(schema, integer) {
   const step = integer ? 1 : 0.5;
+  const number = (value) => (typeof value === "number" ? value : undefined);
+  const low = number(schema.exclusiveMinimum) ?? number(schema.minimum);
+  const high = number(schema.exclusiveMaximum) ?? number(schema.maximum);
   let value = 0;
-  if (typeof schema.minimum === "number" && value < schema.minimum) value = schema.minimum;
-  if (typeof schema.exclusiveMinimum === "number" && value <= schema.exclusiveMinimum) {
-    value = schema.exclusiveMinimum + step;
+  if (low !== undefined && high !== undefined) {
+    value = low + step < high ? low + step : (low + high) / 2;
+  } else if (low !== undefined) {
+    value = low < 0 ? 0 : low + step;
+  } else if (high !== undefined) {
+    value = high > 0 ? 0 : high - step;
   }
-  if (schema.exclusiveMinimum === true && value <= schema.minimum) value = schema.minimum + step;
-  if (typeof schema.maximum === "number" && value > schema.maximum) value = schema.maximum;
-  if (typeof schema.exclusiveMaximum === "number" && value >= schema.exclusiveMaximum) {
-    value = schema.exclusiveMaximum - step;
-  }
-  if (schema.exclusiveMaximum === true && value >= schema.maximum) value = schema.maximum - step;
-  if (integer) value = Math.ceil(value);
+  if (integer) value = Math.floor(value);
   if (typeof schema.multipleOf === "number" && schema.multipleOf > 0) {
     value = Math.ceil(value / schema.multipleOf) * schema.multipleOf;
   }

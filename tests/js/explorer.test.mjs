@@ -70,8 +70,20 @@ test("skeleton honours formats, patterns, lengths and bounds", () => {
   };
   assert.deepEqual(skeleton(message, components, { now }), {
     room: "room", code: "AAA-00", author: "author", pin: "pinxxxxx", tiny: "ti",
-    sent_at: "2026-11-24T08:30:00.000Z", day: "2026-11-24", count: 5, ratio: 0.5, stock: -3, pair: [1, 1],
+    sent_at: "2026-11-24T08:30:00.000Z", day: "2026-11-24", count: 6, ratio: 0.5, stock: -4, pair: [2, 2],
   });
+});
+
+test("numbers stay inside their bounds, off a bound that may be exclusive", () => {
+  const number = (schema) => skeleton({ type: "number", ...schema }, components);
+  const integer = (schema) => skeleton({ type: "integer", ...schema }, components);
+  assert.equal(number({ minimum: 0, maximum: 1 }), 0.5);
+  assert.equal(number({ minimum: 0, maximum: 0.2 }), 0.1);
+  assert.equal(integer({ minimum: 1, maximum: 1 }), 1);
+  assert.equal(integer({ minimum: -5 }), 0);
+  assert.equal(integer({ maximum: 10 }), 0);
+  assert.equal(integer({ exclusiveMinimum: 3 }), 4);
+  assert.equal(integer({ minimum: 3, multipleOf: 5 }), 5);
 });
 
 test("matchingString finds a value for a pattern, preferring the hints", () => {
