@@ -239,6 +239,7 @@ def test_going_back_to_a_topic_shows_its_channel_and_live_subscription(pages):
         page.wait_for_selector("#events li")
         assert json.loads(page.inner_text("#events li pre"))["text"] == "while you were away"
         assert page.inner_text("#live-channels") == "Live here: chat.lobby"
+        screenshot(page, "explorer-live.png")
 
         # another channel of the same topic, then back through the live list
         page.fill("#channel", "chat.dev")
@@ -446,6 +447,14 @@ def test_the_chat_page_fits_phone_and_desktop_widths(pages, width):
         assert 0 <= card["left"] and card["right"] <= card["innerWidth"], card
         assert card["sendRight"] <= card["right"], f"the send button sticks out of the card: {card}"
         screenshot(page, f"chat-{width}.png")
+
+
+def test_the_chat_page_works_under_a_path_prefix(pages):
+    with ServerThread(PrefixedGateway(make_chat_gateway(), "/tools/chat")) as server:
+        page = open_chat(pages, server.url("/tools/chat/?name=ada"))
+        page.fill("#text", "behind a proxy")
+        page.click("#send")
+        page.wait_for_selector("#messages li.mine:has-text('behind a proxy')")
 
 
 def test_a_guest_name_survives_a_reload_and_keeps_your_messages_yours(pages):
