@@ -10,6 +10,8 @@ from urllib.parse import urlparse
 
 from marshmallow import ValidationError
 from tornado.httputil import HTTPServerRequest
+from tornado.web import URLSpec
+from tornado.websocket import WebSocketHandler
 
 from .auth import Authenticate, requires_user
 from .brokers import Broker, MemoryBroker
@@ -45,7 +47,10 @@ class Gateway:
     ``state`` is a dict for the application's own shared objects.
     `routes` always serves the browser client at ``/drizzle.js``; ``explorer``
     adds the schema explorer page at ``/_explorer``; ``extra_routes`` are
-    more Tornado routes served alongside (an example's own pages).
+    more Tornado routes served alongside (an example's own pages);
+    ``pages`` lists the paths of the HTML pages among them, which
+    ``drizzle-gateway serve`` logs as URLs (by default, every extra route
+    whose pattern takes no parameter, such as ``r"/()"``).
 
     ``authenticate`` (see `drizzle_gateway.auth`) makes every connection
     prove who it is; ``limits`` bounds what one connection may do (see
@@ -67,10 +72,12 @@ class Gateway:
         authenticate: Authenticate | None = None,
         limits: Limits | None = None,
         hide_forbidden: bool = False,
+        pages: Iterable[str] | None = None,
     ) -> None:
         self.title = title
         self.explorer = explorer
         self.extra_routes = list(extra_routes)
+        self._pages = list(pages) if pages is not None else None
         self.authenticate = authenticate
         self.limits = limits if limits is not None else Limits()
         self.hide_forbidden = hide_forbidden
@@ -216,6 +223,13 @@ class Gateway:
             return True
         return urlparse(origin).netloc.lower() == request.headers.get("Host", "").lower()
 
+    @property
+    def pages(self) -> list[str]:
+        """URL paths of the pages ``extra_routes`` serve (given as ``pages``, or found in the routes)."""
+        if self._pages is not None:
+            return list(self._pages)
+        return [page for page in map(fixed_path, self.extra_routes) if page is not None]
+
     def routes(self, path: str = "/ws") -> list[tuple[str, type, dict]]:
         """Routes to give a ``tornado.web.Application``: the websocket, the browser files, ``extra_routes``."""
         return [(path, Connection, {"gateway": self}), *browser_routes(path, explorer=self.explorer),
@@ -249,3 +263,20 @@ class Gateway:
         await self.fanout.drain()
         await self.broker.close()
         await asyncio.sleep(0)
+
+
+def fixed_path(route: Any) -> str | None:
+    """The one URL path a Tornado route serves, or None when it takes parameters or is a websocket."""
+    if not isinstance(route, URLSpec | tuple | list):
+        return None
+    spec = route if isinstance(route, URLSpec) else URLSpec(*route[:2])
+    if isinstance(spec.target, type) and issubclass(spec.target, WebSocketHandler):
+        return None
+    pattern = spec.regex.pattern.removesuffix("$")
+    if spec.regex.groups != pattern.count("()"):
+        return None
+    try:
+        path = spec.reverse(*[""] * spec.regex.groups)
+    except (ValueError, AssertionError):
+        return None
+    return path if spec.regex.fullmatch(path) else None
