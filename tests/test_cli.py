@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -150,8 +152,14 @@ def test_version():
     assert result.stdout.strip() == f"drizzle-gateway {drizzle_gateway.__version__}"
 
 
-def listening(proc: subprocess.Popen, count: int) -> list[str]:
-    return [proc.stderr.readline() for _ in range(count)]
+def listening(proc: subprocess.Popen, count: int, timeout: float = 20.0) -> list[str]:
+    """The first ``count`` stderr lines of ``proc``; fails (rather than hangs) if they do not come in time."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in iter(proc.stderr.readline, "")], daemon=True).start()
+    try:
+        return [lines.get(timeout=timeout) for _ in range(count)]
+    except queue.Empty:
+        raise AssertionError(f"{proc.args!r} did not log {count} lines within {timeout}s") from None
 
 
 EXAMPLE_CALLS = {

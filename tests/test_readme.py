@@ -13,6 +13,7 @@ import tornado.web
 
 from bench.ports import free_port
 from drizzle_gateway.client import Client
+from tests.test_cli import listening
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -62,7 +63,7 @@ def test_client_script_runs_against_the_chat_example(tmp_path):
     server = subprocess.Popen([COMMAND, "serve", "examples.chat.app:gateway", "--port", str(port)], cwd=ROOT,
                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        assert "listening on" in server.stderr.readline()
+        assert "listening on" in listening(server, 1)[0]
         script = tmp_path / "chat_client.py"
         script.write_text(client_script().replace("127.0.0.1:8888", f"127.0.0.1:{port}"))
         result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
