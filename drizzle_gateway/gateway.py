@@ -96,7 +96,8 @@ class Gateway:
         self.authenticate = authenticate
         self.limits = limits if limits is not None else Limits()
         self.hide_forbidden = hide_forbidden
-        self.allowed_hosts = frozenset(h.lower() for h in allowed_hosts) if allowed_hosts is not None else None
+        self.allowed_hosts = (frozenset(host.lower().strip("[]") for host in allowed_hosts)
+                              if allowed_hosts is not None else None)
         self.public_schema = public_schema
         if auth_throttle is None or auth_throttle is True:
             auth_throttle = AuthThrottle()

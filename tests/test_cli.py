@@ -13,10 +13,12 @@ import threading
 from pathlib import Path
 
 import pytest
+import tornado.web
 from tornado.httpclient import AsyncHTTPClient
 
 import drizzle_gateway
 from bench.ports import free_port
+from drizzle_gateway import Gateway
 from drizzle_gateway.client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -206,3 +208,12 @@ async def test_serve_logs_the_real_port_the_normalised_path_and_the_example_page
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_gateway_pages_are_its_extra_routes_without_parameters():
+    routes = [(r"/()", tornado.web.StaticFileHandler, {"path": str(ROOT), "default_filename": "README.md"}),
+              (r"/about", tornado.web.RequestHandler), (r"/files/(.*)", tornado.web.StaticFileHandler, {"path": "."}),
+              tornado.web.url(r"/help", tornado.web.RequestHandler)]
+    assert Gateway(extra_routes=routes).pages == ["/", "/about", "/help"]
+    assert Gateway(extra_routes=routes, pages=["/about"]).pages == ["/about"]
+    assert Gateway().pages == []
