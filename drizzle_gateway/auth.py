@@ -5,12 +5,16 @@ when a socket opens (with the handshake's headers, cookies and query) and
 again for each ``__auth__`` request (with the token the client sent, for
 browsers that cannot set headers). ``fn`` may be async; it returns the
 user object, or returns None / raises to refuse.
+
+Failed attempts are throttled per client address across connections by the
+gateway's `AuthThrottle`, so reconnecting does not buy more guesses.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -75,3 +79,82 @@ async def identify(authenticate: Authenticate, credentials: Credentials) -> Any:
 def requires_user(action: str, resource: str | None) -> bool:
     """True unless the request is one of the built-ins open before authentication."""
     return resource is not None or action not in OPEN_ACTIONS
+
+
+class AuthThrottle:
+    """Failed authentication attempts per client address, across all its connections.
+
+    An address may fail ``burst`` times in a row; after that it gets one
+    more attempt every ``1 / rate`` seconds (a token bucket per address).
+    While an address has none left, the ``authenticate`` hook is not called:
+    ``__auth__`` is answered ``RATE_LIMITED`` with ``details.retry_after``
+    and a handshake gets HTTP 429 with ``Retry-After``.
+
+    Only attempts that carry something to check are throttled and counted:
+    an ``__auth__`` token, or a handshake with a query string, an
+    ``Authorization`` header or cookies. A handshake without any of these
+    (a browser that sends ``__auth__`` next) is neither. Successes do not
+    refill the bucket. At most ``max_addresses`` addresses are remembered;
+    the ones whose bucket is full again are forgotten first.
+
+    The address is Tornado's ``request.remote_ip``: behind a reverse proxy,
+    serve with ``xheaders=True`` so it is the client's, not the proxy's.
+    """
+
+    def __init__(self, rate: float = 0.2, burst: int = 10, max_addresses: int = 100_000) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be positive and burst at least 1")
+        self.rate = rate
+        self.burst = float(burst)
+        self.max_addresses = max_addresses
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def _tokens(self, address: str, now: float) -> float:
+        tokens, stamp = self._buckets.get(address, (self.burst, now))
+        return min(self.burst, tokens + (now - stamp) * self.rate)
+
+    def retry_after(self, address: str) -> float:
+        """0.0 when ``address`` may try now, else the seconds until it may."""
+        tokens = self._tokens(address, time.monotonic())
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
+    def failed(self, address: str) -> None:
+        """Count one failed attempt from ``address``."""
+        now = time.monotonic()
+        tokens = max(self._tokens(address, now) - 1.0, 0.0)
+        self._buckets.pop(address, None)
+        self._buckets[address] = (tokens, now)
+        if len(self._buckets) > self.max_addresses:
+            self._forget(now)
+
+    def _forget(self, now: float) -> None:
+        for address in [a for a in self._buckets if self._tokens(a, now) >= self.burst]:
+            del self._buckets[address]
+        while len(self._buckets) > self.max_addresses:  # still too many: the least recently failed go
+            del self._buckets[next(iter(self._buckets))]
+
+    async def identify(self, authenticate: Authenticate, credentials: Credentials) -> Any:
+        """`identify`, unless the client's address has failed too often; counts a refusal.
+
+        Raises RATE_LIMITED (hook not called) or UNAUTHENTICATED.
+        """
+        if not presents_credentials(credentials):
+            return await identify(authenticate, credentials)
+        address = credentials.request.remote_ip or ""
+        wait = self.retry_after(address)
+        if wait:
+            raise ActionError(ErrorCode.RATE_LIMITED, "too many failed authentication attempts from this address",
+                              {"retry_after": round(wait, 3)})
+        try:
+            return await identify(authenticate, credentials)
+        except ActionError:
+            self.failed(address)
+            raise
+
+
+def presents_credentials(credentials: Credentials) -> bool:
+    """True when an attempt carried something to check (a token, a query, Authorization or cookies)."""
+    if credentials.token is not None:
+        return True
+    request = credentials.request
+    return bool(request.query or "Authorization" in request.headers or "Cookie" in request.headers)

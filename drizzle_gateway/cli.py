@@ -1,38 +1,149 @@
-"""``drizzle-gateway serve|schema MODULE:ATTR``: run or describe a Gateway."""
+"""The drizzle-gateway command: serve a Gateway over websocket, or print its __schema__.
+
+A mistake on the command line (a target that cannot be imported, a port in
+use, an unknown log level) ends the command with one line on stderr saying
+what was wrong and what to do, and a non-zero status; a module that fails
+to import shows its own traceback first.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
+import errno
 import importlib
+import inspect
 import json
 import logging
 import os
+import re
 import signal
+import socket
 import sys
+import traceback
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
+import tornado.httpserver
+import tornado.netutil
 import tornado.web
 
+from . import __version__
 from .gateway import Gateway
+from .resources import Resource
 
 logger = logging.getLogger("drizzle_gateway")
 
+PROG = "drizzle-gateway"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+PATH_PATTERN = re.compile(r"/[A-Za-z0-9._~/-]*")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def fail(message: str) -> NoReturn:
+    """End the command with ``drizzle-gateway: error: <message>`` on stderr and status 1."""
+    raise SystemExit(f"{PROG}: error: {message}")
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: the problem and where help is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# -- finding the gateway --------------------------------------------------------
+
+
+def _print_their_traceback(exc: BaseException) -> None:
+    """Print ``exc`` with the frames of this command and of importlib left out."""
+    report = traceback.TracebackException.from_exception(exc)
+    report.stack = traceback.StackSummary.from_list(
+        [frame for frame in report.stack
+         if frame.filename not in (__file__, importlib.__file__) and not frame.filename.startswith("<frozen importlib")]
+    )
+    sys.stderr.write("".join(report.format()))
+
+
+def _import(module_name: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing == module_name or module_name.startswith(missing + "."):
+            fail(f"no module named {missing!r}; check the spelling, and run from the folder that contains it "
+                 f"(the current directory is searched first)")
+        _print_their_traceback(exc)
+        fail(f"importing {module_name!r} failed (its traceback is above)")
+    except Exception as exc:
+        _print_their_traceback(exc)
+        fail(f"importing {module_name!r} failed (its traceback is above)")
+
+
+def _gateways_in(module: Any) -> list[str]:
+    return sorted(name for name, value in vars(module).items() if isinstance(value, Gateway))
+
 
 def load_gateway(target: str) -> Gateway:
-    """Import ``MODULE:ATTR`` (the current directory first on ``sys.path``) and return the Gateway."""
+    """Import ``MODULE:ATTR`` (the current directory first on ``sys.path``) and return the Gateway.
+
+    ``ATTR`` may name a Gateway or a function that takes no argument and
+    returns one. Every mistake ends the command with one clear line.
+    """
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
-        raise SystemExit(f"expected MODULE:ATTR, got {target!r}")
+        fail(f"expected MODULE:ATTR (e.g. examples.todo.app:gateway), got {target!r}")
+    if module_name.endswith(".py") or "/" in module_name or os.sep in module_name:
+        dotted = module_name.removesuffix(".py").strip("./").replace("/", ".").replace(os.sep, ".")
+        fail(f"{module_name!r} is a file path; give the module's dotted name instead, e.g. {dotted}:{attr}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    value = importlib.import_module(module_name)
+    module = _import(module_name)
+    value: Any = module
+    where = module_name
     for part in attr.split("."):
+        if not hasattr(value, part):
+            hint = ""
+            names = [name for name in dir(value) if not name.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=1)
+            if close:
+                hint = f"; did you mean {close[0]!r}?"
+            elif value is module and _gateways_in(module):
+                hint = f"; its Gateway objects: {', '.join(_gateways_in(module))}"
+            fail(f"{where!r} has no attribute {part!r}{hint}")
         value = getattr(value, part)
-    if callable(value) and not isinstance(value, Gateway):
-        value = value()
-    if not isinstance(value, Gateway):
-        raise SystemExit(f"{target} is not a drizzle_gateway.Gateway")
-    return value
+        where = f"{where}.{part}" if where != module_name else f"{module_name}:{part}"
+    return _as_gateway(value, target)
+
+
+def _as_gateway(value: Any, target: str) -> Gateway:
+    if isinstance(value, Gateway):
+        return value
+    if isinstance(value, type):
+        if issubclass(value, Resource):
+            fail(f"{target} is a Resource class, not a Gateway; point at the Gateway that serves it "
+                 f"(e.g. MODULE:gateway)")
+        fail(f"{target} is a class, not a drizzle_gateway.Gateway; point at a Gateway or a function returning one")
+    if callable(value):
+        try:
+            inspect.signature(value).bind()
+        except TypeError:
+            fail(f"{target} is a function that needs arguments; point at a Gateway or a function that takes none")
+        except ValueError:
+            pass  # no signature to check (a builtin): just call it
+        try:
+            value = value()
+        except Exception as exc:
+            _print_their_traceback(exc)
+            fail(f"calling {target}() failed (its traceback is above)")
+        if isinstance(value, Gateway):
+            return value
+        fail(f"{target}() returned {type(value).__name__}, not a drizzle_gateway.Gateway")
+    fail(f"{target} is a {type(value).__name__} object, not a drizzle_gateway.Gateway")
+
+
+# -- serving --------------------------------------------------------------------
 
 
 def make_app(gateway: Gateway, path: str = "/ws") -> tornado.web.Application:
@@ -40,13 +151,47 @@ def make_app(gateway: Gateway, path: str = "/ws") -> tornado.web.Application:
     return tornado.web.Application(gateway.routes(path))
 
 
-async def serve(gateway: Gateway, host: str, port: int, path: str) -> None:
-    """Listen until SIGINT or SIGTERM, then close the gateway."""
+def bind(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets for ``host``:``port``; a clear error when they cannot be had."""
+    try:
+        return tornado.netutil.bind_sockets(port, address=host or None)
+    except socket.gaierror:
+        fail(f"--host {host!r} is not a known host name or address; use 127.0.0.1 (this machine only) "
+             f"or 0.0.0.0 (every interface)")
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            fail(f"port {port} is already in use on {host}; stop the other server or pick another --port "
+                 f"(--port 0 picks a free one)")
+        if exc.errno == errno.EADDRNOTAVAIL:
+            fail(f"cannot listen on --host {host!r}: it is not an address of this machine; use 127.0.0.1 "
+                 f"(this machine only) or 0.0.0.0 (every interface)")
+        if exc.errno == errno.EACCES:
+            fail(f"no permission to listen on port {port}; ports below 1024 need privileges, pick another --port")
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+async def serve(gateway: Gateway, host: str, port: int, path: str,
+                sockets: list[socket.socket] | None = None) -> None:
+    """Listen until SIGINT or SIGTERM, then close the gateway.
+
+    Logs the URLs really served: the websocket (with the real port when
+    ``port`` is 0), the explorer and the gateway's `Gateway.pages`.
+    """
     app = make_app(gateway, path)
-    server = app.listen(port, address=host)
-    logger.info("drizzle_gateway listening on ws://%s:%d%s", host, port, path)
+    if sockets is None:
+        sockets = bind(host, port)
+    server = tornado.httpserver.HTTPServer(app)
+    server.add_sockets(sockets)
+    origin = f"{_url_host(host or '0.0.0.0')}:{sockets[0].getsockname()[1]}"
+    logger.info("drizzle_gateway listening on ws://%s%s", origin, path)
     if gateway.explorer:
-        logger.info("explorer at http://%s:%d/_explorer", host, port)
+        logger.info("explorer at http://%s/_explorer", origin)
+    for page in gateway.pages:
+        logger.info("page at http://%s%s", origin, page)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -57,37 +202,96 @@ async def serve(gateway: Gateway, host: str, port: int, path: str) -> None:
     await gateway.close()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``drizzle-gateway`` command."""
-    parser = argparse.ArgumentParser(prog="drizzle-gateway", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve_cmd = commands.add_parser("serve", help="serve a Gateway over websocket")
-    serve_cmd.add_argument("target", metavar="MODULE:ATTR")
-    serve_cmd.add_argument("--host", default="127.0.0.1")
-    serve_cmd.add_argument("--port", type=int, default=8888)
-    serve_cmd.add_argument("--path", default="/ws")
-    serve_cmd.add_argument("--log-level", default="INFO")
+# -- arguments ------------------------------------------------------------------
+
+
+def port_number(value: str) -> int:
+    """``--port``: an integer from 0 (any free port) to 65535."""
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 65535, got {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 65535 (0 picks a free port), got {port}")
+    return port
+
+
+def url_path(value: str) -> str:
+    """``--path``: a URL path; a missing leading ``/`` is added (``ws`` -> ``/ws``)."""
+    path = value.strip()
+    if not path.startswith("/"):
+        path = "/" + path
+    if not PATH_PATTERN.fullmatch(path):
+        raise argparse.ArgumentTypeError(
+            f"must be a URL path such as /ws (letters, digits and - _ . ~ /), got {value!r}")
+    return path
+
+
+def log_level(value: str) -> str:
+    """``--log-level``: one of the standard level names, in any case."""
+    level = value.upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return level
+
+
+def redis_url(value: str) -> str:
+    """``--redis``: a redis-py URL (``redis://``, ``rediss://`` or ``unix://``)."""
+    if urlsplit(value).scheme not in REDIS_SCHEMES:
+        raise argparse.ArgumentTypeError(f"must be a URL such as redis://127.0.0.1:6379/0, got {value!r}")
+    return value
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The command's argument parser."""
+    parser = Parser(prog=PROG, description="Serve a drizzle_gateway Gateway over websocket, or print its "
+                                           "__schema__. MODULE:ATTR names a Gateway, or a function returning "
+                                           "one, imported from the current directory (like uvicorn).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{serve,schema}")
+    serve_cmd = commands.add_parser("serve", help="serve a Gateway over websocket",
+                                    description="Serve a Gateway over websocket until SIGINT or SIGTERM.")
+    serve_cmd.add_argument("target", metavar="MODULE:ATTR", help="the Gateway, e.g. examples.chat.app:gateway")
+    serve_cmd.add_argument("--host", default="127.0.0.1",
+                           help="address to listen on; 0.0.0.0: every interface (default: %(default)s)")
+    serve_cmd.add_argument("--port", type=port_number, default=8888,
+                           help="TCP port; 0: any free port, logged (default: %(default)s)")
+    serve_cmd.add_argument("--path", type=url_path, default="/ws",
+                           help="URL path of the websocket (default: %(default)s)")
+    serve_cmd.add_argument("--log-level", type=log_level, default="INFO", metavar="LEVEL",
+                           help=f"{', '.join(LOG_LEVELS)} (default: %(default)s)")
     serve_cmd.add_argument("--explorer", action=argparse.BooleanOptionalAction, default=True,
                            help="serve the schema explorer page at /_explorer (default: on)")
-    serve_cmd.add_argument("--redis", metavar="URL", help="share topics with other processes through this Redis")
-    serve_cmd.add_argument("--redis-prefix", default="drizzle:", help="prefix of this app's Redis channel names")
-    schema_cmd = commands.add_parser("schema", help="print the Gateway's __schema__ as JSON")
-    schema_cmd.add_argument("target", metavar="MODULE:ATTR")
-    args = parser.parse_args(argv)
+    serve_cmd.add_argument("--redis", metavar="URL", type=redis_url, default=None,
+                           help="share topics with other processes through this Redis, e.g. "
+                                "redis://127.0.0.1:6379/0 (default: off, one process)")
+    serve_cmd.add_argument("--redis-prefix", default="drizzle:", metavar="PREFIX",
+                           help="prefix of this app's Redis channel names (default: %(default)s)")
+    schema_cmd = commands.add_parser("schema", help="print the Gateway's __schema__ as JSON",
+                                     description="Print the Gateway's __schema__ document as JSON on stdout.")
+    schema_cmd.add_argument("target", metavar="MODULE:ATTR", help="the Gateway, e.g. examples.todo.app:gateway")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``drizzle-gateway`` command."""
+    args = make_parser().parse_args(argv)
 
     if args.command == "schema":
-        print(json.dumps(load_gateway(args.target).schema(), indent=2))  # noqa: T201 - the command's output
+        sys.stdout.write(json.dumps(load_gateway(args.target).schema(), indent=2) + "\n")
         return
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     gateway = load_gateway(args.target)
     gateway.explorer = args.explorer
     if args.redis:
         try:
             from .brokers.redis import RedisBroker
         except ImportError as exc:
-            raise SystemExit(f"--redis needs the redis extra: pip install 'drizzle_gateway[redis]' ({exc})") from None
+            fail(f"--redis needs the redis package: pip install -e '.[redis]' in a checkout of drizzle_gateway, "
+                 f"or pip install 'redis>=5.0.1' ({exc})")
         gateway.use_broker(RedisBroker(args.redis, prefix=args.redis_prefix))
-    asyncio.run(serve(gateway, args.host, args.port, args.path))
+    sockets = bind(args.host, args.port)
+    asyncio.run(serve(gateway, args.host, args.port, args.path, sockets))
 
 
 if __name__ == "__main__":

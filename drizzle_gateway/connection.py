@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 from tornado.ioloop import IOLoop
 from tornado.websocket import WebSocketHandler
 
-from .auth import Credentials, identify
+from .auth import Credentials
 from .errors import ActionError, ErrorCode
 from .fanout import View
 from .limits import TokenBucket
@@ -82,12 +83,31 @@ class Connection(WebSocketHandler):
         return self.gateway.allows_origin(origin, self.request)
 
     async def get(self, *args: str, **kwargs: str) -> None:
-        """Authenticate from the handshake (when the gateway has ``authenticate``), then upgrade."""
+        """Check the Host and the Origin, authenticate from the handshake (with ``authenticate``), upgrade.
+
+        A refused Host gets 400 and a refused origin 403 before the
+        ``authenticate`` hook runs; an address that failed authentication
+        too often gets 429 with ``Retry-After``.
+        """
+        if not self.gateway.allows_host(self.request):
+            self.set_status(400)
+            self.finish("Host not allowed")
+            return
+        origin = self.request.headers.get("Origin")
+        same_origin = self.request.headers.get("Sec-Fetch-Site") in ("same-origin", "none")
+        if origin is not None and not same_origin and not self.check_origin(origin):
+            self.set_status(403)
+            self.finish("Cross origin websockets not allowed")
+            return
         if self.gateway.authenticate is not None and not self.gateway.closing:
             try:
                 await self.authenticate()
-            except ActionError:
-                pass  # the client may still send __auth__ before auth_timeout
+            except ActionError as exc:  # the client may still send __auth__ before auth_timeout
+                if exc.code == ErrorCode.RATE_LIMITED:
+                    self.set_status(429)
+                    self.set_header("Retry-After", str(math.ceil(exc.details["retry_after"])))
+                    self.finish(exc.message)
+                    return
         await super().get(*args, **kwargs)
 
     def open(self, *args: str, **kwargs: str) -> None:
@@ -158,9 +178,7 @@ class Connection(WebSocketHandler):
         Without ``token`` the hook sees the handshake only. On success ``user``
         is set and the unauthenticated-close deadline is lifted.
         """
-        if self.gateway.authenticate is None:
-            raise ActionError(ErrorCode.UNAUTHENTICATED, "this gateway does not authenticate")
-        self.user = await identify(self.gateway.authenticate, Credentials(self.request, token))
+        self.user = await self.gateway.identify(Credentials(self.request, token))
         if self._auth_deadline is not None:
             IOLoop.current().remove_timeout(self._auth_deadline)
             self._auth_deadline = None

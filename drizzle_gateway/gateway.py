@@ -6,12 +6,15 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 from marshmallow import ValidationError
 from tornado.httputil import HTTPServerRequest
+from tornado.web import URLSpec
+from tornado.websocket import WebSocketHandler
 
-from .auth import Authenticate, requires_user
+from . import redaction
+from .auth import Authenticate, AuthThrottle, Credentials, identify, requires_user
 from .brokers import Broker, MemoryBroker
 from .builtin_actions import BuiltinActions
 from .connection import Connection
@@ -25,7 +28,7 @@ from .protocol import CloseCode, Protocol, Request
 from .resources import Resource
 from .static_files import browser_routes
 from .topics import Topic
-from .visibility import visible_schema
+from .visibility import builtins_only, visible_schema
 
 if TYPE_CHECKING:
     from .resources import Action
@@ -48,12 +51,26 @@ class Gateway:
     ``state`` is a dict for the application's own shared objects.
     `routes` always serves the browser client at ``/drizzle.js``; ``explorer``
     adds the schema explorer page at ``/_explorer``; ``extra_routes`` are
-    more Tornado routes served alongside (an example's own pages).
+    more Tornado routes served alongside (an example's own pages);
+    ``pages`` lists the paths of the HTML pages among them, which
+    ``drizzle-gateway serve`` logs as URLs (by default, every extra route
+    whose pattern takes no parameter, such as ``r"/()"``).
+
+    ``allowed_hosts`` (like Django's ``ALLOWED_HOSTS``: ``"example.com"``,
+    ``".example.com"`` for it and its subdomains, ``"*"``) refuses
+    handshakes whose ``Host`` header names another host, which shuts DNS
+    rebinding; None (the default) accepts any Host.
 
     ``authenticate`` (see `drizzle_gateway.auth`) makes every connection
-    prove who it is; ``limits`` bounds what one connection may do (see
-    `Limits`); ``hide_forbidden`` trims ``__schema__`` to what the
-    connection's user may use.
+    prove who it is; failed attempts are throttled per client address by
+    ``auth_throttle`` (a default `AuthThrottle`; False: none). Until a
+    connection is authenticated its ``__schema__`` holds only the built-in
+    actions, unless ``public_schema`` is true. ``limits`` bounds what one
+    connection may do (see `Limits`); ``hide_forbidden`` trims
+    ``__schema__`` to what the connection's user may use.
+
+    Every gateway keeps credentials out of the log lines it causes (see
+    `drizzle_gateway.redaction`).
     """
 
     def __init__(
@@ -70,13 +87,25 @@ class Gateway:
         authenticate: Authenticate | None = None,
         limits: Limits | None = None,
         hide_forbidden: bool = False,
+        pages: Iterable[str] | None = None,
+        allowed_hosts: Iterable[str] | None = None,
+        public_schema: bool = False,
+        auth_throttle: AuthThrottle | bool | None = None,
     ) -> None:
         self.title = title
         self.explorer = explorer
         self.extra_routes = list(extra_routes)
+        self._pages = list(pages) if pages is not None else None
         self.authenticate = authenticate
         self.limits = limits if limits is not None else Limits()
         self.hide_forbidden = hide_forbidden
+        self.allowed_hosts = (frozenset(host.lower().strip("[]") for host in allowed_hosts)
+                              if allowed_hosts is not None else None)
+        self.public_schema = public_schema
+        if auth_throttle is None or auth_throttle is True:
+            auth_throttle = AuthThrottle()
+        self.auth_throttle: AuthThrottle | None = auth_throttle or None
+        redaction.install()
         self.closing = False
         self.state: dict[str, Any] = {}
         self.protocol = protocol or Protocol()
@@ -206,18 +235,59 @@ class Gateway:
         return self._schema
 
     async def schema_for(self, user: Any) -> dict:
-        """The ``__schema__`` document ``user`` sees (trimmed when ``hide_forbidden``)."""
+        """The ``__schema__`` document ``user`` sees.
+
+        Only the built-ins before authentication (unless ``public_schema``);
+        trimmed to what ``user`` may use when ``hide_forbidden``.
+        """
+        if user is None and self.authenticate is not None and not self.public_schema:
+            return builtins_only(self.schema())
         if not self.hide_forbidden:
             return self.schema()
         return await visible_schema(self, user)
 
+    async def identify(self, credentials: Credentials) -> Any:
+        """The user the ``authenticate`` hook finds, through ``auth_throttle``.
+
+        Raises `ActionError` UNAUTHENTICATED, or RATE_LIMITED when the
+        client's address has failed too often.
+        """
+        if self.authenticate is None:
+            raise ActionError(ErrorCode.UNAUTHENTICATED, "this gateway does not authenticate")
+        if self.auth_throttle is None:
+            return await identify(self.authenticate, credentials)
+        return await self.auth_throttle.identify(self.authenticate, credentials)
+
     # -- serving --------------------------------------------------------------
+
+    def allows_host(self, request: HTTPServerRequest) -> bool:
+        """True when ``allowed_hosts`` is None or names the request's ``Host`` (port ignored)."""
+        if self.allowed_hosts is None:
+            return True
+        try:
+            host = (urlsplit("//" + request.headers.get("Host", "")).hostname or "").rstrip(".")
+        except ValueError:
+            return False
+        if not host:
+            return False
+        for allowed in self.allowed_hosts:
+            if allowed == "*" or host == allowed or (allowed.startswith(".") and
+                                                      (host == allowed[1:] or host.endswith(allowed))):
+                return True
+        return False
 
     def allows_origin(self, origin: str, request: HTTPServerRequest) -> bool:
         """True for same-host origins and those in ``allowed_origins``."""
         if "*" in self.allowed_origins or origin in self.allowed_origins:
             return True
         return urlparse(origin).netloc.lower() == request.headers.get("Host", "").lower()
+
+    @property
+    def pages(self) -> list[str]:
+        """URL paths of the pages ``extra_routes`` serve (given as ``pages``, or found in the routes)."""
+        if self._pages is not None:
+            return list(self._pages)
+        return [page for page in map(fixed_path, self.extra_routes) if page is not None]
 
     def routes(self, path: str = "/ws") -> list[tuple[str, type, dict]]:
         """Routes to give a ``tornado.web.Application``: the websocket, the browser files, ``extra_routes``."""
@@ -259,3 +329,20 @@ class Gateway:
         except TimeoutError:
             logger.warning("shutdown: the broker did not close within %ss", BROKER_CLOSE_WAIT)
         await asyncio.sleep(0)
+
+
+def fixed_path(route: Any) -> str | None:
+    """The one URL path a Tornado route serves, or None when it takes parameters or is a websocket."""
+    if not isinstance(route, URLSpec | tuple | list):
+        return None
+    spec = route if isinstance(route, URLSpec) else URLSpec(*route[:2])
+    if isinstance(spec.target, type) and issubclass(spec.target, WebSocketHandler):
+        return None
+    pattern = spec.regex.pattern.removesuffix("$")
+    if spec.regex.groups != pattern.count("()"):
+        return None
+    try:
+        path = spec.reverse(*[""] * spec.regex.groups)
+    except (ValueError, AssertionError):
+        return None
+    return path if spec.regex.fullmatch(path) else None

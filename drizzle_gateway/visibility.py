@@ -5,6 +5,9 @@ asked "may this user use it at all?": an action's ``allow`` gets
 ``{"resource": ..., "action": ..., "data": None}``, a topic's hooks get
 empty params. A hook that refuses, or raises, hides the entry.
 Components no longer referenced are dropped too.
+
+`builtins_only` is what a connection sees before it authenticates on a
+gateway with ``authenticate`` (unless the gateway has ``public_schema``).
 """
 
 from __future__ import annotations
@@ -95,3 +98,10 @@ async def visible_schema(gateway: Gateway, user: Any) -> dict:
     document["topics"] = [t for t in document["topics"] if await _topic_visible(topics[t["name"]], user)]
     _prune_components(document)
     return document
+
+
+def builtins_only(document: dict) -> dict:
+    """``document`` with no resources and no topics: the built-in actions and their components only."""
+    trimmed = {**document, "resources": [], "topics": []}
+    _prune_components(trimmed)
+    return trimmed

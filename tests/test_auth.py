@@ -10,7 +10,7 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
 from drizzle_gateway import ActionError, Resource, Topic, action
-from drizzle_gateway.auth import Credentials
+from drizzle_gateway.auth import AuthThrottle, Credentials
 from drizzle_gateway.client import Client, ConnectionClosed, RemoteError
 from drizzle_gateway.limits import Limits
 from tests.resources import Message
@@ -268,3 +268,150 @@ async def test_allowed_origins_and_explicit_star(gateway, ws_url):
         await handshake(ws_url, "https://evil.example")
     gateway.allowed_origins = frozenset({"*"})
     await handshake(ws_url, "https://evil.example")
+
+
+@pytest.mark.gen_test
+async def test_origin_is_checked_before_the_authenticate_hook(gateway, ws_url):
+    calls = []
+
+    def counting(credentials):
+        calls.append(credentials.headers.get("Origin"))
+        return authenticate(credentials)
+
+    gateway.authenticate = counting
+    with pytest.raises(HTTPClientError) as refused:
+        await handshake(ws_url, "https://evil.example")
+    assert refused.value.code == 403
+    assert calls == []
+    await handshake(ws_url, None)
+    assert calls == [None]
+
+
+# -- what anonymous connections see --------------------------------------------------
+
+
+def described(document: dict) -> tuple[set[str], set[str], set[str], set[str]]:
+    actions = {f"{r['name']}.{a['name']}" for r in document["resources"] for a in r["actions"]}
+    builtins = {b["name"] for b in document["builtins"]}
+    return actions, {t["name"] for t in document["topics"]}, builtins, set(document["components"]["schemas"])
+
+
+@pytest.mark.gen_test
+async def test_anonymous_schema_holds_only_the_builtins_until_login(gateway, connect):
+    anonymous = await connect()
+    actions, topics, builtins, components = described(await anonymous.schema())
+    assert actions == set() and topics == set()
+    assert {"__auth__", "__ping__", "__schema__"} <= builtins
+    assert "AuthInput" in components
+    assert not {"Secret", "Note", "NewTodo", "Todo"} & components
+    await anonymous.request({"action": "__auth__", "data": {"token": "bob-token"}})
+    actions, topics, _, components = described(await anonymous.schema())
+    assert "vault.store" in actions and "rooms.{room}" in topics and "Secret" in components
+
+
+@pytest.mark.gen_test
+async def test_public_schema_shows_anonymous_connections_the_contract(gateway, connect):
+    gateway.public_schema = True
+    actions, topics, _, _ = described(await (await connect()).schema())
+    assert "vault.store" in actions and "staff" in topics
+
+
+# -- throttling failed authentication ------------------------------------------------
+
+
+@pytest.fixture
+def hook_calls(gateway):
+    """Tokens the authenticate hook was asked about (None: a handshake), with a strict throttle."""
+    calls: list[str | None] = []
+
+    def counting(credentials):
+        calls.append(credentials.token if credentials.token is not None else credentials.query.get("token"))
+        return authenticate(credentials)
+
+    gateway.authenticate = counting
+    gateway.auth_throttle = AuthThrottle(rate=0.01, burst=3)
+    return calls
+
+
+@pytest.mark.gen_test
+async def test_failed_auth_is_throttled_per_address_across_connections(connect, hook_calls):
+    first = await connect()
+    for guess in ("guess-1", "guess-2", "guess-3"):
+        with pytest.raises(RemoteError) as refused:
+            await first.request({"action": "__auth__", "data": {"token": guess}})
+        assert refused.value.code == "UNAUTHENTICATED"
+    with pytest.raises(RemoteError) as throttled:
+        await first.request({"action": "__auth__", "data": {"token": "guess-4"}})
+    assert throttled.value.code == "RATE_LIMITED"
+    assert 0 < throttled.value.details["retry_after"] <= 100
+    second = await connect()  # reconnecting buys nothing, not even with the right token
+    with pytest.raises(RemoteError) as still:
+        await second.request({"action": "__auth__", "data": {"token": "bob-token"}})
+    assert still.value.code == "RATE_LIMITED"
+    assert hook_calls == [None, "guess-1", "guess-2", "guess-3", None]
+
+
+@pytest.mark.gen_test
+async def test_handshake_token_guesses_are_throttled_with_429(ws_url, hook_calls):
+    for n in range(3):
+        ws = await websocket_connect(f"{ws_url}?token=guess-{n}")  # refused: open but anonymous
+        ws.close()
+    with pytest.raises(HTTPClientError) as throttled:
+        await websocket_connect(f"{ws_url}?token=bob-token")
+    assert throttled.value.code == 429
+    assert int(throttled.value.response.headers["Retry-After"]) >= 1
+    assert hook_calls == ["guess-0", "guess-1", "guess-2"]
+
+
+@pytest.mark.gen_test
+async def test_handshakes_without_credentials_cost_no_attempt(connect, hook_calls):
+    for _ in range(5):
+        await connect()
+    late = await connect()
+    assert await late.request({"action": "__auth__", "data": {"token": "bob-token"}}) == {"authenticated": True}
+
+
+def test_auth_throttle_refills_per_address(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr("drizzle_gateway.auth.time.monotonic", lambda: now[0])
+    throttle = AuthThrottle(rate=0.5, burst=2)
+    throttle.failed("10.0.0.1")
+    assert throttle.retry_after("10.0.0.1") == 0.0
+    throttle.failed("10.0.0.1")
+    assert throttle.retry_after("10.0.0.1") == pytest.approx(2.0)
+    assert throttle.retry_after("10.0.0.2") == 0.0
+    now[0] += 2.0
+    assert throttle.retry_after("10.0.0.1") == 0.0
+
+
+def test_auth_throttle_forgets_refilled_addresses_first(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr("drizzle_gateway.auth.time.monotonic", lambda: now[0])
+    throttle = AuthThrottle(rate=1.0, burst=1, max_addresses=2)
+    throttle.failed("old")
+    now[0] += 5.0
+    throttle.failed("a")
+    throttle.failed("b")  # over the bound: "old" has refilled and is forgotten, "a" stays throttled
+    assert throttle.retry_after("a") > 0 and throttle.retry_after("b") > 0
+    assert len(throttle._buckets) == 2
+
+
+# -- allowed hosts -------------------------------------------------------------------
+
+
+async def host_handshake(ws_url: str, host: str) -> None:
+    ws = await websocket_connect(HTTPRequest(ws_url, headers={"Host": host, **bearer("ann-token")["headers"]}))
+    ws.close()
+
+
+@pytest.mark.gen_test
+async def test_allowed_hosts_refuse_other_host_headers(gateway, ws_url, http_port):
+    await host_handshake(ws_url, "rebound.attacker.example")  # default: any Host
+    gateway.allowed_hosts = frozenset({"chat.example.com", ".internal.example", "127.0.0.1"})
+    for host in ("chat.example.com", f"chat.example.com:{http_port}", "internal.example", "a.internal.example",
+                 f"127.0.0.1:{http_port}"):
+        await host_handshake(ws_url, host)
+    for host in ("rebound.attacker.example", "chat.example.com.attacker.example", "xinternal.example", ""):
+        with pytest.raises(HTTPClientError) as refused:
+            await host_handshake(ws_url, host)
+        assert refused.value.code == 400, host

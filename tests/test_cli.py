@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+import tornado.web
+from tornado.httpclient import AsyncHTTPClient
 
+import drizzle_gateway
 from bench.ports import free_port
+from drizzle_gateway import Gateway
 from drizzle_gateway.client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,11 +33,135 @@ def test_schema_prints_the_contract_as_json():
     assert [r["name"] for r in document["resources"]] == ["todos"]
 
 
-def test_bad_target_is_a_clear_error():
-    result = subprocess.run([COMMAND, "schema", "examples.todo.app"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=60)
+def run(*args: str, cwd: Path = ROOT, command: tuple[str, ...] = (COMMAND,)) -> subprocess.CompletedProcess:
+    return subprocess.run([*command, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    """The single stderr line of a failed command (and no traceback)."""
+    assert result.returncode != 0, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+MISTAKES = {
+    "no colon": (["schema", "examples.todo.app"], "expected MODULE:ATTR"),
+    "misspelt attribute": (["schema", "examples.todo.app:gatway"], "did you mean 'gateway'?"),
+    "missing module": (["schema", "nonexistent_pkg:gateway"], "no module named 'nonexistent_pkg'"),
+    "missing submodule": (["serve", "examples.nope:gateway"], "no module named 'examples.nope'"),
+    "file path": (["schema", "examples/todo/app.py:gateway"], "give the module's dotted name instead, "
+                                                              "e.g. examples.todo.app:gateway"),
+    "a Resource class": (["schema", "examples.todo.app:Todos"], "is a Resource class, not a Gateway"),
+    "another object": (["schema", "examples.todo.app:todo_changed"], "is a Topic object, not a drizzle_gateway"),
+    "log level": (["serve", "examples.todo.app:gateway", "--log-level", "verbose"],
+                  "argument --log-level: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'verbose'"),
+    "port too big": (["serve", "examples.todo.app:gateway", "--port", "80000"],
+                     "argument --port: must be from 0 to 65535"),
+    "port not a number": (["serve", "examples.todo.app:gateway", "--port", "http"],
+                          "argument --port: must be a number"),
+    "path with a space": (["serve", "examples.todo.app:gateway", "--path", "/my ws"],
+                          "argument --path: must be a URL path such as /ws"),
+    "unknown host": (["serve", "examples.todo.app:gateway", "--host", "no-such-host.invalid"],
+                     "--host 'no-such-host.invalid' is not a known host name or address"),
+    "foreign address": (["serve", "examples.todo.app:gateway", "--host", "192.0.2.1"],
+                        "it is not an address of this machine"),
+    "redis URL": (["serve", "examples.todo.app:gateway", "--redis", "localhost:6379"],
+                  "argument --redis: must be a URL such as redis://"),
+    "unknown command": (["run", "examples.todo.app:gateway"], "invalid choice: 'run'"),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(MISTAKES))
+def test_user_mistakes_are_one_clear_line_and_a_failure(mistake):
+    args, expected = MISTAKES[mistake]
+    assert expected in one_line_error(run(*args))
+
+
+def test_a_port_in_use_is_one_clear_line():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = one_line_error(run("serve", "examples.todo.app:gateway", "--port", str(port)))
+    assert f"port {port} is already in use" in line and "--port 0 picks a free one" in line
+
+
+def test_factories_that_cannot_be_called_are_clear(tmp_path):
+    (tmp_path / "factories.py").write_text(
+        "def needs_config(config):\n    pass\n\n\ndef returns_none():\n    return None\n")
+    assert "is a function that needs arguments" in one_line_error(run("schema", "factories:needs_config",
+                                                                      cwd=tmp_path))
+    assert "factories:returns_none() returned NoneType" in one_line_error(run("schema", "factories:returns_none",
+                                                                              cwd=tmp_path))
+
+
+BROKEN_MODULES = {
+    "raises": ("def connect():\n    raise RuntimeError('database unreachable')\n\n\nconnect()\n",
+               ["line 5, in <module>", "line 2, in connect", "RuntimeError: database unreachable"]),
+    "syntax": ("gateway = (\n", ["SyntaxError"]),
+    "missing_dependency": ("import not_installed_dependency\n",
+                           ["line 1, in <module>", "No module named 'not_installed_dependency'"]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN_MODULES))
+def test_a_module_failing_to_import_shows_its_own_traceback(tmp_path, kind):
+    source, expected = BROKEN_MODULES[kind]
+    (tmp_path / f"broken_{kind}.py").write_text(source)
+    result = run("serve", f"broken_{kind}:gateway", cwd=tmp_path)
     assert result.returncode != 0
-    assert "expected MODULE:ATTR" in result.stderr
+    assert f"broken_{kind}.py" in result.stderr
+    for text in expected:
+        assert text in result.stderr
+    assert "cli.py" not in result.stderr and "importlib" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == f"drizzle-gateway: error: importing 'broken_{kind}' failed (its traceback is above)"
+
+
+def test_a_factory_that_raises_shows_its_own_traceback(tmp_path):
+    (tmp_path / "factory.py").write_text("def make():\n    raise KeyError('DATABASE_URL')\n")
+    result = run("schema", "factory:make", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "factory.py\", line 2, in make" in result.stderr and "KeyError: 'DATABASE_URL'" in result.stderr
+    assert "cli.py" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith("calling factory:make() failed (its traceback is above)")
+
+
+def test_redis_without_the_extra_says_how_to_install_it_from_a_checkout():
+    without_redis = (sys.executable, "-c", "import sys; sys.modules['redis'] = None; "
+                     "from drizzle_gateway.cli import main; main(sys.argv[1:])")
+    line = one_line_error(run("serve", "examples.todo.app:gateway", "--redis", "redis://127.0.0.1:6379/0",
+                              command=without_redis))
+    assert "pip install -e '.[redis]'" in line
+
+
+def test_help_shows_defaults_and_no_markup():
+    for args in (["--help"], ["serve", "--help"], ["schema", "--help"]):
+        result = run(*args)
+        assert result.returncode == 0
+        assert "``" not in result.stdout and "`" not in result.stdout
+    text = " ".join(run("serve", "--help").stdout.split())
+    for default in ("(default: 127.0.0.1)", "(default: 8888)", "(default: /ws)", "(default: INFO)",
+                    "(default: on)", "(default: drizzle:)"):
+        assert default in text
+
+
+def test_version():
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"drizzle-gateway {drizzle_gateway.__version__}"
+
+
+def listening(proc: subprocess.Popen, count: int, timeout: float = 20.0) -> list[str]:
+    """The first ``count`` stderr lines of ``proc``; fails (rather than hangs) if they do not come in time."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in iter(proc.stderr.readline, "")], daemon=True).start()
+    try:
+        return [lines.get(timeout=timeout) for _ in range(count)]
+    except queue.Empty:
+        raise AssertionError(f"{proc.args!r} did not log {count} lines within {timeout}s") from None
 
 
 EXAMPLE_CALLS = {
@@ -48,12 +179,41 @@ async def test_serve_logs_where_it_listens_and_answers(target):
     proc = subprocess.Popen([COMMAND, "serve", target, "--port", str(port)], cwd=ROOT,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        line = proc.stderr.readline()
-        assert re.search(rf"listening on ws://127\.0\.0\.1:{port}/ws", line), line
-        line = proc.stderr.readline()
-        assert f"explorer at http://127.0.0.1:{port}/_explorer" in line, line
+        lines = listening(proc, 2)
+        assert re.search(rf"listening on ws://127\.0\.0\.1:{port}/ws$", lines[0]), lines
+        assert lines[1].endswith(f"explorer at http://127.0.0.1:{port}/_explorer\n"), lines
         async with Client(f"ws://127.0.0.1:{port}/ws") as client:
             assert await client.call(*args, fields=fields) == expected
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_serve_logs_the_real_port_the_normalised_path_and_the_example_page():
+    proc = subprocess.Popen([COMMAND, "serve", "examples.chat.app:gateway", "--port", "0", "--path", "chat"],
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        lines = listening(proc, 3)
+        found = re.search(r"listening on ws://127\.0\.0\.1:(\d+)/chat$", lines[0])
+        assert found, lines
+        port = int(found.group(1))
+        assert port != 0
+        assert lines[1].endswith(f"explorer at http://127.0.0.1:{port}/_explorer\n"), lines
+        assert lines[2].endswith(f"page at http://127.0.0.1:{port}/\n"), lines
+        page = await AsyncHTTPClient().fetch(f"http://127.0.0.1:{port}/")
+        assert b"<html" in page.body.lower()
+        async with Client(f"ws://127.0.0.1:{port}/chat") as client:
+            assert await client.ping() == "pong"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+
+
+def test_gateway_pages_are_its_extra_routes_without_parameters():
+    routes = [(r"/()", tornado.web.StaticFileHandler, {"path": str(ROOT), "default_filename": "README.md"}),
+              (r"/about", tornado.web.RequestHandler), (r"/files/(.*)", tornado.web.StaticFileHandler, {"path": "."}),
+              tornado.web.url(r"/help", tornado.web.RequestHandler)]
+    assert Gateway(extra_routes=routes).pages == ["/", "/about", "/help"]
+    assert Gateway(extra_routes=routes, pages=["/about"]).pages == ["/about"]
+    assert Gateway().pages == []

@@ -22,6 +22,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -53,8 +54,6 @@ class RedisBroker:
     attempts back off from ``reconnect_min`` to ``reconnect_max`` seconds.
     An idle subscriber connection is pinged every ``health_interval``
     seconds so a frozen Redis is noticed too.
-
-    .. versionadded:: 0.2
     """
 
     def __init__(
@@ -414,7 +413,6 @@ class RedisBroker:
         self._up.set()
 
     def _where(self) -> str:
-        """The URL without credentials, for log lines."""
-        rest = self.url.split("@", 1)[-1]
-        scheme = self.url.split("://", 1)[0]
-        return rest if "://" in rest else f"{scheme}://{rest}"
+        """The URL without credentials (user, password, query), for log lines."""
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"

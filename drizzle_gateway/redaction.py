@@ -1,0 +1,58 @@
+"""Credentials never reach the log: a filter for the log lines the gateway causes.
+
+Tokens passed in a handshake URL (``/ws?token=...``) would otherwise appear
+in Tornado's access log (``101 GET /ws?token=... (127.0.0.1)``) and in its
+uncaught-exception lines, and passwords in URLs (``redis://user:pw@host``)
+wherever a URL is logged. `redact` replaces them with ``[redacted]``;
+`RedactCredentials` applies it to every record of a logger.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+REDACTED = "[redacted]"
+
+SECRET_PARAMETERS = (
+    "token", "access_token", "id_token", "refresh_token", "auth", "authorization", "bearer", "jwt",
+    "password", "passwd", "pwd", "secret", "client_secret", "api_key", "apikey", "key", "session",
+    "sessionid", "signature", "sig",
+)
+"""Query-string parameter names whose values are redacted (case-insensitive)."""
+
+_SECRET_PARAMETER = re.compile(
+    r"([?&;](?:" + "|".join(map(re.escape, SECRET_PARAMETERS)) + r")=)[^&;#\s'\"()]*", re.IGNORECASE
+)
+_URL_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/\s'\"]*@", re.IGNORECASE)
+
+LOGGERS = ("tornado.access", "tornado.application", "tornado.general", "drizzle_gateway")
+"""The loggers `install` filters: Tornado's three and the gateway's own."""
+
+
+def redact(text: str) -> str:
+    """``text`` with secret query parameters and URL user-info (``user:password@``) redacted."""
+    if "=" in text:
+        text = _SECRET_PARAMETER.sub(rf"\1{REDACTED}", text)
+    if "@" in text:
+        text = _URL_USERINFO.sub(rf"\1{REDACTED}@", text)
+    return text
+
+
+class RedactCredentials(logging.Filter):
+    """Rewrites a record's message with `redact` (the record is always kept)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def install(names: tuple[str, ...] = LOGGERS) -> None:
+    """Add one `RedactCredentials` to each named logger (again: no-op)."""
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, RedactCredentials) for existing in logger.filters):
+            logger.addFilter(RedactCredentials())
