@@ -31,11 +31,6 @@ from .protocol import SUBPROTOCOL, CloseCode, decode, encode
 
 logger = logging.getLogger("drizzle_gateway.client")
 
-#: Seconds to wait after LIMIT_EXCEEDED for ``max_in_flight``, which gateways that
-#: refuse pipelined requests send (current ones queue them instead).
-IN_FLIGHT_RETRY_DELAY = 0.1
-
-
 class RemoteError(Exception):
     """An error frame from the server: ``code``, ``message`` and ``details``."""
 
@@ -64,8 +59,7 @@ class ConnectionClosed(Exception):
 def retry_delay(error: BaseException) -> float | None:
     """Seconds to wait before sending a refused request again, or None when the refusal is final.
 
-    ``RATE_LIMITED`` waits its ``details.retry_after``; ``LIMIT_EXCEEDED`` of
-    ``max_in_flight`` waits `IN_FLIGHT_RETRY_DELAY`; any other error (FORBIDDEN,
+    ``RATE_LIMITED`` waits its ``details.retry_after``; any other error (FORBIDDEN,
     TOPIC_NOT_FOUND, LIMIT_EXCEEDED of ``max_subscriptions``, a timeout, a closed
     connection...) is final.
     """
@@ -76,8 +70,6 @@ def retry_delay(error: BaseException) -> float | None:
         seconds = details.get("retry_after")
         if isinstance(seconds, int | float) and not isinstance(seconds, bool) and 0 <= seconds < float("inf"):
             return float(seconds)
-    elif error.code == "LIMIT_EXCEEDED" and details.get("limit") == "max_in_flight":
-        return IN_FLIGHT_RETRY_DELAY
     return None
 
 

@@ -137,7 +137,6 @@ async def test_a_retry_waiting_for_its_turn_ends_as_soon_as_the_connection_close
 
 def test_retry_delay_retries_only_transient_refusals():
     assert retry_delay(RemoteError("RATE_LIMITED", "slow down", {"retry_after": 0.25})) == 0.25
-    assert retry_delay(RemoteError("LIMIT_EXCEEDED", "busy", {"limit": "max_in_flight", "max": 32})) == 0.1
     final = [
         RemoteError("LIMIT_EXCEEDED", "full", {"limit": "max_subscriptions", "max": 100}),
         RemoteError("FORBIDDEN", "no"),

@@ -272,15 +272,11 @@ export function isRetryable(frame) {
   return frame.resource === undefined && RETRYABLE_ACTIONS.includes(frame.action);
 }
 
-/** Wait before retrying after LIMIT_EXCEEDED for `max_in_flight` (sent by gateways that refuse pipelined requests). */
-const IN_FLIGHT_RETRY_DELAY = 100;
-
 /**
  * How long to wait before sending again a request the server refused for now, or null
  * when the refusal is final. `RATE_LIMITED` waits its `details.retry_after` seconds;
- * `LIMIT_EXCEEDED` of `max_in_flight` (from gateways that refuse pipelined requests)
- * waits 100 ms; everything else (FORBIDDEN, TOPIC_NOT_FOUND, LIMIT_EXCEEDED of
- * `max_subscriptions`, TIMEOUT, ...) is final. A wait longer than `maxDelay` is final too.
+ * everything else (FORBIDDEN, TOPIC_NOT_FOUND, LIMIT_EXCEEDED of `max_subscriptions`,
+ * TIMEOUT, ...) is final. A wait longer than `maxDelay` is final too.
  * @param {*} error what the request rejected with
  * @param {number} [maxDelay=10000] ms
  * @returns {number|null} milliseconds
@@ -291,8 +287,6 @@ export function retryDelay(error, maxDelay = 10000) {
   if (error.code === "RATE_LIMITED") {
     const seconds = error.details?.retry_after;
     if (typeof seconds === "number" && Number.isFinite(seconds) && seconds >= 0) delay = seconds * 1000;
-  } else if (error.code === "LIMIT_EXCEEDED" && error.details?.limit === "max_in_flight") {
-    delay = IN_FLIGHT_RETRY_DELAY;
   }
   return delay !== null && delay <= maxDelay ? delay : null;
 }
