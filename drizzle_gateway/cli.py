@@ -25,11 +25,11 @@ import traceback
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
 from . import __version__
+from .descriptors import RESERVED_DESCRIPTORS, HTTPServer, raise_descriptor_limit
 from .gateway import Gateway
 from .resources import Resource
 
@@ -184,7 +184,7 @@ async def serve(gateway: Gateway, host: str, port: int, path: str,
     app = make_app(gateway, path)
     if sockets is None:
         sockets = bind(host, port)
-    server = tornado.httpserver.HTTPServer(app)
+    server = HTTPServer(app)
     server.add_sockets(sockets)
     origin = f"{_url_host(host or '0.0.0.0')}:{sockets[0].getsockname()[1]}"
     logger.info("drizzle_gateway listening on ws://%s%s", origin, path)
@@ -192,6 +192,8 @@ async def serve(gateway: Gateway, host: str, port: int, path: str,
         logger.info("explorer at http://%s/_explorer", origin)
     for page in gateway.pages:
         logger.info("page at http://%s%s", origin, page)
+    files = raise_descriptor_limit()
+    logger.info("open-files limit %d: room for about %d connections", files, max(0, files - RESERVED_DESCRIPTORS))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
