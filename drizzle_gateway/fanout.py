@@ -1,8 +1,9 @@
 """Local fan-out: which connections of this process hear which channel.
 
 Subscribers of a channel are grouped by view (their dialect and field
-selection); a message is projected and encoded once per view, then the
-same frame is written to every connection in the group.
+selection); a message is cut to (or dumped for) each selection and
+encoded once per view, then the same frame is written to every
+connection in the group.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from .outbox import Frame
-from .selection import Selection, project
+from .publication import payload_of
+from .selection import Selection
 
 if TYPE_CHECKING:
     from .brokers import Broker
@@ -41,10 +43,9 @@ class View:
         self.selection = selection
         self.key: Hashable = (id(protocol), selection.fields if selection else None)
 
-    def frame(self, channel: str, data: Any) -> str:
-        """The event frame these subscribers receive for ``data``."""
-        tree = self.selection.tree if self.selection else None
-        return self.protocol.event(channel, project(data, tree))
+    def frame(self, channel: str, message: Any) -> str:
+        """The event frame these subscribers receive for ``message`` (a `Published` or dumped data)."""
+        return self.protocol.event(channel, payload_of(message, self.selection))
 
 
 class Fanout:
