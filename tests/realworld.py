@@ -103,6 +103,12 @@ class Loose(Schema):
     name = fields.Str()
 
 
+ADA_WIRE = {"id": 1, "name": "ada", "firstName": "Ada", "email": "ada@example.com", "age": Decimal("36.0"),
+            "balance": Decimal("100.10"), "balance_text": "100.10", "homepage": "https://ada.example.com/",
+            "created": CREATED.isoformat(), "created_day": "2024-05-17", "is_old": False}
+"""What a client reading exact numbers receives for `ada()` through `UserSchema`."""
+
+
 def ada() -> User:
     return User("ada", "ada@example.com")
 

@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 from marshmallow import ValidationError
 
 from tests.inprocess import InProcess, read
-from tests.realworld import CREATED, User, UserSchema, ada, make_gateway, node_tree
+from tests.realworld import ADA_WIRE, CREATED, User, UserSchema, ada, make_gateway, node_tree
 
 
 def run(coroutine):
@@ -45,10 +45,6 @@ def component(document: dict, node: dict) -> dict:
     node = node.get("items", node)
     return document["components"]["schemas"][node["$ref"].rsplit("/", 1)[1]]
 
-
-ADA_WIRE = {"id": 1, "name": "ada", "firstName": "Ada", "email": "ada@example.com", "age": Decimal("36.0"),
-            "balance": Decimal("100.10"), "balance_text": "100.10", "homepage": "https://ada.example.com/",
-            "created": CREATED.isoformat(), "created_day": "2024-05-17", "is_old": False}
 
 
 # -- Decimal can be sent ----------------------------------------------------------
