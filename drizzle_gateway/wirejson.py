@@ -130,6 +130,10 @@ def _exact_number(text: str) -> float | Decimal:
     return Decimal(text)
 
 
+def _exact_int(text: str) -> int | Decimal:
+    return Decimal(text) if text == "-0" else int(text)  # an int has no negative zero
+
+
 def decode_request(text: str | bytes) -> Any:
     """Parse a request's JSON text; numbers with a fraction or exponent are floats.
 
@@ -148,13 +152,18 @@ def decode(text: str | bytes) -> Any:
     """Parse JSON text exactly: numbers a float cannot reproduce come back as `Decimal`.
 
     Text that `encode` wrote from floats only (the usual case) is read by
-    orjson and checked with one more orjson write; anything else is read
-    by the standard library number by number.
+    orjson and checked with one more orjson write; anything else (exact
+    decimals, long integers, lone surrogate escapes) is read by the
+    standard library, number by number.
     """
     pattern = _LONG_DIGITS_BYTES if isinstance(text, bytes) else _LONG_DIGITS_TEXT
     if pattern.search(text) is None:
-        value = orjson.loads(text)
-        raw = text if isinstance(text, bytes) else text.encode()
-        if orjson.dumps(value, option=_OPTIONS) == raw:
-            return value
-    return json.loads(text, parse_constant=_reject_constant, parse_float=_exact_number)
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass  # perhaps a lone surrogate escape, which `encode` writes and the standard library reads
+        else:
+            raw = text if isinstance(text, bytes) else text.encode()
+            if orjson.dumps(value, option=_OPTIONS) == raw:
+                return value
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_exact_number, parse_int=_exact_int)
