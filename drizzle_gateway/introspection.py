@@ -37,6 +37,10 @@ _NOT_JSON_SCHEMA_FORMATS = {"ip"}
 """apispec formats JSON Schema has no name for (an IP is ipv4 or ipv6): dropped."""
 
 
+ISO_DATETIME = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d(:\d\d(\.\d+)?)?)?$"
+"""What a DateTime that may hold naive values dumps: ISO 8601, the offset optional."""
+
+
 def _inner_fields(field: mfields.Field) -> list[mfields.Field]:
     if isinstance(field, mfields.List):
         return [field.inner]
@@ -153,11 +157,18 @@ class _Converter(OpenAPIConverter):
             del prop["format"]
         if isinstance(field, mfields.Decimal) and field.as_string:
             prop["type"] = _with_null(prop.get("type"), "string")  # dumped as text: "1.10"
+        temporal = isinstance(field, (mfields.DateTime, mfields.Date, mfields.Time))
         if isinstance(field, mfields.DateTime) and field.format in ("timestamp", "timestamp_ms"):
             prop["type"] = _with_null(prop.get("type"), "number")
             prop.pop("format", None)
-        elif isinstance(field, mfields.DateTime) and field.format not in (None, "iso", "iso8601"):
-            prop.pop("format", None)  # a strftime format ("rfc" too) is not JSON Schema's date-time
+        elif isinstance(field, mfields.DateTime) and not isinstance(field, mfields.AwareDateTime) and \
+                field.format in (None, "iso", "iso8601"):
+            # JSON Schema's date-time needs an offset; a naive datetime is dumped without one
+            prop.pop("format", None)
+            prop["pattern"] = ISO_DATETIME
+        elif temporal and field.format not in (None, "iso", "iso8601"):
+            prop.pop("format", None)  # a strftime format ("rfc" too) is not JSON Schema's date-time or date
+            prop.pop("pattern", None)
             if field.format not in ("rfc", "rfc822"):
                 prop["x-strftime"] = field.format
         return prop

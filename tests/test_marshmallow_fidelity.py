@@ -255,7 +255,8 @@ def test_formats_are_json_schemas_and_nothing_is_null():
     check_document(document)
     user = document["components"]["schemas"]["User"]["properties"]
     assert user["homepage"] == {"type": "string", "format": "uri"}
-    assert user["created"] == {"type": "string", "format": "date-time"}
+    # a naive datetime is dumped without an offset, which JSON Schema's date-time requires
+    assert user["created"]["type"] == "string" and "format" not in user["created"] and user["created"]["pattern"]
     assert user["created_day"]["type"] == "string" and "format" not in user["created_day"]
     assert "pattern" not in user["created_day"]
 
