@@ -313,3 +313,42 @@ def same_json(wire: Any, expected: Any) -> bool:
         return isinstance(wire, dict) and wire.keys() == expected.keys() and all(
             same_json(wire[k], v) for k, v in expected.items())
     raise AssertionError(f"render() gave {expected!r}")
+
+
+class Composite(Schema):
+    """Fields of several kinds, to declare ``only``/``exclude``/``load_only`` on and select from."""
+
+    class Meta:
+        register = False
+
+    a = fields.Str()
+    b = fields.Int(data_key="B")
+    c = fields.Nested(Inner)
+    d = fields.List(fields.Nested(Inner))
+    e = fields.Str(load_only=True)
+    f = fields.Decimal(dump_only=True)
+
+
+COMPOSITE_PATHS = {"a": "a", "B": "b", "c": "c", "c.name": "c.name", "c.N": "c.n", "d": "d", "d.name": "d.name",
+                   "d.N": "d.n", "e": "e", "f": "f"}
+"""Every wire path of `Composite` (the load-only ``e`` included) and its attribute path."""
+
+composite_objects = st.fixed_dictionaries({}, optional={
+    "a": st.text(max_size=4), "b": st.integers(), "c": inner_objects, "d": st.lists(inner_objects, max_size=2),
+    "e": st.text(max_size=2), "f": st.decimals(allow_nan=False)})
+composite_declarations = st.one_of(
+    st.fixed_dictionaries({"exclude": st.sets(st.sampled_from(["a", "c", "c.n", "d.name", "f"]), max_size=3)}),
+    st.fixed_dictionaries({"only": st.sets(st.sampled_from(["a", "b", "c", "d", "f"]), min_size=1, max_size=4)}),
+    st.fixed_dictionaries({"load_only": st.sets(st.sampled_from(["a", "b", "f"]), max_size=2)}),
+    st.just({}),
+)
+
+
+def composite_gateway(declared: dict) -> Gateway:
+    """A gateway whose ``composite.dump`` output and ``composite`` topic are ``Composite(**declared)``."""
+    schema = Composite(**declared)
+    resource = type("CompositeResource", (Resource,), {
+        "name": "composite",
+        "dump": action(output=schema, name="dump")(lambda self, data: self.gateway.state["object"]),
+    })
+    return Gateway([resource], [Topic("composite", schema)], title="composite")

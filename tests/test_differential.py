@@ -366,3 +366,48 @@ async def test_samples_over_real_sockets(gateway, connect):
             if kind == "data" and case.id != "str_surrogate":  # requests with lone surrogates are refused as not JSON
                 assert same_json(await client.call(name, "roundtrip", roundtrip), expected), (case.id, value)
     assert ran >= len(CASES)
+
+
+# -- selection narrows the schema as declared --------------------------------------------
+
+
+@WIDE
+@given(declared=differential.composite_declarations, obj=differential.composite_objects,
+       wire=st.sets(st.sampled_from(sorted(differential.COMPOSITE_PATHS)), min_size=1, max_size=3))
+def test_selection_narrows_the_declared_schema_and_never_widens(harness, declared, obj, wire):
+    harness.tally["declared_selection"] += 1
+    gateway = differential.composite_gateway(declared)
+    gateway.state["object"] = obj
+    declared_schema = differential.Composite(**declared)
+    only = tuple(differential.COMPOSITE_PATHS[w] for w in wire)
+    visible = _sends(declared_schema, only)
+    # marshmallow's own only=, on top of the declaration (a visible selection lies within a declared only)
+    oracle = differential.Composite(**{**declared, "only": only})
+    listener = InProcess(gateway)
+
+    async def go() -> dict:
+        reply = await call_exact(gateway, "composite", "dump", fields=tuple(sorted(wire)))
+        if "data" in reply:
+            await listener.listen("composite", sorted(wire))
+            await gateway.publish("composite", obj)
+        return reply
+
+    reply = harness.run(go())
+    if not visible:
+        assert reply["code"] == "INVALID_FIELDS", (declared, wire, reply)
+        return
+    expected = render(oracle.dump(obj))
+    assert same_json(reply["data"], expected), (declared, wire, reply["data"], expected)
+    assert [read_exact(f)["data"] for f in listener.frames] == [reply["data"]]
+
+
+def _sends(schema: Any, only: tuple[str, ...]) -> bool:
+    """Whether ``schema`` (as declared) dumps every attribute path of ``only``."""
+    for path in only:
+        node = schema
+        for part in path.split("."):
+            field = node.dump_fields.get(part) if node is not None else None
+            if field is None:
+                return False
+            node = getattr(getattr(field, "inner", field), "schema", None)
+    return True
