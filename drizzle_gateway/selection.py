@@ -131,6 +131,14 @@ def project(data: Any, tree: Tree | None) -> Any:
     return data
 
 
+def _hint(schema: Schema, invalid: list[str]) -> str:
+    """A reminder of the wire name when a top-level attribute name was used instead."""
+    renamed = {name: field.data_key for name, field in schema.dump_fields.items()
+               if field.data_key is not None and field.data_key != name}
+    used = [f"{name} -> {renamed[name]}" for name in invalid if name in renamed]
+    return f" (fields are named as on the wire: {', '.join(used)})" if used else ""
+
+
 class Selection:
     """One checked field selection on one schema.
 
@@ -180,9 +188,6 @@ class Selector:
         schema, unknown, projectable = narrow(self.schema, tree)
         invalid = sorted({*invalid, *unknown})
         if invalid:
-            raise ActionError(
-                ErrorCode.INVALID_FIELDS,
-                f"unknown fields: {', '.join(invalid)}",
-                {"fields": invalid},
-            )
+            message = f"unknown fields: {', '.join(invalid)}{_hint(self.schema, invalid)}"
+            raise ActionError(ErrorCode.INVALID_FIELDS, message, {"fields": invalid})
         return Selection(key, schema, tree, projectable)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 Listener = Callable[[str, Any], None]
-"""Called with (channel, data) for each message; data is validated and dumped."""
+"""Called with (channel, data) for each message: a `Published` from this process, dumped data from others."""
 
 
 class Broker(Protocol):
