@@ -156,14 +156,12 @@ def decode(text: str | bytes) -> Any:
     decimals, long integers, lone surrogate escapes) is read by the
     standard library, number by number.
     """
-    pattern = _LONG_DIGITS_BYTES if isinstance(text, bytes) else _LONG_DIGITS_TEXT
-    if pattern.search(text) is None:
-        try:
-            value = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass  # perhaps a lone surrogate escape, which `encode` writes and the standard library reads
-        else:
-            raw = text if isinstance(text, bytes) else text.encode()
-            if orjson.dumps(value, option=_OPTIONS) == raw:
-                return value
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass  # perhaps a lone surrogate escape, which `encode` writes and the standard library reads
+    else:
+        raw = text if isinstance(text, bytes) else text.encode()
+        if orjson.dumps(value, option=_OPTIONS) == raw:  # also false when orjson read a long integer as a float
+            return value
     return json.loads(text, parse_constant=_reject_constant, parse_float=_exact_number, parse_int=_exact_int)
