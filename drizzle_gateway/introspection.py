@@ -157,10 +157,24 @@ class _Converter(OpenAPIConverter):
             del prop["format"]
         if isinstance(field, mfields.Decimal) and field.as_string:
             prop["type"] = _with_null(prop.get("type"), "string")  # dumped as text: "1.10"
+        if isinstance(field, (mfields.Float, mfields.Decimal)) and field.allow_nan and not field.as_string:
+            prop["type"] = _with_null(["null"], prop.get("type", "number"))  # NaN and infinities are sent as null
+        if isinstance(field, (mfields.IPInterface, mfields.IPv4Interface, mfields.IPv6Interface)):
+            prop.setdefault("type", "string")  # "10.0.0.1/8"; apispec leaves it untyped
+        if isinstance(field, mfields.Tuple):
+            items = [self.field2property(f) for f in field.tuple_fields]
+            prop.update(type=_with_null(prop.get("type"), "array"), prefixItems=items, items=False,
+                        minItems=len(items), maxItems=len(items))  # apispec leaves tuples untyped
+        if isinstance(field, mfields.Constant):
+            prop.pop("default", None)  # apispec calls the constant a default; it is all that is ever sent
+            prop["const"] = field.constant
         temporal = isinstance(field, (mfields.DateTime, mfields.Date, mfields.Time))
         if isinstance(field, mfields.DateTime) and field.format in ("timestamp", "timestamp_ms"):
             prop["type"] = _with_null(prop.get("type"), "number")
             prop.pop("format", None)
+            # apispec adds a string "example" and "min", which is no JSON Schema keyword (and times before 1970 are < 0)
+            prop.pop("example", None)
+            prop.pop("min", None)
         elif isinstance(field, mfields.DateTime) and not isinstance(field, mfields.AwareDateTime) and \
                 field.format in (None, "iso", "iso8601"):
             # JSON Schema's date-time needs an offset; a naive datetime is dumped without one
@@ -174,10 +188,12 @@ class _Converter(OpenAPIConverter):
         return prop
 
 
-def _with_null(current: Any, kind: str) -> Any:
-    if isinstance(current, list) and "null" in current:
-        return [kind, "null"]
-    return kind
+def _with_null(current: Any, kind: Any) -> Any:
+    """``kind`` as the type, keeping ``null`` if ``current`` allowed it (``kind`` may itself be a list)."""
+    kinds = kind if isinstance(kind, list) else [kind]
+    if isinstance(current, list) and "null" in current and "null" not in kinds:
+        kinds = [*kinds, "null"]
+    return kinds[0] if len(kinds) == 1 else kinds
 
 
 class _Plugin(MarshmallowPlugin):
