@@ -13,10 +13,11 @@ from decimal import Decimal
 import pytest
 import tornado.web
 from jsonschema import Draft202012Validator
-from marshmallow import ValidationError
+from marshmallow import ValidationError, post_dump
 
+from drizzle_gateway import Gateway, Topic
 from tests.inprocess import InProcess, read
-from tests.realworld import ADA_WIRE, CREATED, User, UserSchema, ada, make_gateway, node_tree
+from tests.realworld import ADA_WIRE, CREATED, EnvelopeUser, User, UserSchema, ada, make_gateway, node_tree
 
 
 def run(coroutine):
@@ -284,3 +285,26 @@ def test_user_schema_round_trip_is_marshmallows():
     # the oracle itself: what marshmallow dumps for the model is what ADA_WIRE says
     dumped = UserSchema().dump(ada())
     assert dumped["balance"] == Decimal("100.10") and dumped["firstName"] == "Ada"
+
+
+def test_a_selection_through_a_hook_is_dumped_once_per_publish_not_per_subscriber():
+    wraps: list[dict] = []
+
+    class Counted(EnvelopeUser):
+        @post_dump
+        def count(self, data: dict, **kwargs) -> dict:
+            wraps.append(data)
+            return data
+
+    async def scenario():
+        gateway = Gateway([], [Topic("counted", Counted)])
+        listeners = [InProcess(gateway) for _ in range(6)]
+        for i, listener in enumerate(listeners):
+            await listener.listen("counted", ["email"] if i % 2 else None)
+        await gateway.publish("counted", {"name": "ada", "email": "ada@example.com"})
+        return [listener.events() for listener in listeners]
+
+    events = run(scenario())
+    whole, selected = {"user": {"name": "ada", "email": "ada@example.com"}}, {"user": {"email": "ada@example.com"}}
+    assert events == [[whole], [selected]] * 3
+    assert len(wraps) == 2  # the full dump, and one for the ["email"] selection
