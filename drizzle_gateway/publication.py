@@ -15,12 +15,15 @@ The two publish rules (docs/protocol.md, "Publishing"):
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from marshmallow import Schema, ValidationError
 from marshmallow import fields as mfields
 
 from .selection import Selection, nested_schema, wire_name
+
+logger = logging.getLogger("drizzle_gateway")
 
 DUMP_ERRORS = (ValueError, TypeError, AttributeError, ArithmeticError, LookupError)
 """What a marshmallow field raises when it is asked to dump a value of the wrong type."""
@@ -64,6 +67,10 @@ def payload_of(message: Any, selection: Selection | None) -> Any:
         return message.data if selection is None or selection.fields is None else message.for_selection(selection)
     if selection is None or selection.tree is None:
         return message
+    if not selection.projectable and not selection.warned:
+        selection.warned = True
+        logger.warning("fields %s run through a post_dump hook: events from other processes are cut from the "
+                       "full dump, which can differ from a reply with the same fields", sorted(selection.fields or ()))
     return selection.cut(message)
 
 

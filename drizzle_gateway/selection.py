@@ -146,7 +146,7 @@ class Selection:
     cuts an already-dumped event to the same, when ``projectable``.
     """
 
-    __slots__ = ("fields", "schema", "tree", "projectable")
+    __slots__ = ("fields", "schema", "tree", "projectable", "warned")
 
     def __init__(self, fields: frozenset[str] | None, schema: Schema, tree: Tree | None,
                  projectable: bool = True) -> None:
@@ -154,6 +154,7 @@ class Selection:
         self.schema = schema
         self.tree = tree
         self.projectable = projectable
+        self.warned = False  # about events that could only be cut (see publication.payload_of)
 
     def cut(self, dumped: Any) -> Any:
         """The selected part of the schema's full dump (only meaningful when ``projectable``)."""

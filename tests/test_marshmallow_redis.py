@@ -44,3 +44,20 @@ async def test_decimals_and_selections_cross_redis_exactly(pair):
     await eventually(arrived, 5)
     assert whole.frames == ['{"topic":"prices","data":{"amount":12345678901234567890.10,"label":"1.10"}}']
     assert partial.events() == [{k: ADA_WIRE[k] for k in ("firstName", "balance", "balance_text")}]
+
+
+@pytest.mark.gen_test(timeout=10)
+async def test_a_selection_through_a_hook_is_right_locally_and_warned_about_across_processes(pair, caplog):
+    publisher, receiver = pair
+    local, remote = InProcess(publisher), InProcess(receiver)
+    await local.listen("envelopes", ["email"])
+    await remote.listen("envelopes", ["email"])
+    await publisher.publish("envelopes", {"name": "ada", "email": "ada@example.com"})
+
+    async def arrived() -> bool:
+        return bool(remote.frames)
+
+    await eventually(arrived, 5)
+    assert local.events() == [{"user": {"email": "ada@example.com"}}]  # what a reply with these fields carries
+    # the other process has only the full dump; docs/protocol.md says so, and the log does
+    assert any("post_dump hook" in r.getMessage() for r in caplog.records if r.name == "drizzle_gateway")
