@@ -38,11 +38,13 @@ class InProcess:
         self.frames.append(frame if isinstance(frame, str) else frame.text)
 
     async def ask(self, resource: str | None, action: str, data: Any = None,
-                  fields: list[str] | None = None) -> dict:
-        """The decoded reply or error frame, as `Connection` would have sent it.
+                  fields: list[str] | tuple[str, ...] | None = None) -> dict:
+        """The reply or error frame, as `Connection` would have sent it, read with `read`."""
+        return read(await self.ask_text(resource, action, data, fields))
 
-        ``data`` travels as JSON first (encoded, then read as a request is).
-        """
+    async def ask_text(self, resource: str | None, action: str, data: Any = None,
+                       fields: list[str] | tuple[str, ...] | None = None) -> str:
+        """The reply or error frame's text. ``data`` travels as JSON first (encoded, then read as a request is)."""
         self._ids += 1
         if data is not None:
             data = json.loads(encode(data))
@@ -54,7 +56,7 @@ class InProcess:
             frame = self.protocol.error(request.request_id, exc)
         except Exception:
             frame = self.protocol.error(request.request_id, ActionError(ErrorCode.INTERNAL_ERROR, "internal error"))
-        return read(frame)
+        return frame
 
     async def listen(self, channel: str, fields: list[str] | None = None) -> None:
         """Subscribe to ``channel`` with ``fields``, as ``__subscribe__`` does."""

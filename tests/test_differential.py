@@ -34,8 +34,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from marshmallow import ValidationError
 
 from drizzle_gateway import Gateway
-from drizzle_gateway.errors import ActionError, ErrorCode
-from drizzle_gateway.protocol import Request, encode
+from drizzle_gateway.protocol import encode
 from tests import differential
 from tests.differential import CASES, POLICIES, Case, hooked_objects, json_values, render, same_json
 from tests.inprocess import InProcess
@@ -109,16 +108,7 @@ def marshmallow_dump(schema: Any, obj: Any) -> tuple[bool, Any]:
 async def call_exact(gateway: Gateway, resource: str, action: str, data: Any = None,
                      fields: tuple[str, ...] | None = None) -> dict:
     """The reply or error frame of one request, read with `read_exact`."""
-    if data is not None:
-        data = as_json(data)
-    request = Request(1, action, resource, data, fields)
-    try:
-        frame = gateway.protocol.reply(1, await gateway.call(InProcess(gateway), request))
-    except ActionError as exc:
-        frame = gateway.protocol.error(1, exc)
-    except Exception:
-        frame = gateway.protocol.error(1, ActionError(ErrorCode.INTERNAL_ERROR, "internal error"))
-    return read_exact(frame)
+    return read_exact(await InProcess(gateway).ask_text(resource, action, data, fields))
 
 
 def check_reply(reply: dict, ok: bool, dumped: Any) -> None:
