@@ -29,6 +29,8 @@ SchemaLike = Schema | type[Schema]
 Tree = dict[str, Any]  # wire name -> sub-tree, or None for "the whole value"
 
 MAX_CACHED_SELECTIONS = 256
+MAX_SELECTION_DEPTH = 64
+"""Dotted names with more parts are refused (a self-referencing schema has no bottom)."""
 
 
 def as_schema(schema: SchemaLike) -> Schema:
@@ -66,7 +68,7 @@ def _group(names: Iterable[str]) -> tuple[Tree, list[str]]:
     invalid: list[str] = []
     for name in names:
         parts = name.split(".")
-        if not all(parts):
+        if not all(parts) or len(parts) > MAX_SELECTION_DEPTH:
             invalid.append(name)
             continue
         node = tree

@@ -73,3 +73,21 @@ def test_selector_caches_selections_by_wire_name():
     with pytest.raises(ActionError) as caught:  # attribute names are not wire names
         selector.select(["inner_name"])
     assert caught.value.details == {"fields": ["inner_name"]}
+
+
+def test_a_self_referencing_path_is_honoured_deep_down_and_bounded():
+    from tests.realworld import Node
+
+    selector = Selector(Node)
+    deep = ".".join(["single"] * 40 + ["id"])
+    obj: dict = {"id": 41}
+    for i in range(40, 0, -1):
+        obj = {"id": i, "single": obj}
+    data = selector.select([deep]).schema.dump(obj)
+    for _ in range(40):
+        data = data["single"]
+    assert data == {"id": 41}
+    too_deep = ".".join(["single"] * 64 + ["id"])
+    with pytest.raises(ActionError) as caught:
+        selector.select([too_deep])
+    assert caught.value.details == {"fields": [too_deep]}
