@@ -250,7 +250,7 @@ def make_gateway() -> Gateway:
         name = f"case_{case.id}"
         gateway.state["schemas"][name] = schema
         gateway.add_resource(_resource(name, schema))
-        gateway.add_topic(Topic(name, schema))
+        gateway.add_topic(Topic(name, schema, client_publish=True))
     gateway.state["schemas"]["hooked"] = Hooked
     gateway.add_resource(_resource("hooked", Hooked))
     gateway.add_topic(Topic("hooked", Hooked))

@@ -220,8 +220,33 @@ def test_load_errors_and_results_equal_marshmallow(harness, case):
         variant = schema_class(unknown=POLICIES[policy], partial=partial)
         check_load(harness.run(call_exact(harness.gateway, name, f"load_{policy}_{int(partial)}", data)),
                    expected_load(variant, data))
+        check_client_publish(harness, name, schema_class(), data)
 
     check()
+
+
+def check_client_publish(harness: Harness, name: str, schema: Any, data: Any) -> None:
+    """``__publish__``: the payload is loaded as input; subscribers get marshmallow's dump of what it loaded."""
+    harness.tally["client_publish"] += 1
+    gateway = harness.gateway
+    publisher, listener = InProcess(gateway), InProcess(gateway)
+
+    async def go() -> dict:
+        await listener.listen(name)
+        try:
+            return read_exact(await publisher.ask_text(None, "__publish__", {"topic": name, "payload": data}))
+        finally:
+            gateway.fanout.discard(listener, name)
+
+    reply = harness.run(go())
+    events = [read_exact(f)["data"] for f in listener.frames]
+    kind, expected = expected_load(schema, data)
+    if kind == "INVALID_DATA":
+        assert (reply.get("code"), reply.get("details")) == ("INVALID_DATA", {"payload": expected}), reply
+        assert events == []
+    elif kind == "data":
+        assert reply.get("data") == {"topic": name}, reply
+        assert len(events) == 1 and same_json(events[0], expected), (events, expected)
 
 
 # -- hooks ---------------------------------------------------------------------------------
