@@ -158,7 +158,7 @@ class _Converter(OpenAPIConverter):
         if isinstance(field, mfields.Decimal) and field.as_string:
             prop["type"] = _with_null(prop.get("type"), "string")  # dumped as text: "1.10"
         if isinstance(field, (mfields.Float, mfields.Decimal)) and field.allow_nan and not field.as_string:
-            prop["type"] = _with_null(["null"], prop.get("type", "number"))  # NaN and infinities are sent as null
+            prop["type"] = _nullable(prop.get("type", "number"))  # NaN and infinities are sent as null
         if isinstance(field, (mfields.IPInterface, mfields.IPv4Interface, mfields.IPv6Interface)):
             prop.setdefault("type", "string")  # "10.0.0.1/8"; apispec leaves it untyped
         if isinstance(field, mfields.Tuple):
@@ -188,12 +188,15 @@ class _Converter(OpenAPIConverter):
         return prop
 
 
-def _with_null(current: Any, kind: Any) -> Any:
-    """``kind`` as the type, keeping ``null`` if ``current`` allowed it (``kind`` may itself be a list)."""
+def _with_null(current: Any, kind: str) -> Any:
+    """``kind`` as the type, keeping ``null`` if ``current`` allowed it."""
+    return _nullable(kind) if isinstance(current, list) and "null" in current else kind
+
+
+def _nullable(kind: Any) -> list:
+    """A type that also allows ``null``."""
     kinds = kind if isinstance(kind, list) else [kind]
-    if isinstance(current, list) and "null" in current and "null" not in kinds:
-        kinds = [*kinds, "null"]
-    return kinds[0] if len(kinds) == 1 else kinds
+    return kinds if "null" in kinds else [*kinds, "null"]
 
 
 class _Plugin(MarshmallowPlugin):
