@@ -83,7 +83,7 @@ class BuiltinActions(Resource):
             raise ActionError(ErrorCode.FORBIDDEN, f"clients may not publish to {topic.pattern!r}")
         await require(topic.can_publish, self.user, params, f"publish to {data['topic']!r}")
         try:
-            await self.gateway.publish(data["topic"], data["payload"])
+            await self.gateway.publish(data["topic"], topic.accept(data["payload"]))
         except ValidationError as exc:
             raise ActionError(ErrorCode.INVALID_DATA, "payload does not match the topic's schema",
                               {"payload": exc.messages}) from None

@@ -1,10 +1,11 @@
 """Local fan-out: which connections of this process hear which channel.
 
 Subscribers of a channel are grouped by view (their dialect and field
-selection); a message is projected and encoded once per view, then the
-same frame is written to every connection in the group. When some of them
-are congested, delivery hands back an awaitable that the broker awaits
-before it delivers more: a publisher is slowed to what its readers take.
+selection); a message is cut to (or dumped for) each selection and
+encoded once per view, then the same frame is written to every
+connection in the group. When some of them are congested, delivery hands
+back an awaitable that the broker awaits before it delivers more: a
+publisher is slowed to what its readers take.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from collections.abc import Awaitable, Hashable
 from typing import TYPE_CHECKING, Any
 
 from .outbox import Frame
-from .selection import Selection, project
+from .publication import payload_of
+from .selection import Selection
 
 if TYPE_CHECKING:
     from .brokers import Broker
@@ -46,10 +48,9 @@ class View:
         self.selection = selection
         self.key: Hashable = (id(protocol), selection.fields if selection else None)
 
-    def frame(self, channel: str, data: Any) -> str:
-        """The event frame these subscribers receive for ``data``."""
-        tree = self.selection.tree if self.selection else None
-        return self.protocol.event(channel, project(data, tree))
+    def frame(self, channel: str, message: Any) -> str:
+        """The event frame these subscribers receive for ``message`` (a `Published` or dumped data)."""
+        return self.protocol.event(channel, payload_of(message, self.selection))
 
 
 class Fanout:
@@ -124,7 +125,6 @@ class Fanout:
                 if subscriber.send_frame(frame):
                     congested.append(subscriber)
         return _drained(congested) if congested else None
-
 
     async def drain(self) -> None:
         """Wait for pending broker unsubscribes (used on shutdown)."""

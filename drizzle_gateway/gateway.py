@@ -177,7 +177,7 @@ class Gateway:
     # -- publishing -----------------------------------------------------------
 
     async def publish(self, topic: Topic | str, payload: Any, **params: str) -> None:
-        """Validate ``payload`` against the topic's schema, then deliver it.
+        """Dump ``payload`` with the topic's schema as a reply would, check the dump, then deliver it.
 
         ``topic`` is a `Topic`, its pattern (with ``params``) or a concrete
         channel name. Raises marshmallow's `ValidationError` when the

@@ -7,63 +7,17 @@ shim plugs in its own dialect without touching the dispatcher.
 
 from __future__ import annotations
 
-import json
-import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from .errors import ActionError, ErrorCode
+from .wirejson import decode as decode  # re-exported: the JSON rule lives in wirejson
+from .wirejson import decode_request, encode
 
 PROTOCOL_VERSION = "drizzle.v1"
 SUBPROTOCOL = "drizzle.v1"
 
 RequestId = str | int | None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"number {text[:20]}... is too large")
-    return value
-
-
-# orjson would read integers beyond 64 bits as floats; frames with such long digit runs take the exact stdlib path.
-_LONG_DIGITS_TEXT = re.compile(r"[0-9]{19}")
-_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
-
-
-def decode(text: str | bytes) -> Any:
-    """Parse JSON text; NaN, Infinity and numbers that overflow to it are refused, as JSON refuses them.
-
-    orjson parses; it also refuses lone surrogates. Frames holding integers
-    too long for 64 bits are parsed by the standard library, which keeps
-    them exact.
-    """
-    pattern = _LONG_DIGITS_BYTES if isinstance(text, bytes) else _LONG_DIGITS_TEXT
-    if pattern.search(text) is None:
-        return orjson.loads(text)
-    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-
-
-def encode(value: Any) -> str:
-    """Encode a value as compact JSON text (UTF-8 kept as is).
-
-    orjson encodes (NaN and infinities become null, as orjson writes them);
-    what it cannot (integers beyond 64 bits, lone surrogates) the standard
-    library encodes, with non-ASCII escaped. A value JSON has no form for
-    raises TypeError.
-    """
-    try:
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-    except TypeError:
-        return json.dumps(value, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -100,7 +54,7 @@ class Protocol:
         if isinstance(message, bytes):
             raise InvalidFrame("binary frames are not supported; send JSON text frames")
         try:
-            frame = decode(message)
+            frame = decode_request(message)
         except (ValueError, RecursionError):  # orjson.JSONDecodeError is a ValueError
             raise InvalidFrame("frame is not valid JSON") from None
         if not isinstance(frame, dict):

@@ -120,7 +120,7 @@ class Resource:
         return cls.actions.get(name)
 
     async def publish(self, topic: Topic | str, payload: Any, **params: str) -> None:
-        """Publish ``payload`` to a topic (validated against its schema first)."""
+        """Publish ``payload`` to a topic: what a reply through its schema takes (checked before delivery)."""
         await self.gateway.publish(topic, payload, **params)
 
     async def subscribe(self, topic: Topic | str, fields: list[str] | None = None, **params: str) -> str:

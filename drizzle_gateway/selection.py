@@ -1,25 +1,36 @@
 """GraphQL-style field selection over marshmallow schemas.
 
-``fields=["id", "author.name"]`` picks parts of a schema's output. A
-`Selector` checks the names once, then builds (and keeps) a marshmallow
-schema with ``only=`` for replies, and a projection of already-dumped data
-for events, which are dumped once and shared by every subscriber.
+``fields=["id", "author.name"]`` picks parts of a schema's output by the
+names clients see (a field's ``data_key``, else its attribute name), at
+any depth of ``Nested`` and ``List(Nested)`` fields. A selection only ever
+narrows the schema as it is declared: its ``only``, ``exclude``,
+``load_only`` and nested options still apply, so a name the schema does
+not send cannot be selected.
+
+A `Selector` checks each selection once and keeps it: a narrowed copy of
+the bound schema (same class, so ``pre_dump``/``post_dump`` hooks run as
+on a reply) and, for events, a tree to cut already-dumped data with when
+that is provably the same as dumping with the narrowed schema.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from typing import Any
 
 from marshmallow import Schema
 from marshmallow import fields as mfields
+from marshmallow.decorators import POST_DUMP
 
 from .errors import ActionError, ErrorCode
 
 SchemaLike = Schema | type[Schema]
-Tree = dict[str, Any]  # data key -> sub-tree, or None for "the whole value"
+Tree = dict[str, Any]  # wire name -> sub-tree, or None for "the whole value"
 
 MAX_CACHED_SELECTIONS = 256
+MAX_SELECTION_DEPTH = 64
+"""Dotted names with more parts are refused (a self-referencing schema has no bottom)."""
 
 
 def as_schema(schema: SchemaLike) -> Schema:
@@ -27,63 +38,129 @@ def as_schema(schema: SchemaLike) -> Schema:
     return schema() if isinstance(schema, type) else schema
 
 
-def _nested_schema(field: mfields.Field) -> Schema | None:
+def wire_name(name: str, field: mfields.Field) -> str:
+    """The key a dumped field has on the wire: its ``data_key``, else its attribute name."""
+    return field.data_key if field.data_key is not None else name
+
+
+def nested_schema(field: mfields.Field) -> Schema | None:
+    """The bound schema a selection path may continue into (``Nested``, ``List(Nested)``), or None."""
     if isinstance(field, mfields.List):
         field = field.inner
-    if isinstance(field, mfields.Nested):
+    if isinstance(field, mfields.Nested) and not isinstance(field, mfields.Pluck):
         return field.schema
     return None
 
 
-def _tree(schema: Schema, names: Iterable[str], path: str = "") -> tuple[Tree, list[str]]:
-    """Map attribute paths to a tree of data keys, collecting unknown names."""
+def _with_schema(field: mfields.Field, schema: Schema) -> mfields.Field:
+    """A copy of a (``List`` of) ``Nested`` field that dumps with ``schema`` instead."""
+    field = copy.copy(field)
+    if isinstance(field, mfields.List):
+        field.inner = _with_schema(field.inner, schema)
+    else:
+        field._schema = schema  # what Nested.schema returns once built
+    return field
+
+
+def _group(names: Iterable[str]) -> tuple[Tree, list[str]]:
+    """Dotted names as a tree; the more specific of ``a`` and ``a.b`` wins, as in marshmallow's ``only``."""
     tree: Tree = {}
     invalid: list[str] = []
-    groups: dict[str, list[str]] = {}
     for name in names:
-        head, _, rest = name.partition(".")
-        groups.setdefault(head, [])
-        if rest:
-            groups[head].append(rest)
-    for head, rests in groups.items():
-        field = schema.fields.get(head)
-        if field is None or field.load_only:
-            invalid.append(path + head)
+        parts = name.split(".")
+        if not all(parts) or len(parts) > MAX_SELECTION_DEPTH:
+            invalid.append(name)
             continue
-        key = field.data_key or head
-        if not rests:
-            tree[key] = None
-            continue
-        nested = _nested_schema(field)
-        if nested is None:
-            invalid.extend(f"{path}{head}.{rest}" for rest in rests)
-            continue
-        subtree, sub_invalid = _tree(nested, rests, f"{path}{head}.")
-        invalid.extend(sub_invalid)
-        tree[key] = subtree
+        node = tree
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            node = child
+        node.setdefault(parts[-1], None)
     return tree, invalid
+
+
+def _paths(tree: Tree, prefix: str) -> list[str]:
+    out: list[str] = []
+    for key, sub in tree.items():
+        out.extend([prefix + key] if sub is None else _paths(sub, f"{prefix}{key}."))
+    return out
+
+
+def narrow(schema: Schema, tree: Tree, prefix: str = "") -> tuple[Schema, list[str], bool]:
+    """``schema`` cut down to ``tree``: (the narrowed copy, names it does not send, projectable).
+
+    Projectable means cutting the full dump with ``tree`` gives exactly what
+    the narrowed copy dumps: no ``post_dump`` hook runs on a narrowed level.
+    """
+    by_wire = {wire_name(name, field): name for name, field in schema.dump_fields.items()}
+    invalid: list[str] = []
+    projectable = not schema._hooks[POST_DUMP]
+    chosen: dict[str, mfields.Field] = {}
+    for key, sub in tree.items():
+        name = by_wire.get(key)
+        if name is None:
+            invalid.append(prefix + key)
+            continue
+        field = schema.dump_fields[name]
+        if sub is None:
+            chosen[name] = field
+            continue
+        inner = nested_schema(field)
+        if inner is None:
+            invalid.extend(_paths(sub, f"{prefix}{key}."))
+            continue
+        narrowed, inner_invalid, inner_projectable = narrow(inner, sub, f"{prefix}{key}.")
+        invalid.extend(inner_invalid)
+        projectable = projectable and inner_projectable
+        chosen[name] = _with_schema(field, narrowed)
+    result = copy.copy(schema)  # what marshmallow's own Nested does to apply `only` to an instance
+    result.dump_fields = schema.dict_class((n, chosen[n]) for n in schema.dump_fields if n in chosen)
+    result.fields = schema.dict_class(result.dump_fields)
+    result.only = schema.set_class(result.dump_fields)
+    return result, invalid, projectable
 
 
 def project(data: Any, tree: Tree | None) -> Any:
     """Keep only the parts of dumped ``data`` that ``tree`` names."""
     if tree is None:
         return data
-    if isinstance(data, list):
+    if isinstance(data, (list, tuple)):
         return [project(item, tree) for item in data]
     if isinstance(data, dict):
         return {key: project(data[key], sub) for key, sub in tree.items() if key in data}
     return data
 
 
+def _hint(schema: Schema, invalid: list[str]) -> str:
+    """A reminder of the wire name when a top-level attribute name was used instead."""
+    renamed = {name: field.data_key for name, field in schema.dump_fields.items()
+               if field.data_key is not None and field.data_key != name}
+    used = [f"{name} -> {renamed[name]}" for name in invalid if name in renamed]
+    return f" (fields are named as on the wire: {', '.join(used)})" if used else ""
+
+
 class Selection:
-    """One checked field selection on one schema."""
+    """One checked field selection on one schema.
 
-    __slots__ = ("fields", "schema", "tree")
+    ``schema`` dumps what a reply with these ``fields`` carries; ``tree``
+    cuts an already-dumped event to the same, when ``projectable``.
+    """
 
-    def __init__(self, fields: frozenset[str] | None, schema: Schema, tree: Tree | None):
+    __slots__ = ("fields", "schema", "tree", "projectable", "warned")
+
+    def __init__(self, fields: frozenset[str] | None, schema: Schema, tree: Tree | None,
+                 projectable: bool = True) -> None:
         self.fields = fields
         self.schema = schema
         self.tree = tree
+        self.projectable = projectable
+        self.warned = False  # about events that could only be cut (see publication.payload_of)
+
+    def cut(self, dumped: Any) -> Any:
+        """The selected part of the schema's full dump (only meaningful when ``projectable``)."""
+        return project(dumped, self.tree)
 
 
 class Selector:
@@ -110,13 +187,10 @@ class Selector:
     def _build(self, key: frozenset[str]) -> Selection:
         if not key:
             raise ActionError(ErrorCode.INVALID_FIELDS, "'fields' must name at least one field", {"fields": []})
-        tree, invalid = _tree(self.schema, sorted(key))
+        tree, invalid = _group(sorted(key))
+        schema, unknown, projectable = narrow(self.schema, tree)
+        invalid = sorted({*invalid, *unknown})
         if invalid:
-            raise ActionError(
-                ErrorCode.INVALID_FIELDS,
-                f"unknown fields: {', '.join(sorted(invalid))}",
-                {"fields": sorted(invalid)},
-            )
-        proto = self.schema
-        only_schema = type(proto)(only=sorted(key), many=proto.many)
-        return Selection(key, only_schema, tree)
+            message = f"unknown fields: {', '.join(invalid)}{_hint(self.schema, invalid)}"
+            raise ActionError(ErrorCode.INVALID_FIELDS, message, {"fields": invalid})
+        return Selection(key, schema, tree, projectable)

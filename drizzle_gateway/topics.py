@@ -7,6 +7,7 @@ from typing import Any
 
 from .errors import ActionError, ErrorCode
 from .permissions import Permission
+from .publication import PublishCheck, Published
 from .selection import SchemaLike, Selection, Selector
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -16,7 +17,8 @@ PARAM_VALUE = r"[A-Za-z0-9_\-:@]+"
 class Topic:
     """A typed channel such as ``Topic("todos", Todo)`` or ``Topic("chat.{room}", Message)``.
 
-    Every publish is validated by ``schema`` before anyone receives it.
+    Every publish is checked against ``schema`` before anyone receives it
+    (the two publish rules: `drizzle_gateway.publication`).
     ``client_subscribe`` and ``client_publish`` say whether websocket
     clients may subscribe to and publish on it themselves; ``can_subscribe``
     and ``can_publish`` refine that per user (``fn(user, params)``).
@@ -36,6 +38,7 @@ class Topic:
         self.pattern = pattern
         self.params: list[str] = _PARAM.findall(pattern)
         self.selector: Selector | None = Selector(schema) if schema is not None else None
+        self._check = PublishCheck(self.selector.schema) if self.selector is not None else None
         self.client_subscribe = client_subscribe
         self.client_publish = client_publish
         self.can_subscribe = can_subscribe
@@ -71,14 +74,22 @@ class Topic:
         return name
 
     def prepare(self, payload: Any) -> Any:
-        """Validate ``payload`` and dump it: what every subscriber will receive.
+        """A server-side publish as every subscriber will receive it: dumped as a reply, then checked.
 
-        Raises marshmallow's `ValidationError` when it does not fit the schema.
+        ``payload`` is what a reply through the schema takes (a model object,
+        a dict by attribute names). Raises marshmallow's `ValidationError`
+        when the dump does not read back through the schema. A `Published`
+        (from `accept`) passes as it is.
         """
-        if self.selector is None:
+        if self._check is None or isinstance(payload, Published):
             return payload
-        schema = self.selector.schema
-        return schema.dump(schema.load(payload))
+        return self._check.publish(payload)
+
+    def accept(self, payload: Any) -> Any:
+        """A client's ``__publish__`` payload: loaded as input, then dumped; `ValidationError` if it does not fit."""
+        if self._check is None:
+            return payload
+        return self._check.accept(payload)
 
     def select(self, fields: list[str] | tuple[str, ...] | None) -> Selection | None:
         """The selection subscribers with ``fields`` receive."""

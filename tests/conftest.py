@@ -11,8 +11,10 @@ import logging
 
 import pytest
 import tornado.web
+from jsonschema import Draft202012Validator
 from tornado.websocket import websocket_connect
 
+import drizzle_gateway.gateway
 from drizzle_gateway import Gateway
 from drizzle_gateway.client import Client
 from tests.serve_app import make_gateway as make_test_gateway
@@ -91,3 +93,17 @@ def server_errors(caplog):
     """Records of the drizzle_gateway logger at ERROR and above."""
     caplog.set_level(logging.ERROR, logger="drizzle_gateway")
     return lambda: [r for r in caplog.records if r.name == "drizzle_gateway" and r.levelno >= logging.ERROR]
+
+
+@pytest.fixture(autouse=True)
+def schema_documents_are_valid_json_schema(monkeypatch):
+    """Every ``__schema__`` document a test builds has components valid against the 2020-12 metaschema."""
+    describe = drizzle_gateway.gateway.describe
+
+    def checked(*args, **kwargs) -> dict:
+        document = describe(*args, **kwargs)
+        for component in document["components"]["schemas"].values():
+            Draft202012Validator.check_schema(component)
+        return document
+
+    monkeypatch.setattr(drizzle_gateway.gateway, "describe", checked)

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from drizzle_gateway.protocol import decode, decode_request, encode
+from drizzle_gateway.publication import Published
 
 TEXTS = ["ünïcødé", "日本語のテキスト", "emoji 😀🎉", "mixed ascii – dash “quotes”", "\u2028 line separator",
          "tab\t\"q\"\\"]
@@ -60,3 +66,51 @@ async def test_non_finite_numbers_are_refused(raw, literal):
     ws = await raw()
     reply = await ws.ask(f'{{"request_id": 1, "resource": "lab", "action": "plain", "data": {{"x": {literal}}}}}')
     assert reply["code"] == "VALIDATION_ERROR"
+
+
+# -- the JSON rule (docs/protocol.md, "JSON") -------------------------------------------------
+
+json_leaves = (st.none() | st.booleans() | st.integers() | st.floats() | st.decimals()
+               | st.text(st.characters(codec=None)) | st.uuids() | st.datetimes() | st.dates())
+json_trees = st.recursive(json_leaves, lambda inner: st.lists(inner, max_size=3) | st.tuples(inner, inner)
+                          | st.dictionaries(st.text(max_size=4) | st.integers(), inner, max_size=3), max_leaves=12)
+
+
+def exact(text: str):
+    return json.loads(text, parse_float=Decimal, parse_int=Decimal)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(json_trees)
+def test_encode_writes_every_value_as_json_and_decode_reads_back_the_same_text(value):
+    text = encode(value)
+    exact(text)  # valid JSON
+    assert encode(decode(text)) == text
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (Decimal("1.10"), "1.10"), (Decimal("-0"), "-0"), (Decimal("1E+2"), "1E+2"),
+    (Decimal("12345678901234567890.123456789"), "12345678901234567890.123456789"),
+    (Decimal("NaN"), "null"), (Decimal("-Infinity"), "null"), (float("nan"), "null"),
+    ({1: Decimal("2.50")}, '{"1":2.50}'), ([2**70, "\ud800", Decimal("0.1")], '[1180591620717411303424,"\\ud800",0.1]'),
+])
+def test_decimals_keep_their_digits(value, text):
+    assert encode(value) == text
+    assert encode(decode(text)) == text
+
+
+def test_decode_keeps_floats_floats_and_gives_decimals_only_where_floats_lose_digits():
+    assert decode('{"a": 0.1, "b": 1.10, "c": 1e+300, "d": 7}') == {"a": 0.1, "b": Decimal("1.10"), "c": 1e300, "d": 7}
+    assert type(decode('[0.1]')[0]) is float and type(decode('[1.10]')[0]) is Decimal
+
+
+def test_decode_reads_the_lone_surrogate_escapes_encode_writes():
+    # the Python client and the Redis broker read what the gateway writes; requests still refuse them
+    assert decode(encode({"s": "\ud800"})) == {"s": "\ud800"}
+    with pytest.raises(ValueError):
+        decode_request('{"s": "\\ud800"}')
+
+
+def test_a_publication_encodes_as_its_data():
+    assert encode({"x": Published({"a": Decimal("1.0")}, object())}) == '{"x":{"a":1.0}}'
+    assert encode([Published(2**70, None), "\ud800"]) == '[1180591620717411303424,"\\ud800"]'

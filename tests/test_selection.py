@@ -6,6 +6,7 @@ import pytest
 from marshmallow import Schema, fields
 
 from drizzle_gateway.client import RemoteError
+from drizzle_gateway.errors import ActionError
 from drizzle_gateway.selection import Selector, project
 
 MESSAGE = {"author": {"name": "ada", "email": "ada@example.com"}, "text": "hello", "seq": 3}
@@ -61,11 +62,32 @@ class Keyed(Schema):
     items = fields.List(fields.Nested(lambda: Keyed(only=("inner_name",))))
 
 
-def test_selector_caches_selections_and_projects_by_data_key():
+def test_selector_caches_selections_by_wire_name():
     selector = Selector(Keyed)
-    first = selector.select(["inner_name", "items.inner_name"])
-    assert selector.select(["items.inner_name", "inner_name"]) is first
+    first = selector.select(["innerName", "items.innerName"])
+    assert selector.select(["items.innerName", "innerName"]) is first
     data = {"innerName": "a", "items": [{"innerName": "b"}], "other": 1}
     assert project(data, first.tree) == {"innerName": "a", "items": [{"innerName": "b"}]}
     assert first.schema.dump({"inner_name": "a", "items": [{"inner_name": "b"}]}) == {
         "innerName": "a", "items": [{"innerName": "b"}]}
+    with pytest.raises(ActionError) as caught:  # attribute names are not wire names
+        selector.select(["inner_name"])
+    assert caught.value.details == {"fields": ["inner_name"]}
+
+
+def test_a_self_referencing_path_is_honoured_deep_down_and_bounded():
+    from tests.realworld import Node
+
+    selector = Selector(Node)
+    deep = ".".join(["single"] * 40 + ["id"])
+    obj: dict = {"id": 41}
+    for i in range(40, 0, -1):
+        obj = {"id": i, "single": obj}
+    data = selector.select([deep]).schema.dump(obj)
+    for _ in range(40):
+        data = data["single"]
+    assert data == {"id": 41}
+    too_deep = ".".join(["single"] * 64 + ["id"])
+    with pytest.raises(ActionError) as caught:
+        selector.select([too_deep])
+    assert caught.value.details == {"fields": [too_deep]}

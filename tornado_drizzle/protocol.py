@@ -13,7 +13,7 @@ from jsonschema import Draft4Validator
 from jsonschema.exceptions import ValidationError, best_match
 
 from drizzle_gateway.errors import ActionError, ErrorCode
-from drizzle_gateway.protocol import InvalidFrame, Protocol, Request, RequestId, decode, encode
+from drizzle_gateway.protocol import InvalidFrame, Protocol, Request, RequestId, decode_request, encode
 
 LEGACY_PROTOCOL = "tornado_drizzle"
 
@@ -67,7 +67,7 @@ class LegacyProtocol(Protocol):
     def parse(self, message: str | bytes) -> Request:
         """Turn one frame into a `Request`, or raise `InvalidFrame` with the seed's wording."""
         try:
-            frame = decode(message)
+            frame = decode_request(message)
         except (ValueError, RecursionError):
             raise InvalidFrame(NOT_JSON_TEXT) from None
         error = best_match(self._validator.iter_errors(frame))

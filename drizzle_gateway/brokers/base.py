@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 Listener = Callable[[str, Any], Awaitable[None] | None]
-"""Called with (channel, data) for each message; data is validated and dumped.
+"""Called with (channel, data) for each message: a `Published` from this process, dumped data from others.
 
 It may return an awaitable when the local subscribers are congested; the
 broker awaits it before delivering more on that path (backpressure).

@@ -54,7 +54,7 @@ class Rooms(Resource):
         """Post a message to a room: kept in its history and published to ``chat.{room}``."""
         message = {"author": data["author"], "text": data["text"], "sent_at": datetime.now(UTC)}
         self._history(data["room"]).append(message)
-        await self.publish(chat, ChatMessage().dump(message), room=data["room"])
+        await self.publish(chat, message, room=data["room"])
         return message
 
     def _history(self, room: str) -> deque:
