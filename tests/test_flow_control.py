@@ -52,6 +52,15 @@ async def test_a_server_burst_of_6_mb_closes_no_fast_reader(gateway, ws_url,
     assert not slow_consumer_warnings()
 
 
+async def publish_paced(client: Client, first: int, count: int, rate: float, body: str) -> None:
+    """Publish ``count`` numbered messages to ``bulk``, ``rate`` a second, each awaiting its reply."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for n in range(count):
+        await client.publish("bulk", {"seq": first + n, "body": body})
+        await asyncio.sleep(max(0.0, start + (n + 1) / rate - loop.time()))
+
+
 @pytest.mark.gen_test(timeout=60)
 async def test_eight_client_publishers_within_their_limits_close_no_fast_reader(gateway, ws_url, connect,
                                                                                  slow_consumer_warnings):
@@ -61,14 +70,8 @@ async def test_eight_client_publishers_within_their_limits_close_no_fast_reader(
     per_publisher, body = 160, "y" * 1000  # 80 msg/s of 1 KB each, for 2 s
     reading = asyncio.gather(*(reader.frames(8 * per_publisher) for reader in readers))
 
-    async def publish(index: int, client: Client) -> None:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for n in range(per_publisher):
-            await client.publish("bulk", {"seq": index * per_publisher + n, "body": body})
-            await asyncio.sleep(max(0.0, start + (n + 1) / 80 - loop.time()))
-
-    await asyncio.gather(*(publish(i, client) for i, client in enumerate(publishers)))
+    await asyncio.gather(*(publish_paced(client, i * per_publisher, per_publisher, 80, body)
+                           for i, client in enumerate(publishers)))
     await reading
     for reader in readers:
         assert len(reader.payloads) == 8 * per_publisher

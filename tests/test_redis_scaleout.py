@@ -15,6 +15,7 @@ from bench.bulk_subscriber import BulkSubscriber
 from drizzle_gateway.client import Client, RemoteError
 from tests import redis_support
 from tests.redis_support import GatewayProcess, eventually
+from tests.test_flow_control import publish_paced
 
 redis_asyncio = pytest.importorskip("redis.asyncio")
 redis_server = redis_support.redis_server
@@ -362,14 +363,8 @@ async def test_eight_publishers_within_their_limits_close_no_fast_reader_in_anot
         publishers = [await open_client(flow[0]) for _ in range(8)]
         per_publisher, body = 160, "b" * 1000  # 80 msg/s of 1 KB each for 2 s, within every limit
 
-        async def publish(index: int, client: Client) -> None:
-            loop = asyncio.get_running_loop()
-            start = loop.time()
-            for n in range(per_publisher):
-                await client.publish("bulk", {"seq": index * per_publisher + n, "body": body})
-                await asyncio.sleep(max(0.0, start + (n + 1) / 80 - loop.time()))
-
-        await asyncio.gather(*(publish(i, client) for i, client in enumerate(publishers)),
+        await asyncio.gather(*(publish_paced(client, i * per_publisher, per_publisher, 80, body)
+                               for i, client in enumerate(publishers)),
                              *(reader.frames(8 * per_publisher) for reader in readers))
         for reader in readers:
             assert len(reader.payloads) == 8 * per_publisher
