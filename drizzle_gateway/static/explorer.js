@@ -86,9 +86,12 @@ function sample(schema, components, now, name, depth) {
   switch (mainType(resolved)) {
     case "object": {
       const value = {};
+      const required = new Set(resolved.required ?? []);
       for (const [property, propertySchema] of Object.entries(resolved.properties ?? {})) {
         if (propertySchema.readOnly) continue;
-        value[property] = sample(propertySchema, components, now, property, depth + 1);
+        value[property] = !required.has(property) && nullable(resolve(propertySchema, components))
+          ? null // an optional list that may be null: null says "not given" (an empty `fields` selects nothing)
+          : sample(propertySchema, components, now, property, depth + 1);
       }
       return value;
     }
@@ -109,13 +112,38 @@ function sample(schema, components, now, name, depth) {
   }
 }
 
+function nullable(schema) {
+  const type = schema?.type;
+  return Array.isArray(type) && type.includes("null") && type.includes("array") && !("default" in schema);
+}
+
 function sampleString(schema, name, now) {
   const format = FORMAT_SAMPLES[schema.format];
   if (format) return format(now);
-  if (schema.pattern) return matchingString(schema.pattern, [name]);
+  if (typeof schema["x-strftime"] === "string") return strftime(schema["x-strftime"], now);
+  const iso = now.toISOString();
+  if (schema.pattern) return matchingString(schema.pattern, [name, iso, iso.slice(0, 19), iso.slice(0, 10)]);
   const min = schema.minLength ?? 0;
   const max = schema.maxLength ?? Infinity;
   return (name || "text").padEnd(min, "x").slice(0, max);
+}
+
+/**
+ * `now` (UTC) written with a Python strftime `format`, as marshmallow's DateTime/Date/Time
+ * fields with a custom `format` read it; directives other than %Y %m %d %H %M %S %f %y %%
+ * are left as they are.
+ * @param {string} format
+ * @param {Date} now
+ * @returns {string}
+ */
+export function strftime(format, now) {
+  const two = (n) => String(n).padStart(2, "0");
+  const parts = {
+    Y: String(now.getUTCFullYear()), y: two(now.getUTCFullYear() % 100), m: two(now.getUTCMonth() + 1),
+    d: two(now.getUTCDate()), H: two(now.getUTCHours()), M: two(now.getUTCMinutes()),
+    S: two(now.getUTCSeconds()), f: String(now.getUTCMilliseconds() * 1000).padStart(6, "0"), "%": "%",
+  };
+  return format.replace(/%(.)/g, (directive, letter) => parts[letter] ?? directive);
 }
 
 /**

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  defaultChannel, docSegments, expandRefs, fieldPaths, matchingString, prefill, resolve, skeleton, websocketUrl,
+  defaultChannel, docSegments, expandRefs, fieldPaths, matchingString, prefill, resolve, skeleton, strftime,
+  websocketUrl,
 } from "../../drizzle_gateway/static/explorer.js";
 
 const components = {
@@ -149,4 +150,25 @@ test("expandRefs inlines references for reading", () => {
 test("defaultChannel names a concrete channel after the pattern's params", () => {
   assert.equal(defaultChannel("chat.{room}"), "chat.room");
   assert.equal(defaultChannel("todos"), "todos");
+});
+
+test("strftime writes the time as a custom marshmallow format reads it", () => {
+  const now = new Date(Date.UTC(2026, 10, 4, 7, 5, 9, 42));
+  assert.equal(strftime("%Y-%m-%d %H:%M:%S.%f", now), "2026-11-04 07:05:09.042000");
+  assert.equal(strftime("%d/%m/%y %% %a", now), "04/11/26 % %a");
+});
+
+test("skeleton fills a custom-format date and a naive ISO pattern with the current time, and leaves an optional nullable list null", () => {
+  const now = new Date(Date.UTC(2026, 0, 2, 3, 4, 5));
+  const schema = {
+    type: "object",
+    required: ["at"],
+    properties: {
+      at: { type: "string", pattern: "^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d+)?(Z|[+-]\\d\\d:\\d\\d)?$" },
+      day: { type: "string", "x-strftime": "%d.%m.%Y" },
+      fields: { type: ["array", "null"], items: { type: "string" } },
+    },
+  };
+  assert.deepStrictEqual(skeleton(schema, {}, { now }),
+    { at: "2026-01-02T03:04:05.000Z", day: "02.01.2026", fields: null });
 });
