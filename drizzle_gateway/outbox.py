@@ -35,6 +35,7 @@ from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError
 
 from .protocol import CloseCode
+from .tornado_internals import is_compressed, write_buffer_size
 
 if TYPE_CHECKING:
     from tornado.websocket import WebSocketHandler
@@ -113,8 +114,7 @@ class Outbox:
         self.congested = False
         protocol = handler.ws_connection
         self._stream = protocol.stream
-        # Tornado keeps its per-message-deflate state privately; compressed connections use write_message.
-        self._compressed = getattr(protocol, "_compressor", None) is not None
+        self._compressed = is_compressed(protocol)  # compressed connections go through write_message
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._waiters: list[asyncio.Future] = []
@@ -126,9 +126,7 @@ class Outbox:
         return self._pending_bytes + self._buffered()
 
     def _buffered(self) -> int:
-        # IOStream has no public accessor for this; its buffer object supports len().
-        buffer = getattr(self._stream, "_write_buffer", None)
-        return len(buffer) if buffer is not None else 0
+        return write_buffer_size(self._stream)
 
     def send(self, frame: str | Frame) -> bool:
         """Queue one text frame; True when the outbox is now congested (see `drained`).

@@ -2,8 +2,9 @@
 
 ``from tornado_drizzle.drizzle_web_socket import DrizzleWebSocket, DrizzleHandler``,
 ``from tornado_drizzle.conf import init_drizzle`` and
-``from tornado_drizzle.subscriber import publish`` work as they did; routing,
-delivery and connections are drizzle_gateway's.
+``from tornado_drizzle.subscriber import subscriptions, publish`` work as they
+did; routing, delivery and connections are drizzle_gateway's. Nothing is kept
+on the IOLoop or in module globals (see `tornado_drizzle.serving`).
 """
 
 from .conf import init_drizzle

@@ -5,6 +5,7 @@ from __future__ import annotations
 from drizzle_gateway.connection import Connection
 from drizzle_gateway.protocol import Protocol
 
+from . import serving
 from .gateway import SETTINGS_KEY, LegacyGateway
 from .handler import DrizzleHandler
 from .keys import ALL
@@ -26,6 +27,16 @@ class DrizzleWebSocket(Connection):
             if gateway is None:
                 raise RuntimeError("DrizzleWebSocket needs init_drizzle(app, routes, ioloop) to be called first")
         super().initialize(gateway, protocol)
+
+    async def get(self, *args: str, **kwargs: str) -> None:
+        """Bind this socket's gateway to its connection's context, then serve it as a `Connection`.
+
+        Everything the socket runs from here (``open``, each message, its
+        handlers' actions and the tasks they start) publishes through the
+        gateway of the application that accepted it (see `tornado_drizzle.serving`).
+        """
+        serving.bind(self.gateway)
+        await super().get(*args, **kwargs)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         """None: this socket speaks the Tornado Drizzle dialect, not ``drizzle.v1``."""

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
-
-from tornado.ioloop import IOLoop
+from typing import TYPE_CHECKING
 
 from drizzle_gateway import ActionError, ErrorCode, Gateway
 from drizzle_gateway.brokers import Broker
@@ -20,10 +18,6 @@ if TYPE_CHECKING:
 
 SETTINGS_KEY = "drizzle_gateway"
 """Where `init_drizzle` leaves the gateway: ``application.settings[SETTINGS_KEY]``."""
-
-IOLOOP_ATTRIBUTE = "drizzle_gateway"
-"""The attribute of the IOLoop that `publish` finds the gateway under."""
-
 
 def route(name: str, handler: type[DrizzleHandler]) -> type[DrizzleHandler]:
     """``handler`` served as the resource ``name`` (a subclass, so one class may serve two names)."""
@@ -73,11 +67,3 @@ class LegacyGateway(Gateway):
                               f"action definition '{request.action}' not found in handler {handler.__name__}")
         return handler, found
 
-
-def gateway_of(io_loop: IOLoop | None = None) -> LegacyGateway:
-    """The gateway `init_drizzle` attached to ``io_loop`` (the current IOLoop by default)."""
-    loop: Any = io_loop if io_loop is not None else IOLoop.current()
-    gateway = getattr(loop, IOLOOP_ATTRIBUTE, None)
-    if gateway is None:
-        raise RuntimeError("no Tornado Drizzle gateway on this IOLoop; call init_drizzle(app, routes, ioloop) first")
-    return gateway

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from drizzle_gateway.resources import Action, Resource
 
+from . import serving
 from .keys import check_key
 
 if TYPE_CHECKING:
@@ -23,7 +24,13 @@ class LegacyAction(Action):
     """A handler method called the seed's way: with the whole request dict as ``message``."""
 
     async def invoke(self, instance: Resource, data: Any, request: Request) -> Any:
-        """Call the method with ``request.raw``; plain, ``async`` and ``@gen.coroutine`` methods all work."""
+        """Call the method with ``request.raw``; plain, ``async`` and ``@gen.coroutine`` methods all work.
+
+        The request's context is bound to the gateway serving ``instance``, so
+        ``publish()`` in it (and in the tasks it starts) reaches that gateway,
+        whichever kind of connection sent the request.
+        """
+        serving.bind(instance.gateway)
         result = getattr(instance, self.name)(request.raw)
         if inspect.isawaitable(result):
             result = await result

@@ -1,0 +1,73 @@
+"""The two private parts of Tornado the raw send path relies on, in one place, checked at import.
+
+`drizzle_gateway.outbox` writes websocket frames straight to a connection's
+``IOStream`` and judges flow control by what that stream still holds. Tornado
+has no public accessor for either fact it needs:
+
+- how many bytes an ``IOStream`` still buffers for its socket
+  (``BaseIOStream._write_buffer``, a ``_StreamBuffer`` supporting ``len()``);
+- whether per-message deflate was negotiated on a websocket
+  (``WebSocketProtocol13._compressor``, None when it was not).
+
+Importing this module checks that the installed Tornado still has both, and
+raises ImportError naming that Tornado version if it does not: a rename in a
+future Tornado must fail loudly here, not quietly switch slow-consumer
+protection off. ``install_requires`` bounds Tornado to the versions tested
+(``tornado>=6.3,<7``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import tornado
+import tornado.iostream
+import tornado.websocket
+
+if TYPE_CHECKING:
+    from tornado.iostream import BaseIOStream
+    from tornado.websocket import WebSocketProtocol
+
+
+def _refers_to(function: Callable[..., Any], attribute: str) -> bool:
+    """True when ``function``'s code refers to ``attribute`` (by its bytecode, so no source file is needed)."""
+    code = getattr(function, "__code__", None)
+    return code is not None and attribute in code.co_names
+
+
+def missing() -> list[str]:
+    """What of the layout this module relies on the installed Tornado lacks ([] when all is there)."""
+    problems = []
+    if not _refers_to(tornado.iostream.BaseIOStream.__init__, "_write_buffer"):
+        problems.append("BaseIOStream.__init__ no longer sets _write_buffer")
+    buffer = getattr(tornado.iostream, "_StreamBuffer", None)
+    if buffer is None or "__len__" not in vars(buffer):
+        problems.append("tornado.iostream._StreamBuffer (the write buffer) no longer supports len()")
+    if not _refers_to(tornado.websocket.WebSocketProtocol13.__init__, "_compressor"):
+        problems.append("WebSocketProtocol13.__init__ no longer sets _compressor")
+    return problems
+
+
+def check() -> None:
+    """Raise ImportError naming the installed Tornado's version if it lacks what the send path reads."""
+    problems = missing()
+    if problems:
+        raise ImportError(
+            f"drizzle_gateway's send path does not support Tornado {tornado.version}: " + "; ".join(problems)
+            + ". It is tested with tornado>=6.3,<7; install a Tornado in that range."
+        )
+
+
+def write_buffer_size(stream: BaseIOStream) -> int:
+    """Bytes ``stream`` still holds for its socket (0 once it is closed)."""
+    buffer = stream._write_buffer
+    return len(buffer) if buffer is not None else 0
+
+
+def is_compressed(protocol: WebSocketProtocol) -> bool:
+    """True when per-message deflate was negotiated on this websocket (its frames must be compressed)."""
+    return protocol._compressor is not None  # type: ignore[attr-defined]
+
+
+check()
