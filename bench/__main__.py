@@ -1,9 +1,10 @@
-"""``python -m bench``: fan-out, request/response and memory, each against bare Tornado and a peer.
+"""``python -m bench``: fan-out, bursts, request/response (one or 100 in flight) and memory, against bare Tornado.
 
 Every scenario starts the server in one process and its load generators in
 others, warms up, repeats, and reports medians; ratios compare figures of the
 same run. ``--quick`` takes about a minute; ``--check`` exits non-zero only if a
-scenario errored or a client saw a missing, extra or wrong message.
+scenario errored, a client saw a missing, extra or wrong message, a fast
+subscriber was closed, or a pipelined request got an error reply.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ logger = logging.getLogger("bench")
 HERE = Path(__file__).resolve().parent
 CONTEXT = multiprocessing.get_context("spawn")
 SUBSCRIBERS_PER_PROCESS = 2500
+SCENARIOS = ("fanout", "burst", "requests", "pipelined", "memory")
 
 
 @dataclass
@@ -44,10 +46,21 @@ class Settings:
     window: int = 100  # messages in flight (not yet received by every subscriber)
     burst: int = 10  # messages published between two event-loop turns
     peers: tuple[str, ...] = ("gateway", "tornado", "socketio")
+    burst_subscribers: tuple[int, ...] = (100, 1000)
+    burst_messages: int = 2000  # published by a server loop awaiting only publish: 6 MB to each subscriber...
+    burst_frame_bytes: int = 3000
+    burst_deliveries: int = 500_000  # ...or fewer messages, to stay within this many deliveries (1.5 MB at 1,000)
+    burst_repeats: int = 5
+    pipelined_connections: tuple[int, ...] = (1, 16, 128)
+    pipelined_depth: int = 100  # requests in flight per connection (the gateway runs max_in_flight=32 at once)
+    pipelined_seconds: float = 3.0
+    pipelined_repeats: int = 5
 
 
 QUICK = Settings(fanout_subscribers=(1000,), fanout_deliveries=30_000, fanout_repeats=3,
-                 request_connections=(16, 128), request_seconds=0.7, request_repeats=3, idle_connections=1000)
+                 request_connections=(16, 128), request_seconds=0.7, request_repeats=3, idle_connections=1000,
+                 burst_subscribers=(50,), burst_repeats=3,
+                 pipelined_connections=(16,), pipelined_seconds=0.7, pipelined_repeats=3)
 
 
 @dataclass
@@ -189,6 +202,94 @@ def requests(kind: str, connections: int, settings: Settings, failures: Failures
             "p99_ms": statistics.median(r["p99"] for r in rounds) * 1e3}
 
 
+def burst(kind: str, subscribers: int, settings: Settings, failures: Failures) -> dict:
+    """A server loop publishes a burst far above ``send_queue_bytes`` to fast subscribers; none may be closed."""
+    name = f"burst[{kind},{subscribers}]"
+    sizes = split(subscribers)
+    progress = CONTEXT.RawArray("q", len(sizes))
+    srv = Server(kind, progress, {})
+    procs = []
+    try:
+        first = 0
+        for slot, size in enumerate(sizes):
+            procs.append(client("subscribers", kind=kind, port=srv.port, count=size, first=first,
+                                selections=False, slot=slot, progress=progress))
+            first += size
+        for proc in procs:
+            if proc.expect() != "ready":
+                raise RuntimeError("subscriber process failed to start")
+        count = min(settings.burst_messages, settings.burst_deliveries // subscribers)
+        published = 0
+        rounds = []
+        for repeat in range(settings.burst_repeats + 1):  # the first, a quarter of a burst, is the warm-up
+            size = count if repeat else max(1, count // 4)
+            result = srv.ask("burst", {"count": size, "frame_bytes": settings.burst_frame_bytes, "stall": 5.0})
+            published += size
+            if result["received"] != size * subscribers:
+                failures.add(name, f"{result['received']} of {size * subscribers} deliveries arrived")
+            if result["subscribers_after"] != result["subscribers"]:
+                failures.add(name, f"the server closed {result['subscribers'] - result['subscribers_after']} "
+                                   f"of {result['subscribers']} subscribers")
+            if result["subscribers_after"] == 0:
+                break
+            if repeat:
+                rounds.append(result)
+        reports = []
+        for proc in procs:
+            proc.pipe.send("report")
+            reports.append(proc.expect())
+    finally:
+        for proc in procs:
+            proc.stop()
+        srv.close()
+    closed = sum(report["closed"] for report in reports)
+    if closed:
+        failures.add(name, f"{closed} fast subscribers were closed")
+    for report in reports:
+        for text in report["errors"]:
+            failures.add(name, text)
+        short = [c for c in report["counts"] if c != published]
+        if short:
+            failures.add(name, f"{len(short)} subscribers got {sorted(set(short))[:5]} messages, not {published}")
+    if not rounds:
+        raise RuntimeError("every subscriber was closed during the warm-up")
+    rates = [r["received"] / r["seconds"] for r in rounds]
+    return {"scenario": "burst", "kind": kind, "subscribers": subscribers, "messages_per_repeat": count,
+            "frame_bytes": settings.burst_frame_bytes, "deliveries_per_s": statistics.median(rates), "rates": rates,
+            "publish_ms": statistics.median(r["publish_seconds"] for r in rounds) * 1e3,
+            "cpu_us_per_delivery": statistics.median(r["cpu"] / max(1, r["received"]) * 1e6 for r in rounds),
+            "peak_rss_growth_mib": max(r["peak_rss_growth"] for r in rounds) / 2**20,
+            "closed": closed}
+
+
+def pipelined(kind: str, connections: int, settings: Settings, failures: Failures) -> dict:
+    """``connections`` clients each keeping ``pipelined_depth`` ``orders.create`` requests in flight."""
+    name = f"pipelined[{kind},{connections}]"
+    srv = Server(kind, CONTEXT.RawArray("q", 1))
+    try:
+        proc = client("pipelined", kind=kind, port=srv.port, count=connections, depth=settings.pipelined_depth,
+                      warmup=1.0, seconds=settings.pipelined_seconds, repeats=settings.pipelined_repeats, drain=10.0)
+        report = proc.expect(600)
+        proc.stop()
+    finally:
+        srv.close()
+    for text in report["errors"]:
+        failures.add(name, text)
+    refused = sum(report["refused"].values())
+    if refused:
+        failures.add(name, f"{refused} of {report['sent']} pipelined requests got an error reply: {report['refused']}")
+    if report["unanswered"]:
+        failures.add(name, f"{report['unanswered']} of {report['sent']} requests were never answered")
+    rounds = report["rounds"]
+    if not all(r["rps"] > 0 for r in rounds):
+        failures.add(name, "no replies")
+    return {"scenario": "pipelined", "kind": kind, "connections": connections, "depth": settings.pipelined_depth,
+            "rps": statistics.median(r["rps"] for r in rounds), "rates": [r["rps"] for r in rounds],
+            "p50_ms": statistics.median(r["p50"] for r in rounds) * 1e3,
+            "p99_ms": statistics.median(r["p99"] for r in rounds) * 1e3,
+            "sent": report["sent"], "error_replies": refused, "unanswered": report["unanswered"]}
+
+
 def memory(kind: str, connections: int, failures: Failures) -> dict:
     """Server RSS growth per idle connection."""
     name = f"memory[{kind},{connections}]"
@@ -235,12 +336,25 @@ def summarize(results: list[dict]) -> list[tuple[str, str, str]]:
             rows.append((what, f"{r['deliveries_per_s']:,.0f} deliveries/s, p99 {r['p99_ms']:.1f} ms, "
                                f"{r['cpu_us_per_delivery']:.2f} µs server CPU/delivery",
                          f"{rel:.2f}× tornado rate, {cpu:.2f}× less CPU" if rel and cpu else ""))
-        elif r["scenario"] == "requests":
-            base = index.get(("requests", "tornado", r["connections"], None))
+        elif r["scenario"] == "burst":
+            base = index.get(("burst", "tornado", r["subscribers"], None))
+            rel = ratio(r["deliveries_per_s"], base and base["deliveries_per_s"])
+            cpu = ratio(base and base["cpu_us_per_delivery"], r["cpu_us_per_delivery"])
+            rows.append((f"burst {r['messages_per_repeat']:,} x {r['frame_bytes'] / 1000:.0f} KB to "
+                         f"{r['subscribers']} subs: {r['kind']}",
+                         f"{r['deliveries_per_s']:,.0f} deliveries/s, {r['closed']} closed, "
+                         f"{r['cpu_us_per_delivery']:.2f} µs server CPU/delivery, "
+                         f"peak +{r['peak_rss_growth_mib']:,.0f} MiB",
+                         f"{rel:.2f}× tornado rate, {cpu:.2f}× less CPU" if rel and cpu else ""))
+        elif r["scenario"] in ("requests", "pipelined"):
+            base = index.get((r["scenario"], "tornado", r["connections"], None))
             rel = ratio(r["rps"], base and base["rps"])
             p99 = ratio(r["p99_ms"], base and base["p99_ms"])
-            rows.append((f"requests {r['connections']} conns: {r['kind']}",
-                         f"{r['rps']:,.0f} round trips/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms",
+            what = (f"requests {r['connections']} conns" if r["scenario"] == "requests"
+                    else f"pipelined {r['depth']} in flight x {r['connections']} conns")
+            errors = f", {r['error_replies']} error replies" if r["scenario"] == "pipelined" else ""
+            rows.append((f"{what}: {r['kind']}",
+                         f"{r['rps']:,.0f} round trips/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms{errors}",
                          f"{rel:.2f}× echo rate, {p99:.2f}× echo p99" if rel and p99 else ""))
         elif r["scenario"] == "memory":
             base = index.get(("memory", "tornado", r["connections"], None))
@@ -298,13 +412,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a one-minute run with smaller sizes")
     parser.add_argument("--check", action="store_true", help="exit 1 if any scenario errored or lost messages")
-    parser.add_argument("--only", choices=["fanout", "requests", "memory"], action="append",
-                        help="run only these scenarios")
+    parser.add_argument("--only", action="append", metavar="SCENARIO[,SCENARIO...]",
+                        help=f"run only these scenarios ({', '.join(SCENARIOS)}); repeat or separate with commas")
     parser.add_argument("--output", type=Path, default=HERE / "results.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = QUICK if args.quick else Settings()
-    only = set(args.only or ["fanout", "requests", "memory"])
+    only = {name.strip() for item in args.only or SCENARIOS for name in item.split(",") if name.strip()}
+    if only - set(SCENARIOS):
+        parser.error(f"--only: unknown scenario {', '.join(sorted(only - set(SCENARIOS)))} "
+                     f"(choose from {', '.join(SCENARIOS)})")
     failures = Failures()
     results: list[dict] = []
     started = time.monotonic()
@@ -325,10 +442,18 @@ def main(argv: list[str] | None = None) -> int:
                 attempt("fanout", fanout, kind, subscribers, False, settings, failures)
             if subscribers == 1000:
                 attempt("fanout", fanout, "gateway", subscribers, True, settings, failures)
+    if "burst" in only:
+        for subscribers in settings.burst_subscribers:
+            for kind in ("gateway", "tornado"):
+                attempt("burst", burst, kind, subscribers, settings, failures)
     if "requests" in only:
         for connections in settings.request_connections:
             for kind in ("gateway", "tornado"):
                 attempt("requests", requests, kind, connections, settings, failures)
+    if "pipelined" in only:
+        for connections in settings.pipelined_connections:
+            for kind in ("gateway", "tornado"):
+                attempt("pipelined", pipelined, kind, connections, settings, failures)
     if "memory" in only:
         for kind in ("gateway", "tornado"):
             attempt("memory", memory, kind, settings.idle_connections, failures)

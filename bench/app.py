@@ -59,10 +59,19 @@ class Orders(Resource):
         return {"id": 1, **data, "total": data["quantity"] * data["price"]}
 
 
-def tick(seq: int, ts: float) -> dict[str, Any]:
-    """A ~150-byte fan-out payload (encoded as an event frame)."""
-    return {"seq": seq, "ts": ts, "user": "user-0042", "room": "lobby",
-            "text": "Grüße — the quick brown fox jumps over the lazy dog", "score": 12.5}
+TEXT = "Grüße — the quick brown fox jumps over the lazy dog"
+
+
+def tick(seq: int, ts: float, text: str = TEXT) -> dict[str, Any]:
+    """A fan-out payload: ~150 bytes as an event frame with the default ``text``."""
+    return {"seq": seq, "ts": ts, "user": "user-0042", "room": "lobby", "text": text, "score": 12.5}
+
+
+def padded_text(frame_bytes: int) -> str:
+    """A ``text`` that makes a tick's event frame about ``frame_bytes`` long."""
+    size = max(len(TEXT.encode()), frame_bytes - 150 + len(TEXT.encode()))
+    repeated = (TEXT + " ") * (size // len(TEXT.encode()) + 1)
+    return repeated.encode()[:size].decode(errors="ignore")
 
 
 def order_request(request_id: int) -> dict[str, Any]:

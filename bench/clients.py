@@ -28,6 +28,7 @@ class Subscriber(WSListener):
         self.ready = asyncio.get_running_loop().create_future()
         self.next_seq: int | None = None
         self.count = 0
+        self.close_code: int | None = None
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         if self.kind == "gateway":
@@ -40,13 +41,15 @@ class Subscriber(WSListener):
         if not self.ready.done():
             self.ready.set_exception(ConnectionError("closed before subscribing"))
         elif not self.tally.stopping:
-            self.tally.error("connection closed during the run")
+            self.tally.closed += 1
+            self.tally.error(f"connection closed during the run (close code {self.close_code})")
 
     def on_ws_frame(self, transport: WSTransport, frame) -> None:
         if frame.msg_type == WSMsgType.PING:
             transport.send_pong(frame.get_payload_as_bytes())
             return
         if frame.msg_type == WSMsgType.CLOSE:
+            self.close_code = frame.get_close_code()
             transport.disconnect()
             return
         payload = frame.get_payload_as_bytes()
@@ -98,6 +101,7 @@ class Tally:
         self.error_count = 0
         self.latencies: list[float] = []
         self.stopping = False
+        self.closed = 0  # connections the server closed while subscribed
 
     def error(self, text: str) -> None:
         self.error_count += 1
@@ -133,7 +137,7 @@ async def subscribers(kind: str, port: int, count: int, first: int, selections: 
     await loop.run_in_executor(None, pipe.recv)
     tally.stopping = True
     pipe.send({"counts": [listener.count for _, listener in opened], "errors": tally.errors,
-               "error_count": tally.error_count, "latencies": tally.latencies})
+               "error_count": tally.error_count, "latencies": tally.latencies, "closed": tally.closed})
     for transport, _ in opened:
         transport.disconnect()
 
@@ -188,11 +192,15 @@ class RequestRun:
         self.latencies: list[float] = []
         self.errors: list[str] = []
         self.error_count = 0
+        self.refused: dict[str, int] = {}  # error replies by code
 
     def error(self, text: str) -> None:
         self.error_count += 1
         if len(self.errors) < 10:
             self.errors.append(text)
+
+    def refuse(self, code: str) -> None:
+        self.refused[code] = self.refused.get(code, 0) + 1
 
     def done(self, took: float) -> None:
         if self.measuring:
@@ -200,13 +208,8 @@ class RequestRun:
             self.latencies.append(took)
 
 
-async def requests(kind: str, port: int, count: int, warmup: float, seconds: float, repeats: int,
-                   pipe: Pipe) -> None:
-    run = RequestRun()
-    opened = await open_all([lambda: Requester(run)] * count, url_for(kind, port, fanout=False))
-    for _, listener in opened:
-        listener.send()
-    await asyncio.sleep(warmup)
+async def measure(run: RequestRun, seconds: float, repeats: int) -> list[dict[str, float]]:
+    """Round trips/s and latency percentiles over ``repeats`` windows of ``seconds``."""
     rounds = []
     for _ in range(repeats):
         run.count, run.latencies = 0, []
@@ -218,9 +221,83 @@ async def requests(kind: str, port: int, count: int, warmup: float, seconds: flo
         latencies = sorted(run.latencies)
         rounds.append({"rps": run.count / elapsed, "p50": percentile(latencies, 50), "p90": percentile(latencies, 90),
                        "p99": percentile(latencies, 99)})
+    return rounds
+
+
+async def requests(kind: str, port: int, count: int, warmup: float, seconds: float, repeats: int,
+                   pipe: Pipe) -> None:
+    run = RequestRun()
+    opened = await open_all([lambda: Requester(run)] * count, url_for(kind, port, fanout=False))
+    for _, listener in opened:
+        listener.send()
+    await asyncio.sleep(warmup)
+    rounds = await measure(run, seconds, repeats)
     run.running = False
     await asyncio.sleep(0.2)
     pipe.send({"rounds": rounds, "errors": run.errors, "error_count": run.error_count})
+    for transport, _ in opened:
+        transport.disconnect()
+
+
+class PipelinedRequester(WSListener):
+    """Keeps ``depth`` requests in flight: sends ``depth`` at once, then one more per reply."""
+
+    def __init__(self, run: RequestRun, depth: int) -> None:
+        self.run = run
+        self.depth = depth
+        self.request_id = 0
+        self.sent: dict[int, float] = {}  # request_id -> when it was sent, for the requests not yet answered
+        self.transport: WSTransport | None = None
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+
+    def fill(self) -> None:
+        while len(self.sent) < self.depth:
+            self.request_id += 1
+            self.sent[self.request_id] = time.perf_counter()
+            self.transport.send(WSMsgType.TEXT, orjson.dumps(order_request(self.request_id)))
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if self.run.running:
+            self.run.error("connection closed during the run")
+
+    def on_ws_frame(self, transport: WSTransport, frame) -> None:
+        if frame.msg_type != WSMsgType.TEXT:
+            if frame.msg_type == WSMsgType.CLOSE:
+                self.run.error(f"connection closed by the server (close code {frame.get_close_code()})")
+                transport.disconnect()
+            return
+        reply = orjson.loads(frame.get_payload_as_bytes())
+        sent = self.sent.pop(reply.get("request_id"), None)
+        if sent is None:
+            self.run.error(f"reply to no request in flight: {reply}")
+        elif "code" in reply:
+            self.run.refuse(reply["code"])
+        elif reply.get("data", {}).get("total") != 28.5:
+            self.run.error(f"wrong reply {reply}")
+        else:
+            self.run.done(time.perf_counter() - sent)
+        if self.run.running:
+            self.fill()
+
+
+async def pipelined(kind: str, port: int, count: int, depth: int, warmup: float, seconds: float, repeats: int,
+                    drain: float, pipe: Pipe) -> None:
+    """``count`` connections each keeping ``depth`` requests in flight; then every request must be answered."""
+    run = RequestRun()
+    opened = await open_all([lambda: PipelinedRequester(run, depth)] * count, url_for(kind, port, fanout=False))
+    for _, listener in opened:
+        listener.fill()
+    await asyncio.sleep(warmup)
+    rounds = await measure(run, seconds, repeats)
+    run.running = False
+    deadline = time.monotonic() + drain  # the requests still in flight must all be answered, within a bound
+    while any(listener.sent for _, listener in opened) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    pipe.send({"rounds": rounds, "errors": run.errors, "error_count": run.error_count, "refused": run.refused,
+               "sent": sum(listener.request_id for _, listener in opened),
+               "unanswered": sum(len(listener.sent) for _, listener in opened)})
     for transport, _ in opened:
         transport.disconnect()
 
@@ -234,7 +311,7 @@ def percentile(values: list[float], pct: float) -> float:
 def main(role: str, kwargs: dict[str, Any], pipe: Pipe) -> None:
     """Process entry point."""
     raise_fd_limit()
-    target = {"subscribers": subscribers, "idle": idle, "requests": requests}[role]
+    target = {"subscribers": subscribers, "idle": idle, "requests": requests, "pipelined": pipelined}[role]
     try:
         asyncio.run(target(pipe=pipe, **kwargs))
     except Exception as exc:  # report, so the harness fails with the reason

@@ -11,7 +11,7 @@ import time
 from multiprocessing.connection import Connection as Pipe
 from typing import Any
 
-from bench.app import GatewayServer, SocketIOServer, TornadoServer, tick
+from bench.app import GatewayServer, SocketIOServer, TornadoServer, padded_text, tick
 
 logger = logging.getLogger("bench")
 
@@ -31,6 +31,15 @@ def rss_bytes() -> int:
     """This process's resident set size."""
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * resource.getpagesize()
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size since it started."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return rss_bytes()
 
 
 def make(kind: str, options: dict[str, Any]):
@@ -61,6 +70,7 @@ class Publisher:
         self.server = server
         self.progress = progress
         self.seq = 0
+        self.rss_before_bursts: int | None = None
 
     def received(self) -> int:
         return sum(self.progress)
@@ -80,6 +90,32 @@ class Publisher:
         elapsed = time.monotonic() - started
         return {"seconds": elapsed, "cpu": time.process_time() - cpu, "subscribers": subscribers,
                 "published": count, "received": self.received() - base}
+
+    async def burst(self, count: int, frame_bytes: int, stall: float) -> dict[str, Any]:
+        """Publish ``count`` ticks of about ``frame_bytes`` each, awaiting only ``publish``, as a server loop would.
+
+        The gateway's ``publish`` waits while subscribers are congested; bare
+        Tornado's ``write_message`` never waits (it buffers without a bound).
+        Then wait until every subscriber has read every tick, or until no
+        client has received anything for ``stall`` s.
+        """
+        text = padded_text(frame_bytes)
+        subscribers = self.server.subscribers()
+        base = self.received()
+        if self.rss_before_bursts is None:
+            gc.collect()
+            self.rss_before_bursts = rss_bytes()
+        started, cpu = time.monotonic(), time.process_time()
+        for _ in range(count):
+            await self.server.publish(tick(self.seq, time.monotonic(), text))
+            self.seq += 1
+        publishing = time.monotonic() - started
+        await self.wait_until(base + count * subscribers, stall)
+        elapsed = time.monotonic() - started
+        return {"seconds": elapsed, "publish_seconds": publishing, "cpu": time.process_time() - cpu,
+                "subscribers": subscribers, "subscribers_after": self.server.subscribers(), "published": count,
+                "received": self.received() - base,
+                "peak_rss_growth": peak_rss_bytes() - self.rss_before_bursts}
 
     async def wait_until(self, received: int, stall: float) -> None:
         last, changed = self.received(), time.monotonic()
@@ -110,6 +146,8 @@ async def serve(kind: str, port: int, pipe: Pipe, progress, options: dict[str, A
             pipe.send(server.subscribers())
         elif command == "publish":
             pipe.send(await publisher.run(**args))
+        elif command == "burst":
+            pipe.send(await publisher.burst(**args))
 
 
 def main(kind: str, port: int, progress, options: dict[str, Any], pipe: Pipe) -> None:
