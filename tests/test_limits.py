@@ -361,3 +361,17 @@ async def test_send_queue_off_never_closes_a_reader_that_stopped(limits, gateway
     await asyncio.sleep(1.5)
     assert not connection.outbox.closed and connection in gateway.connections
     stalled.sock.close()
+
+
+@pytest.mark.gen_test(timeout=20)
+@pytest.mark.parametrize("limits", [Limits(ping_interval=0.3, ping_timeout=None), Limits(ping_interval=None)],
+                         indirect=True)
+async def test_ping_interval_none_sends_no_pings(limits, gateway, http_server, http_port):
+    reader, writer = await silent_peer(http_port)
+    try:
+        opcode, _ = await asyncio.wait_for(read_frame(reader), 1.5)
+    except TimeoutError:
+        opcode = None  # nothing in 5 intervals of the pinging configuration
+    finally:
+        writer.close()
+    assert opcode == (0x9 if limits.ping_interval else None)
