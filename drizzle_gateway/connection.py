@@ -8,7 +8,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from tornado.ioloop import IOLoop
-from tornado.websocket import WebSocketHandler
+from tornado.websocket import WebSocketHandler, WebSocketProtocol
 
 from .auth import Credentials
 from .errors import ActionError, ErrorCode
@@ -16,6 +16,7 @@ from .fanout import View
 from .limits import TokenBucket
 from .outbox import Frame, Outbox
 from .protocol import SUBPROTOCOL, CloseCode, InvalidFrame, Protocol, Request
+from .tornado_internals import held_read_protocol
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -48,6 +49,8 @@ class Connection(WebSocketHandler):
         self._bucket = TokenBucket(limits.rate, limits.burst_size) if limits.rate else None
         self._auth_deadline: object | None = None
         self._slot_free: asyncio.Future | None = None
+        self._held_since: float | None = None  # reading held back since (loop time), or None
+        self._released_at = float("-inf")
         self.outbox: Outbox | None = None
 
     @property
@@ -139,7 +142,9 @@ class Connection(WebSocketHandler):
         limit = self.gateway.limits.max_in_flight
         if limit is not None and len(self._tasks) >= limit:
             # Tornado reads no further frame until this resolves: TCP pushes back on the client.
-            self._slot_free = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            self._slot_free = loop.create_future()
+            self._held_since = loop.time()
             return self._slot_free
         return None
 
@@ -148,12 +153,24 @@ class Connection(WebSocketHandler):
         waiting = self._slot_free
         if waiting is not None and not waiting.done():
             self._slot_free = None
+            self._held_since, self._released_at = None, asyncio.get_running_loop().time()
             waiting.set_result(None)
+
+    def reading_held_since(self, when: float) -> bool:
+        """Whether reading was held back (``max_in_flight``) at any time since loop time ``when``.
+
+        Pongs wait unread behind held requests, so the heartbeat excuses such a peer.
+        """
+        return self._held_since is not None or self._released_at >= when
+
+    def get_websocket_protocol(self) -> WebSocketProtocol | None:
+        """Tornado's protocol, with a heartbeat that excuses a peer whose frames are held unread."""
+        return held_read_protocol(self)
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close the websocket after the frames already queued for it."""
         if self.outbox is not None:
-            self.outbox.flush()
+            self.outbox.finish()
         super().close(code, reason)
 
     def on_close(self) -> None:

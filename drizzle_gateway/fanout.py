@@ -124,7 +124,7 @@ class Fanout:
             for subscriber in list(members):
                 if subscriber.send_frame(frame):
                     congested.append(subscriber)
-        return _drained(congested) if congested else None
+        return Congested(congested) if congested else None
 
     async def drain(self) -> None:
         """Wait for pending broker unsubscribes (used on shutdown)."""
@@ -132,6 +132,21 @@ class Fanout:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-async def _drained(subscribers: list[Subscriber]) -> None:
-    for subscriber in subscribers:
-        await subscriber.drained()
+class Congested:
+    """The subscribers one delivery found congested; awaiting it waits until each has drained (or is gone).
+
+    Nothing runs until it is awaited, so a caller that must not wait (a
+    broker reading another process's messages) may simply drop it.
+    """
+
+    __slots__ = ("subscribers",)
+
+    def __init__(self, subscribers: list[Subscriber]) -> None:
+        self.subscribers = subscribers
+
+    def __await__(self):
+        return self._wait().__await__()
+
+    async def _wait(self) -> None:
+        for subscriber in self.subscribers:
+            await subscriber.drained()

@@ -41,7 +41,8 @@ class Limits:
       (queued by the gateway plus buffered by Tornado). Above it the peer is congested:
       publishers to its channels and its own requests wait until it has read below it.
     - ``send_timeout``: seconds a peer may stay congested; then it has stopped reading
-      and is closed as a slow consumer (4008).
+      and is closed as a slow consumer (4008). None: never; publishers to a stalled
+      reader's channels then wait until the heartbeat closes it (forever without pings).
     """
 
     max_frame_bytes: int | None = 1024 * 1024

@@ -137,18 +137,17 @@ class Outbox:
             return False
         if self._compressed:
             return self._send_compressed(frame.text if isinstance(frame, Frame) else frame)
-        if isinstance(frame, Frame):
-            wire = frame.wire
-        else:
-            wire = text_frame(frame.encode())
-            if not self._pending:  # a reply with nothing queued ahead of it goes out now, as the echo's would
-                written = self._write(wire)
-                if not self.congested and written is not None and self._buffered() > self.limit:
-                    self._congest(written)
-                return self.congested
-        if not self._pending:
+        reply = not isinstance(frame, Frame)
+        wire = text_frame(frame.encode()) if reply else frame.wire
+        if not self.congested and reply and not self._pending:
+            # A reply with nothing queued ahead of it goes out now, as the echo's would.
+            written = self._write(wire)
+            if written is not None and self._buffered() > self.limit:
+                self._congest(written)
+            return self.congested
+        if not self._pending and not self.congested:
             self.flusher.schedule(self)
-        self._pending.append(wire)
+        self._pending.append(wire)  # while congested, frames wait here, still shared with other outboxes
         self._pending_bytes += len(wire)
         if not self.congested and self._pending_bytes + self._buffered() > self.limit:
             self._congest(self._flush())
@@ -160,7 +159,9 @@ class Outbox:
         except WebSocketClosedError:
             self.drop()
             return False
-        if not self.congested and self._buffered() > self.limit:
+        if self.congested:
+            written.add_done_callback(self._written)
+        elif self._buffered() > self.limit:
             self._congest(written)
         return self.congested
 
@@ -173,10 +174,13 @@ class Outbox:
         await waiter
 
     def flush(self) -> None:
-        """Hand everything queued to the stream in one write."""
-        written = self._flush()
-        if self.congested and written is not None:
-            written.add_done_callback(self._written)
+        """Hand everything queued to the stream in one write (a congested outbox waits for the stream)."""
+        if not self.congested:
+            self._flush()
+
+    def finish(self) -> None:
+        """Hand everything queued to the stream, congested or not (a close frame follows)."""
+        self._flush()
 
     def _flush(self) -> asyncio.Future | None:
         pending = self._pending
@@ -201,17 +205,16 @@ class Outbox:
     # -- congestion ---------------------------------------------------------
 
     def _congest(self, written: asyncio.Future | None) -> None:
-        """Above the mark: watch the stream's progress, and start the slow-consumer clock."""
-        self.congested = True
-        if written is None:  # the socket is closing; nothing will drain
-            self._relieve()
+        """Above the mark: wait for the stream's progress, and start the slow-consumer clock."""
+        if written is None:  # the connection is closing; nothing will drain
             return
+        self.congested = True
         written.add_done_callback(self._written)
         if self.timeout is not None:
             self._deadline = asyncio.get_running_loop().call_later(self.timeout, self._stalled)
 
     def _written(self, written: asyncio.Future) -> None:
-        """The stream wrote everything up to one write: below the mark now, or watch the newest write."""
+        """A watched write has reached the socket: relieved below the mark, or hand over what waited."""
         if not self.congested or self.closed:
             return
         if written.cancelled() or written.exception() is not None:
@@ -219,10 +222,14 @@ class Outbox:
             return
         if self.queued_bytes <= self.limit:
             self._relieve()
-            return
-        newest = self._flush()
-        if newest is not None:
-            newest.add_done_callback(self._written)
+            newest = self._flush()
+            if newest is not None and self.queued_bytes > self.limit:
+                self._congest(newest)
+        elif self._pending:  # the socket took everything it was given: give it what waited, and watch that
+            newest = self._flush()
+            if newest is not None:
+                newest.add_done_callback(self._written)
+        # else: a later watched write (compressed connections) still holds bytes; its callback decides
 
     def _relieve(self) -> None:
         """Below the mark (or closed): wake whoever waits in `drained`."""

@@ -1,4 +1,4 @@
-"""The two private parts of Tornado the raw send path relies on, in one place, checked at import.
+"""The private parts of Tornado the gateway relies on, in one place, checked at import.
 
 `drizzle_gateway.outbox` writes websocket frames straight to a connection's
 ``IOStream`` and judges flow control by what that stream still holds. Tornado
@@ -8,6 +8,11 @@ has no public accessor for either fact it needs:
   (``BaseIOStream._write_buffer``, a ``_StreamBuffer`` supporting ``len()``);
 - whether per-message deflate was negotiated on a websocket
   (``WebSocketProtocol13._compressor``, None when it was not).
+
+And `Connection` holds back reading while ``max_in_flight`` requests run;
+the pongs a peer sent meanwhile wait unread behind its requests, so
+Tornado's heartbeat (``periodic_ping`` checks ``_received_pong``) must not
+count them as missing: `HeldReadProtocol` answers that check for it.
 
 Importing this module checks that the installed Tornado still has both, and
 raises ImportError naming that Tornado version if it does not: a rename in a
@@ -22,6 +27,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import tornado
+import tornado.ioloop
 import tornado.iostream
 import tornado.websocket
 
@@ -46,6 +52,10 @@ def missing() -> list[str]:
         problems.append("tornado.iostream._StreamBuffer (the write buffer) no longer supports len()")
     if not _refers_to(tornado.websocket.WebSocketProtocol13.__init__, "_compressor"):
         problems.append("WebSocketProtocol13.__init__ no longer sets _compressor")
+    if not _refers_to(tornado.websocket.WebSocketProtocol13.periodic_ping, "_received_pong"):
+        problems.append("WebSocketProtocol13.periodic_ping no longer checks _received_pong")
+    if not hasattr(tornado.websocket, "_WebSocketParams"):
+        problems.append("tornado.websocket._WebSocketParams is gone")
     return problems
 
 
@@ -57,6 +67,36 @@ def check() -> None:
             f"drizzle_gateway's send path does not support Tornado {tornado.version}: " + "; ".join(problems)
             + ". It is tested with tornado>=6.3,<7; install a Tornado in that range."
         )
+
+
+class HeldReadProtocol(tornado.websocket.WebSocketProtocol13):
+    """Tornado's server-side websocket protocol, whose heartbeat excuses a peer the server stopped reading.
+
+    The handler says whether it held back reading at any time since a
+    moment (``handler.reading_held_since(when)``); a pong is then counted
+    as received, since it may wait unread behind the peer's requests.
+    """
+
+    @property  # type: ignore[override]
+    def _received_pong(self) -> bool:
+        return self._pong_seen or self.handler.reading_held_since(self._pinged_at)
+
+    @_received_pong.setter
+    def _received_pong(self, value: bool) -> None:
+        self._pong_seen = value
+        if not value:  # Tornado clears it as it sends a ping
+            self._pinged_at = tornado.ioloop.IOLoop.current().time()
+
+
+def held_read_protocol(handler: tornado.websocket.WebSocketHandler) -> HeldReadProtocol | None:
+    """What ``WebSocketHandler.get_websocket_protocol`` makes, as a `HeldReadProtocol`."""
+    if handler.request.headers.get("Sec-WebSocket-Version") != "13":
+        return None
+    params = tornado.websocket._WebSocketParams(
+        ping_interval=handler.ping_interval, ping_timeout=handler.ping_timeout,
+        max_message_size=handler.max_message_size, compression_options=handler.get_compression_options(),
+    )
+    return HeldReadProtocol(handler, False, params)
 
 
 def write_buffer_size(stream: BaseIOStream) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -167,3 +168,29 @@ async def test_gateway_close_while_redis_is_frozen_finishes_within_its_bound(con
         assert broker_tasks() == []
     finally:
         redis_server.thaw()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_congested_local_reader_does_not_stall_redis_for_other_channels(redis_server, caplog):
+    caplog.set_level(logging.WARNING, logger="drizzle_gateway")
+    publisher, listener = RedisBroker(redis_server.url, prefix=PREFIX), RedisBroker(redis_server.url, prefix=PREFIX)
+    try:
+        heard: asyncio.Queue = asyncio.Queue()
+        never = asyncio.get_running_loop().create_future()  # readers of "x" stay congested
+
+        def congested_x(channel, data):
+            heard.put_nowait((channel, data))
+            return never
+
+        await listener.subscribe("x", congested_x)
+        await publisher.publish("x", 1)
+        assert await asyncio.wait_for(heard.get(), 5) == ("x", 1)
+        await listener.subscribe("y", lambda channel, data: heard.put_nowait((channel, data)))
+        await publisher.publish("y", 2)
+        await publisher.publish("x", 3)
+        assert [await asyncio.wait_for(heard.get(), 5) for _ in range(2)] == [("y", 2), ("x", 3)]
+        assert listener.connected
+        assert not [r for r in caplog.records if "unreachable" in r.getMessage()]
+    finally:
+        await publisher.close()
+        await listener.close()

@@ -8,8 +8,10 @@ from typing import Any, Protocol
 Listener = Callable[[str, Any], Awaitable[None] | None]
 """Called with (channel, data) for each message: a `Published` from this process, dumped data from others.
 
-It may return an awaitable when the local subscribers are congested; the
-broker awaits it before delivering more on that path (backpressure).
+It may return an awaitable when local subscribers are congested: a broker's
+``publish`` awaits it, so a publisher is slowed to what its readers take; a
+broker reading other processes' messages drops it (its connection carries
+every channel, so it keeps reading).
 """
 
 

@@ -294,16 +294,17 @@ class RedisBroker:
             now = loop.time()
             if message is not None:
                 last_heard, ping_sent = now, None
-                congested = self._handle(message)
-                if congested is not None:  # local readers are behind: read no more from redis until they catch up
-                    await congested
+                # Local readers that fall behind are not waited for here: this connection carries every
+                # channel (and the subscribe confirmations). Their frames wait, shared, in their outboxes,
+                # and a reader that stays behind for send_timeout is closed as a slow consumer.
+                self._handle(message)
             elif ping_sent is not None and now - ping_sent > self.timeout:
                 raise TimeoutError(f"no answer to a ping within {self.timeout}s")
             elif ping_sent is None and now - last_heard > self.health_interval:
                 ping_sent = now
                 await self._bounded(self._pubsub.ping())
 
-    def _handle(self, message: dict) -> Awaitable[None] | None:
+    def _handle(self, message: dict) -> None:
         kind = message["type"]
         if kind == "subscribe":
             waiters = self._confirming.get(message["channel"])
@@ -313,27 +314,26 @@ class RedisBroker:
                     waiter.set_result(None)
                 if not waiters:
                     del self._confirming[message["channel"]]
-            return None
+            return
         if kind != "message":
-            return None
+            return
         payload: bytes = message["data"]
         if payload[_ORIGIN_LENGTH:_ORIGIN_LENGTH + 1] != b" " or payload.startswith(self._header):
-            return None  # our own publish (delivered locally already), or not ours to read
+            return  # our own publish (delivered locally already), or not ours to read
         name: bytes = message["channel"]
         channel = name[len(self._prefix_bytes):].decode()
         listener = self._listeners.get(channel)
         if listener is None:
-            return None
+            return
         try:
             data = decode(payload[_ORIGIN_LENGTH + 1:])
         except ValueError:
             logger.warning("ignored a message on redis channel %r that is not JSON", name)
-            return None
+            return
         try:
-            return listener(channel, data)
+            listener(channel, data)
         except Exception:
             logger.exception("delivering a message from redis on %s failed", channel)
-            return None
 
     async def _send_outbox(self) -> None:
         """The one ordered path to Redis: batches of PUBLISH in one pipeline each."""
