@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Hashable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .history import Position, Retention
 from .outbox import Frame
 from .selection import Selection, project
 
 if TYPE_CHECKING:
-    from .brokers import Broker
+    from .brokers import Broker, HistoryBroker
     from .protocol import Protocol
 
 logger = logging.getLogger("drizzle_gateway")
@@ -46,10 +49,26 @@ class View:
         self.selection = selection
         self.key: Hashable = (id(protocol), selection.fields if selection else None)
 
-    def frame(self, channel: str, data: Any) -> str:
-        """The event frame these subscribers receive for ``data``."""
+    def frame(self, channel: str, data: Any, offset: int | None = None) -> str:
+        """The event frame these subscribers receive for ``data`` (with its ``offset`` on channels with history)."""
         tree = self.selection.tree if self.selection else None
-        return self.protocol.event(channel, project(data, tree))
+        if offset is None:
+            return self.protocol.event(channel, project(data, tree))
+        return self.protocol.event(channel, project(data, tree), offset)
+
+
+@dataclass(frozen=True)
+class Joined:
+    """How a subscription to a channel with history began.
+
+    ``position`` is the channel's epoch and the offset of the last event
+    before the subscriber's first live one; ``recovered`` says whether the
+    events missed since the subscriber's earlier position were replayed
+    (None when it gave none).
+    """
+
+    position: Position
+    recovered: bool | None = None
 
 
 class Fanout:
@@ -60,6 +79,9 @@ class Fanout:
         self._channels: dict[str, dict[Hashable, tuple[View, set[Subscriber]]]] = {}
         self._joining: dict[str, asyncio.Future] = {}
         self._tasks: set[asyncio.Task] = set()
+        # channels with history: the last event delivered here, and subscribers still catching up
+        self._positions: dict[str, Position] = {}
+        self._floors: dict[str, dict[Subscriber, float]] = {}
 
     def subscribers(self, channel: str) -> int:
         """How many local connections listen to ``channel``."""
@@ -67,14 +89,23 @@ class Fanout:
 
     async def add(self, subscriber: Subscriber, channel: str, view: View) -> None:
         """Add ``subscriber`` to ``channel``; the broker listens before this returns."""
+        groups = await self._join(channel)
+        _, members = groups.setdefault(view.key, (view, set()))
+        members.add(subscriber)
+
+    async def _join(self, channel: str, retention: Retention | None = None) -> dict:
+        """The channel's view groups, once the broker listens (and, with history, its position is known)."""
         groups = self._channels.get(channel)
         if groups is None:
             groups = self._channels[channel] = {}
             joined = self._joining[channel] = asyncio.get_running_loop().create_future()
             try:
                 await self._broker.subscribe(channel, self.deliver)
+                if retention is not None:
+                    self._arrived(channel, await self._history_broker.position(channel, retention))
             except BaseException:
                 self._channels.pop(channel, None)
+                self._positions.pop(channel, None)
                 raise
             finally:
                 self._joining.pop(channel, None)
@@ -82,8 +113,75 @@ class Fanout:
         elif channel in self._joining:
             await asyncio.shield(self._joining[channel])
             groups = self._channels.setdefault(channel, {})
+        return groups
+
+    @property
+    def _history_broker(self) -> HistoryBroker:
+        return self._broker  # type: ignore[return-value]  # the gateway checked it keeps history
+
+    def position(self, channel: str) -> Position | None:
+        """The epoch and offset of the last event of ``channel`` delivered here (channels with history)."""
+        return self._positions.get(channel)
+
+    def _arrived(self, channel: str, position: Position) -> bool:
+        """Record ``position`` as reached; False when it was already (a duplicate)."""
+        last = self._positions.get(channel)
+        if last is not None and last.epoch == position.epoch:
+            if position.offset <= last.offset:
+                return False
+            if position.offset > last.offset + 1:
+                logger.warning("channel %s: offsets %d-%d never arrived", channel, last.offset + 1,
+                               position.offset - 1)
+        self._positions[channel] = position
+        return True
+
+    async def add_logged(self, subscriber: Subscriber, channel: str, view: View, retention: Retention,
+                         since: Position | None = None) -> Joined:
+        """Add ``subscriber`` to a channel with history; with ``since``, replay what it missed first.
+
+        The replay and the live events meet without a gap or a duplicate:
+        the subscriber skips live events until the replay has caught up
+        with what this process delivered, then joins synchronously.
+        """
+        groups = await self._join(channel, retention)
         _, members = groups.setdefault(view.key, (view, set()))
         members.add(subscriber)
+        if since is None:
+            return Joined(self._positions[channel])
+        floors = self._floors.setdefault(channel, {})
+        floors[subscriber] = math.inf  # live events wait while the replay runs
+        try:
+            sent, recovered = await self._replay(subscriber, channel, view, retention, since)
+        finally:
+            floors = self._floors.get(channel, {})
+            floors.pop(subscriber, None)
+        local = self._positions.get(channel)
+        if local is None:  # the subscriber left while catching up, and with it the last listener
+            return Joined(Position(since.epoch, sent), recovered)
+        if not recovered:
+            return Joined(local, False)
+        if sent > local.offset:  # this process has not delivered the last replayed events yet
+            self._floors.setdefault(channel, {})[subscriber] = sent
+        return Joined(Position(local.epoch, max(sent, local.offset)), True)
+
+    async def _replay(self, subscriber: Subscriber, channel: str, view: View, retention: Retention,
+                      since: Position) -> tuple[int, bool]:
+        """Send the events after ``since`` until this process's live position; (last offset sent, recovered)."""
+        page = await self._history_broker.history(channel, retention, since)
+        sent = since.offset
+        while page.complete and page.position.epoch == since.epoch:
+            congested = False
+            for logged in page.events:
+                if logged.offset > sent:
+                    congested = subscriber.send_frame(view.frame(channel, logged.data, logged.offset)) or congested
+                    sent = logged.offset
+            if congested:
+                await subscriber.drained()
+            local = self._positions.get(channel)
+            if local is None or local.epoch != since.epoch or local.offset <= sent:
+                return sent, local is not None and local.epoch == since.epoch
+            page = await self._history_broker.history(channel, retention, Position(since.epoch, sent))
+        return sent, False
 
     def discard(self, subscriber: Subscriber, channel: str) -> None:
         """Remove ``subscriber`` from ``channel``; the broker stops after the last one."""
@@ -94,8 +192,13 @@ class Fanout:
             members.discard(subscriber)
             if not members:
                 del groups[key]
+        floors = self._floors.get(channel)
+        if floors:
+            floors.pop(subscriber, None)
         if not groups:
             del self._channels[channel]
+            self._positions.pop(channel, None)
+            self._floors.pop(channel, None)
             task = asyncio.ensure_future(self._leave(channel))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -108,12 +211,16 @@ class Fanout:
         except Exception:
             logger.exception("broker failed to unsubscribe from %s", channel)
 
-    def deliver(self, channel: str, data: Any) -> Awaitable[None] | None:
+    def deliver(self, channel: str, data: Any, position: Position | None = None) -> Awaitable[None] | None:
         """Send ``data`` to every local subscriber of ``channel``, one encode per view.
 
-        Returns None, or, when some subscribers are congested, an awaitable
-        that resolves once they have drained (or were closed as slow).
+        Events of channels with history come with their ``position``; one
+        already delivered here is dropped. Returns None, or, when some
+        subscribers are congested, an awaitable that resolves once they
+        have drained (or were closed as slow).
         """
+        if position is not None:
+            return self._deliver_logged(channel, data, position)
         groups = self._channels.get(channel)
         if not groups:
             return None
@@ -125,6 +232,24 @@ class Fanout:
                     congested.append(subscriber)
         return _drained(congested) if congested else None
 
+    def _deliver_logged(self, channel: str, data: Any, position: Position) -> Awaitable[None] | None:
+        groups = self._channels.get(channel)
+        if groups is None or not self._arrived(channel, position):
+            return None
+        floors = self._floors.get(channel)
+        skip = ()
+        if floors:
+            skip = {subscriber for subscriber, floor in floors.items() if floor >= position.offset}
+            for subscriber, floor in list(floors.items()):
+                if floor <= position.offset:
+                    del floors[subscriber]
+        congested: list[Subscriber] = []
+        for view, members in list(groups.values()):
+            frame = Frame(view.frame(channel, data, position.offset))
+            for subscriber in list(members):
+                if subscriber not in skip and subscriber.send_frame(frame):
+                    congested.append(subscriber)
+        return _drained(congested) if congested else None
 
     async def drain(self) -> None:
         """Wait for pending broker unsubscribes (used on shutdown)."""

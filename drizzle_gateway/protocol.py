@@ -143,9 +143,11 @@ class Protocol:
             frame["details"] = error.details
         return encode(frame)
 
-    def event(self, topic: str, data: Any) -> str:
-        """The frame carrying one published message to a subscriber."""
-        return encode({"topic": topic, "data": data})
+    def event(self, topic: str, data: Any, offset: int | None = None) -> str:
+        """The frame carrying one published message to a subscriber (with its ``offset`` on channels with history)."""
+        if offset is None:
+            return encode({"topic": topic, "data": data})
+        return encode({"topic": topic, "data": data, "offset": offset})
 
 
 class CloseCode:
