@@ -579,8 +579,9 @@ export async function main(document) {
 
     const renderLog = () => {
       const entry = state.subscriptions.get(channel.value);
-      log.replaceChildren(...(entry?.events ?? []).map(({ at, data }) =>
-        el("li", {}, el("time", {}, at), el("pre", {}, pretty(data)))));
+      log.replaceChildren(...(entry?.events ?? []).map(({ at, data, offset }) =>
+        el("li", {}, el("time", {}, at), offset === undefined ? null : el("span", { class: "offset" }, `#${offset}`),
+          el("pre", {}, pretty(data)))));
     };
     const renderSubscription = (problemText) => {
       const name = channel.value;
@@ -617,8 +618,8 @@ export async function main(document) {
       try {
         await previous?.sub.unsubscribe();
         state.subscriptions.delete(name);
-        entry.sub = await state.dz.subscribe(name, (data) => {
-          entry.events.unshift({ at: new Date().toLocaleTimeString(), data });
+        entry.sub = await state.dz.subscribe(name, (data, meta) => {
+          entry.events.unshift({ at: new Date().toLocaleTimeString(), data, offset: meta.offset });
           if (channel.value === name) renderLog();
         }, { fields: chosenFields("topic") });
       } catch (error) {
