@@ -85,11 +85,17 @@ def retry_delay(error: BaseException) -> float | None:
 
 @dataclass(frozen=True)
 class Event:
-    """One published message received on a subscribed topic (``offset`` on topics with history)."""
+    """One published message received on a subscribed topic (``offset`` on topics with history).
+
+    ``epoch`` is set on the first event after the channel's history was
+    lost (Redis restarted without persistence): events before it may have
+    been missed, as a reply with ``recovered: false`` would say.
+    """
 
     topic: str
     data: Any
     offset: int | None = None
+    epoch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -194,15 +200,19 @@ class Client:
         self._events.put_nowait(None)
 
     def _on_event(self, frame: dict[str, Any]) -> None:
-        topic, offset = frame["topic"], frame.get("offset")
+        topic, offset, epoch = frame["topic"], frame.get("offset"), frame.get("epoch")
         if offset is not None:
             last = self._positions.get(topic)
-            if last is not None:
+            if epoch is not None and (last is None or last.epoch != epoch):
+                logger.warning("%s: its history was lost (new epoch %s); events may have been missed", topic, epoch)
+                self._positions[topic] = Position(epoch, offset)
+            elif last is not None:
+                epoch = None
                 if offset <= last.offset:
                     logger.debug("%s: offset %d delivered already; dropped", topic, offset)
                     return
                 self._positions[topic] = Position(last.epoch, offset)
-        self._events.put_nowait(Event(topic, frame.get("data"), offset))
+        self._events.put_nowait(Event(topic, frame.get("data"), offset, epoch))
 
     def position(self, topic: str) -> Position | None:
         """The epoch and last offset delivered on ``topic`` (topics with history), or None."""

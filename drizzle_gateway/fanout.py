@@ -49,12 +49,18 @@ class View:
         self.selection = selection
         self.key: Hashable = (id(protocol), selection.fields if selection else None)
 
-    def frame(self, channel: str, data: Any, offset: int | None = None) -> str:
-        """The event frame these subscribers receive for ``data`` (with its ``offset`` on channels with history)."""
+    def frame(self, channel: str, data: Any, offset: int | None = None, epoch: str | None = None) -> str:
+        """The event frame these subscribers receive for ``data``.
+
+        On channels with history it carries its ``offset``, and the
+        channel's new ``epoch`` on the first event after the history was lost.
+        """
         tree = self.selection.tree if self.selection else None
         if offset is None:
             return self.protocol.event(channel, project(data, tree))
-        return self.protocol.event(channel, project(data, tree), offset)
+        if epoch is None:
+            return self.protocol.event(channel, project(data, tree), offset)
+        return self.protocol.event(channel, project(data, tree), offset, epoch)
 
 
 @dataclass(frozen=True)
@@ -234,8 +240,14 @@ class Fanout:
 
     def _deliver_logged(self, channel: str, data: Any, position: Position) -> Awaitable[None] | None:
         groups = self._channels.get(channel)
-        if groups is None or not self._arrived(channel, position):
+        if groups is None:
             return None
+        last = self._positions.get(channel)
+        if not self._arrived(channel, position):
+            return None
+        epoch = position.epoch if last is not None and last.epoch != position.epoch else None
+        if epoch is not None:
+            logger.warning("channel %s: its history was lost (new epoch %s); subscribers are told", channel, epoch)
         floors = self._floors.get(channel)
         skip = ()
         if floors:
@@ -245,7 +257,7 @@ class Fanout:
                     del floors[subscriber]
         congested: list[Subscriber] = []
         for view, members in list(groups.values()):
-            frame = Frame(view.frame(channel, data, position.offset))
+            frame = Frame(view.frame(channel, data, position.offset, epoch))
             for subscriber in list(members):
                 if subscriber not in skip and subscriber.send_frame(frame):
                     congested.append(subscriber)

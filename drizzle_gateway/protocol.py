@@ -143,11 +143,17 @@ class Protocol:
             frame["details"] = error.details
         return encode(frame)
 
-    def event(self, topic: str, data: Any, offset: int | None = None) -> str:
-        """The frame carrying one published message to a subscriber (with its ``offset`` on channels with history)."""
+    def event(self, topic: str, data: Any, offset: int | None = None, epoch: str | None = None) -> str:
+        """The frame carrying one published message to a subscriber.
+
+        On channels with history it carries its ``offset``, and ``epoch``
+        when the channel's history was lost since the subscriber last heard.
+        """
         if offset is None:
             return encode({"topic": topic, "data": data})
-        return encode({"topic": topic, "data": data, "offset": offset})
+        if epoch is None:
+            return encode({"topic": topic, "data": data, "offset": offset})
+        return encode({"topic": topic, "data": data, "offset": offset, "epoch": epoch})
 
 
 class CloseCode:

@@ -8,6 +8,7 @@ import pytest
 
 from drizzle_gateway.brokers import MemoryBroker
 from drizzle_gateway.client import Client, ConnectionClosed, Position
+from drizzle_gateway.history import Position as HistoryPosition
 from tests.test_history import clock, gateway, message, publish  # noqa: F401  (fixtures)
 
 
@@ -100,3 +101,18 @@ async def test_a_new_epoch_is_surfaced_and_its_events_delivered(gateway, connect
     await publish(gateway, [2])
     event = await client.next_event(5)
     assert (event.offset, event.data["seq"]) == (2, 2)  # offset 2 of the new epoch is not a duplicate
+
+
+@pytest.mark.gen_test
+async def test_a_lost_history_is_told_on_the_first_event_of_the_new_epoch(gateway, connect):  # noqa: F811
+    client = await connect()
+    old = await client.subscribe("feed.lobby")
+    await publish(gateway, [1, 2])
+    assert await offsets(client, 2) == [1, 2]
+    # what a broker whose store lost the channel (Redis restarted empty) hands the fan-out
+    gateway.fanout.deliver("feed.lobby", message(3), HistoryPosition("e-new", 1))
+    gateway.fanout.deliver("feed.lobby", message(4), HistoryPosition("e-new", 2))
+    first, second = await client.next_event(5), await client.next_event(5)
+    assert (first.offset, first.epoch, first.data["seq"]) == (1, "e-new", 3)
+    assert (second.offset, second.epoch, second.data["seq"]) == (2, None, 4)
+    assert old["epoch"] != "e-new" and client.position("feed.lobby") == Position("e-new", 2)

@@ -240,7 +240,7 @@ export class Heartbeat {
 /**
  * Split frames from the server into events and replies.
  * @param {string} text
- * @returns {{kind: "event", topic: string, data: *, offset?: number} | {kind: "reply", frame: Object} | {kind: "junk"}}
+ * @returns {{kind: "event", topic: string, data: *, offset?: number, epoch?: string} | {kind: "reply", frame: Object} | {kind: "junk"}}
  */
 export function classifyFrame(text) {
   let frame;
@@ -253,6 +253,7 @@ export function classifyFrame(text) {
   if (typeof frame.topic === "string" && !("request_id" in frame)) {
     const event = { kind: "event", topic: frame.topic, data: frame.data };
     if (Number.isInteger(frame.offset)) event.offset = frame.offset;
+    if (typeof frame.epoch === "string") event.epoch = frame.epoch;
     return event;
   }
   if ("request_id" in frame) return { kind: "reply", frame };
@@ -515,7 +516,8 @@ export class Drizzle {
    * Listen to "open", "close" (with a CloseInfo), "reconnect" (after re-subscribing),
    * "state" (with the new state), "error" (a DrizzleError, e.g. a re-subscribe the
    * server refused) or "recovery" (a RecoveryInfo, for each topic with history
-   * re-subscribed after a reconnect: `recovered: false` means events were lost);
+   * re-subscribed after a reconnect, or whose history the server lost:
+   * `recovered: false` means events were lost);
    * returns a function that stops listening.
    * @param {"open"|"close"|"reconnect"|"state"|"error"|"recovery"} type
    * @param {(detail: *) => void} listener
@@ -843,7 +845,11 @@ export class Drizzle {
       const meta = { topic: frame.topic };
       if (frame.offset !== undefined) {
         const last = this.positions.get(frame.topic);
-        if (last !== undefined) {
+        if (frame.epoch !== undefined && frame.epoch !== last?.epoch) {
+          // the channel's history was lost (e.g. Redis restarted without persistence): events may be missing
+          this.positions.set(frame.topic, { epoch: frame.epoch, offset: frame.offset });
+          this._emit("recovery", { topic: frame.topic, recovered: false, epoch: frame.epoch, offset: frame.offset });
+        } else if (last !== undefined) {
           if (frame.offset <= last.offset) return; // delivered already (replayed again after a reconnect)
           this.positions.set(frame.topic, { epoch: last.epoch, offset: frame.offset });
         }

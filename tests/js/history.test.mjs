@@ -85,6 +85,19 @@ describe("history over a fake socket", () => {
     assert.deepEqual(dz.position("feed.lobby"), { epoch: "e2", offset: 2 });
   });
 
+  test("an event carrying a new epoch is delivered and emits recovered: false", async () => {
+    const { dz, server, recoveries } = await connected();
+    const seen = [];
+    await subscribed(server, dz, seen);
+    for (const offset of [1, 2, 3]) server.last.deliver(event(offset));
+    server.last.deliver({ ...event(1, "after the restart"), epoch: "e2" }); // the server lost the history
+    server.last.deliver(event(2, "next"));
+    server.last.deliver(event(2, "next")); // a duplicate in the new epoch: dropped
+    assert.deepEqual(seen.slice(3), [[1, { text: "after the restart" }], [2, { text: "next" }]]);
+    assert.deepEqual(recoveries, [{ topic: "feed.lobby", recovered: false, epoch: "e2", offset: 1 }]);
+    assert.deepEqual(dz.position("feed.lobby"), { epoch: "e2", offset: 2 });
+  });
+
   test("topics without history re-subscribe without since and emit no recovery", async () => {
     const { dz, time, server, recoveries } = await connected();
     const subscribing = dz.subscribe("chat.lobby", () => {});
