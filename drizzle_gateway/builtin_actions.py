@@ -119,7 +119,8 @@ class BuiltinActions(Resource):
         joined = await self.connection.join(data["topic"], data["fields"], since)
         reply: dict[str, Any] = {"topic": data["topic"]}
         if joined is not None:
-            reply.update(epoch=joined.position.epoch, offset=joined.position.offset)
+            if joined.position is not None:
+                reply.update(epoch=joined.position.epoch, offset=joined.position.offset)
             if joined.recovered is not None:
                 reply["recovered"] = joined.recovered
         return reply

@@ -14,7 +14,7 @@ import logging
 import math
 from collections.abc import Awaitable, Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .history import Position, Retention
 from .outbox import Frame
@@ -68,12 +68,13 @@ class Joined:
     """How a subscription to a channel with history began.
 
     ``position`` is the channel's epoch and the offset of the last event
-    before the subscriber's first live one; ``recovered`` says whether the
+    before the subscriber's first live one (None while the broker's store
+    is unreachable: the first live event then carries the epoch); ``recovered`` says whether the
     events missed since the subscriber's earlier position were replayed
     (None when it gave none).
     """
 
-    position: Position
+    position: Position | None
     recovered: bool | None = None
 
 
@@ -108,7 +109,7 @@ class Fanout:
             try:
                 await self._broker.subscribe(channel, self.deliver)
                 if retention is not None:
-                    self._arrived(channel, await self._history_broker.position(channel, retention))
+                    await self._learn_position(channel, retention)
             except BaseException:
                 self._channels.pop(channel, None)
                 self._positions.pop(channel, None)
@@ -123,7 +124,16 @@ class Fanout:
 
     @property
     def _history_broker(self) -> HistoryBroker:
-        return self._broker  # type: ignore[return-value]  # the gateway checked it keeps history
+        return cast("HistoryBroker", self._broker)  # the gateway checked that it keeps history
+
+    async def _learn_position(self, channel: str, retention: Retention) -> None:
+        """Where ``channel`` stands; unknown while the broker cannot tell (its store is down)."""
+        try:
+            position = await self._history_broker.position(channel, retention)
+        except Exception as exc:  # noqa: BLE001 - whatever the store raised, the subscription goes on
+            logger.warning("channel %s: its position is unknown for now (%s: %s)", channel, type(exc).__name__, exc)
+            return
+        self._arrived(channel, position)
 
     def position(self, channel: str) -> Position | None:
         """The epoch and offset of the last event of ``channel`` delivered here (channels with history)."""
@@ -153,17 +163,22 @@ class Fanout:
         _, members = groups.setdefault(view.key, (view, set()))
         members.add(subscriber)
         if since is None:
-            return Joined(self._positions[channel])
+            return Joined(self._positions.get(channel))
         floors = self._floors.setdefault(channel, {})
         floors[subscriber] = math.inf  # live events wait while the replay runs
         try:
             sent, recovered = await self._replay(subscriber, channel, view, retention, since)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the store is unreachable: live anyway, not recovered
+            logger.warning("channel %s: could not read its history (%s: %s)", channel, type(exc).__name__, exc)
+            sent, recovered = since.offset, False
         finally:
             floors = self._floors.get(channel, {})
             floors.pop(subscriber, None)
         local = self._positions.get(channel)
-        if local is None:  # the subscriber left while catching up, and with it the last listener
-            return Joined(Position(since.epoch, sent), recovered)
+        if local is None:  # unknown: the store is unreachable (or the subscriber left, and the channel with it)
+            return Joined(None, False)
         if not recovered:
             return Joined(local, False)
         if sent > local.offset:  # this process has not delivered the last replayed events yet
@@ -245,8 +260,8 @@ class Fanout:
         last = self._positions.get(channel)
         if not self._arrived(channel, position):
             return None
-        epoch = position.epoch if last is not None and last.epoch != position.epoch else None
-        if epoch is not None:
+        epoch = position.epoch if last is None or last.epoch != position.epoch else None
+        if epoch is not None and last is not None:
             logger.warning("channel %s: its history was lost (new epoch %s); subscribers are told", channel, epoch)
         floors = self._floors.get(channel)
         skip = ()

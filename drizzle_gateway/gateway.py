@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlparse, urlsplit
 
 from marshmallow import ValidationError
@@ -15,7 +15,7 @@ from tornado.websocket import WebSocketHandler
 
 from . import redaction
 from .auth import Authenticate, AuthThrottle, Credentials, identify, requires_user
-from .brokers import Broker, MemoryBroker
+from .brokers import Broker, HistoryBroker, MemoryBroker
 from .builtin_actions import BuiltinActions
 from .connection import Connection
 from .errors import ActionError, ErrorCode
@@ -198,7 +198,7 @@ class Gateway:
         if declared.history is None:
             await self.broker.publish(channel, data)
         else:
-            await self.broker.publish_logged(channel, data, declared.history)  # type: ignore[attr-defined]
+            await cast(HistoryBroker, self.broker).publish_logged(channel, data, declared.history)
 
     async def history(self, channel: str, since: Position | None = None, limit: int | None = None) -> Page:
         """The retained events of a concrete ``channel`` whose topic has history (see `Page`).
@@ -209,7 +209,7 @@ class Gateway:
         if topic.history is None:
             raise ActionError(ErrorCode.INVALID_DATA, f"topic {topic.pattern!r} keeps no history",
                               {"topic": ["this topic keeps no history"]})
-        return await self.broker.history(channel, topic.history, since, limit)  # type: ignore[attr-defined]
+        return await cast(HistoryBroker, self.broker).history(channel, topic.history, since, limit)
 
     # -- requests -------------------------------------------------------------
 

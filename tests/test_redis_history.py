@@ -14,7 +14,7 @@ import logging
 
 import pytest
 
-from drizzle_gateway.client import Client
+from drizzle_gateway.client import Client, Position
 from tests.redis_support import GatewayProcess, RedisServer, eventually
 
 pytest.importorskip("redis")
@@ -192,3 +192,47 @@ async def test_the_python_client_recovers_across_a_graceful_restart(redis_server
     finally:
         restarting.stop()
         restarting.remove_log()
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.timeout(90)
+async def test_subscribing_while_redis_is_down_is_live_but_not_recovered(gateways, redis_server, open_client):
+    publisher = await open_client(gateways[0])
+    client = await open_client(gateways[1])
+    first = await client.subscribe("feed.down")
+    await publisher.publish("feed.down", message(1))
+    assert [event.offset for event in await take(client, 1)] == [first["offset"] + 1]
+    again = await open_client(gateways[1])
+    redis_server.kill()
+    try:
+        reply = await again.subscribe("feed.elsewhere", since=Position(first["epoch"], 0))
+        assert reply == {"topic": "feed.elsewhere", "recovered": False}  # no error frame: live anyway
+    finally:
+        redis_server.start()
+    await publisher.publish("feed.elsewhere", message(2))
+    event = await again.next_event(15)
+    assert event.data["seq"] == 2 and event.epoch is not None and event.offset >= 1
+    assert again.position("feed.elsewhere") == Position(event.epoch, event.offset)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_resent_publish_is_numbered_once(redis_server):
+    """A batch resent after a failed connection (Redis may have applied it already) is applied once."""
+    from redis.asyncio import Redis
+
+    from drizzle_gateway.brokers import redis_streams
+    from drizzle_gateway.history import Retention
+
+    client = Redis.from_url(redis_server.url)
+    try:
+        retention = Retention(10)
+        args = redis_streams.append_args("resend:", "feed.x", b'{"seq":1}', retention, "origin-a", 1)
+        assert await client.eval(redis_streams.APPEND, *args) >= 1
+        assert await client.eval(redis_streams.APPEND, *args) == 0  # the same publish again
+        later = redis_streams.append_args("resend:", "feed.x", b'{"seq":2}', retention, "origin-a", 2)
+        other = redis_streams.append_args("resend:", "feed.x", b'{"seq":1}', retention, "origin-b", 1)
+        first = await client.eval(redis_streams.APPEND, *later)
+        assert await client.eval(redis_streams.APPEND, *other) == first + 1  # numbering is per process
+        assert await client.xlen("resend:h:feed.x") == 3
+    finally:
+        await client.aclose()

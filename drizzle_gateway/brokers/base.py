@@ -45,8 +45,11 @@ class HistoryBroker(Broker, Protocol):
     Every process it spans must agree on a channel's offsets and epoch.
     """
 
-    async def publish_logged(self, channel: str, data: Any, retention: Retention) -> int:
-        """Append ``data`` to the channel's history, then deliver it as (channel, data, position); its offset."""
+    async def publish_logged(self, channel: str, data: Any, retention: Retention) -> int | None:
+        """Append ``data`` to the channel's history, then deliver it as (channel, data, position).
+
+        Returns its offset, or None when the broker numbers it later (Redis, asynchronously).
+        """
 
     async def history(self, channel: str, retention: Retention, since: Position | None = None,
                       limit: int | None = None) -> Page:

@@ -29,7 +29,7 @@ class MemoryBroker:
             if congested is not None:
                 await congested
 
-    async def publish_logged(self, channel: str, data: Any, retention: Retention) -> int:
+    async def publish_logged(self, channel: str, data: Any, retention: Retention) -> int | None:
         """Append ``data`` to the channel's ring, then hand it to the listener with its position."""
         ring = self._ring(channel, retention)
         offset = ring.append(data)

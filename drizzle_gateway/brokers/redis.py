@@ -23,8 +23,10 @@ events from the stream before going on, so none is skipped.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
+import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable
@@ -91,9 +93,11 @@ class RedisBroker:
         self._header = f"{self.origin} ".encode()
         self._prefix_bytes = prefix.encode()
         self._listeners: dict[str, Listener] = {}
-        self._outbox: deque[tuple[str, bytes, Retention | None]] = deque()
+        self._outbox: deque[tuple[str, bytes, Retention | None, int]] = deque()
+        self._sequence = itertools.count(1)  # numbers publishes with history: a resend is applied once
         self._positions: dict[str, Position] = {}  # channels with history: the last event delivered here
         self._retentions: dict[str, Retention] = {}
+        self._unknown_since: dict[str, float] = {}  # subscribed while Redis was down: since when (unix time)
         self._outbox_ready = asyncio.Event()
         self._up = asyncio.Event()
         self._attempt: asyncio.Future | None = None
@@ -142,7 +146,7 @@ class RedisBroker:
             if self._dropped == 1:
                 logger.warning("redis outbox full (%d publishes): dropping the oldest until redis catches up",
                                self.max_pending)
-        self._outbox.append((name, message, retention))
+        self._outbox.append((name, message, retention, next(self._sequence) if retention is not None else 0))
         self._idle.clear()
         self._outbox_ready.set()
 
@@ -165,22 +169,30 @@ class RedisBroker:
 
     async def position(self, channel: str, retention: Retention) -> Position:
         """The channel's epoch and latest offset, as Redis has them; also where this process starts from."""
-        position = (await self._read_stream(channel, retention, None, 0)).position
-        if channel in self._listeners:
+        listening = channel in self._listeners
+        if listening:
             self._retentions[channel] = retention
+        try:
+            position = (await self._read_stream(channel, retention, None, 0)).position
+        except Exception:
+            if listening and channel not in self._positions:
+                self._unknown_since.setdefault(channel, time.time())
+            raise
+        if listening:
+            self._unknown_since.pop(channel, None)
             last = self._positions.get(channel)
             if last is None or last.epoch != position.epoch or last.offset < position.offset:
                 self._positions[channel] = position
         return position
 
     async def _read_stream(self, channel: str, retention: Retention, since: Position | None,
-                           limit: int | None) -> Page:
+                           limit: int | None, newer_than: float | None = None) -> Page:
         self._start()
         count = limit if limit is not None else (retention.size if since is None else 2 * retention.size + 100)
         args = redis_streams.read_args(self.prefix, channel, since.offset if since is not None else None, count)
         assert self._publisher is not None
         answer = await self._bounded(self._publisher.eval(redis_streams.READ, *args))
-        return redis_streams.page(answer, retention, since, limit)
+        return redis_streams.page(answer, retention, since, limit, newer_than)
 
     async def subscribe(self, channel: str, listener: Listener) -> None:
         """Listen to ``channel``; in effect on return unless Redis is down (then on reconnect)."""
@@ -209,6 +221,7 @@ class RedisBroker:
         self._listeners.pop(channel, None)
         self._positions.pop(channel, None)
         self._retentions.pop(channel, None)
+        self._unknown_since.pop(channel, None)
         name = self.prefix + channel
         if name not in self._subscribed:
             return
@@ -448,10 +461,35 @@ class RedisBroker:
                 await congested
 
     async def _catch_up(self) -> None:
-        """After a reconnect: deliver what each channel with history missed while pub/sub was down."""
+        """After a reconnect: deliver what each channel with history missed while pub/sub was down.
+
+        A channel first subscribed while Redis was down has no position to
+        start from: it gets the retained events Redis stamped after that
+        moment (Redis's clock against this host's).
+        """
         for channel, last in list(self._positions.items()):
             if channel in self._retentions and channel in self._listeners:
                 await self._fill_gap(channel, last, None, None)
+        for channel, since in list(self._unknown_since.items()):
+            retention = self._retentions.get(channel)
+            if retention is None or channel not in self._listeners:
+                continue
+            try:
+                found = await self._read_stream(channel, retention, None, None, newer_than=since)
+            except Exception as exc:
+                logger.warning("could not read the events of %s from redis (%s)", channel, exc)
+                continue
+            del self._unknown_since[channel]
+            for logged in found.events:
+                listener = self._listeners.get(channel)
+                if listener is not None:
+                    congested = self._deliver_logged(listener, channel, logged.data,
+                                                     Position(found.position.epoch, logged.offset))
+                    if congested is not None:
+                        await congested
+            current = self._positions.get(channel)
+            if current is None or current.epoch != found.position.epoch:
+                self._positions[channel] = found.position
 
     async def _send_outbox(self) -> None:
         """The one ordered path to Redis: batches of PUBLISH in one pipeline each."""
@@ -466,12 +504,12 @@ class RedisBroker:
             try:
                 assert self._publisher is not None
                 pipe = self._publisher.pipeline(transaction=False)
-                for name, message, retention in batch:
+                for name, message, retention, sequence in batch:
                     if retention is None:
                         pipe.publish(name, message)
                     else:
-                        pipe.eval(redis_streams.APPEND,
-                                  *redis_streams.append_args(self.prefix, name, message, retention, self.origin))
+                        pipe.eval(redis_streams.APPEND, *redis_streams.append_args(
+                            self.prefix, name, message, retention, self.origin, sequence))
                 await self._bounded(pipe.execute())
             except Exception as exc:
                 self._outbox.extendleft(reversed(batch))

@@ -18,6 +18,11 @@ from ..history import Logged, Page, Position, Retention, new_epoch
 from ..protocol import decode
 
 APPEND = """
+local applied = tonumber(redis.call('GET', KEYS[3]) or '0')
+if tonumber(ARGV[7]) <= applied then
+  return 0
+end
+redis.call('SET', KEYS[3], ARGV[7], 'EX', 86400)
 local epoch = redis.call('HGET', KEYS[2], 'epoch')
 if not epoch then
   epoch = ARGV[1]
@@ -33,7 +38,10 @@ end
 redis.call('PUBLISH', ARGV[5], ARGV[6] .. ' #' .. epoch .. ':' .. string.format('%d', offset) .. ' ' .. ARGV[2])
 return offset
 """
-"""KEYS: stream, meta. ARGV: epoch if new, data, size, ttl ms (0: none), pub/sub name, origin."""
+"""KEYS: stream, meta, the origin's last applied sequence. ARGV: epoch if new, data, size, ttl ms (0: none),
+pub/sub name, origin, sequence. A batch resent after a connection failure (Redis may have applied it
+before the failure) is applied once: each process numbers its publishes, and the script skips a
+number it has applied already (remembered for a day). Returns the offset, or 0 for a skipped resend."""
 
 READ = """
 local epoch = redis.call('HGET', KEYS[2], 'epoch')
@@ -68,14 +76,17 @@ def keys(prefix: str, channel: str) -> list[str]:
     return [stream, stream + ":meta"]
 
 
-def append_args(prefix: str, channel: str, body: bytes, retention: Retention, origin: str) -> list[Any]:
-    """The arguments of `APPEND` after the number of keys."""
+def append_args(prefix: str, channel: str, body: bytes, retention: Retention, origin: str,
+                sequence: int) -> list[Any]:
+    """The arguments of `EVAL APPEND`, from the number of keys on."""
     ttl_ms = int(retention.ttl * 1000) if retention.ttl else 0
-    return [2, *keys(prefix, channel), new_epoch(), body, retention.size, ttl_ms, prefix + channel, origin]
+    stream, meta = keys(prefix, channel)
+    return [3, stream, meta, f"{meta}:applied:{origin}", new_epoch(), body, retention.size, ttl_ms,
+            prefix + channel, origin, sequence]
 
 
 def read_args(prefix: str, channel: str, since: int | None, count: int) -> list[Any]:
-    """The arguments of `READ` after the number of keys."""
+    """The arguments of `EVAL READ`, from the number of keys on."""
     return [2, *keys(prefix, channel), new_epoch(), -1 if since is None else since, count]
 
 
@@ -86,13 +97,16 @@ def parse_logged(body: bytes) -> tuple[Position, bytes]:
     return Position(epoch.decode(), int(offset)), payload
 
 
-def page(answer: list, retention: Retention, since: Position | None, limit: int | None) -> Page:
-    """A `Page` from `READ`'s answer: expired entries dropped, completeness judged."""
+def page(answer: list, retention: Retention, since: Position | None, limit: int | None,
+         newer_than: float | None = None) -> Page:
+    """A `Page` from `READ`'s answer: expired entries (and those stamped before ``newer_than``, unix time) dropped."""
     epoch, offset, now_ms, entries = answer
     position = Position(_text(epoch), int(offset))
     if since is None:
         entries = list(reversed(entries))
     oldest = int(now_ms) - int(retention.ttl * 1000) if retention.ttl else None
+    if newer_than is not None:
+        oldest = max(oldest or 0, int(newer_than * 1000) - 1)
     events = []
     for entry_id, fields in entries:
         values = _fields(fields)
