@@ -5,6 +5,10 @@ selection); a message is projected and encoded once per view, then the
 same frame is written to every connection in the group. When some of them
 are congested, delivery hands back an awaitable that the broker awaits
 before it delivers more: a publisher is slowed to what its readers take.
+
+Channels with history arrive numbered: the fan-out drops an offset it has
+delivered already, and a subscriber that asks for what it missed is
+replayed from the broker's history until it meets the live events.
 """
 
 from __future__ import annotations
@@ -134,10 +138,6 @@ class Fanout:
             logger.warning("channel %s: its position is unknown for now (%s: %s)", channel, type(exc).__name__, exc)
             return
         self._arrived(channel, position)
-
-    def position(self, channel: str) -> Position | None:
-        """The epoch and offset of the last event of ``channel`` delivered here (channels with history)."""
-        return self._positions.get(channel)
 
     def _arrived(self, channel: str, position: Position) -> bool:
         """Record ``position`` as reached; False when it was already (a duplicate)."""

@@ -257,7 +257,7 @@ function buildFrom(pattern) {
 }
 
 /** Built-in actions whose input names a channel: pre-filled with one of the contract's topics. */
-const CHANNEL_BUILTINS = new Set(["__subscribe__", "__unsubscribe__", "__publish__"]);
+const CHANNEL_BUILTINS = new Set(["__subscribe__", "__unsubscribe__", "__publish__", "__history__"]);
 
 /**
  * The pre-filled input of an action: `skeleton` of its input schema; for the channel
@@ -273,7 +273,7 @@ export function prefill(act, contract, options = {}) {
   if (!CHANNEL_BUILTINS.has(act.name) || !value || typeof value !== "object") return value;
   const topics = contract.topics ?? [];
   const allowed = act.name === "__publish__" ? topics.filter((t) => t.client_publish)
-    : act.name === "__subscribe__" ? topics.filter((t) => t.client_subscribe) : topics;
+    : act.name === "__subscribe__" || act.name === "__history__" ? topics.filter((t) => t.client_subscribe) : topics;
   const topic = allowed[0] ?? topics[0];
   if (!topic) return value;
   value.topic = defaultChannel(topic.name);
