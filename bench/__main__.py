@@ -30,6 +30,10 @@ HERE = Path(__file__).resolve().parent
 CONTEXT = multiprocessing.get_context("spawn")
 SUBSCRIBERS_PER_PROCESS = 2500
 SCENARIOS = ("fanout", "burst", "requests", "pipelined", "memory")
+OPTIONAL_SCENARIOS = ("history",)
+"""Run only when named with ``--only``."""
+HISTORY = 1000
+"""Events the history scenario keeps per channel (``--only history``; not part of the default run)."""
 
 
 @dataclass
@@ -130,12 +134,16 @@ def pct(values: list[float], p: float) -> float:
     return clients.percentile(sorted(values), p)
 
 
-def fanout(kind: str, subscribers: int, selections: bool, settings: Settings, failures: Failures) -> dict:
-    """Publish numbered ticks to ``subscribers`` connections; deliveries/s, latency, server CPU per delivery."""
-    name = f"fanout[{kind},{subscribers}{',fields' if selections else ''}]"
+def fanout(kind: str, subscribers: int, selections: bool, settings: Settings, failures: Failures,
+           history: int | None = None) -> dict:
+    """Publish numbered ticks to ``subscribers`` connections; deliveries/s, latency, server CPU per delivery.
+
+    ``history`` (gateway only) declares the topic with that much history.
+    """
+    name = f"fanout[{kind},{subscribers}{',fields' if selections else ''}{f',history={history}' if history else ''}]"
     sizes = split(subscribers)
     progress = CONTEXT.RawArray("q", len(sizes))
-    srv = Server(kind, progress, {})
+    srv = Server(kind, progress, {"history": history} if history else {})
     procs = []
     try:
         first = 0
@@ -175,7 +183,8 @@ def fanout(kind: str, subscribers: int, selections: bool, settings: Settings, fa
             failures.add(name, f"{len(short)} subscribers got {sorted(set(short))[:5]} messages, not {published}")
     rates = [r["received"] / r["seconds"] for r in rounds]
     return {"scenario": "fanout", "kind": kind, "subscribers": subscribers, "selections": selections,
-            "messages_per_repeat": count, "deliveries_per_s": statistics.median(rates), "rates": rates,
+            "history": history, "messages_per_repeat": count,
+            "deliveries_per_s": statistics.median(rates), "rates": rates,
             "cpu_us_per_delivery": statistics.median(r["cpu"] / max(1, r["received"]) * 1e6 for r in rounds),
             "p50_ms": pct(latencies, 50) * 1e3, "p99_ms": pct(latencies, 99) * 1e3}
 
@@ -326,9 +335,16 @@ def summarize(results: list[dict]) -> list[tuple[str, str, str]]:
     """Rows of (what, figure, ratio against the baseline of the same run)."""
     rows = []
     index = {(r["scenario"], r["kind"], r.get("subscribers") or r.get("connections"), r.get("selections")): r
-             for r in results}
+             for r in results if not r.get("history")}
     for r in results:
-        if r["scenario"] == "fanout":
+        if r["scenario"] == "fanout" and r.get("history"):
+            base = index.get(("fanout", "gateway", r["subscribers"], False))
+            rel = ratio(r["deliveries_per_s"], base and base["deliveries_per_s"])
+            rows.append((f"fan-out {r['subscribers']} subs: gateway, history={r['history']}",
+                         f"{r['deliveries_per_s']:,.0f} deliveries/s, p99 {r['p99_ms']:.1f} ms, "
+                         f"{r['cpu_us_per_delivery']:.2f} µs server CPU/delivery",
+                         f"{rel:.2f}× the gateway without history" if rel else ""))
+        elif r["scenario"] == "fanout":
             base = index.get(("fanout", "tornado", r["subscribers"], False))
             what = f"fan-out {r['subscribers']} subs{' 3 field sets' if r['selections'] else ''}: {r['kind']}"
             rel = ratio(r["deliveries_per_s"], base and base["deliveries_per_s"])
@@ -413,15 +429,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a one-minute run with smaller sizes")
     parser.add_argument("--check", action="store_true", help="exit 1 if any scenario errored or lost messages")
     parser.add_argument("--only", action="append", metavar="SCENARIO[,SCENARIO...]",
-                        help=f"run only these scenarios ({', '.join(SCENARIOS)}); repeat or separate with commas")
+                        help=f"run only these scenarios ({', '.join(SCENARIOS + OPTIONAL_SCENARIOS)}); "
+                             "repeat or separate with commas")
     parser.add_argument("--output", type=Path, default=HERE / "results.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = QUICK if args.quick else Settings()
     only = {name.strip() for item in args.only or SCENARIOS for name in item.split(",") if name.strip()}
-    if only - set(SCENARIOS):
-        parser.error(f"--only: unknown scenario {', '.join(sorted(only - set(SCENARIOS)))} "
-                     f"(choose from {', '.join(SCENARIOS)})")
+    known = set(SCENARIOS + OPTIONAL_SCENARIOS)
+    if only - known:
+        parser.error(f"--only: unknown scenario {', '.join(sorted(only - known))} "
+                     f"(choose from {', '.join(sorted(known))})")
     failures = Failures()
     results: list[dict] = []
     started = time.monotonic()
@@ -446,6 +464,9 @@ def main(argv: list[str] | None = None) -> int:
         for subscribers in settings.burst_subscribers:
             for kind in ("gateway", "tornado"):
                 attempt("burst", burst, kind, subscribers, settings, failures)
+    if "history" in only:  # the memory broker's ring on and off, same subscribers, same run
+        for history in (None, HISTORY):
+            attempt("fanout", fanout, "gateway", 1000, False, settings, failures, history)
     if "requests" in only:
         for connections in settings.request_connections:
             for kind in ("gateway", "tornado"):

@@ -83,20 +83,23 @@ def order_request(request_id: int) -> dict[str, Any]:
 class GatewayServer:
     """The gateway under test: default `Limits`, except the per-connection rate limit.
 
+    ``history`` declares the ``feed`` topic with that much history (events then carry offsets).
+
     A load generator sends thousands of requests a second on one connection,
     which the default rate limit (100 frames/s) is there to refuse.
     """
 
-    def __init__(self, **gateway_options: Any) -> None:
+    def __init__(self, history: int | None = None, **gateway_options: Any) -> None:
         gateway_options.setdefault("limits", Limits(rate=None))
-        self.gateway = Gateway([Orders], [feed], **gateway_options)
+        self.topic = Topic("feed", Tick, history=history) if history else feed
+        self.gateway = Gateway([Orders], [self.topic], **gateway_options)
         self.app = tornado.web.Application(self.gateway.routes())
 
     def subscribers(self) -> int:
         return self.gateway.fanout.subscribers("feed")
 
     async def publish(self, payload: dict) -> None:
-        await self.gateway.publish(feed, payload)
+        await self.gateway.publish(self.topic, payload)
 
 
 class BareHandler(tornado.websocket.WebSocketHandler):

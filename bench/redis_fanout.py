@@ -14,6 +14,10 @@ at a time, the clock read in this process at send and at receipt) and
 deliveries/s (many subscribers, publishes in flight concurrently, until
 every subscriber holds every message). Subscribers read frames in bulk
 so this process is not the bottleneck.
+
+``--history``: instead, publish-to-deliver latency at a steady ``--rate``
+(1,000 msg/s) across two processes, for a topic on Redis pub/sub and the
+same topic with history (Redis Streams), in one run.
 """
 
 from __future__ import annotations
@@ -46,6 +50,17 @@ def chat_gateway():
     gateway.limits = Limits(rate=None, max_in_flight=None)
     return gateway
 ROOM = "chat.bench"
+LOGGED_ROOM = "logged.bench"
+
+
+def history_gateway():
+    """`chat_gateway` plus ``logged.{room}``: the chat message topic with history (1,000 events)."""
+    from drizzle_gateway import Topic
+    from examples.chat.app import ChatMessage
+
+    gateway = chat_gateway()
+    gateway.add_topic(Topic("logged.{room}", ChatMessage, client_publish=True, history=1000))
+    return gateway
 
 
 class Processes:
@@ -67,9 +82,9 @@ class Processes:
         wait_for_port(port, timeout=30.0, process=child)
         return f"redis://127.0.0.1:{port}/0"
 
-    def gateway(self, redis_url: str | None) -> str:
+    def gateway(self, redis_url: str | None, app: str = APP) -> str:
         port = free_port()
-        command = [sys.executable, "-m", "drizzle_gateway.cli", "serve", APP, "--port", str(port),
+        command = [sys.executable, "-m", "drizzle_gateway.cli", "serve", app, "--port", str(port),
                    "--log-level", "WARNING"]
         if redis_url:
             command += ["--redis", redis_url]
@@ -105,6 +120,29 @@ async def latency(publish_url: str, subscribe_url: str, messages: int) -> list[f
             sent[seq] = time.perf_counter()
             await publisher.publish(ROOM, {"author": "bench", "text": str(seq)})
             await subscriber.frames(seq + 1)
+        subscriber.close()
+    return [(at - sent[seq_of(frame)]) * 1000 for at, frame in subscriber.arrivals][messages // 10:]  # warm-up
+
+
+async def paced(publish_url: str, subscribe_url: str, room: str, rate: float, seconds: float) -> list[float]:
+    """Milliseconds from sending each publish to its event arriving, publishing steadily at ``rate`` per second."""
+    subscriber = BulkSubscriber(subscribe_url)
+    await subscriber.subscribe(room)
+    messages = int(rate * seconds)
+    reading = asyncio.ensure_future(subscriber.frames(messages))  # stamps each arrival as it comes
+    async with Client(publish_url) as publisher:
+        loop = asyncio.get_running_loop()
+        sent: dict[int, float] = {}
+        pending = []
+        started = loop.time()
+        for seq in range(messages):
+            delay = started + seq / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent[seq] = time.perf_counter()
+            pending.append(asyncio.ensure_future(publisher.publish(room, {"author": "bench", "text": str(seq)})))
+        await asyncio.gather(*pending)
+        await reading
         subscriber.close()
     return [(at - sent[seq_of(frame)]) * 1000 for at, frame in subscriber.arrivals][messages // 10:]  # warm-up
 
@@ -147,7 +185,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--messages", type=int, default=1000, help="publishes per throughput round")
     parser.add_argument("--latency-messages", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3, help="rounds per scenario; medians reported")
+    parser.add_argument("--history", action="store_true", help="pub/sub against Redis Streams at a steady rate")
+    parser.add_argument("--rate", type=float, default=1000.0, help="publishes per second with --history")
+    parser.add_argument("--seconds", type=float, default=5.0, help="seconds per round with --history")
     args = parser.parse_args(argv)
+    if args.history:
+        history_main(args)
+        return
 
     with Processes() as processes:
         redis_url = processes.redis()
@@ -166,6 +210,29 @@ def main(argv: list[str] | None = None) -> None:
     lines.append(f"{'redis / memory':28}{redis['p50_ms'] / memory['p50_ms']:10.2f}"
                  f"{redis['p99_ms'] / memory['p99_ms']:10.2f}"
                  f"{redis['deliveries_per_s'] / memory['deliveries_per_s']:15.2f}")
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+
+def history_main(args: argparse.Namespace) -> None:
+    """p50/p99 at ``args.rate`` msg/s, two processes: pub/sub alone, then with history, rounds interleaved."""
+    samples: dict[str, list[float]] = {ROOM: [], LOGGED_ROOM: []}
+    with Processes() as processes:
+        redis_url = processes.redis()
+        app = "bench.redis_fanout:history_gateway"
+        first, second = processes.gateway(redis_url, app), processes.gateway(redis_url, app)
+        for _ in range(args.rounds):
+            for room in samples:
+                samples[room] += asyncio.run(paced(first, second, room, args.rate, args.seconds))
+    lines = [f"rate={args.rate:.0f}/s seconds={args.seconds} rounds={args.rounds}, publisher on one process, "
+             "subscriber on the other", f"{'':30}{'p50 ms':>10}{'p99 ms':>10}"]
+    figures = {}
+    for room, name in ((ROOM, "redis pub/sub"), (LOGGED_ROOM, "redis streams (history)")):
+        values = sorted(samples[room])
+        figures[room] = (statistics.median(values), values[int(len(values) * 0.99) - 1])
+        lines.append(f"{name:30}{figures[room][0]:10.2f}{figures[room][1]:10.2f}")
+    lines.append(f"{'streams / pub/sub':30}{figures[LOGGED_ROOM][0] / figures[ROOM][0]:10.2f}"
+                 f"{figures[LOGGED_ROOM][1] / figures[ROOM][1]:10.2f}")
     sys.stdout.write("\n".join(lines) + "\n")
 
 

@@ -4,16 +4,56 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields
+from marshmallow import Schema, ValidationError, fields, validate
 
 from .errors import ActionError, ErrorCode
+from .history import Position
 from .permissions import require
 from .resources import Resource, action
+from .selection import project
+
+
+class PositionSchema(Schema):
+    epoch = fields.Str(required=True, metadata={"description": "the channel's epoch, as a reply or event gave it"})
+    offset = fields.Int(required=True, validate=validate.Range(min=0),
+                        metadata={"description": "the offset of the last event received"})
 
 
 class SubscribeInput(Schema):
     topic = fields.Str(required=True, metadata={"description": "a concrete channel, e.g. chat.lobby"})
+    since = fields.Nested(PositionSchema, load_default=None,
+                          metadata={"description": "replay the events after this position first (topics with history)"})
     fields = fields.List(fields.Str(), load_default=None, metadata={"description": "fields each event carries"})
+
+
+class SubscribeReply(Schema):
+    topic = fields.Str()
+    epoch = fields.Str(metadata={"description": "topics with history: the channel's epoch"})
+    offset = fields.Int(metadata={"description": "topics with history: the offset of the last event before the "
+                                                 "first live one"})
+    recovered = fields.Bool(metadata={"description": "with since: whether every missed event was replayed"})
+
+
+class HistoryInput(Schema):
+    topic = fields.Str(required=True, metadata={"description": "a concrete channel of a topic with history"})
+    since = fields.Nested(PositionSchema, load_default=None,
+                          metadata={"description": "only the events after this position"})
+    limit = fields.Int(load_default=None, validate=validate.Range(min=1),
+                       metadata={"description": "at most this many events (the first after since, else the last)"})
+    fields = fields.List(fields.Str(), load_default=None, metadata={"description": "fields each event carries"})
+
+
+class LoggedEvent(Schema):
+    offset = fields.Int()
+    data = fields.Raw()
+
+
+class HistoryReply(Schema):
+    topic = fields.Str()
+    epoch = fields.Str()
+    offset = fields.Int(metadata={"description": "the channel's latest offset"})
+    events = fields.List(fields.Nested(LoggedEvent))
+    recovered = fields.Bool(metadata={"description": "with since: whether no event after it is missing"})
 
 
 class UnsubscribeInput(Schema):
@@ -58,15 +98,48 @@ class BuiltinActions(Resource):
         await self.connection.authenticate(data["token"])
         return {"authenticated": True}
 
-    @action(SubscribeInput, ChannelReply, name="__subscribe__")
-    async def subscribe_channel(self, data: dict) -> dict:
-        """Receive the topic's events; ``fields`` selects what each event carries."""
-        topic, params = self.gateway.find_topic(data["topic"])
+    async def _may_subscribe(self, channel: str) -> Any:
+        """The topic of ``channel``, once this user may subscribe to it (FORBIDDEN otherwise)."""
+        topic, params = self.gateway.find_topic(channel)
         if not topic.client_subscribe:
             raise ActionError(ErrorCode.FORBIDDEN, f"clients may not subscribe to {topic.pattern!r}")
-        await require(topic.can_subscribe, self.user, params, f"subscribe to {data['topic']!r}")
-        await self.connection.subscribe(data["topic"], data["fields"])
-        return {"topic": data["topic"]}
+        await require(topic.can_subscribe, self.user, params, f"subscribe to {channel!r}")
+        return topic
+
+    @action(SubscribeInput, SubscribeReply, name="__subscribe__")
+    async def subscribe_channel(self, data: dict) -> dict:
+        """Receive the topic's events; ``fields`` selects what each event carries.
+
+        On topics with history the reply carries the channel's ``epoch`` and
+        ``offset``; with ``since`` the events missed after it come first and
+        ``recovered`` says whether all of them could be.
+        """
+        await self._may_subscribe(data["topic"])
+        since = _position(data["since"])
+        joined = await self.connection.join(data["topic"], data["fields"], since)
+        reply: dict[str, Any] = {"topic": data["topic"]}
+        if joined is not None:
+            if joined.position is not None:
+                reply.update(epoch=joined.position.epoch, offset=joined.position.offset)
+            if joined.recovered is not None:
+                reply["recovered"] = joined.recovered
+        return reply
+
+    @action(HistoryInput, HistoryReply, name="__history__")
+    async def history(self, data: dict) -> dict:
+        """The retained events of a topic with history; the same permissions as subscribing."""
+        topic = await self._may_subscribe(data["topic"])
+        selection = topic.select(data["fields"])
+        tree = selection.tree if selection else None
+        since = _position(data["since"])
+        page = await self.gateway.history(data["topic"], since, data["limit"])
+        reply: dict[str, Any] = {
+            "topic": data["topic"], "epoch": page.position.epoch, "offset": page.position.offset,
+            "events": [{"offset": logged.offset, "data": project(logged.data, tree)} for logged in page.events],
+        }
+        if since is not None:
+            reply["recovered"] = page.complete
+        return reply
 
     @action(UnsubscribeInput, ChannelReply, name="__unsubscribe__")
     async def unsubscribe_channel(self, data: dict) -> dict:
@@ -88,3 +161,7 @@ class BuiltinActions(Resource):
             raise ActionError(ErrorCode.INVALID_DATA, "payload does not match the topic's schema",
                               {"payload": exc.messages}) from None
         return {"topic": data["topic"]}
+
+
+def _position(since: dict | None) -> Position | None:
+    return Position(since["epoch"], since["offset"]) if since is not None else None

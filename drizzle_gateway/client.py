@@ -8,6 +8,16 @@
         async for event in client.events():
             print(event.topic, event.data)
 
+On topics with history the client remembers, per subscription, the
+channel's epoch and the offset of the last event it delivered, and never
+delivers an offset twice. After a dropped connection, `Client.reconnect`
+opens a new socket and subscribes again with ``since``, so the events
+missed meanwhile arrive first; its answer says, per topic, whether they
+could all be recovered (``recovered: false``: reload your state)::
+
+    replies = await client.reconnect()
+    lost = [topic for topic, reply in replies.items() if reply.get("recovered") is False]
+
 `Client.subscribe`, `Client.unsubscribe`, `Client.ping` and `Client.schema` are
 safe to send twice, so after a transient refusal (``RATE_LIMITED``) they wait the
 server's ``details.retry_after`` and are sent again, a bounded number of times
@@ -75,10 +85,25 @@ def retry_delay(error: BaseException) -> float | None:
 
 @dataclass(frozen=True)
 class Event:
-    """One published message received on a subscribed topic."""
+    """One published message received on a subscribed topic (``offset`` on topics with history).
+
+    ``epoch`` is set on the first event after the channel's history was
+    lost (Redis restarted without persistence): events before it may have
+    been missed, as a reply with ``recovered: false`` would say.
+    """
 
     topic: str
     data: Any
+    offset: int | None = None
+    epoch: str | None = None
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a subscription stands on a topic with history: the epoch and the last offset delivered."""
+
+    epoch: str
+    offset: int
 
 
 class Client:
@@ -116,6 +141,9 @@ class Client:
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()
         self._ws: WebSocketClientConnection | None = None
         self._reader: asyncio.Task | None = None
+        self._subscriptions: dict[str, list[str] | None] = {}
+        self._positions: dict[str, Position] = {}
+        self._subscribing: dict[Any, str] = {}
         self.close_code: int | None = None
         self.close_reason: str | None = None
 
@@ -150,8 +178,12 @@ class Client:
                 break
             frame = decode(text)
             if "topic" in frame and "request_id" not in frame:
-                self._events.put_nowait(Event(frame["topic"], frame.get("data")))
+                self._on_event(frame)
                 continue
+            topic = self._subscribing.pop(frame.get("request_id"), None)
+            if topic is not None and isinstance(frame.get("data"), dict) and "epoch" in frame["data"]:
+                # the reply's position is where the live events take over from the replayed ones
+                self._positions[topic] = Position(frame["data"]["epoch"], frame["data"]["offset"])
             future = self._pending.pop(frame.get("request_id"), None)
             if future is None or future.done():
                 continue
@@ -167,6 +199,25 @@ class Client:
         self._pending.clear()
         self._events.put_nowait(None)
 
+    def _on_event(self, frame: dict[str, Any]) -> None:
+        topic, offset, epoch = frame["topic"], frame.get("offset"), frame.get("epoch")
+        if offset is not None:
+            last = self._positions.get(topic)
+            if epoch is not None and (last is None or last.epoch != epoch):
+                logger.warning("%s: its history was lost (new epoch %s); events may have been missed", topic, epoch)
+                self._positions[topic] = Position(epoch, offset)
+            elif last is not None:
+                epoch = None
+                if offset <= last.offset:
+                    logger.debug("%s: offset %d delivered already; dropped", topic, offset)
+                    return
+                self._positions[topic] = Position(last.epoch, offset)
+        self._events.put_nowait(Event(topic, frame.get("data"), offset, epoch))
+
+    def position(self, topic: str) -> Position | None:
+        """The epoch and last offset delivered on ``topic`` (topics with history), or None."""
+        return self._positions.get(topic)
+
     async def request(self, frame: dict[str, Any], timeout: float | None = None) -> Any:
         """Send a request frame (a ``request_id`` is added) and await its reply's data."""
         if self._ws is None:
@@ -176,11 +227,14 @@ class Client:
         request_id = next(self._ids)
         future = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
+        if frame.get("action") == "__subscribe__":
+            self._subscribing[request_id] = frame["data"]["topic"]
         await self._ws.write_message(encode({"request_id": request_id, **frame}))
         try:
             return await asyncio.wait_for(future, timeout or self.timeout)
         finally:
             self._pending.pop(request_id, None)
+            self._subscribing.pop(request_id, None)
 
     async def _request_retrying(self, frame: dict[str, Any]) -> Any:
         """`request`, sent again after each transient refusal (`retry_delay`) while retries last.
@@ -223,16 +277,59 @@ class Client:
             frame["fields"] = list(fields)
         return await self.request(frame)
 
-    async def subscribe(self, topic: str, fields: list[str] | None = None) -> Any:
-        """Subscribe to a concrete channel such as ``chat.lobby``; retried after ``RATE_LIMITED``."""
+    async def subscribe(self, topic: str, fields: list[str] | None = None, *,
+                        since: Position | None = None) -> Any:
+        """Subscribe to a concrete channel such as ``chat.lobby``; retried after ``RATE_LIMITED``.
+
+        On a topic with history the reply carries ``epoch`` and ``offset``,
+        which the client remembers; with ``since`` the server first replays
+        the events after it (those this client delivered already are
+        dropped) and the reply says whether it ``recovered`` them all.
+        """
         data: dict[str, Any] = {"topic": topic}
         if fields is not None:
             data["fields"] = list(fields)
-        return await self._request_retrying({"action": "__subscribe__", "data": data})
+        if since is not None:
+            data["since"] = {"epoch": since.epoch, "offset": since.offset}
+        reply = await self._request_retrying({"action": "__subscribe__", "data": data})
+        self._subscriptions[topic] = list(fields) if fields is not None else None
+        return reply
 
     async def unsubscribe(self, topic: str) -> Any:
         """Stop receiving ``topic``; retried after ``RATE_LIMITED``."""
-        return await self._request_retrying({"action": "__unsubscribe__", "data": {"topic": topic}})
+        reply = await self._request_retrying({"action": "__unsubscribe__", "data": {"topic": topic}})
+        self._subscriptions.pop(topic, None)
+        self._positions.pop(topic, None)
+        return reply
+
+    async def reconnect(self) -> dict[str, Any]:
+        """Open a new socket (closing the old one) and subscribe again to every topic; their replies by topic.
+
+        Topics with history are subscribed with ``since`` the last event
+        delivered, so what was published meanwhile arrives first, without
+        duplicates; a reply with ``"recovered": false`` means events were
+        lost (another epoch, or older than the history): reload state.
+        Events still queued from the old socket stay queued. Requests in
+        flight on the old socket fail with `ConnectionClosed`.
+        """
+        if self._ws is not None:
+            self._ws.close()
+        if self._reader is not None:
+            try:
+                await asyncio.wait_for(self._reader, self.timeout)
+            except TimeoutError:
+                self._reader.cancel()
+        kept = [event for event in _drain(self._events) if event is not None]
+        for event in kept:
+            self._events.put_nowait(event)
+        self.close_code = self.close_reason = None
+        await self.connect()
+        replies = {}
+        for topic, fields in list(self._subscriptions.items()):
+            replies[topic] = await self.subscribe(topic, fields, since=self._positions.get(topic))
+            if replies[topic].get("recovered") is False:
+                logger.warning("%s: events were lost while disconnected (recovered: false)", topic)
+        return replies
 
     async def publish(self, topic: str, payload: Any) -> Any:
         """Publish to a topic that allows client publishing; never retried (raises `RemoteError`)."""
@@ -262,3 +359,10 @@ class Client:
                 self._events.put_nowait(None)
                 return
             yield event
+
+
+def _drain(queue: asyncio.Queue) -> list[Any]:
+    items = []
+    while not queue.empty():
+        items.append(queue.get_nowait())
+    return items

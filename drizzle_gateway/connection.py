@@ -12,7 +12,8 @@ from tornado.websocket import WebSocketHandler, WebSocketProtocol
 
 from .auth import Credentials
 from .errors import ActionError, ErrorCode
-from .fanout import View
+from .fanout import Joined, View
+from .history import Position
 from .limits import TokenBucket
 from .outbox import Frame, Outbox
 from .protocol import SUBPROTOCOL, CloseCode, InvalidFrame, Protocol, Request
@@ -282,6 +283,17 @@ class Connection(WebSocketHandler):
 
     async def subscribe(self, channel: str, fields: list[str] | tuple[str, ...] | None = None) -> str:
         """Listen to a concrete ``channel``; events flow once this returns."""
+        await self.join(channel, fields)
+        return channel
+
+    async def join(self, channel: str, fields: list[str] | tuple[str, ...] | None = None,
+                   since: Position | None = None) -> Joined | None:
+        """Listen to a concrete ``channel``; on a channel with history, say where the subscription began.
+
+        With ``since`` (an earlier position of this client) the events
+        missed since then are sent first; `Joined.recovered` says whether
+        they could be. Returns None on channels without history.
+        """
         topic, _ = self.gateway.find_topic(channel)
         limit = self.gateway.limits.max_subscriptions
         if limit is not None and channel not in self.channels and len(self.channels) >= limit:
@@ -290,12 +302,16 @@ class Connection(WebSocketHandler):
         view = View(self.protocol, topic.select(fields))
         if channel in self.channels:
             self.gateway.fanout.discard(self, channel)
-        await self.gateway.fanout.add(self, channel, view)
+        joined = None
+        if topic.history is None:
+            await self.gateway.fanout.add(self, channel, view)
+        else:
+            joined = await self.gateway.fanout.add_logged(self, channel, view, topic.history, since)
         if self.ws_connection is None:  # closed while joining
             self.gateway.fanout.discard(self, channel)
         else:
             self.channels.add(channel)
-        return channel
+        return joined
 
     async def unsubscribe(self, channel: str) -> bool:
         """Stop listening to ``channel``; False if this connection was not listening."""

@@ -6,21 +6,28 @@ encoded once per view, then the same frame is written to every
 connection in the group. When some of them are congested, delivery hands
 back an awaitable that the broker awaits before it delivers more: a
 publisher is slowed to what its readers take.
+
+Channels with history arrive numbered: the fan-out drops an offset it has
+delivered already, and a subscriber that asks for what it missed is
+replayed from the broker's history until it meets the live events.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Hashable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
+from .history import Position, Retention
 from .outbox import Frame
 from .publication import payload_of
 from .selection import Selection
 
 if TYPE_CHECKING:
-    from .brokers import Broker
+    from .brokers import Broker, HistoryBroker
     from .protocol import Protocol
 
 logger = logging.getLogger("drizzle_gateway")
@@ -48,9 +55,33 @@ class View:
         self.selection = selection
         self.key: Hashable = (id(protocol), selection.fields if selection else None)
 
-    def frame(self, channel: str, message: Any) -> str:
-        """The event frame these subscribers receive for ``message`` (a `Published` or dumped data)."""
-        return self.protocol.event(channel, payload_of(message, self.selection))
+    def frame(self, channel: str, message: Any, offset: int | None = None, epoch: str | None = None) -> str:
+        """The event frame these subscribers receive for ``message`` (a `Published` or dumped data).
+
+        On channels with history it carries its ``offset``, and the
+        channel's new ``epoch`` on the first event after the history was lost.
+        """
+        data = payload_of(message, self.selection)
+        if offset is None:
+            return self.protocol.event(channel, data)
+        if epoch is None:
+            return self.protocol.event(channel, data, offset)
+        return self.protocol.event(channel, data, offset, epoch)
+
+
+@dataclass(frozen=True)
+class Joined:
+    """How a subscription to a channel with history began.
+
+    ``position`` is the channel's epoch and the offset of the last event
+    before the subscriber's first live one (None while the broker's store
+    is unreachable: the first live event then carries the epoch); ``recovered`` says whether the
+    events missed since the subscriber's earlier position were replayed
+    (None when it gave none).
+    """
+
+    position: Position | None
+    recovered: bool | None = None
 
 
 class Fanout:
@@ -61,6 +92,9 @@ class Fanout:
         self._channels: dict[str, dict[Hashable, tuple[View, set[Subscriber]]]] = {}
         self._joining: dict[str, asyncio.Future] = {}
         self._tasks: set[asyncio.Task] = set()
+        # channels with history: the last event delivered here, and subscribers still catching up
+        self._positions: dict[str, Position] = {}
+        self._floors: dict[str, dict[Subscriber, float]] = {}
 
     def subscribers(self, channel: str) -> int:
         """How many local connections listen to ``channel``."""
@@ -68,14 +102,23 @@ class Fanout:
 
     async def add(self, subscriber: Subscriber, channel: str, view: View) -> None:
         """Add ``subscriber`` to ``channel``; the broker listens before this returns."""
+        groups = await self._join(channel)
+        _, members = groups.setdefault(view.key, (view, set()))
+        members.add(subscriber)
+
+    async def _join(self, channel: str, retention: Retention | None = None) -> dict:
+        """The channel's view groups, once the broker listens (and, with history, its position is known)."""
         groups = self._channels.get(channel)
         if groups is None:
             groups = self._channels[channel] = {}
             joined = self._joining[channel] = asyncio.get_running_loop().create_future()
             try:
                 await self._broker.subscribe(channel, self.deliver)
+                if retention is not None:
+                    await self._learn_position(channel, retention)
             except BaseException:
                 self._channels.pop(channel, None)
+                self._positions.pop(channel, None)
                 raise
             finally:
                 self._joining.pop(channel, None)
@@ -83,8 +126,85 @@ class Fanout:
         elif channel in self._joining:
             await asyncio.shield(self._joining[channel])
             groups = self._channels.setdefault(channel, {})
+        return groups
+
+    @property
+    def _history_broker(self) -> HistoryBroker:
+        return cast("HistoryBroker", self._broker)  # the gateway checked that it keeps history
+
+    async def _learn_position(self, channel: str, retention: Retention) -> None:
+        """Where ``channel`` stands; unknown while the broker cannot tell (its store is down)."""
+        try:
+            position = await self._history_broker.position(channel, retention)
+        except Exception as exc:  # noqa: BLE001 - whatever the store raised, the subscription goes on
+            logger.warning("channel %s: its position is unknown for now (%s: %s)", channel, type(exc).__name__, exc)
+            return
+        self._arrived(channel, position)
+
+    def _arrived(self, channel: str, position: Position) -> bool:
+        """Record ``position`` as reached; False when it was already (a duplicate)."""
+        last = self._positions.get(channel)
+        if last is not None and last.epoch == position.epoch:
+            if position.offset <= last.offset:
+                return False
+            if position.offset > last.offset + 1:
+                logger.warning("channel %s: offsets %d-%d never arrived", channel, last.offset + 1,
+                               position.offset - 1)
+        self._positions[channel] = position
+        return True
+
+    async def add_logged(self, subscriber: Subscriber, channel: str, view: View, retention: Retention,
+                         since: Position | None = None) -> Joined:
+        """Add ``subscriber`` to a channel with history; with ``since``, replay what it missed first.
+
+        The replay and the live events meet without a gap or a duplicate:
+        the subscriber skips live events until the replay has caught up
+        with what this process delivered, then joins synchronously.
+        """
+        groups = await self._join(channel, retention)
         _, members = groups.setdefault(view.key, (view, set()))
         members.add(subscriber)
+        if since is None:
+            return Joined(self._positions.get(channel))
+        floors = self._floors.setdefault(channel, {})
+        floors[subscriber] = math.inf  # live events wait while the replay runs
+        try:
+            sent, recovered = await self._replay(subscriber, channel, view, retention, since)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the store is unreachable: live anyway, not recovered
+            logger.warning("channel %s: could not read its history (%s: %s)", channel, type(exc).__name__, exc)
+            sent, recovered = since.offset, False
+        finally:
+            floors = self._floors.get(channel, {})
+            floors.pop(subscriber, None)
+        local = self._positions.get(channel)
+        if local is None:  # unknown: the store is unreachable (or the subscriber left, and the channel with it)
+            return Joined(None, False)
+        if not recovered:
+            return Joined(local, False)
+        if sent > local.offset:  # this process has not delivered the last replayed events yet
+            self._floors.setdefault(channel, {})[subscriber] = sent
+        return Joined(Position(local.epoch, max(sent, local.offset)), True)
+
+    async def _replay(self, subscriber: Subscriber, channel: str, view: View, retention: Retention,
+                      since: Position) -> tuple[int, bool]:
+        """Send the events after ``since`` until this process's live position; (last offset sent, recovered)."""
+        page = await self._history_broker.history(channel, retention, since)
+        sent = since.offset
+        while page.complete and page.position.epoch == since.epoch:
+            congested = False
+            for logged in page.events:
+                if logged.offset > sent:
+                    congested = subscriber.send_frame(view.frame(channel, logged.data, logged.offset)) or congested
+                    sent = logged.offset
+            if congested:
+                await subscriber.drained()
+            local = self._positions.get(channel)
+            if local is None or local.epoch != since.epoch or local.offset <= sent:
+                return sent, local is not None and local.epoch == since.epoch
+            page = await self._history_broker.history(channel, retention, Position(since.epoch, sent))
+        return sent, False
 
     def discard(self, subscriber: Subscriber, channel: str) -> None:
         """Remove ``subscriber`` from ``channel``; the broker stops after the last one."""
@@ -95,8 +215,13 @@ class Fanout:
             members.discard(subscriber)
             if not members:
                 del groups[key]
+        floors = self._floors.get(channel)
+        if floors:
+            floors.pop(subscriber, None)
         if not groups:
             del self._channels[channel]
+            self._positions.pop(channel, None)
+            self._floors.pop(channel, None)
             task = asyncio.ensure_future(self._leave(channel))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -109,12 +234,16 @@ class Fanout:
         except Exception:
             logger.exception("broker failed to unsubscribe from %s", channel)
 
-    def deliver(self, channel: str, data: Any) -> Awaitable[None] | None:
+    def deliver(self, channel: str, data: Any, position: Position | None = None) -> Awaitable[None] | None:
         """Send ``data`` to every local subscriber of ``channel``, one encode per view.
 
-        Returns None, or, when some subscribers are congested, an awaitable
-        that resolves once they have drained (or were closed as slow).
+        Events of channels with history come with their ``position``; one
+        already delivered here is dropped. Returns None, or, when some
+        subscribers are congested, an awaitable that resolves once they
+        have drained (or were closed as slow).
         """
+        if position is not None:
+            return self._deliver_logged(channel, data, position)
         groups = self._channels.get(channel)
         if not groups:
             return None
@@ -123,6 +252,31 @@ class Fanout:
             frame = Frame(view.frame(channel, data))  # its wire bytes are built once, for all members
             for subscriber in list(members):
                 if subscriber.send_frame(frame):
+                    congested.append(subscriber)
+        return Congested(congested) if congested else None
+
+    def _deliver_logged(self, channel: str, data: Any, position: Position) -> Awaitable[None] | None:
+        groups = self._channels.get(channel)
+        if groups is None:
+            return None
+        last = self._positions.get(channel)
+        if not self._arrived(channel, position):
+            return None
+        epoch = position.epoch if last is None or last.epoch != position.epoch else None
+        if epoch is not None and last is not None:
+            logger.warning("channel %s: its history was lost (new epoch %s); subscribers are told", channel, epoch)
+        floors = self._floors.get(channel)
+        skip = ()
+        if floors:
+            skip = {subscriber for subscriber, floor in floors.items() if floor >= position.offset}
+            for subscriber, floor in list(floors.items()):
+                if floor <= position.offset:
+                    del floors[subscriber]
+        congested: list[Subscriber] = []
+        for view, members in list(groups.values()):
+            frame = Frame(view.frame(channel, data, position.offset, epoch))
+            for subscriber in list(members):
+                if subscriber not in skip and subscriber.send_frame(frame):
                     congested.append(subscriber)
         return Congested(congested) if congested else None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlparse, urlsplit
 
 from marshmallow import ValidationError
@@ -15,11 +15,12 @@ from tornado.websocket import WebSocketHandler
 
 from . import redaction
 from .auth import Authenticate, AuthThrottle, Credentials, identify, requires_user
-from .brokers import Broker, MemoryBroker
+from .brokers import Broker, HistoryBroker, MemoryBroker
 from .builtin_actions import BuiltinActions
 from .connection import Connection
 from .errors import ActionError, ErrorCode
 from .fanout import Fanout
+from .history import Page, Position
 from .introspection import describe
 from .limits import Limits
 from .outbox import Flusher
@@ -135,6 +136,8 @@ class Gateway:
         """Declare ``topic``; only declared topics can be published or subscribed."""
         if any(t.pattern == topic.pattern for t in self.topics):
             raise ValueError(f"topic {topic.pattern!r} is declared twice")
+        if topic.history is not None:
+            _check_keeps_history(self.broker, topic)
         self.topics.append(topic)
         self._schema = None
 
@@ -171,6 +174,9 @@ class Gateway:
         """Replace the broker; call it before serving (``serve --redis`` does)."""
         if self.connections:
             raise RuntimeError("cannot change the broker while connections are open")
+        for topic in self.topics:
+            if topic.history is not None:
+                _check_keeps_history(broker, topic)
         self.broker = broker
         self.fanout = Fanout(broker)
 
@@ -189,7 +195,21 @@ class Gateway:
         except ActionError as exc:
             raise ValidationError({"topic": [exc.message]}) from None
         data = declared.prepare(payload)
-        await self.broker.publish(channel, data)
+        if declared.history is None:
+            await self.broker.publish(channel, data)
+        else:
+            await cast(HistoryBroker, self.broker).publish_logged(channel, data, declared.history)
+
+    async def history(self, channel: str, since: Position | None = None, limit: int | None = None) -> Page:
+        """The retained events of a concrete ``channel`` whose topic has history (see `Page`).
+
+        Raises `ActionError` TOPIC_NOT_FOUND, or INVALID_DATA when the topic keeps no history.
+        """
+        topic, _ = self.find_topic(channel)
+        if topic.history is None:
+            raise ActionError(ErrorCode.INVALID_DATA, f"topic {topic.pattern!r} keeps no history",
+                              {"topic": ["this topic keeps no history"]})
+        return await cast(HistoryBroker, self.broker).history(channel, topic.history, since, limit)
 
     # -- requests -------------------------------------------------------------
 
@@ -329,6 +349,12 @@ class Gateway:
         except TimeoutError:
             logger.warning("shutdown: the broker did not close within %ss", BROKER_CLOSE_WAIT)
         await asyncio.sleep(0)
+
+
+def _check_keeps_history(broker: Broker, topic: Topic) -> None:
+    """Refuse a topic with history on a broker that cannot keep it."""
+    if not callable(getattr(broker, "publish_logged", None)):
+        raise ValueError(f"topic {topic.pattern!r} has history, which {type(broker).__name__} cannot keep")
 
 
 def fixed_path(route: Any) -> str | None:

@@ -97,9 +97,17 @@ class Protocol:
             frame["details"] = error.details
         return encode(frame)
 
-    def event(self, topic: str, data: Any) -> str:
-        """The frame carrying one published message to a subscriber."""
-        return encode({"topic": topic, "data": data})
+    def event(self, topic: str, data: Any, offset: int | None = None, epoch: str | None = None) -> str:
+        """The frame carrying one published message to a subscriber.
+
+        On channels with history it carries its ``offset``, and ``epoch``
+        when the channel's history was lost since the subscriber last heard.
+        """
+        if offset is None:
+            return encode({"topic": topic, "data": data})
+        if epoch is None:
+            return encode({"topic": topic, "data": data, "offset": offset})
+        return encode({"topic": topic, "data": data, "offset": offset, "epoch": epoch})
 
 
 class CloseCode:

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from .errors import ActionError, ErrorCode
+from .history import Retention
 from .permissions import Permission
 from .publication import PublishCheck, Published
 from .selection import SchemaLike, Selection, Selector
@@ -22,6 +23,9 @@ class Topic:
     ``client_subscribe`` and ``client_publish`` say whether websocket
     clients may subscribe to and publish on it themselves; ``can_subscribe``
     and ``can_publish`` refine that per user (``fn(user, params)``).
+    ``history`` keeps the last N events of each concrete channel (for
+    ``history_ttl`` seconds, if given): its events then carry offsets and
+    clients can recover what they missed (see `drizzle_gateway.history`).
     """
 
     def __init__(
@@ -34,6 +38,8 @@ class Topic:
         can_subscribe: Permission | None = None,
         can_publish: Permission | None = None,
         description: str = "",
+        history: int | None = None,
+        history_ttl: float | None = None,
     ) -> None:
         self.pattern = pattern
         self.params: list[str] = _PARAM.findall(pattern)
@@ -44,6 +50,9 @@ class Topic:
         self.can_subscribe = can_subscribe
         self.can_publish = can_publish
         self.description = description
+        if history_ttl is not None and history is None:
+            raise ValueError("history_ttl needs history")
+        self.history: Retention | None = Retention(history, history_ttl) if history is not None else None
         parts = _PARAM.split(pattern)
         regex = "".join(
             re.escape(part) if i % 2 == 0 else f"(?P<{part}>{PARAM_VALUE})" for i, part in enumerate(parts)

@@ -109,6 +109,11 @@ class ServerThread:
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
 
+    def run(self, coroutine: Any, timeout: float = 30) -> Any:
+        """Run ``coroutine`` on the server's loop (where the gateway lives) and return its result."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
     def _run(self) -> None:
         asyncio.run(self._serve())
 

@@ -33,9 +33,14 @@ def no_redis(reason: str) -> None:
 
 
 class RedisServer:
-    """A throw-away redis-server on a loopback port, without persistence."""
+    """A throw-away redis-server on a loopback port, without persistence unless ``appendonly``.
 
-    def __init__(self) -> None:
+    With ``appendonly`` every write is fsynced to the append-only file before
+    Redis answers (``--appendfsync always``), so a kill -9 loses nothing.
+    """
+
+    def __init__(self, appendonly: bool = False) -> None:
+        self.appendonly = appendonly
         binary = shutil.which("redis-server")
         if binary is None:
             no_redis("redis-server is not installed (apt-get install redis-server)")
@@ -51,7 +56,8 @@ class RedisServer:
     def start(self) -> RedisServer:
         """Start (or restart) the server on the same port."""
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             *(("--appendonly", "yes", "--appendfsync", "always") if self.appendonly else ("--appendonly", "no")),
              "--dir", self.workdir, "--protected-mode", "yes", "--loglevel", "warning"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )

@@ -9,7 +9,7 @@ from marshmallow import Schema, fields, validate
 
 from drizzle_gateway import Gateway, Limits, Topic
 from examples.todo.app import make_gateway as make_todo_gateway
-from tests.resources import TEST_RESOURCES, TEST_TOPICS, Author
+from tests.resources import TEST_RESOURCES, TEST_TOPICS, Author, Message
 
 
 def make_gateway() -> Gateway:
@@ -58,3 +58,10 @@ def make_flow_gateway() -> Gateway:
     """A ``bulk`` topic clients may publish to; a small send queue (256 KiB) and a 1 s send timeout."""
     return Gateway(topics=[Topic("bulk", Bulk, client_publish=True)],
                    limits=Limits(send_queue_bytes=256 * 1024, send_timeout=1.0))
+
+
+def make_history_gateway() -> Gateway:
+    """`make_unthrottled_gateway` plus ``feed.{room}``, a topic with history (1,000 events) clients may publish to."""
+    gateway = make_unthrottled_gateway()
+    gateway.add_topic(Topic("feed.{room}", Message, history=1000, client_publish=True))
+    return gateway

@@ -31,7 +31,7 @@ FUZZ_LIMITS = Limits(max_frame_bytes=64 * 1024, rate=None, action_timeout=2.0)
 SAFE_ACTIONS = [("todos", "create"), ("todos", "get"), ("todos", "update"), ("todos", "list"),
                 ("todos", "delete"), ("lab", "plain"), ("lab", "legacy"), ("lab", "refuse"),
                 ("lab", "whoami"), ("nope", "create"), ("todos", "nope")]
-BUILTINS = ["__ping__", "__schema__", "__subscribe__", "__unsubscribe__", "__publish__", "__auth__",
+BUILTINS = ["__ping__", "__schema__", "__subscribe__", "__unsubscribe__", "__publish__", "__auth__", "__history__",
             "__nope__"]
 
 json_scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)

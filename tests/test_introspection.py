@@ -42,7 +42,8 @@ async def test_schema_describes_resources_actions_and_topics(connect):
     message = resolve(document, topics["chat.{room}"]["payload"])
     assert message["properties"]["text"]["maxLength"] == 100
     assert {b["name"] for b in document["builtins"]} == {
-        "__ping__", "__schema__", "__subscribe__", "__unsubscribe__", "__publish__", "__auth__"}
+        "__ping__", "__schema__", "__subscribe__", "__unsubscribe__", "__publish__", "__auth__",
+        "__history__"}
 
 
 @pytest.mark.gen_test

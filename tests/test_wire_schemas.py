@@ -8,8 +8,21 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
+from drizzle_gateway import Topic
+from tests.resources import Message
+from tests.serve_app import make_gateway as make_test_gateway
+
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 KINDS = ("request", "reply", "error", "event")
+REPLY_DATA = ("subscribe-reply", "history-reply")
+
+
+@pytest.fixture
+def gateway():
+    """The test gateway plus a topic with history (``feed.{room}``)."""
+    gw = make_test_gateway()
+    gw.add_topic(Topic("feed.{room}", Message, history=10))
+    return gw
 
 
 def validator(kind: str) -> Draft202012Validator:
@@ -18,7 +31,7 @@ def validator(kind: str) -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", KINDS + REPLY_DATA)
 def test_example_frames_match_their_schema(kind):
     examples = json.loads((SCHEMAS / "examples" / f"{kind}.json").read_text())
     check = validator(kind)
@@ -49,3 +62,31 @@ async def test_real_frames_match_the_schemas(gateway, raw):
     await sock.ask({"request_id": "s", "action": "__subscribe__", "data": {"topic": "chat.lobby"}})
     await gateway.publish("chat.lobby", {"author": {"name": "ada"}, "text": "hi"})
     event.validate(await sock.recv())
+
+
+@pytest.mark.gen_test
+async def test_real_history_frames_match_the_schemas(gateway, raw):
+    reply, event = validator("reply"), validator("event")
+    subscribed, history = validator("subscribe-reply"), validator("history-reply")
+    sock = await raw()
+    answer = await sock.ask({"request_id": 1, "action": "__subscribe__", "data": {"topic": "feed.lobby"}})
+    reply.validate(answer)
+    subscribed.validate(answer["data"])
+    position = {"epoch": answer["data"]["epoch"], "offset": 0}
+    await gateway.publish("feed.lobby", {"author": {"name": "ada"}, "text": "hi"})
+    live = await sock.recv()
+    event.validate(live)
+    assert live["offset"] == 1
+    again = await raw()
+    replayed = await again.ask({"request_id": 2, "action": "__subscribe__",
+                                "data": {"topic": "feed.lobby", "since": position, "fields": ["text"]}})
+    event.validate(replayed)
+    assert replayed == {"topic": "feed.lobby", "data": {"text": "hi"}, "offset": 1}
+    answer = await again.recv()
+    subscribed.validate(answer["data"])
+    assert answer["data"]["recovered"] is True
+    answer = await again.ask({"request_id": 3, "action": "__history__",
+                              "data": {"topic": "feed.lobby", "since": position, "limit": 5}})
+    reply.validate(answer)
+    history.validate(answer["data"])
+    assert [e["offset"] for e in answer["data"]["events"]] == [1]

@@ -1,17 +1,21 @@
-"""The broker interface: publish to a channel, listen to a channel."""
+"""The broker interface: publish to a channel, listen to a channel, and (optionally) keep history."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-Listener = Callable[[str, Any], Awaitable[None] | None]
+from ..history import Page, Position, Retention
+
+Listener = Callable[..., Awaitable[None] | None]
 """Called with (channel, data) for each message: a `Published` from this process, dumped data from others.
 
-It may return an awaitable when local subscribers are congested: a broker's
-``publish`` awaits it, so a publisher is slowed to what its readers take; a
-broker reading other processes' messages drops it (its connection carries
-every channel, so it keeps reading).
+Messages of channels with history come as (channel, data, position), a
+`Position` holding the channel's epoch and the event's offset. It may
+return an awaitable when local subscribers are congested: a broker's
+``publish`` awaits it, so a publisher is slowed to what its readers take;
+a broker reading other processes' messages drops it (its connection
+carries every channel, so it keeps reading).
 """
 
 
@@ -35,3 +39,23 @@ class Broker(Protocol):
 
     async def close(self) -> None:
         """Release connections and tasks."""
+
+
+class HistoryBroker(Broker, Protocol):
+    """A broker that also numbers and retains the events of channels with history.
+
+    Every process it spans must agree on a channel's offsets and epoch.
+    """
+
+    async def publish_logged(self, channel: str, data: Any, retention: Retention) -> int | None:
+        """Append ``data`` to the channel's history, then deliver it as (channel, data, position).
+
+        Returns its offset, or None when the broker numbers it later (Redis, asynchronously).
+        """
+
+    async def history(self, channel: str, retention: Retention, since: Position | None = None,
+                      limit: int | None = None) -> Page:
+        """The retained events after ``since`` (see `Page`), or the last ``limit`` without it."""
+
+    async def position(self, channel: str, retention: Retention) -> Position:
+        """The channel's epoch and latest offset."""

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from ..history import Clock, Page, Position, Retention, Ring
 from .base import Listener
 
 
 class MemoryBroker:
-    """In-process fan-out; the default when a Gateway is given no broker."""
+    """In-process fan-out; the default when a Gateway is given no broker.
 
-    def __init__(self) -> None:
+    Channels with history keep a bounded `Ring` each, whose epoch lives as
+    long as the process. ``clock`` times ``history_ttl`` (tests inject one).
+    """
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
         self._listeners: dict[str, Listener] = {}
+        self._rings: dict[str, Ring] = {}
+        self._clock = clock
 
     async def publish(self, channel: str, data: Any) -> None:
         """Hand ``data`` to the channel's listener at once; wait while its readers are congested."""
@@ -20,6 +28,32 @@ class MemoryBroker:
             congested = listener(channel, data)
             if congested is not None:
                 await congested
+
+    async def publish_logged(self, channel: str, data: Any, retention: Retention) -> int | None:
+        """Append ``data`` to the channel's ring, then hand it to the listener with its position."""
+        ring = self._ring(channel, retention)
+        offset = ring.append(data)
+        listener = self._listeners.get(channel)
+        if listener is not None:
+            congested = listener(channel, data, Position(ring.epoch, offset))
+            if congested is not None:
+                await congested
+        return offset
+
+    async def history(self, channel: str, retention: Retention, since: Position | None = None,
+                      limit: int | None = None) -> Page:
+        """Read the channel's ring (see `Ring.read`)."""
+        return self._ring(channel, retention).read(since, limit)
+
+    async def position(self, channel: str, retention: Retention) -> Position:
+        """The channel's epoch and latest offset."""
+        return self._ring(channel, retention).position
+
+    def _ring(self, channel: str, retention: Retention) -> Ring:
+        ring = self._rings.get(channel)
+        if ring is None:
+            ring = self._rings[channel] = Ring(retention, self._clock)
+        return ring
 
     async def subscribe(self, channel: str, listener: Listener) -> None:
         """Register the process's listener for ``channel``."""
@@ -30,5 +64,5 @@ class MemoryBroker:
         self._listeners.pop(channel, None)
 
     async def close(self) -> None:
-        """Forget every channel."""
+        """Forget every channel (histories are kept: closing is not a restart)."""
         self._listeners.clear()

@@ -11,13 +11,22 @@ When Redis goes away the gateway keeps serving: local delivery goes on,
 publishes wait in a bounded outbox (the oldest are dropped when it is
 full), the outage is logged once, and a supervisor reconnects with backoff
 and re-subscribes every channel that still has local subscribers.
+
+Channels with history go another way (see `redis_streams`): a publish is
+one script that numbers the event, appends it to the channel's stream and
+PUBLISHes it, so every process, the publishing one included, delivers it
+from pub/sub with its offset. A process that finds a gap in the offsets
+(it was disconnected, or re-subscribed after an outage) reads the missing
+events from the stream before going on, so none is skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
+import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable
@@ -30,7 +39,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from ..history import Page, Position, Retention
 from ..protocol import decode, encode
+from . import redis_streams
 from .base import Listener
 
 logger = logging.getLogger("drizzle_gateway")
@@ -82,7 +93,11 @@ class RedisBroker:
         self._header = f"{self.origin} ".encode()
         self._prefix_bytes = prefix.encode()
         self._listeners: dict[str, Listener] = {}
-        self._outbox: deque[tuple[str, bytes]] = deque()
+        self._outbox: deque[tuple[str, bytes, Retention | None, int]] = deque()
+        self._sequence = itertools.count(1)  # numbers publishes with history: a resend is applied once
+        self._positions: dict[str, Position] = {}  # channels with history: the last event delivered here
+        self._retentions: dict[str, Retention] = {}
+        self._unknown_since: dict[str, float] = {}  # subscribed while Redis was down: since when (unix time)
         self._outbox_ready = asyncio.Event()
         self._up = asyncio.Event()
         self._attempt: asyncio.Future | None = None
@@ -119,6 +134,11 @@ class RedisBroker:
         message = self._header + encode(data).encode()
         listener = self._listeners.get(channel)
         congested = listener(channel, data) if listener is not None else None
+        self._enqueue(self.prefix + channel, message, None)
+        if congested is not None:
+            await congested
+
+    def _enqueue(self, name: str, message: bytes, retention: Retention | None) -> None:
         self._start()
         if len(self._outbox) >= self.max_pending:
             self._outbox.popleft()
@@ -126,11 +146,53 @@ class RedisBroker:
             if self._dropped == 1:
                 logger.warning("redis outbox full (%d publishes): dropping the oldest until redis catches up",
                                self.max_pending)
-        self._outbox.append((self.prefix + channel, message))
+        self._outbox.append((name, message, retention, next(self._sequence) if retention is not None else 0))
         self._idle.clear()
         self._outbox_ready.set()
-        if congested is not None:
-            await congested
+
+    async def publish_logged(self, channel: str, data: Any, retention: Retention) -> None:
+        """Queue ``data`` for the channel's stream; every process (this one too) delivers it from Redis.
+
+        Returns at once: the offset is given by Redis when the publish is
+        sent, which waits for Redis while it is down (bounded by ``max_pending``).
+        """
+        self._enqueue(channel, encode(data).encode(), retention)
+
+    async def history(self, channel: str, retention: Retention, since: Position | None = None,
+                      limit: int | None = None) -> Page:
+        """The channel's retained events, read from its stream (see `Page`)."""
+        found = await self._read_stream(channel, retention, since, limit)
+        if since is not None and since.epoch != found.position.epoch:
+            found = await self._read_stream(channel, retention, None, limit)
+            return Page(found.position, found.events, complete=False)
+        return found
+
+    async def position(self, channel: str, retention: Retention) -> Position:
+        """The channel's epoch and latest offset, as Redis has them; also where this process starts from."""
+        listening = channel in self._listeners
+        if listening:
+            self._retentions[channel] = retention
+        try:
+            position = (await self._read_stream(channel, retention, None, 0)).position
+        except Exception:
+            if listening and channel not in self._positions:
+                self._unknown_since.setdefault(channel, time.time())
+            raise
+        if listening:
+            self._unknown_since.pop(channel, None)
+            last = self._positions.get(channel)
+            if last is None or last.epoch != position.epoch or last.offset < position.offset:
+                self._positions[channel] = position
+        return position
+
+    async def _read_stream(self, channel: str, retention: Retention, since: Position | None,
+                           limit: int | None, newer_than: float | None = None) -> Page:
+        self._start()
+        count = limit if limit is not None else (retention.size if since is None else 2 * retention.size + 100)
+        args = redis_streams.read_args(self.prefix, channel, since.offset if since is not None else None, count)
+        assert self._publisher is not None
+        answer = await self._bounded(self._publisher.eval(redis_streams.READ, *args))
+        return redis_streams.page(answer, retention, since, limit, newer_than)
 
     async def subscribe(self, channel: str, listener: Listener) -> None:
         """Listen to ``channel``; in effect on return unless Redis is down (then on reconnect)."""
@@ -157,6 +219,9 @@ class RedisBroker:
     async def unsubscribe(self, channel: str) -> None:
         """Stop listening to ``channel`` in this process."""
         self._listeners.pop(channel, None)
+        self._positions.pop(channel, None)
+        self._retentions.pop(channel, None)
+        self._unknown_since.pop(channel, None)
         name = self.prefix + channel
         if name not in self._subscribed:
             return
@@ -289,6 +354,7 @@ class RedisBroker:
         loop = asyncio.get_running_loop()
         last_heard = loop.time()
         ping_sent: float | None = None
+        await self._catch_up()
         while not self._closed:
             message = await self._pubsub.get_message(timeout=min(self.timeout, self.health_interval))
             now = loop.time()
@@ -296,15 +362,19 @@ class RedisBroker:
                 last_heard, ping_sent = now, None
                 # Local readers that fall behind are not waited for here: this connection carries every
                 # channel (and the subscribe confirmations). Their frames wait, shared, in their outboxes,
-                # and a reader that stays behind for send_timeout is closed as a slow consumer.
-                self._handle(message)
+                # and a reader that stays behind for send_timeout is closed as a slow consumer. Only the
+                # missed events of a channel with history are awaited, read from its stream, to keep order.
+                gap = self._handle(message)
+                if gap is not None:
+                    await gap
             elif ping_sent is not None and now - ping_sent > self.timeout:
                 raise TimeoutError(f"no answer to a ping within {self.timeout}s")
             elif ping_sent is None and now - last_heard > self.health_interval:
                 ping_sent = now
                 await self._bounded(self._pubsub.ping())
 
-    def _handle(self, message: dict) -> None:
+    def _handle(self, message: dict) -> Awaitable[None] | None:
+        """Dispatch one pub/sub message; an awaitable when missed events must be read first."""
         kind = message["type"]
         if kind == "subscribe":
             waiters = self._confirming.get(message["channel"])
@@ -318,10 +388,14 @@ class RedisBroker:
         if kind != "message":
             return
         payload: bytes = message["data"]
-        if payload[_ORIGIN_LENGTH:_ORIGIN_LENGTH + 1] != b" " or payload.startswith(self._header):
-            return  # our own publish (delivered locally already), or not ours to read
+        if payload[_ORIGIN_LENGTH:_ORIGIN_LENGTH + 1] != b" ":
+            return None  # not ours to read
         name: bytes = message["channel"]
         channel = name[len(self._prefix_bytes):].decode()
+        if payload[_ORIGIN_LENGTH + 1] == redis_streams.LOGGED_MARK:
+            return self._handle_logged(channel, payload[_ORIGIN_LENGTH + 1:])
+        if payload.startswith(self._header):
+            return None  # our own publish, delivered locally already
         listener = self._listeners.get(channel)
         if listener is None:
             return
@@ -334,6 +408,85 @@ class RedisBroker:
             listener(channel, data)
         except Exception:
             logger.exception("delivering a message from redis on %s failed", channel)
+
+    def _handle_logged(self, channel: str, body: bytes) -> Awaitable[None] | None:
+        """Deliver one numbered event; after a gap, the missing ones first (read from the stream)."""
+        listener = self._listeners.get(channel)
+        if listener is None:
+            return None
+        try:
+            position, payload = redis_streams.parse_logged(body)
+            data = decode(payload)
+        except ValueError:
+            logger.warning("ignored a malformed history message on redis channel %r", channel)
+            return None
+        last = self._positions.get(channel)
+        if last is not None and last.epoch == position.epoch:
+            if position.offset <= last.offset:
+                return None  # delivered already (read from the stream after a gap)
+            if position.offset > last.offset + 1 and channel in self._retentions:
+                return self._fill_gap(channel, last, position, data)
+        self._deliver_logged(listener, channel, data, position)
+        return None
+
+    def _deliver_logged(self, listener: Listener, channel: str, data: Any, position: Position) -> None:
+        """Hand one numbered event to the local fan-out (which never makes this reader wait; see `_read`)."""
+        self._positions[channel] = position
+        try:
+            listener(channel, data, position)
+        except Exception:
+            logger.exception("delivering a message from redis on %s failed", channel)
+
+    async def _fill_gap(self, channel: str, last: Position, position: Position | None, data: Any) -> None:
+        """Read the events after ``last`` from the stream and deliver them, then (if given) the one at ``position``."""
+        retention = self._retentions[channel]
+        try:
+            found = await self.history(channel, retention, last)
+        except Exception as exc:
+            logger.warning("could not read the missed events of %s from redis (%s)", channel, exc)
+            found = None
+        if found is not None:
+            for logged in found.events:
+                listener = self._listeners.get(channel)
+                current = self._positions.get(channel)
+                if listener is None or (current is not None and current.epoch == found.position.epoch
+                                        and logged.offset <= current.offset):
+                    continue
+                self._deliver_logged(listener, channel, logged.data, Position(found.position.epoch, logged.offset))
+        listener = self._listeners.get(channel)
+        current = self._positions.get(channel)
+        if position is not None and listener is not None and (
+                current is None or current.epoch != position.epoch or current.offset < position.offset):
+            self._deliver_logged(listener, channel, data, position)
+
+    async def _catch_up(self) -> None:
+        """After a reconnect: deliver what each channel with history missed while pub/sub was down.
+
+        A channel first subscribed while Redis was down has no position to
+        start from: it gets the retained events Redis stamped after that
+        moment (Redis's clock against this host's).
+        """
+        for channel, last in list(self._positions.items()):
+            if channel in self._retentions and channel in self._listeners:
+                await self._fill_gap(channel, last, None, None)
+        for channel, since in list(self._unknown_since.items()):
+            retention = self._retentions.get(channel)
+            if retention is None or channel not in self._listeners:
+                continue
+            try:
+                found = await self._read_stream(channel, retention, None, None, newer_than=since)
+            except Exception as exc:
+                logger.warning("could not read the events of %s from redis (%s)", channel, exc)
+                continue
+            del self._unknown_since[channel]
+            for logged in found.events:
+                listener = self._listeners.get(channel)
+                if listener is not None:
+                    self._deliver_logged(listener, channel, logged.data,
+                                         Position(found.position.epoch, logged.offset))
+            current = self._positions.get(channel)
+            if current is None or current.epoch != found.position.epoch:
+                self._positions[channel] = found.position
 
     async def _send_outbox(self) -> None:
         """The one ordered path to Redis: batches of PUBLISH in one pipeline each."""
@@ -348,8 +501,12 @@ class RedisBroker:
             try:
                 assert self._publisher is not None
                 pipe = self._publisher.pipeline(transaction=False)
-                for name, message in batch:
-                    pipe.publish(name, message)
+                for name, message, retention, sequence in batch:
+                    if retention is None:
+                        pipe.publish(name, message)
+                    else:
+                        pipe.eval(redis_streams.APPEND, *redis_streams.append_args(
+                            self.prefix, name, message, retention, self.origin, sequence))
                 await self._bounded(pipe.execute())
             except Exception as exc:
                 self._outbox.extendleft(reversed(batch))

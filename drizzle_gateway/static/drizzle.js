@@ -15,7 +15,10 @@
  * heartbeats, and after a dropped connection reconnects with jittered exponential
  * backoff and re-subscribes everything. Requests that are safe to send twice
  * (subscribe, unsubscribe, ping, schema) are sent again after a `RATE_LIMITED`,
- * once its `retry_after` has passed. The pure parts (backoff, close-code policy,
+ * once its `retry_after` has passed. On topics with history the client remembers
+ * each channel's epoch and last offset, re-subscribes with `since` so the events
+ * missed while disconnected arrive first, never hands an offset to a handler twice,
+ * and emits "recovery" (`recovered: false`: events were lost). The pure parts (backoff, close-code policy,
  * request tracking, heartbeat decision, retry policy) are exported for tests and
  * for other clients.
  *
@@ -237,7 +240,7 @@ export class Heartbeat {
 /**
  * Split frames from the server into events and replies.
  * @param {string} text
- * @returns {{kind: "event", topic: string, data: *} | {kind: "reply", frame: Object} | {kind: "junk"}}
+ * @returns {{kind: "event", topic: string, data: *, offset?: number, epoch?: string} | {kind: "reply", frame: Object} | {kind: "junk"}}
  */
 export function classifyFrame(text) {
   let frame;
@@ -248,7 +251,10 @@ export function classifyFrame(text) {
   }
   if (frame === null || typeof frame !== "object" || Array.isArray(frame)) return { kind: "junk" };
   if (typeof frame.topic === "string" && !("request_id" in frame)) {
-    return { kind: "event", topic: frame.topic, data: frame.data };
+    const event = { kind: "event", topic: frame.topic, data: frame.data };
+    if (Number.isInteger(frame.offset)) event.offset = frame.offset;
+    if (typeof frame.epoch === "string") event.epoch = frame.epoch;
+    return event;
   }
   if ("request_id" in frame) return { kind: "reply", frame };
   return { kind: "junk" };
@@ -400,7 +406,21 @@ export class RetryLine {
 /**
  * @typedef {Object} EventMeta
  * @property {string} topic the concrete channel the event came on
+ * @property {number} [offset] topics with history: the event's offset in its channel
  */
+
+/**
+ * @typedef {Object} Position
+ * @property {string} epoch the channel's epoch (changes when its history is lost)
+ * @property {number} offset the offset of the last event delivered
+ */
+
+/**
+ * @typedef {Object} RecoveryInfo
+ * @property {string} topic
+ * @property {boolean} recovered false: events were lost while disconnected; reload state
+ * @property {string} epoch
+ * @property {number} offset
 
 /**
  * @callback EventHandler
@@ -477,6 +497,10 @@ export class Drizzle {
     this.state = "connecting";
     /** @type {Map<string, Set<Subscription>>} */
     this.subscriptions = new Map();
+    /** @type {Map<string, Position>} topics with history: where each subscription stands */
+    this.positions = new Map();
+    /** @type {Map<number, string>} request ids of `__subscribe__` in flight, and their topics */
+    this.subscribing = new Map();
     this.listeners = new Map();
     this.socket = null;
     this.attempt = 0;
@@ -490,9 +514,12 @@ export class Drizzle {
 
   /**
    * Listen to "open", "close" (with a CloseInfo), "reconnect" (after re-subscribing),
-   * "state" (with the new state) or "error" (a DrizzleError, e.g. a re-subscribe the
-   * server refused); returns a function that stops listening.
-   * @param {"open"|"close"|"reconnect"|"state"|"error"} type
+   * "state" (with the new state), "error" (a DrizzleError, e.g. a re-subscribe the
+   * server refused) or "recovery" (a RecoveryInfo, for each topic with history
+   * re-subscribed after a reconnect, or whose history the server lost:
+   * `recovered: false` means events were lost);
+   * returns a function that stops listening.
+   * @param {"open"|"close"|"reconnect"|"state"|"error"|"recovery"} type
    * @param {(detail: *) => void} listener
    * @returns {() => void}
    */
@@ -583,6 +610,11 @@ export class Drizzle {
 
   _send(socket, frame, timeout = this.timeout) {
     const { id, promise } = this.requests.open(timeout);
+    if (frame.action === "__subscribe__") {
+      this.subscribing.set(id, frame.data.topic);
+      const done = () => this.subscribing.delete(id);
+      promise.then(done, done);
+    }
     try {
       socket.send(JSON.stringify({ request_id: id, ...frame }));
     } catch (error) {
@@ -621,9 +653,21 @@ export class Drizzle {
     group.delete(subscription);
     if (group.size > 0) return;
     this.subscriptions.delete(subscription.topic);
+    this.positions.delete(subscription.topic);
     if (this._isOpen()) {
       await this.request({ action: "__unsubscribe__", data: { topic: subscription.topic } });
     }
+  }
+
+  /**
+   * Where the subscription to `topic` stands, on a topic with history: the channel's
+   * epoch and the offset of the last event delivered (undefined otherwise).
+   * @param {string} topic
+   * @returns {Position|undefined}
+   */
+  position(topic) {
+    const position = this.positions.get(topic);
+    return position === undefined ? undefined : { ...position };
   }
 
   /**
@@ -777,8 +821,13 @@ export class Drizzle {
         const [topic, group] = todo.shift();
         if (this.subscriptions.get(topic) !== group) continue; // unsubscribed meanwhile
         const fields = [...group].at(-1)?.fields;
+        const since = this.positions.get(topic);
         try {
-          await this._sendRetrying(socket, { action: "__subscribe__", data: subscribeData(topic, fields) });
+          const reply = await this._sendRetrying(socket,
+            { action: "__subscribe__", data: subscribeData(topic, fields, since) });
+          if (since !== undefined && reply !== null && typeof reply === "object" && "recovered" in reply) {
+            this._emit("recovery", { topic, recovered: reply.recovered, epoch: reply.epoch, offset: reply.offset });
+          }
         } catch (error) {
           refused.push({ topic, group, error });
         }
@@ -793,14 +842,33 @@ export class Drizzle {
     this.heartbeat?.heard(this.now());
     const frame = classifyFrame(text);
     if (frame.kind === "event") {
+      const meta = { topic: frame.topic };
+      if (frame.offset !== undefined) {
+        const last = this.positions.get(frame.topic);
+        if (frame.epoch !== undefined && frame.epoch !== last?.epoch) {
+          // the channel's history was lost (e.g. Redis restarted without persistence): events may be missing
+          this.positions.set(frame.topic, { epoch: frame.epoch, offset: frame.offset });
+          this._emit("recovery", { topic: frame.topic, recovered: false, epoch: frame.epoch, offset: frame.offset });
+        } else if (last !== undefined) {
+          if (frame.offset <= last.offset) return; // delivered already (replayed again after a reconnect)
+          this.positions.set(frame.topic, { epoch: last.epoch, offset: frame.offset });
+        }
+        meta.offset = frame.offset;
+      }
       for (const subscription of [...(this.subscriptions.get(frame.topic) ?? [])]) {
         try {
-          subscription.handler(frame.data, { topic: frame.topic });
+          subscription.handler(frame.data, { ...meta });
         } catch (error) {
           console.error("drizzle event handler failed", error);
         }
       }
     } else if (frame.kind === "reply") {
+      const topic = this.subscribing.get(frame.frame.request_id);
+      const data = frame.frame.data;
+      if (topic !== undefined && data !== null && typeof data === "object" && typeof data.epoch === "string") {
+        // the reply's position is where live events take over from replayed ones
+        this.positions.set(topic, { epoch: data.epoch, offset: data.offset });
+      }
       this.requests.settle(frame.frame);
     }
   }
@@ -872,9 +940,10 @@ function isClientError(error) {
   return error instanceof DrizzleError && Object.values(ClientErrorCode).includes(error.code);
 }
 
-function subscribeData(topic, fields) {
+function subscribeData(topic, fields, since = undefined) {
   const data = { topic };
   if (fields !== undefined) data.fields = [...fields];
+  if (since !== undefined) data.since = { epoch: since.epoch, offset: since.offset };
   return data;
 }
 

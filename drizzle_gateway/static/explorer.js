@@ -285,7 +285,7 @@ function buildFrom(pattern) {
 }
 
 /** Built-in actions whose input names a channel: pre-filled with one of the contract's topics. */
-const CHANNEL_BUILTINS = new Set(["__subscribe__", "__unsubscribe__", "__publish__"]);
+const CHANNEL_BUILTINS = new Set(["__subscribe__", "__unsubscribe__", "__publish__", "__history__"]);
 
 /**
  * The pre-filled input of an action: `skeleton` of its input schema; for the channel
@@ -301,7 +301,7 @@ export function prefill(act, contract, options = {}) {
   if (!CHANNEL_BUILTINS.has(act.name) || !value || typeof value !== "object") return value;
   const topics = contract.topics ?? [];
   const allowed = act.name === "__publish__" ? topics.filter((t) => t.client_publish)
-    : act.name === "__subscribe__" ? topics.filter((t) => t.client_subscribe) : topics;
+    : act.name === "__subscribe__" || act.name === "__history__" ? topics.filter((t) => t.client_subscribe) : topics;
   const topic = allowed[0] ?? topics[0];
   if (!topic) return value;
   value.topic = defaultChannel(topic.name);
@@ -607,8 +607,9 @@ export async function main(document) {
 
     const renderLog = () => {
       const entry = state.subscriptions.get(channel.value);
-      log.replaceChildren(...(entry?.events ?? []).map(({ at, data }) =>
-        el("li", {}, el("time", {}, at), el("pre", {}, pretty(data)))));
+      log.replaceChildren(...(entry?.events ?? []).map(({ at, data, offset }) =>
+        el("li", {}, el("time", {}, at), offset === undefined ? null : el("span", { class: "offset" }, `#${offset}`),
+          el("pre", {}, pretty(data)))));
     };
     const renderSubscription = (problemText) => {
       const name = channel.value;
@@ -645,8 +646,8 @@ export async function main(document) {
       try {
         await previous?.sub.unsubscribe();
         state.subscriptions.delete(name);
-        entry.sub = await state.dz.subscribe(name, (data) => {
-          entry.events.unshift({ at: new Date().toLocaleTimeString(), data });
+        entry.sub = await state.dz.subscribe(name, (data, meta) => {
+          entry.events.unshift({ at: new Date().toLocaleTimeString(), data, offset: meta.offset });
           if (channel.value === name) renderLog();
         }, { fields: chosenFields("topic") });
       } catch (error) {

@@ -116,6 +116,8 @@ test("prefill gives the channel built-ins a real channel and a payload of its to
   assert.deepEqual(prefill({ name: "__publish__", input: publishInput }, contract),
     { topic: "chat.room", payload: { name: "name", email: "ada@example.com" } });
   assert.deepEqual(prefill({ name: "__subscribe__", input: subscribeInput }, contract), { topic: "todos", fields: null });
+  const historyInput = { type: "object", properties: { topic: { type: "string" }, limit: { type: ["integer", "null"], default: null } } };
+  assert.deepEqual(prefill({ name: "__history__", input: historyInput }, contract), { topic: "todos", limit: null });
   assert.equal(prefill({ name: "__ping__", input: null }, contract), undefined);
 });
 

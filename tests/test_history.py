@@ -1,0 +1,272 @@
+"""Channels with history: offsets, epochs, recovery on subscribe, and ``__history__`` (memory broker)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+from marshmallow import ValidationError
+
+from drizzle_gateway import Gateway, Topic
+from drizzle_gateway.brokers import MemoryBroker
+from drizzle_gateway.history import Position, Retention, Ring
+from tests.resources import Message
+
+TTL = 60.0
+
+
+class FakeClock:
+    """A clock the test moves by hand (``history_ttl`` is timed by it)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def gateway(clock: FakeClock) -> Gateway:
+    """Topics with history (5 events, for TTL seconds), one without, and permission variants."""
+    return Gateway(
+        topics=[
+            Topic("feed.{room}", Message, history=5, history_ttl=TTL, client_publish=True),
+            Topic("vault.{room}", Message, history=5, can_subscribe=lambda user, params: params["room"] == "open"),
+            Topic("sealed", Message, history=5, client_subscribe=False),
+            Topic("plain", Message),
+        ],
+        broker=MemoryBroker(clock=clock),
+    )
+
+
+def message(seq: int) -> dict:
+    return {"author": {"name": "ada"}, "text": f"m{seq}", "seq": seq}
+
+
+_ids = itertools.count(1)
+
+
+async def ask(sock, action: str, **data) -> dict:
+    """Send a built-in request; the events that came before its answer, and the answer."""
+    request_id = next(_ids)
+    await sock.send({"request_id": request_id, "action": action, "data": data})
+    events = []
+    while True:
+        frame = await asyncio.wait_for(sock.recv(), 5)
+        if frame.get("request_id") == request_id:
+            return {"events": events, "answer": frame}
+        events.append(frame)
+
+
+async def recv_events(sock, count: int) -> list[dict]:
+    return [await asyncio.wait_for(sock.recv(), 5) for _ in range(count)]
+
+
+async def assert_silent(sock) -> None:
+    """Nothing more arrives: a ping is answered before any stray event."""
+    got = await ask(sock, "__ping__")
+    assert got["events"] == [] and got["answer"]["data"] == "pong"
+
+
+async def publish(gateway: Gateway, seqs, room: str = "lobby") -> None:
+    for seq in seqs:
+        await gateway.publish("feed.{room}", message(seq), room=room)
+
+
+# -- the ring ---------------------------------------------------------------
+
+
+def test_ring_numbers_without_gaps_and_reports_what_it_lost():
+    clock = FakeClock()
+    ring = Ring(Retention(3, ttl=10), clock, epoch="e1")
+    assert [ring.append(n) for n in range(5)] == [1, 2, 3, 4, 5]
+    page = ring.read(Position("e1", 2))
+    assert page.complete and [e.offset for e in page.events] == [3, 4, 5]
+    assert not ring.read(Position("e1", 1)).complete  # offset 2 fell out of the ring
+    assert not ring.read(Position("other", 4)).complete
+    assert [e.offset for e in ring.read(limit=2).events] == [4, 5]
+    assert [e.offset for e in ring.read(Position("e1", 2), limit=1).events] == [3]
+    clock.now += 10
+    assert ring.read().events == [] and ring.position == Position("e1", 5)
+    assert ring.read(Position("e1", 5)).complete  # nothing missed, nothing needed
+    assert not ring.read(Position("e1", 4)).complete
+
+
+def test_history_needs_a_broker_that_keeps_it_and_a_size():
+    class NoHistory(MemoryBroker):
+        publish_logged = None
+
+    with pytest.raises(ValueError, match="cannot keep"):
+        Gateway(topics=[Topic("feed", Message, history=3)], broker=NoHistory())
+    with pytest.raises(ValueError):
+        Topic("feed", Message, history=0)
+    with pytest.raises(ValueError):
+        Topic("feed", Message, history_ttl=3)
+
+
+# -- over real sockets --------------------------------------------------------
+
+
+@pytest.mark.gen_test
+async def test_events_carry_consecutive_offsets_and_the_reply_the_position(gateway, raw):
+    first = await raw()
+    reply = (await ask(first, "__subscribe__", topic="feed.lobby"))["answer"]["data"]
+    assert reply["topic"] == "feed.lobby" and reply["offset"] == 0 and reply["epoch"]
+    await publish(gateway, [1, 2, 3])
+    events = await recv_events(first, 3)
+    assert [(e["topic"], e["offset"], e["data"]["seq"]) for e in events] == [
+        ("feed.lobby", 1, 1), ("feed.lobby", 2, 2), ("feed.lobby", 3, 3)]
+    second = await raw()
+    later = (await ask(second, "__subscribe__", topic="feed.lobby"))["answer"]["data"]
+    assert later == {"topic": "feed.lobby", "epoch": reply["epoch"], "offset": 3}
+    other_room = (await ask(second, "__subscribe__", topic="feed.kitchen"))["answer"]["data"]
+    assert other_room["offset"] == 0  # offsets count per concrete channel
+
+
+@pytest.mark.gen_test
+async def test_topics_without_history_stay_as_they_were(gateway, raw):
+    sock = await raw()
+    assert (await ask(sock, "__subscribe__", topic="plain"))["answer"]["data"] == {"topic": "plain"}
+    await gateway.publish("plain", message(1))
+    assert await sock.recv() == {"topic": "plain", "data": message(1)}
+
+
+@pytest.mark.gen_test
+async def test_since_replays_the_missed_events_with_fields_then_goes_live(gateway, raw):
+    watcher = await raw()
+    start = (await ask(watcher, "__subscribe__", topic="feed.lobby"))["answer"]["data"]
+    await publish(gateway, [1, 2])
+    await recv_events(watcher, 2)
+    await publish(gateway, [3, 4, 5])  # missed by the client below, which saw up to 2
+    back = await raw()
+    got = await ask(back, "__subscribe__", topic="feed.lobby", fields=["seq"],
+                    since={"epoch": start["epoch"], "offset": 2})
+    assert got["events"] == [{"topic": "feed.lobby", "offset": n, "data": {"seq": n}} for n in (3, 4, 5)]
+    assert got["answer"]["data"] == {"topic": "feed.lobby", "epoch": start["epoch"], "offset": 5,
+                                     "recovered": True}
+    await publish(gateway, [6])
+    assert await back.recv() == {"topic": "feed.lobby", "offset": 6, "data": {"seq": 6}}
+    await assert_silent(back)
+
+
+@pytest.mark.gen_test
+async def test_recovery_while_publishing_has_no_gap_and_no_duplicate(gateway, raw):
+    sock = await raw()
+    start = (await ask(sock, "__subscribe__", topic="feed.lobby"))["answer"]["data"]
+    await publish(gateway, [1])
+    await recv_events(sock, 1)
+    back = await raw()
+
+    started = asyncio.Event()
+
+    async def publisher():
+        for seq in range(2, 40):
+            await publish(gateway, [seq])
+            started.set()
+            await asyncio.sleep(0.002)
+
+    running = asyncio.ensure_future(publisher())
+    await asyncio.wait_for(started.wait(), 5)
+    got = await ask(back, "__subscribe__", topic="feed.lobby", since={"epoch": start["epoch"], "offset": 1})
+    await running
+    assert got["answer"]["data"]["recovered"] is True
+    seen = [e["offset"] for e in got["events"]]
+    seen += [e["offset"] for e in await recv_events(back, 39 - got["answer"]["data"]["offset"])]
+    assert seen[0] == 2 and seen == sorted(set(seen)) and seen[-1] == 39 and len(seen) == 38
+    await assert_silent(back)
+
+
+@pytest.mark.gen_test
+async def test_another_epoch_is_not_recovered_and_the_subscription_is_live(gateway, raw):
+    await publish(gateway, [1, 2])
+    sock = await raw()
+    got = await ask(sock, "__subscribe__", topic="feed.lobby", since={"epoch": "gone", "offset": 1})
+    assert got["events"] == []
+    reply = got["answer"]["data"]
+    assert reply["recovered"] is False and reply["offset"] == 2 and reply["epoch"] != "gone"
+    await publish(gateway, [3])
+    assert (await sock.recv())["offset"] == 3
+
+
+@pytest.mark.gen_test
+async def test_a_gap_older_than_the_history_is_not_recovered(gateway, raw):
+    sock = await raw()
+    epoch = (await ask(sock, "__subscribe__", topic="feed.lobby"))["answer"]["data"]["epoch"]
+    await publish(gateway, range(1, 11))  # history keeps 6-10
+    back = await raw()
+    got = await ask(back, "__subscribe__", topic="feed.lobby", since={"epoch": epoch, "offset": 4})
+    assert got["events"] == [] and got["answer"]["data"]["recovered"] is False
+    assert got["answer"]["data"]["offset"] == 10
+    kept = await raw()
+    got = await ask(kept, "__subscribe__", topic="feed.lobby", since={"epoch": epoch, "offset": 5})
+    assert [e["offset"] for e in got["events"]] == [6, 7, 8, 9, 10] and got["answer"]["data"]["recovered"]
+
+
+@pytest.mark.gen_test
+async def test_history_ttl_expires_events(gateway, raw, clock):
+    sock = await raw()
+    epoch = (await ask(sock, "__subscribe__", topic="feed.lobby"))["answer"]["data"]["epoch"]
+    await publish(gateway, [1, 2])
+    clock.now += TTL / 2
+    await publish(gateway, [3])
+    clock.now += TTL / 2  # 1 and 2 are now TTL old: expired
+    got = await ask(sock, "__history__", topic="feed.lobby")
+    assert [e["offset"] for e in got["answer"]["data"]["events"]] == [3]
+    back = await raw()
+    lost = await ask(back, "__subscribe__", topic="feed.lobby", since={"epoch": epoch, "offset": 1})
+    assert lost["events"] == [] and lost["answer"]["data"]["recovered"] is False
+    kept = await ask(back, "__subscribe__", topic="feed.lobby", since={"epoch": epoch, "offset": 2})
+    assert [e["offset"] for e in kept["events"]] == [3] and kept["answer"]["data"]["recovered"] is True
+
+
+@pytest.mark.gen_test
+async def test_history_action_with_fields_since_and_limit(gateway, raw):
+    await publish(gateway, range(1, 5))
+    sock = await raw()
+    whole = (await ask(sock, "__history__", topic="feed.lobby"))["answer"]["data"]
+    assert [e["offset"] for e in whole["events"]] == [1, 2, 3, 4] and whole["offset"] == 4
+    assert whole["events"][0] == {"offset": 1, "data": message(1)} and "recovered" not in whole
+    page = (await ask(sock, "__history__", topic="feed.lobby", fields=["text"], limit=2,
+                      since={"epoch": whole["epoch"], "offset": 1}))["answer"]["data"]
+    assert page["events"] == [{"offset": 2, "data": {"text": "m2"}}, {"offset": 3, "data": {"text": "m3"}}]
+    assert page["recovered"] is True
+    last = (await ask(sock, "__history__", topic="feed.lobby", limit=1))["answer"]["data"]
+    assert [e["offset"] for e in last["events"]] == [4]
+    bad_fields = (await ask(sock, "__history__", topic="feed.lobby", fields=["colour"]))["answer"]
+    assert bad_fields["code"] == "INVALID_FIELDS"
+    no_history = (await ask(sock, "__history__", topic="plain"))["answer"]
+    assert no_history["code"] == "INVALID_DATA"
+    assert (await ask(sock, "__history__", topic="nowhere"))["answer"]["code"] == "TOPIC_NOT_FOUND"
+    assert (await ask(sock, "__history__", topic="feed.lobby", limit=0))["answer"]["code"] == "INVALID_DATA"
+
+
+@pytest.mark.gen_test
+async def test_history_action_has_the_permissions_of_subscribing(gateway, raw):
+    await gateway.publish("vault.{room}", message(1), room="open")
+    await gateway.publish("vault.{room}", message(2), room="shut")
+    await gateway.publish("sealed", message(3))
+    sock = await raw()
+    opened = (await ask(sock, "__history__", topic="vault.open"))["answer"]
+    assert [e["data"]["seq"] for e in opened["data"]["events"]] == [1]
+    for channel in ("vault.shut", "sealed"):
+        refused = (await ask(sock, "__history__", topic=channel))["answer"]
+        assert refused["code"] == "FORBIDDEN" and "data" not in refused
+        refused = (await ask(sock, "__subscribe__", topic=channel, since={"epoch": "x", "offset": 0}))["answer"]
+        assert refused["code"] == "FORBIDDEN"
+
+
+@pytest.mark.gen_test
+async def test_client_publish_gets_offsets_and_invalid_publish_takes_none(gateway, raw):
+    sock = await raw()
+    await ask(sock, "__subscribe__", topic="feed.lobby")
+    with pytest.raises(ValidationError):
+        await gateway.publish("feed.lobby", {"text": "no author"})
+    got = await ask(sock, "__publish__", topic="feed.lobby", payload=message(1))
+    event = got["events"][0] if got["events"] else await sock.recv()
+    assert event["offset"] == 1  # the refused publish used no offset

@@ -1,0 +1,238 @@
+"""Channels with history over Redis Streams: two gateway processes, one real redis-server.
+
+Offsets and epochs live in Redis, so every process agrees on them and a
+client recovers on any process. Redis is killed (-9) and restarted under a
+running publisher: without persistence, a subscriber either hears every
+acknowledged publish or is told its history was lost; with
+``--appendonly yes --appendfsync always`` nothing is lost at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from drizzle_gateway.client import Client, Position
+from tests.redis_support import GatewayProcess, RedisServer, eventually
+
+pytest.importorskip("redis")
+logger = logging.getLogger("tests.redis_history")
+
+TARGET = "tests.serve_app:make_history_gateway"
+
+
+def message(seq: int, author: str = "ada") -> dict:
+    return {"author": {"name": author}, "text": "hi", "seq": seq}
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["no-persistence", "appendonly"])
+def redis_server(request):
+    server = RedisServer(appendonly=request.param).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def gateways(redis_server):
+    """Two gateway processes on the module's Redis."""
+    processes = [GatewayProcess(redis_server.url, target=TARGET) for _ in range(2)]
+    try:
+        for process in processes:
+            process.wait_ready()
+        yield processes
+    finally:
+        for process in processes:
+            process.stop()
+            process.remove_log()
+
+
+@pytest.fixture
+def open_client(io_loop):
+    clients: list[Client] = []
+
+    async def _open(gateway: GatewayProcess) -> Client:
+        client = await Client(gateway.url, timeout=10).connect()
+        clients.append(client)
+        return client
+
+    yield _open
+    for client in clients:
+        if client._ws is not None:
+            client._ws.close()
+
+
+async def take(client: Client, count: int) -> list:
+    return [await client.next_event(10) for _ in range(count)]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_every_process_agrees_on_offsets_and_epoch(gateways, open_client):
+    first, second = await open_client(gateways[0]), await open_client(gateways[1])
+    one = await first.subscribe("feed.agree")
+    two = await second.subscribe("feed.agree")
+    assert one["epoch"] == two["epoch"]
+    for seq in range(1, 11):  # alternately through each process
+        await (first if seq % 2 else second).publish("feed.agree", message(seq))
+    heard = [[(event.offset, event.data["seq"]) for event in await take(client, 10)] for client in (first, second)]
+    assert heard[0] == heard[1]  # the same numbering everywhere
+    assert [offset for offset, _ in heard[0]] == list(range(one["offset"] + 1, one["offset"] + 11))
+    seqs = [seq for _, seq in heard[0]]
+    assert [s for s in seqs if s % 2] == [1, 3, 5, 7, 9] and [s for s in seqs if not s % 2] == [2, 4, 6, 8, 10]
+    history = await first.request({"action": "__history__", "data": {"topic": "feed.agree", "limit": 3}})
+    assert [(event["offset"], event["data"]["seq"]) for event in history["events"]] == heard[0][-3:]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_client_recovers_on_another_process(gateways, open_client):
+    client = await open_client(gateways[0])
+    publisher = await open_client(gateways[1])
+    await client.subscribe("feed.move")
+    await publisher.publish("feed.move", message(1))
+    assert [event.data["seq"] for event in await take(client, 1)] == [1]
+    client._ws.protocol.stream.close()  # dropped, as a phone changing network
+    for seq in range(2, 7):
+        await publisher.publish("feed.move", message(seq))
+    client.url = gateways[1].url  # the load balancer sends it to the other process
+    replies = await client.reconnect()
+    assert replies["feed.move"]["recovered"] is True
+    await publisher.publish("feed.move", message(7))
+    assert [event.data["seq"] for event in await take(client, 6)] == [2, 3, 4, 5, 6, 7]
+
+
+@pytest.mark.gen_test(timeout=90)
+@pytest.mark.timeout(120)
+async def test_redis_killed_and_restarted_under_a_publisher(gateways, redis_server, open_client):
+    """kill -9 Redis mid-stream, restart it: each subscriber hears every acknowledged publish or is told."""
+    channel = "feed.outage"
+    publisher = await open_client(gateways[0])
+    listeners = {"same process": await open_client(gateways[0]), "other process": await open_client(gateways[1])}
+    epochs = {name: (await client.subscribe(channel))["epoch"] for name, client in listeners.items()}
+    acknowledged: list[int] = []
+    heard: dict[str, list[int]] = {name: [] for name in listeners}
+    told: dict[str, list[str]] = {name: [] for name in listeners}
+    loop = asyncio.get_running_loop()
+
+    async def listen(name: str, client: Client) -> None:
+        while True:
+            event = await client.next_event(60)
+            heard[name].append(event.data["seq"])
+            if event.epoch is not None:
+                told[name].append(event.epoch)
+
+    tasks = [asyncio.ensure_future(listen(name, client)) for name, client in listeners.items()]
+    try:
+        for seq in range(1, 101):
+            await publisher.publish(channel, message(seq))
+            acknowledged.append(seq)
+            await asyncio.sleep(0.005)
+        redis_server.kill()  # mid-stream: the last publishes may be in flight anywhere
+        killed_at = loop.time()
+        for seq in range(101, 151):  # queued by the publishing process while Redis is down
+            await publisher.publish(channel, message(seq))
+            acknowledged.append(seq)
+            await asyncio.sleep(0.005)
+        redis_server.start()
+        for seq in range(151, 201):
+            await publisher.publish(channel, message(seq))
+            acknowledged.append(seq)
+            await asyncio.sleep(0.005)
+        assert await eventually(lambda: _heard_all(heard, 200), 20), (
+            f"after {loop.time() - killed_at:.1f}s: {[len(h) for h in heard.values()]} heard")
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for name in listeners:
+        lost = sorted(set(acknowledged) - set(heard[name]))
+        duplicated = len(heard[name]) - len(set(heard[name]))
+        logger.info("appendonly=%s %s: lost %d, duplicated %d, told history lost %d times",
+                    redis_server.appendonly, name, len(lost), duplicated, len(told[name]))
+        assert duplicated == 0
+        assert heard[name] == sorted(heard[name]), "in publish order"
+        assert set(range(101, 201)) <= set(heard[name]), "publishes queued during the outage reach everyone"
+        assert not lost or told[name], f"{name} lost {lost} without being told"
+        if redis_server.appendonly:
+            assert lost == [] and told[name] == []
+    if not redis_server.appendonly:  # Redis lost every key: a new epoch, and the subscribers were told
+        assert all(told[name] and told[name][0] != epochs[name] for name in listeners)
+
+
+async def _heard_all(heard: dict[str, list[int]], last: int) -> bool:
+    return all(last in seqs for seqs in heard.values())
+
+
+@pytest.mark.gen_test(timeout=90)
+@pytest.mark.timeout(120)
+async def test_the_python_client_recovers_across_a_graceful_restart(redis_server, gateways, open_client):
+    """SIGTERM the client's gateway process, start a new one: reconnect() replays what was published meanwhile."""
+    restarting = GatewayProcess(redis_server.url, target=TARGET).wait_ready()
+    try:
+        client = await open_client(restarting)
+        publisher = await open_client(gateways[0])
+        await client.subscribe("feed.restart", ["seq"])
+        await publisher.publish("feed.restart", message(1))
+        assert [event.data for event in await take(client, 1)] == [{"seq": 1}]
+        assert restarting.stop() == 0
+        for seq in range(2, 22):
+            await publisher.publish("feed.restart", message(seq))
+        restarted = GatewayProcess(redis_server.url, target=TARGET).wait_ready()
+        try:
+            client.url = restarted.url
+            replies = await client.reconnect()
+            assert replies["feed.restart"]["recovered"] is True
+            await publisher.publish("feed.restart", message(22))
+            assert [event.data["seq"] for event in await take(client, 21)] == list(range(2, 23))
+            with pytest.raises(asyncio.TimeoutError):
+                await client.next_event(0.3)
+        finally:
+            restarted.stop()
+            restarted.remove_log()
+    finally:
+        restarting.stop()
+        restarting.remove_log()
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.timeout(90)
+async def test_subscribing_while_redis_is_down_is_live_but_not_recovered(gateways, redis_server, open_client):
+    publisher = await open_client(gateways[0])
+    client = await open_client(gateways[1])
+    first = await client.subscribe("feed.down")
+    await publisher.publish("feed.down", message(1))
+    assert [event.offset for event in await take(client, 1)] == [first["offset"] + 1]
+    again = await open_client(gateways[1])
+    redis_server.kill()
+    try:
+        reply = await again.subscribe("feed.elsewhere", since=Position(first["epoch"], 0))
+        assert reply == {"topic": "feed.elsewhere", "recovered": False}  # no error frame: live anyway
+    finally:
+        redis_server.start()
+    await publisher.publish("feed.elsewhere", message(2))
+    event = await again.next_event(15)
+    assert event.data["seq"] == 2 and event.epoch is not None and event.offset >= 1
+    assert again.position("feed.elsewhere") == Position(event.epoch, event.offset)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_resent_publish_is_numbered_once(redis_server):
+    """A batch resent after a failed connection (Redis may have applied it already) is applied once."""
+    from redis.asyncio import Redis
+
+    from drizzle_gateway.brokers import redis_streams
+    from drizzle_gateway.history import Retention
+
+    client = Redis.from_url(redis_server.url)
+    try:
+        retention = Retention(10)
+        args = redis_streams.append_args("resend:", "feed.x", b'{"seq":1}', retention, "origin-a", 1)
+        assert await client.eval(redis_streams.APPEND, *args) >= 1
+        assert await client.eval(redis_streams.APPEND, *args) == 0  # the same publish again
+        later = redis_streams.append_args("resend:", "feed.x", b'{"seq":2}', retention, "origin-a", 2)
+        other = redis_streams.append_args("resend:", "feed.x", b'{"seq":1}', retention, "origin-b", 1)
+        first = await client.eval(redis_streams.APPEND, *later)
+        assert await client.eval(redis_streams.APPEND, *other) == first + 1  # numbering is per process
+        assert await client.xlen("resend:h:feed.x") == 3
+    finally:
+        await client.aclose()
