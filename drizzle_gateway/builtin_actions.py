@@ -9,8 +9,8 @@ from marshmallow import Schema, ValidationError, fields, validate
 from .errors import ActionError, ErrorCode
 from .history import Position
 from .permissions import require
+from .publication import payload_of
 from .resources import Resource, action
-from .selection import project
 
 
 class PositionSchema(Schema):
@@ -130,12 +130,11 @@ class BuiltinActions(Resource):
         """The retained events of a topic with history; the same permissions as subscribing."""
         topic = await self._may_subscribe(data["topic"])
         selection = topic.select(data["fields"])
-        tree = selection.tree if selection else None
         since = _position(data["since"])
         page = await self.gateway.history(data["topic"], since, data["limit"])
         reply: dict[str, Any] = {
             "topic": data["topic"], "epoch": page.position.epoch, "offset": page.position.offset,
-            "events": [{"offset": logged.offset, "data": project(logged.data, tree)} for logged in page.events],
+            "events": [{"offset": logged.offset, "data": payload_of(logged.data, selection)} for logged in page.events],
         }
         if since is not None:
             reply["recovered"] = page.complete
