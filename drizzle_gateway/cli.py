@@ -32,6 +32,7 @@ from . import __version__
 from .descriptors import RESERVED_DESCRIPTORS, HTTPServer, raise_descriptor_limit
 from .gateway import Gateway
 from .resources import Resource
+from .wirejson import encode
 
 logger = logging.getLogger("drizzle_gateway")
 
@@ -269,9 +270,17 @@ def make_parser() -> argparse.ArgumentParser:
                                 "redis://127.0.0.1:6379/0 (default: off, one process)")
     serve_cmd.add_argument("--redis-prefix", default="drizzle:", metavar="PREFIX",
                            help="prefix of this app's Redis channel names (default: %(default)s)")
-    schema_cmd = commands.add_parser("schema", help="print the Gateway's __schema__ as JSON",
-                                     description="Print the Gateway's __schema__ document as JSON on stdout.")
+    schema_cmd = commands.add_parser("schema", help="print the Gateway's __schema__ (or AsyncAPI document) as JSON",
+                                     description="Print the Gateway's __schema__ document as JSON on stdout, or "
+                                                 "the same contract as an AsyncAPI 3.0 document.")
     schema_cmd.add_argument("target", metavar="MODULE:ATTR", help="the Gateway, e.g. examples.todo.app:gateway")
+    schema_cmd.add_argument("--format", choices=("json", "asyncapi"), default="json",
+                            help="json: the __schema__ document; asyncapi: an AsyncAPI 3.0 document "
+                                 "(default: %(default)s)")
+    schema_cmd.add_argument("--server", default="localhost:8888", metavar="HOST:PORT",
+                            help="with --format asyncapi: the websocket server's host (default: %(default)s)")
+    schema_cmd.add_argument("--path", type=url_path, default="/ws",
+                            help="with --format asyncapi: the websocket's URL path (default: %(default)s)")
     return parser
 
 
@@ -280,7 +289,13 @@ def main(argv: list[str] | None = None) -> None:
     args = make_parser().parse_args(argv)
 
     if args.command == "schema":
-        sys.stdout.write(json.dumps(load_gateway(args.target).schema(), indent=2) + "\n")
+        gateway = load_gateway(args.target)
+        if args.format == "asyncapi":
+            document = gateway.asyncapi(host=args.server, path=args.path)
+        else:
+            document = gateway.schema()
+        # through the wire's encoder first: a Constant's Decimal is a number there
+        sys.stdout.write(json.dumps(json.loads(encode(document)), indent=2) + "\n")
         return
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     gateway = load_gateway(args.target)
