@@ -1,0 +1,251 @@
+"""The TypeScript contract: `drizzle-gateway codegen ts`, checked by tsc (strict) and by the wire.
+
+The sample app and the files that must not compile live in tests/contract
+(``app/``, ``fail/``); each test copies them next to freshly generated
+types and runs the pinned ``tsc`` of tests/contract/node_modules.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import drizzle_gateway
+from drizzle_gateway.codegen_ts import typescript
+from drizzle_gateway.wirejson import encode
+from examples.chat.app import make_gateway as chat_gateway
+from examples.todo.app import make_gateway as todo_gateway
+from tests.browser_support import GatewayProcess
+from tests.node_tools import CONTRACT, ROOT, TSC, require, run_node
+
+COMMAND = str(Path(sys.executable).with_name("drizzle-gateway"))
+EXPECT = re.compile(r"^// expect: (TS\d+) (.+)$")
+DIAGNOSTIC = re.compile(r"^(?P<file>[^(\s]+)\((?P<line>\d+),(?P<col>\d+)\): error (?P<code>TS\d+): (?P<text>.*)$")
+
+
+def codegen(*args: str) -> str:
+    """Run ``drizzle-gateway codegen ts ARGS`` and return its stdout."""
+    return subprocess.run([COMMAND, "codegen", "ts", *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          check=True).stdout
+
+
+def project(tmp_path: Path, todo_ts: str, chat_ts: str) -> Path:
+    """A copy of tests/contract (its node_modules linked) with these generated modules."""
+    require(TSC)
+    for name in ("tsconfig.json", "tsconfig.fail.json", "package.json"):
+        shutil.copy(CONTRACT / name, tmp_path / name)
+    for folder in ("app", "fail"):
+        shutil.copytree(CONTRACT / folder, tmp_path / folder)
+    (tmp_path / "node_modules").symlink_to(CONTRACT / "node_modules", target_is_directory=True)
+    (tmp_path / "generated").mkdir()
+    (tmp_path / "generated" / "todo.ts").write_text(todo_ts)
+    (tmp_path / "generated" / "chat.ts").write_text(chat_ts)
+    return tmp_path
+
+
+def tsc(where: Path, *args: str) -> subprocess.CompletedProcess:
+    return run_node(TSC, "--pretty", "false", *args, cwd=where)
+
+
+def tsc_files(where: Path, *files: str) -> subprocess.CompletedProcess:
+    """``tsc --noEmit --strict`` on ``files`` (and the generated modules) with the project's settings."""
+    config = {"extends": "./tsconfig.json", "compilerOptions": {"noEmit": True},
+              "include": [*files, "generated/**/*.ts"]}
+    (where / "tsconfig.only.json").write_text(json.dumps(config))
+    return tsc(where, "--noEmit", "--strict", "-p", "tsconfig.only.json")
+
+
+def diagnostics(output: str) -> list[dict]:
+    """tsc's errors, each with the lines that continue its message."""
+    found: list[dict] = []
+    for line in output.splitlines():
+        match = DIAGNOSTIC.match(line)
+        if match:
+            found.append({**match.groupdict(), "text": match["text"]})
+        elif found and line.startswith(" "):
+            found[-1]["text"] += "\n" + line.strip()
+    return found
+
+
+@pytest.fixture
+def generated() -> tuple[str, str]:
+    """The modules of both examples, written by the command (from MODULE:ATTR)."""
+    return codegen("examples.todo.app:gateway"), codegen("examples.chat.app:gateway")
+
+
+def test_codegen_writes_a_file_with_both_sides_and_the_paths(tmp_path):
+    out = tmp_path / "api.ts"
+    codegen("examples.todo.app:gateway", "-o", str(out))
+    module = out.read_text()
+    assert "export interface NewTodoInput {\n  title: string;\n  tags?: Array<string>;\n}" in module
+    assert 'export type TodoPath = "id" | "title" | "done" | "tags" | "owner" | "owner.name" | "owner.email";' in module
+    assert "export interface Todo {\n  id: number;" in module
+    assert '"INVALID_FIELDS"' in module
+    assert "todos(): TopicHandle<Todo, TodoPath>;" in module
+
+
+def test_codegen_from_a_running_gateway_matches_the_module(tmp_path):
+    """--url reads __schema__ over the websocket: the same module as from MODULE:ATTR."""
+    with GatewayProcess("examples.chat.app:gateway") as server:
+        remote = codegen("--url", f"ws://127.0.0.1:{server.port}/ws")
+    assert remote == codegen("examples.chat.app:gateway")
+    assert "chat(params: { room: string; }): PublishableTopic<ChatMessage, ChatMessagePath, ChatMessageInput>;" \
+        in remote
+
+
+def test_codegen_needs_a_target_or_a_url():
+    result = subprocess.run([COMMAND, "codegen", "ts"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "drizzle-gateway: error: give either MODULE:ATTR or --url ws://HOST:PORT/PATH " \
+                                    "(not both)"
+
+
+def test_codegen_says_when_no_gateway_answers():
+    with GatewayProcess("examples.chat.app:gateway") as server:
+        port = server.port
+    result = subprocess.run([COMMAND, "codegen", "ts", "--url", f"ws://127.0.0.1:{port}/ws"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"drizzle-gateway: error: could not read __schema__ from ws://127.0.0.1:{port}/ws")
+
+
+def test_the_same_schema_gives_the_same_module():
+    assert typescript(json.loads(encode(todo_gateway().schema()))) == typescript(
+        json.loads(encode(todo_gateway().schema())))
+
+
+@pytest.mark.timeout(120)
+def test_sample_app_type_checks_strict(tmp_path, generated):
+    where = project(tmp_path, *generated)
+    result = tsc(where, "--noEmit", "--strict", "-p", "tsconfig.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.timeout(120)
+def test_files_that_misuse_the_types_fail_with_the_expected_diagnostic(tmp_path, generated):
+    """Each fail/*.ts names the error it must cause on its first line; tsc must report exactly that one."""
+    where = project(tmp_path, *generated)
+    result = tsc(where, "--noEmit", "--strict", "-p", "tsconfig.fail.json")
+    found = diagnostics(result.stdout)
+    files = sorted((where / "fail").glob("*.ts"))
+    assert len(files) >= 5
+    report = {}
+    for path in files:
+        expect = EXPECT.match(path.read_text().splitlines()[0])
+        assert expect, f"{path.name} has no '// expect: TSnnnn text' first line"
+        mine = [d for d in found if Path(d["file"]).name == path.name]
+        report[path.name] = [(d["code"], expect[2] in d["text"]) for d in mine]
+        assert report[path.name] == [(expect[1], True)], (path.name, mine)
+    assert result.returncode != 0
+
+
+@pytest.mark.timeout(120)
+def test_a_misuse_compiles_once_the_types_are_loosened(tmp_path, generated):
+    """The failures above come from the generated types: with `fields` paths as plain strings they vanish."""
+    todo_ts, chat_ts = generated
+    loose = re.sub(r"export type TodoPath = [^;]+;", "export type TodoPath = string;", todo_ts)
+    where = project(tmp_path, loose, chat_ts)
+    result = tsc_files(where, "fail/unknown_selected_field.ts")
+    assert result.returncode == 0, result.stdout
+
+
+def _type_of(seen: dict) -> str:
+    """The TypeScript type the generated module gives a reply or an event the sample app got."""
+    section, name = seen["member"]
+    if section == "topics":
+        handler = f'Parameters<ReturnType<{seen["module"]}.Api["topics"]["{name}"]>["subscribe"]>[0]'
+        full = f"Parameters<{handler}>[0]"
+    else:
+        full = f'Awaited<ReturnType<{seen["module"]}.Api["{section}"]["{name}"]>>'
+    if seen["fields"] is None:
+        return full
+    return f"{seen['module']}.Select<{full}, {' | '.join(json.dumps(f) for f in seen['fields'])}>"
+
+
+def check_module(replies: list[dict]) -> str:
+    """A TypeScript module assigning every reply, as a literal, to the type the generated module gives it."""
+    lines = ['import type * as todo from "./generated/todo.js";', 'import type * as chat from "./generated/chat.js";']
+    for n, seen in enumerate(replies):
+        lines.append(f"export const reply{n}: {_type_of(seen)} = {json.dumps(seen['value'])};")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.timeout(180)
+def test_the_sample_app_runs_against_live_gateways_and_the_wire_fits_the_types(tmp_path, generated):
+    """Every action of both examples, from node through typed(dz); each reply type-checks as its TS type."""
+    where = project(tmp_path, *generated)
+    build = tsc(where, "-p", "tsconfig.json")
+    assert build.returncode == 0, build.stdout
+    replies_file = where / "replies.json"
+    with GatewayProcess("examples.todo.app:gateway") as todo, GatewayProcess("examples.chat.app:gateway") as chat:
+        run = run_node("--experimental-websocket", "dist/app/main.js", f"ws://127.0.0.1:{todo.port}/ws",
+                       f"ws://127.0.0.1:{chat.port}/ws", replies_file, cwd=where)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.startswith("ok: 10 replies and events")
+    replies = json.loads(replies_file.read_text())
+    called = {(r["module"], *r["member"]) for r in replies}
+    for gateway, module in ((todo_gateway(), "todo"), (chat_gateway(), "chat")):
+        for resource in gateway.schema()["resources"]:
+            for act in resource["actions"]:
+                assert (module, resource["name"], act["name"]) in called
+    (where / "check.ts").write_text(check_module(replies))
+    checked = tsc_files(where, "check.ts")
+    assert checked.returncode == 0, checked.stdout
+
+    # the check bites: a reply with a wrong type, an extra key or a missing one does not fit
+    tampered = json.loads(json.dumps(replies))
+    tampered[0]["value"]["id"] = "1"
+    tampered[2]["value"]["title"] = "not selected"
+    del tampered[6]["value"]["author"]
+    (where / "check.ts").write_text(check_module(tampered))
+    failed = diagnostics(tsc_files(where, "check.ts").stdout)
+    assert [(d["line"], d["code"]) for d in failed] == [("3", "TS2322"), ("5", "TS2353"), ("9", "TS2741")], failed
+
+
+def test_every_marshmallow_field_has_a_type():
+    """Both sides of the differential suite's schemas: load-only and dump-only fields on their side only."""
+    from tests.differential import make_gateway as every_field_gateway
+
+    module = typescript(json.loads(encode(every_field_gateway().schema())))
+    assert "export interface Case_tuple {\n  value: [string, number];\n  otherKey: number;\n}" in module
+    assert "export interface Case_float_allow_nan {\n  value: number | null;" in module
+    assert 'export interface Case_enum_by_name {\n  value: "RED" | "GREEN";' in module
+    assert "export interface Case_dict {\n  value: { [key: string]: number };" in module
+    assert "export interface Hooked {\n  name: string;\n  Total: number;\n  tags: Array<string>;\n}" in module
+    assert "export interface HookedInput {\n  name: string;\n  Total?: number;\n  secret?: string;\n" in module
+    assert '"value.kids.kids.label"' in module  # a self-referencing schema, three levels down
+
+
+@pytest.mark.timeout(180)
+def test_modules_of_every_field_and_realworld_gateways_compile(tmp_path, generated):
+    from tests.differential import make_gateway as every_field_gateway
+    from tests.realworld import make_gateway as realworld_gateway
+
+    where = project(tmp_path, *generated)
+    for name, make in (("every", every_field_gateway), ("realworld", realworld_gateway)):
+        (where / "generated" / f"{name}.ts").write_text(typescript(json.loads(encode(make().schema()))))
+    result = tsc_files(where, "generated/every.ts", "generated/realworld.ts")
+    assert result.returncode == 0, result.stdout
+
+
+def test_drizzle_js_is_a_package_with_declarations_of_every_export():
+    """drizzle_gateway/static installs from the repository path: package.json, drizzle.js, drizzle.d.ts."""
+    static = ROOT / "drizzle_gateway" / "static"
+    package = json.loads((static / "package.json").read_text())
+    assert package["type"] == "module"
+    assert package["exports"]["."] == {"types": "./drizzle.d.ts", "default": "./drizzle.js"}
+    assert package["version"] == drizzle_gateway.__version__
+    listed = run_node("--input-type=module", "-e",
+                      'const m = await import("./drizzle.js"); console.log(JSON.stringify(Object.keys(m)))',
+                      cwd=static)
+    assert listed.returncode == 0, listed.stderr
+    declarations = (static / "drizzle.d.ts").read_text()
+    declared = set(re.findall(r"^export (?:declare )?(?:const|function|class) (\w+)", declarations, re.M))
+    declared |= {"default"} if "export default Drizzle;" in declarations else set()
+    assert set(json.loads(listed.stdout)) <= declared
