@@ -249,3 +249,24 @@ def test_drizzle_js_is_a_package_with_declarations_of_every_export():
     declared = set(re.findall(r"^export (?:declare )?(?:const|function|class) (\w+)", declarations, re.M))
     declared |= {"default"} if "export default Drizzle;" in declarations else set()
     assert set(json.loads(listed.stdout)) <= declared
+
+
+README_ERROR = re.compile(r"^// (?P<code>.+?);  // error (?P<ts>TS\d+): (?P<message>.+)$")
+
+
+@pytest.mark.timeout(120)
+def test_the_readme_typescript_compiles_and_its_commented_lines_fail_as_it_says(tmp_path, generated):
+    where = project(tmp_path, *generated)
+    block = re.findall(r"```ts\n(.*?)```", (ROOT / "README.md").read_text(), re.S)[0]
+    (where / "app" / "api.ts").write_text(generated[0])
+    lines = block.splitlines()
+    (where / "app" / "readme.ts").write_text(block)
+    result = tsc_files(where, "app/readme.ts", "app/api.ts")
+    assert result.returncode == 0, result.stdout
+    claims = [(n, README_ERROR.match(line)) for n, line in enumerate(lines) if README_ERROR.match(line)]
+    assert len(claims) == 3
+    for n, claim in claims:
+        variant = [*lines[:n], claim["code"] + ";", *lines[n + 1:]]
+        (where / "app" / "readme.ts").write_text("\n".join(variant) + "\n")
+        found = diagnostics(tsc_files(where, "app/readme.ts", "app/api.ts").stdout)
+        assert [(d["code"], d["text"].splitlines()[0]) for d in found] == [(claim["ts"], claim["message"])]
