@@ -323,7 +323,10 @@ def _codegen_ts(args: argparse.Namespace) -> None:
             fail(f"could not read __schema__ from {args.url}: {exc or type(exc).__name__}")
     else:
         schema = json.loads(encode(load_gateway(args.target).schema()))
-    module = typescript(schema)
+    try:
+        module = typescript(schema)
+    except ValueError as exc:
+        fail(str(exc))
     if args.output == "-":
         sys.stdout.write(module)
         return

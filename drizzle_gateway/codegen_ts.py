@@ -264,10 +264,19 @@ class _Generator:
         runtime = f"      {_key(act['name'])}: call({json.dumps(resource)}, {json.dumps(act['name'])}),\n"
         return signature, runtime
 
-    def topic(self, topic: dict[str, Any]) -> tuple[str, str, str]:
+    def topic_member(self, name: str, taken: set[str]) -> str:
+        """The name of a topic under ``api.topics``: ``chat`` for ``chat.{room}``, longer if that is taken."""
+        member = re.sub(r"[^A-Za-z0-9_$]", "_", re.sub(r"\.?\{[^}]*\}", "", name)) or "topic"
+        if member in taken:
+            member = re.sub(r"[^A-Za-z0-9_$]", "_", name.replace("{", "").replace("}", ""))
+        while member in taken:
+            member += "_"
+        taken.add(member)
+        return member
+
+    def topic(self, topic: dict[str, Any], member: str) -> tuple[str, str, str]:
         """The params type, the ``topics`` member of ``Api`` and its runtime entry of a topic."""
         name = topic["name"]
-        member = re.sub(r"[^A-Za-z0-9_$]", "_", re.sub(r"\.?\{[^}]*\}", "", name)) or "topic"
         params_type = "{ " + " ".join(f"{_key(p)}: string;" for p in topic["params"]) + " }"
         payload = topic["payload"]
         out = self.type_of(payload, "out", "    ") if payload is not None else "unknown"
@@ -286,6 +295,8 @@ class _Generator:
         return params_type, signature, runtime
 
     def module(self) -> str:
+        if any(resource["name"] == "topics" for resource in self.schema["resources"]):
+            raise ValueError("a resource named 'topics' would hide api.topics; rename the resource")
         api = ["export interface Api {\n"]
         runtime = []
         for resource in self.schema["resources"]:
@@ -300,8 +311,9 @@ class _Generator:
         api.append("  topics: {\n")
         runtime.append("    topics: {\n")
         params_types = []
+        taken: set[str] = set()
         for topic in self.schema["topics"]:
-            params_type, signature, entry = self.topic(topic)
+            params_type, signature, entry = self.topic(topic, self.topic_member(topic["name"], taken))
             params_types.append((topic["name"], params_type))
             api.append(signature)
             runtime.append(entry)
@@ -379,5 +391,8 @@ class _Generator:
 
 
 def typescript(schema: dict[str, Any]) -> str:
-    """The TypeScript module (types and `typed`) of the gateway whose ``__schema__`` document is ``schema``."""
+    """The TypeScript module (types and `typed`) of the gateway whose ``__schema__`` document is ``schema``.
+
+    Raises ValueError when the gateway has a resource named ``topics`` (``api.topics`` holds the topics).
+    """
     return _Generator(schema).module()

@@ -15,13 +15,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import tornado.web
+from marshmallow import Schema, fields
 
 import drizzle_gateway
+from drizzle_gateway import Gateway, Resource, Topic, action
 from drizzle_gateway.codegen_ts import typescript
 from drizzle_gateway.wirejson import encode
 from examples.chat.app import make_gateway as chat_gateway
 from examples.todo.app import make_gateway as todo_gateway
-from tests.browser_support import GatewayProcess
+from tests.browser_support import GatewayProcess, ServerThread, chromium
 from tests.node_tools import CONTRACT, ROOT, TSC, require, run_node
 
 COMMAND = str(Path(sys.executable).with_name("drizzle-gateway"))
@@ -270,3 +273,60 @@ def test_the_readme_typescript_compiles_and_its_commented_lines_fail_as_it_says(
         (where / "app" / "readme.ts").write_text("\n".join(variant) + "\n")
         found = diagnostics(tsc_files(where, "app/readme.ts", "app/api.ts").stdout)
         assert [(d["code"], d["text"].splitlines()[0]) for d in found] == [(claim["ts"], claim["message"])]
+
+
+BROWSER_PAGE = """<!doctype html><html><head><link rel="icon" href="data:,"><title>typed sample</title>
+<script type="importmap">{"imports": {"drizzle-gateway-client": "/drizzle.js"}}</script>
+<script type="module" src="/sample/app/browser.js"></script></head><body></body></html>"""
+
+
+@pytest.mark.timeout(180)
+def test_the_sample_app_runs_in_chromium_against_the_chat_example(tmp_path, generated):
+    """The same generated module, compiled, in a real page: typed calls and a typed subscription."""
+    where = project(tmp_path, *generated)
+    build = tsc(where, "-p", "tsconfig.json")
+    assert build.returncode == 0, build.stdout
+
+    class Page(tornado.web.RequestHandler):
+        def get(self) -> None:
+            self.finish(BROWSER_PAGE)
+
+    gateway = chat_gateway()
+    gateway.extra_routes += [(r"/sample/page", Page, {}),
+                             (r"/sample/(.*)", tornado.web.StaticFileHandler, {"path": str(where / "dist")})]
+    with chromium() as browser, ServerThread(gateway) as server:
+        page = browser.new_page()
+        try:
+            page.goto(server.url("/sample/page"))
+            page.wait_for_function("document.body.dataset.result || document.body.dataset.error", timeout=30000)
+            assert page.evaluate("document.body.dataset.error") is None
+            result = json.loads(page.evaluate("document.body.dataset.result"))
+        finally:
+            page.close()
+    assert result["said"]["author"] == "ada"
+    assert result["sentAt"] == result["said"]["sent_at"]
+    assert result["event"] == {"author": "ada", "text": "from a browser"}
+    assert result["texts"] == ["from a browser"]
+
+
+def test_topics_whose_short_names_clash_get_longer_ones():
+    class Note(Schema):
+        text = fields.Str()
+
+    gateway = Gateway(topics=[Topic("chat", Note), Topic("chat.{room}", Note)])
+    module = typescript(json.loads(encode(gateway.schema())))
+    assert "    chat(): TopicHandle<Note, NotePath>;" in module
+    assert "    chat_room(params: { room: string; }): TopicHandle<Note, NotePath>;" in module
+    assert 'chat_room: (params: { room: string; }) => channel("chat." + params["room"]),' in module
+
+
+def test_a_resource_named_topics_is_refused_with_a_reason():
+    class Topics(Resource):
+        name = "topics"
+
+        @action()
+        def list(self, data):
+            return []
+
+    with pytest.raises(ValueError, match="a resource named 'topics' would hide api.topics"):
+        typescript(json.loads(encode(Gateway([Topics]).schema())))
