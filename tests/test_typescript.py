@@ -23,6 +23,7 @@ from drizzle_gateway import Gateway, Resource, Topic, action
 from drizzle_gateway.codegen_ts import typescript
 from drizzle_gateway.wirejson import encode
 from examples.chat.app import make_gateway as chat_gateway
+from examples.todo.app import Todos, todo_changed
 from examples.todo.app import make_gateway as todo_gateway
 from tests.browser_support import GatewayProcess, ServerThread, chromium
 from tests.node_tools import CONTRACT, ROOT, TSC, require, run_node
@@ -330,3 +331,22 @@ def test_a_resource_named_topics_is_refused_with_a_reason():
 
     with pytest.raises(ValueError, match="a resource named 'topics' would hide api.topics"):
         typescript(json.loads(encode(Gateway([Topics]).schema())))
+
+
+def _token_gateway() -> Gateway:
+    return Gateway([Todos], [todo_changed], authenticate=lambda credentials: (
+        "ada" if credentials.token == "s3cret" else None))
+
+
+def test_codegen_from_a_gateway_that_authenticates_needs_its_token():
+    """Without --token a gateway that hides its contract gives the built-ins only; with it, everything."""
+    with ServerThread(_token_gateway()) as server:
+        url = server.url("/ws", scheme="ws")
+        anonymous = codegen("--url", url)
+        authenticated = codegen("--url", url, "--token", "s3cret")
+        refused = subprocess.run([COMMAND, "codegen", "ts", "--url", url, "--token", "wrong"], cwd=ROOT,
+                                 capture_output=True, text=True, timeout=60)
+    assert "create<" not in anonymous
+    assert "create<const F extends readonly (TodoPath)[] = []>(data: NewTodoInput" in authenticated
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"drizzle-gateway: error: could not read __schema__ from {url}: ")
