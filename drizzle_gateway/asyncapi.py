@@ -110,7 +110,8 @@ class _Builder:
             request_props["resource"] = {"const": resource}
             required.insert(1, "resource")
         request_props["action"] = {"const": name}
-        request_props["data"] = copy.deepcopy(act["input"]) if act["input"] is not None else _any("not used")
+        request_props["data"] = (copy.deepcopy(act["input"]) if act["input"] is not None
+                                 else _any("passed to the action as it is (it has no input schema)"))
         if act["input"] is not None and self._data_required(act["input"]):
             required.append("data")
         if resource:
