@@ -48,3 +48,14 @@ def require(path: Path) -> Path:
 def run_node(*args: str | Path, cwd: Path = CONTRACT, timeout: float = 120) -> subprocess.CompletedProcess:
     """``node args...`` in ``cwd``, its output captured as text."""
     return subprocess.run([node(), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def websocket_flags() -> list[str]:
+    """The node flags that give it a global ``WebSocket`` (node 22 has one; 20.10 behind a flag), or a skip."""
+    for flags in ([], ["--experimental-websocket"]):
+        result = subprocess.run([node(), *flags, "-e", "process.exit(typeof WebSocket === 'function' ? 0 : 1)"],
+                                capture_output=True, text=True, timeout=30)
+        if result.returncode == 0:
+            return flags
+    node_tools_unavailable("this node has no WebSocket (node 20.10 or newer has one)")
+    return []

@@ -26,7 +26,7 @@ from examples.chat.app import make_gateway as chat_gateway
 from examples.todo.app import Todos, todo_changed
 from examples.todo.app import make_gateway as todo_gateway
 from tests.browser_support import GatewayProcess, ServerThread, chromium
-from tests.node_tools import CONTRACT, ROOT, TSC, require, run_node
+from tests.node_tools import CONTRACT, ROOT, TSC, require, run_node, websocket_flags
 
 COMMAND = str(Path(sys.executable).with_name("drizzle-gateway"))
 EXPECT = re.compile(r"^// expect: (TS\d+) (.+)$")
@@ -188,7 +188,7 @@ def test_the_sample_app_runs_against_live_gateways_and_the_wire_fits_the_types(t
     assert build.returncode == 0, build.stdout
     replies_file = where / "replies.json"
     with GatewayProcess("examples.todo.app:gateway") as todo, GatewayProcess("examples.chat.app:gateway") as chat:
-        run = run_node("--experimental-websocket", "dist/app/main.js", f"ws://127.0.0.1:{todo.port}/ws",
+        run = run_node(*websocket_flags(), "dist/app/main.js", f"ws://127.0.0.1:{todo.port}/ws",
                        f"ws://127.0.0.1:{chat.port}/ws", replies_file, cwd=where)
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.startswith("ok: 10 replies and events")

@@ -1,6 +1,8 @@
 // A sample TypeScript app on the generated types: the todo and chat examples through typed(dz).
 //
-//     node --experimental-websocket dist/app/main.js TODO_WS_URL CHAT_WS_URL REPLIES_JSON
+//     node dist/app/main.js TODO_WS_URL CHAT_WS_URL REPLIES_JSON
+//
+// (node 22; node 20.10 and later need --experimental-websocket for its global WebSocket)
 //
 // It uses every action of both examples and one subscription of each, and writes every reply
 // and event it got to REPLIES_JSON as {module, member, fields, value}: the test checks each
