@@ -17,9 +17,10 @@
   ``api.topics.chat({room: "lobby"}).subscribe(handler)``.
 
 Every output field is typed as present: marshmallow dumps what the object
-has, and the types assume the object has what its schema declares.
-Self-referencing schemas get paths down to `RECURSION_DEPTH` levels of
-the same schema.
+has, and the types assume the object has what its schema declares; only
+the fields through which a schema nests itself again (a tree's children)
+are optional, since a value ends somewhere. Self-referencing schemas get
+paths down to `RECURSION_DEPTH` levels of the same schema.
 """
 
 from __future__ import annotations
@@ -194,14 +195,33 @@ class _Generator:
             return f"{{ [key: string]: {value} }}"
         return self.properties(node, side, indent)
 
-    def properties(self, node: dict, side: str, indent: str) -> str:
+    def reaches(self, start: str, goal: str) -> bool:
+        """Whether component ``start`` nests ``goal`` (itself included), at any depth."""
+        seen: set[str] = set()
+        todo = [start]
+        while todo:
+            name = todo.pop()
+            if name == goal:
+                return True
+            if name in seen or name not in self.components:
+                continue
+            seen.add(name)
+            for prop in self.components[name].get("properties", {}).values():
+                todo.extend(self._targets(prop))
+        return False
+
+    def properties(self, node: dict, side: str, indent: str, component: str | None = None) -> str:
+        """An object type; on the dump side, a field that nests its own ``component`` again is optional."""
         required = set(node.get("required", ()))
         inner = indent + "  "
         lines = ["{"]
         for name, prop in node.get("properties", {}).items():
             if isinstance(prop, dict) and prop.get("writeOnly" if side == "out" else "readOnly"):
                 continue
-            optional = "?" if side == "in" and name not in required else ""
+            if side == "in":
+                optional = "" if name in required else "?"
+            else:  # a value of a self-nesting schema ends somewhere: its nesting fields cannot all be there
+                optional = "?" if component and any(self.reaches(t, component) for t in self._targets(prop)) else ""
             description = prop.get("description") if isinstance(prop, dict) else None
             if description:
                 lines.append(_doc(description, inner).rstrip("\n"))
@@ -380,7 +400,7 @@ class _Generator:
         label = "what requests carry (the load side)" if side == "in" else "what replies and events carry"
         text = f"/** {name}: {label}. */\n"
         if node.get("type") == "object" and "properties" in node:
-            text += f"export interface {type_name} {self.properties(node, side, '')}\n"
+            text += f"export interface {type_name} {self.properties(node, side, '', name)}\n"
         else:
             text += f"export type {type_name} = {self.type_of(node, side, '')};\n"
         if side == "out":
