@@ -40,9 +40,14 @@ STABLE_ERROR_CODES: tuple[str, ...] = tuple(
 
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_.-]+")
 
-_REQUEST_ID = {"type": ["string", "integer"], "description": "chosen by the client, echoed in the reply or error"}
-_FIELDS = {"type": "array", "items": {"type": "string"},
-           "description": "output fields to return, nested with dots (field selection)"}
+
+def _request_id() -> dict[str, Any]:
+    return {"type": ["string", "integer"], "description": "chosen by the client, echoed in the reply or error"}
+
+
+def _fields() -> dict[str, Any]:
+    return {"type": "array", "items": {"type": "string"},
+            "description": "output fields to return, nested with dots (field selection)"}
 
 
 def _id(text: str) -> str:
@@ -87,7 +92,7 @@ class _Builder:
             "payload": {
                 "type": "object",
                 "properties": {
-                    "request_id": _REQUEST_ID,
+                    "request_id": _request_id(),
                     "code": {"type": "string", "examples": list(STABLE_ERROR_CODES),
                              "description": "a stable code of the protocol, or an action's own (upper case)"},
                     "error": {"type": "string", "description": "human-readable text"},
@@ -104,7 +109,7 @@ class _Builder:
     def action(self, resource: str | None, act: dict[str, Any]) -> None:
         name = act["name"]
         key = _id(f"{resource}.{name}" if resource else name)
-        request_props: dict[str, Any] = {"request_id": _REQUEST_ID}
+        request_props: dict[str, Any] = {"request_id": _request_id()}
         required = ["request_id", "action"]
         if resource:
             request_props["resource"] = {"const": resource}
@@ -115,7 +120,7 @@ class _Builder:
         if act["input"] is not None and self._data_required(act["input"]):
             required.append("data")
         if resource:
-            request_props["fields"] = _FIELDS
+            request_props["fields"] = _fields()
         output = copy.deepcopy(act["output"]) if act["output"] is not None else _any("whatever the action returns")
         correlation = {"location": "$message.payload#/request_id"}
         self.messages[f"{key}.request"] = {
@@ -129,7 +134,7 @@ class _Builder:
             "name": f"{key}.reply",
             "title": f"{resource + '.' if resource else ''}{name} reply",
             "correlationId": correlation,
-            "payload": {"type": "object", "properties": {"request_id": _REQUEST_ID, "data": output},
+            "payload": {"type": "object", "properties": {"request_id": _request_id(), "data": output},
                         "required": ["request_id", "data"]},
         }
         self.channels[key] = {
