@@ -32,6 +32,7 @@ from . import __version__
 from .descriptors import RESERVED_DESCRIPTORS, HTTPServer, raise_descriptor_limit
 from .gateway import Gateway
 from .resources import Resource
+from .wirejson import encode
 
 logger = logging.getLogger("drizzle_gateway")
 
@@ -250,7 +251,7 @@ def make_parser() -> argparse.ArgumentParser:
                                            "__schema__. MODULE:ATTR names a Gateway, or a function returning "
                                            "one, imported from the current directory (like uvicorn).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{serve,schema}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{serve,schema,codegen}")
     serve_cmd = commands.add_parser("serve", help="serve a Gateway over websocket",
                                     description="Serve a Gateway over websocket until SIGINT or SIGTERM.")
     serve_cmd.add_argument("target", metavar="MODULE:ATTR", help="the Gateway, e.g. examples.chat.app:gateway")
@@ -269,10 +270,71 @@ def make_parser() -> argparse.ArgumentParser:
                                 "redis://127.0.0.1:6379/0 (default: off, one process)")
     serve_cmd.add_argument("--redis-prefix", default="drizzle:", metavar="PREFIX",
                            help="prefix of this app's Redis channel names (default: %(default)s)")
-    schema_cmd = commands.add_parser("schema", help="print the Gateway's __schema__ as JSON",
-                                     description="Print the Gateway's __schema__ document as JSON on stdout.")
+    schema_cmd = commands.add_parser("schema", help="print the Gateway's __schema__ (or AsyncAPI document) as JSON",
+                                     description="Print the Gateway's __schema__ document as JSON on stdout, or "
+                                                 "the same contract as an AsyncAPI 3.0 document.")
     schema_cmd.add_argument("target", metavar="MODULE:ATTR", help="the Gateway, e.g. examples.todo.app:gateway")
+    schema_cmd.add_argument("--format", choices=("json", "asyncapi"), default="json",
+                            help="json: the __schema__ document; asyncapi: an AsyncAPI 3.0 document "
+                                 "(default: %(default)s)")
+    schema_cmd.add_argument("--server", default="localhost:8888", metavar="HOST:PORT",
+                            help="with --format asyncapi: the websocket server's host (default: %(default)s)")
+    schema_cmd.add_argument("--path", type=url_path, default="/ws",
+                            help="with --format asyncapi: the websocket's URL path (default: %(default)s)")
+    codegen_cmd = commands.add_parser("codegen", help="generate client code from the Gateway's contract",
+                                      description="Generate client code from the Gateway's contract.")
+    languages = codegen_cmd.add_subparsers(dest="language", required=True, metavar="{ts}")
+    ts_cmd = languages.add_parser("ts", help="TypeScript types and a typed drizzle.js client",
+                                  description="Write TypeScript types (inputs, outputs, field selections, topics, "
+                                              "error codes) and typed(dz), a typed wrapper of a drizzle.js client, "
+                                              "from a Gateway or from a running gateway's __schema__ (--url).")
+    ts_cmd.add_argument("target", metavar="MODULE:ATTR", nargs="?",
+                        help="the Gateway, e.g. examples.todo.app:gateway (or give --url)")
+    ts_cmd.add_argument("--url", metavar="WS_URL",
+                        help="read __schema__ from a running gateway instead, e.g. ws://127.0.0.1:8888/ws")
+    ts_cmd.add_argument("--token", metavar="TOKEN", default=None,
+                        help="with --url: authenticate with this token (__auth__) before reading __schema__")
+    ts_cmd.add_argument("-o", "--output", metavar="FILE", default="-",
+                        help="where to write the module, e.g. src/api.ts (default: stdout)")
     return parser
+
+
+async def fetch_schema(url: str, token: str | None = None) -> dict:
+    """The ``__schema__`` document of the gateway serving websocket ``url``."""
+    from .client import Client
+
+    async with Client(url, timeout=30.0) as client:
+        if token is not None:
+            await client.request({"action": "__auth__", "data": {"token": token}})
+        return await client.schema()
+
+
+def _codegen_ts(args: argparse.Namespace) -> None:
+    from .codegen_ts import typescript
+
+    if (args.target is None) == (args.url is None):
+        fail("give either MODULE:ATTR or --url ws://HOST:PORT/PATH (not both)")
+    if args.url is not None:
+        if urlsplit(args.url).scheme not in ("ws", "wss"):
+            fail(f"--url must be a websocket URL such as ws://127.0.0.1:8888/ws, got {args.url!r}")
+        try:
+            schema = asyncio.run(fetch_schema(args.url, args.token))
+        except Exception as exc:  # noqa: BLE001 - any failure to reach the gateway ends the command the same way
+            fail(f"could not read __schema__ from {args.url}: {exc or type(exc).__name__}")
+    else:
+        schema = json.loads(encode(load_gateway(args.target).schema()))
+    try:
+        module = typescript(schema)
+    except ValueError as exc:
+        fail(str(exc))
+    if args.output == "-":
+        sys.stdout.write(module)
+        return
+    try:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(module)
+    except OSError as exc:
+        fail(f"cannot write {args.output}: {exc.strerror or exc}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -280,7 +342,16 @@ def main(argv: list[str] | None = None) -> None:
     args = make_parser().parse_args(argv)
 
     if args.command == "schema":
-        sys.stdout.write(json.dumps(load_gateway(args.target).schema(), indent=2) + "\n")
+        gateway = load_gateway(args.target)
+        if args.format == "asyncapi":
+            document = gateway.asyncapi(host=args.server, path=args.path)
+        else:
+            document = gateway.schema()
+        # through the wire's encoder first: a Constant's Decimal is a number there
+        sys.stdout.write(json.dumps(json.loads(encode(document)), indent=2) + "\n")
+        return
+    if args.command == "codegen":
+        _codegen_ts(args)
         return
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     gateway = load_gateway(args.target)

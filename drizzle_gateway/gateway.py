@@ -254,6 +254,15 @@ class Gateway:
             self._schema = describe(self.title, self.resources.values(), self.topics, BuiltinActions)
         return self._schema
 
+    def asyncapi(self, host: str = "localhost:8888", path: str = "/ws") -> dict:
+        """The contract as an AsyncAPI 3.0 document, built from `schema` (see `drizzle_gateway.asyncapi`).
+
+        ``host`` and ``path`` say where the websocket is served.
+        """
+        from .asyncapi import asyncapi_document
+
+        return asyncapi_document(self.schema(), host=host, path=path)
+
     async def schema_for(self, user: Any) -> dict:
         """The ``__schema__`` document ``user`` sees.
 

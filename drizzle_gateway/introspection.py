@@ -163,8 +163,10 @@ class _Converter(OpenAPIConverter):
             prop.setdefault("type", "string")  # "10.0.0.1/8"; apispec leaves it untyped
         if isinstance(field, mfields.Tuple):
             items = [self.field2property(f) for f in field.tuple_fields]
-            prop.update(type=_with_null(prop.get("type"), "array"), prefixItems=items, items=False,
-                        minItems=len(items), maxItems=len(items))  # apispec leaves tuples untyped
+            # apispec leaves tuples untyped. "items" is {"not": {}} (no further item), as false would be:
+            # apispec takes a non-dict "items" for a schema's name and writes a $ref to "False".
+            prop.update(type=_with_null(prop.get("type"), "array"), prefixItems=items, items={"not": {}},
+                        minItems=len(items), maxItems=len(items))
         if isinstance(field, mfields.Constant):
             prop.pop("default", None)  # apispec calls the constant a default; it is all that is ever sent
             prop["const"] = field.constant

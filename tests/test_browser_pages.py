@@ -491,3 +491,15 @@ def test_a_room_name_the_server_refuses_shows_the_error_and_keeps_the_text(pages
         assert page.input_value("#text") == "is anyone here?"
         assert page.input_value("#room") == "has space"
         screenshot(page, "chat-bad-room.png")
+
+
+def test_the_explorer_links_its_contract_under_a_path_prefix(pages):
+    with ServerThread(PrefixedGateway(explorer_gateway(), "/tools/live")) as server:
+        page = open_explorer(pages, server.url("/tools/live/_explorer"))
+        links = page.evaluate("""async () => Promise.all([...document.querySelectorAll(".contract-links a")].map(
+            async (a) => { const r = await fetch(a.href); return [a.textContent, r.status, await r.text()]; }))""")
+        assert [(text, status) for text, status, _ in links] == [("AsyncAPI", 200), ("TypeScript", 200)]
+        document = json.loads(links[0][2])
+        assert document["servers"]["gateway"]["pathname"] == "/tools/live/ws"
+        assert "todos.create" in document["operations"]
+        assert "export function typed(dz: DrizzleLike): Api {" in links[1][2]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import tornado.web
 
+from drizzle_gateway.codegen_ts import typescript
 from drizzle_gateway.static_files import STATIC_DIR
+from drizzle_gateway.wirejson import encode
 from tests.browser_support import GatewayProcess, http_status
 
 
@@ -52,3 +56,30 @@ def test_the_chat_example_serves_its_page():
     with GatewayProcess("examples.chat.app:gateway") as server:
         assert http_status(server.url("/")) == 200
         assert http_status(server.url("/app.py")) == 404
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("app", [True], indirect=True)
+async def test_the_explorer_links_the_contract_as_asyncapi_and_typescript(app, gateway, http_client, base_url):
+    page = (await http_client.fetch(f"{base_url}/_explorer")).body.decode()
+    assert 'data-file="asyncapi.json">AsyncAPI</a>' in page
+    assert 'data-file="api.ts">TypeScript</a>' in page
+    document = await http_client.fetch(f"{base_url}/_explorer/asyncapi.json")
+    assert document.headers["Content-Type"] == "application/json; charset=utf-8"
+    host = base_url.removeprefix("http://")
+    assert json.loads(document.body) == json.loads(encode(gateway.asyncapi(host=host, path="/socket")))
+    types = await http_client.fetch(f"{base_url}/_explorer/api.ts")
+    assert types.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert types.body.decode() == typescript(json.loads(encode(gateway.schema())))
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("app", [True], indirect=True)
+async def test_the_contract_files_show_what_an_unauthenticated_connection_sees(app, gateway, http_client, base_url):
+    """A gateway that hides its contract until a connection authenticates hides it over HTTP too."""
+    gateway.authenticate = lambda credentials: None
+    document = json.loads((await http_client.fetch(f"{base_url}/_explorer/asyncapi.json")).body)
+    assert "todos.create" not in document["operations"]
+    assert "__auth__" in document["operations"]
+    types = (await http_client.fetch(f"{base_url}/_explorer/api.ts")).body.decode()
+    assert "NewTodo" not in types
