@@ -252,6 +252,7 @@ class _Describer:
             "payload": self.schema(topic.schema),
             "client_subscribe": topic.client_subscribe,
             "client_publish": topic.client_publish,
+            "history": None if topic.history is None else {"size": topic.history.size, "ttl": topic.history.ttl},
         }
 
     def components(self) -> dict:

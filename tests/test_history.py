@@ -270,3 +270,10 @@ async def test_client_publish_gets_offsets_and_invalid_publish_takes_none(gatewa
     got = await ask(sock, "__publish__", topic="feed.lobby", payload=message(1))
     event = got["events"][0] if got["events"] else await sock.recv()
     assert event["offset"] == 1  # the refused publish used no offset
+
+
+def test_schema_says_which_topics_keep_history(gateway):
+    topics = {topic["name"]: topic for topic in gateway.schema()["topics"]}
+    assert topics["feed.{room}"]["history"] == {"size": 5, "ttl": TTL}
+    assert topics["sealed"]["history"] == {"size": 5, "ttl": None}
+    assert topics["plain"]["history"] is None
