@@ -15,7 +15,7 @@ from tornado.websocket import WebSocketHandler
 
 from . import redaction
 from .auth import Authenticate, AuthThrottle, Credentials, identify, requires_user
-from .brokers import Broker, HistoryBroker, MemoryBroker
+from .brokers import Broker, BrokerUnavailable, HistoryBroker, MemoryBroker
 from .builtin_actions import BuiltinActions
 from .connection import Connection
 from .errors import ActionError, ErrorCode
@@ -203,13 +203,18 @@ class Gateway:
     async def history(self, channel: str, since: Position | None = None, limit: int | None = None) -> Page:
         """The retained events of a concrete ``channel`` whose topic has history (see `Page`).
 
-        Raises `ActionError` TOPIC_NOT_FOUND, or INVALID_DATA when the topic keeps no history.
+        Raises `ActionError` TOPIC_NOT_FOUND, INVALID_DATA when the topic keeps no history,
+        or UNAVAILABLE while the broker's store cannot be reached.
         """
         topic, _ = self.find_topic(channel)
         if topic.history is None:
             raise ActionError(ErrorCode.INVALID_DATA, f"topic {topic.pattern!r} keeps no history",
                               {"topic": ["this topic keeps no history"]})
-        return await cast(HistoryBroker, self.broker).history(channel, topic.history, since, limit)
+        try:
+            return await cast(HistoryBroker, self.broker).history(channel, topic.history, since, limit)
+        except BrokerUnavailable as exc:
+            logger.warning("history of %s is unavailable: %s", channel, exc)
+            raise ActionError(ErrorCode.UNAVAILABLE, "the history cannot be read right now; retry later") from None
 
     # -- requests -------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import logging
 
 import pytest
 
-from drizzle_gateway.client import Client, Position
+from drizzle_gateway.client import Client, Position, RemoteError
 from tests.redis_support import GatewayProcess, RedisServer, eventually
 
 pytest.importorskip("redis")
@@ -207,6 +207,9 @@ async def test_subscribing_while_redis_is_down_is_live_but_not_recovered(gateway
     try:
         reply = await again.subscribe("feed.elsewhere", since=Position(first["epoch"], 0))
         assert reply == {"topic": "feed.elsewhere", "recovered": False}  # no error frame: live anyway
+        with pytest.raises(RemoteError) as unavailable:  # the history itself cannot be read meanwhile
+            await again.request({"action": "__history__", "data": {"topic": "feed.down"}})
+        assert unavailable.value.code == "UNAVAILABLE"
     finally:
         redis_server.start()
     await publisher.publish("feed.elsewhere", message(2))

@@ -1,6 +1,6 @@
 """Fan-out engines behind one small interface; the core never knows which runs."""
 
-from .base import Broker, HistoryBroker, Listener
+from .base import Broker, BrokerUnavailable, HistoryBroker, Listener
 from .memory import MemoryBroker
 
-__all__ = ["Broker", "HistoryBroker", "Listener", "MemoryBroker"]
+__all__ = ["Broker", "BrokerUnavailable", "HistoryBroker", "Listener", "MemoryBroker"]

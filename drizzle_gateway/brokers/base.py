@@ -19,6 +19,10 @@ carries every channel, so it keeps reading).
 """
 
 
+class BrokerUnavailable(Exception):
+    """The broker's store cannot be reached right now (e.g. Redis is down); retrying later may work."""
+
+
 class Broker(Protocol):
     """Moves validated, dumped messages from publishers to listeners.
 

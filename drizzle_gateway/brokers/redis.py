@@ -42,7 +42,7 @@ from redis.exceptions import RedisError
 from ..history import Page, Position, Retention
 from ..protocol import decode, encode
 from . import redis_streams
-from .base import Listener
+from .base import BrokerUnavailable, Listener
 
 logger = logging.getLogger("drizzle_gateway")
 
@@ -160,11 +160,17 @@ class RedisBroker:
 
     async def history(self, channel: str, retention: Retention, since: Position | None = None,
                       limit: int | None = None) -> Page:
-        """The channel's retained events, read from its stream (see `Page`)."""
-        found = await self._read_stream(channel, retention, since, limit)
-        if since is not None and since.epoch != found.position.epoch:
-            found = await self._read_stream(channel, retention, None, limit)
-            return Page(found.position, found.events, complete=False)
+        """The channel's retained events, read from its stream (see `Page`).
+
+        Raises `BrokerUnavailable` while Redis cannot be reached.
+        """
+        try:
+            found = await self._read_stream(channel, retention, since, limit)
+            if since is not None and since.epoch != found.position.epoch:
+                found = await self._read_stream(channel, retention, None, limit)
+                return Page(found.position, found.events, complete=False)
+        except REDIS_ERRORS as exc:
+            raise BrokerUnavailable(f"redis at {self._where()} cannot be reached ({type(exc).__name__})") from exc
         return found
 
     async def position(self, channel: str, retention: Retention) -> Position:
