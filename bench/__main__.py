@@ -130,6 +130,19 @@ def split(total: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
+def start_subscribers(procs: list[Process], kind: str, port: int, sizes: list[int], selections: bool,
+                      progress) -> None:
+    """One subscriber process per size, appended to ``procs`` (so the caller stops them), each ready on return."""
+    first = 0
+    for slot, size in enumerate(sizes):
+        procs.append(client("subscribers", kind=kind, port=port, count=size, first=first,
+                            selections=selections, slot=slot, progress=progress))
+        first += size
+    for proc in procs:
+        if proc.expect() != "ready":
+            raise RuntimeError("subscriber process failed to start")
+
+
 def pct(values: list[float], p: float) -> float:
     return clients.percentile(sorted(values), p)
 
@@ -144,16 +157,9 @@ def fanout(kind: str, subscribers: int, selections: bool, settings: Settings, fa
     sizes = split(subscribers)
     progress = CONTEXT.RawArray("q", len(sizes))
     srv = Server(kind, progress, {"history": history} if history else {})
-    procs = []
+    procs: list[Process] = []
     try:
-        first = 0
-        for slot, size in enumerate(sizes):
-            procs.append(client("subscribers", kind=kind, port=srv.port, count=size, first=first,
-                                selections=selections, slot=slot, progress=progress))
-            first += size
-        for proc in procs:
-            if proc.expect() != "ready":
-                raise RuntimeError("subscriber process failed to start")
+        start_subscribers(procs, kind, srv.port, sizes, selections, progress)
         count = max(20, settings.fanout_deliveries // subscribers)
         run = {"window": settings.window, "burst": settings.burst, "stall": 5.0}
         published = max(10, count // 5)
@@ -217,16 +223,9 @@ def burst(kind: str, subscribers: int, settings: Settings, failures: Failures) -
     sizes = split(subscribers)
     progress = CONTEXT.RawArray("q", len(sizes))
     srv = Server(kind, progress, {})
-    procs = []
+    procs: list[Process] = []
     try:
-        first = 0
-        for slot, size in enumerate(sizes):
-            procs.append(client("subscribers", kind=kind, port=srv.port, count=size, first=first,
-                                selections=False, slot=slot, progress=progress))
-            first += size
-        for proc in procs:
-            if proc.expect() != "ready":
-                raise RuntimeError("subscriber process failed to start")
+        start_subscribers(procs, kind, srv.port, sizes, False, progress)
         count = min(settings.burst_messages, settings.burst_deliveries // subscribers)
         published = 0
         rounds = []

@@ -312,13 +312,7 @@ class Client:
         Events still queued from the old socket stay queued. Requests in
         flight on the old socket fail with `ConnectionClosed`.
         """
-        if self._ws is not None:
-            self._ws.close()
-        if self._reader is not None:
-            try:
-                await asyncio.wait_for(self._reader, self.timeout)
-            except TimeoutError:
-                self._reader.cancel()
+        await self.close()
         kept = [event for event in _drain(self._events) if event is not None]
         for event in kept:
             self._events.put_nowait(event)
