@@ -310,7 +310,9 @@ class Client:
         duplicates; a reply with ``"recovered": false`` means events were
         lost (another epoch, or older than the history): reload state.
         Events still queued from the old socket stay queued. Requests in
-        flight on the old socket fail with `ConnectionClosed`.
+        flight on the old socket fail with `ConnectionClosed`. A topic the
+        server refuses now is dropped, logged, and its reply is the
+        `RemoteError`; the other topics are subscribed all the same.
         """
         await self.close()
         kept = [event for event in _drain(self._events) if event is not None]
@@ -320,8 +322,15 @@ class Client:
         await self.connect()
         replies = {}
         for topic, fields in list(self._subscriptions.items()):
-            replies[topic] = await self.subscribe(topic, fields, since=self._positions.get(topic))
-            if replies[topic].get("recovered") is False:
+            try:
+                replies[topic] = await self.subscribe(topic, fields, since=self._positions.get(topic))
+            except RemoteError as refused:
+                logger.warning("%s: not subscribed again (%s)", topic, refused)
+                self._subscriptions.pop(topic, None)
+                self._positions.pop(topic, None)
+                replies[topic] = refused
+                continue
+            if isinstance(replies[topic], dict) and replies[topic].get("recovered") is False:
                 logger.warning("%s: events were lost while disconnected (recovered: false)", topic)
         return replies
 

@@ -300,16 +300,24 @@ class Connection(WebSocketHandler):
             raise ActionError(ErrorCode.LIMIT_EXCEEDED, "too many subscriptions on this connection",
                               {"limit": "max_subscriptions", "max": limit})
         view = View(self.protocol, topic.select(fields))
-        if channel in self.channels:
-            self.gateway.fanout.discard(self, channel)
+        fanout = self.gateway.fanout
         joined = None
-        if topic.history is None:
-            await self.gateway.fanout.add(self, channel, view)
-        else:
-            joined = await self.gateway.fanout.add_logged(self, channel, view, topic.history, since)
+        try:
+            if topic.history is None:
+                await fanout.add(self, channel, view)
+            else:
+                joined = await fanout.add_logged(self, channel, view, topic.history, since)
+        except BaseException:  # refused, timed out or cancelled mid-join (e.g. a replay): not subscribed
+            fanout.discard(self, channel)
+            self.channels.discard(channel)
+            raise
         if self.ws_connection is None:  # closed while joining
-            self.gateway.fanout.discard(self, channel)
+            fanout.discard(self, channel)
+            self.channels.discard(channel)
         else:
+            # Subscribing again (other fields) swaps the view in place: the channel is never left, so no
+            # event falls between the old view and the new one.
+            fanout.keep_only(self, channel, view)
             self.channels.add(channel)
         return joined
 

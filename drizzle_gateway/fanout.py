@@ -206,6 +206,17 @@ class Fanout:
             page = await self._history_broker.history(channel, retention, Position(since.epoch, sent))
         return sent, False
 
+    def keep_only(self, subscriber: Subscriber, channel: str, view: View) -> None:
+        """Leave every other view of ``channel`` that ``subscriber`` is in (after joining it with ``view``)."""
+        groups = self._channels.get(channel)
+        if not groups:
+            return
+        for key, (_, members) in list(groups.items()):
+            if key != view.key:
+                members.discard(subscriber)
+                if not members:
+                    del groups[key]
+
     def discard(self, subscriber: Subscriber, channel: str) -> None:
         """Remove ``subscriber`` from ``channel``; the broker stops after the last one."""
         groups = self._channels.get(channel)

@@ -10,6 +10,7 @@ from marshmallow import ValidationError
 
 from drizzle_gateway import Gateway, Topic
 from drizzle_gateway.brokers import MemoryBroker
+from drizzle_gateway.connection import Connection
 from drizzle_gateway.history import Position, Retention, Ring
 from tests.resources import Message
 
@@ -277,3 +278,81 @@ def test_schema_says_which_topics_keep_history(gateway):
     assert topics["feed.{room}"]["history"] == {"size": 5, "ttl": TTL}
     assert topics["sealed"]["history"] == {"size": 5, "ttl": None}
     assert topics["plain"]["history"] is None
+
+
+# -- what a review found: joins that fail, joins again, channels nobody publishes to -----------------
+
+
+class SlowPositionBroker(MemoryBroker):
+    """A memory broker whose ``position`` takes a round trip, as the Redis broker's does."""
+
+    async def position(self, channel, retention):
+        await asyncio.sleep(0.05)
+        return await super().position(channel, retention)
+
+
+@pytest.mark.gen_test
+async def test_subscribing_again_with_other_fields_skips_no_event(gateway, raw, clock):
+    gateway.use_broker(SlowPositionBroker(clock))
+    sock = await raw()
+    first = (await ask(sock, "__subscribe__", topic="feed.lobby"))["answer"]["data"]
+    await publish(gateway, [1, 2])
+    assert [e["offset"] for e in await recv_events(sock, 2)] == [1, 2]
+
+    async def publish_meanwhile() -> None:
+        await asyncio.sleep(0.01)  # while the second subscribe is being served
+        await publish(gateway, [3, 4, 5])
+
+    meanwhile = asyncio.ensure_future(publish_meanwhile())
+    again = await ask(sock, "__subscribe__", topic="feed.lobby", fields=["text"])
+    await meanwhile
+    await publish(gateway, [6])
+    seen = [e["offset"] for e in again["events"]] + [e["offset"] for e in await recv_events(sock, 6 - 2 - len(
+        again["events"]))]
+    assert seen == [3, 4, 5, 6], seen
+    assert again["answer"]["data"]["epoch"] == first["epoch"]
+
+
+@pytest.mark.gen_test
+async def test_a_connection_closed_mid_replay_is_let_go(gateway, raw, monkeypatch):
+    sock = await raw()
+    first = (await ask(sock, "__subscribe__", topic="feed.lobby"))["answer"]["data"]
+    await publish(gateway, range(1, 5))
+    await recv_events(sock, 4)
+    reading = next(iter(gateway.connections))
+    never = asyncio.get_running_loop().create_future()
+    send = Connection.send_frame
+
+    def congested(self, frame):  # the newcomer never drains during its replay (its network dropped)
+        send(self, frame)
+        return self is not reading
+
+    async def stuck(self):
+        await never
+
+    monkeypatch.setattr(Connection, "send_frame", congested)
+    monkeypatch.setattr(Connection, "drained", stuck)
+    back = await raw()
+    await back.send({"request_id": 1, "action": "__subscribe__",
+                     "data": {"topic": "feed.lobby", "since": {"epoch": first["epoch"], "offset": 0}}})
+    async with asyncio.timeout(5):
+        while gateway.fanout.subscribers("feed.lobby") < 2:  # joined, replay under way
+            await asyncio.sleep(0.01)
+    back.ws.close()
+    async with asyncio.timeout(5):
+        while len(gateway.connections) > 1 or gateway.fanout.subscribers("feed.lobby") > 1:
+            await asyncio.sleep(0.01)
+    assert gateway.fanout.subscribers("feed.lobby") == 1
+
+
+@pytest.mark.gen_test
+async def test_reading_channels_nobody_published_to_keeps_nothing(gateway, raw):
+    sock = await raw()
+    epochs = set()
+    for n in range(50):
+        reply = (await ask(sock, "__history__", topic=f"feed.r{n}"))["answer"]["data"]
+        assert reply["events"] == [] and reply["offset"] == 0
+        epochs.add(reply["epoch"])
+    assert gateway.broker._rings == {}  # a client cannot grow the broker by naming channels
+    await publish(gateway, [1], room="r7")
+    assert (await ask(sock, "__history__", topic="feed.r7"))["answer"]["data"]["epoch"] in epochs  # one epoch
