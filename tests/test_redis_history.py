@@ -13,8 +13,12 @@ import asyncio
 import logging
 
 import pytest
+from redis.asyncio import Redis as AsyncRedis
 
+from drizzle_gateway.brokers import BrokerUnavailable
+from drizzle_gateway.brokers.redis import RedisBroker
 from drizzle_gateway.client import Client, Position, RemoteError
+from drizzle_gateway.history import Retention
 from tests.redis_support import GatewayProcess, RedisServer, eventually
 
 pytest.importorskip("redis")
@@ -237,5 +241,63 @@ async def test_a_resent_publish_is_numbered_once(redis_server):
         first = await client.eval(redis_streams.APPEND, *later)
         assert await client.eval(redis_streams.APPEND, *other) == first + 1  # numbering is per process
         assert await client.xlen("resend:h:feed.x") == 3
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_gap_whose_read_fails_is_read_again_not_skipped():
+    server = RedisServer().start()
+    retention = Retention(100)
+    reader, writer = RedisBroker(server.url), RedisBroker(server.url)
+    got: list[int] = []
+    try:
+        await reader.subscribe("feed", lambda channel, data, position=None: got.append(position.offset))
+        await reader.position("feed", retention)
+        for n in (1, 2, 3):
+            await writer.publish_logged("feed", {"n": n}, retention)
+        await eventually_equal(lambda: got, [1, 2, 3])
+        name = reader.prefix + "feed"
+        await reader._pubsub.unsubscribe(name)  # the reader misses 4 and 5 on pub/sub ...
+        await listeners_become(server, name, 0)
+        for n in (4, 5):
+            await writer.publish_logged("feed", {"n": n}, retention)
+        async with asyncio.timeout(10):  # they reached Redis (a publish is sent by the broker's outbox)
+            await writer._idle.wait()
+        await reader._pubsub.subscribe(name)
+        await listeners_become(server, name, 1)
+        history, failures = reader.history, []
+
+        async def failing_once(*args, **kwargs):  # ... and its first read of the gap fails (a Redis blip)
+            if not failures:
+                failures.append(True)
+                raise BrokerUnavailable("simulated timeout")
+            return await history(*args, **kwargs)
+
+        reader.history = failing_once
+        for n in (6, 7):
+            await writer.publish_logged("feed", {"n": n}, retention)
+        await eventually_equal(lambda: got, [1, 2, 3, 4, 5, 6, 7])
+        assert failures == [True]
+    finally:
+        await reader.close()
+        await writer.close()
+        server.stop()
+
+
+async def eventually_equal(value, expected, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while value() != expected:
+            assert len(value()) <= len(expected) and value() == expected[:len(value())], value()
+            await asyncio.sleep(0.02)
+
+
+async def listeners_become(server: RedisServer, name: str, count: int) -> None:
+    """Wait until Redis counts ``count`` pub/sub subscribers of ``name``."""
+    client = AsyncRedis.from_url(server.url)
+    try:
+        async with asyncio.timeout(10):
+            while dict(await client.pubsub_numsub(name)).get(name.encode(), 0) != count:
+                await asyncio.sleep(0.01)
     finally:
         await client.aclose()

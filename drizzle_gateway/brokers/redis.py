@@ -444,13 +444,16 @@ class RedisBroker:
             logger.exception("delivering a message from redis on %s failed", channel)
 
     async def _fill_gap(self, channel: str, last: Position, position: Position | None, data: Any) -> None:
-        """Read the events after ``last`` from the stream and deliver them, then (if given) the one at ``position``."""
+        """Read the events after ``last`` from the stream and deliver them, then (if given) the one at ``position``.
+
+        When the stream cannot be read, nothing is skipped: the error breaks the
+        subscriber connection, and the reconnect's `_catch_up` reads the gap again.
+        """
         retention = self._retentions[channel]
         try:
             found = await self.history(channel, retention, last)
         except Exception as exc:
-            logger.warning("could not read the missed events of %s from redis (%s)", channel, exc)
-            found = None
+            raise ConnectionError(f"could not read the missed events of {channel} from redis ({exc})") from exc
         if found is not None:
             for logged in found.events:
                 listener = self._listeners.get(channel)
