@@ -15,11 +15,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from bench.ports import free_port, wait_for_port
+from drizzle_gateway.client import Client
 
 REPO = Path(__file__).resolve().parent.parent
 REQUIRED = os.environ.get("DRIZZLE_REQUIRE_REDIS") == "1"
@@ -101,7 +104,9 @@ class RedisServer:
 class GatewayProcess:
     """``drizzle-gateway serve tests.serve_app:make_unthrottled_gateway --redis URL`` in a subprocess."""
 
-    def __init__(self, redis_url: str, *extra: str, target: str = "tests.serve_app:make_unthrottled_gateway") -> None:
+    DEFAULT_TARGET = "tests.serve_app:make_unthrottled_gateway"
+
+    def __init__(self, redis_url: str, *extra: str, target: str = DEFAULT_TARGET) -> None:
         self.port = free_port()
         self.log = tempfile.NamedTemporaryFile(prefix="drizzle-gw-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
@@ -135,6 +140,36 @@ class GatewayProcess:
 
     def remove_log(self) -> None:
         Path(self.log.name).unlink(missing_ok=True)
+
+
+@contextmanager
+def gateway_processes(redis_url: str, count: int, target: str = GatewayProcess.DEFAULT_TARGET) -> Iterator[list]:
+    """``count`` ready `GatewayProcess` instances on one Redis; stopped (and their logs removed) on exit."""
+    processes = [GatewayProcess(redis_url, target=target) for _ in range(count)]
+    try:
+        for process in processes:
+            process.wait_ready()
+        yield processes
+    finally:
+        for process in processes:
+            process.stop()
+            process.remove_log()
+
+
+@pytest.fixture
+def open_client(io_loop):
+    """Open `Client` instances on a gateway process; all closed after the test."""
+    clients: list[Client] = []
+
+    async def _open(gateway: GatewayProcess, timeout: float = 10.0) -> Client:
+        client = await Client(gateway.url, timeout=timeout).connect()
+        clients.append(client)
+        return client
+
+    yield _open
+    for client in clients:
+        if client._ws is not None:
+            client._ws.close()
 
 
 async def eventually(check, timeout: float, interval: float = 0.05):

@@ -19,7 +19,8 @@ from drizzle_gateway.brokers import BrokerUnavailable
 from drizzle_gateway.brokers.redis import RedisBroker
 from drizzle_gateway.client import Client, Position, RemoteError
 from drizzle_gateway.history import Retention
-from tests.redis_support import GatewayProcess, RedisServer, eventually
+from tests import redis_support
+from tests.redis_support import GatewayProcess, RedisServer, eventually, gateway_processes
 
 pytest.importorskip("redis")
 logger = logging.getLogger("tests.redis_history")
@@ -37,34 +38,14 @@ def redis_server(request):
     yield server
     server.stop()
 
+open_client = redis_support.open_client
+
 
 @pytest.fixture(scope="module")
 def gateways(redis_server):
     """Two gateway processes on the module's Redis."""
-    processes = [GatewayProcess(redis_server.url, target=TARGET) for _ in range(2)]
-    try:
-        for process in processes:
-            process.wait_ready()
+    with gateway_processes(redis_server.url, 2, TARGET) as processes:
         yield processes
-    finally:
-        for process in processes:
-            process.stop()
-            process.remove_log()
-
-
-@pytest.fixture
-def open_client(io_loop):
-    clients: list[Client] = []
-
-    async def _open(gateway: GatewayProcess) -> Client:
-        client = await Client(gateway.url, timeout=10).connect()
-        clients.append(client)
-        return client
-
-    yield _open
-    for client in clients:
-        if client._ws is not None:
-            client._ws.close()
 
 
 async def take(client: Client, count: int) -> list:

@@ -14,7 +14,7 @@ import pytest
 from bench.bulk_subscriber import BulkSubscriber
 from drizzle_gateway.client import Client, RemoteError
 from tests import redis_support
-from tests.redis_support import GatewayProcess, eventually
+from tests.redis_support import GatewayProcess, eventually, gateway_processes
 from tests.test_flow_control import publish_paced
 
 redis_asyncio = pytest.importorskip("redis.asyncio")
@@ -24,35 +24,14 @@ redis_server = redis_support.redis_server
 def message(author: str, seq: int, text: str = "hi") -> dict:
     return {"author": {"name": author}, "text": text, "seq": seq}
 
+open_client = redis_support.open_client
+
 
 @pytest.fixture(scope="module")
 def gateways(redis_server):
     """Three gateway processes on one Redis."""
-    processes = [GatewayProcess(redis_server.url) for _ in range(3)]
-    try:
-        for process in processes:
-            process.wait_ready()
+    with gateway_processes(redis_server.url, 3) as processes:
         yield processes
-    finally:
-        for process in processes:
-            process.stop()
-            process.remove_log()
-
-
-@pytest.fixture
-def open_client(io_loop):
-    """Open `Client` instances on a gateway process; all closed after the test."""
-    clients: list[Client] = []
-
-    async def _open(gateway: GatewayProcess, timeout: float = 10.0) -> Client:
-        client = await Client(gateway.url, timeout=timeout).connect()
-        clients.append(client)
-        return client
-
-    yield _open
-    for client in clients:
-        if client._ws is not None:
-            client._ws.close()
 
 
 @pytest.fixture
