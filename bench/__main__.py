@@ -143,6 +143,20 @@ def start_subscribers(procs: list[Process], kind: str, port: int, sizes: list[in
             raise RuntimeError("subscriber process failed to start")
 
 
+def collect_reports(procs: list[Process]) -> list[Any]:
+    """Each load process's report, in order."""
+    for proc in procs:
+        proc.pipe.send("report")
+    return [proc.expect() for proc in procs]
+
+
+def stop_all(procs: list[Process], srv: Server) -> None:
+    """Stop the load processes, then the server."""
+    for proc in procs:
+        proc.stop()
+    srv.close()
+
+
 def pct(values: list[float], p: float) -> float:
     return clients.percentile(sorted(values), p)
 
@@ -171,14 +185,9 @@ def fanout(kind: str, subscribers: int, selections: bool, settings: Settings, fa
             if result["received"] != count * subscribers:
                 failures.add(name, f"{result['received']} of {count * subscribers} deliveries arrived")
             rounds.append(result)
-        reports = []
-        for proc in procs:
-            proc.pipe.send("report")
-            reports.append(proc.expect())
+        reports = collect_reports(procs)
     finally:
-        for proc in procs:
-            proc.stop()
-        srv.close()
+        stop_all(procs, srv)
     latencies: list[float] = []
     for report in reports:
         latencies += report["latencies"]
@@ -242,14 +251,9 @@ def burst(kind: str, subscribers: int, settings: Settings, failures: Failures) -
                 break
             if repeat:
                 rounds.append(result)
-        reports = []
-        for proc in procs:
-            proc.pipe.send("report")
-            reports.append(proc.expect())
+        reports = collect_reports(procs)
     finally:
-        for proc in procs:
-            proc.stop()
-        srv.close()
+        stop_all(procs, srv)
     closed = sum(report["closed"] for report in reports)
     if closed:
         failures.add(name, f"{closed} fast subscribers were closed")
@@ -312,14 +316,9 @@ def memory(kind: str, connections: int, failures: Failures) -> dict:
                 raise RuntimeError("idle clients failed to start")
         time.sleep(1.0)
         after = srv.ask("rss")
-        opened = 0
-        for proc in procs:
-            proc.pipe.send("report")
-            opened += proc.expect()["open"]
+        opened = sum(report["open"] for report in collect_reports(procs))
     finally:
-        for proc in procs:
-            proc.stop()
-        srv.close()
+        stop_all(procs, srv)
     if opened != connections:
         failures.add(name, f"only {opened} of {connections} connections stayed open")
     return {"scenario": "memory", "kind": kind, "connections": connections,
