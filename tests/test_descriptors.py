@@ -51,12 +51,14 @@ def test_serve_logs_the_connection_capacity_after_raising_the_limit():
     with tempfile.TemporaryFile("w+") as log:
         server = serve_with_nofile(256, 2048, port, log)
         try:
-            wait_for_port(port, timeout=30, process=server)
+            wait_for_port(port, timeout=30, process=server)  # the port is bound before the gateway starts serving
+            deadline = time.monotonic() + 30
+            while "open-files limit" not in log_text(log) and time.monotonic() < deadline:
+                time.sleep(0.05)
         finally:
             server.terminate()
             server.wait(10)
-        log.seek(0)
-        assert "open-files limit 2048: room for about 2016 connections" in log.read()
+        assert "open-files limit 2048: room for about 2016 connections" in log_text(log)
 
 
 @pytest.mark.timeout(90)
