@@ -95,7 +95,7 @@ class BuiltinActions(Resource):
     @action(AuthInput, AuthReply, name="__auth__")
     async def auth(self, data: dict) -> dict:
         """Authenticate this connection with a token (for clients that cannot set headers)."""
-        await self.connection.authenticate(data["token"])
+        await self.session.authenticate(data["token"])
         return {"authenticated": True}
 
     async def _may_subscribe(self, channel: str) -> Any:
@@ -116,7 +116,7 @@ class BuiltinActions(Resource):
         """
         await self._may_subscribe(data["topic"])
         since = _position(data["since"])
-        joined = await self.connection.join(data["topic"], data["fields"], since)
+        joined = await self.session.join(data["topic"], data["fields"], since)
         reply: dict[str, Any] = {"topic": data["topic"]}
         if joined is not None:
             if joined.position is not None:
@@ -144,7 +144,7 @@ class BuiltinActions(Resource):
     async def unsubscribe_channel(self, data: dict) -> dict:
         """Stop receiving the topic's events."""
         self.gateway.find_topic(data["topic"])
-        await self.connection.unsubscribe(data["topic"])
+        await self.session.unsubscribe(data["topic"])
         return {"topic": data["topic"]}
 
     @action(PublishInput, ChannelReply, name="__publish__")

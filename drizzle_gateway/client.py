@@ -106,31 +106,16 @@ class Position:
     offset: int
 
 
-class Client:
-    """A websocket client speaking ``drizzle.v1``; use it with ``async with``.
+class BaseClient:
+    """What every drizzle client does, whatever carries its frames: request ids, replies, events, retries.
 
-    ``timeout`` bounds the wait for each reply, in seconds. ``retries`` is how many
-    times subscribe, unsubscribe, ping and schema are sent again after a transient
-    refusal (0 turns retries off); a refusal asking to wait more than
-    ``max_retry_delay`` seconds is final. Every attempt is bounded (``timeout`` for its
-    reply, ``max_retry_delay`` before it is sent again) and there are at most
-    ``retries + 1`` of them, so nothing waits forever. Retries go single file, one per
-    ``retry_after``, so concurrent ones do not compete for the same slot; a retry
-    waiting for its turn ends with `ConnectionClosed` as soon as the connection closes.
+    Subclasses open and close the link (`connect`, `close`), send text
+    (`_send`), and hand each frame they read to `_receive` and the end of
+    the link to `_ended_with`.
     """
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        timeout: float = 10.0,
-        headers: dict[str, str] | None = None,
-        retries: int = 10,
-        max_retry_delay: float = 10.0,
-    ) -> None:
-        self.url = url
+    def __init__(self, *, timeout: float = 10.0, retries: int = 10, max_retry_delay: float = 10.0) -> None:
         self.timeout = timeout
-        self.headers = headers or {}
         self.retries = retries
         self.max_retry_delay = max_retry_delay
         self._retry_line = asyncio.Lock()
@@ -139,65 +124,65 @@ class Client:
         self._ids = itertools.count(1)
         self._pending: dict[Any, asyncio.Future] = {}
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()
-        self._ws: WebSocketClientConnection | None = None
-        self._reader: asyncio.Task | None = None
+        self._gone: asyncio.Future | None = None  # resolves when the link ends; None before connect
         self._subscriptions: dict[str, list[str] | None] = {}
         self._positions: dict[str, Position] = {}
         self._subscribing: dict[Any, str] = {}
         self.close_code: int | None = None
         self.close_reason: str | None = None
 
-    async def connect(self) -> Client:
-        """Open the websocket."""
-        request = HTTPRequest(self.url, headers=self.headers)
-        self._ws = await websocket_connect(request, subprotocols=[SUBPROTOCOL])
-        self._reader = asyncio.ensure_future(self._read())
-        return self
+    async def connect(self) -> BaseClient:  # pragma: no cover - interface
+        """Open the link."""
+        raise NotImplementedError
 
-    async def __aenter__(self) -> Client:
+    async def close(self) -> None:  # pragma: no cover - interface
+        """Close the link; returns within ``timeout`` seconds."""
+        raise NotImplementedError
+
+    async def _send(self, text: str) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    async def __aenter__(self) -> BaseClient:
         return await self.connect()
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def close(self) -> None:
-        """Close the websocket and stop reading; returns within ``timeout`` seconds whatever the server does."""
-        if self._ws is not None:
-            self._ws.close()
-        if self._reader is not None:
-            try:
-                await asyncio.wait_for(self._reader, self.timeout)
-            except TimeoutError:
-                self._reader.cancel()
+    def _started(self) -> None:
+        """A new link is up: forget how the last one ended."""
+        self.close_code = self.close_reason = None
+        self._gone = asyncio.get_running_loop().create_future()
 
-    async def _read(self) -> None:
-        assert self._ws is not None
-        while True:
-            text = await self._ws.read_message()
-            if text is None:
-                break
-            frame = decode(text)
-            if "topic" in frame and "request_id" not in frame:
-                self._on_event(frame)
-                continue
-            topic = self._subscribing.pop(frame.get("request_id"), None)
-            if topic is not None and isinstance(frame.get("data"), dict) and "epoch" in frame["data"]:
-                # the reply's position is where the live events take over from the replayed ones
-                self._positions[topic] = Position(frame["data"]["epoch"], frame["data"]["offset"])
-            future = self._pending.pop(frame.get("request_id"), None)
-            if future is None or future.done():
-                continue
-            if "code" in frame:
-                future.set_exception(RemoteError(frame["code"], frame.get("error", ""), frame.get("details")))
-            else:
-                future.set_result(frame.get("data"))
-        self.close_code, self.close_reason = self._ws.close_code, self._ws.close_reason
-        closed = ConnectionClosed(self.close_code, self.close_reason)
+    # -- frames in ------------------------------------------------------------
+
+    def _receive(self, frame: dict[str, Any]) -> None:
+        """One frame read from the link: a reply, an error or an event."""
+        if "topic" in frame and "request_id" not in frame:
+            self._on_event(frame)
+            return
+        topic = self._subscribing.pop(frame.get("request_id"), None)
+        if topic is not None and isinstance(frame.get("data"), dict) and "epoch" in frame["data"]:
+            # the reply's position is where the live events take over from the replayed ones
+            self._positions[topic] = Position(frame["data"]["epoch"], frame["data"]["offset"])
+        future = self._pending.pop(frame.get("request_id"), None)
+        if future is None or future.done():
+            return
+        if "code" in frame:
+            future.set_exception(RemoteError(frame["code"], frame.get("error", ""), frame.get("details")))
+        else:
+            future.set_result(frame.get("data"))
+
+    def _ended_with(self, code: int | None, reason: str | None) -> None:
+        """The link ended with this close code and reason: fail what waits for a reply."""
+        self.close_code, self.close_reason = code, reason
+        closed = ConnectionClosed(code, reason)
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(closed)
         self._pending.clear()
         self._events.put_nowait(None)
+        if self._gone is not None and not self._gone.done():
+            self._gone.set_result(None)
 
     def _on_event(self, frame: dict[str, Any]) -> None:
         topic, offset, epoch = frame["topic"], frame.get("offset"), frame.get("epoch")
@@ -218,19 +203,21 @@ class Client:
         """The epoch and last offset delivered on ``topic`` (topics with history), or None."""
         return self._positions.get(topic)
 
+    # -- requests -------------------------------------------------------------
+
     async def request(self, frame: dict[str, Any], timeout: float | None = None) -> Any:
         """Send a request frame (a ``request_id`` is added) and await its reply's data."""
-        if self._ws is None:
-            raise RuntimeError("not connected; use 'async with Client(url)' or connect()")
-        if self.close_code is not None or (self._reader is not None and self._reader.done()):
+        if self._gone is None:
+            raise RuntimeError(f"not connected; use 'async with {type(self).__name__}(...)' or connect()")
+        if self._gone.done():
             raise ConnectionClosed(self.close_code, self.close_reason)
         request_id = next(self._ids)
         future = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         if frame.get("action") == "__subscribe__":
             self._subscribing[request_id] = frame["data"]["topic"]
-        await self._ws.write_message(encode({"request_id": request_id, **frame}))
         try:
+            await self._send(encode({"request_id": request_id, **frame}))
             return await asyncio.wait_for(future, timeout or self.timeout)
         finally:
             self._pending.pop(request_id, None)
@@ -250,8 +237,8 @@ class Client:
                     return await self.request(frame)
                 async with self._retry_line:
                     wait = max(0.0, self._retry_gate - loop.time())
-                    if wait > 0 and self._reader is not None:
-                        await asyncio.wait({self._reader}, timeout=wait)  # ends early if the connection closes
+                    if wait > 0 and self._gone is not None:
+                        await asyncio.wait({self._gone}, timeout=wait)  # ends early if the connection closes
                     try:
                         return await self.request(frame)
                     finally:
@@ -318,7 +305,6 @@ class Client:
         kept = [event for event in _drain(self._events) if event is not None]
         for event in kept:
             self._events.put_nowait(event)
-        self.close_code = self.close_reason = None
         await self.connect()
         replies = {}
         for topic, fields in list(self._subscriptions.items()):
@@ -362,6 +348,71 @@ class Client:
                 self._events.put_nowait(None)
                 return
             yield event
+
+
+class Client(BaseClient):
+    """A websocket client speaking ``drizzle.v1``; use it with ``async with``.
+
+    ``timeout`` bounds the wait for each reply, in seconds. ``retries`` is how many
+    times subscribe, unsubscribe, ping and schema are sent again after a transient
+    refusal (0 turns retries off); a refusal asking to wait more than
+    ``max_retry_delay`` seconds is final. Every attempt is bounded (``timeout`` for its
+    reply, ``max_retry_delay`` before it is sent again) and there are at most
+    ``retries + 1`` of them, so nothing waits forever. Retries go single file, one per
+    ``retry_after``, so concurrent ones do not compete for the same slot; a retry
+    waiting for its turn ends with `ConnectionClosed` as soon as the connection closes.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        headers: dict[str, str] | None = None,
+        retries: int = 10,
+        max_retry_delay: float = 10.0,
+    ) -> None:
+        super().__init__(timeout=timeout, retries=retries, max_retry_delay=max_retry_delay)
+        self.url = url
+        self.headers = headers or {}
+        self._ws: WebSocketClientConnection | None = None
+        self._reader: asyncio.Task | None = None
+
+    async def connect(self) -> Client:
+        """Open the websocket."""
+        request = HTTPRequest(self.url, headers=self.headers)
+        self._ws = await websocket_connect(request, subprotocols=[SUBPROTOCOL])
+        self._started()
+        self._reader = asyncio.ensure_future(self._read())
+        return self
+
+    async def __aenter__(self) -> Client:
+        return await self.connect()
+
+    async def close(self) -> None:
+        """Close the websocket and stop reading; returns within ``timeout`` seconds whatever the server does."""
+        if self._ws is not None:
+            self._ws.close()
+        if self._reader is not None:
+            try:
+                await asyncio.wait_for(self._reader, self.timeout)
+            except TimeoutError:
+                self._reader.cancel()
+                if self._gone is not None and not self._gone.done():
+                    self._ended_with(None, "closed by the client; the server did not answer")
+
+    async def _send(self, text: str) -> None:
+        assert self._ws is not None
+        await self._ws.write_message(text)
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        while True:
+            text = await self._ws.read_message()
+            if text is None:
+                break
+            self._receive(decode(text))
+        self._ended_with(self._ws.close_code, self._ws.close_reason)
 
 
 def _drain(queue: asyncio.Queue) -> list[Any]:

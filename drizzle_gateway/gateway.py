@@ -14,7 +14,7 @@ from tornado.web import URLSpec
 from tornado.websocket import WebSocketHandler
 
 from . import redaction
-from .auth import Authenticate, AuthThrottle, Credentials, identify, requires_user
+from .auth import Authenticate, AuthThrottle, Credentials, identify
 from .brokers import Broker, BrokerUnavailable, HistoryBroker, MemoryBroker
 from .builtin_actions import BuiltinActions
 from .connection import Connection
@@ -24,15 +24,16 @@ from .history import Page, Position
 from .introspection import describe
 from .limits import Limits
 from .outbox import Flusher
-from .permissions import require
-from .protocol import CloseCode, Protocol, Request
+from .protocol import CloseCode, Protocol
 from .resources import Resource
 from .static_files import browser_routes
 from .topics import Topic
 from .visibility import builtins_only, visible_schema
 
 if TYPE_CHECKING:
+    from .protocol import Request
     from .resources import Action
+    from .session import Session
 
 logger = logging.getLogger("drizzle_gateway")
 
@@ -113,7 +114,7 @@ class Gateway:
         self.broker: Broker = broker if broker is not None else MemoryBroker()
         self.fanout = Fanout(self.broker)
         self.flusher = Flusher()
-        self.connections: set[Connection] = set()
+        self.sessions: set[Session] = set()
         self.allowed_origins = frozenset(allowed_origins)
         self.resources: dict[str, type[Resource]] = {}
         self.topics: list[Topic] = []
@@ -172,7 +173,7 @@ class Gateway:
 
     def use_broker(self, broker: Broker) -> None:
         """Replace the broker; call it before serving (``serve --redis`` does)."""
-        if self.connections:
+        if self.sessions:
             raise RuntimeError("cannot change the broker while connections are open")
         for topic in self.topics:
             if topic.history is not None:
@@ -216,8 +217,6 @@ class Gateway:
             logger.warning("history of %s is unavailable: %s", channel, exc)
             raise ActionError(ErrorCode.UNAVAILABLE, "the history cannot be read right now; retry later") from None
 
-    # -- requests -------------------------------------------------------------
-
     def find_action(self, request: Request) -> tuple[type[Resource], Action]:
         """The resource class and action a request names, or RESOURCE/ACTION_NOT_FOUND."""
         if request.resource is None:
@@ -232,26 +231,7 @@ class Gateway:
             raise ActionError(ErrorCode.ACTION_NOT_FOUND, f"action {request.action!r} not found in {where}")
         return resource, found
 
-    async def call(self, connection: Connection, request: Request) -> Any:
-        """Run one request: authenticate, find, check fields, load input, permit, run, dump output.
-
-        An action's ``allow(user, params)`` gets ``{"resource", "action", "data"}``
-        with the loaded input as ``data``.
-        """
-        if self.authenticate is not None and connection.user is None and requires_user(
-            request.action, request.resource
-        ):
-            raise ActionError(ErrorCode.UNAUTHENTICATED, "authenticate first (send __auth__ with a token)")
-        resource, act = self.find_action(request)
-        selection = act.select(request.fields)
-        data = act.load(request.data)
-        if act.allow is not None:
-            params = {"resource": request.resource, "action": act.name, "data": data}
-            await require(act.allow, connection.user, params, f"call {act.name!r}")
-        result = await act.invoke(resource(connection, self), data, request)
-        if selection is None:
-            return result
-        return selection.schema.dump(result)
+    # -- the contract ---------------------------------------------------------
 
     def schema(self) -> dict:
         """The ``__schema__`` document (built once, rebuilt after registry changes)."""
@@ -342,7 +322,7 @@ class Gateway:
         """
         self.closing = True
         timeout = self.limits.shutdown_timeout if timeout is None else timeout
-        in_flight = [task for connection in self.connections for task in connection.tasks]
+        in_flight = [task for session in self.sessions for task in session.tasks]
         if in_flight:
             _, late = await asyncio.wait(in_flight, timeout=timeout)
             if late:
@@ -350,11 +330,11 @@ class Gateway:
                 for task in late:
                     task.cancel()
         await asyncio.sleep(0)  # let the last replies be written
-        for connection in list(self.connections):
-            connection.close(CloseCode.GOING_AWAY, "server shutting down")
+        for session in list(self.sessions):
+            session.close(CloseCode.GOING_AWAY, "server shutting down")
         loop = asyncio.get_running_loop()
         goodbye = loop.time() + CLOSE_HANDSHAKE_WAIT
-        while self.connections and loop.time() < goodbye:  # let peers answer the close frames
+        while self.sessions and loop.time() < goodbye:  # let peers answer the close frames
             await asyncio.sleep(0.01)
         try:
             async with asyncio.timeout(BROKER_CLOSE_WAIT):

@@ -13,9 +13,9 @@ from .permissions import Permission
 from .selection import SchemaLike, Selection, Selector, as_schema
 
 if TYPE_CHECKING:
-    from .connection import Connection
     from .gateway import Gateway
     from .protocol import Request
+    from .session import Session
     from .topics import Topic
 
 class Action:
@@ -87,8 +87,9 @@ def action(
 class Resource:
     """Base class of resources: subclass it, set ``name``, decorate actions.
 
-    One instance serves one request; ``self.connection``, ``self.gateway``
-    and ``self.user`` are set on it.
+    One instance serves one request; ``self.session`` (the connection's
+    `Session`, also ``self.connection``), ``self.gateway`` and ``self.user``
+    are set on it.
     """
 
     name: ClassVar[str] = ""
@@ -105,14 +106,19 @@ class Resource:
         if not cls.name:
             cls.name = cls.__name__.lower()
 
-    def __init__(self, connection: Connection, gateway: Gateway) -> None:
-        self.connection = connection
+    def __init__(self, session: Session, gateway: Gateway) -> None:
+        self.session = session
         self.gateway = gateway
+
+    @property
+    def connection(self) -> Session:
+        """The session of the connection that sent the request (the name earlier versions used)."""
+        return self.session
 
     @property
     def user(self) -> Any | None:
         """The authenticated user of this connection, or None."""
-        return self.connection.user
+        return self.session.user
 
     @classmethod
     def get_action(cls, name: str) -> Action | None:
@@ -125,8 +131,8 @@ class Resource:
 
     async def subscribe(self, topic: Topic | str, fields: list[str] | None = None, **params: str) -> str:
         """Subscribe this connection to a topic; in effect when this returns."""
-        return await self.connection.subscribe(self.gateway.channel(topic, **params), fields)
+        return await self.session.subscribe(self.gateway.channel(topic, **params), fields)
 
     async def unsubscribe(self, topic: Topic | str, **params: str) -> bool:
         """Remove this connection's subscription to a topic."""
-        return await self.connection.unsubscribe(self.gateway.channel(topic, **params))
+        return await self.session.unsubscribe(self.gateway.channel(topic, **params))

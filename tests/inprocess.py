@@ -1,70 +1,69 @@
-"""The request path and the fan-out run in process: what a client would receive, without a socket.
+"""The request path and the fan-out run in process, frame by frame, with exact numbers.
 
-`InProcess.ask` runs one request through `Gateway.call` and encodes the
-reply or error frame as the connection does; `InProcess.listen` joins the
-gateway's fan-out with a field selection and keeps the event frames.
-Frames are read back with `json.loads(parse_float=Decimal)`, so numbers
-keep the exact digits the wire carried.
+`InProcess.ask` sends one request frame through a `TestClient` and returns
+the reply or error frame whole; `InProcess.listen` subscribes with a field
+selection and `InProcess.events` returns the events' data. Frames are read
+with `json.loads(parse_float=Decimal)`, so numbers keep the exact digits
+the wire carried.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 from decimal import Decimal
 from typing import Any
 
 from drizzle_gateway import Gateway
-from drizzle_gateway.errors import ActionError, ErrorCode
-from drizzle_gateway.fanout import View
-from drizzle_gateway.protocol import Request, encode
+from drizzle_gateway.protocol import encode
+from drizzle_gateway.testing import TestClient
 
-
-def read(text: str) -> Any:
-    """A frame as a client that keeps exact numbers sees it."""
-    return json.loads(text, parse_float=Decimal)
+read = functools.partial(json.loads, parse_float=Decimal)
+"""A frame as a client that keeps exact numbers sees it."""
 
 
 class InProcess:
-    """A connection without a socket: a user, a protocol, and the frames sent to it."""
+    """One in-process connection that returns whole frames (`TestClient` raises on error frames instead)."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
-        self.protocol = gateway.protocol
-        self.user: Any = None
-        self.frames: list[str] = []
-        self._ids = 0
+    def __init__(self, gateway: Gateway, loads: Any = read) -> None:
+        self.frames: list[str] = []  # the text of every event frame received
+        self.client = TestClient(gateway, loads=self._recorded(loads))
+        self._ids = itertools.count(1)
 
-    def send_frame(self, frame: Any) -> None:
-        self.frames.append(frame if isinstance(frame, str) else frame.text)
+    def _recorded(self, loads: Any) -> Any:
+        def read_and_keep(text: str) -> Any:
+            frame = loads(text)
+            if "topic" in frame and "request_id" not in frame:
+                self.frames.append(text)
+            return frame
+        return read_and_keep
+
+    async def _connected(self) -> TestClient:
+        if self.client.session is None:
+            await self.client.connect()
+        return self.client
 
     async def ask(self, resource: str | None, action: str, data: Any = None,
-                  fields: list[str] | tuple[str, ...] | None = None) -> dict:
-        """The reply or error frame, as `Connection` would have sent it, read with `read`."""
-        return read(await self.ask_text(resource, action, data, fields))
-
-    async def ask_text(self, resource: str | None, action: str, data: Any = None,
-                       fields: list[str] | tuple[str, ...] | None = None) -> str:
-        """The reply or error frame's text. ``data`` travels as JSON first (encoded, then read as a request is)."""
-        self._ids += 1
+                  fields: list[str] | tuple[str, ...] | None = None) -> Any:
+        """The reply or error frame, as a socket would have carried it."""
+        frame: dict[str, Any] = {"request_id": next(self._ids), "action": action}
+        if resource is not None:
+            frame["resource"] = resource
         if data is not None:
-            data = json.loads(encode(data))
-        request = Request(self._ids, action, resource, data, tuple(fields) if fields is not None else None)
-        try:
-            result = await self.gateway.call(self, request)
-            frame = self.protocol.reply(request.request_id, result)
-        except ActionError as exc:
-            frame = self.protocol.error(request.request_id, exc)
-        except Exception:
-            frame = self.protocol.error(request.request_id, ActionError(ErrorCode.INTERNAL_ERROR, "internal error"))
-        return frame
+            frame["data"] = data
+        if fields is not None:
+            frame["fields"] = list(fields)
+        return await (await self._connected()).exchange(encode(frame))
 
     async def listen(self, channel: str, fields: list[str] | None = None) -> None:
-        """Subscribe to ``channel`` with ``fields``, as ``__subscribe__`` does."""
-        topic, _ = self.gateway.find_topic(channel)
-        await self.gateway.fanout.add(self, channel, View(self.protocol, topic.select(fields)))
+        """Subscribe to ``channel`` with ``fields``, with ``__subscribe__``."""
+        await (await self._connected()).subscribe(channel, fields)
+
+    async def close(self) -> None:
+        """End the connection: its subscriptions go."""
+        await self.client.close()
 
     def events(self) -> list[Any]:
-        """The ``data`` of every event frame received so far (then forgotten)."""
-        events = [read(frame)["data"] for frame in self.frames]
-        self.frames.clear()
-        return events
+        """The ``data`` of every event received so far (then forgotten)."""
+        return [event.data for event in self.client.events_now()]

@@ -91,7 +91,7 @@ async def test_a_new_epoch_is_surfaced_and_its_events_delivered(gateway, connect
     await drop(client)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 5
-    while gateway.connections and loop.time() < deadline:  # the server notices the drop
+    while gateway.sessions and loop.time() < deadline:  # the server notices the drop
         await asyncio.sleep(0.01)
     gateway.use_broker(MemoryBroker())  # as a restarted process would: the history is gone
     await publish(gateway, [1])

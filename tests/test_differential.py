@@ -108,7 +108,11 @@ def marshmallow_dump(schema: Any, obj: Any) -> tuple[bool, Any]:
 async def call_exact(gateway: Gateway, resource: str, action: str, data: Any = None,
                      fields: tuple[str, ...] | None = None) -> dict:
     """The reply or error frame of one request, read with `read_exact`."""
-    return read_exact(await InProcess(gateway).ask_text(resource, action, data, fields))
+    caller = InProcess(gateway, read_exact)
+    try:
+        return await caller.ask(resource, action, data, fields)
+    finally:
+        await caller.close()
 
 
 def check_reply(reply: dict, ok: bool, dumped: Any) -> None:
@@ -136,7 +140,7 @@ def test_reply_event_and_selection_equal_marshmallow(harness, case):
 
         async def publish() -> ValidationError | None:
             for wire, _ in [(None, None), *case.selections]:
-                listeners[wire] = InProcess(gateway)
+                listeners[wire] = InProcess(gateway, read_exact)
                 await listeners[wire].listen(name, list(wire) if wire else None)
             try:
                 await gateway.publish(name, obj)
@@ -144,11 +148,11 @@ def test_reply_event_and_selection_equal_marshmallow(harness, case):
                 return exc
             finally:
                 for listener in listeners.values():
-                    gateway.fanout.discard(listener, name)
+                    await listener.close()
             return None
 
         refused = harness.run(publish())
-        frames = {wire: [read_exact(f)["data"] for f in listener.frames] for wire, listener in listeners.items()}
+        frames = {wire: listener.events() for wire, listener in listeners.items()}
         if not ok:
             assert isinstance(refused, ValidationError) and frames[None] == []
             return
@@ -229,17 +233,18 @@ def check_client_publish(harness: Harness, name: str, schema: Any, data: Any) ->
     """``__publish__``: the payload is loaded as input; subscribers get marshmallow's dump of what it loaded."""
     harness.tally["client_publish"] += 1
     gateway = harness.gateway
-    publisher, listener = InProcess(gateway), InProcess(gateway)
+    publisher, listener = InProcess(gateway, read_exact), InProcess(gateway, read_exact)
 
     async def go() -> dict:
         await listener.listen(name)
         try:
-            return read_exact(await publisher.ask_text(None, "__publish__", {"topic": name, "payload": data}))
+            return await publisher.ask(None, "__publish__", {"topic": name, "payload": data})
         finally:
-            gateway.fanout.discard(listener, name)
+            await listener.close()
+            await publisher.close()
 
     reply = harness.run(go())
-    events = [read_exact(f)["data"] for f in listener.frames]
+    events = listener.events()
     kind, expected = expected_load(schema, data)
     if kind == "INVALID_DATA":
         assert (reply.get("code"), reply.get("details")) == ("INVALID_DATA", {"payload": expected}), reply
@@ -269,7 +274,7 @@ def test_hooks_run_alike_on_replies_events_and_marshmallow(harness, obj, fields)
         return
     sel_ok, sel_dumped = marshmallow_dump(schema_class(only=attr_only), obj)
     check_reply(reply, sel_ok, sel_dumped)
-    listener = InProcess(gateway)
+    listener = InProcess(gateway, read_exact)
 
     async def publish() -> ValidationError | None:
         await listener.listen("hooked", list(fields))
@@ -278,11 +283,11 @@ def test_hooks_run_alike_on_replies_events_and_marshmallow(harness, obj, fields)
         except ValidationError as exc:
             return exc
         finally:
-            gateway.fanout.discard(listener, "hooked")
+            await listener.close()
         return None
 
     refused = harness.run(publish())
-    events = [read_exact(f)["data"] for f in listener.frames]
+    events = listener.events()
     if refused is None:
         assert len(events) == 1 and same_json(events[0], render(sel_dumped))
     else:
@@ -404,7 +409,7 @@ def test_selection_narrows_the_declared_schema_and_never_widens(harness, declare
     visible = _sends(declared_schema, only)
     # marshmallow's own only=, on top of the declaration (a visible selection lies within a declared only)
     oracle = differential.Composite(**{**declared, "only": only})
-    listener = InProcess(gateway)
+    listener = InProcess(gateway, read_exact)
 
     async def go() -> dict:
         reply = await call_exact(gateway, "composite", "dump", fields=tuple(sorted(wire)))
@@ -419,7 +424,7 @@ def test_selection_narrows_the_declared_schema_and_never_widens(harness, declare
         return
     expected = render(oracle.dump(obj))
     assert same_json(reply["data"], expected), (declared, wire, reply["data"], expected)
-    assert [read_exact(f)["data"] for f in listener.frames] == [reply["data"]]
+    assert listener.events() == [reply["data"]]
 
 
 def _sends(schema: Any, only: tuple[str, ...]) -> bool:

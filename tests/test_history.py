@@ -319,7 +319,7 @@ async def test_a_connection_closed_mid_replay_is_let_go(gateway, raw, monkeypatc
     first = (await ask(sock, "__subscribe__", topic="feed.lobby"))["answer"]["data"]
     await publish(gateway, range(1, 5))
     await recv_events(sock, 4)
-    reading = next(iter(gateway.connections))
+    reading = next(iter(gateway.sessions)).transport
     never = asyncio.get_running_loop().create_future()
     send = Connection.send_frame
 
@@ -340,7 +340,7 @@ async def test_a_connection_closed_mid_replay_is_let_go(gateway, raw, monkeypatc
             await asyncio.sleep(0.01)
     back.ws.close()
     async with asyncio.timeout(5):
-        while len(gateway.connections) > 1 or gateway.fanout.subscribers("feed.lobby") > 1:
+        while len(gateway.sessions) > 1 or gateway.fanout.subscribers("feed.lobby") > 1:
             await asyncio.sleep(0.01)
     assert gateway.fanout.subscribers("feed.lobby") == 1
 

@@ -317,7 +317,7 @@ async def test_burst_none_allows_one_second_of_the_rate(limits, http_port, http_
 async def test_action_and_shutdown_timeouts_off_let_an_action_finish_during_shutdown(limits, gateway, connect):
     client = await connect()
     napping = asyncio.ensure_future(client.call("napper", "nap", {"seconds": 1.5}))
-    while gateway.state.get("finished", 0) == 0 and not any(c.tasks for c in gateway.connections):
+    while gateway.state.get("finished", 0) == 0 and not any(s.tasks for s in gateway.sessions):
         await asyncio.sleep(0.01)
     await gateway.close()  # waits for the nap, however long
     assert await napping == {"slept": 1.5}
@@ -347,7 +347,7 @@ async def test_send_queue_off_never_closes_a_reader_that_stopped(limits, gateway
     stalled = await StalledSocket.open(http_port)
     await stalled.send({"request_id": 1, "action": "__subscribe__", "data": {"topic": "chat.stop"}})
     assert (await anext(stalled.frames()))[0] == 0x1
-    connection = next(iter(gateway.connections))
+    connection = next(iter(gateway.sessions)).transport
     message = {"author": {"name": "a"}, "text": "t" * 100}
     published = 0
     try:
@@ -359,7 +359,7 @@ async def test_send_queue_off_never_closes_a_reader_that_stopped(limits, gateway
         assert limits.send_timeout is None  # congested with no timeout: the publisher waits
         assert connection.outbox.congested
     await asyncio.sleep(1.5)
-    assert not connection.outbox.closed and connection in gateway.connections
+    assert not connection.outbox.closed and connection.session in gateway.sessions
     stalled.sock.close()
 
 

@@ -110,7 +110,7 @@ class StalledSocket:
 
 def server_side(gateway, port: int) -> Connection:
     """The gateway's connection object for the client socket bound to ``port``."""
-    for connection in gateway.connections:
+    for connection in (session.transport for session in gateway.sessions):
         if connection.ws_connection.stream.socket.getpeername()[1] == port:
             return connection
     raise AssertionError(f"no server connection for client port {port}")
@@ -127,7 +127,7 @@ async def test_slow_consumer_is_closed_and_others_get_every_message(gateway, con
     await stalled.send({"request_id": 1, "action": "__subscribe__", "data": {"topic": "bulk"}})
     await asyncio.sleep(0.2)  # the subscription is in place; from now on this client never reads
     slow = server_side(gateway, stalled.port())
-    fast = next(connection for connection in gateway.connections if connection is not slow)
+    fast = next(s.transport for s in gateway.sessions if s.transport is not slow)
     assert gateway.fanout.subscribers("bulk") == 2
 
     async def read_after_close() -> list[tuple[int, bytes]]:

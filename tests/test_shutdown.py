@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 async def in_flight(gateway) -> None:
-    while not any(connection.tasks for connection in gateway.connections):
+    while not any(session.tasks for session in gateway.sessions):
         await asyncio.sleep(0.01)
 
 

@@ -12,9 +12,9 @@ from . import serving
 from .keys import check_key
 
 if TYPE_CHECKING:
-    from drizzle_gateway.connection import Connection
     from drizzle_gateway.gateway import Gateway
     from drizzle_gateway.protocol import Request
+    from drizzle_gateway.session import Session
 
 NEVER_ACTIONS = frozenset({"subscribe"})
 """Public names of the seed's handler API that a client may never call."""
@@ -52,8 +52,8 @@ class DrizzleHandler(Resource):
 
     A method is called with the request dict (``resource``, ``action``,
     ``request_id``, ``data``) and may return (or resolve to) any
-    JSON-encodable value. ``self.client_socket`` is the connection, as in
-    the seed; ``self.connection`` and ``self.gateway`` are there too.
+    JSON-encodable value. ``self.client_socket`` is the socket, as in
+    the seed; ``self.session`` and ``self.gateway`` are there too.
     """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -62,9 +62,9 @@ class DrizzleHandler(Resource):
         legacy = {name: LegacyAction(getattr(cls, name), name=name) for name in names}
         cls.actions = {**legacy, **cls.actions}
 
-    def __init__(self, socket: Connection, gateway: Gateway | None = None) -> None:
-        super().__init__(socket, gateway if gateway is not None else socket.gateway)
-        self.client_socket = socket
+    def __init__(self, session: Session, gateway: Gateway | None = None) -> None:
+        super().__init__(session, gateway if gateway is not None else session.gateway)
+        self.client_socket = session.transport
 
     def subscribe(self, key: str) -> asyncio.Future:  # type: ignore[override]
         """Send this socket what is published to ``key`` from now on; yield the result to wait.

@@ -46,7 +46,7 @@ class Subscriptions(Mapping[str, frozenset["Connection"]]):
     ``len(subscriptions["__all__"])`` grows as sockets open and shrinks as
     they close. Keys nobody listens to are absent. The view holds nothing
     itself and cannot be changed (no item assignment; the values are
-    frozensets). A lookup walks the gateway's connections, so it suits
+    frozensets). A lookup walks the gateway's sessions, so it suits
     tests and diagnostics, not a hot path. RuntimeError if no gateway
     serves the calling code.
     """
@@ -54,7 +54,7 @@ class Subscriptions(Mapping[str, frozenset["Connection"]]):
     __slots__ = ()
 
     def __getitem__(self, key: str) -> frozenset[Connection]:
-        sockets = frozenset(c for c in current_gateway().connections if key in c.channels)
+        sockets = frozenset(s.transport for s in current_gateway().sessions if key in s.channels)
         if not sockets:
             raise KeyError(key)
         return sockets
@@ -66,10 +66,10 @@ class Subscriptions(Mapping[str, frozenset["Connection"]]):
         return len(self._keys())
 
     def __contains__(self, key: object) -> bool:
-        return any(key in c.channels for c in current_gateway().connections)
+        return any(key in s.channels for s in current_gateway().sessions)
 
     def _keys(self) -> set[str]:
-        return {key for c in current_gateway().connections for key in c.channels}
+        return {key for s in current_gateway().sessions for key in s.channels}
 
     def __repr__(self) -> str:
         try:

@@ -1,0 +1,230 @@
+"""One client's session: who it is, what it listens to, what it may still send, what it runs.
+
+A `Session` knows nothing of Tornado: it takes text frames (`Session.receive`)
+and hands its reply, error and event frames to a `Transport`, the websocket
+`Connection` in production, an in-process one in `drizzle_gateway.testing`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, Protocol
+
+from . import dispatch
+from .auth import Credentials
+from .errors import ActionError, ErrorCode
+from .fanout import Joined, View
+from .history import Position
+from .limits import TokenBucket
+from .protocol import CloseCode
+
+if TYPE_CHECKING:
+    from tornado.httputil import HTTPServerRequest
+
+    from .gateway import Gateway
+    from .outbox import Frame
+    from .protocol import Protocol as Dialect
+    from .protocol import Request
+
+logger = logging.getLogger("drizzle_gateway")
+
+
+class Transport(Protocol):
+    """What a session needs of the connection under it."""
+
+    request: HTTPServerRequest
+    """The handshake (what ``authenticate`` sees)."""
+
+    def send_frame(self, frame: str | Frame) -> bool:
+        """Queue one text frame; True when the peer is congested (await `drained`)."""
+
+    async def drained(self) -> None:
+        """Return once the peer has read its backlog (or is gone)."""
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Close the connection after the frames already queued."""
+
+
+class Session:
+    """What one connection has: its user, subscriptions, rate bucket and running requests.
+
+    Each request runs as its own task, so a slow action never holds back
+    the replies of others. With ``limits.max_in_flight`` requests running,
+    `receive` returns a future and the transport reads nothing more until
+    it resolves: pipelined requests wait (backpressure), they are never
+    refused. Subscriptions last as long as the session.
+    """
+
+    def __init__(self, gateway: Gateway, transport: Transport, protocol: Dialect | None = None) -> None:
+        self.gateway = gateway
+        self.transport = transport
+        self.protocol = protocol or gateway.protocol
+        self.user: Any = None
+        self.channels: set[str] = set()
+        self.ended = False
+        limits = gateway.limits
+        self._bucket = TokenBucket(limits.rate, limits.burst_size) if limits.rate else None
+        self._tasks: set[asyncio.Task] = set()
+        self._auth_deadline: asyncio.TimerHandle | None = None
+        self._slot_free: asyncio.Future | None = None
+        self._held_since: float | None = None  # reading held back since (loop time), or None
+        self._released_at = float("-inf")
+
+    @property
+    def tasks(self) -> frozenset[asyncio.Task]:
+        """The requests of this session still running."""
+        return frozenset(self._tasks)
+
+    # -- life -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Join the gateway's sessions; without a user, start the ``limits.auth_timeout`` clock."""
+        self.gateway.sessions.add(self)
+        delay = self.gateway.limits.auth_timeout
+        if self.gateway.authenticate is not None and self.user is None and delay is not None:
+            self._auth_deadline = asyncio.get_running_loop().call_later(delay, self._auth_expired)
+
+    def end(self) -> None:
+        """The connection is gone: cancel its requests, leave its channels, leave the gateway."""
+        self.ended = True
+        if self._slot_free is not None and not self._slot_free.done():
+            self._slot_free.set_result(None)
+        if self._auth_deadline is not None:
+            self._auth_deadline.cancel()
+        self.gateway.sessions.discard(self)
+        for task in self._tasks:
+            task.cancel()
+        for channel in self.channels:
+            self.gateway.fanout.discard(self, channel)
+        self.channels.clear()
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Close the connection (after the frames already queued)."""
+        self.transport.close(code, reason)
+
+    # -- frames in --------------------------------------------------------------
+
+    def receive(self, message: str | bytes) -> asyncio.Future | None:
+        """Start the frame's request; while ``max_in_flight`` run, a future to wait for before reading on."""
+        request = dispatch.intake(self, message)
+        if isinstance(request, str):
+            self.send_frame(request)
+            return None
+        task = asyncio.ensure_future(self._serve(request))
+        self._tasks.add(task)
+        task.add_done_callback(self._request_done)
+        limit = self.gateway.limits.max_in_flight
+        if limit is not None and len(self._tasks) >= limit:
+            loop = asyncio.get_running_loop()
+            self._slot_free = loop.create_future()
+            self._held_since = loop.time()
+            return self._slot_free
+        return None
+
+    async def _serve(self, request: Request) -> None:
+        if self.send_frame(await dispatch.respond(self, request)):
+            await self.drained()  # a peer that does not read its replies holds its in-flight slots
+
+    def _request_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        waiting = self._slot_free
+        if waiting is not None and not waiting.done():
+            self._slot_free = None
+            self._held_since, self._released_at = None, asyncio.get_running_loop().time()
+            waiting.set_result(None)
+
+    def reading_held_since(self, when: float) -> bool:
+        """Whether reading was held back (``max_in_flight``) at any time since loop time ``when``.
+
+        Pongs wait unread behind held requests, so the heartbeat excuses such a peer.
+        """
+        return self._held_since is not None or self._released_at >= when
+
+    def throttled(self) -> ActionError | None:
+        """RATE_LIMITED if this frame is over the session's rate, else None (every frame counts)."""
+        if self._bucket is None:
+            return None
+        wait = self._bucket.take()
+        if not wait:
+            return None
+        return ActionError(ErrorCode.RATE_LIMITED, "too many requests; slow down", {"retry_after": round(wait, 3)})
+
+    # -- frames out -------------------------------------------------------------
+
+    def send_frame(self, frame: str | Frame) -> bool:
+        """Queue one text frame for the peer; True when it is congested (await `drained`)."""
+        return self.transport.send_frame(frame)
+
+    async def drained(self) -> None:
+        """Wait until the peer has read down to ``limits.send_queue_bytes`` (or is gone)."""
+        await self.transport.drained()
+
+    # -- authentication ---------------------------------------------------------
+
+    async def authenticate(self, token: str | None = None) -> Any:
+        """Ask the gateway's ``authenticate`` hook who this is; UNAUTHENTICATED when refused.
+
+        Without ``token`` the hook sees the handshake only. On success ``user``
+        is set and the unauthenticated-close deadline is lifted.
+        """
+        self.user = await self.gateway.identify(Credentials(self.transport.request, token))
+        if self._auth_deadline is not None:
+            self._auth_deadline.cancel()
+            self._auth_deadline = None
+        return self.user
+
+    def _auth_expired(self) -> None:
+        self._auth_deadline = None
+        if self.user is None:
+            self.close(CloseCode.UNAUTHENTICATED, "not authenticated in time")
+
+    # -- subscriptions ----------------------------------------------------------
+
+    async def subscribe(self, channel: str, fields: list[str] | tuple[str, ...] | None = None) -> str:
+        """Listen to a concrete ``channel``; events flow once this returns."""
+        await self.join(channel, fields)
+        return channel
+
+    async def join(self, channel: str, fields: list[str] | tuple[str, ...] | None = None,
+                   since: Position | None = None) -> Joined | None:
+        """Listen to a concrete ``channel``; on a channel with history, say where the subscription began.
+
+        With ``since`` (an earlier position of this client) the events
+        missed since then are sent first; `Joined.recovered` says whether
+        they could be. Returns None on channels without history.
+        """
+        topic, _ = self.gateway.find_topic(channel)
+        limit = self.gateway.limits.max_subscriptions
+        if limit is not None and channel not in self.channels and len(self.channels) >= limit:
+            raise ActionError(ErrorCode.LIMIT_EXCEEDED, "too many subscriptions on this connection",
+                              {"limit": "max_subscriptions", "max": limit})
+        view = View(self.protocol, topic.select(fields))
+        fanout = self.gateway.fanout
+        joined = None
+        try:
+            if topic.history is None:
+                await fanout.add(self, channel, view)
+            else:
+                joined = await fanout.add_logged(self, channel, view, topic.history, since)
+        except BaseException:  # refused, timed out or cancelled mid-join (e.g. a replay): not subscribed
+            fanout.discard(self, channel)
+            self.channels.discard(channel)
+            raise
+        if self.ended:  # closed while joining
+            fanout.discard(self, channel)
+            self.channels.discard(channel)
+        else:
+            # Subscribing again (other fields) swaps the view in place: the channel is never left, so no
+            # event falls between the old view and the new one.
+            fanout.keep_only(self, channel, view)
+            self.channels.add(channel)
+        return joined
+
+    async def unsubscribe(self, channel: str) -> bool:
+        """Stop listening to ``channel``; False if this session was not listening."""
+        if channel not in self.channels:
+            return False
+        self.channels.discard(channel)
+        self.gateway.fanout.discard(self, channel)
+        return True
