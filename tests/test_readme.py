@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -33,6 +34,15 @@ def tour_namespace() -> dict:
     namespace: dict = {}
     exec(compile(code, "README.md (tour)", "exec"), namespace)  # noqa: S102 - our own README
     return namespace
+
+
+def test_the_testing_example_passes_against_the_tour():
+    text = README.read_text()
+    section = text[text.index("## Testing your gateway"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace = tour_namespace()
+    exec(compile(code, "README.md (testing)", "exec"), namespace)  # noqa: S102 - our own README
+    asyncio.run(namespace["test_create_announces_the_new_todo"]())
 
 
 @pytest.fixture
