@@ -226,12 +226,17 @@ async def measure(run: RequestRun, seconds: float, repeats: int) -> list[dict[st
 
 
 async def requests(kind: str, port: int, count: int, warmup: float, seconds: float, repeats: int,
-                   pipe: Pipe, action: str = "orders.create") -> None:
-    """``count`` connections each keeping one ``action`` request in flight."""
+                   pipe: Pipe, action: str = "orders.create", announce: bool = False) -> None:
+    """``count`` connections each keeping one ``action`` request in flight.
+
+    ``announce`` sends "started" once every connection has its first request out (`bench.profile` waits for it).
+    """
     run = RequestRun()
     opened = await open_all([lambda: Requester(run, action)] * count, url_for(kind, port, fanout=False))
     for _, listener in opened:
         listener.send()
+    if announce:
+        pipe.send("started")
     await asyncio.sleep(warmup)
     rounds = await measure(run, seconds, repeats)
     run.running = False
