@@ -43,7 +43,9 @@ class Settings:
     fanout_subscribers: tuple[int, ...] = (100, 1000, 5000)
     fanout_deliveries: int = 120_000  # per repeat; messages = deliveries / subscribers
     fanout_repeats: int = 5
-    request_connections: tuple[int, ...] = (1, 16, 128)
+    request_actions: tuple[tuple[str, tuple[int, ...]], ...] = (("orders.create", (1, 16, 128)),
+                                                                ("posts.publish", (1, 16, 128)))
+    """Each action of the requests scenario (a key of `bench.app.REQUESTS`) and its connection counts."""
     request_seconds: float = 3.0
     request_repeats: int = 5
     idle_connections: int = 5000
@@ -62,7 +64,8 @@ class Settings:
 
 
 QUICK = Settings(fanout_subscribers=(1000,), fanout_deliveries=30_000, fanout_repeats=3,
-                 request_connections=(16, 128), request_seconds=0.7, request_repeats=3, idle_connections=1000,
+                 request_actions=(("orders.create", (16, 128)), ("posts.publish", (16,))), request_seconds=0.7,
+                 request_repeats=3, idle_connections=1000,
                  burst_subscribers=(50,), burst_repeats=3,
                  pipelined_connections=(16,), pipelined_seconds=0.7, pipelined_repeats=3)
 
@@ -204,13 +207,13 @@ def fanout(kind: str, subscribers: int, selections: bool, settings: Settings, fa
             "p50_ms": pct(latencies, 50) * 1e3, "p99_ms": pct(latencies, 99) * 1e3}
 
 
-def requests(kind: str, connections: int, settings: Settings, failures: Failures) -> dict:
-    """``connections`` clients each keeping one ``orders.create`` in flight."""
-    name = f"requests[{kind},{connections}]"
+def requests(kind: str, action: str, connections: int, settings: Settings, failures: Failures) -> dict:
+    """``connections`` clients each keeping one ``action`` request in flight (the echo answers the same frames)."""
+    name = f"requests[{kind},{action},{connections}]"
     srv = Server(kind, CONTEXT.RawArray("q", 1))
     try:
         proc = client("requests", kind=kind, port=srv.port, count=connections, warmup=1.0,
-                      seconds=settings.request_seconds, repeats=settings.request_repeats)
+                      seconds=settings.request_seconds, repeats=settings.request_repeats, action=action)
         report = proc.expect(600)
         proc.stop()
     finally:
@@ -220,7 +223,7 @@ def requests(kind: str, connections: int, settings: Settings, failures: Failures
     rounds = report["rounds"]
     if not all(r["rps"] > 0 for r in rounds):
         failures.add(name, "no replies")
-    return {"scenario": "requests", "kind": kind, "connections": connections,
+    return {"scenario": "requests", "kind": kind, "action": action, "connections": connections,
             "rps": statistics.median(r["rps"] for r in rounds), "rates": [r["rps"] for r in rounds],
             "p50_ms": statistics.median(r["p50"] for r in rounds) * 1e3,
             "p99_ms": statistics.median(r["p99"] for r in rounds) * 1e3}
@@ -332,7 +335,8 @@ def ratio(a: float | None, b: float | None) -> float | None:
 def summarize(results: list[dict]) -> list[tuple[str, str, str]]:
     """Rows of (what, figure, ratio against the baseline of the same run)."""
     rows = []
-    index = {(r["scenario"], r["kind"], r.get("subscribers") or r.get("connections"), r.get("selections")): r
+    index = {(r["scenario"], r["kind"], r.get("subscribers") or r.get("connections"),
+              r.get("action", r.get("selections"))): r
              for r in results if not r.get("history")}
     for r in results:
         if r["scenario"] == "fanout" and r.get("history"):
@@ -360,13 +364,29 @@ def summarize(results: list[dict]) -> list[tuple[str, str, str]]:
                          f"{r['cpu_us_per_delivery']:.2f} µs server CPU/delivery, "
                          f"peak +{r['peak_rss_growth_mib']:,.0f} MiB",
                          f"{rel:.2f}× tornado rate, {cpu:.2f}× less CPU" if rel and cpu else ""))
-        elif r["scenario"] in ("requests", "pipelined"):
+        elif r["scenario"] == "requests":
+            if r["kind"] != "gateway":  # the echo's figures go in its gateway's row
+                if ("requests", "gateway", r["connections"], r["action"]) not in index:
+                    rows.append((f"requests {r['action']} {r['connections']} conns: echo alone",
+                                 f"{r['rps']:,.0f} round trips/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms",
+                                 ""))
+                continue
+            base = index.get(("requests", "tornado", r["connections"], r["action"]))
+            rel = ratio(r["rps"], base and base["rps"])
+            p99 = ratio(r["p99_ms"], base and base["p99_ms"])
+            echo_rps = f" (echo {base['rps']:,.0f})" if base else ""
+            echo_p50 = f" (echo {base['p50_ms']:.2f} ms)" if base else ""
+            echo_p99 = f" (echo {base['p99_ms']:.2f} ms)" if base else ""
+            rows.append((f"requests {r['action']} {r['connections']} conns",
+                         f"{r['rps']:,.0f} round trips/s{echo_rps}, p50 {r['p50_ms']:.2f} ms{echo_p50}, "
+                         f"p99 {r['p99_ms']:.2f} ms{echo_p99}",
+                         f"{rel:.2f}× echo rate, {p99:.2f}× echo p99" if rel and p99 else "no echo figures"))
+        elif r["scenario"] == "pipelined":
             base = index.get((r["scenario"], "tornado", r["connections"], None))
             rel = ratio(r["rps"], base and base["rps"])
             p99 = ratio(r["p99_ms"], base and base["p99_ms"])
-            what = (f"requests {r['connections']} conns" if r["scenario"] == "requests"
-                    else f"pipelined {r['depth']} in flight x {r['connections']} conns")
-            errors = f", {r['error_replies']} error replies" if r["scenario"] == "pipelined" else ""
+            what = f"pipelined {r['depth']} in flight x {r['connections']} conns"
+            errors = f", {r['error_replies']} error replies"
             rows.append((f"{what}: {r['kind']}",
                          f"{r['rps']:,.0f} round trips/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms{errors}",
                          f"{rel:.2f}× echo rate, {p99:.2f}× echo p99" if rel and p99 else ""))
@@ -466,9 +486,11 @@ def main(argv: list[str] | None = None) -> int:
         for history in (None, HISTORY):
             attempt("fanout", fanout, "gateway", 1000, False, settings, failures, history)
     if "requests" in only:
-        for connections in settings.request_connections:
-            for kind in ("gateway", "tornado"):
-                attempt("requests", requests, kind, connections, settings, failures)
+        for connections in sorted({n for _, counts in settings.request_actions for n in counts}):
+            for action, counts in settings.request_actions:
+                if connections in counts:
+                    for kind in ("gateway", "tornado"):
+                        attempt("requests", requests, kind, action, connections, settings, failures)
     if "pipelined" in only:
         for connections in settings.pipelined_connections:
             for kind in ("gateway", "tornado"):

@@ -1,4 +1,4 @@
-"""What the benchmarks serve: a realistic action and a typed topic, plus the bare baselines.
+"""What the benchmarks serve: two realistic actions and typed topics, plus the bare baselines.
 
 Each ``make_*`` function returns an object with ``app`` (something to listen with)
 and ``publish(payload)`` (one fan-out of one message), so the publisher loop in
@@ -12,7 +12,7 @@ from typing import Any
 
 import tornado.web
 import tornado.websocket
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from drizzle_gateway import Gateway, Limits, Resource, Topic, action
 
@@ -48,6 +48,35 @@ class Tick(Schema):
 feed = Topic("feed", Tick)
 
 
+class PostInput(Schema):
+    title = fields.Str(required=True, validate=validate.Length(min=1, max=200))
+    priority = fields.Int(required=True)
+
+
+class Author(Schema):
+    name = fields.Str()
+    id = fields.Int()
+
+
+class Post(Schema):
+    id = fields.Int()
+    title = fields.Str()
+    priority = fields.Int()
+    author = fields.Nested(Author)
+
+
+class PostEvent(Schema):
+    id = fields.Int(required=True)
+    title = fields.Str(required=True)
+    priority = fields.Int(required=True)
+
+
+posted = Topic("posts", PostEvent)
+"""The publish action's typed topic: nobody subscribes in the bench, but every publish is dumped and checked."""
+
+AUTHOR = {"name": "Ada", "id": 42}
+
+
 class Orders(Resource):
     """The request/response scenario's action: 4 fields loaded, 6 dumped."""
 
@@ -57,6 +86,19 @@ class Orders(Resource):
     async def create(self, data: dict) -> dict:
         """Price an order."""
         return {"id": 1, **data, "total": data["quantity"] * data["price"]}
+
+
+class Posts(Resource):
+    """The second request/response action: 2 fields loaded (one validator), a typed publish, 4 dumped (one nested)."""
+
+    name = "posts"
+
+    @action(input=PostInput, output=Post, name="publish")
+    async def publish_post(self, data: dict) -> dict:  # not ``publish``: that is `Resource.publish`
+        """Post a note and announce it on ``posts``."""
+        post = {"id": 7, **data, "author": AUTHOR}
+        await self.publish(posted, post)
+        return post
 
 
 TEXT = "Grüße — the quick brown fox jumps over the lazy dog"
@@ -80,6 +122,19 @@ def order_request(request_id: int) -> dict[str, Any]:
             "data": {"sku": "SKU-123", "quantity": 3, "price": 9.5, "note": "leave at the door"}}
 
 
+def post_request(request_id: int) -> dict[str, Any]:
+    """One request/response frame for the ``posts.publish`` action."""
+    return {"request_id": request_id, "resource": "posts", "action": "publish",
+            "data": {"title": "Deploy the gateway on Friday", "priority": 2}}
+
+
+REQUESTS = {
+    "orders.create": (order_request, lambda data: data.get("total") == 28.5),
+    "posts.publish": (post_request, lambda data: data.get("author") == AUTHOR and data.get("priority") == 2),
+}
+"""The request/response scenario's actions: the frame for a request id, and what a right reply's ``data`` is."""
+
+
 class GatewayServer:
     """The gateway under test: default `Limits`, except the per-connection rate limit.
 
@@ -92,7 +147,7 @@ class GatewayServer:
     def __init__(self, history: int | None = None, **gateway_options: Any) -> None:
         gateway_options.setdefault("limits", Limits(rate=None))
         self.topic = Topic("feed", Tick, history=history) if history else feed
-        self.gateway = Gateway([Orders], [self.topic], **gateway_options)
+        self.gateway = Gateway([Orders, Posts], [self.topic, posted], **gateway_options)
         self.app = tornado.web.Application(self.gateway.routes())
 
     def subscribers(self) -> int:
@@ -103,7 +158,11 @@ class GatewayServer:
 
 
 class BareHandler(tornado.websocket.WebSocketHandler):
-    """Bare Tornado: echo does json.loads/json.dumps; fan-out members say hello once registered."""
+    """Bare Tornado: echo does json.loads/json.dumps; fan-out members say hello once registered.
+
+    The echo replies with the same ``data`` the gateway's action returns (no validation, no publish),
+    so both send the same bytes.
+    """
 
     def initialize(self, members: set) -> None:
         self.members = members
@@ -120,7 +179,10 @@ class BareHandler(tornado.websocket.WebSocketHandler):
     def on_message(self, message: str | bytes) -> None:
         request = json.loads(message)
         data = request["data"]
-        reply = {"id": 1, **data, "total": data["quantity"] * data["price"]}
+        if request.get("resource") == "posts":
+            reply = {"id": 7, **data, "author": AUTHOR}
+        else:
+            reply = {"id": 1, **data, "total": data["quantity"] * data["price"]}
         self.write_message(json.dumps({"request_id": request["request_id"], "data": reply}, ensure_ascii=False,
                                       separators=(",", ":")))
 

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from picows import WSListener, WSMsgType, WSTransport, ws_connect
 
-from bench.app import SELECTIONS, order_request
+from bench.app import REQUESTS, SELECTIONS, order_request
 from bench.server import raise_fd_limit
 
 CONNECT_BATCH = 100
@@ -153,10 +153,11 @@ async def idle(kind: str, port: int, count: int, pipe: Pipe) -> None:
 
 
 class Requester(WSListener):
-    """Keeps one request in flight; checks each reply."""
+    """Keeps one request of ``action`` (a key of `bench.app.REQUESTS`) in flight; checks each reply."""
 
-    def __init__(self, run: RequestRun) -> None:
+    def __init__(self, run: RequestRun, action: str = "orders.create") -> None:
         self.run = run
+        self.frame, self.right = REQUESTS[action]
         self.request_id = 0
         self.sent = 0.0
         self.transport: WSTransport | None = None
@@ -167,7 +168,7 @@ class Requester(WSListener):
     def send(self) -> None:
         self.request_id += 1
         self.sent = time.perf_counter()
-        self.transport.send(WSMsgType.TEXT, orjson.dumps(order_request(self.request_id)))
+        self.transport.send(WSMsgType.TEXT, orjson.dumps(self.frame(self.request_id)))
 
     def on_ws_frame(self, transport: WSTransport, frame) -> None:
         if frame.msg_type != WSMsgType.TEXT:
@@ -177,7 +178,7 @@ class Requester(WSListener):
             return
         took = time.perf_counter() - self.sent
         reply = orjson.loads(frame.get_payload_as_bytes())
-        if reply.get("request_id") != self.request_id or reply.get("data", {}).get("total") != 28.5:
+        if reply.get("request_id") != self.request_id or not self.right(reply.get("data", {})):
             self.run.error(f"wrong reply {reply}")
         self.run.done(took)
         if self.run.running:
@@ -225,11 +226,17 @@ async def measure(run: RequestRun, seconds: float, repeats: int) -> list[dict[st
 
 
 async def requests(kind: str, port: int, count: int, warmup: float, seconds: float, repeats: int,
-                   pipe: Pipe) -> None:
+                   pipe: Pipe, action: str = "orders.create", announce: bool = False) -> None:
+    """``count`` connections each keeping one ``action`` request in flight.
+
+    ``announce`` sends "started" once every connection has its first request out (`bench.profile` waits for it).
+    """
     run = RequestRun()
-    opened = await open_all([lambda: Requester(run)] * count, url_for(kind, port, fanout=False))
+    opened = await open_all([lambda: Requester(run, action)] * count, url_for(kind, port, fanout=False))
     for _, listener in opened:
         listener.send()
+    if announce:
+        pipe.send("started")
     await asyncio.sleep(warmup)
     rounds = await measure(run, seconds, repeats)
     run.running = False
