@@ -73,23 +73,25 @@ def _shutting_down(gateway: Gateway) -> ActionError | None:
 
 
 async def respond(session: Session, request: Request) -> str:
-    """Run ``request`` within ``limits.action_timeout``; its reply frame, or the error frame of what went wrong."""
-    timeout = session.gateway.limits.action_timeout
+    """Run ``request``; its reply frame, or the error frame of what went wrong.
+
+    Runs as the request's own task, which `Session.receive` gave
+    ``limits.action_timeout`` (see `Deadlines`): cancelled by its deadline,
+    it answers TIMEOUT; cancelled otherwise (the connection closed, the
+    gateway shut down), it answers nothing.
+    """
     try:
-        deadline = asyncio.timeout(timeout)
-        try:
-            async with deadline:
-                result = await run(session, request)
-        except TimeoutError:
-            if not deadline.expired():
-                raise
-            raise ActionError(ErrorCode.TIMEOUT, f"the action took longer than {timeout}s and was cancelled",
-                              {"timeout": timeout}) from None
-        return session.protocol.reply(request.request_id, result)
+        return session.protocol.reply(request.request_id, await run(session, request))
     except ActionError as exc:
         return session.protocol.error(request.request_id, exc)
     except asyncio.CancelledError:
-        raise
+        task = asyncio.current_task()
+        if task is None or not session.gateway.deadlines.expired(task):
+            raise
+        task.uncancel()
+        timeout = session.gateway.limits.action_timeout
+        return session.protocol.error(request.request_id, ActionError(
+            ErrorCode.TIMEOUT, f"the action took longer than {timeout}s and was cancelled", {"timeout": timeout}))
     except Exception:
         logger.exception("request %r (%s.%s) failed", request.request_id, request.resource, request.action)
         return session.protocol.error(request.request_id, ActionError(ErrorCode.INTERNAL_ERROR, INTERNAL_ERROR_TEXT))

@@ -18,6 +18,7 @@ from .auth import Authenticate, AuthThrottle, Credentials, identify
 from .brokers import Broker, BrokerUnavailable, HistoryBroker, MemoryBroker
 from .builtin_actions import BuiltinActions
 from .connection import Connection
+from .deadlines import Deadlines
 from .errors import ActionError, ErrorCode
 from .fanout import Fanout
 from .history import Page, Position
@@ -114,6 +115,7 @@ class Gateway:
         self.broker: Broker = broker if broker is not None else MemoryBroker()
         self.fanout = Fanout(self.broker)
         self.flusher = Flusher()
+        self.deadlines = Deadlines()
         self.sessions: set[Session] = set()
         self.allowed_origins = frozenset(allowed_origins)
         self.resources: dict[str, type[Resource]] = {}

@@ -114,6 +114,7 @@ class Session:
         task = asyncio.ensure_future(self._serve(request))
         self._tasks.add(task)
         task.add_done_callback(self._request_done)
+        self.gateway.deadlines.watch(task, self.gateway.limits.action_timeout)
         limit = self.gateway.limits.max_in_flight
         if limit is not None and len(self._tasks) >= limit:
             loop = asyncio.get_running_loop()

@@ -1,0 +1,83 @@
+"""Deadlines of running requests: one timer for all of them, not one per request.
+
+Every request of a gateway gets the same ``limits.action_timeout``, so
+their deadlines fall in the order they started: the oldest running request
+is always the next to expire. `Deadlines` keeps the running ones in start
+order and one loop timer for the oldest; a request that finishes simply
+leaves. That costs two dictionary operations per request where
+``asyncio.timeout`` costs a timer handle, a context manager and a
+reschedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class Deadlines:
+    """Cancels the requests still running when their time is up.
+
+    `expired` tells a cancelled request's own code whether the cancel was
+    its deadline (answer TIMEOUT) or something else (shutdown, close).
+    Deadlines come in start order while the timeout stays the same; after
+    ``limits`` change, the rare out-of-order ones are found by a full scan.
+    """
+
+    def __init__(self) -> None:
+        self._running: dict[asyncio.Task, float] = {}  # in start order: the first is the next to expire
+        self._ordered = True
+        self._latest = float("-inf")
+        self._expired: set[asyncio.Task] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def watch(self, task: asyncio.Task, timeout: float | None) -> None:
+        """Cancel ``task`` if it still runs ``timeout`` seconds from now (None: never)."""
+        if timeout is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if deadline < self._latest:
+            self._ordered = False
+        self._latest = deadline
+        self._running[task] = deadline
+        task.add_done_callback(self._finished)
+        if self._timer is None or deadline < self._timer.when():
+            self._arm(deadline)
+
+    def expired(self, task: asyncio.Task | None) -> bool:
+        """True once, for a task its deadline cancelled."""
+        if task in self._expired:
+            self._expired.discard(task)
+            return True
+        return False
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self._running.pop(task, None)
+        self._expired.discard(task)
+        if not self._running:
+            self._ordered, self._latest = True, float("-inf")
+
+    def _arm(self, deadline: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        now = asyncio.get_running_loop().time()
+        if self._ordered:
+            due = []
+            for task, deadline in self._running.items():
+                if deadline > now:
+                    break
+                due.append(task)
+        else:
+            due = [task for task, deadline in self._running.items() if deadline <= now]
+        for task in due:
+            del self._running[task]
+            self._expired.add(task)
+            task.cancel()
+        if not self._running:
+            self._ordered, self._latest = True, float("-inf")
+        else:
+            self._arm(next(iter(self._running.values())) if self._ordered else min(self._running.values()))
