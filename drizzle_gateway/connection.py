@@ -121,12 +121,24 @@ class Connection(WebSocketHandler):
         self.outbox = Outbox(self, limits.queue_bytes, self.gateway.flusher, limits.send_timeout)
         self.session.start()
 
-    def on_message(self, message: str | bytes) -> asyncio.Future | None:
-        """Hand the frame to the session; while it returns a future, Tornado reads no further frame.
+    def on_message(self, message: str | bytes) -> asyncio.Future:
+        """Hand the frame to the session; Tornado reads the next frame once the returned future is done.
 
-        TCP then pushes back on the client: pipelined requests wait, they are not refused.
+        While ``max_in_flight`` requests run that is when one finishes: TCP
+        then pushes back on the client, and pipelined requests wait rather
+        than being refused. Otherwise it is the next loop turn, after the
+        request's first step, which often writes its reply: the next frame
+        has then had time to arrive and is read at once, where reading
+        straight away would find nothing and park the socket in epoll for
+        each request.
         """
-        return self.session.receive(message)
+        held = self.session.receive(message)
+        if held is not None:
+            return held
+        loop = asyncio.get_running_loop()
+        next_turn = loop.create_future()
+        loop.call_soon(_resolve, next_turn)
+        return next_turn
 
     def reading_held_since(self, when: float) -> bool:
         """Whether reading was held back (``max_in_flight``) at any time since loop time ``when``."""
@@ -163,3 +175,8 @@ class Connection(WebSocketHandler):
         """Wait until the peer has read down to ``limits.send_queue_bytes`` (or is closed)."""
         if self.outbox is not None:
             await self.outbox.drained()
+
+
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
