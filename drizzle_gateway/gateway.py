@@ -251,7 +251,7 @@ class Gateway:
         result = await act.invoke(resource(connection, self), data, request)
         if selection is None:
             return result
-        return selection.schema.dump(result)
+        return selection.dump(result)
 
     def schema(self) -> dict:
         """The ``__schema__`` document (built once, rebuilt after registry changes)."""
