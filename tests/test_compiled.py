@@ -23,13 +23,26 @@ from marshmallow import EXCLUDE, INCLUDE, RAISE, Schema, ValidationError, fields
 
 from drizzle_gateway.compiled import compile_schema
 from drizzle_gateway.protocol import encode
-from tests.differential import CASES, POLICIES, Case, Composite, Hooked, Tree, case_schema, hooked_objects, json_values
+from tests.differential import (
+    CASES,
+    POLICIES,
+    Case,
+    Composite,
+    Hooked,
+    Tree,
+    case_schema,
+    hooked_objects,
+    json_scalars,
+    json_values,
+)
 
 logger = logging.getLogger("tests.compiled")
 
 SETTINGS = settings(max_examples=30, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.filter_too_much])
+JUNK = st.none() | st.sampled_from([0, -7, "", "x", 1.5, True, False, [], {}, [1], {"a": 1}])
+"""Values of the wrong type for most fields."""
 SLOW = {"method", "function"}
 """The cases marshmallow runs itself (Method and Function fields)."""
 
@@ -105,7 +118,9 @@ def inputs(case: Case) -> st.SearchStrategy:
     junk = st.fixed_dictionaries({}, optional={"value": json_values, "otherKey": json_values | st.integers()})
     extra = st.dictionaries(st.sampled_from(["extra", "other", "value"]), json_values, max_size=2)
     mapping = st.tuples(wellformed | junk, extra).map(lambda pair: {**pair[1], **pair[0]})
-    return mapping | st.lists(mapping, max_size=2) | json_values
+    one_wrong = st.tuples(wellformed, st.sampled_from(["value", "otherKey"]), JUNK | json_scalars).map(
+        lambda t: {**t[0], t[1]: t[2]})
+    return st.one_of(wellformed, one_wrong, one_wrong, mapping, st.lists(wellformed | one_wrong, max_size=2), JUNK)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
@@ -214,32 +229,48 @@ def schema_specs(draw: Any, depth: int = 0) -> dict:
     return {"fields": specs}
 
 
-def value_for(spec: dict) -> st.SearchStrategy:
-    """Values of the field's type (as loaded, or as objects to dump), with None and junk now and then."""
+def value_for(spec: dict, mode: str = "near") -> st.SearchStrategy:
+    """Values of the field's type (as loaded, or as objects to dump); "near" adds None and junk now and then."""
     kind = spec["kind"]
     if kind in scalar_values:
         typed = scalar_values[kind]
     elif kind == "list":
-        typed = st.lists(st.deferred(lambda: value_for(spec["inner"])), max_size=3)
+        typed = st.lists(st.deferred(lambda: value_for(spec["inner"], mode)), max_size=3)
     elif kind == "dict":
         typed = st.dictionaries(st.text(max_size=3), json_values, max_size=3)
     elif kind == "dict_typed":
-        typed = st.dictionaries(st.text(max_size=3), st.deferred(lambda: value_for(spec["inner"])), max_size=3)
+        typed = st.dictionaries(st.text(max_size=3), st.deferred(lambda: value_for(spec["inner"], mode)),
+                                max_size=3)
     else:
-        one = st.deferred(lambda: schema_data(spec["schema"]))
+        one = st.deferred(lambda: schema_data(spec["schema"], mode=mode))
         typed = st.lists(one, max_size=2) if spec.get("many") else one
-    return typed | st.none() | st.sampled_from([0, "", "x", 1.5, [], {}]) if kind != "raw" else typed
+    if mode == "near" and kind != "raw":
+        return st.integers(0, 3).flatmap(lambda n: JUNK if n == 0 else typed)
+    return typed
 
 
-def schema_data(spec: dict, by: str = "data_key") -> st.SearchStrategy:
-    """A dict for a schema spec, keyed by data keys (to load) or by attribute (to dump); some keys unknown."""
-    keys = {}
+def schema_data(spec: dict, by: str = "data_key", mode: str = "near") -> st.SearchStrategy:
+    """A dict for a schema spec, keyed by data keys (to load) or by attribute (to dump).
+
+    "valid": typed values, every required key, no unknown key; "near": the same with one value
+    wrong or one unknown key; "junk": any key may be missing, any value wrong.
+    """
+    required, optional = {}, {}
     for name, field in spec["fields"].items():
         opts = field["opts"]
         key = opts.get("data_key", name) if by == "data_key" else opts.get("attribute", name)
-        keys[key] = value_for(field)
+        if mode == "junk":
+            optional[key] = value_for(field, "near") | JUNK
+        else:
+            (required if opts.get("required") else optional)[key] = value_for(field, "valid")
+    known = st.fixed_dictionaries(required, optional=optional)
+    if mode == "valid":
+        return known
     unknown = st.dictionaries(st.sampled_from(["zz", "a", "B"]), st.integers(), max_size=1)
-    return st.tuples(unknown, st.fixed_dictionaries({}, optional=keys)).map(lambda pair: {**pair[0], **pair[1]})
+    if mode == "near":
+        keys = sorted({*required, *optional, "zz"})
+        return st.tuples(known, st.sampled_from(keys), JUNK | st.integers()).map(lambda t: {**t[0], t[1]: t[2]})
+    return st.tuples(unknown, known).map(lambda pair: {**pair[0], **pair[1]})
 
 
 def build_field(spec: dict) -> fields.Field:
@@ -274,8 +305,12 @@ def random_cases(draw: Any) -> tuple[Schema, Any, Any]:
     except ValueError:  # a data_key or attribute collides: marshmallow refuses the schema itself
         schema = build_schema({"fields": {"a": {"kind": "str", "opts": {}}}})(**options)
         spec = {"fields": {"a": {"kind": "str", "opts": {}}}}
-    one_in, one_out = schema_data(spec), schema_data(spec, by="attribute")
-    data = draw(st.lists(one_in, max_size=2) | one_in if options["many"] else one_in | st.lists(one_in, max_size=1))
+    mode = draw(st.sampled_from(["valid", "near", "near", "near", "junk"]))
+    one_in, one_out = schema_data(spec, mode=mode), schema_data(spec, by="attribute", mode=mode)
+    shaped, misshaped = st.lists(one_in, max_size=2), one_in
+    if not options["many"]:
+        shaped, misshaped = misshaped, shaped
+    data = draw(misshaped if draw(st.integers(0, 4)) == 4 else shaped)
     obj = draw(st.lists(one_out, max_size=2) if options["many"] else one_out)
     if draw(st.booleans()):
         obj = [SimpleNamespace(**o) for o in obj] if isinstance(obj, list) else SimpleNamespace(**obj)
