@@ -21,6 +21,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError
 from marshmallow import fields as mfields
 
+from .compiled import compile_schema
 from .selection import Selection, nested_schema, wire_name
 
 logger = logging.getLogger("drizzle_gateway")
@@ -53,7 +54,7 @@ class Published:
         """What a subscriber with ``selection`` receives: the reply's dump of the same object."""
         if selection.projectable:
             return selection.cut(self.data)
-        return selection.schema.dump(self.source)
+        return selection.dump(self.source)
 
 
 def payload_of(message: Any, selection: Selection | None) -> Any:
@@ -111,13 +112,14 @@ class PublishCheck:
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
+        self._compiled = compile_schema(schema)
         self._partial = tuple(_load_only_paths(schema)) or False
         self._unknown = _unknown_messages(schema)
 
     def dump(self, payload: Any) -> Any:
         """The schema's dump of ``payload``; a value of the wrong type raises `ValidationError`."""
         try:
-            return self.schema.dump(payload)
+            return self._compiled.dump(payload)
         except DUMP_ERRORS as exc:
             raise ValidationError(self._dump_error(payload, exc)) from None
 
@@ -137,7 +139,7 @@ class PublishCheck:
 
     def check(self, data: Any) -> None:
         """Read the dump back with the schema; raise `ValidationError` if it does not fit."""
-        messages = self.schema.validate(data, partial=self._partial)
+        messages = self._compiled.validate(data, partial=self._partial)
         remaining = _prune(messages, self._unknown)
         if remaining:
             raise ValidationError(remaining)
@@ -150,5 +152,5 @@ class PublishCheck:
 
     def accept(self, payload: Any) -> Published:
         """Load a client's ``__publish__`` payload as input, then dump what it loaded to."""
-        loaded = self.schema.load(payload)
+        loaded = self._compiled.load(payload)
         return Published(self.dump(loaded), loaded)

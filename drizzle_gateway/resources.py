@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from marshmallow import Schema, ValidationError
 
+from .compiled import compile_schema
 from .errors import ActionError, ErrorCode
 from .permissions import Permission
 from .selection import SchemaLike, Selection, Selector, as_schema
@@ -41,7 +42,7 @@ class Action:
         if self.input is None:
             return data
         try:
-            return self.input.load(data or {})
+            return compile_schema(self.input).load(data or {})
         except ValidationError as exc:
             raise ActionError(ErrorCode.INVALID_DATA, "data does not match the action's input schema",
                               exc.messages) from None
