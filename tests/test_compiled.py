@@ -364,3 +364,32 @@ def test_a_copied_schema_gets_its_own_compiled():
     narrowed.dump_fields = {"a": schema.dump_fields["a"]}
     assert compile_schema(narrowed) is not compiled
     assert compile_schema(narrowed).dump({"a": "x", "b": 1}) == {"a": "x"}
+
+
+BOUNDARIES = [
+    (fields.Str, validate.Length(min=2, max=4), ["", "a", "ab", "abcd", "abcde"]),
+    (fields.Str, validate.Length(equal=3), ["ab", "abc", "abcd"]),
+    (fields.Int, validate.Range(min=1, max=3), [0, 1, 3, 4]),
+    (fields.Int, validate.Range(min=1, max=3, min_inclusive=False, max_inclusive=False), [1, 2, 3]),
+    (fields.Float, validate.Range(min=-0.5), [-0.6, -0.5, 0.0]),
+    (fields.Str, validate.OneOf(["a", "b"]), ["a", "c"]),
+    (fields.Str, validate.NoneOf(["x"]), ["x", "y"]),
+    (fields.Str, validate.Regexp(r"^\d+$"), ["12", "1a"]),
+    (fields.Int, validate.Equal(7), [7, 8]),
+]
+
+
+@pytest.mark.parametrize("make, validator, values", BOUNDARIES,
+                         ids=lambda v: type(v).__name__ if isinstance(v, validate.Validator) else None)
+def test_validators_at_their_boundaries_top_level_nested_and_in_lists(make, validator, values):
+    """Each value on, inside and just outside each bound: the compiled path refuses exactly what marshmallow does."""
+    flat = Schema.from_dict({"v": make(required=True, validate=validator)})
+    listed = Schema.from_dict({"v": fields.List(make(validate=validator), required=True)})
+    nested = Schema.from_dict({"inner": fields.Nested(flat, required=True)})
+    assert compile_schema(flat()).fast and compile_schema(listed()).fast and compile_schema(nested()).fast
+    for value in values:
+        check_load(flat(), {"v": value})
+        check_load(listed(), {"v": [values[0], value]})
+        check_load(nested(), {"inner": {"v": value}})
+        refused = outcome(flat().load, {"v": value})[0] == "ValidationError"
+        assert (outcome(compile_schema(flat()).load, {"v": value})[0] == "ValidationError") == refused
