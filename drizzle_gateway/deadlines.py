@@ -31,7 +31,7 @@ class Deadlines:
         self._timer: asyncio.TimerHandle | None = None
 
     def watch(self, task: asyncio.Task, timeout: float | None) -> None:
-        """Cancel ``task`` if it still runs ``timeout`` seconds from now (None: never)."""
+        """Cancel ``task`` if it still runs ``timeout`` seconds from now (None: never); `forget` it when done."""
         if timeout is None:
             return
         loop = asyncio.get_running_loop()
@@ -40,7 +40,6 @@ class Deadlines:
             self._ordered = False
         self._latest = deadline
         self._running[task] = deadline
-        task.add_done_callback(self._finished)
         if self._timer is None or deadline < self._timer.when():
             self._arm(deadline)
 
@@ -51,7 +50,8 @@ class Deadlines:
             return True
         return False
 
-    def _finished(self, task: asyncio.Task) -> None:
+    def forget(self, task: asyncio.Task) -> None:
+        """``task`` is done: no deadline for it any more."""
         self._running.pop(task, None)
         self._expired.discard(task)
         if not self._running:

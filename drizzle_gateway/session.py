@@ -129,6 +129,7 @@ class Session:
 
     def _request_done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
+        self.gateway.deadlines.forget(task)
         waiting = self._slot_free
         if waiting is not None and not waiting.done():
             self._slot_free = None
