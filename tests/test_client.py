@@ -86,7 +86,7 @@ async def test_subscribes_beyond_the_rate_limit_are_retried_and_all_deliver(gate
 @pytest.mark.gen_test(timeout=30)
 async def test_ping_schema_and_unsubscribe_are_retried_publish_and_calls_are_not(connect, gateway, caplog):
     caplog.set_level(logging.DEBUG, logger=RETRY_LOG)
-    gateway.limits = Limits(rate=5, burst=1)
+    gateway.limits = Limits(rate=2, burst=1)  # each success empties the bucket for 0.5 s: the next request is refused
     client = await connect()
     assert await client.subscribe("chat.lobby") == {"topic": "chat.lobby"}  # may wait for the bucket
     for refused in (client.publish("chat.lobby", {"author": {"name": "ada"}, "text": "hi"}),
