@@ -1,7 +1,4 @@
-"""Typed topics: subscribe, publish from server and client, validation before delivery, order.
-
-In process (`TestClient`), but for what a closed socket leaves behind.
-"""
+"""Typed topics, in process: subscribe, publish from server and client, validation before delivery, order."""
 
 from __future__ import annotations
 
@@ -175,24 +172,3 @@ async def test_a_publish_is_encoded_once_per_field_selection_not_per_subscriber(
     for client in text_only:
         assert (await client.next_event(2)).data == {"text": "hello"}
     assert counting.encoded == ["alerts", "alerts"]
-
-
-# -- over a real socket: what a closed socket leaves behind ------------------------------------------
-
-
-@pytest.mark.gen_test
-async def test_a_closed_socket_leaves_its_channels(gateway, connect):
-    client, other = await connect(), await connect()
-    await client.subscribe("alerts")
-    await client.subscribe("chat.a")
-    await other.subscribe("alerts")
-    assert gateway.fanout.subscribers("alerts") == 2
-    await client.close()
-    for _ in range(50):
-        if gateway.fanout.subscribers("alerts") == 1:
-            break
-        await asyncio.sleep(0.02)
-    assert gateway.fanout.subscribers("alerts") == 1
-    assert gateway.fanout.subscribers("chat.a") == 0
-    await gateway.publish("alerts", MESSAGE)
-    assert (await other.next_event(2)).data == MESSAGE
