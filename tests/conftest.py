@@ -1,11 +1,15 @@
-"""Shared fixtures: a real listening gateway and real websocket clients.
+"""Shared fixtures: the gateway, in-process clients, and a real listening gateway with real websocket clients.
 
+``test_client`` opens `TestClient` instances on ``gateway`` in process: the
+request and publish paths without a socket, for what the gateway replies.
 pytest-tornado's ``app`` fixture serves the gateway on ``http_port``;
-tests use ``http_server`` to start it and ``connect`` to open clients.
+tests of the transport use ``http_server`` to start it and ``connect`` to
+open clients (``raw`` for hand-made frames).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -17,6 +21,7 @@ from tornado.websocket import websocket_connect
 import drizzle_gateway.gateway
 from drizzle_gateway import Gateway
 from drizzle_gateway.client import Client
+from drizzle_gateway.testing import TestClient
 from tests.serve_app import make_gateway as make_test_gateway
 
 
@@ -24,6 +29,26 @@ from tests.serve_app import make_gateway as make_test_gateway
 def gateway() -> Gateway:
     """The todo example's gateway plus the test resources and topics."""
     return make_test_gateway()
+
+
+@pytest.fixture
+def test_client(gateway: Gateway, io_loop):
+    """Open `TestClient` instances on ``gateway`` in process (keywords: `TestClient`'s); all closed after the test."""
+    clients: list[TestClient] = []
+
+    async def _open(**kwargs) -> TestClient:
+        client = await TestClient(gateway, **kwargs).connect()
+        clients.append(client)
+        return client
+
+    yield _open
+
+    async def close_all() -> None:  # sessions end: their requests are cancelled, their subscriptions dropped
+        for client in clients:
+            await client.close()
+        await asyncio.sleep(0.01)  # the fan-out leaves the channels nobody listens to any more
+
+    io_loop.run_sync(close_all)
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@
 the reply or error frame whole; `InProcess.listen` subscribes with a field
 selection and `InProcess.events` returns the events' data. Frames are read
 with `json.loads(parse_float=Decimal)`, so numbers keep the exact digits
-the wire carried.
+the wire carried. `exchange` sends a hand-made frame (a dict or any text)
+through a `TestClient`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ from typing import Any
 from drizzle_gateway import Gateway
 from drizzle_gateway.protocol import encode
 from drizzle_gateway.testing import TestClient
+
+
+async def exchange(client: TestClient, frame: dict | str) -> Any:
+    """Send ``frame`` as one raw text frame (a dict as JSON, a str as it is); the reply or error frame, whole."""
+    return await client.exchange(frame if isinstance(frame, str) else encode(frame))
+
 
 read = functools.partial(json.loads, parse_float=Decimal)
 """A frame as a client that keeps exact numbers sees it."""

@@ -110,5 +110,28 @@ class Lab(Resource):
         return {"sent": True}
 
 
+class Napper(Resource):
+    """An action that notes whether it finished or was cancelled (add it to a gateway to time out its naps)."""
+
+    name = "napper"
+
+    @action()
+    async def nap(self, data):
+        """Sleep ``seconds``."""
+        state = self.gateway.state
+        try:
+            await asyncio.sleep(data["seconds"])
+        except asyncio.CancelledError:
+            state["cancelled"] = state.get("cancelled", 0) + 1
+            raise
+        state["finished"] = state.get("finished", 0) + 1
+        return {"slept": data["seconds"]}
+
+    @action()
+    def stats(self, data):
+        """How many naps finished and how many were cancelled."""
+        return {"finished": self.gateway.state.get("finished", 0), "cancelled": self.gateway.state.get("cancelled", 0)}
+
+
 TEST_RESOURCES = [Lab]
 TEST_TOPICS = [chat, server_only, hidden]

@@ -1,4 +1,9 @@
-"""Authentication, permissions, the trimmed __schema__ and the origin policy, over real sockets."""
+"""Authentication, permissions, the trimmed __schema__, the auth throttle and the origin and host policies.
+
+What the request path answers runs in process (`TestClient`, whose ``headers``
+reach the ``authenticate`` hook as a handshake's would); the handshake itself
+(query, cookies, Origin, Host, HTTP 429) and the auth_timeout close run over real sockets.
+"""
 
 from __future__ import annotations
 
@@ -110,15 +115,15 @@ def bearer(token: str) -> dict:
 
 
 @pytest.mark.gen_test
-async def test_handshake_header_authenticates_and_actions_see_the_user(connect):
-    client = await connect(**bearer("ann-token"))
+async def test_handshake_header_authenticates_and_actions_see_the_user(test_client):
+    client = await test_client(**bearer("ann-token"))
     reply = await client.call("lab", "whoami")
     assert reply["user"]["name"] == "ann"
 
 
 @pytest.mark.gen_test
-async def test_without_credentials_only_auth_ping_and_schema_answer(connect):
-    client = await connect()
+async def test_without_credentials_only_auth_ping_and_schema_answer(test_client):
+    client = await test_client()
     assert await client.ping() == "pong"
     assert "resources" in await client.schema()
     for frame in ({"resource": "lab", "action": "whoami"}, {"resource": "nope", "action": "x"},
@@ -130,8 +135,8 @@ async def test_without_credentials_only_auth_ping_and_schema_answer(connect):
 
 @pytest.mark.gen_test
 @pytest.mark.parametrize("hook", [authenticate, authenticate_async])
-async def test_auth_action_with_a_token(connect, hook):
-    client = await connect()
+async def test_auth_action_with_a_token(test_client, hook):
+    client = await test_client()
     with pytest.raises(RemoteError) as refused:
         await client.request({"action": "__auth__", "data": {"token": "wrong"}})
     assert refused.value.code == "UNAUTHENTICATED"
@@ -140,16 +145,8 @@ async def test_auth_action_with_a_token(connect, hook):
 
 
 @pytest.mark.gen_test
-async def test_query_and_cookie_credentials(ws_url):
-    async with Client(ws_url + "?token=bob-token") as by_query:
-        assert (await by_query.call("lab", "whoami"))["user"]["name"] == "bob"
-    async with Client(ws_url, headers={"Cookie": "session=ann-token"}) as by_cookie:
-        assert (await by_cookie.call("lab", "whoami"))["user"]["name"] == "ann"
-
-
-@pytest.mark.gen_test
-async def test_hook_errors_are_refusals_with_the_hooks_message(connect, server_errors):
-    client = await connect()
+async def test_hook_errors_are_refusals_with_the_hooks_message(test_client, server_errors):
+    client = await test_client()
     with pytest.raises(RemoteError) as expired:
         await client.request({"action": "__auth__", "data": {"token": "expired"}})
     assert (expired.value.code, expired.value.message) == ("UNAUTHENTICATED", "token expired")
@@ -160,27 +157,13 @@ async def test_hook_errors_are_refusals_with_the_hooks_message(connect, server_e
     assert server_errors() == []
 
 
-@pytest.mark.gen_test
-async def test_unauthenticated_socket_is_closed_with_4001_after_the_delay(gateway, connect):
-    gateway.limits = Limits(auth_timeout=0.5)
-    idle = await connect()
-    late = await connect()
-    signed_in = await connect(**bearer("ann-token"))
-    await late.request({"action": "__auth__", "data": {"token": "bob-token"}})
-    with pytest.raises(ConnectionClosed) as closed:
-        await idle.next_event(timeout=5)
-    assert closed.value.code == 4001 and not closed.value.should_reconnect
-    assert await late.ping() == "pong"
-    assert await signed_in.ping() == "pong"
-
-
 # -- permissions -----------------------------------------------------------------
 
 
 @pytest.mark.gen_test
-async def test_action_permission_refuses_with_forbidden_and_nothing_happens(connect):
-    bob = await connect(**bearer("bob-token"))
-    ann = await connect(**bearer("ann-token"))
+async def test_action_permission_refuses_with_forbidden_and_nothing_happens(test_client):
+    bob = await test_client(**bearer("bob-token"))
+    ann = await test_client(**bearer("ann-token"))
     with pytest.raises(RemoteError) as refused:
         await bob.call("vault", "store", {"text": "launch codes"})
     assert refused.value.code == "FORBIDDEN"
@@ -189,8 +172,8 @@ async def test_action_permission_refuses_with_forbidden_and_nothing_happens(conn
 
 
 @pytest.mark.gen_test
-async def test_async_permission_sees_the_loaded_data(connect):
-    bob = await connect(**bearer("bob-token"))
+async def test_async_permission_sees_the_loaded_data(test_client):
+    bob = await test_client(**bearer("bob-token"))
     assert await bob.call("vault", "write", {"owner": "bob", "text": "hi"}) == {"written": "hi", "by": "bob"}
     with pytest.raises(RemoteError) as refused:
         await bob.call("vault", "write", {"owner": "ann", "text": "forged"})
@@ -198,9 +181,9 @@ async def test_async_permission_sees_the_loaded_data(connect):
 
 
 @pytest.mark.gen_test
-async def test_topic_permissions(connect):
-    ann = await connect(**bearer("ann-token"))
-    bob = await connect(**bearer("bob-token"))
+async def test_topic_permissions(test_client):
+    ann = await test_client(**bearer("ann-token"))
+    bob = await test_client(**bearer("bob-token"))
     with pytest.raises(RemoteError) as refused:
         await bob.subscribe("rooms.ops")
     assert refused.value.code == "FORBIDDEN"
@@ -218,11 +201,11 @@ async def test_topic_permissions(connect):
 
 
 @pytest.mark.gen_test
-async def test_schema_hides_what_the_user_may_not_use(gateway, connect):
+async def test_schema_hides_what_the_user_may_not_use(gateway, test_client):
     gateway.hide_forbidden = True
-    bob = await connect(**bearer("bob-token"))
-    ann = await connect(**bearer("ann-token"))
-    anonymous = await connect()
+    bob = await test_client(**bearer("bob-token"))
+    ann = await test_client(**bearer("ann-token"))
+    anonymous = await test_client()
 
     def names(document):
         actions = {f"{r['name']}.{a['name']}" for r in document["resources"] for a in r["actions"]}
@@ -240,7 +223,118 @@ async def test_schema_hides_what_the_user_may_not_use(gateway, connect):
     assert "vault.store" in names(await bob.schema())[0]
 
 
-# -- origin ------------------------------------------------------------------------
+# -- what anonymous connections see --------------------------------------------------
+
+
+def described(document: dict) -> tuple[set[str], set[str], set[str], set[str]]:
+    actions = {f"{r['name']}.{a['name']}" for r in document["resources"] for a in r["actions"]}
+    builtins = {b["name"] for b in document["builtins"]}
+    return actions, {t["name"] for t in document["topics"]}, builtins, set(document["components"]["schemas"])
+
+
+@pytest.mark.gen_test
+async def test_anonymous_schema_holds_only_the_builtins_until_login(gateway, test_client):
+    anonymous = await test_client()
+    actions, topics, builtins, components = described(await anonymous.schema())
+    assert actions == set() and topics == set()
+    assert {"__auth__", "__ping__", "__schema__"} <= builtins
+    assert "AuthInput" in components
+    assert not {"Secret", "Note", "NewTodo", "Todo"} & components
+    await anonymous.request({"action": "__auth__", "data": {"token": "bob-token"}})
+    actions, topics, _, components = described(await anonymous.schema())
+    assert "vault.store" in actions and "rooms.{room}" in topics and "Secret" in components
+
+
+@pytest.mark.gen_test
+async def test_public_schema_shows_anonymous_connections_the_contract(gateway, test_client):
+    gateway.public_schema = True
+    actions, topics, _, _ = described(await (await test_client()).schema())
+    assert "vault.store" in actions and "staff" in topics
+
+
+# -- throttling failed authentication ------------------------------------------------
+
+
+@pytest.fixture
+def hook_calls(gateway):
+    """Tokens the authenticate hook was asked about (None: a handshake), with a strict throttle."""
+    calls: list[str | None] = []
+
+    def counting(credentials):
+        calls.append(credentials.token if credentials.token is not None else credentials.query.get("token"))
+        return authenticate(credentials)
+
+    gateway.authenticate = counting
+    gateway.auth_throttle = AuthThrottle(rate=0.01, burst=3)
+    return calls
+
+
+@pytest.mark.gen_test
+async def test_failed_auth_is_throttled_per_address_across_connections(test_client, hook_calls):
+    first = await test_client()
+    for guess in ("guess-1", "guess-2", "guess-3"):
+        with pytest.raises(RemoteError) as refused:
+            await first.request({"action": "__auth__", "data": {"token": guess}})
+        assert refused.value.code == "UNAUTHENTICATED"
+    with pytest.raises(RemoteError) as throttled:
+        await first.request({"action": "__auth__", "data": {"token": "guess-4"}})
+    assert throttled.value.code == "RATE_LIMITED"
+    assert 0 < throttled.value.details["retry_after"] <= 100
+    second = await test_client()  # reconnecting buys nothing, not even with the right token
+    with pytest.raises(RemoteError) as still:
+        await second.request({"action": "__auth__", "data": {"token": "bob-token"}})
+    assert still.value.code == "RATE_LIMITED"
+    assert hook_calls == [None, "guess-1", "guess-2", "guess-3", None]
+
+
+def test_auth_throttle_refills_per_address(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr("drizzle_gateway.auth.time.monotonic", lambda: now[0])
+    throttle = AuthThrottle(rate=0.5, burst=2)
+    throttle.failed("10.0.0.1")
+    assert throttle.retry_after("10.0.0.1") == 0.0
+    throttle.failed("10.0.0.1")
+    assert throttle.retry_after("10.0.0.1") == pytest.approx(2.0)
+    assert throttle.retry_after("10.0.0.2") == 0.0
+    now[0] += 2.0
+    assert throttle.retry_after("10.0.0.1") == 0.0
+
+
+def test_auth_throttle_forgets_refilled_addresses_first(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr("drizzle_gateway.auth.time.monotonic", lambda: now[0])
+    throttle = AuthThrottle(rate=1.0, burst=1, max_addresses=2)
+    throttle.failed("old")
+    now[0] += 5.0
+    throttle.failed("a")
+    throttle.failed("b")  # over the bound: "old" has refilled and is forgotten, "a" stays throttled
+    assert throttle.retry_after("a") > 0 and throttle.retry_after("b") > 0
+    assert len(throttle._buckets) == 2
+
+
+# == over real sockets: the handshake (query, cookies, Origin, Host, HTTP 429) and the auth_timeout close ==
+
+
+@pytest.mark.gen_test
+async def test_query_and_cookie_credentials(ws_url):
+    async with Client(ws_url + "?token=bob-token") as by_query:
+        assert (await by_query.call("lab", "whoami"))["user"]["name"] == "bob"
+    async with Client(ws_url, headers={"Cookie": "session=ann-token"}) as by_cookie:
+        assert (await by_cookie.call("lab", "whoami"))["user"]["name"] == "ann"
+
+
+@pytest.mark.gen_test
+async def test_unauthenticated_socket_is_closed_with_4001_after_the_delay(gateway, connect):
+    gateway.limits = Limits(auth_timeout=0.5)
+    idle = await connect()
+    late = await connect()
+    signed_in = await connect(**bearer("ann-token"))
+    await late.request({"action": "__auth__", "data": {"token": "bob-token"}})
+    with pytest.raises(ConnectionClosed) as closed:
+        await idle.next_event(timeout=5)
+    assert closed.value.code == 4001 and not closed.value.should_reconnect
+    assert await late.ping() == "pong"
+    assert await signed_in.ping() == "pong"
 
 
 async def handshake(ws_url: str, origin: str | None):
@@ -287,70 +381,6 @@ async def test_origin_is_checked_before_the_authenticate_hook(gateway, ws_url):
     assert calls == [None]
 
 
-# -- what anonymous connections see --------------------------------------------------
-
-
-def described(document: dict) -> tuple[set[str], set[str], set[str], set[str]]:
-    actions = {f"{r['name']}.{a['name']}" for r in document["resources"] for a in r["actions"]}
-    builtins = {b["name"] for b in document["builtins"]}
-    return actions, {t["name"] for t in document["topics"]}, builtins, set(document["components"]["schemas"])
-
-
-@pytest.mark.gen_test
-async def test_anonymous_schema_holds_only_the_builtins_until_login(gateway, connect):
-    anonymous = await connect()
-    actions, topics, builtins, components = described(await anonymous.schema())
-    assert actions == set() and topics == set()
-    assert {"__auth__", "__ping__", "__schema__"} <= builtins
-    assert "AuthInput" in components
-    assert not {"Secret", "Note", "NewTodo", "Todo"} & components
-    await anonymous.request({"action": "__auth__", "data": {"token": "bob-token"}})
-    actions, topics, _, components = described(await anonymous.schema())
-    assert "vault.store" in actions and "rooms.{room}" in topics and "Secret" in components
-
-
-@pytest.mark.gen_test
-async def test_public_schema_shows_anonymous_connections_the_contract(gateway, connect):
-    gateway.public_schema = True
-    actions, topics, _, _ = described(await (await connect()).schema())
-    assert "vault.store" in actions and "staff" in topics
-
-
-# -- throttling failed authentication ------------------------------------------------
-
-
-@pytest.fixture
-def hook_calls(gateway):
-    """Tokens the authenticate hook was asked about (None: a handshake), with a strict throttle."""
-    calls: list[str | None] = []
-
-    def counting(credentials):
-        calls.append(credentials.token if credentials.token is not None else credentials.query.get("token"))
-        return authenticate(credentials)
-
-    gateway.authenticate = counting
-    gateway.auth_throttle = AuthThrottle(rate=0.01, burst=3)
-    return calls
-
-
-@pytest.mark.gen_test
-async def test_failed_auth_is_throttled_per_address_across_connections(connect, hook_calls):
-    first = await connect()
-    for guess in ("guess-1", "guess-2", "guess-3"):
-        with pytest.raises(RemoteError) as refused:
-            await first.request({"action": "__auth__", "data": {"token": guess}})
-        assert refused.value.code == "UNAUTHENTICATED"
-    with pytest.raises(RemoteError) as throttled:
-        await first.request({"action": "__auth__", "data": {"token": "guess-4"}})
-    assert throttled.value.code == "RATE_LIMITED"
-    assert 0 < throttled.value.details["retry_after"] <= 100
-    second = await connect()  # reconnecting buys nothing, not even with the right token
-    with pytest.raises(RemoteError) as still:
-        await second.request({"action": "__auth__", "data": {"token": "bob-token"}})
-    assert still.value.code == "RATE_LIMITED"
-    assert hook_calls == [None, "guess-1", "guess-2", "guess-3", None]
-
-
 @pytest.mark.gen_test
 async def test_handshake_token_guesses_are_throttled_with_429(ws_url, hook_calls):
     for n in range(3):
@@ -369,34 +399,6 @@ async def test_handshakes_without_credentials_cost_no_attempt(connect, hook_call
         await connect()
     late = await connect()
     assert await late.request({"action": "__auth__", "data": {"token": "bob-token"}}) == {"authenticated": True}
-
-
-def test_auth_throttle_refills_per_address(monkeypatch):
-    now = [1000.0]
-    monkeypatch.setattr("drizzle_gateway.auth.time.monotonic", lambda: now[0])
-    throttle = AuthThrottle(rate=0.5, burst=2)
-    throttle.failed("10.0.0.1")
-    assert throttle.retry_after("10.0.0.1") == 0.0
-    throttle.failed("10.0.0.1")
-    assert throttle.retry_after("10.0.0.1") == pytest.approx(2.0)
-    assert throttle.retry_after("10.0.0.2") == 0.0
-    now[0] += 2.0
-    assert throttle.retry_after("10.0.0.1") == 0.0
-
-
-def test_auth_throttle_forgets_refilled_addresses_first(monkeypatch):
-    now = [0.0]
-    monkeypatch.setattr("drizzle_gateway.auth.time.monotonic", lambda: now[0])
-    throttle = AuthThrottle(rate=1.0, burst=1, max_addresses=2)
-    throttle.failed("old")
-    now[0] += 5.0
-    throttle.failed("a")
-    throttle.failed("b")  # over the bound: "old" has refilled and is forgotten, "a" stays throttled
-    assert throttle.retry_after("a") > 0 and throttle.retry_after("b") > 0
-    assert len(throttle._buckets) == 2
-
-
-# -- allowed hosts -------------------------------------------------------------------
 
 
 async def host_handshake(ws_url: str, host: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 
 import pytest
 from marshmallow import ValidationError
@@ -12,6 +13,8 @@ from drizzle_gateway import Gateway, Topic
 from drizzle_gateway.brokers import MemoryBroker
 from drizzle_gateway.connection import Connection
 from drizzle_gateway.history import Position, Retention, Ring
+from drizzle_gateway.protocol import encode
+from drizzle_gateway.session import Session
 from tests.resources import Message
 
 TTL = 60.0
@@ -51,6 +54,36 @@ def message(seq: int) -> dict:
 
 
 _ids = itertools.count(1)
+
+
+class Peer:
+    """An in-process connection read frame by frame in arrival order, as `RawSocket` reads a socket."""
+
+    def __init__(self) -> None:
+        self.frames: asyncio.Queue[dict] = asyncio.Queue()
+        self.session: Session | None = None
+
+    def keep(self, text: str) -> dict:
+        frame = json.loads(text)
+        self.frames.put_nowait(frame)
+        return frame
+
+    async def send(self, frame: dict) -> None:
+        assert self.session is not None
+        self.session.receive(encode(frame))  # what the socket would hand the session
+
+    async def recv(self) -> dict:
+        return await self.frames.get()
+
+
+@pytest.fixture
+def peer(test_client):
+    """Open `Peer` connections on the gateway (in process)."""
+    async def _open() -> Peer:
+        opened = Peer()
+        opened.session = (await test_client(loads=opened.keep)).session
+        return opened
+    return _open
 
 
 async def ask(sock, action: str, **data) -> dict:
@@ -111,19 +144,19 @@ def test_history_needs_a_broker_that_keeps_it_and_a_size():
         Topic("feed", Message, history_ttl=3)
 
 
-# -- over real sockets --------------------------------------------------------
+# -- in process: what a client sees ------------------------------------------------
 
 
 @pytest.mark.gen_test
-async def test_events_carry_consecutive_offsets_and_the_reply_the_position(gateway, raw):
-    first = await raw()
+async def test_events_carry_consecutive_offsets_and_the_reply_the_position(gateway, peer):
+    first = await peer()
     reply = (await ask(first, "__subscribe__", topic="feed.lobby"))["answer"]["data"]
     assert reply["topic"] == "feed.lobby" and reply["offset"] == 0 and reply["epoch"]
     await publish(gateway, [1, 2, 3])
     events = await recv_events(first, 3)
     assert [(e["topic"], e["offset"], e["data"]["seq"]) for e in events] == [
         ("feed.lobby", 1, 1), ("feed.lobby", 2, 2), ("feed.lobby", 3, 3)]
-    second = await raw()
+    second = await peer()
     later = (await ask(second, "__subscribe__", topic="feed.lobby"))["answer"]["data"]
     assert later == {"topic": "feed.lobby", "epoch": reply["epoch"], "offset": 3}
     other_room = (await ask(second, "__subscribe__", topic="feed.kitchen"))["answer"]["data"]
@@ -131,21 +164,21 @@ async def test_events_carry_consecutive_offsets_and_the_reply_the_position(gatew
 
 
 @pytest.mark.gen_test
-async def test_topics_without_history_stay_as_they_were(gateway, raw):
-    sock = await raw()
+async def test_topics_without_history_stay_as_they_were(gateway, peer):
+    sock = await peer()
     assert (await ask(sock, "__subscribe__", topic="plain"))["answer"]["data"] == {"topic": "plain"}
     await gateway.publish("plain", message(1))
     assert await sock.recv() == {"topic": "plain", "data": message(1)}
 
 
 @pytest.mark.gen_test
-async def test_since_replays_the_missed_events_with_fields_then_goes_live(gateway, raw):
-    watcher = await raw()
+async def test_since_replays_the_missed_events_with_fields_then_goes_live(gateway, peer):
+    watcher = await peer()
     start = (await ask(watcher, "__subscribe__", topic="feed.lobby"))["answer"]["data"]
     await publish(gateway, [1, 2])
     await recv_events(watcher, 2)
     await publish(gateway, [3, 4, 5])  # missed by the client below, which saw up to 2
-    back = await raw()
+    back = await peer()
     got = await ask(back, "__subscribe__", topic="feed.lobby", fields=["seq"],
                     since={"epoch": start["epoch"], "offset": 2})
     assert got["events"] == [{"topic": "feed.lobby", "offset": n, "data": {"seq": n}} for n in (3, 4, 5)]
@@ -157,12 +190,12 @@ async def test_since_replays_the_missed_events_with_fields_then_goes_live(gatewa
 
 
 @pytest.mark.gen_test
-async def test_recovery_while_publishing_has_no_gap_and_no_duplicate(gateway, raw):
-    sock = await raw()
+async def test_recovery_while_publishing_has_no_gap_and_no_duplicate(gateway, peer):
+    sock = await peer()
     start = (await ask(sock, "__subscribe__", topic="feed.lobby"))["answer"]["data"]
     await publish(gateway, [1])
     await recv_events(sock, 1)
-    back = await raw()
+    back = await peer()
 
     started = asyncio.Event()
 
@@ -184,9 +217,9 @@ async def test_recovery_while_publishing_has_no_gap_and_no_duplicate(gateway, ra
 
 
 @pytest.mark.gen_test
-async def test_another_epoch_is_not_recovered_and_the_subscription_is_live(gateway, raw):
+async def test_another_epoch_is_not_recovered_and_the_subscription_is_live(gateway, peer):
     await publish(gateway, [1, 2])
-    sock = await raw()
+    sock = await peer()
     got = await ask(sock, "__subscribe__", topic="feed.lobby", since={"epoch": "gone", "offset": 1})
     assert got["events"] == []
     reply = got["answer"]["data"]
@@ -196,22 +229,22 @@ async def test_another_epoch_is_not_recovered_and_the_subscription_is_live(gatew
 
 
 @pytest.mark.gen_test
-async def test_a_gap_older_than_the_history_is_not_recovered(gateway, raw):
-    sock = await raw()
+async def test_a_gap_older_than_the_history_is_not_recovered(gateway, peer):
+    sock = await peer()
     epoch = (await ask(sock, "__subscribe__", topic="feed.lobby"))["answer"]["data"]["epoch"]
     await publish(gateway, range(1, 11))  # history keeps 6-10
-    back = await raw()
+    back = await peer()
     got = await ask(back, "__subscribe__", topic="feed.lobby", since={"epoch": epoch, "offset": 4})
     assert got["events"] == [] and got["answer"]["data"]["recovered"] is False
     assert got["answer"]["data"]["offset"] == 10
-    kept = await raw()
+    kept = await peer()
     got = await ask(kept, "__subscribe__", topic="feed.lobby", since={"epoch": epoch, "offset": 5})
     assert [e["offset"] for e in got["events"]] == [6, 7, 8, 9, 10] and got["answer"]["data"]["recovered"]
 
 
 @pytest.mark.gen_test
-async def test_history_ttl_expires_events(gateway, raw, clock):
-    sock = await raw()
+async def test_history_ttl_expires_events(gateway, peer, clock):
+    sock = await peer()
     epoch = (await ask(sock, "__subscribe__", topic="feed.lobby"))["answer"]["data"]["epoch"]
     await publish(gateway, [1, 2])
     clock.now += TTL / 2
@@ -219,7 +252,7 @@ async def test_history_ttl_expires_events(gateway, raw, clock):
     clock.now += TTL / 2  # 1 and 2 are now TTL old: expired
     got = await ask(sock, "__history__", topic="feed.lobby")
     assert [e["offset"] for e in got["answer"]["data"]["events"]] == [3]
-    back = await raw()
+    back = await peer()
     lost = await ask(back, "__subscribe__", topic="feed.lobby", since={"epoch": epoch, "offset": 1})
     assert lost["events"] == [] and lost["answer"]["data"]["recovered"] is False
     kept = await ask(back, "__subscribe__", topic="feed.lobby", since={"epoch": epoch, "offset": 2})
@@ -227,9 +260,9 @@ async def test_history_ttl_expires_events(gateway, raw, clock):
 
 
 @pytest.mark.gen_test
-async def test_history_action_with_fields_since_and_limit(gateway, raw):
+async def test_history_action_with_fields_since_and_limit(gateway, peer):
     await publish(gateway, range(1, 5))
-    sock = await raw()
+    sock = await peer()
     whole = (await ask(sock, "__history__", topic="feed.lobby"))["answer"]["data"]
     assert [e["offset"] for e in whole["events"]] == [1, 2, 3, 4] and whole["offset"] == 4
     assert whole["events"][0] == {"offset": 1, "data": message(1)} and "recovered" not in whole
@@ -248,11 +281,11 @@ async def test_history_action_with_fields_since_and_limit(gateway, raw):
 
 
 @pytest.mark.gen_test
-async def test_history_action_has_the_permissions_of_subscribing(gateway, raw):
+async def test_history_action_has_the_permissions_of_subscribing(gateway, peer):
     await gateway.publish("vault.{room}", message(1), room="open")
     await gateway.publish("vault.{room}", message(2), room="shut")
     await gateway.publish("sealed", message(3))
-    sock = await raw()
+    sock = await peer()
     opened = (await ask(sock, "__history__", topic="vault.open"))["answer"]
     assert [e["data"]["seq"] for e in opened["data"]["events"]] == [1]
     for channel in ("vault.shut", "sealed"):
@@ -263,8 +296,8 @@ async def test_history_action_has_the_permissions_of_subscribing(gateway, raw):
 
 
 @pytest.mark.gen_test
-async def test_client_publish_gets_offsets_and_invalid_publish_takes_none(gateway, raw):
-    sock = await raw()
+async def test_client_publish_gets_offsets_and_invalid_publish_takes_none(gateway, peer):
+    sock = await peer()
     await ask(sock, "__subscribe__", topic="feed.lobby")
     with pytest.raises(ValidationError):
         await gateway.publish("feed.lobby", {"text": "no author"})
@@ -292,9 +325,9 @@ class SlowPositionBroker(MemoryBroker):
 
 
 @pytest.mark.gen_test
-async def test_subscribing_again_with_other_fields_skips_no_event(gateway, raw, clock):
+async def test_subscribing_again_with_other_fields_skips_no_event(gateway, peer, clock):
     gateway.use_broker(SlowPositionBroker(clock))
-    sock = await raw()
+    sock = await peer()
     first = (await ask(sock, "__subscribe__", topic="feed.lobby"))["answer"]["data"]
     await publish(gateway, [1, 2])
     assert [e["offset"] for e in await recv_events(sock, 2)] == [1, 2]
@@ -311,6 +344,22 @@ async def test_subscribing_again_with_other_fields_skips_no_event(gateway, raw, 
         again["events"]))]
     assert seen == [3, 4, 5, 6], seen
     assert again["answer"]["data"]["epoch"] == first["epoch"]
+
+
+@pytest.mark.gen_test
+async def test_reading_channels_nobody_published_to_keeps_nothing(gateway, peer):
+    sock = await peer()
+    epochs = set()
+    for n in range(50):
+        reply = (await ask(sock, "__history__", topic=f"feed.r{n}"))["answer"]["data"]
+        assert reply["events"] == [] and reply["offset"] == 0
+        epochs.add(reply["epoch"])
+    assert gateway.broker._rings == {}  # a client cannot grow the broker by naming channels
+    await publish(gateway, [1], room="r7")
+    assert (await ask(sock, "__history__", topic="feed.r7"))["answer"]["data"]["epoch"] in epochs  # one epoch
+
+
+# -- over a real socket: a peer that stops reading mid-replay ------------------------------------------
 
 
 @pytest.mark.gen_test
@@ -343,16 +392,3 @@ async def test_a_connection_closed_mid_replay_is_let_go(gateway, raw, monkeypatc
         while len(gateway.sessions) > 1 or gateway.fanout.subscribers("feed.lobby") > 1:
             await asyncio.sleep(0.01)
     assert gateway.fanout.subscribers("feed.lobby") == 1
-
-
-@pytest.mark.gen_test
-async def test_reading_channels_nobody_published_to_keeps_nothing(gateway, raw):
-    sock = await raw()
-    epochs = set()
-    for n in range(50):
-        reply = (await ask(sock, "__history__", topic=f"feed.r{n}"))["answer"]["data"]
-        assert reply["events"] == [] and reply["offset"] == 0
-        epochs.add(reply["epoch"])
-    assert gateway.broker._rings == {}  # a client cannot grow the broker by naming channels
-    await publish(gateway, [1], room="r7")
-    assert (await ask(sock, "__history__", topic="feed.r7"))["answer"]["data"]["epoch"] in epochs  # one epoch

@@ -15,8 +15,8 @@ def resolve(document: dict, node: dict) -> dict:
 
 
 @pytest.mark.gen_test
-async def test_schema_describes_resources_actions_and_topics(connect):
-    client = await connect()
+async def test_schema_describes_resources_actions_and_topics(test_client):
+    client = await test_client()
     document = await client.schema()
     assert document["protocol"] == "drizzle.v1"
     todos = next(r for r in document["resources"] if r["name"] == "todos")
@@ -47,8 +47,8 @@ async def test_schema_describes_resources_actions_and_topics(connect):
 
 
 @pytest.mark.gen_test
-async def test_schema_payloads_are_valid_json_schema_that_accept_real_payloads(connect):
-    client = await connect()
+async def test_schema_payloads_are_valid_json_schema_that_accept_real_payloads(test_client):
+    client = await test_client()
     document = await client.schema()
     topic = next(t for t in document["topics"] if t["name"] == "chat.{room}")
     schema = {**topic["payload"], "components": document["components"]}

@@ -1,4 +1,8 @@
-"""Each limit, as a client meets it: frame size, shape, in-flight, rate, subscriptions, timeout, heartbeat."""
+"""Each limit a socket enforces, over real sockets: frame size, in-flight over TCP, pipelining, heartbeat, off switches.
+
+What the request path replies to a limit (nesting, keys, rate, action
+timeout) is in test_dispatch, the subscription cap in test_session.
+"""
 
 from __future__ import annotations
 
@@ -10,33 +14,10 @@ import struct
 
 import pytest
 
-from drizzle_gateway import Resource, action
 from drizzle_gateway.client import ConnectionClosed, RemoteError
 from drizzle_gateway.limits import Limits
+from tests.resources import Napper
 from tests.test_outbox import StalledSocket
-
-
-class Napper(Resource):
-    """An action that notes whether it finished or was cancelled."""
-
-    name = "napper"
-
-    @action()
-    async def nap(self, data):
-        """Sleep ``seconds``."""
-        state = self.gateway.state
-        try:
-            await asyncio.sleep(data["seconds"])
-        except asyncio.CancelledError:
-            state["cancelled"] = state.get("cancelled", 0) + 1
-            raise
-        state["finished"] = state.get("finished", 0) + 1
-        return {"slept": data["seconds"]}
-
-    @action()
-    def stats(self, data):
-        """How many naps finished and how many were cancelled."""
-        return {"finished": self.gateway.state.get("finished", 0), "cancelled": self.gateway.state.get("cancelled", 0)}
 
 
 @pytest.fixture
@@ -77,30 +58,6 @@ async def test_oversized_frame_closes_with_1009_and_others_carry_on(limits, raw,
     assert await sock.ws.read_message() is None
     assert sock.ws.close_code == 1009
     assert await bystander.ping() == "pong"
-
-
-@pytest.mark.gen_test
-async def test_nesting_deeper_than_the_limit_is_a_validation_error(raw):
-    sock = await raw()
-    fits = await sock.ask(call(1, data=nested(Limits().max_depth - 1)))
-    assert "data" in fits
-    too_deep = await sock.ask(call(2, data=nested(Limits().max_depth)))
-    assert too_deep["code"] == "VALIDATION_ERROR" and too_deep["request_id"] == 2
-    assert "deeper" in too_deep["error"]
-    hostile = await sock.ask('{"request_id": 3, "data": ' + "[" * 100_000 + "]" * 100_000 + "}")
-    assert hostile["code"] == "VALIDATION_ERROR"
-    assert await sock.ask(call(4, None, "__ping__")) == {"request_id": 4, "data": "pong"}
-
-
-@pytest.mark.gen_test
-@pytest.mark.parametrize("limits", [Limits(max_keys=50)], indirect=True)
-async def test_too_many_keys_is_a_validation_error(limits, raw):
-    sock = await raw()
-    fits = await sock.ask(call(1, data={f"k{i}": i for i in range(40)}))
-    assert len(fits["data"]["data"]) == 40
-    spread = {"a": {f"k{i}": i for i in range(30)}, "b": [{f"k{i}": i for i in range(30)}]}
-    refused = await sock.ask(call(2, data=spread))
-    assert refused["code"] == "VALIDATION_ERROR" and "keys" in refused["error"]
 
 
 @pytest.mark.gen_test
@@ -154,52 +111,6 @@ async def test_a_hundred_pipelined_publishes_all_reach_subscribers_in_order(http
     assert [(await listener.next_event()).data["seq"] for _ in range(100)] == list(range(100))
 
 
-@pytest.mark.gen_test
-@pytest.mark.parametrize("limits", [Limits(rate=5, burst=5)], indirect=True)
-async def test_rate_limit_answers_rate_limited_with_a_retry_hint(limits, raw, connect):
-    other = await connect()
-    sock = await raw()
-    for _ in range(2):
-        await sock.send("not json")  # invalid frames count too
-    for request_id in range(6):
-        await sock.send(call(request_id, None, "__ping__"))
-    assert [(await sock.recv())["code"] for _ in range(2)] == ["VALIDATION_ERROR"] * 2
-    replies = sorted([await sock.recv() for _ in range(6)], key=lambda reply: reply["request_id"])
-    assert [r.get("data") for r in replies[:3]] == ["pong"] * 3
-    limited = replies[3:]
-    assert {r["code"] for r in limited} == {"RATE_LIMITED"}
-    assert all(0 < r["details"]["retry_after"] <= 1 for r in limited)
-    assert await other.ping() == "pong"  # the limit is per connection
-    await asyncio.sleep(limited[0]["details"]["retry_after"])
-    assert (await sock.ask(call(9, None, "__ping__")))["data"] == "pong"
-
-
-@pytest.mark.gen_test
-@pytest.mark.parametrize("limits", [Limits(max_subscriptions=2)], indirect=True)
-async def test_subscriptions_per_connection_are_capped(limits, connect):
-    client = await connect()
-    await client.subscribe("chat.a")
-    await client.subscribe("chat.b")
-    await client.subscribe("chat.a")  # again: still two
-    with pytest.raises(RemoteError) as refused:
-        await client.subscribe("chat.c")
-    assert refused.value.code == "LIMIT_EXCEEDED"
-    assert refused.value.details == {"limit": "max_subscriptions", "max": 2}
-    await client.unsubscribe("chat.a")
-    assert await client.subscribe("chat.c") == {"topic": "chat.c"}
-
-
-@pytest.mark.gen_test
-@pytest.mark.parametrize("limits", [Limits(action_timeout=0.2)], indirect=True)
-async def test_slow_action_times_out_and_is_cancelled(limits, connect):
-    client = await connect()
-    with pytest.raises(RemoteError) as late:
-        await client.call("napper", "nap", {"seconds": 30})
-    assert late.value.code == "TIMEOUT" and late.value.details == {"timeout": 0.2}
-    assert await client.call("napper", "nap", {"seconds": 0}) == {"slept": 0}
-    assert await client.call("napper", "stats") == {"finished": 1, "cancelled": 1}
-
-
 # -- heartbeat -------------------------------------------------------------------------
 
 
@@ -245,7 +156,6 @@ async def test_heartbeat_disconnects_a_dead_peer_and_keeps_a_live_one(limits, ga
     await asyncio.sleep(1.0)  # more pings went to the live client meanwhile
     assert await live.ping() == "pong"  # a peer that answers pings stays
     assert live.close_code is None
-
 
 
 def test_text_precheck_never_lets_a_frame_past_the_walk():

@@ -13,16 +13,16 @@ MESSAGE = {"author": {"name": "ada", "email": "ada@example.com"}, "text": "hello
 
 
 @pytest.mark.gen_test
-async def test_fields_select_reply_parts_including_nested(connect):
-    client = await connect()
+async def test_fields_select_reply_parts_including_nested(test_client):
+    client = await test_client()
     created = await client.call("todos", "create", {"title": "milk"}, fields=["id", "owner.name"])
     assert created == {"id": 1, "owner": {"name": "ada"}}
     assert await client.call("todos", "list", fields=["title"]) == [{"title": "milk"}]
 
 
 @pytest.mark.gen_test
-async def test_unknown_fields_are_listed(connect):
-    client = await connect()
+async def test_unknown_fields_are_listed(test_client):
+    client = await test_client()
     with pytest.raises(RemoteError) as caught:
         await client.call("todos", "create", {"title": "milk"}, fields=["id", "colour", "owner.age", "title.x"])
     assert caught.value.code == "INVALID_FIELDS"
@@ -32,16 +32,16 @@ async def test_unknown_fields_are_listed(connect):
 
 
 @pytest.mark.gen_test
-async def test_fields_on_an_action_without_output_schema(connect):
-    client = await connect()
+async def test_fields_on_an_action_without_output_schema(test_client):
+    client = await test_client()
     with pytest.raises(RemoteError) as caught:
         await client.call("lab", "plain", fields=["kind"])
     assert (caught.value.code, caught.value.details) == ("INVALID_FIELDS", {"fields": ["kind"]})
 
 
 @pytest.mark.gen_test
-async def test_fields_select_event_parts(gateway, connect):
-    whole, partial = await connect(), await connect()
+async def test_fields_select_event_parts(gateway, test_client):
+    whole, partial = await test_client(), await test_client()
     await whole.subscribe("alerts")
     await partial.subscribe("alerts", fields=["author.name", "seq"])
     await gateway.publish("alerts", MESSAGE)
@@ -50,8 +50,8 @@ async def test_fields_select_event_parts(gateway, connect):
 
 
 @pytest.mark.gen_test
-async def test_subscribe_with_unknown_fields_is_refused(connect):
-    client = await connect()
+async def test_subscribe_with_unknown_fields_is_refused(test_client):
+    client = await test_client()
     with pytest.raises(RemoteError) as caught:
         await client.subscribe("alerts", fields=["colour"])
     assert (caught.value.code, caught.value.details) == ("INVALID_FIELDS", {"fields": ["colour"]})

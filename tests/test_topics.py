@@ -1,4 +1,4 @@
-"""Typed topics: subscribe, publish from server and client, validation before delivery, order."""
+"""Typed topics, in process: subscribe, publish from server and client, validation before delivery, order."""
 
 from __future__ import annotations
 
@@ -7,17 +7,19 @@ import asyncio
 import pytest
 from marshmallow import ValidationError
 
-from drizzle_gateway.client import RemoteError
+from drizzle_gateway.client import Event, RemoteError
 from drizzle_gateway.protocol import Protocol
 from drizzle_gateway.topics import Topic
+from tests.inprocess import exchange
 from tests.resources import chat
 
 MESSAGE = {"author": {"name": "ada"}, "text": "hello"}
 
 
-async def assert_no_event(client, within: float = 0.2) -> None:
-    with pytest.raises(asyncio.TimeoutError):
-        await client.next_event(within)
+async def assert_no_event(client) -> None:
+    """Nothing was delivered: a ping is answered with no event queued before it."""
+    assert await client.ping() == "pong"
+    assert client.events_now() == []
 
 
 def test_topic_patterns_match_and_build_channels():
@@ -33,8 +35,8 @@ def test_topic_patterns_match_and_build_channels():
 
 
 @pytest.mark.gen_test
-async def test_server_publish_reaches_subscribers_of_that_channel_only(gateway, connect):
-    lobby, kitchen = await connect(), await connect()
+async def test_server_publish_reaches_subscribers_of_that_channel_only(gateway, test_client):
+    lobby, kitchen = await test_client(), await test_client()
     assert await lobby.subscribe("chat.lobby") == {"topic": "chat.lobby"}
     await kitchen.subscribe("chat.kitchen")
     await gateway.publish("chat.{room}", MESSAGE, room="lobby")
@@ -44,8 +46,8 @@ async def test_server_publish_reaches_subscribers_of_that_channel_only(gateway, 
 
 
 @pytest.mark.gen_test
-async def test_publish_accepts_topic_object_pattern_or_channel(gateway, connect):
-    client = await connect()
+async def test_publish_accepts_topic_object_pattern_or_channel(gateway, test_client):
+    client = await test_client()
     await client.subscribe("chat.x")
     await gateway.publish(chat, {**MESSAGE, "seq": 1}, room="x")
     await gateway.publish("chat.{room}", {**MESSAGE, "seq": 2}, room="x")
@@ -54,8 +56,8 @@ async def test_publish_accepts_topic_object_pattern_or_channel(gateway, connect)
 
 
 @pytest.mark.gen_test
-async def test_invalid_server_publish_raises_and_reaches_nobody(gateway, connect):
-    client = await connect()
+async def test_invalid_server_publish_raises_and_reaches_nobody(gateway, test_client):
+    client = await test_client()
     await client.subscribe("chat.lobby")
     with pytest.raises(ValidationError) as caught:
         await gateway.publish("chat.{room}", {"author": {"name": "ada"}, "text": "x" * 101}, room="lobby")
@@ -68,8 +70,8 @@ async def test_invalid_server_publish_raises_and_reaches_nobody(gateway, connect
 
 
 @pytest.mark.gen_test
-async def test_client_publish_is_validated_before_anyone_sees_it(connect):
-    publisher, listener = await connect(), await connect()
+async def test_client_publish_is_validated_before_anyone_sees_it(test_client):
+    publisher, listener = await test_client(), await test_client()
     await listener.subscribe("chat.lobby")
     with pytest.raises(RemoteError) as caught:
         await publisher.publish("chat.lobby", {"author": {}, "text": "x" * 101})
@@ -82,8 +84,8 @@ async def test_client_publish_is_validated_before_anyone_sees_it(connect):
 
 
 @pytest.mark.gen_test
-async def test_client_publish_refused_where_not_allowed(connect):
-    client = await connect()
+async def test_client_publish_refused_where_not_allowed(test_client):
+    client = await test_client()
     with pytest.raises(RemoteError) as caught:
         await client.publish("alerts", MESSAGE)
     assert caught.value.code == "FORBIDDEN"
@@ -97,8 +99,8 @@ async def test_client_publish_refused_where_not_allowed(connect):
 
 
 @pytest.mark.gen_test
-async def test_unsubscribe_stops_events(gateway, connect):
-    client = await connect()
+async def test_unsubscribe_stops_events(gateway, test_client):
+    client = await test_client()
     await client.subscribe("alerts")
     await client.unsubscribe("alerts")
     await gateway.publish("alerts", MESSAGE)
@@ -106,43 +108,25 @@ async def test_unsubscribe_stops_events(gateway, connect):
 
 
 @pytest.mark.gen_test
-async def test_subscription_is_in_effect_before_the_reply(gateway, raw):
-    sock = await raw()
-    await sock.send({"request_id": 1, "action": "__subscribe__", "data": {"topic": "alerts"}})
-    assert await sock.recv() == {"request_id": 1, "data": {"topic": "alerts"}}
+async def test_subscription_is_in_effect_before_the_reply(gateway, test_client):
+    client = await test_client()
+    reply = await exchange(client, {"request_id": 1, "action": "__subscribe__", "data": {"topic": "alerts"}})
+    assert reply == {"request_id": 1, "data": {"topic": "alerts"}}
     await gateway.publish("alerts", MESSAGE)
-    assert await sock.recv() == {"topic": "alerts", "data": MESSAGE}
+    assert client.events_now() == [Event("alerts", MESSAGE)]
 
 
 @pytest.mark.gen_test
-async def test_server_side_subscribe_is_in_effect_before_the_reply(connect):
-    joiner, speaker = await connect(), await connect()
+async def test_server_side_subscribe_is_in_effect_before_the_reply(test_client):
+    joiner, speaker = await test_client(), await test_client()
     assert await joiner.call("lab", "join", {"room": "den"}) == {"joined": "den"}
     await speaker.call("lab", "announce", {"room": "den", "message": MESSAGE})
     assert (await joiner.next_event(2)).topic == "chat.den"
 
 
 @pytest.mark.gen_test
-async def test_closing_a_connection_removes_its_subscriptions(gateway, connect):
-    client, other = await connect(), await connect()
-    await client.subscribe("alerts")
-    await client.subscribe("chat.a")
-    await other.subscribe("alerts")
-    assert gateway.fanout.subscribers("alerts") == 2
-    await client.close()
-    for _ in range(50):
-        if gateway.fanout.subscribers("alerts") == 1:
-            break
-        await asyncio.sleep(0.02)
-    assert gateway.fanout.subscribers("alerts") == 1
-    assert gateway.fanout.subscribers("chat.a") == 0
-    await gateway.publish("alerts", MESSAGE)
-    assert (await other.next_event(2)).data == MESSAGE
-
-
-@pytest.mark.gen_test
-async def test_events_reach_every_subscriber_in_publish_order(gateway, connect):
-    clients = [await connect() for _ in range(3)]
+async def test_events_reach_every_subscriber_in_publish_order(gateway, test_client):
+    clients = [await test_client() for _ in range(3)]
     for client in clients:
         await client.subscribe("alerts")
     for seq in range(50):
@@ -152,13 +136,13 @@ async def test_events_reach_every_subscriber_in_publish_order(gateway, connect):
 
 
 @pytest.mark.gen_test
-async def test_one_connections_publishes_arrive_in_the_order_sent(raw, connect):
-    listener = await connect()
+async def test_one_connections_publishes_arrive_in_the_order_sent(test_client):
+    listener = await test_client()
     await listener.subscribe("chat.order")
-    sock = await raw()
-    for seq in range(100):  # all sent before any reply: they run concurrently on the server
-        await sock.send({"request_id": seq, "action": "__publish__",
-                         "data": {"topic": "chat.order", "payload": {**MESSAGE, "seq": seq}}})
+    publisher = await test_client()
+    # all sent before any reply: they run concurrently on the server (beyond max_in_flight, reading waits)
+    replies = await asyncio.gather(*(publisher.publish("chat.order", {**MESSAGE, "seq": seq}) for seq in range(100)))
+    assert replies == [{"topic": "chat.order"}] * 100
     assert [(await listener.next_event(2)).data["seq"] for _ in range(100)] == list(range(100))
 
 
@@ -174,10 +158,10 @@ class CountingProtocol(Protocol):
 
 
 @pytest.mark.gen_test
-async def test_a_publish_is_encoded_once_per_field_selection_not_per_subscriber(gateway, connect):
+async def test_a_publish_is_encoded_once_per_field_selection_not_per_subscriber(gateway, test_client):
     gateway.protocol = counting = CountingProtocol()
-    everything = [await connect() for _ in range(4)]
-    text_only = [await connect() for _ in range(3)]
+    everything = [await test_client() for _ in range(4)]
+    text_only = [await test_client() for _ in range(3)]
     for client in everything:
         await client.subscribe("alerts")
     for client in text_only:

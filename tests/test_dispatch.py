@@ -1,0 +1,139 @@
+"""The request path (`drizzle_gateway.dispatch`), in process: every refusal a request can meet, as a client reads it.
+
+Frames are sent whole through `TestClient.exchange`, so each test sees the
+reply or error frame a socket would carry (request id, code, message, details).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from drizzle_gateway.client import RemoteError
+from drizzle_gateway.limits import Limits
+from tests.inprocess import exchange
+from tests.resources import Napper
+from tests.test_limits import call, nested
+
+# -- what the request names and carries -------------------------------------------------------
+
+
+@pytest.mark.gen_test
+async def test_invalid_data_details_are_marshmallow_messages(test_client):
+    client = await test_client()
+    reply = await exchange(client, {"request_id": 1, "resource": "todos", "action": "create", "data": {}})
+    assert reply == {"request_id": 1, "code": "INVALID_DATA",
+                     "error": "data does not match the action's input schema",
+                     "details": {"title": ["Missing data for required field."]}}
+    reply = await exchange(client, {"request_id": 2, "resource": "todos", "action": "create",
+                                    "data": {"title": "", "colour": "red"}})
+    assert reply["details"] == {"title": ["Length must be between 1 and 200."], "colour": ["Unknown field."]}
+
+
+@pytest.mark.gen_test
+async def test_unknown_resource_and_action(test_client):
+    client = await test_client()
+    reply = await exchange(client, {"request_id": 1, "resource": "nope", "action": "list"})
+    assert reply == {"request_id": 1, "code": "RESOURCE_NOT_FOUND", "error": "resource 'nope' not found"}
+    reply = await exchange(client, {"request_id": 2, "resource": "todos", "action": "destroy"})
+    assert reply == {"request_id": 2, "code": "ACTION_NOT_FOUND",
+                     "error": "action 'destroy' not found in resource 'todos'"}
+    reply = await exchange(client, {"request_id": 3, "action": "__nope__"})
+    assert reply["code"] == "ACTION_NOT_FOUND"
+
+
+@pytest.mark.gen_test
+async def test_nesting_deeper_than_the_limit_is_a_validation_error(test_client):
+    client = await test_client()
+    fits = await exchange(client, call(1, data=nested(Limits().max_depth - 1)))
+    assert "data" in fits
+    too_deep = await exchange(client, call(2, data=nested(Limits().max_depth)))
+    assert too_deep["code"] == "VALIDATION_ERROR" and too_deep["request_id"] == 2
+    assert "deeper" in too_deep["error"]
+    hostile = await exchange(client, '{"request_id": 3, "data": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    assert hostile["code"] == "VALIDATION_ERROR"
+    assert await exchange(client, call(4, None, "__ping__")) == {"request_id": 4, "data": "pong"}
+
+
+@pytest.mark.gen_test
+async def test_too_many_keys_is_a_validation_error(gateway, test_client):
+    gateway.limits = Limits(max_keys=50)
+    client = await test_client()
+    fits = await exchange(client, call(1, data={f"k{i}": i for i in range(40)}))
+    assert len(fits["data"]["data"]) == 40
+    spread = {"a": {f"k{i}": i for i in range(30)}, "b": [{f"k{i}": i for i in range(30)}]}
+    refused = await exchange(client, call(2, data=spread))
+    assert refused["code"] == "VALIDATION_ERROR" and "keys" in refused["error"]
+
+
+@pytest.mark.gen_test
+async def test_rate_limit_answers_rate_limited_with_a_retry_hint(gateway, test_client):
+    gateway.limits = Limits(rate=5, burst=5)
+    other = await test_client()
+    client = await test_client()
+    for _ in range(2):  # invalid frames count too
+        assert (await exchange(client, "not json"))["code"] == "VALIDATION_ERROR"
+    replies = [await exchange(client, call(request_id, None, "__ping__")) for request_id in range(6)]
+    assert [r.get("data") for r in replies[:3]] == ["pong"] * 3
+    limited = replies[3:]
+    assert {r["code"] for r in limited} == {"RATE_LIMITED"}
+    assert all(0 < r["details"]["retry_after"] <= 1 for r in limited)
+    assert await other.ping() == "pong"  # the limit is per connection
+    await asyncio.sleep(limited[0]["details"]["retry_after"])
+    assert (await exchange(client, call(9, None, "__ping__")))["data"] == "pong"
+
+
+# -- what the action does -------------------------------------------------------------------
+
+
+@pytest.mark.gen_test
+async def test_action_error_passes_through(test_client):
+    client = await test_client()
+    reply = await exchange(client, {"request_id": "q", "resource": "lab", "action": "refuse"})
+    assert reply == {"request_id": "q", "code": "QUOTA_EXCEEDED", "error": "too many todos", "details": {"limit": 3}}
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("action", ["fail", "unserializable", "bad_output"])
+async def test_unexpected_failures_are_internal_errors_without_details(test_client, server_errors, action):
+    client = await test_client()
+    reply = await exchange(client, {"request_id": 5, "resource": "lab", "action": action})
+    assert reply == {"request_id": 5, "code": "INTERNAL_ERROR",
+                     "error": "internal error; the server log has the details"}
+    assert "Traceback" not in str(reply) and "secret" not in str(reply)
+    assert len(server_errors()) == 1 and server_errors()[0].exc_info is not None
+    assert await exchange(client, {"request_id": 6, "action": "__ping__"}) == {"request_id": 6, "data": "pong"}
+
+
+@pytest.mark.gen_test
+async def test_slow_action_times_out_and_is_cancelled(gateway, test_client):
+    gateway.limits = Limits(action_timeout=0.2)
+    gateway.add_resource(Napper)
+    client = await test_client()
+    with pytest.raises(RemoteError) as late:
+        await client.call("napper", "nap", {"seconds": 30})
+    assert late.value.code == "TIMEOUT" and late.value.details == {"timeout": 0.2}
+    assert await client.call("napper", "nap", {"seconds": 0}) == {"slept": 0}
+    assert await client.call("napper", "stats") == {"finished": 1, "cancelled": 1}
+
+
+# -- requests of one connection ------------------------------------------------------------
+
+
+@pytest.mark.gen_test
+async def test_requests_on_one_connection_run_concurrently(test_client):
+    client = await test_client()
+    slow = asyncio.ensure_future(client.call("lab", "sleep", {"seconds": 0.5, "tag": "s"}))
+    fast = await asyncio.wait_for(client.call("lab", "sleep", {"seconds": 0, "tag": "f"}), 0.4)
+    assert fast == {"tag": "f"} and not slow.done()
+    assert await slow == {"tag": "s"}
+
+
+@pytest.mark.gen_test
+async def test_actions_run_in_their_own_task(test_client):
+    """asyncio.timeout inside an action bounds that action, not the connection."""
+    client = await test_client()
+    reply = await asyncio.wait_for(exchange(client, {"request_id": 1, "resource": "lab", "action": "bounded"}), 1)
+    assert reply == {"request_id": 1, "data": {"timed_out": True}}
+    assert await exchange(client, {"request_id": 2, "action": "__ping__"}) == {"request_id": 2, "data": "pong"}
