@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import dispatch
+from . import dispatch, eager
 from .auth import Credentials
 from .errors import ActionError, ErrorCode
 from .fanout import Joined, View
@@ -49,8 +49,8 @@ class Transport(Protocol):
 class Session:
     """What one connection has: its user, subscriptions, rate bucket and running requests.
 
-    Each request runs as its own task, so a slow action never holds back
-    the replies of others. With ``limits.max_in_flight`` requests running,
+    Each request that waits runs as its own task, so a slow action never
+    holds back the replies of others. With ``limits.max_in_flight`` requests running,
     `receive` returns a future and the transport reads nothing more until
     it resolves: pipelined requests wait (backpressure), they are never
     refused. Subscriptions last as long as the session.
@@ -106,12 +106,20 @@ class Session:
     # -- frames in --------------------------------------------------------------
 
     def receive(self, message: str | bytes) -> asyncio.Future | None:
-        """Start the frame's request; while ``max_in_flight`` run, a future to wait for before reading on."""
+        """Start the frame's request; while ``max_in_flight`` run, a future to wait for before reading on.
+
+        The request's first step runs now (`eager.start`): one that never
+        waits, as most do, has its reply handed to the transport before this
+        returns. One that waits goes on as its own task, under the
+        ``limits.action_timeout`` deadline.
+        """
         request = dispatch.intake(self, message)
         if isinstance(request, str):
             self.send_frame(request)
             return None
-        task = asyncio.ensure_future(self._serve(request))
+        task = eager.start(self._serve(request))
+        if task is None:  # answered at once, as most requests are
+            return None
         self._tasks.add(task)
         task.add_done_callback(self._request_done)
         self.gateway.deadlines.watch(task, self.gateway.limits.action_timeout)

@@ -8,6 +8,7 @@ import pytest
 
 from drizzle_gateway.client import RemoteError
 from drizzle_gateway.limits import Limits
+from drizzle_gateway.session import Session
 
 MESSAGE = {"author": {"name": "ada"}, "text": "hello"}
 
@@ -54,3 +55,44 @@ async def test_closing_a_connection_removes_its_subscriptions(gateway, test_clie
 @pytest.mark.gen_test
 async def test_a_closed_socket_leaves_its_channels(gateway, connect):
     await assert_closing_drops_subscriptions(gateway, connect)
+
+
+# -- when replies go out ----------------------------------------------------------------------------
+
+
+class RecordingTransport:
+    """A transport that keeps the frames it is given, in order."""
+
+    request = None
+
+    def __init__(self) -> None:
+        self.frames: list[str] = []
+
+    def send_frame(self, frame) -> bool:
+        self.frames.append(frame)
+        return False
+
+    async def drained(self) -> None:
+        return None
+
+    def close(self, code=None, reason=None) -> None:
+        self.frames.append(f"closed {code}")
+
+
+@pytest.mark.gen_test
+async def test_a_request_that_never_waits_is_answered_before_the_next_frame_is_read(gateway):
+    transport = RecordingTransport()
+    session = Session(gateway, transport)
+    session.start()
+    try:
+        assert session.receive('{"request_id": 1, "resource": "lab", "action": "plain"}') is None
+        assert transport.frames == ['{"request_id":1,"data":{"kind":"plain","data":null}}']
+        assert session.tasks == frozenset()  # nothing left running
+        # One that waits answers later, from its own task.
+        assert session.receive('{"request_id": 2, "resource": "lab", "action": "sleep", '
+                               '"data": {"seconds": 0.01, "tag": "t"}}') is None
+        assert len(transport.frames) == 1 and len(session.tasks) == 1
+        await asyncio.wait_for(asyncio.gather(*session.tasks), 5)
+        assert transport.frames[1] == '{"request_id":2,"data":{"tag":"t"}}'
+    finally:
+        session.end()

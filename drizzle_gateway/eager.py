@@ -1,0 +1,136 @@
+"""Tasks that start now: a request's first step runs while its frame is read, not a loop turn later.
+
+Most requests never wait on anything: find, load, invoke, dump and write the
+reply in one step. Run as a plain task, that step waits for the next turn of
+the event loop, a turn the bare echo does not pay. `start` runs it at once,
+as asyncio's ``eager_task_factory`` does (Python 3.12 and later, used there):
+the task is created first, and its first step runs with that task as
+``asyncio.current_task()``, in the task's own context, so ``asyncio.timeout``,
+cancellation and context variables behave exactly as in any task.
+
+On Python 3.11 that needs two private functions of asyncio, ``_enter_task``
+and ``_leave_task`` (which switch the current task); importing this module
+checks they are there and raises ImportError naming the Python version if
+they are not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import sys
+from collections.abc import Coroutine, Generator
+from typing import Any
+
+if sys.version_info >= (3, 12):
+    _eager_factory = asyncio.create_eager_task_factory(asyncio.Task)
+else:
+    _eager_factory = None
+    _enter_task = getattr(asyncio.tasks, "_enter_task", None)
+    _leave_task = getattr(asyncio.tasks, "_leave_task", None)
+    if _enter_task is None or _leave_task is None:
+        raise ImportError(f"drizzle_gateway.eager needs asyncio.tasks._enter_task and _leave_task, "
+                          f"which Python {sys.version.split()[0]} lacks")
+
+
+def start(coro: Coroutine[Any, Any, None]) -> asyncio.Task | None:
+    """Run ``coro``'s first step now: the task running the rest, or None if it finished in that step.
+
+    An exception ``coro`` raised in its first step is raised here. Meant for
+    coroutines whose result is None: a finished one has nothing more to tell.
+    """
+    loop = asyncio.get_running_loop()
+    if _eager_factory is not None:
+        task = _eager_factory(loop, coro)
+        if task.done():
+            task.result()
+            return None
+        return task
+    context = contextvars.copy_context()
+    resumed = _Resumed(coro)
+    task = loop.create_task(resumed, context=context)
+    outer = asyncio.current_task(loop)
+    if outer is not None:
+        _leave_task(loop, outer)
+    _enter_task(loop, task)
+    try:
+        context.run(resumed.first_step)
+    finally:
+        _leave_task(loop, task)
+        if outer is not None:
+            _enter_task(loop, outer)
+    if resumed.finished:  # the task's own step, on the next turn, only repeats the outcome
+        error, resumed.error = resumed.error, None  # raised here, not again by the task
+        if error is not None:
+            raise error
+        return None
+    return task
+
+
+class _Resumed(Coroutine[Any, Any, Any]):
+    """A coroutine whose first step already ran: the task that drives it picks up from there.
+
+    The task's first ``send`` gets the outcome of that step (the result, the
+    error, or the future it waits on); every later ``send`` and ``throw``
+    goes straight to the coroutine, as ``await`` would pass them.
+    """
+
+    __slots__ = ("_coro", "_fresh", "_yielded", "_result", "error")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self._coro = coro
+        self._fresh = True  # the task has not stepped yet
+        self._yielded: Any = None
+        self._result: Any = None
+        self.error: BaseException | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Whether the coroutine finished in its first step."""
+        return self._coro is None
+
+    def first_step(self) -> None:
+        try:
+            self._yielded = self._coro.send(None)
+        except StopIteration as stop:
+            self._coro = None
+            self._result = stop.value
+        except BaseException as error:  # noqa: B036 -- the task re-raises it, as it would have
+            self._coro = None
+            self.error = error
+
+    def send(self, value: Any) -> Any:
+        if self._fresh:
+            self._fresh = False
+            if self._coro is None:
+                if self.error is not None:
+                    error, self.error = self.error, None
+                    raise error
+                raise StopIteration(self._result)
+            yielded, self._yielded = self._yielded, None
+            return yielded
+        return self._coro.send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        self._fresh = False
+        if self._coro is None:  # finished in its first step: what it returned stands
+            if self.error is not None:
+                error, self.error = self.error, None
+                raise error
+            raise StopIteration(self._result)
+        if val is None and tb is None:
+            return self._coro.throw(typ)
+        return self._coro.throw(typ, val, tb)
+
+    def close(self) -> None:
+        if self._coro is not None:
+            self._coro.close()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self  # type: ignore[return-value]
+
+    def __iter__(self) -> _Resumed:
+        return self
+
+    def __next__(self) -> Any:
+        return self.send(None)

@@ -1,0 +1,133 @@
+"""`drizzle_gateway.eager.start`: the first step runs at once, and inside a task like any other."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+
+import pytest
+
+from drizzle_gateway import eager
+
+WHO = contextvars.ContextVar("who", default="outside")
+
+
+@pytest.mark.gen_test
+async def test_a_coroutine_that_never_waits_finishes_before_start_returns():
+    seen = []
+
+    async def answer() -> None:
+        seen.append("answered")
+
+    assert eager.start(answer()) is None
+    assert seen == ["answered"]
+
+
+@pytest.mark.gen_test
+async def test_the_first_step_runs_in_the_task_that_runs_the_rest():
+    caller = asyncio.current_task()
+    seen: dict[str, asyncio.Task | None] = {}
+
+    async def request() -> None:
+        seen["first"] = asyncio.current_task()
+        await asyncio.sleep(0)
+        seen["after"] = asyncio.current_task()
+
+    task = eager.start(request())
+    assert "first" in seen and "after" not in seen  # the first step ran, the rest waits for the loop
+    assert asyncio.current_task() is caller  # the caller's task is current again
+    assert seen["first"] is task and task is not caller
+    await task
+    assert seen["after"] is task
+
+
+@pytest.mark.gen_test
+async def test_a_timeout_entered_in_the_first_step_cancels_only_its_own_task():
+    outcome = []
+
+    async def slow() -> None:
+        try:
+            async with asyncio.timeout(0.05):
+                await asyncio.sleep(10)
+        except TimeoutError:
+            outcome.append("timed out")
+
+    task = eager.start(slow())
+    await asyncio.wait_for(task, 5)  # the caller is not cancelled by the request's timeout
+    assert outcome == ["timed out"]
+    assert asyncio.current_task().cancelling() == 0
+
+
+@pytest.mark.gen_test
+async def test_context_variables_set_by_the_task_stay_in_the_task():
+    seen = []
+
+    async def request() -> None:
+        WHO.set("request")
+        await asyncio.sleep(0)
+        seen.append(WHO.get())
+
+    task = eager.start(request())
+    assert WHO.get() == "outside"
+    await task
+    assert seen == ["request"]
+
+
+@pytest.mark.gen_test
+async def test_an_error_in_the_first_step_is_raised_by_start_and_only_there(caplog):
+    async def broken() -> None:
+        raise ValueError("bad request")
+
+    with pytest.raises(ValueError, match="bad request"):
+        eager.start(broken())
+    await asyncio.sleep(0)  # the task's own step (Python 3.11) runs and ends quietly
+    await asyncio.sleep(0)
+    gc.collect()
+    assert "never retrieved" not in caplog.text
+
+
+@pytest.mark.gen_test
+async def test_an_error_after_the_first_step_is_the_tasks():
+    async def broken_later() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("later")
+
+    task = eager.start(broken_later())
+    with pytest.raises(ValueError, match="later"):
+        await task
+
+
+@pytest.mark.gen_test
+async def test_cancelling_a_waiting_task_reaches_the_coroutine():
+    cleaned = asyncio.Event()
+    started = []
+
+    async def waiting() -> None:
+        started.append(True)
+        try:
+            await asyncio.sleep(10)
+        finally:
+            cleaned.set()
+
+    task = eager.start(waiting())
+    assert started == [True]
+    task.cancel()  # before the task's first turn on the loop
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cleaned.is_set()
+    assert task.cancelled()
+
+
+@pytest.mark.gen_test
+async def test_a_task_waiting_on_a_future_gets_its_result():
+    future = asyncio.get_running_loop().create_future()
+    got = []
+
+    async def waiting() -> None:
+        got.append(await future)
+
+    task = eager.start(waiting())
+    future.set_result(42)
+    await asyncio.wait_for(task, 5)
+    assert got == [42]
