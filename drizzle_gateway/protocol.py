@@ -7,8 +7,7 @@ shim plugs in its own dialect without touching the dispatcher.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import ActionError, ErrorCode
 from .wirejson import decode as decode  # re-exported: the JSON rule lives in wirejson
@@ -20,16 +19,15 @@ SUBPROTOCOL = "drizzle.v1"
 RequestId = str | int | None
 
 
-@dataclass(frozen=True)
-class Request:
-    """One request frame, checked for shape but not yet for meaning."""
+class Request(NamedTuple):
+    """One request frame, checked for shape but not yet for meaning (``raw``: the frame as parsed)."""
 
     request_id: RequestId
     action: str
     resource: str | None = None
     data: Any = None
     fields: tuple[str, ...] | None = None
-    raw: dict = field(default_factory=dict, repr=False, compare=False)
+    raw: dict | None = None
 
 
 class InvalidFrame(ActionError):

@@ -140,6 +140,8 @@ class PublishCheck:
     def check(self, data: Any) -> None:
         """Read the dump back with the schema; raise `ValidationError` if it does not fit."""
         messages = self._compiled.validate(data, partial=self._partial)
+        if not messages:
+            return
         remaining = _prune(messages, self._unknown)
         if remaining:
             raise ValidationError(remaining)

@@ -74,6 +74,8 @@ class Topic:
 
     def channel(self, **params: str) -> str:
         """The concrete channel name for ``params`` (``chat.{room}`` + room="x" -> ``chat.x``)."""
+        if not self.params:  # a fixed name: its own channel
+            return self.pattern
         missing = [p for p in self.params if p not in params]
         if missing:
             raise ValueError(f"topic {self.pattern!r} needs params: {', '.join(missing)}")
