@@ -75,10 +75,11 @@ class _Resumed(Coroutine[Any, Any, Any]):
     goes straight to the coroutine, as ``await`` would pass them.
     """
 
-    __slots__ = ("_coro", "_fresh", "_yielded", "_result", "error")
+    __slots__ = ("_coro", "_fresh", "_yielded", "_result", "error", "__qualname__")
 
     def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
         self._coro = coro
+        self.__qualname__ = getattr(coro, "__qualname__", type(coro).__name__)  # how asyncio names the task's coro
         self._fresh = True  # the task has not stepped yet
         self._yielded: Any = None
         self._result: Any = None
