@@ -121,17 +121,25 @@ class Connection(WebSocketHandler):
         self.outbox = Outbox(self, limits.queue_bytes, self.gateway.flusher, limits.send_timeout)
         self.session.start()
 
-    def on_message(self, message: str | bytes) -> asyncio.Future | None:
-        """Hand the frame to the session; with a future back, Tornado reads on once it is done.
+    def on_message(self, message: str | bytes) -> asyncio.Future:
+        """Hand the frame to the session; Tornado reads the next frame once the returned future is done.
 
-        A request that never waits has its reply written before this
-        returns (`Session.receive` starts it eagerly), and the next frame is
-        read at once, as a bare echo would. While ``max_in_flight`` requests
-        run, the session's future holds reading back until one finishes:
-        TCP then pushes back on the client, and pipelined requests wait
-        rather than being refused.
+        The request's first step runs now (`Session.receive` starts it
+        eagerly), so one that never waits has its reply written before this
+        returns. While ``max_in_flight`` requests run, the future is done
+        when one finishes: TCP then pushes back on the client, and pipelined
+        requests wait rather than being refused. Otherwise it is done on the
+        next loop turn: by then the peer's next frame has often arrived and is
+        read at once, where reading straight away would find nothing and park
+        the socket in epoll for each request.
         """
-        return self.session.receive(message)
+        held = self.session.receive(message)
+        if held is not None:
+            return held
+        loop = asyncio.get_running_loop()
+        next_turn = loop.create_future()
+        loop.call_soon(_resolve, next_turn)
+        return next_turn
 
     def reading_held_since(self, when: float) -> bool:
         """Whether reading was held back (``max_in_flight``) at any time since loop time ``when``."""
@@ -169,3 +177,7 @@ class Connection(WebSocketHandler):
         if self.outbox is not None:
             await self.outbox.drained()
 
+
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
