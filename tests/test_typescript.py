@@ -271,7 +271,8 @@ def test_the_readme_typescript_compiles_and_its_commented_lines_fail_as_it_says(
     # the block as written, and one variant per commented line with that line put back: one tsc run for all
     (where / "app" / "readme.ts").write_text(block)
     for k, (n, claim) in enumerate(claims):
-        (where / "app" / f"readme_{k}.ts").write_text("\n".join([*lines[:n], claim["code"] + ";", *lines[n + 1:]]) + "\n")
+        variant = [*lines[:n], claim["code"] + ";", *lines[n + 1:]]
+        (where / "app" / f"readme_{k}.ts").write_text("\n".join(variant) + "\n")
     result = tsc_files(where, "app/readme*.ts", "app/api.ts")
     found = diagnostics(result.stdout)
     assert [d for d in found if d["file"] == "app/readme.ts"] == [], result.stdout
