@@ -84,9 +84,9 @@ def diagnostics(output: str) -> list[dict]:
     return found
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def generated() -> tuple[str, str]:
-    """The modules of both examples, written by the command (from MODULE:ATTR)."""
+    """The modules of both examples, written by the command (from MODULE:ATTR), once per test process."""
     return codegen("examples.todo.app:gateway"), codegen("examples.chat.app:gateway")
 
 
