@@ -124,9 +124,9 @@ class Connection(WebSocketHandler):
     def on_message(self, message: str | bytes) -> asyncio.Future:
         """Hand the frame to the session; Tornado reads the next frame once the returned future is done.
 
-        The request's first step runs now (`Session.receive` starts it
-        eagerly), so one that never waits has its reply written before this
-        returns. While ``max_in_flight`` requests run, the future is done
+        The first request of a loop turn runs its first step now
+        (`Session.receive`), so one that never waits has its reply written
+        before this returns. While ``max_in_flight`` requests run, the future is done
         when one finishes: TCP then pushes back on the client, and pipelined
         requests wait rather than being refused. Otherwise it is done on the
         next loop turn: by then the peer's next frame has often arrived and is

@@ -13,7 +13,7 @@ from tornado.httputil import HTTPServerRequest
 from tornado.web import URLSpec
 from tornado.websocket import WebSocketHandler
 
-from . import redaction
+from . import eager, redaction
 from .auth import Authenticate, AuthThrottle, Credentials, identify
 from .brokers import Broker, BrokerUnavailable, HistoryBroker, MemoryBroker
 from .builtin_actions import BuiltinActions
@@ -116,6 +116,7 @@ class Gateway:
         self.fanout = Fanout(self.broker)
         self.flusher = Flusher()
         self.deadlines = Deadlines()
+        self.starter = eager.FirstOfTurn()
         self.sessions: set[Session] = set()
         self.allowed_origins = frozenset(allowed_origins)
         self.resources: dict[str, type[Resource]] = {}

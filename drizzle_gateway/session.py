@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import dispatch, eager
+from . import dispatch
 from .auth import Credentials
 from .errors import ActionError, ErrorCode
 from .fanout import Joined, View
@@ -108,16 +108,17 @@ class Session:
     def receive(self, message: str | bytes) -> asyncio.Future | None:
         """Start the frame's request; while ``max_in_flight`` run, a future to wait for before reading on.
 
-        The request's first step runs now (`eager.start`): one that never
-        waits, as most do, has its reply handed to the transport before this
-        returns. One that waits goes on as its own task, under the
-        ``limits.action_timeout`` deadline.
+        The first request of a loop turn runs its first step now
+        (`eager.FirstOfTurn`): one that never waits, as most do, has its
+        reply handed to the transport before this returns. Later requests of
+        the same turn start as tasks on the next turn. A request that waits
+        goes on as its own task, under the ``limits.action_timeout`` deadline.
         """
         request = dispatch.intake(self, message)
         if isinstance(request, str):
             self.send_frame(request)
             return None
-        task = eager.start(self._serve(request))
+        task = self.gateway.starter.start(self._serve(request))
         if task is None:  # answered at once, as most requests are
             return None
         self._tasks.add(task)

@@ -1,4 +1,4 @@
-"""`drizzle_gateway.eager.start`: the first step runs at once, and inside a task like any other."""
+"""`drizzle_gateway.eager`: first steps that run at once, inside a task like any other."""
 
 from __future__ import annotations
 
@@ -131,3 +131,36 @@ async def test_a_task_waiting_on_a_future_gets_its_result():
     future.set_result(42)
     await asyncio.wait_for(task, 5)
     assert got == [42]
+
+
+@pytest.mark.gen_test
+async def test_first_of_turn_starts_the_turns_first_coroutine_eagerly_and_queues_the_others():
+    starter = eager.FirstOfTurn()
+    seen = []
+
+    async def request(name: str) -> None:
+        seen.append(name)
+
+    assert starter.start(request("first")) is None  # answered at once
+    queued = [starter.start(request(name)) for name in ("second", "third")]
+    assert seen == ["first"]  # the others wait for the next turn, as plain tasks
+    await asyncio.wait_for(asyncio.gather(*queued), 5)
+    assert seen == ["first", "second", "third"]
+    assert starter.start(request("next turn")) is None  # a new turn: eager again
+    assert seen[-1] == "next turn"
+
+
+@pytest.mark.gen_test
+async def test_a_queued_coroutine_runs_in_its_own_task_with_its_own_timeout():
+    starter = eager.FirstOfTurn()
+    seen: dict[str, asyncio.Task | None] = {}
+
+    async def request(name: str) -> None:
+        seen[name] = asyncio.current_task()
+        async with asyncio.timeout(5):
+            await asyncio.sleep(0)
+
+    first, second = starter.start(request("first")), starter.start(request("second"))
+    assert first is not None and second is not None and "second" not in seen
+    await asyncio.wait_for(asyncio.gather(first, second), 5)
+    assert seen == {"first": first, "second": second}
