@@ -119,7 +119,7 @@ async def test_gateway_close_while_redis_is_down_does_not_hang(connect, gateway,
 def test_without_redis_server_the_redis_tests_skip_with_the_reason_unless_required(required, outcome):
     env = {**os.environ, "PATH": "/nonexistent", "DRIZZLE_REQUIRE_REDIS": required}
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rsf", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", "-q", "-rsf", "-p", "no:cacheprovider", "-n", "0",
          "tests/test_redis_scaleout.py::test_an_invalid_publish_reaches_nobody_anywhere"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
     )
