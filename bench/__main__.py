@@ -213,7 +213,8 @@ def requests(kind: str, action: str, connections: int, settings: Settings, failu
     srv = Server(kind, CONTEXT.RawArray("q", 1))
     try:
         proc = client("requests", kind=kind, port=srv.port, count=connections, warmup=1.0,
-                      seconds=settings.request_seconds, repeats=settings.request_repeats, action=action)
+                      seconds=settings.request_seconds, repeats=settings.request_repeats, action=action,
+                      server_pid=srv.process.pid)
         report = proc.expect(600)
         proc.stop()
     finally:
@@ -226,7 +227,8 @@ def requests(kind: str, action: str, connections: int, settings: Settings, failu
     return {"scenario": "requests", "kind": kind, "action": action, "connections": connections,
             "rps": statistics.median(r["rps"] for r in rounds), "rates": [r["rps"] for r in rounds],
             "p50_ms": statistics.median(r["p50"] for r in rounds) * 1e3,
-            "p99_ms": statistics.median(r["p99"] for r in rounds) * 1e3}
+            "p99_ms": statistics.median(r["p99"] for r in rounds) * 1e3,
+            "cpu_us_per_request": statistics.median(r["cpu"] / max(1, r["count"]) * 1e6 for r in rounds)}
 
 
 def burst(kind: str, subscribers: int, settings: Settings, failures: Failures) -> dict:
@@ -377,10 +379,14 @@ def summarize(results: list[dict]) -> list[tuple[str, str, str]]:
             echo_rps = f" (echo {base['rps']:,.0f})" if base else ""
             echo_p50 = f" (echo {base['p50_ms']:.2f} ms)" if base else ""
             echo_p99 = f" (echo {base['p99_ms']:.2f} ms)" if base else ""
+            echo_cpu = f" (echo {base['cpu_us_per_request']:.1f})" if base else ""
+            cpu = ratio(base and base["cpu_us_per_request"], r["cpu_us_per_request"])
             rows.append((f"requests {r['action']} {r['connections']} conns",
                          f"{r['rps']:,.0f} round trips/s{echo_rps}, p50 {r['p50_ms']:.2f} ms{echo_p50}, "
-                         f"p99 {r['p99_ms']:.2f} ms{echo_p99}",
-                         f"{rel:.2f}× echo rate, {p99:.2f}× echo p99" if rel and p99 else "no echo figures"))
+                         f"p99 {r['p99_ms']:.2f} ms{echo_p99}, "
+                         f"{r['cpu_us_per_request']:.1f}{echo_cpu} µs server CPU/request",
+                         f"{rel:.2f}× echo rate, {p99:.2f}× echo p99, {cpu:.2f}× less CPU" if rel and p99 and cpu
+                         else "no echo figures"))
         elif r["scenario"] == "pipelined":
             base = index.get((r["scenario"], "tornado", r["connections"], None))
             rel = ratio(r["rps"], base and base["rps"])

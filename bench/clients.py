@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from multiprocessing.connection import Connection as Pipe
 from typing import Any
@@ -209,25 +210,39 @@ class RequestRun:
             self.latencies.append(took)
 
 
-async def measure(run: RequestRun, seconds: float, repeats: int) -> list[dict[str, float]]:
-    """Round trips/s and latency percentiles over ``repeats`` windows of ``seconds``."""
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user and system) process ``pid`` has used so far, from /proc (Linux)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(run: RequestRun, seconds: float, repeats: int,
+                  server_pid: int | None = None) -> list[dict[str, float]]:
+    """Round trips/s and latency percentiles over ``repeats`` windows of ``seconds``.
+
+    With ``server_pid``, also the CPU seconds that server process used in each window.
+    """
     rounds = []
     for _ in range(repeats):
         run.count, run.latencies = 0, []
         run.measuring = True
         started = time.perf_counter()
+        cpu = process_cpu(server_pid) if server_pid else 0.0
         await asyncio.sleep(seconds)
         run.measuring = False
         elapsed = time.perf_counter() - started
         latencies = sorted(run.latencies)
-        rounds.append({"rps": run.count / elapsed, "p50": percentile(latencies, 50), "p90": percentile(latencies, 90),
-                       "p99": percentile(latencies, 99)})
+        rounds.append({"rps": run.count / elapsed, "count": run.count, "p50": percentile(latencies, 50),
+                       "p90": percentile(latencies, 90), "p99": percentile(latencies, 99),
+                       "cpu": process_cpu(server_pid) - cpu if server_pid else float("nan")})
     return rounds
 
 
 async def requests(kind: str, port: int, count: int, warmup: float, seconds: float, repeats: int,
-                   pipe: Pipe, action: str = "orders.create", announce: bool = False) -> None:
-    """``count`` connections each keeping one ``action`` request in flight.
+                   pipe: Pipe, action: str = "orders.create", announce: bool = False,
+                   server_pid: int | None = None) -> None:
+    """``count`` connections each keeping one ``action`` request in flight (``server_pid``: see `measure`).
 
     ``announce`` sends "started" once every connection has its first request out (`bench.profile` waits for it).
     """
@@ -238,7 +253,7 @@ async def requests(kind: str, port: int, count: int, warmup: float, seconds: flo
     if announce:
         pipe.send("started")
     await asyncio.sleep(warmup)
-    rounds = await measure(run, seconds, repeats)
+    rounds = await measure(run, seconds, repeats, server_pid)
     run.running = False
     await asyncio.sleep(0.2)
     pipe.send({"rounds": rounds, "errors": run.errors, "error_count": run.error_count})
