@@ -78,19 +78,19 @@ class FirstOfTurn:
     """
 
     def __init__(self) -> None:
-        self._started_this_turn = False
+        self._busy_loop: asyncio.AbstractEventLoop | None = None  # the loop whose current turn started one
 
     def start(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task | None:
         """Like `start` for the turn's first coroutine; a task scheduled for the next turn for the others."""
         loop = asyncio.get_running_loop()
-        if self._started_this_turn:
+        if self._busy_loop is loop:
             return loop.create_task(coro)
-        self._started_this_turn = True
+        self._busy_loop = loop  # a loop stopped before its next turn holds nothing back in another
         loop.call_soon(self._next_turn)
         return start(coro)
 
     def _next_turn(self) -> None:
-        self._started_this_turn = False
+        self._busy_loop = None
 
 
 class _Resumed(Coroutine[Any, Any, Any]):

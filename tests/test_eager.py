@@ -164,3 +164,29 @@ async def test_a_queued_coroutine_runs_in_its_own_task_with_its_own_timeout():
     assert first is not None and second is not None and "second" not in seen
     await asyncio.wait_for(asyncio.gather(first, second), 5)
     assert seen == {"first": first, "second": second}
+
+
+def test_a_loop_stopped_mid_turn_holds_back_nothing_in_the_next_loop():
+    starter = eager.FirstOfTurn()
+    seen = []
+
+    async def request(name: str) -> None:
+        seen.append(name)
+
+    first = asyncio.new_event_loop()
+
+    async def start_then_stop() -> None:
+        assert starter.start(request("first loop")) is None
+        first.stop()  # the loop ends with this turn: the turn's end never runs
+
+    try:
+        first.create_task(start_then_stop())
+        first.run_forever()
+    finally:
+        first.close()
+
+    async def next_loop() -> asyncio.Task | None:
+        return starter.start(request("next loop"))
+
+    assert asyncio.run(next_loop()) is None  # started eagerly, not queued behind the dead loop's turn
+    assert seen == ["first loop", "next loop"]
