@@ -34,16 +34,17 @@ else:
 
 
 def start(coro: Coroutine[Any, Any, None]) -> asyncio.Task | None:
-    """Run ``coro``'s first step now: the task running the rest, or None if it finished in that step.
+    """Run ``coro``'s first step now: the task running the rest, or None if it returned in that step.
 
-    An exception ``coro`` raised in its first step is raised here. Meant for
-    coroutines whose result is None: a finished one has nothing more to tell.
+    A first step that raised (an error, or a cancellation) ends its task
+    the way a plain task would end, on the next turn: the caller gets the
+    task, never the exception. Meant for coroutines whose result is None:
+    one that returned has nothing more to tell.
     """
     loop = asyncio.get_running_loop()
     if _eager_factory is not None:
         task = _eager_factory(loop, coro)
-        if task.done():
-            task.result()
+        if task.done() and not task.cancelled() and task.exception() is None:
             return None
         return task
     context = contextvars.copy_context()
@@ -59,10 +60,7 @@ def start(coro: Coroutine[Any, Any, None]) -> asyncio.Task | None:
         _leave_task(loop, task)
         if outer is not None:
             _enter_task(loop, outer)
-    if resumed.finished:  # the task's own step, on the next turn, only repeats the outcome
-        error, resumed.error = resumed.error, None  # raised here, not again by the task
-        if error is not None:
-            raise error
+    if resumed.finished and resumed.error is None:  # the task's own step, on the next turn, only returns
         return None
     return task
 
@@ -124,27 +122,36 @@ class _Resumed(Coroutine[Any, Any, Any]):
             self._result = stop.value
         except BaseException as error:  # noqa: B036 -- the task re-raises it, as it would have
             self._coro = None
-            self.error = error
+            self.error = error.with_traceback(error.__traceback__.tb_next)  # from the coroutine on: no cycle
 
     def send(self, value: Any) -> Any:
         if self._fresh:
             self._fresh = False
             if self._coro is None:
                 if self.error is not None:
-                    error, self.error = self.error, None
-                    raise error
+                    raise self._pop_error()
                 raise StopIteration(self._result)
             yielded, self._yielded = self._yielded, None
             return yielded
         return self._coro.send(value)
 
+    def _pop_error(self) -> BaseException:
+        error, self.error = self.error, None  # held no longer: no cycle through the traceback
+        return error
+
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
-        self._fresh = False
+        fresh, self._fresh = self._fresh, False
         if self._coro is None:  # finished in its first step: what it returned stands
             if self.error is not None:
-                error, self.error = self.error, None
-                raise error
+                raise self._pop_error()
             raise StopIteration(self._result)
+        yielded, self._yielded = self._yielded, None
+        cancelled = val if isinstance(val, BaseException) else typ
+        if fresh and isinstance(cancelled, asyncio.CancelledError) and asyncio.isfuture(yielded) \
+                and yielded.cancel(*cancelled.args):
+            # Cancelled before the task's first step: cancel what the first step awaits, as
+            # `Task.cancel` does; the task then waits for it and the cancellation reaches the coroutine.
+            return yielded
         if val is None and tb is None:
             return self._coro.throw(typ)
         return self._coro.throw(typ, val, tb)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import gc
 
 import pytest
 
@@ -75,16 +74,50 @@ async def test_context_variables_set_by_the_task_stay_in_the_task():
 
 
 @pytest.mark.gen_test
-async def test_an_error_in_the_first_step_is_raised_by_start_and_only_there(caplog):
+async def test_an_error_in_the_first_step_ends_the_task_not_the_caller():
     async def broken() -> None:
         raise ValueError("bad request")
 
+    task = eager.start(broken())  # raises nothing here: the caller is the connection's frame reader
+    assert task is not None
     with pytest.raises(ValueError, match="bad request"):
-        eager.start(broken())
-    await asyncio.sleep(0)  # the task's own step (Python 3.11) runs and ends quietly
-    await asyncio.sleep(0)
-    gc.collect()
-    assert "never retrieved" not in caplog.text
+        await asyncio.wait_for(task, 5)
+
+
+@pytest.mark.gen_test
+async def test_a_cancellation_in_the_first_step_cancels_only_its_task():
+    shared = asyncio.get_running_loop().create_future()
+    shared.cancel()
+
+    async def waits_on_a_cancelled_future() -> None:
+        await shared  # raises CancelledError at once, in the first step
+
+    task = eager.start(waits_on_a_cancelled_future())
+    assert task is not None
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert task.cancelled()
+    assert asyncio.current_task().cancelling() == 0  # the caller goes on
+
+
+@pytest.mark.gen_test
+async def test_cancelling_before_the_first_turn_cancels_what_the_first_step_awaits():
+    awaited = asyncio.get_running_loop().create_future()
+    outcome = []
+
+    async def request() -> None:
+        try:
+            await awaited
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+
+    task = eager.start(request())
+    task.cancel()  # as a connection closing in the same turn does
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert awaited.cancelled()  # as Task.cancel cancels the future a task waits on
+    assert outcome == ["cancelled"]
 
 
 @pytest.mark.gen_test
