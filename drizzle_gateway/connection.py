@@ -126,12 +126,12 @@ class Connection(WebSocketHandler):
 
         The first request of a loop turn runs its first step now
         (`Session.receive`), so one that never waits has its reply written
-        before this returns. While ``max_in_flight`` requests run, the future is done
-        when one finishes: TCP then pushes back on the client, and pipelined
-        requests wait rather than being refused. Otherwise it is done on the
-        next loop turn: by then the peer's next frame has often arrived and is
-        read at once, where reading straight away would find nothing and park
-        the socket in epoll for each request.
+        before this returns. While ``max_in_flight`` requests run, the future
+        is done when one finishes: TCP then pushes back on the client, and
+        pipelined requests wait rather than being refused. Otherwise it is
+        done on the next loop turn: by then the peer's next frame has often
+        arrived and is read at once, where reading straight away would find
+        nothing and park the socket in epoll for each request.
         """
         held = self.session.receive(message)
         if held is not None:

@@ -20,7 +20,7 @@ import asyncio
 import contextvars
 import sys
 from collections.abc import Coroutine, Generator
-from typing import Any
+from typing import Any, NoReturn
 
 if sys.version_info >= (3, 12):
     _eager_factory = asyncio.create_eager_task_factory(asyncio.Task)
@@ -41,7 +41,10 @@ def start(coro: Coroutine[Any, Any, None]) -> asyncio.Task | None:
     task, never the exception. Meant for coroutines whose result is None:
     one that returned has nothing more to tell.
     """
-    loop = asyncio.get_running_loop()
+    return _start(asyncio.get_running_loop(), coro)
+
+
+def _start(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> asyncio.Task | None:
     if _eager_factory is not None:
         task = _eager_factory(loop, coro)
         if task.done() and not task.cancelled() and task.exception() is None:
@@ -85,7 +88,7 @@ class FirstOfTurn:
             return loop.create_task(coro)
         self._busy_loop = loop  # a loop stopped before its next turn holds nothing back in another
         loop.call_soon(self._next_turn)
-        return start(coro)
+        return _start(loop, coro)
 
     def _next_turn(self) -> None:
         self._busy_loop = None
@@ -128,23 +131,25 @@ class _Resumed(Coroutine[Any, Any, Any]):
         if self._fresh:
             self._fresh = False
             if self._coro is None:
-                if self.error is not None:
-                    raise self._pop_error()
-                raise StopIteration(self._result)
+                self._end()
             yielded, self._yielded = self._yielded, None
             return yielded
         return self._coro.send(value)
 
+    def _end(self) -> NoReturn:
+        """Give the task the outcome of a first step that finished: its error, or its result."""
+        if self.error is None:
+            raise StopIteration(self._result)
+        raise self._pop_error()  # no local holds it: no cycle through the traceback
+
     def _pop_error(self) -> BaseException:
-        error, self.error = self.error, None  # held no longer: no cycle through the traceback
+        error, self.error = self.error, None
         return error
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
         fresh, self._fresh = self._fresh, False
         if self._coro is None:  # finished in its first step: what it returned stands
-            if self.error is not None:
-                raise self._pop_error()
-            raise StopIteration(self._result)
+            self._end()
         yielded, self._yielded = self._yielded, None
         cancelled = val if isinstance(val, BaseException) else typ
         if fresh and isinstance(cancelled, asyncio.CancelledError) and asyncio.isfuture(yielded) \

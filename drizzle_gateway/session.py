@@ -50,10 +50,10 @@ class Session:
     """What one connection has: its user, subscriptions, rate bucket and running requests.
 
     Each request that waits runs as its own task, so a slow action never
-    holds back the replies of others. With ``limits.max_in_flight`` requests running,
-    `receive` returns a future and the transport reads nothing more until
-    it resolves: pipelined requests wait (backpressure), they are never
-    refused. Subscriptions last as long as the session.
+    holds back the replies of others. With ``limits.max_in_flight``
+    requests running, `receive` returns a future and the transport reads
+    nothing more until it resolves: pipelined requests wait (backpressure),
+    they are never refused. Subscriptions last as long as the session.
     """
 
     def __init__(self, gateway: Gateway, transport: Transport, protocol: Dialect | None = None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 
 import pytest
 
@@ -223,3 +224,28 @@ def test_a_loop_stopped_mid_turn_holds_back_nothing_in_the_next_loop():
 
     assert asyncio.run(next_loop()) is None  # started eagerly, not queued behind the dead loop's turn
     assert seen == ["first loop", "next loop"]
+
+
+def test_a_first_step_error_leaves_no_more_cyclic_garbage_than_a_plain_task():
+    async def broken() -> None:
+        raise ValueError("bad request")
+
+    async def garbage_after(start) -> int:
+        gc.collect()
+        gc.disable()
+        try:
+            task = start(broken())
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            assert isinstance(task.exception(), ValueError)
+            del task
+            return gc.collect()
+        finally:
+            gc.enable()
+
+    async def both() -> tuple[int, int]:
+        plain = await garbage_after(asyncio.get_running_loop().create_task)
+        return plain, await garbage_after(eager.start)
+
+    plain, eagerly = asyncio.run(both())
+    assert eagerly <= plain  # the failed request's frames are freed by reference counting, not left to the GC
