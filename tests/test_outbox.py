@@ -20,8 +20,9 @@ from drizzle_gateway.connection import Connection
 from drizzle_gateway.protocol import CloseCode
 from tests.resources import chat
 
-PUBLISHED = 20_000
-BODY = "ünïcødé " * 120  # ~1 KB a message: 20 MB in all, more than the kernel's socket buffers hold
+MAX_PUBLISHED = 20_000  # ~20 MB in all, far more than the kernel's socket buffers hold
+AFTER_CLOSE = 1000  # published once the stalled reader is closed, for the others to read on
+BODY = "ünïcødé " * 120  # ~1 KB a message
 
 
 class Bulk(Schema):
@@ -62,24 +63,30 @@ class StalledSocket:
 
     async def send_all(self, frames: list[dict]) -> None:
         """Send every frame in one write, as a client pipelining requests would."""
-        await asyncio.get_running_loop().sock_sendall(self.sock, b"".join(map(self._masked, frames)))
+        data = b"".join(self._masked(json.dumps(frame).encode()) for frame in frames)
+        await asyncio.get_running_loop().sock_sendall(self.sock, data)
+
+    async def answer_close(self, payload: bytes) -> None:
+        """Answer the server's close frame with its own code, as a client that reads it at last does."""
+        await asyncio.get_running_loop().sock_sendall(self.sock, self._masked(payload[:2], opcode=0x8))
 
     @staticmethod
-    def _masked(frame: dict) -> bytes:
-        payload = json.dumps(frame).encode()
+    def _masked(payload: bytes, opcode: int = 0x1) -> bytes:
         mask = os.urandom(4)
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
         if len(payload) < 126:
-            return bytes((0x81, 0x80 | len(payload))) + mask + masked
-        return struct.pack("!BBH", 0x81, 0x80 | 126, len(payload)) + mask + masked
+            return bytes((0x80 | opcode, 0x80 | len(payload))) + mask + masked
+        return struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, len(payload)) + mask + masked
 
     async def frames(self):
-        """Every frame the server sent, in order: (opcode, payload), until the socket ends."""
+        """Every frame the server sent, in order: (opcode, payload), up to its close frame or the socket's end."""
         loop = asyncio.get_running_loop()
         while True:
             frame = self._parse()
             if frame is not None:
                 yield frame
+                if frame[0] == 0x8:  # the server sends nothing after its close frame
+                    return
                 continue
             chunk = await asyncio.wait_for(loop.sock_recv(self.sock, 1 << 16), 15)
             if not chunk:
@@ -119,7 +126,7 @@ def server_side(gateway, port: int) -> Connection:
 @pytest.mark.timeout(120)
 @pytest.mark.gen_test(timeout=110)
 async def test_slow_consumer_is_closed_and_others_get_every_message(gateway, connect, http_port, server_errors):
-    gateway.limits = dataclasses.replace(gateway.limits, send_queue_bytes=256 * 1024)
+    gateway.limits = dataclasses.replace(gateway.limits, send_queue_bytes=256 * 1024, send_timeout=1.0)
     gateway.add_topic(bulk)
     reader = await connect()
     await reader.subscribe("bulk")
@@ -133,32 +140,36 @@ async def test_slow_consumer_is_closed_and_others_get_every_message(gateway, con
     async def read_after_close() -> list[tuple[int, bytes]]:
         return [frame async for frame in stalled.frames()]
 
-    peak, reading = 0, None
-    for seq in range(PUBLISHED):
+    peak, reading, seq, closed_at = 0, None, 0, None
+    while closed_at is None or seq < closed_at + AFTER_CLOSE:
+        assert seq < MAX_PUBLISHED, "the stalled reader was never closed"
         await gateway.publish(bulk, {"seq": seq, "body": BODY})
         peak = max(peak, slow.outbox.queued_bytes)
-        if slow.outbox.closed and reading is None:  # closed: now read, to see the close code within its grace time
-            reading = asyncio.ensure_future(read_after_close())
+        if slow.outbox.closed and closed_at is None:  # closed: now read, to see the close code within its grace time
+            closed_at, reading = seq, asyncio.ensure_future(read_after_close())
         if seq % 20 == 19:  # publish no faster than the well-behaved reader reads
             await asyncio.sleep(0)
             while fast.outbox.queued_bytes > 64 * 1024:
                 await asyncio.sleep(0.001)
+        seq += 1
+    published = seq
 
-    received = [await reader.next_event() for _ in range(PUBLISHED)]
-    assert [event.data["seq"] for event in received] == list(range(PUBLISHED))
+    received = [await reader.next_event() for _ in range(published)]
+    assert [event.data["seq"] for event in received] == list(range(published))
     assert all(event.data["body"] == BODY for event in received)
-    assert slow.outbox.closed
     assert peak <= gateway.limits.send_queue_bytes
     assert await reader.ping() == "pong"  # the well-behaved client is still served
 
-    assert reading is not None
     frames = await reading
     close = [payload for opcode, payload in frames if opcode == 0x8]
     assert close and struct.unpack("!H", close[0][:2])[0] == CloseCode.SLOW_CONSUMER == 4008
     events = [json.loads(payload) for opcode, payload in frames if opcode == 0x1][1:]  # after the reply
-    assert len(events) < PUBLISHED
+    assert len(events) <= closed_at + 1 < published  # none published after the close reached it
     assert [e["data"]["seq"] for e in events] == list(range(len(events)))  # what did arrive is in order
-    assert gateway.fanout.subscribers("bulk") == 1  # the server let go of the slow one
+    await stalled.answer_close(close[0])
+    async with asyncio.timeout(5):  # the server lets go of the slow one
+        while gateway.fanout.subscribers("bulk") != 1:
+            await asyncio.sleep(0.01)
     assert not server_errors()
 
 
@@ -210,6 +221,12 @@ async def test_frames_queued_before_a_server_close_go_out_first(gateway, raw):
     assert (await ws.ask({"request_id": 1, "action": "__subscribe__", "data": {"topic": "chat.z"}}))["data"]
     for seq in range(3):
         await gateway.publish(chat, {"author": {"name": "a"}, "text": "t", "seq": seq}, room="z")
+
+    async def read_to_the_close() -> list[int]:  # reading as it comes, the client answers the close at once
+        seqs = [(await ws.recv())["data"]["seq"] for _ in range(3)]
+        assert await ws.ws.read_message() is None and ws.ws.close_code == 1001
+        return seqs
+
+    reading = asyncio.ensure_future(read_to_the_close())
     await gateway.close()  # same loop turn: the three events are still queued
-    assert [(await ws.recv())["data"]["seq"] for _ in range(3)] == [0, 1, 2]
-    assert await ws.ws.read_message() is None and ws.ws.close_code == 1001
+    assert await reading == [0, 1, 2]
