@@ -138,6 +138,10 @@ class GatewayProcess:
                 self.process.wait()
         return code
 
+    async def stopped(self) -> int | None:
+        """`stop`, awaited in an executor: the loop's own clients answer the close frames, so no wait for them."""
+        return await asyncio.get_running_loop().run_in_executor(None, self.stop)
+
     def remove_log(self) -> None:
         Path(self.log.name).unlink(missing_ok=True)
 

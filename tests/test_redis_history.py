@@ -159,7 +159,7 @@ async def test_the_python_client_recovers_across_a_graceful_restart(redis_server
         await client.subscribe("feed.restart", ["seq"])
         await publisher.publish("feed.restart", message(1))
         assert [event.data for event in await take(client, 1)] == [{"seq": 1}]
-        assert restarting.stop() == 0
+        assert await restarting.stopped() == 0
         for seq in range(2, 22):
             await publisher.publish("feed.restart", message(seq))
         restarted = GatewayProcess(redis_server.url, target=TARGET).wait_ready()
@@ -172,10 +172,10 @@ async def test_the_python_client_recovers_across_a_graceful_restart(redis_server
             with pytest.raises(asyncio.TimeoutError):
                 await client.next_event(0.3)
         finally:
-            restarted.stop()
+            await restarted.stopped()
             restarted.remove_log()
     finally:
-        restarting.stop()
+        await restarting.stopped()
         restarting.remove_log()
 
 

@@ -106,7 +106,7 @@ async def test_receivers_deliver_what_the_publisher_validated_without_validating
         await publisher.publish("chat.trust", message("p", 2, text="hello"))
         assert (await receiver.next_event()).data == message("p", 2, text="hello")
     finally:
-        strict.stop()
+        await strict.stopped()
         strict.remove_log()
 
 
@@ -156,7 +156,7 @@ async def test_a_channel_prefix_keeps_apps_apart_on_one_redis(gateways, redis_se
         await ours.publish("chat.shared", message("ours", 2))
         assert (await ours.next_event()).data == message("ours", 2)  # not theirs first
     finally:
-        other_app.stop()
+        await other_app.stopped()
         other_app.remove_log()
         await redis_client.aclose()
 
@@ -319,14 +319,13 @@ async def test_sigterm_shuts_the_broker_down_cleanly(redis_server, open_client):
         await client.subscribe("chat.bye")
         await client.publish("chat.bye", message("me", 1))
         assert (await client.next_event()).data == message("me", 1)
-        exit_code = await asyncio.get_running_loop().run_in_executor(None, gateway.stop)
-        assert exit_code == 0
+        assert await gateway.stopped() == 0
         logs = gateway.logs()
         for trouble in ("Task was destroyed", "never awaited", "Traceback", "Unclosed"):
             assert trouble not in logs
         assert "shutting down" in logs
     finally:
-        gateway.stop()
+        await gateway.stopped()
         gateway.remove_log()
 
 
@@ -352,5 +351,5 @@ async def test_eight_publishers_within_their_limits_close_no_fast_reader_in_anot
         for reader in readers:
             reader.close()
         for process in flow:
-            process.stop()
+            await process.stopped()
             process.remove_log()
