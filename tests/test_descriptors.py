@@ -81,9 +81,9 @@ async def test_out_of_descriptors_logs_once_does_not_spin_and_recovers():
             while "out of file descriptors" not in log_text(log) and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             busy_before = cpu_seconds(server.pid)
-            await asyncio.sleep(2)
+            await asyncio.sleep(1)  # a gateway spinning on accept() would burn most of this second
             spent = cpu_seconds(server.pid) - busy_before
-            assert spent < 0.5, f"the gateway spun: {spent:.2f}s of CPU in 2s"
+            assert spent < 0.25, f"the gateway spun: {spent:.2f}s of CPU in 1s"
             assert await client.ping() == "pong"  # the open connection is still served
             assert log_text(log).count("out of file descriptors") == 1
             assert "Traceback" not in log_text(log)
