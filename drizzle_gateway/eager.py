@@ -45,11 +45,8 @@ def start(coro: Coroutine[Any, Any, None]) -> asyncio.Task | None:
 
 
 def _start(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> asyncio.Task | None:
-    if _eager_factory is not None:
-        task = _eager_factory(loop, coro)
-        if task.done() and not task.cancelled() and task.exception() is None:
-            return None
-        return task
+    if _eager_factory is not None:  # the task stays out of this frame: a first-step error's frames link back to it
+        return _unless_returned(_eager_factory(loop, coro))
     context = contextvars.copy_context()
     resumed = _Resumed(coro)
     task = loop.create_task(resumed, context=context)
@@ -64,6 +61,13 @@ def _start(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> 
         if outer is not None:
             _enter_task(loop, outer)
     if resumed.finished and resumed.error is None:  # the task's own step, on the next turn, only returns
+        return None
+    return task
+
+
+def _unless_returned(task: asyncio.Task) -> asyncio.Task | None:
+    """None for a task that returned in its first step, else the task."""
+    if task.done() and not task.cancelled() and task.exception() is None:
         return None
     return task
 
