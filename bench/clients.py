@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from multiprocessing.connection import Connection as Pipe
 from typing import Any
@@ -12,6 +11,7 @@ import orjson
 from picows import WSListener, WSMsgType, WSTransport, ws_connect
 
 from bench.app import REQUESTS, SELECTIONS, order_request
+from bench.procstat import process_cpu
 from bench.server import raise_fd_limit
 
 CONNECT_BATCH = 100
@@ -208,13 +208,6 @@ class RequestRun:
         if self.measuring:
             self.count += 1
             self.latencies.append(took)
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user and system) process ``pid`` has used so far, from /proc (Linux)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def measure(run: RequestRun, seconds: float, repeats: int,

@@ -12,6 +12,7 @@ from multiprocessing.connection import Connection as Pipe
 from typing import Any
 
 from bench.app import GatewayServer, SocketIOServer, TornadoServer, padded_text, tick
+from bench.procstat import peak_rss_bytes, rss_bytes
 
 logger = logging.getLogger("bench")
 
@@ -25,21 +26,6 @@ def raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(hard, 65536), max(hard, 65536)))
     except (ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def rss_bytes() -> int:
-    """This process's resident set size."""
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * resource.getpagesize()
-
-
-def peak_rss_bytes() -> int:
-    """This process's peak resident set size since it started."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return rss_bytes()
 
 
 def make(kind: str, options: dict[str, Any]):

@@ -4,7 +4,6 @@ it logs once, does not spin, serves its open connections and accepts again later
 from __future__ import annotations
 
 import asyncio
-import os
 import resource
 import socket
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench.ports import free_port, wait_for_port
+from bench.procstat import process_cpu
 from drizzle_gateway.client import Client
 from drizzle_gateway.descriptors import raise_descriptor_limit
 
@@ -30,11 +30,6 @@ def serve_with_nofile(soft: int, hard: int, port: int, log) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "drizzle_gateway.cli", "serve", "examples.todo.app:gateway", "--port", str(port),
          "--no-explorer"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, preexec_fn=limit)
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_raise_descriptor_limit_lifts_the_soft_limit_to_the_hard_one():
@@ -80,9 +75,9 @@ async def test_out_of_descriptors_logs_once_does_not_spin_and_recovers():
             deadline = time.monotonic() + 10
             while "out of file descriptors" not in log_text(log) and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            busy_before = cpu_seconds(server.pid)
+            busy_before = process_cpu(server.pid)
             await asyncio.sleep(1)  # a gateway spinning on accept() would burn most of this second
-            spent = cpu_seconds(server.pid) - busy_before
+            spent = process_cpu(server.pid) - busy_before
             assert spent < 0.25, f"the gateway spun: {spent:.2f}s of CPU in 1s"
             assert await client.ping() == "pong"  # the open connection is still served
             assert log_text(log).count("out of file descriptors") == 1

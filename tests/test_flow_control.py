@@ -13,12 +13,12 @@ import gc
 import json
 import logging
 import struct
-from pathlib import Path
 
 import pytest
 from tornado.websocket import websocket_connect
 
 from bench.bulk_subscriber import BulkSubscriber
+from bench.procstat import rss_bytes
 from drizzle_gateway import Limits, Resource, action
 from drizzle_gateway.client import Client
 from drizzle_gateway.protocol import CloseCode
@@ -83,14 +83,6 @@ async def test_eight_client_publishers_within_their_limits_close_no_fast_reader(
     assert not slow_consumer_warnings()
 
 
-def rss_bytes() -> int:
-    """This process's resident memory (the gateway under test runs in it; stalled readers hold nothing)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
 async def close_code(stalled: StalledSocket) -> int | None:
     """Read what the server sent until the socket ends; the close frame's code."""
     async for opcode, payload in stalled.frames():
@@ -106,7 +98,9 @@ async def test_stalled_readers_are_closed_in_bounded_time_and_memory(gateway, ht
     limits, count, body = gateway.limits, 200, "z" * 8000
     loop = asyncio.get_running_loop()
     gc.collect()
-    baseline, after = rss_bytes(), []  # resident memory before any stalled reader, and after each round
+    # This process's resident memory (the gateway runs in it; stalled readers hold nothing), before any
+    # stalled reader and after each round.
+    baseline, after = rss_bytes(), []
     for round_ in range(2):
         stalled = [await StalledSocket.open(http_port) for _ in range(count)]
         for sock in stalled:
