@@ -118,7 +118,11 @@ class Session:
         if isinstance(request, str):
             self.send_frame(request)
             return None
-        task = self.gateway.starter.start(self._serve(request))
+        # Handed on, never held in this frame: a first-step error's frames link back to it (a cycle for the GC).
+        return self._running(self.gateway.starter.start(self._serve(request)))
+
+    def _running(self, task: asyncio.Task | None) -> asyncio.Future | None:
+        """Track a request that goes on waiting; while ``max_in_flight`` run, the future `receive` returns."""
         if task is None:  # answered at once, as most requests are
             return None
         self._tasks.add(task)

@@ -226,7 +226,8 @@ def test_a_loop_stopped_mid_turn_holds_back_nothing_in_the_next_loop():
     assert seen == ["first loop", "next loop"]
 
 
-def test_a_first_step_error_leaves_no_more_cyclic_garbage_than_a_plain_task():
+@pytest.mark.parametrize("starter", ["start", "FirstOfTurn"])
+def test_a_first_step_error_leaves_no_more_cyclic_garbage_than_a_plain_task(starter: str):
     async def broken() -> None:
         raise ValueError("bad request")
 
@@ -245,7 +246,7 @@ def test_a_first_step_error_leaves_no_more_cyclic_garbage_than_a_plain_task():
 
     async def both() -> tuple[int, int]:
         plain = await garbage_after(asyncio.get_running_loop().create_task)
-        return plain, await garbage_after(eager.start)
+        return plain, await garbage_after(eager.start if starter == "start" else eager.FirstOfTurn().start)
 
     plain, eagerly = asyncio.run(both())
     assert eagerly <= plain  # the failed request's frames are freed by reference counting, not left to the GC

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 
 import pytest
 
@@ -96,3 +98,33 @@ async def test_a_request_that_never_waits_is_answered_before_the_next_frame_is_r
         assert transport.frames[1] == '{"request_id":2,"data":{"tag":"t"}}'
     finally:
         session.end()
+
+
+class BrokenTransport(RecordingTransport):
+    """A transport whose send fails: the request's own task ends with that error, in its first step."""
+
+    def send_frame(self, frame) -> bool:
+        raise ValueError("the transport broke")
+
+
+def test_a_request_failing_in_its_first_step_leaves_no_cyclic_garbage(gateway, caplog):
+    async def garbage_after_failed_request() -> int:
+        session = Session(gateway, BrokenTransport())
+        session.start()
+        gc.collect()
+        gc.disable()
+        try:
+            assert session.receive('{"request_id": 1, "resource": "lab", "action": "plain"}') is None
+            failed = next(iter(session.tasks))
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            assert session.tasks == frozenset()
+            assert isinstance(failed.exception(), ValueError)
+            del failed
+            return gc.collect()
+        finally:
+            gc.enable()
+            session.end()
+
+    with caplog.at_level(logging.ERROR):
+        assert asyncio.run(garbage_after_failed_request()) == 0  # freed by reference counting alone
