@@ -48,6 +48,8 @@ class Settings:
     """Each action of the requests scenario (a key of `bench.app.REQUESTS`) and its connection counts."""
     request_seconds: float = 3.0
     request_repeats: int = 5
+    request_warmup: float = 0.5
+    """Seconds of load before each window (the other server's connections idle meanwhile)."""
     idle_connections: int = 5000
     window: int = 100  # messages in flight (not yet received by every subscriber)
     burst: int = 10  # messages published between two event-loop turns
@@ -65,7 +67,7 @@ class Settings:
 
 QUICK = Settings(fanout_subscribers=(1000,), fanout_deliveries=30_000, fanout_repeats=3,
                  request_actions=(("orders.create", (16, 128)), ("posts.publish", (16,))), request_seconds=0.7,
-                 request_repeats=3, idle_connections=1000,
+                 request_repeats=3, request_warmup=0.3, idle_connections=1000,
                  burst_subscribers=(50,), burst_repeats=3,
                  pipelined_connections=(16,), pipelined_seconds=0.7, pipelined_repeats=3)
 
@@ -207,28 +209,37 @@ def fanout(kind: str, subscribers: int, selections: bool, settings: Settings, fa
             "p50_ms": pct(latencies, 50) * 1e3, "p99_ms": pct(latencies, 99) * 1e3}
 
 
-def requests(kind: str, action: str, connections: int, settings: Settings, failures: Failures) -> dict:
-    """``connections`` clients each keeping one ``action`` request in flight (the echo answers the same frames)."""
-    name = f"requests[{kind},{action},{connections}]"
-    srv = Server(kind, CONTEXT.RawArray("q", 1))
+def requests(action: str, connections: int, settings: Settings, failures: Failures) -> list[dict]:
+    """``connections`` clients each keeping one ``action`` request in flight, on the gateway and on the echo.
+
+    One client process loads both servers in turn, window by window (see
+    `bench.clients.paired_requests`), so both see the same machine.
+    """
+    servers = {kind: Server(kind, CONTEXT.RawArray("q", 1)) for kind in ("gateway", "tornado")}
     try:
-        proc = client("requests", kind=kind, port=srv.port, count=connections, warmup=1.0,
-                      seconds=settings.request_seconds, repeats=settings.request_repeats, action=action,
-                      server_pid=srv.process.pid)
-        report = proc.expect(600)
+        proc = client("paired_requests", targets={kind: (srv.port, srv.process.pid) for kind, srv in servers.items()},
+                      count=connections, warmup=settings.request_warmup, seconds=settings.request_seconds,
+                      repeats=settings.request_repeats, action=action)
+        reports = proc.expect(600)
         proc.stop()
     finally:
-        srv.close()
-    for text in report["errors"]:
-        failures.add(name, text)
-    rounds = report["rounds"]
-    if not all(r["rps"] > 0 for r in rounds):
-        failures.add(name, "no replies")
-    return {"scenario": "requests", "kind": kind, "action": action, "connections": connections,
+        for srv in servers.values():
+            srv.close()
+    results = []
+    for kind, report in reports.items():
+        name = f"requests[{kind},{action},{connections}]"
+        for text in report["errors"]:
+            failures.add(name, text)
+        rounds = report["rounds"]
+        if not all(r["rps"] > 0 for r in rounds):
+            failures.add(name, "no replies")
+        results.append({
+            "scenario": "requests", "kind": kind, "action": action, "connections": connections,
             "rps": statistics.median(r["rps"] for r in rounds), "rates": [r["rps"] for r in rounds],
             "p50_ms": statistics.median(r["p50"] for r in rounds) * 1e3,
             "p99_ms": statistics.median(r["p99"] for r in rounds) * 1e3,
-            "cpu_us_per_request": statistics.median(r["cpu"] / max(1, r["count"]) * 1e6 for r in rounds)}
+            "cpu_us_per_request": statistics.median(r["cpu"] / max(1, r["count"]) * 1e6 for r in rounds)})
+    return results
 
 
 def burst(kind: str, subscribers: int, settings: Settings, failures: Failures) -> dict:
@@ -472,7 +483,8 @@ def main(argv: list[str] | None = None) -> int:
         what = f"{name}{[a for a in func_args if not isinstance(a, (Settings, Failures))]}"
         began = time.monotonic()
         try:
-            results.append(func(*func_args))
+            made = func(*func_args)
+            results.extend(made if isinstance(made, list) else [made])
         except Exception as exc:
             logger.exception("%s failed", what)
             failures.add(what, f"errored: {exc!r}")
@@ -495,8 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         for connections in sorted({n for _, counts in settings.request_actions for n in counts}):
             for action, counts in settings.request_actions:
                 if connections in counts:
-                    for kind in ("gateway", "tornado"):
-                        attempt("requests", requests, kind, action, connections, settings, failures)
+                    attempt("requests", requests, action, connections, settings, failures)
     if "pipelined" in only:
         for connections in settings.pipelined_connections:
             for kind in ("gateway", "tornado"):

@@ -161,6 +161,7 @@ class Requester(WSListener):
         self.frame, self.right = REQUESTS[action]
         self.request_id = 0
         self.sent = 0.0
+        self.in_flight = False
         self.transport: WSTransport | None = None
 
     def on_ws_connected(self, transport: WSTransport) -> None:
@@ -169,6 +170,7 @@ class Requester(WSListener):
     def send(self) -> None:
         self.request_id += 1
         self.sent = time.perf_counter()
+        self.in_flight = True
         self.transport.send(WSMsgType.TEXT, orjson.dumps(self.frame(self.request_id)))
 
     def on_ws_frame(self, transport: WSTransport, frame) -> None:
@@ -178,6 +180,7 @@ class Requester(WSListener):
                 transport.disconnect()
             return
         took = time.perf_counter() - self.sent
+        self.in_flight = False
         reply = orjson.loads(frame.get_payload_as_bytes())
         if reply.get("request_id") != self.request_id or not self.right(reply.get("data", {})):
             self.run.error(f"wrong reply {reply}")
@@ -216,20 +219,22 @@ async def measure(run: RequestRun, seconds: float, repeats: int,
 
     With ``server_pid``, also the CPU seconds that server process used in each window.
     """
-    rounds = []
-    for _ in range(repeats):
-        run.count, run.latencies = 0, []
-        run.measuring = True
-        started = time.perf_counter()
-        cpu = process_cpu(server_pid) if server_pid else 0.0
-        await asyncio.sleep(seconds)
-        run.measuring = False
-        elapsed = time.perf_counter() - started
-        latencies = sorted(run.latencies)
-        rounds.append({"rps": run.count / elapsed, "count": run.count, "p50": percentile(latencies, 50),
-                       "p90": percentile(latencies, 90), "p99": percentile(latencies, 99),
-                       "cpu": process_cpu(server_pid) - cpu if server_pid else float("nan")})
-    return rounds
+    return [await window(run, seconds, server_pid) for _ in range(repeats)]
+
+
+async def window(run: RequestRun, seconds: float, server_pid: int | None = None) -> dict[str, float]:
+    """Round trips/s, latency percentiles and (with ``server_pid``) server CPU seconds over one window."""
+    run.count, run.latencies = 0, []
+    run.measuring = True
+    started = time.perf_counter()
+    cpu = process_cpu(server_pid) if server_pid else 0.0
+    await asyncio.sleep(seconds)
+    run.measuring = False
+    elapsed = time.perf_counter() - started
+    latencies = sorted(run.latencies)
+    return {"rps": run.count / elapsed, "count": run.count, "p50": percentile(latencies, 50),
+            "p90": percentile(latencies, 90), "p99": percentile(latencies, 99),
+            "cpu": process_cpu(server_pid) - cpu if server_pid else float("nan")}
 
 
 async def requests(kind: str, port: int, count: int, warmup: float, seconds: float, repeats: int,
@@ -252,6 +257,45 @@ async def requests(kind: str, port: int, count: int, warmup: float, seconds: flo
     pipe.send({"rounds": rounds, "errors": run.errors, "error_count": run.error_count})
     for transport, _ in opened:
         transport.disconnect()
+
+
+async def paired_requests(targets: dict[str, tuple[int, int]], count: int, warmup: float, seconds: float,
+                          repeats: int, pipe: Pipe, action: str = "orders.create") -> None:
+    """The requests scenario against two servers at once, their windows taking turns.
+
+    ``targets`` maps a server kind to its (port, pid). Each gets ``count``
+    connections; in each of ``repeats`` rounds every server has one window
+    of ``seconds`` (after ``warmup`` of load) while the others' connections
+    are idle, the order flipping from round to round. A machine that slows
+    down for a while then slows both alike, where back-to-back runs of
+    several windows each would charge it to one.
+    """
+    loads = {}
+    for kind, (port, pid) in targets.items():
+        run = RequestRun()
+        run.running = False
+        opened = await open_all([lambda run=run: Requester(run, action)] * count, url_for(kind, port, fanout=False))
+        loads[kind] = (run, [listener for _, listener in opened], pid, [transport for transport, _ in opened])
+    rounds: dict[str, list] = {kind: [] for kind in targets}
+    order = list(targets)
+    for _ in range(repeats):
+        for kind in order:
+            run, listeners, pid, _ = loads[kind]
+            run.running = True
+            for listener in listeners:
+                listener.send()
+            await asyncio.sleep(warmup)
+            rounds[kind].append(await window(run, seconds, pid))
+            run.running = False
+            async with asyncio.timeout(10):  # the last replies of the window, before the other server's turn
+                while any(listener.in_flight for listener in listeners):
+                    await asyncio.sleep(0.001)
+        order.reverse()
+    pipe.send({kind: {"rounds": rounds[kind], "errors": run.errors, "error_count": run.error_count}
+               for kind, (run, *_) in loads.items()})
+    for *_, transports in loads.values():
+        for transport in transports:
+            transport.disconnect()
 
 
 class PipelinedRequester(WSListener):
@@ -326,7 +370,8 @@ def percentile(values: list[float], pct: float) -> float:
 def main(role: str, kwargs: dict[str, Any], pipe: Pipe) -> None:
     """Process entry point."""
     raise_fd_limit()
-    target = {"subscribers": subscribers, "idle": idle, "requests": requests, "pipelined": pipelined}[role]
+    target = {"subscribers": subscribers, "idle": idle, "requests": requests, "paired_requests": paired_requests,
+              "pipelined": pipelined}[role]
     try:
         asyncio.run(target(pipe=pipe, **kwargs))
     except Exception as exc:  # report, so the harness fails with the reason
