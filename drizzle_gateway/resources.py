@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from types import CoroutineType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from marshmallow import Schema, ValidationError
@@ -60,7 +59,7 @@ class Action:
     async def invoke(self, instance: Resource, data: Any, request: Request) -> Any:
         """Call the action; works for ``async def``, plain and ``@gen.coroutine`` functions."""
         result = self.func(instance, data)
-        if type(result) is CoroutineType or inspect.isawaitable(result):  # the first test is the usual case, and quick
+        if inspect.isawaitable(result):
             result = await result
         return result
 
