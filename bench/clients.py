@@ -271,30 +271,30 @@ async def paired_requests(targets: dict[str, tuple[int, int]], count: int, warmu
     several windows each would charge it to one.
     """
     loads = {}
-    for kind, (port, pid) in targets.items():
+    for kind, (port, _) in targets.items():
         run = RequestRun()
         run.running = False
-        opened = await open_all([lambda run=run: Requester(run, action)] * count, url_for(kind, port, fanout=False))
-        loads[kind] = (run, [listener for _, listener in opened], pid, [transport for transport, _ in opened])
+        loads[kind] = run, await open_all([lambda run=run: Requester(run, action)] * count,
+                                          url_for(kind, port, fanout=False))
     rounds: dict[str, list] = {kind: [] for kind in targets}
     order = list(targets)
     for _ in range(repeats):
         for kind in order:
-            run, listeners, pid, _ = loads[kind]
+            run, opened = loads[kind]
             run.running = True
-            for listener in listeners:
+            for _, listener in opened:
                 listener.send()
             await asyncio.sleep(warmup)
-            rounds[kind].append(await window(run, seconds, pid))
+            rounds[kind].append(await window(run, seconds, targets[kind][1]))
             run.running = False
             async with asyncio.timeout(10):  # the last replies of the window, before the other server's turn
-                while any(listener.in_flight for listener in listeners):
+                while any(listener.in_flight for _, listener in opened):
                     await asyncio.sleep(0.001)
         order.reverse()
     pipe.send({kind: {"rounds": rounds[kind], "errors": run.errors, "error_count": run.error_count}
-               for kind, (run, *_) in loads.items()})
-    for *_, transports in loads.values():
-        for transport in transports:
+               for kind, (run, _) in loads.items()})
+    for _, opened in loads.values():
+        for transport, _ in opened:
             transport.disconnect()
 
 
