@@ -9,12 +9,17 @@ has no public accessor for either fact it needs:
 - whether per-message deflate was negotiated on a websocket
   (``WebSocketProtocol13._compressor``, None when it was not).
 
+`drizzle_gateway.frame_reader` reads frames a chunk at a time in place of
+``WebSocketProtocol13._receive_frame_loop`` and hands them to its
+``_handle_message``, keeping the protocol's fragment state
+(``_fragmented_message_buffer`` and ``_fragmented_message_opcode``).
+
 And `Connection` holds back reading while ``max_in_flight`` requests run;
 the pongs a peer sent meanwhile wait unread behind its requests, so
 Tornado's heartbeat (``periodic_ping`` checks ``_received_pong``) must not
 count them as missing: `HeldReadProtocol` answers that check for it.
 
-Importing this module checks that the installed Tornado still has both, and
+Importing this module checks that the installed Tornado still has all of it, and
 raises ImportError naming that Tornado version if it does not: a rename in a
 future Tornado must fail loudly here, not quietly switch slow-consumer
 protection off. ``install_requires`` bounds Tornado to the versions tested
@@ -30,6 +35,8 @@ import tornado
 import tornado.ioloop
 import tornado.iostream
 import tornado.websocket
+
+from .frame_reader import ChunkReader
 
 if TYPE_CHECKING:
     from tornado.iostream import BaseIOStream
@@ -54,6 +61,15 @@ def missing() -> list[str]:
         problems.append("WebSocketProtocol13.__init__ no longer sets _compressor")
     if not _refers_to(tornado.websocket.WebSocketProtocol13.periodic_ping, "_received_pong"):
         problems.append("WebSocketProtocol13.periodic_ping no longer checks _received_pong")
+    protocol = tornado.websocket.WebSocketProtocol13
+    if not _refers_to(protocol._accept_connection, "_receive_frame_loop"):
+        problems.append("WebSocketProtocol13._accept_connection no longer reads frames with _receive_frame_loop")
+    for method in ("_handle_message", "_abort"):
+        if not callable(getattr(protocol, method, None)):
+            problems.append(f"WebSocketProtocol13.{method} is gone")
+    for attribute in ("_fragmented_message_buffer", "_fragmented_message_opcode", "_decompressor", "_wire_bytes_in"):
+        if not _refers_to(protocol.__init__, attribute):
+            problems.append(f"WebSocketProtocol13.__init__ no longer sets {attribute}")
     if not hasattr(tornado.websocket, "_WebSocketParams"):
         problems.append("tornado.websocket._WebSocketParams is gone")
     return problems
@@ -64,15 +80,15 @@ def check() -> None:
     problems = missing()
     if problems:
         raise ImportError(
-            f"drizzle_gateway's send path does not support Tornado {tornado.version}: " + "; ".join(problems)
+            f"drizzle_gateway's websocket layer does not support Tornado {tornado.version}: " + "; ".join(problems)
             + ". It is tested with tornado>=6.3,<7; install a Tornado in that range."
         )
 
 
-class HeldReadProtocol(tornado.websocket.WebSocketProtocol13):
-    """Tornado's server-side websocket protocol, whose heartbeat excuses a peer the server stopped reading.
+class HeldReadProtocol(ChunkReader):
+    """Tornado's server-side websocket protocol, reading a chunk at a time, whose heartbeat excuses a held peer.
 
-    The handler says whether it held back reading at any time since a
+    The heartbeat part: the handler says whether it held back reading at any time since a
     moment (``handler.reading_held_since(when)``); a pong is then counted
     as received, since it may wait unread behind the peer's requests.
     """

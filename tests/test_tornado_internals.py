@@ -104,6 +104,12 @@ BREAKAGES = {
             original(self, *args, **kwargs)
         tornado.websocket.WebSocketProtocol13.__init__ = __init__
     """,
+    "frame loop renamed": """
+        original = tornado.websocket.WebSocketProtocol13._accept_connection
+        async def _accept_connection(self, handler):
+            await original(self, handler)
+        tornado.websocket.WebSocketProtocol13._accept_connection = _accept_connection
+    """,
 }
 
 
@@ -114,6 +120,6 @@ def test_a_tornado_without_them_fails_at_import_naming_its_version(breakage):
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("ImportError: drizzle_gateway's send path does not support Tornado "
+    assert last.startswith("ImportError: drizzle_gateway's websocket layer does not support Tornado "
                            f"{tornado.version}: "), result.stderr
     assert "tornado>=6.3,<7" in last

@@ -1,0 +1,144 @@
+"""Reading a websocket's frames a chunk at a time, rather than three reads per frame.
+
+Tornado's reader asks its ``IOStream`` for each frame's header, then its mask,
+then its payload. A frame that arrives whole is thus read in three steps, and
+the first leaves bytes behind in the stream, which makes the stream stop and
+restart listening to its socket (two selector updates) on every frame.
+`ChunkReader` takes whatever the socket holds (``read_bytes(partial=True)``),
+parses every complete frame in it, and reads exactly what is missing of a
+frame that was cut short. Each frame then goes to Tornado's own
+``_handle_message``, so what a frame does (text, binary, ping, pong, close)
+is Tornado's doing, unchanged.
+
+The checks are Tornado's, in its order (RFC 6455): reserved bits, a control
+frame over 125 bytes or fragmented, a continuation with nothing to continue,
+or a new message inside a fragmented one abort the connection; a message
+over ``max_message_size`` closes it with 1009 before its payload is read.
+Connections that negotiated per-message compression keep Tornado's reader.
+At most one chunk (64 KiB) is read ahead of the frame being handled, so a
+handler that holds back reading still pushes back on its peer through TCP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import TYPE_CHECKING
+
+from tornado.iostream import StreamClosedError
+from tornado.util import _websocket_mask
+from tornado.websocket import WebSocketProtocol13
+
+if TYPE_CHECKING:
+    from asyncio import Future
+
+CHUNK_BYTES = 65536
+"""The most a single read takes from the socket."""
+
+_FIN, _RESERVED, _OPCODE, _CONTROL = 0x80, 0x70, 0x0F, 0x08
+_MASKED, _LENGTH = 0x80, 0x7F
+_U16, _U64 = struct.Struct("!H").unpack_from, struct.Struct("!Q").unpack_from
+_YIELD_EVERY = 256 * 1024  # as Tornado: let other connections run after this much work (bytes, 1 KiB per frame)
+_FRAME_COST = 1024
+
+
+class ChunkReader(WebSocketProtocol13):
+    """Tornado's websocket protocol, reading its peer's frames a chunk at a time (see the module)."""
+
+    async def _receive_frame_loop(self) -> None:
+        if self._decompressor is not None:  # compressed frames: Tornado's reader, which inflates them
+            await super()._receive_frame_loop()
+            return
+        try:
+            await self._read_frames()
+        except StreamClosedError:
+            self._abort()
+        finally:
+            self.handler.on_ws_connection_close(self.close_code, self.close_reason)
+
+    async def _read_frames(self) -> None:
+        stream = self.stream
+        assert stream is not None
+        unparsed = b""  # the start of a frame whose header is not complete yet
+        work = 0
+        while not self.client_terminated:
+            chunk = await stream.read_bytes(CHUNK_BYTES, partial=True)
+            self._wire_bytes_in += len(chunk)
+            data = unparsed + chunk if unparsed else chunk
+            at = 0
+            while not self.client_terminated:
+                have = len(data) - at
+                if have < 2:
+                    break
+                head, second = data[at], data[at + 1]
+                length, header = second & _LENGTH, 2
+                if length == 126:
+                    if have < 4:
+                        break
+                    length, header = _U16(data, at + 2)[0], 4
+                elif length == 127:
+                    if have < 10:
+                        break
+                    length, header = _U64(data, at + 2)[0], 10
+                if not self._acceptable(head, second, length):
+                    return
+                masked = second & _MASKED
+                if masked:
+                    header += 4
+                end = at + header + length
+                if end > len(data):  # the mask or payload is cut short: read exactly what is missing
+                    rest = await stream.read_bytes(end - len(data))
+                    self._wire_bytes_in += len(rest)
+                    data, end, at = data[at:] + rest, end - at, 0
+                payload = data[at + header:end]
+                if masked:
+                    payload = _websocket_mask(data[at + header - 4:at + header], payload)
+                at = end
+                handled = self._frame(head, payload)
+                if handled is not None:
+                    await handled
+                work += _FRAME_COST + header + length
+                if work >= _YIELD_EVERY:
+                    work = 0
+                    await asyncio.sleep(0)
+            unparsed = data[at:]
+
+    def _acceptable(self, head: int, second: int, length: int) -> bool:
+        """Whether a frame with this header may be read; if not, the connection is aborted or closed (1009)."""
+        if head & _RESERVED or (head & _CONTROL and second & _LENGTH >= 126):
+            self._abort()  # no extension was negotiated; control frames carry at most 125 bytes
+            return False
+        fragments = self._fragmented_message_buffer
+        if length + (len(fragments) if fragments is not None else 0) > self.params.max_message_size:
+            self.close(1009, "message too big")
+            self._abort()
+            return False
+        return True
+
+    def _frame(self, head: int, payload: bytes) -> Future[None] | None:
+        """Hand a complete message to Tornado's ``_handle_message``; collect fragments until the final one."""
+        opcode = head & _OPCODE
+        final = head & _FIN
+        if opcode & _CONTROL:  # may come between the fragments of a message
+            if not final:
+                self._abort()
+                return None
+            return self._handle_message(opcode, payload)
+        fragments = self._fragmented_message_buffer
+        if opcode == 0:  # a continuation
+            if fragments is None:
+                self._abort()
+                return None
+            fragments.extend(payload)
+            if not final:
+                return None
+            opcode, payload = self._fragmented_message_opcode, bytes(fragments)
+            self._fragmented_message_buffer = None
+        elif fragments is not None:  # a new message before the fragmented one ended
+            self._abort()
+            return None
+        elif not final:
+            self._fragmented_message_opcode = opcode
+            self._fragmented_message_buffer = bytearray(payload)
+            return None
+        return self._handle_message(opcode, payload)
