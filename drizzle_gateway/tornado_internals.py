@@ -57,19 +57,18 @@ def missing() -> list[str]:
     buffer = getattr(tornado.iostream, "_StreamBuffer", None)
     if buffer is None or "__len__" not in vars(buffer):
         problems.append("tornado.iostream._StreamBuffer (the write buffer) no longer supports len()")
-    if not _refers_to(tornado.websocket.WebSocketProtocol13.__init__, "_compressor"):
-        problems.append("WebSocketProtocol13.__init__ no longer sets _compressor")
-    if not _refers_to(tornado.websocket.WebSocketProtocol13.periodic_ping, "_received_pong"):
-        problems.append("WebSocketProtocol13.periodic_ping no longer checks _received_pong")
     protocol = tornado.websocket.WebSocketProtocol13
+    for attribute in ("_compressor", "_decompressor", "_fragmented_message_buffer", "_fragmented_message_opcode",
+                      "_wire_bytes_in"):
+        if not _refers_to(protocol.__init__, attribute):
+            problems.append(f"WebSocketProtocol13.__init__ no longer sets {attribute}")
+    if not _refers_to(protocol.periodic_ping, "_received_pong"):
+        problems.append("WebSocketProtocol13.periodic_ping no longer checks _received_pong")
     if not _refers_to(protocol._accept_connection, "_receive_frame_loop"):
         problems.append("WebSocketProtocol13._accept_connection no longer reads frames with _receive_frame_loop")
     for method in ("_handle_message", "_abort"):
         if not callable(getattr(protocol, method, None)):
             problems.append(f"WebSocketProtocol13.{method} is gone")
-    for attribute in ("_fragmented_message_buffer", "_fragmented_message_opcode", "_decompressor", "_wire_bytes_in"):
-        if not _refers_to(protocol.__init__, attribute):
-            problems.append(f"WebSocketProtocol13.__init__ no longer sets {attribute}")
     if not hasattr(tornado.websocket, "_WebSocketParams"):
         problems.append("tornado.websocket._WebSocketParams is gone")
     return problems
