@@ -46,6 +46,8 @@ class Settings:
     request_actions: tuple[tuple[str, tuple[int, ...]], ...] = (("orders.create", (1, 16, 128)),
                                                                 ("posts.publish", (1, 16, 128)))
     """Each action of the requests scenario (a key of `bench.app.REQUESTS`) and its connection counts."""
+    request_controls: tuple[int, ...] = (1,)
+    """Connection counts at which a second echo takes turns with the first: the noise floor of one server."""
     request_seconds: float = 3.0
     request_repeats: int = 5
     request_warmup: float = 0.5
@@ -67,7 +69,7 @@ class Settings:
 
 QUICK = Settings(fanout_subscribers=(1000,), fanout_deliveries=30_000, fanout_repeats=3,
                  request_actions=(("orders.create", (16, 128)), ("posts.publish", (16,))), request_seconds=0.7,
-                 request_repeats=3, request_warmup=0.3, idle_connections=1000,
+                 request_controls=(), request_repeats=3, request_warmup=0.3, idle_connections=1000,
                  burst_subscribers=(50,), burst_repeats=3,
                  pipelined_connections=(16,), pipelined_seconds=0.7, pipelined_repeats=3)
 
@@ -209,13 +211,22 @@ def fanout(kind: str, subscribers: int, selections: bool, settings: Settings, fa
             "p50_ms": pct(latencies, 50) * 1e3, "p99_ms": pct(latencies, 99) * 1e3}
 
 
+CONTROL = "tornado-control"
+"""The requests scenario's second echo: the same server as ``tornado``, measured as if it were another."""
+
+
 def requests(action: str, connections: int, settings: Settings, failures: Failures) -> list[dict]:
     """``connections`` clients each keeping one ``action`` request in flight, on the gateway and on the echo.
 
     One client process loads both servers in turn, window by window (see
-    `bench.clients.paired_requests`), so both see the same machine.
+    `bench.clients.paired_requests`), so both see the same machine. At the
+    ``request_controls`` connection counts a second echo (`CONTROL`) takes
+    its turns too: its ratio to the first is the noise floor of the others.
     """
-    servers = {kind: Server(kind, CONTEXT.RawArray("q", 1)) for kind in ("gateway", "tornado")}
+    kinds = {"gateway": "gateway", "tornado": "tornado"}
+    if connections in settings.request_controls:
+        kinds[CONTROL] = "tornado"
+    servers = {name: Server(kind, CONTEXT.RawArray("q", 1)) for name, kind in kinds.items()}
     try:
         proc = client("paired_requests", targets={kind: (srv.port, srv.process.pid) for kind, srv in servers.items()},
                       count=connections, warmup=settings.request_warmup, seconds=settings.request_seconds,
@@ -377,6 +388,13 @@ def summarize(results: list[dict]) -> list[tuple[str, str, str]]:
                          f"{r['cpu_us_per_delivery']:.2f} µs server CPU/delivery, "
                          f"peak +{r['peak_rss_growth_mib']:,.0f} MiB",
                          f"{rel:.2f}× tornado rate, {cpu:.2f}× less CPU" if rel and cpu else ""))
+        elif r["scenario"] == "requests" and r["kind"] == CONTROL:
+            base = index.get(("requests", "tornado", r["connections"], r["action"]))
+            rel = ratio(r["rps"], base and base["rps"])
+            p99 = ratio(r["p99_ms"], base and base["p99_ms"])
+            rows.append((f"requests {r['action']} {r['connections']} conns: a second echo (noise floor)",
+                         f"{r['rps']:,.0f} round trips/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms",
+                         f"{rel:.2f}× echo rate, {p99:.2f}× echo p99" if rel and p99 else ""))
         elif r["scenario"] == "requests":
             if r["kind"] != "gateway":  # the echo's figures go in its gateway's row
                 if ("requests", "gateway", r["connections"], r["action"]) not in index:
