@@ -88,17 +88,18 @@ def diagnostics(output: str) -> list[dict]:
     return found
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def generated() -> tuple[str, str]:
     """The modules of both examples, written by the command (from MODULE:ATTR), once per test process."""
     return codegen("examples.todo.app:gateway"), codegen("examples.chat.app:gateway")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sample_app(tmp_path_factory, generated) -> tuple[Path, subprocess.CompletedProcess]:
     """The sample app's project, compiled once (declaration files checked too), and tsc's outcome.
 
-    The tests that use it share an xdist group, so one process compiles it.
+    The tests that use it share an xdist group, so one process compiles it; for the session, as
+    that process may run other modules' tests between them (a module fixture would compile twice).
     """
     where = project(tmp_path_factory.mktemp("sample-app"), *generated)
     return where, tsc(where, "-p", "tsconfig.json", lib_check=True)
