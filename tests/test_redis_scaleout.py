@@ -199,49 +199,52 @@ async def test_redis_killed_and_restarted_while_clients_publish(gateways, redis_
     listeners = [asyncio.ensure_future(keep_listening(name, client))
                  for name, client in (("neighbour", neighbour), ("bob", bob))]
     try:
-        assert await eventually(lambda: crossing(0), 10)
-        outages_before = [gateway.logs().count("is unreachable") for gateway in gateways[:2]]
-
-        redis_server.kill()
-        killed = loop.time()
         try:
-            # Requests and local deliveries go on; the publishers get no error frame.
-            async def local_goes_on() -> bool:
-                return heard_after("neighbour", "alice", killed + 0.2) and heard_after("bob", "bob", killed + 0.2)
+            assert await eventually(lambda: crossing(0), 10)
+            outages_before = [gateway.logs().count("is unreachable") for gateway in gateways[:2]]
 
-            assert await eventually(local_goes_on, 10)
-            assert await alice.ping() == "pong"
-            assert await bob.call("lab", "plain", {"x": 1}) == {"kind": "plain", "data": {"x": 1}}
-            await bob.subscribe("chat.outage-late")  # Redis hears of it only once it is back
+            redis_server.kill()
+            killed = loop.time()
+            try:
+                # Requests and local deliveries go on; the publishers get no error frame.
+                async def local_goes_on() -> bool:
+                    return heard_after("neighbour", "alice", killed + 0.2) and heard_after("bob", "bob", killed + 0.2)
+
+                assert await eventually(local_goes_on, 10)
+                assert await alice.ping() == "pong"
+                assert await bob.call("lab", "plain", {"x": 1}) == {"kind": "plain", "data": {"x": 1}}
+                await bob.subscribe("chat.outage-late")  # Redis hears of it only once it is back
+            finally:
+                redis_server.start()
+            restarted = loop.time()
+
+            # Cross-process delivery resumes within 2 s of Redis accepting connections again.
+            assert await eventually(lambda: crossing(restarted), 2.0, interval=0.01)
+            stop.set()
+            await asyncio.gather(*publishers)
         finally:
-            redis_server.start()
-        restarted = loop.time()
+            stop.set()
+            await asyncio.gather(*publishers, return_exceptions=True)
 
-        # Cross-process delivery resumes within 2 s of Redis accepting connections again.
-        assert await eventually(lambda: crossing(restarted), 2.0, interval=0.01)
-        stop.set()
-        await asyncio.gather(*publishers)
+        # Local delivery never stopped: every own-process message, in order, exactly once.
+        async def all_local_heard() -> bool:
+            return (("alice", published["alice"][-1][1]) in heard["neighbour"]
+                    and ("bob", published["bob"][-1][1]) in heard["bob"])
+
+        assert await eventually(all_local_heard, 10)
+        assert [seq for a, seq in heard["neighbour"] if a == "alice"] == [seq for _, seq in published["alice"]]
+        assert [seq for a, seq in heard["bob"] if a == "bob"] == [seq for _, seq in published["bob"]]
+
+        await alice.publish("chat.outage-late", message("alice", 1000))
+
+        async def late_heard() -> bool:
+            return ("alice", 1000) in heard["bob"]
+
+        assert await eventually(late_heard, 5)
     finally:
-        stop.set()
-        await asyncio.gather(*publishers, return_exceptions=True)
-
-    # Local delivery never stopped: every own-process message, in order, exactly once.
-    async def all_local_heard() -> bool:
-        return (("alice", published["alice"][-1][1]) in heard["neighbour"]
-                and ("bob", published["bob"][-1][1]) in heard["bob"])
-
-    assert await eventually(all_local_heard, 10)
-    assert [seq for a, seq in heard["neighbour"] if a == "alice"] == [seq for _, seq in published["alice"]]
-    assert [seq for a, seq in heard["bob"] if a == "bob"] == [seq for _, seq in published["bob"]]
-
-    await alice.publish("chat.outage-late", message("alice", 1000))
-
-    async def late_heard() -> bool:
-        return ("alice", 1000) in heard["bob"]
-
-    assert await eventually(late_heard, 5)
-    for listener in listeners:
-        listener.cancel()
+        for listener in listeners:
+            listener.cancel()
+        await asyncio.gather(*listeners, return_exceptions=True)
 
     # The outage was logged once per process, not once per publish.
     async def logged_back() -> bool:
