@@ -356,6 +356,16 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a and b else None
 
 
+def against(r: dict, base: dict | None, key: str) -> float | None:
+    """``r[key]`` as a multiple of the baseline's; None without a baseline."""
+    return ratio(r[key], base and base[key])
+
+
+def less(r: dict, base: dict | None, key: str) -> float | None:
+    """How many times less of ``key`` (a cost) ``r`` needs than the baseline; None without one."""
+    return ratio(base and base[key], r[key])
+
+
 def summarize(results: list[dict]) -> list[tuple[str, str, str]]:
     """Rows of (what, figure, ratio against the baseline of the same run)."""
     rows = []
@@ -365,7 +375,7 @@ def summarize(results: list[dict]) -> list[tuple[str, str, str]]:
     for r in results:
         if r["scenario"] == "fanout" and r.get("history"):
             base = index.get(("fanout", "gateway", r["subscribers"], False))
-            rel = ratio(r["deliveries_per_s"], base and base["deliveries_per_s"])
+            rel = against(r, base, "deliveries_per_s")
             rows.append((f"fan-out {r['subscribers']} subs: gateway, history={r['history']}",
                          f"{r['deliveries_per_s']:,.0f} deliveries/s, p99 {r['p99_ms']:.1f} ms, "
                          f"{r['cpu_us_per_delivery']:.2f} µs server CPU/delivery",
@@ -373,15 +383,15 @@ def summarize(results: list[dict]) -> list[tuple[str, str, str]]:
         elif r["scenario"] == "fanout":
             base = index.get(("fanout", "tornado", r["subscribers"], False))
             what = f"fan-out {r['subscribers']} subs{' 3 field sets' if r['selections'] else ''}: {r['kind']}"
-            rel = ratio(r["deliveries_per_s"], base and base["deliveries_per_s"])
-            cpu = ratio(base and base["cpu_us_per_delivery"], r["cpu_us_per_delivery"])
+            rel = against(r, base, "deliveries_per_s")
+            cpu = less(r, base, "cpu_us_per_delivery")
             rows.append((what, f"{r['deliveries_per_s']:,.0f} deliveries/s, p99 {r['p99_ms']:.1f} ms, "
                                f"{r['cpu_us_per_delivery']:.2f} µs server CPU/delivery",
                          f"{rel:.2f}× tornado rate, {cpu:.2f}× less CPU" if rel and cpu else ""))
         elif r["scenario"] == "burst":
             base = index.get(("burst", "tornado", r["subscribers"], None))
-            rel = ratio(r["deliveries_per_s"], base and base["deliveries_per_s"])
-            cpu = ratio(base and base["cpu_us_per_delivery"], r["cpu_us_per_delivery"])
+            rel = against(r, base, "deliveries_per_s")
+            cpu = less(r, base, "cpu_us_per_delivery")
             rows.append((f"burst {r['messages_per_repeat']:,} x {r['frame_bytes'] / 1000:.0f} KB to "
                          f"{r['subscribers']} subs: {r['kind']}",
                          f"{r['deliveries_per_s']:,.0f} deliveries/s, {r['closed']} closed, "
@@ -390,8 +400,8 @@ def summarize(results: list[dict]) -> list[tuple[str, str, str]]:
                          f"{rel:.2f}× tornado rate, {cpu:.2f}× less CPU" if rel and cpu else ""))
         elif r["scenario"] == "requests" and r["kind"] == CONTROL:
             base = index.get(("requests", "tornado", r["connections"], r["action"]))
-            rel = ratio(r["rps"], base and base["rps"])
-            p99 = ratio(r["p99_ms"], base and base["p99_ms"])
+            rel = against(r, base, "rps")
+            p99 = against(r, base, "p99_ms")
             rows.append((f"requests {r['action']} {r['connections']} conns: a second echo (noise floor)",
                          f"{r['rps']:,.0f} round trips/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms",
                          f"{rel:.2f}× echo rate, {p99:.2f}× echo p99" if rel and p99 else ""))
@@ -403,13 +413,13 @@ def summarize(results: list[dict]) -> list[tuple[str, str, str]]:
                                  ""))
                 continue
             base = index.get(("requests", "tornado", r["connections"], r["action"]))
-            rel = ratio(r["rps"], base and base["rps"])
-            p99 = ratio(r["p99_ms"], base and base["p99_ms"])
+            rel = against(r, base, "rps")
+            p99 = against(r, base, "p99_ms")
             echo_rps = f" (echo {base['rps']:,.0f})" if base else ""
             echo_p50 = f" (echo {base['p50_ms']:.2f} ms)" if base else ""
             echo_p99 = f" (echo {base['p99_ms']:.2f} ms)" if base else ""
             echo_cpu = f" (echo {base['cpu_us_per_request']:.1f})" if base else ""
-            cpu = ratio(base and base["cpu_us_per_request"], r["cpu_us_per_request"])
+            cpu = less(r, base, "cpu_us_per_request")
             rows.append((f"requests {r['action']} {r['connections']} conns",
                          f"{r['rps']:,.0f} round trips/s{echo_rps}, p50 {r['p50_ms']:.2f} ms{echo_p50}, "
                          f"p99 {r['p99_ms']:.2f} ms{echo_p99}, "
@@ -418,8 +428,8 @@ def summarize(results: list[dict]) -> list[tuple[str, str, str]]:
                          else "no echo figures"))
         elif r["scenario"] == "pipelined":
             base = index.get((r["scenario"], "tornado", r["connections"], None))
-            rel = ratio(r["rps"], base and base["rps"])
-            p99 = ratio(r["p99_ms"], base and base["p99_ms"])
+            rel = against(r, base, "rps")
+            p99 = against(r, base, "p99_ms")
             what = f"pipelined {r['depth']} in flight x {r['connections']} conns"
             errors = f", {r['error_replies']} error replies"
             rows.append((f"{what}: {r['kind']}",
@@ -427,7 +437,7 @@ def summarize(results: list[dict]) -> list[tuple[str, str, str]]:
                          f"{rel:.2f}× echo rate, {p99:.2f}× echo p99" if rel and p99 else ""))
         elif r["scenario"] == "memory":
             base = index.get(("memory", "tornado", r["connections"], None))
-            rel = ratio(r["kib_per_connection"], base and base["kib_per_connection"])
+            rel = against(r, base, "kib_per_connection")
             rows.append((f"memory {r['connections']} idle conns: {r['kind']}",
                          f"{r['kib_per_connection']:.1f} KiB/connection", f"{rel:.2f}× tornado" if rel else ""))
     return rows
