@@ -69,7 +69,7 @@ async def identify(authenticate: Authenticate, credentials: Credentials) -> Any:
     except ActionError as exc:
         raise ActionError(ErrorCode.UNAUTHENTICATED, exc.message, exc.details) from None
     except Exception as exc:
-        logger.info("authentication refused by %r", exc)
+        logger.info("authentication refused: the hook raised %s", type(exc).__name__)  # its text may hold the token
         user = None
     if user is None:
         raise ActionError(ErrorCode.UNAUTHENTICATED, "credentials refused")
