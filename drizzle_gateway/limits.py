@@ -43,6 +43,9 @@ class Limits:
     - ``send_timeout``: seconds a peer may stay congested; then it has stopped reading
       and is closed as a slow consumer (4008). None: never; publishers to a stalled
       reader's channels then wait until the heartbeat closes it (forever without pings).
+    - ``handshake_timeout``: seconds a connection may take to send its request headers (and
+      body), and may stay idle between HTTP requests; then the server closes it. Applied by
+      the server `Gateway.http_server` makes (None: Tornado's default, an hour).
     """
 
     max_frame_bytes: int | None = 1024 * 1024
@@ -59,6 +62,7 @@ class Limits:
     shutdown_timeout: float | None = 10.0
     send_queue_bytes: int | None = 1024 * 1024
     send_timeout: float | None = 5.0
+    handshake_timeout: float | None = 10.0
 
     def __post_init__(self) -> None:
         for field in fields(self):
