@@ -106,6 +106,11 @@ class Limits:
             return True
         return self.max_keys is not None and text.count(":") > self.max_keys
 
+    @property
+    def too_deep(self) -> str:
+        """The VALIDATION_ERROR message of a frame nested deeper than ``max_depth``."""
+        return f"frame is nested deeper than {self.max_depth} levels"
+
     def shape_error(self, value: Any) -> str | None:
         """Why ``value`` (a decoded frame) is too deep or has too many keys, or None.
 
@@ -129,7 +134,7 @@ class Limits:
             else:
                 continue
             if depth > max_depth:
-                return f"frame is nested deeper than {self.max_depth} levels"
+                return self.too_deep
             stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
         return None
 
