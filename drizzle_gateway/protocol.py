@@ -141,6 +141,8 @@ class CloseCode:
 
     NORMAL = 1000  # the client or server ended the session; do not reconnect
     GOING_AWAY = 1001  # server shutting down or restarting; reconnect (elsewhere)
+    PROTOCOL_ERROR = 1002  # the client broke RFC 6455 (an unmasked frame); do not reconnect
+    POLICY_VIOLATION = 1008  # control frames or fragments faster than the frame rate; do not reconnect
     MESSAGE_TOO_BIG = 1009  # a frame exceeded the size limit; do not resend it
     ABNORMAL = 1006  # the connection dropped without a close frame (network, dead peer); reconnect
     INTERNAL_ERROR = 1011  # the server failed; reconnect with backoff
