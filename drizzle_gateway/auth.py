@@ -69,7 +69,7 @@ async def identify(authenticate: Authenticate, credentials: Credentials) -> Any:
     except ActionError as exc:
         raise ActionError(ErrorCode.UNAUTHENTICATED, exc.message, exc.details) from None
     except Exception as exc:
-        logger.info("authentication refused by %r", exc)
+        logger.info("authentication refused: the hook raised %s", type(exc).__name__)  # its text may hold the token
         user = None
     if user is None:
         raise ActionError(ErrorCode.UNAUTHENTICATED, "credentials refused")
@@ -82,74 +82,90 @@ def requires_user(action: str, resource: str | None) -> bool:
 
 
 class AuthThrottle:
-    """Failed authentication attempts per client address, across all its connections.
+    """Authentication attempts per client address, across all its connections.
 
-    An address may fail ``burst`` times in a row; after that it gets one
-    more attempt every ``1 / rate`` seconds (a token bucket per address).
-    While an address has none left, the ``authenticate`` hook is not called:
-    ``__auth__`` is answered ``RATE_LIMITED`` with ``details.retry_after``
-    and a handshake gets HTTP 429 with ``Retry-After``.
+    Each attempt takes a token from its address's bucket before the
+    ``authenticate`` hook runs, so attempts still running count too: an
+    address may have ``burst`` attempts under way or failed in a row; after
+    that it gets one more every ``1 / rate`` seconds (a token bucket per
+    address). A refusal keeps its token; a success gives it back (it costs
+    nothing, and does not refill the bucket beyond that). While an address
+    has no token left, the hook is not called: ``__auth__`` is answered
+    ``RATE_LIMITED`` with ``details.retry_after`` and a handshake gets HTTP
+    429 with ``Retry-After``.
 
     Only attempts that carry something to check are throttled and counted:
     an ``__auth__`` token, or a handshake with a query string, an
     ``Authorization`` header or cookies. A handshake without any of these
-    (a browser that sends ``__auth__`` next) is neither. Successes do not
-    refill the bucket. At most ``max_addresses`` addresses are remembered;
-    the ones whose bucket is full again are forgotten first.
+    (a browser that sends ``__auth__`` next) is neither. At most
+    ``max_addresses`` addresses are remembered; the ones whose bucket is
+    full again are forgotten first. ``clock`` gives the time in seconds
+    (``time.monotonic``).
 
     The address is Tornado's ``request.remote_ip``: behind a reverse proxy,
     serve with ``xheaders=True`` so it is the client's, not the proxy's.
     """
 
-    def __init__(self, rate: float = 0.2, burst: int = 10, max_addresses: int = 100_000) -> None:
+    def __init__(self, rate: float = 0.2, burst: int = 10, max_addresses: int = 100_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be positive and burst at least 1")
         self.rate = rate
         self.burst = float(burst)
         self.max_addresses = max_addresses
+        self.clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
 
     def _tokens(self, address: str, now: float) -> float:
         tokens, stamp = self._buckets.get(address, (self.burst, now))
         return min(self.burst, tokens + (now - stamp) * self.rate)
 
-    def retry_after(self, address: str) -> float:
-        """0.0 when ``address`` may try now, else the seconds until it may."""
-        tokens = self._tokens(address, time.monotonic())
-        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
-
-    def failed(self, address: str) -> None:
-        """Count one failed attempt from ``address``."""
-        now = time.monotonic()
-        tokens = max(self._tokens(address, now) - 1.0, 0.0)
-        self._buckets.pop(address, None)
+    def _store(self, address: str, tokens: float, now: float) -> None:
+        self._buckets.pop(address, None)  # the most recently used address goes last
         self._buckets[address] = (tokens, now)
         if len(self._buckets) > self.max_addresses:
             self._forget(now)
 
+    def retry_after(self, address: str) -> float:
+        """0.0 when ``address`` may try now, else the seconds until it may."""
+        tokens = self._tokens(address, self.clock())
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
+    def take(self, address: str) -> float:
+        """Take one attempt for ``address``: 0.0 if it had one, else the seconds until it will (nothing taken)."""
+        now = self.clock()
+        tokens = self._tokens(address, now)
+        if tokens < 1.0:
+            return (1.0 - tokens) / self.rate
+        self._store(address, tokens - 1.0, now)
+        return 0.0
+
+    def give_back(self, address: str) -> None:
+        """Return the attempt `take` took for ``address`` (the attempt succeeded)."""
+        now = self.clock()
+        self._store(address, min(self.burst, self._tokens(address, now) + 1.0), now)
+
     def _forget(self, now: float) -> None:
         for address in [a for a in self._buckets if self._tokens(a, now) >= self.burst]:
             del self._buckets[address]
-        while len(self._buckets) > self.max_addresses:  # still too many: the least recently failed go
+        while len(self._buckets) > self.max_addresses:  # still too many: the least recently used go
             del self._buckets[next(iter(self._buckets))]
 
     async def identify(self, authenticate: Authenticate, credentials: Credentials) -> Any:
-        """`identify`, unless the client's address has failed too often; counts a refusal.
+        """`identify`, if the client's address has an attempt left (taken before the hook runs).
 
         Raises RATE_LIMITED (hook not called) or UNAUTHENTICATED.
         """
         if not presents_credentials(credentials):
             return await identify(authenticate, credentials)
         address = credentials.request.remote_ip or ""
-        wait = self.retry_after(address)
+        wait = self.take(address)
         if wait:
             raise ActionError(ErrorCode.RATE_LIMITED, "too many failed authentication attempts from this address",
                               {"retry_after": round(wait, 3)})
-        try:
-            return await identify(authenticate, credentials)
-        except ActionError:
-            self.failed(address)
-            raise
+        user = await identify(authenticate, credentials)  # a refusal (or a cancel) keeps the token taken
+        self.give_back(address)
+        return user
 
 
 def presents_credentials(credentials: Credentials) -> bool:

@@ -31,7 +31,8 @@ class SubscribeReply(Schema):
     epoch = fields.Str(metadata={"description": "topics with history: the channel's epoch"})
     offset = fields.Int(metadata={"description": "topics with history: the offset of the last event before the "
                                                  "first live one"})
-    recovered = fields.Bool(metadata={"description": "with since: whether every missed event was replayed"})
+    recovered = fields.Bool(metadata={"description": "with since: whether every missed event was replayed "
+                                                     "(always false on topics without history)"})
 
 
 class HistoryInput(Schema):
@@ -112,7 +113,8 @@ class BuiltinActions(Resource):
 
         On topics with history the reply carries the channel's ``epoch`` and
         ``offset``; with ``since`` the events missed after it come first and
-        ``recovered`` says whether all of them could be.
+        ``recovered`` says whether all of them could be. On topics without
+        history ``since`` replays nothing and the reply says ``recovered: false``.
         """
         async with self.session.in_order(data["topic"]):
             await self._may_subscribe(data["topic"])
@@ -123,6 +125,8 @@ class BuiltinActions(Resource):
                 reply.update(epoch=joined.position.epoch, offset=joined.position.offset)
             if joined.recovered is not None:
                 reply["recovered"] = joined.recovered
+        elif since is not None:  # a topic without history cannot replay: the client must know it was not
+            reply["recovered"] = False
         return reply
 
     @action(HistoryInput, HistoryReply, name="__history__")

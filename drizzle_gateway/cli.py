@@ -29,7 +29,7 @@ import tornado.netutil
 import tornado.web
 
 from . import __version__
-from .descriptors import RESERVED_DESCRIPTORS, HTTPServer, raise_descriptor_limit
+from .descriptors import RESERVED_DESCRIPTORS, raise_descriptor_limit
 from .gateway import Gateway
 from .resources import Resource
 from .wirejson import encode
@@ -185,7 +185,7 @@ async def serve(gateway: Gateway, host: str, port: int, path: str,
     app = make_app(gateway, path)
     if sockets is None:
         sockets = bind(host, port)
-    server = HTTPServer(app)
+    server = gateway.http_server(app)
     server.add_sockets(sockets)
     origin = f"{_url_host(host or '0.0.0.0')}:{sockets[0].getsockname()[1]}"
     logger.info("drizzle_gateway listening on ws://%s%s", origin, path)

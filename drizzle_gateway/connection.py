@@ -145,6 +145,14 @@ class Connection(WebSocketHandler):
         """Whether reading was held back (``max_in_flight``) at any time since loop time ``when``."""
         return self.session.reading_held_since(when)
 
+    def admits_frame(self) -> bool:
+        """Whether a frame that is not a whole message (ping, pong, fragment) is within ``limits.rate``.
+
+        It takes a token from the session's bucket, as every request frame does; the reader
+        closes the connection with 1008 when there is none (there is no request to refuse).
+        """
+        return self.session.throttled() is None
+
     def get_websocket_protocol(self) -> WebSocketProtocol | None:
         """Tornado's protocol, with a heartbeat that excuses a peer whose frames are held unread."""
         return held_read_protocol(self)

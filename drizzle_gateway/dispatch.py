@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from .auth import requires_user
 from .errors import ActionError, ErrorCode
 from .permissions import require
-from .protocol import InvalidFrame, Request
+from .protocol import InvalidFrame, NestedTooDeep, Request
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -56,9 +56,17 @@ def intake(session: Session, message: str | bytes) -> Request | str:
 
 
 def parse(session: Session, message: str | bytes) -> Request:
-    """The dialect's parse, then the shape limits (depth, keys); raises `InvalidFrame`."""
-    request = session.protocol.parse(message)
+    """The dialect's parse, then the shape limits (depth, keys); raises `InvalidFrame`.
+
+    A frame too deep for the parser is refused with ``max_depth``'s error, as a shallower deep one is.
+    """
     limits = session.gateway.limits
+    try:
+        request = session.protocol.parse(message)
+    except NestedTooDeep as deep:
+        if limits.max_depth is None:
+            raise
+        raise InvalidFrame(limits.too_deep, deep.request_id) from None
     if not isinstance(message, str) or limits.may_exceed_shape(message):
         problem = limits.shape_error(request.raw)
         if problem is not None:

@@ -14,6 +14,10 @@ The checks are Tornado's, in its order (RFC 6455): reserved bits, a control
 frame over 125 bytes or fragmented, a continuation with nothing to continue,
 or a new message inside a fragmented one abort the connection; a message
 over ``max_message_size`` closes it with 1009 before its payload is read.
+Beyond Tornado (RFC 6455, 5.1): an unmasked frame from the client closes the
+connection with 1002. Every frame that is not a whole message (a control
+frame, a fragment that does not end its message) is offered to `admit`
+first; a frame it refuses closes the connection with 1008.
 Connections that negotiated per-message compression keep Tornado's reader.
 At most one chunk (64 KiB) is read ahead of the frame being handled, so a
 handler that holds back reading still pushes back on its peer through TCP.
@@ -103,15 +107,25 @@ class ChunkReader(WebSocketProtocol13):
                     await asyncio.sleep(0)
             unparsed = data[at:]
 
+    def admit(self) -> bool:
+        """Whether one more frame that is not a whole message may be handled (always; subclasses may count)."""
+        return True
+
+    def _refuse(self, code: int, reason: str) -> None:
+        self.close(code, reason)
+        self._abort()
+
     def _acceptable(self, head: int, second: int, length: int) -> bool:
-        """Whether a frame with this header may be read; if not, the connection is aborted or closed (1009)."""
+        """Whether a frame with this header may be read; if not, the connection is aborted or closed (1002, 1009)."""
         if head & _RESERVED or (head & _CONTROL and second & _LENGTH >= 126):
             self._abort()  # no extension was negotiated; control frames carry at most 125 bytes
             return False
+        if not second & _MASKED:
+            self._refuse(1002, "client frames must be masked")
+            return False
         fragments = self._fragmented_message_buffer
         if length + (len(fragments) if fragments is not None else 0) > self.params.max_message_size:
-            self.close(1009, "message too big")
-            self._abort()
+            self._refuse(1009, "message too big")
             return False
         return True
 
@@ -119,6 +133,9 @@ class ChunkReader(WebSocketProtocol13):
         """Hand a complete message to Tornado's ``_handle_message``; collect fragments until the final one."""
         opcode = head & _OPCODE
         final = head & _FIN
+        if (opcode & _CONTROL or not final) and not self.admit():
+            self._refuse(1008, "too many frames")
+            return None
         if opcode & _CONTROL:  # may come between the fragments of a message
             if not final:
                 self._abort()

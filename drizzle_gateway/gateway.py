@@ -10,7 +10,7 @@ from urllib.parse import urlparse, urlsplit
 
 from marshmallow import ValidationError
 from tornado.httputil import HTTPServerRequest
-from tornado.web import URLSpec
+from tornado.web import Application, URLSpec
 from tornado.websocket import WebSocketHandler
 
 from . import eager, redaction
@@ -19,6 +19,7 @@ from .brokers import Broker, BrokerUnavailable, HistoryBroker, MemoryBroker
 from .builtin_actions import BuiltinActions
 from .connection import Connection
 from .deadlines import Deadlines
+from .descriptors import HTTPServer
 from .errors import ActionError, ErrorCode
 from .fanout import Fanout
 from .history import Page, Position
@@ -310,6 +311,27 @@ class Gateway:
         """Routes to give a ``tornado.web.Application``: the websocket, the browser files, ``extra_routes``."""
         return [(path, Connection, {"gateway": self}), *browser_routes(path, explorer=self.explorer),
                 *self.extra_routes]
+
+    def server_options(self) -> dict[str, Any]:
+        """Keyword arguments for Tornado's ``HTTPServer`` that apply ``limits.handshake_timeout``.
+
+        A connection that has not sent its request headers (and body) within
+        that many seconds, or stays idle that long between requests, is closed.
+        """
+        timeout = self.limits.handshake_timeout
+        return {} if timeout is None else {"idle_connection_timeout": timeout, "body_timeout": timeout}
+
+    def http_server(self, app: Application | None = None, path: str = "/ws", **options: Any) -> HTTPServer:
+        """An HTTP server for ``app`` (default: one serving `routes` at ``path``) with `server_options`.
+
+        ``options`` go to Tornado's ``HTTPServer`` (``xheaders=True`` behind a
+        proxy) and win over `server_options`. The server pauses accepting
+        rather than spinning when out of file descriptors (`drizzle_gateway.descriptors`).
+        Start it with ``server.listen(port)`` or ``server.add_sockets(...)``.
+        """
+        if app is None:
+            app = Application(self.routes(path))
+        return HTTPServer(app, **{**self.server_options(), **options})
 
     async def close(self, timeout: float | None = None) -> None:
         """Shut down gracefully, then close the broker.

@@ -43,6 +43,9 @@ class Limits:
     - ``send_timeout``: seconds a peer may stay congested; then it has stopped reading
       and is closed as a slow consumer (4008). None: never; publishers to a stalled
       reader's channels then wait until the heartbeat closes it (forever without pings).
+    - ``handshake_timeout``: seconds a connection may take to send its request headers (and
+      body), and may stay idle between HTTP requests; then the server closes it. Applied by
+      the server `Gateway.http_server` makes (None: Tornado's default, an hour).
     """
 
     max_frame_bytes: int | None = 1024 * 1024
@@ -59,6 +62,7 @@ class Limits:
     shutdown_timeout: float | None = 10.0
     send_queue_bytes: int | None = 1024 * 1024
     send_timeout: float | None = 5.0
+    handshake_timeout: float | None = 10.0
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -102,6 +106,11 @@ class Limits:
             return True
         return self.max_keys is not None and text.count(":") > self.max_keys
 
+    @property
+    def too_deep(self) -> str:
+        """The VALIDATION_ERROR message of a frame nested deeper than ``max_depth``."""
+        return f"frame is nested deeper than {self.max_depth} levels"
+
     def shape_error(self, value: Any) -> str | None:
         """Why ``value`` (a decoded frame) is too deep or has too many keys, or None.
 
@@ -125,7 +134,7 @@ class Limits:
             else:
                 continue
             if depth > max_depth:
-                return f"frame is nested deeper than {self.max_depth} levels"
+                return self.too_deep
             stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
         return None
 

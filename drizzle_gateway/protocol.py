@@ -7,11 +7,13 @@ shim plugs in its own dialect without touching the dispatcher.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, NamedTuple
 
 from .errors import ActionError, ErrorCode
+from .wirejson import PARSER_DEPTH, TooDeep, decode_request, encode
 from .wirejson import decode as decode  # re-exported: the JSON rule lives in wirejson
-from .wirejson import decode_request, encode
 
 PROTOCOL_VERSION = "drizzle.v1"
 SUBPROTOCOL = "drizzle.v1"
@@ -38,6 +40,30 @@ class InvalidFrame(ActionError):
         self.request_id = request_id
 
 
+class NestedTooDeep(InvalidFrame):
+    """A frame nested deeper than the JSON parser reads; keeps the id its text starts with, if any."""
+
+    def __init__(self, request_id: RequestId = None) -> None:
+        super().__init__(f"frame is nested deeper than {PARSER_DEPTH} levels", request_id)
+
+
+# A frame whose first key is request_id: its value, read without parsing the rest (which may be a nesting bomb).
+_LEADING_REQUEST_ID = re.compile(
+    r'\s*\{\s*"request_id"\s*:\s*(-?(?:0|[1-9][0-9]{0,18})|"(?:[^"\\\x00-\x1f]|\\.){0,256}")\s*[,}]')
+
+
+def leading_request_id(message: str) -> RequestId:
+    """The ``request_id`` a frame's text starts with (``{"request_id": 7, ...``), or None."""
+    found = _LEADING_REQUEST_ID.match(message, 0, 600)
+    if found is None:
+        return None
+    try:
+        value = json.loads(found.group(1))
+    except ValueError:
+        return None
+    return value if _is_request_id(value) else None
+
+
 def _is_request_id(value: Any) -> bool:
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
@@ -53,6 +79,8 @@ class Protocol:
             raise InvalidFrame("binary frames are not supported; send JSON text frames")
         try:
             frame = decode_request(message)
+        except TooDeep:
+            raise NestedTooDeep(leading_request_id(message)) from None
         except (ValueError, RecursionError):  # orjson.JSONDecodeError is a ValueError
             raise InvalidFrame("frame is not valid JSON") from None
         if not isinstance(frame, dict):
@@ -117,6 +145,8 @@ class CloseCode:
 
     NORMAL = 1000  # the client or server ended the session; do not reconnect
     GOING_AWAY = 1001  # server shutting down or restarting; reconnect (elsewhere)
+    PROTOCOL_ERROR = 1002  # the client broke RFC 6455 (an unmasked frame); do not reconnect
+    POLICY_VIOLATION = 1008  # control frames or fragments faster than the frame rate; do not reconnect
     MESSAGE_TOO_BIG = 1009  # a frame exceeded the size limit; do not resend it
     ABNORMAL = 1006  # the connection dropped without a close frame (network, dead peer); reconnect
     INTERNAL_ERROR = 1011  # the server failed; reconnect with backoff

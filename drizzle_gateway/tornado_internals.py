@@ -87,10 +87,15 @@ def check() -> None:
 class HeldReadProtocol(ChunkReader):
     """Tornado's server-side websocket protocol, reading a chunk at a time, whose heartbeat excuses a held peer.
 
+    Control frames and fragments count against the handler's frame rate (`ChunkReader.admit`).
     The heartbeat part: the handler says whether it held back reading at any time since a
     moment (``handler.reading_held_since(when)``); a pong is then counted
     as received, since it may wait unread behind the peer's requests.
     """
+
+    def admit(self) -> bool:
+        """A control frame or a fragment takes a token of the connection's rate (``handler.admits_frame()``)."""
+        return bool(self.handler.admits_frame())
 
     @property  # type: ignore[override]
     def _received_pong(self) -> bool:

@@ -32,6 +32,13 @@ _OPTIONS = orjson.OPT_NON_STR_KEYS
 _DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
 _LONG_DIGIT_RUN = b"0" * 19
 
+PARSER_DEPTH = 1024
+"""The deepest nesting of arrays and objects `decode_request` reads (orjson's limit)."""
+
+
+class TooDeep(ValueError):
+    """JSON text nested deeper than the parser reads (`PARSER_DEPTH`)."""
+
 
 def decimal_text(value: Decimal) -> str:
     """The JSON number text of a Decimal: its exact digits, or ``null`` when it is NaN or infinite."""
@@ -138,14 +145,27 @@ def decode_request(text: str | bytes) -> Any:
     """Parse a request's JSON text; numbers with a fraction or exponent are floats.
 
     NaN, Infinity and numbers that overflow to it are refused, as JSON
-    refuses them; so are lone surrogates (orjson parses). Texts holding
-    integers too long for 64 bits are parsed by the standard library, which
-    keeps them exact.
+    refuses them; so are lone surrogates. Texts holding integers too long
+    for 64 bits are parsed by the standard library, which keeps them exact;
+    the same texts are refused on either path. Text nested deeper than
+    `PARSER_DEPTH` raises `TooDeep`, any other invalid text ValueError.
     """
     raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
     if _LONG_DIGIT_RUN not in raw.translate(_DIGITS_AS_ZEROS):
-        return orjson.loads(text)
-    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            if str(exc).startswith("depth limit exceeded"):
+                raise TooDeep(f"nested deeper than {PARSER_DEPTH} levels") from None
+            raise
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        json.dumps(value, ensure_ascii=False).encode()  # lone surrogates, which orjson refuses, cannot be encoded
+    except RecursionError:
+        raise TooDeep(f"nested deeper than {PARSER_DEPTH} levels") from None
+    except UnicodeEncodeError:
+        raise ValueError("a string holds a lone surrogate") from None
+    return value
 
 
 def decode(text: str | bytes) -> Any:

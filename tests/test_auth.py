@@ -15,7 +15,7 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
 from drizzle_gateway import ActionError, Resource, Topic, action
-from drizzle_gateway.auth import AuthThrottle, Credentials
+from drizzle_gateway.auth import AuthThrottle, Credentials, presents_credentials
 from drizzle_gateway.client import Client, ConnectionClosed, RemoteError
 from drizzle_gateway.limits import Limits
 from tests.resources import Message
@@ -287,29 +287,79 @@ async def test_failed_auth_is_throttled_per_address_across_connections(test_clie
     assert hook_calls == [None, "guess-1", "guess-2", "guess-3", None]
 
 
-def test_auth_throttle_refills_per_address(monkeypatch):
-    now = [1000.0]
-    monkeypatch.setattr("drizzle_gateway.auth.time.monotonic", lambda: now[0])
-    throttle = AuthThrottle(rate=0.5, burst=2)
-    throttle.failed("10.0.0.1")
+class FakeClock:
+    """A clock for `AuthThrottle` that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_auth_throttle_refills_per_address():
+    clock = FakeClock()
+    throttle = AuthThrottle(rate=0.5, burst=2, clock=clock)
+    assert throttle.take("10.0.0.1") == 0.0
     assert throttle.retry_after("10.0.0.1") == 0.0
-    throttle.failed("10.0.0.1")
-    assert throttle.retry_after("10.0.0.1") == pytest.approx(2.0)
+    assert throttle.take("10.0.0.1") == 0.0
+    assert throttle.retry_after("10.0.0.1") == 2.0
+    assert throttle.take("10.0.0.1") == 2.0  # refused: nothing taken
     assert throttle.retry_after("10.0.0.2") == 0.0
-    now[0] += 2.0
-    assert throttle.retry_after("10.0.0.1") == 0.0
+    clock.now += 0.5
+    assert throttle.take("10.0.0.1") == 1.5
+    clock.now += 1.5
+    assert throttle.take("10.0.0.1") == 0.0
+    assert throttle.retry_after("10.0.0.1") == 2.0
 
 
-def test_auth_throttle_forgets_refilled_addresses_first(monkeypatch):
-    now = [0.0]
-    monkeypatch.setattr("drizzle_gateway.auth.time.monotonic", lambda: now[0])
-    throttle = AuthThrottle(rate=1.0, burst=1, max_addresses=2)
-    throttle.failed("old")
-    now[0] += 5.0
-    throttle.failed("a")
-    throttle.failed("b")  # over the bound: "old" has refilled and is forgotten, "a" stays throttled
-    assert throttle.retry_after("a") > 0 and throttle.retry_after("b") > 0
-    assert len(throttle._buckets) == 2
+def test_auth_throttle_forgets_refilled_addresses_first():
+    clock = FakeClock()
+    throttle = AuthThrottle(rate=1.0, burst=2, max_addresses=2, clock=clock)
+    throttle.take("drained")
+    throttle.take("drained")  # full again 2 s later
+    throttle.take("refilling")  # full again 1 s later
+    clock.now += 1.0
+    throttle.take("new")  # over the bound: "refilling" is exactly full again and goes, not the older "drained"
+    assert list(throttle._buckets) == ["drained", "new"]
+    assert throttle._tokens("drained", clock.now) == 1.0
+
+
+def test_auth_throttle_remembers_up_to_max_addresses():
+    clock = FakeClock()
+    throttle = AuthThrottle(rate=1.0, burst=1, max_addresses=2, clock=clock)
+    throttle.take("refilled")
+    clock.now += 5.0
+    throttle.take("b")  # at the bound, not over it: nobody is forgotten, not even a full bucket
+    assert list(throttle._buckets) == ["refilled", "b"]
+
+
+@pytest.mark.gen_test
+async def test_retry_after_is_the_time_until_the_next_attempt(gateway, test_client):
+    clock = FakeClock()
+    gateway.auth_throttle = AuthThrottle(rate=0.25, burst=2, clock=clock)
+    client = await test_client()
+    for guess in ("guess-1", "guess-2"):
+        with pytest.raises(RemoteError):
+            await client.request({"action": "__auth__", "data": {"token": guess}})
+    clock.now += 1.0
+    with pytest.raises(RemoteError) as throttled:
+        await client.request({"action": "__auth__", "data": {"token": "bob-token"}})
+    assert (throttled.value.code, throttled.value.details) == ("RATE_LIMITED", {"retry_after": 3.0})
+
+
+@pytest.mark.gen_test
+async def test_successes_cost_no_attempt(gateway, test_client, hook_calls):
+    client = await test_client()
+    for _ in range(5):
+        assert await client.request({"action": "__auth__", "data": {"token": "bob-token"}}) == {"authenticated": True}
+    for guess in ("guess-1", "guess-2", "guess-3"):
+        with pytest.raises(RemoteError) as refused:
+            await client.request({"action": "__auth__", "data": {"token": guess}})
+        assert refused.value.code == "UNAUTHENTICATED"
+    with pytest.raises(RemoteError) as throttled:
+        await client.request({"action": "__auth__", "data": {"token": "bob-token"}})
+    assert throttled.value.code == "RATE_LIMITED"
 
 
 # == over real sockets: the handshake (query, cookies, Origin, Host, HTTP 429) and the auth_timeout close ==
@@ -417,3 +467,67 @@ async def test_allowed_hosts_refuse_other_host_headers(gateway, ws_url, http_por
         with pytest.raises(HTTPClientError) as refused:
             await host_handshake(ws_url, host)
         assert refused.value.code == 400, host
+
+
+# -- the auth throttle under concurrent attempts, over real sockets ---------------------
+
+
+@pytest.fixture
+def slow_hook(gateway):
+    """A 50 ms async hook that refuses everyone but ann, recording the address of each attempt; a burst of 5.
+
+    Handshakes without credentials (which cost no attempt) are not recorded.
+    """
+    calls: list[str] = []
+
+    async def slow(credentials):
+        if presents_credentials(credentials):
+            calls.append(credentials.request.remote_ip)
+        await asyncio.sleep(0.05)
+        return authenticate(credentials)
+
+    gateway.authenticate = slow
+    gateway.auth_throttle = AuthThrottle(rate=0.001, burst=5)
+    return calls
+
+
+async def bad_handshake(ws_url: str, interface: str | None = None) -> int:
+    """The HTTP status of a handshake with a wrong bearer token (from ``interface``), 101 when it opened."""
+    request = HTTPRequest(ws_url, headers={"Authorization": "Bearer wrong"}, network_interface=interface)
+    try:
+        ws = await websocket_connect(request)
+    except HTTPClientError as refused:
+        return refused.code
+    ws.close()
+    return 101
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_concurrent_auth_attempts_beyond_the_burst_never_reach_the_hook(connect, slow_hook):
+    clients = [await connect() for _ in range(8)]  # no credentials in the handshake: nothing counted yet
+
+    async def guess(client, n: int) -> str:
+        try:
+            await client.request({"action": "__auth__", "data": {"token": f"guess-{n}"}})
+        except RemoteError as refused:
+            return refused.code
+        return "authenticated"
+
+    answers = await asyncio.gather(*(guess(client, n) for client in clients for n in range(3)))
+    assert len(slow_hook) == 5
+    assert sorted(answers) == ["RATE_LIMITED"] * 19 + ["UNAUTHENTICATED"] * 5
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_concurrent_bad_handshakes_beyond_the_burst_get_429(ws_url, slow_hook):
+    statuses = await asyncio.gather(*(bad_handshake(ws_url) for _ in range(20)))
+    assert len(slow_hook) == 5
+    assert sorted(statuses) == [101] * 5 + [429] * 15
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_each_client_address_has_its_own_bucket(gateway, ws_url, slow_hook):
+    assert [await bad_handshake(ws_url) for _ in range(6)] == [101] * 5 + [429]
+    assert await bad_handshake(ws_url, "127.0.0.2") == 101  # another address: not throttled by the first
+    assert slow_hook == ["127.0.0.1"] * 5 + ["127.0.0.2"]
+    assert set(gateway.auth_throttle._buckets) == {"127.0.0.1", "127.0.0.2"}

@@ -172,6 +172,16 @@ async def test_topics_without_history_stay_as_they_were(gateway, peer):
 
 
 @pytest.mark.gen_test
+async def test_since_on_a_topic_without_history_answers_not_recovered(gateway, peer):
+    sock = await peer()
+    got = await ask(sock, "__subscribe__", topic="plain", since={"epoch": "e1", "offset": 3})
+    assert got == {"events": [], "answer": {"request_id": got["answer"]["request_id"],
+                                            "data": {"topic": "plain", "recovered": False}}}
+    await gateway.publish("plain", message(1))  # subscribed and live all the same
+    assert await sock.recv() == {"topic": "plain", "data": message(1)}
+
+
+@pytest.mark.gen_test
 async def test_since_replays_the_missed_events_with_fields_then_goes_live(gateway, peer):
     watcher = await peer()
     start = (await ask(watcher, "__subscribe__", topic="feed.lobby"))["answer"]["data"]

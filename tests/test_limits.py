@@ -17,6 +17,7 @@ import pytest
 from drizzle_gateway.client import ConnectionClosed, RemoteError
 from drizzle_gateway.limits import Limits
 from tests.resources import Napper
+from tests.test_frame_reader import CLOSE, CONTINUATION, PING, PONG, TEXT, frame, play
 from tests.test_outbox import StalledSocket
 
 
@@ -290,3 +291,42 @@ async def test_ping_interval_none_sends_no_pings(limits, gateway, http_server, h
     finally:
         writer.close()
     assert opcode == (0x9 if limits.ping_interval else None)
+
+
+# -- frames that are not requests: pings and fragments count against the frame rate ---------
+
+
+def server_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """The (opcode, payload) of each unmasked frame a server sent (payloads under 64 KiB)."""
+    frames, at = [], 0
+    while at < len(data):
+        opcode, length, at = data[at] & 0x0F, data[at + 1] & 0x7F, at + 2
+        if length == 126:
+            length, at = struct.unpack_from("!H", data, at)[0], at + 2
+        frames.append((opcode, data[at:at + length]))
+        at += length
+    return frames
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_ping_flood_is_answered_up_to_the_burst_then_closed_with_1008(gateway, http_server, http_port):
+    gateway.limits = Limits(rate=0.001, burst=20)
+    received = await play(http_port, "/ws", b"".join(frame(PING, b"%d" % n) for n in range(50)), [])
+    frames = server_frames(received)
+    assert frames[:20] == [(PONG, b"%d" % n) for n in range(20)]
+    assert frames[20:] == [(CLOSE, struct.pack("!H", 1008) + b"too many frames")]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_flood_of_empty_fragments_is_closed_with_1008(gateway, http_server, http_port):
+    gateway.limits = Limits(rate=0.001, burst=20)
+    script = frame(TEXT, b"{", fin=False) + b"".join(frame(CONTINUATION, b"", fin=False) for _ in range(50))
+    frames = server_frames(await play(http_port, "/ws", script, []))
+    assert frames == [(CLOSE, struct.pack("!H", 1008) + b"too many frames")]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_unmasked_request_closes_the_gateway_connection_with_1002(http_server, http_port):
+    request = json.dumps({"request_id": 1, "action": "__ping__"}).encode()
+    frames = server_frames(await play(http_port, "/ws", frame(TEXT, request, masked=False), []))
+    assert frames == [(CLOSE, struct.pack("!H", 1002) + b"client frames must be masked")]

@@ -77,13 +77,40 @@ async def test_non_object_frames_get_validation_errors(raw):
 async def test_deeply_nested_frame_is_refused_cleanly(raw, server_errors):
     sock = await raw()
     reply = await sock.ask("[" * 10_000 + "]" * 10_000)
-    assert reply == {"request_id": None, "code": "VALIDATION_ERROR", "error": "frame is not valid JSON"}
+    assert reply == {"request_id": None, "code": "VALIDATION_ERROR", "error": "frame is nested deeper than 32 levels"}
     deep_data = '{"request_id": 9, "resource": "todos", "action": "create", "data": {"title": ' + \
         "[" * 10_000 + "]" * 10_000 + "}}"
     reply = await sock.ask(deep_data)
-    assert reply["code"] == "VALIDATION_ERROR"
+    assert reply == {"request_id": 9, "code": "VALIDATION_ERROR", "error": "frame is nested deeper than 32 levels"}
     await assert_still_serving(sock)
     assert server_errors() == []
+
+
+@pytest.mark.gen_test
+async def test_a_nesting_bomb_gets_the_depth_error_with_its_request_id(raw, server_errors):
+    sock = await raw()
+    too_deep = {"code": "VALIDATION_ERROR", "error": "frame is nested deeper than 32 levels"}
+    bomb = "[" * 100_000
+    assert await sock.ask(bomb) == {"request_id": None, **too_deep}
+    assert await sock.ask('{"request_id": 7, "action": "__ping__", "data": ' + bomb) == {"request_id": 7, **too_deep}
+    assert await sock.ask(' { "request_id" : "b-1", "n": 12345678901234567890123, "data": ' + bomb) == \
+        {"request_id": "b-1", **too_deep}  # the exact path for long integers too
+    assert await sock.ask('{"action": "__ping__", "request_id": 8, "data": ' + bomb) == {"request_id": None, **too_deep}
+    await assert_still_serving(sock)
+    assert server_errors() == []
+
+
+@pytest.mark.gen_test
+async def test_a_lone_surrogate_is_refused_with_or_without_a_long_integer(raw):
+    sock = await raw()
+    not_json = {"request_id": None, "code": "VALIDATION_ERROR", "error": "frame is not valid JSON"}
+    short = '{"request_id": 1, "action": "__ping__", "data": {"a": "\\ud800", "n": 1}}'
+    long = '{"request_id": 1, "action": "__ping__", "data": {"a": "\\ud800", "n": 1234567890123456789012}}'
+    assert await sock.ask(short) == not_json
+    assert await sock.ask(long) == not_json
+    pair = '{"request_id": 2, "action": "__ping__", "data": {"a": "\\ud83d\\ude00", "n": 1234567890123456789012}}'
+    assert await sock.ask(pair) == {"request_id": 2, "data": "pong"}  # a surrogate pair is a valid escape
+    await assert_still_serving(sock)
 
 
 @pytest.mark.gen_test
