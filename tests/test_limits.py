@@ -11,10 +11,12 @@ import base64
 import json
 import os
 import struct
+import time
 
 import pytest
 
 from drizzle_gateway.client import ConnectionClosed, RemoteError
+from drizzle_gateway.errors import DETAIL_ENTRIES
 from drizzle_gateway.limits import Limits
 from tests.resources import Napper
 from tests.test_outbox import StalledSocket
@@ -290,3 +292,58 @@ async def test_ping_interval_none_sends_no_pings(limits, gateway, http_server, h
     finally:
         writer.close()
     assert opcode == (0x9 if limits.ping_interval else None)
+
+
+# -- what a request's errors may cost: a bounded frame, cheaply made --------------------------------
+
+ERROR_FRAME_BYTES = 32 * 1024  # docs/security.md: an error frame's weight, besides the request_id it echoes
+
+
+async def worst_ping(client, stop: asyncio.Event) -> float:
+    """Ping ``client`` every 20 ms until ``stop``; the longest round trip, in seconds."""
+    worst = 0.0
+    while not stop.is_set():
+        start = time.perf_counter()
+        assert await client.ping() == "pong"
+        worst = max(worst, time.perf_counter() - start)
+        await asyncio.sleep(0.02)
+    return worst
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_error_frames_stay_small_and_cheap_while_a_bystander_pings(raw, connect):
+    bystander = await connect()
+    stop = asyncio.Event()
+    watching = asyncio.ensure_future(worst_ping(bystander, stop))
+    sock = await raw()
+    sizes = []
+
+    async def ask(frame: dict) -> dict:
+        await sock.send(frame)
+        text = await sock.ws.read_message()
+        sizes.append(len(text))
+        return json.loads(text)
+
+    try:
+        many_items = await ask(call(1, "todos", "create", {"title": "t", "tags": [1] * 200_000}))
+        assert many_items == {"request_id": 1, "code": "VALIDATION_ERROR",
+                              "error": "frame has more than 10000 array items"}
+        many_names = {"request_id": 2, "resource": "todos", "action": "list",
+                      "fields": [f"f{i}" for i in range(100_000)]}
+        assert (await ask(many_names))["error"] == "frame has more than 10000 array items"
+        # Within max_items, every item may fail: the details keep the first DETAIL_ENTRIES values, marked truncated.
+        invalid_items = await ask(call(3, "todos", "create", {"title": "t", "tags": [1] * 9_999}))
+        assert (invalid_items["code"], invalid_items["truncated"]) == ("INVALID_DATA", True)
+        kept = (DETAIL_ENTRIES - 2) // 2  # the details and "tags" objects, then a list and its message per item
+        assert invalid_items["details"] == {"tags": {str(i): ["Not a valid string."] for i in range(kept)}}
+        unknown = await ask({**many_names, "request_id": 4, "fields": [f"f{i:04}" for i in range(9_999)]})
+        assert (unknown["code"], unknown["truncated"]) == ("INVALID_FIELDS", True)
+        assert unknown["error"] == "unknown fields: f0000, f0001, f0002, f0003, f0004 and 9994 more"
+        assert unknown["details"] == {"fields": [f"f{i:04}" for i in range(DETAIL_ENTRIES - 2)]}
+    finally:
+        stop.set()
+        worst = await watching
+    print(f"largest error frame {max(sizes)} bytes; bystander's slowest ping {worst * 1000:.1f} ms")
+    assert max(sizes) < ERROR_FRAME_BYTES
+    assert worst < 0.1
+    assert await bystander.ping() == "pong"
