@@ -1,6 +1,6 @@
 """The memory broker's history under a flood of channels: resident memory, bounded and not.
 
-Run: ``python -m bench.history_memory`` (about half a minute). Each broker
+Run: ``.venv/bin/python -m bench.history_memory`` (about half a minute). Each broker
 runs in a fresh process of its own: one publish of a ~100-byte message to
 each of ``--rooms`` channels of a topic with history, twice, then the
 process's RSS and what the broker keeps. ``bounded`` is the default
