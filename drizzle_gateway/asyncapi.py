@@ -97,6 +97,7 @@ class _Builder:
                              "description": "a stable code of the protocol, or an action's own (upper case)"},
                     "error": {"type": "string", "description": "human-readable text"},
                     "details": _any("what helps fix the request, e.g. marshmallow's messages"),
+                    "truncated": {"const": True, "description": "the text or details were cut to the frame's bounds"},
                 },
                 "required": ["request_id", "code", "error"],
             },

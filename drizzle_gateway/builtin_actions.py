@@ -125,7 +125,7 @@ class BuiltinActions(Resource):
                 reply.update(epoch=joined.position.epoch, offset=joined.position.offset)
             if joined.recovered is not None:
                 reply["recovered"] = joined.recovered
-        elif since is not None:  # a topic without history cannot replay: the client must know it was not
+        elif data["since"] is not None:  # a topic without history cannot replay: the client must know it was not
             reply["recovered"] = False
         return reply
 

@@ -69,25 +69,46 @@ def new_epoch() -> str:
 
 
 class Ring:
-    """The last ``retention.size`` events of one channel, each kept ``retention.ttl`` seconds."""
+    """The last ``retention.size`` events of one channel, each kept ``retention.ttl`` seconds.
+
+    ``bytes`` is the weight of the events it holds, as the sizes `append` was given.
+    """
 
     def __init__(self, retention: Retention, clock: Clock = time.monotonic, epoch: str | None = None) -> None:
         self.retention = retention
         self.epoch = epoch or new_epoch()
         self.offset = 0
+        self.bytes = 0
         self._clock = clock
-        self._events: deque[tuple[float, Logged]] = deque(maxlen=retention.size)
+        self.updated = clock()
+        self._events: deque[tuple[float, Logged, int]] = deque()
 
     @property
     def position(self) -> Position:
         """The channel's epoch and latest offset."""
         return Position(self.epoch, self.offset)
 
-    def append(self, data: Any) -> int:
-        """Keep ``data`` as the next event; its offset."""
+    def append(self, data: Any, size: int = 0) -> int:
+        """Keep ``data`` (weighing ``size``) as the next event; its offset."""
+        if len(self._events) >= self.retention.size:
+            self.bytes -= self._events.popleft()[2]
         self.offset += 1
-        self._events.append((self._clock(), Logged(self.offset, data)))
+        self.updated = self._clock()
+        self._events.append((self.updated, Logged(self.offset, data), size))
+        self.bytes += size
         return self.offset
+
+    def drop_oldest(self) -> bool:
+        """Forget the oldest event kept (it counts as lost to `read`); False when none was left."""
+        if not self._events:
+            return False
+        self.bytes -= self._events.popleft()[2]
+        return True
+
+    def idle(self) -> bool:
+        """True when nothing was published for ``retention.ttl`` seconds: every event has expired."""
+        ttl = self.retention.ttl
+        return ttl is not None and self._clock() - self.updated >= ttl
 
     def _expire(self) -> None:
         ttl = self.retention.ttl
@@ -95,12 +116,12 @@ class Ring:
             return
         oldest = self._clock() - ttl
         while self._events and self._events[0][0] <= oldest:
-            self._events.popleft()
+            self.bytes -= self._events.popleft()[2]
 
     def read(self, since: Position | None = None, limit: int | None = None) -> Page:
         """Events after ``since`` (the first ``limit``), or the last ``limit`` retained without ``since``."""
         self._expire()
-        events = [logged for _, logged in self._events]
+        events = [logged for _, logged, _ in self._events]
         if since is None:
             return Page(self.position, events[-limit:] if limit else events)
         if since.epoch != self.epoch or since.offset > self.offset:

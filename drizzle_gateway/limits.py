@@ -23,6 +23,7 @@ class Limits:
     - ``max_frame_bytes``: largest incoming frame; bigger ones close the socket with 1009.
     - ``max_depth``: deepest nesting of arrays/objects in a frame (VALIDATION_ERROR).
     - ``max_keys``: most object keys in one frame, counted over all its objects (VALIDATION_ERROR).
+    - ``max_items``: most array items in one frame, counted over all its arrays (VALIDATION_ERROR).
     - ``max_in_flight``: requests of one connection running at once; while that many run,
       the socket is not read, so further requests wait (backpressure, never a refusal).
     - ``rate``, ``burst``: frames per second a connection may send on average, and in a
@@ -51,6 +52,7 @@ class Limits:
     max_frame_bytes: int | None = 1024 * 1024
     max_depth: int | None = 32
     max_keys: int | None = 1000
+    max_items: int | None = 10_000
     max_in_flight: int | None = 32
     rate: float | None = 100.0
     burst: int | None = 200
@@ -96,13 +98,16 @@ class Limits:
         return float(max(1, math.ceil(self.rate or 1)))
 
     def may_exceed_shape(self, text: str) -> bool:
-        """False when the frame's text alone proves it within ``max_depth`` and ``max_keys``.
+        """False when the frame's text alone proves it within ``max_depth``, ``max_keys`` and ``max_items``.
 
-        Every nesting level needs a ``[`` or ``{`` and every key a ``:``, so
-        counting those characters (in C, strings included) bounds both; only
-        frames that might exceed a limit are walked by `shape_error`.
+        Every nesting level needs a ``[`` or ``{``, every key a ``:``, and every
+        array item but an array's first a ``,``, so counting those characters
+        (in C, strings included) bounds all three; only frames that might
+        exceed a limit are walked by `shape_error`.
         """
         if self.max_depth is not None and text.count("{") + text.count("[") > self.max_depth:
+            return True
+        if self.max_items is not None and text.count(",") + text.count("[") > self.max_items:
             return True
         return self.max_keys is not None and text.count(":") > self.max_keys
 
@@ -112,15 +117,16 @@ class Limits:
         return f"frame is nested deeper than {self.max_depth} levels"
 
     def shape_error(self, value: Any) -> str | None:
-        """Why ``value`` (a decoded frame) is too deep or has too many keys, or None.
+        """Why ``value`` (a decoded frame) is too deep or has too many keys or array items, or None.
 
         Walks the value without recursion, so hostile nesting cannot exhaust the stack.
         """
-        if self.max_depth is None and self.max_keys is None:
+        if self.max_depth is None and self.max_keys is None and self.max_items is None:
             return None
         max_depth = self.max_depth if self.max_depth is not None else float("inf")
         max_keys = self.max_keys if self.max_keys is not None else float("inf")
-        keys = 0
+        max_items = self.max_items if self.max_items is not None else float("inf")
+        keys = items = 0
         stack: list[tuple[Any, int]] = [(value, 1)]
         while stack:
             item, depth = stack.pop()
@@ -131,6 +137,9 @@ class Limits:
                     return f"frame has more than {self.max_keys} object keys"
             elif isinstance(item, list):
                 children = item
+                items += len(item)
+                if items > max_items:
+                    return f"frame has more than {self.max_items} array items"
             else:
                 continue
             if depth > max_depth:

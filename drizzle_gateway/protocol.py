@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any, NamedTuple
 
-from .errors import ActionError, ErrorCode
+from .errors import ActionError, ErrorCode, bounded
 from .wirejson import PARSER_DEPTH, TooDeep, decode_request, encode
 from .wirejson import decode as decode  # re-exported: the JSON rule lives in wirejson
 
@@ -117,10 +117,16 @@ class Protocol:
         return encode({"request_id": request_id, "data": data})
 
     def error(self, request_id: RequestId, error: ActionError) -> str:
-        """The frame answering a request that failed."""
-        frame = {"request_id": request_id, "code": error.code, "error": error.message}
-        if error.details is not None:
-            frame["details"] = error.details
+        """The frame answering a request that failed, within the error frame's bounds (see `errors.bounded`).
+
+        ``"truncated": true`` says the text or ``details`` were cut.
+        """
+        message, details, cut = bounded(error)
+        frame: dict[str, Any] = {"request_id": request_id, "code": error.code, "error": message}
+        if details is not None:
+            frame["details"] = details
+        if cut:
+            frame["truncated"] = True
         return encode(frame)
 
     def event(self, topic: str, data: Any, offset: int | None = None, epoch: str | None = None) -> str:

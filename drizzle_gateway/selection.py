@@ -32,6 +32,8 @@ Tree = dict[str, Any]  # wire name -> sub-tree, or None for "the whole value"
 MAX_CACHED_SELECTIONS = 256
 MAX_SELECTION_DEPTH = 64
 """Dotted names with more parts are refused (a self-referencing schema has no bottom)."""
+NAMED_IN_TEXT = 5
+"""Unknown fields an INVALID_FIELDS text names; ``details.fields`` lists them (within the error frame's bounds)."""
 
 
 def as_schema(schema: SchemaLike) -> Schema:
@@ -196,6 +198,8 @@ class Selector:
         schema, unknown, projectable = narrow(self.schema, tree)
         invalid = sorted({*invalid, *unknown})
         if invalid:
-            message = f"unknown fields: {', '.join(invalid)}{_hint(self.schema, invalid)}"
+            named = ", ".join(invalid[:NAMED_IN_TEXT])
+            more = f" and {len(invalid) - NAMED_IN_TEXT} more" if len(invalid) > NAMED_IN_TEXT else ""
+            message = f"unknown fields: {named}{more}{_hint(self.schema, invalid[:NAMED_IN_TEXT])}"
             raise ActionError(ErrorCode.INVALID_FIELDS, message, {"fields": invalid})
         return Selection(key, schema, tree, projectable)

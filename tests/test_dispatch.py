@@ -11,6 +11,7 @@ import asyncio
 import pytest
 
 from drizzle_gateway.client import RemoteError
+from drizzle_gateway.errors import DETAIL_ENTRIES, DETAIL_STRING_CHARS, ERROR_TEXT_CHARS
 from drizzle_gateway.limits import Limits
 from tests.inprocess import exchange
 from tests.resources import Napper
@@ -65,6 +66,26 @@ async def test_too_many_keys_is_a_validation_error(gateway, test_client):
     spread = {"a": {f"k{i}": i for i in range(30)}, "b": [{f"k{i}": i for i in range(30)}]}
     refused = await exchange(client, call(2, data=spread))
     assert refused["code"] == "VALIDATION_ERROR" and "keys" in refused["error"]
+
+
+@pytest.mark.gen_test
+async def test_error_frames_are_cut_to_their_bounds_and_say_so(gateway, test_client):
+    gateway.limits = Limits(max_keys=None)
+    client = await test_client()
+    unknown = await exchange(client, call(1, "todos", "create", {"title": "t", **{f"k{i}": 1 for i in range(5000)}}))
+    assert (unknown["code"], unknown["truncated"]) == ("INVALID_DATA", True)
+    assert len(unknown["details"]) == (DETAIL_ENTRIES - 1) // 2  # the details, then a list and its message per key
+    assert all(unknown["details"][key] == ["Unknown field."] for key in unknown["details"])
+    long_name = "r" * 100_000
+    missing = await exchange(client, call(2, long_name, "list"))
+    assert missing == {"request_id": 2, "code": "RESOURCE_NOT_FOUND", "truncated": True,
+                       "error": f"resource '{long_name}"[:ERROR_TEXT_CHARS] + "..."}
+    long_key = "k" * 10_000
+    cut = await exchange(client, call(3, "todos", "create", {"title": "t", long_key: 1}))
+    assert cut == {"request_id": 3, "code": "INVALID_DATA", "error": "data does not match the action's input schema",
+                   "details": {long_key[:DETAIL_STRING_CHARS]: ["Unknown field."]}, "truncated": True}
+    small = await exchange(client, call(4, "todos", "create", {"title": "t", "colour": 1}))
+    assert "truncated" not in small and small["details"] == {"colour": ["Unknown field."]}
 
 
 @pytest.mark.gen_test

@@ -369,6 +369,76 @@ async def test_reading_channels_nobody_published_to_keeps_nothing(gateway, peer)
     assert (await ask(sock, "__history__", topic="feed.r7"))["answer"]["data"]["epoch"] in epochs  # one epoch
 
 
+# -- what the memory broker keeps: a bounded number of channels and bytes -------------------------------
+
+
+def bounded(gateway: Gateway, clock: FakeClock, channels: int, size: int | None = None) -> Gateway:
+    """``gateway`` on a memory broker keeping the history of ``channels`` channels and ``size`` bytes."""
+    gateway.use_broker(MemoryBroker(clock=clock, history_channels=channels, history_bytes=size))
+    return gateway
+
+
+@pytest.mark.gen_test
+async def test_the_memory_broker_keeps_at_most_its_channels_and_bytes(gateway, clock):
+    by_count = bounded(gateway, clock, channels=100)
+    event_bytes = len(encode(message(0)))
+    by_size = bounded(Gateway(topics=[Topic("feed.{room}", Message, history=5)]), clock, 1000, 50 * event_bytes)
+    for room in range(1000):
+        for gateway in (by_count, by_size):
+            await publish(gateway, [room % 10], room=f"r{room}")
+            await publish(gateway, [room % 10], room=f"r{room}")
+        assert by_count.broker.history_weight == (min(room + 1, 100), 2 * event_bytes * min(room + 1, 100))
+        assert by_size.broker.history_weight == (min(room + 1, 25), 2 * event_bytes * min(room + 1, 25))
+    assert list(by_count.broker._rings) == [f"feed.r{room}" for room in range(900, 1000)]  # the latest published
+    with pytest.raises(ValueError, match="history_channels must be a positive integer"):
+        MemoryBroker(history_channels=0)
+
+
+@pytest.mark.gen_test
+async def test_one_channel_heavier_than_the_bytes_bound_loses_its_oldest_events(gateway, clock):
+    event_bytes = len(encode(message(0)))
+    bounded(gateway, clock, channels=10, size=3 * event_bytes)
+    await publish(gateway, range(1, 6))
+    assert gateway.broker.history_weight == (1, 3 * event_bytes)
+    page = await gateway.history("feed.lobby", Position(gateway.broker._epoch, 1))
+    assert ([e.offset for e in page.events], page.complete) == ([3, 4, 5], False)
+
+
+@pytest.mark.gen_test
+async def test_a_forgotten_channel_comes_back_in_a_new_epoch_and_is_not_recovered(gateway, clock, peer):
+    bounded(gateway, clock, channels=100)
+    listener = await peer()
+    old = (await ask(listener, "__subscribe__", topic="feed.r0"))["answer"]["data"]
+    await publish(gateway, [1], room="r0")
+    assert (await listener.recv())["offset"] == 1
+    for room in range(1, 1000):  # r0 is forgotten
+        await publish(gateway, [room], room=f"r{room}")
+    assert "feed.r0" not in gateway.broker._rings
+    client = await peer()
+    gone = await ask(client, "__subscribe__", topic="feed.r0", since={"epoch": old["epoch"], "offset": 1})
+    assert gone["events"] == [] and gone["answer"]["data"]["recovered"] is False
+    await publish(gateway, [2], room="r0")
+    again = await listener.recv()  # the live subscriber is told: the history was lost
+    assert (again["offset"], again["epoch"] != old["epoch"]) == (1, True)
+    back = await ask(await peer(), "__subscribe__", topic="feed.r0", since={"epoch": old["epoch"], "offset": 1})
+    assert back["events"] == [] and back["answer"]["data"]["recovered"] is False
+
+
+@pytest.mark.gen_test
+async def test_a_ring_idle_past_its_ttl_is_dropped(gateway, clock):
+    bounded(gateway, clock, channels=100)
+    await publish(gateway, [1, 2], room="quiet")
+    epoch = (await gateway.history("feed.quiet", None)).position.epoch
+    clock.now += TTL / 2
+    await publish(gateway, [1], room="busy")
+    clock.now += TTL / 2  # quiet's events are TTL old
+    await publish(gateway, [2], room="busy")
+    assert list(gateway.broker._rings) == ["feed.busy"]
+    assert gateway.broker.history_weight == (1, 2 * len(encode(message(1))))
+    page = await gateway.history("feed.quiet", Position(epoch, 2))
+    assert (page.position.offset, page.complete) == (0, False)  # never a silent skip back to offset 1
+
+
 # -- over a real socket: a peer that stops reading mid-replay ------------------------------------------
 
 

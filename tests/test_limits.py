@@ -11,10 +11,12 @@ import base64
 import json
 import os
 import struct
+import time
 
 import pytest
 
 from drizzle_gateway.client import ConnectionClosed, RemoteError
+from drizzle_gateway.errors import DETAIL_ENTRIES
 from drizzle_gateway.limits import Limits
 from tests.resources import Napper
 from tests.test_frame_reader import CLOSE, CONTINUATION, PING, PONG, TEXT, frame, play
@@ -330,3 +332,57 @@ async def test_an_unmasked_request_closes_the_gateway_connection_with_1002(http_
     request = json.dumps({"request_id": 1, "action": "__ping__"}).encode()
     frames = server_frames(await play(http_port, "/ws", frame(TEXT, request, masked=False), []))
     assert frames == [(CLOSE, struct.pack("!H", 1002) + b"client frames must be masked")]
+
+# -- what a request's errors may cost: a bounded frame, cheaply made --------------------------------
+
+ERROR_FRAME_BYTES = 32 * 1024  # docs/security.md: an error frame's weight, besides the request_id it echoes
+
+
+async def worst_ping(client, stop: asyncio.Event) -> float:
+    """Ping ``client`` every 20 ms until ``stop``; the longest round trip, in seconds."""
+    worst = 0.0
+    while not stop.is_set():
+        start = time.perf_counter()
+        assert await client.ping() == "pong"
+        worst = max(worst, time.perf_counter() - start)
+        await asyncio.sleep(0.02)
+    return worst
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_error_frames_stay_small_and_cheap_while_a_bystander_pings(raw, connect):
+    many_names = {"request_id": 2, "resource": "todos", "action": "list", "fields": [f"f{i}" for i in range(100_000)]}
+    frames = [json.dumps(frame) for frame in (  # encoded before the watch starts: the server's time is watched
+        call(1, "todos", "create", {"title": "t", "tags": [1] * 200_000}), many_names,
+        call(3, "todos", "create", {"title": "t", "tags": [1] * 9_999}),
+        {**many_names, "request_id": 4, "fields": [f"f{i:04}" for i in range(9_999)]})]
+    assert max(len(frame) for frame in frames) < Limits().max_frame_bytes
+    bystander = await connect()
+    sock = await raw()
+    sizes = []
+    stop = asyncio.Event()
+    watching = asyncio.ensure_future(worst_ping(bystander, stop))
+    try:
+        replies = []
+        for frame in frames:
+            await sock.send(frame)
+            text = await sock.ws.read_message()
+            sizes.append(len(text))
+            replies.append(json.loads(text))
+    finally:
+        stop.set()
+        worst = await watching
+    many_items, too_many_names, invalid_items, unknown = replies
+    assert many_items == {"request_id": 1, "code": "VALIDATION_ERROR", "error": "frame has more than 10000 array items"}
+    assert too_many_names == {**many_items, "request_id": 2}
+    # Within max_items, every item may fail: the details keep the first DETAIL_ENTRIES values, marked truncated.
+    assert (invalid_items["code"], invalid_items["truncated"]) == ("INVALID_DATA", True)
+    kept = (DETAIL_ENTRIES - 2) // 2  # the details and "tags" objects, then a list and its message per item
+    assert invalid_items["details"] == {"tags": {str(i): ["Not a valid string."] for i in range(kept)}}
+    assert (unknown["code"], unknown["truncated"]) == ("INVALID_FIELDS", True)
+    assert unknown["error"] == "unknown fields: f0000, f0001, f0002, f0003, f0004 and 9994 more"
+    assert unknown["details"] == {"fields": [f"f{i:04}" for i in range(DETAIL_ENTRIES - 2)]}
+    print(f"largest error frame {max(sizes)} bytes; bystander's slowest ping {worst * 1000:.1f} ms")
+    assert max(sizes) < ERROR_FRAME_BYTES
+    assert worst < 0.1
+    assert await bystander.ping() == "pong"

@@ -374,3 +374,56 @@ async def test_a_backlog_larger_than_the_history_after_a_frozen_redis_is_announc
         assert tally.problems == [], f"{name}: {tally.problems[:5]}"
         assert duplicated == 0 and tally.seqs == sorted(tally.seqs)
         assert tally.seqs[-1] == published and len(tally.seqs) + tally.announced == published
+
+# -- what reads cost Redis: no key, no full pool ------------------------------------------------------
+
+
+async def keys_without_ttl(client, pattern: str) -> tuple[int, list[bytes]]:
+    """How many keys match ``pattern`` (SCAN), and those of them that never expire (TTL -1)."""
+    found = [key async for key in client.scan_iter(match=pattern, count=1000)]
+    return len(found), [key for key in found if await client.ttl(key) == -1]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_history_reads_write_no_key_and_every_key_written_expires():
+    from drizzle_gateway.testing import TestClient
+    from tests.serve_app import make_history_gateway
+
+    server = RedisServer().start()
+    gateway = make_history_gateway()
+    gateway.use_broker(RedisBroker(server.url, prefix="audit:"))
+    redis = AsyncRedis.from_url(server.url)
+    try:
+        async with TestClient(gateway) as client:
+            for room in range(1000):
+                reply = await client.request({"action": "__history__", "data": {"topic": f"feed.fresh{room}"}})
+                assert reply["events"] == [] and reply["offset"] == 0
+            assert await keys_without_ttl(redis, "audit:*") == (0, [])  # reading wrote nothing
+            joined = await client.subscribe("feed.kept")  # a subscription keeps its epoch, for a while
+            for seq in range(1, 4):
+                await client.publish("feed.published", message(seq))
+            await client.publish("feed.kept", message(1))
+            assert (await client.next_event(10)).epoch is None  # numbered in the epoch the reply gave
+            assert joined["offset"] == 0
+            count, forever = await keys_without_ttl(redis, "audit:*")
+            assert (count, forever) == (6, [])  # per channel published to: its stream, meta hash, applied sequence
+    finally:
+        await gateway.broker.close()
+        await redis.aclose()
+        server.stop()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_500_concurrent_history_reads_on_a_healthy_redis_all_succeed():
+    server = RedisServer().start()
+    broker = RedisBroker(server.url, prefix="busy:")
+    retention = Retention(10)
+    try:
+        pages = await asyncio.gather(*(broker.history(f"feed.r{n}", retention) for n in range(500)),
+                                     return_exceptions=True)
+        assert [page for page in pages if isinstance(page, BaseException)] == []
+        assert {page.position.offset for page in pages} == {0}
+        assert len(broker._publisher.connection_pool._in_use_connections) == 0  # every connection went back
+    finally:
+        await broker.close()
+        server.stop()

@@ -66,7 +66,11 @@ class RedisBroker:
     when it is back; beyond that the oldest are dropped. Reconnection
     attempts back off from ``reconnect_min`` to ``reconnect_max`` seconds.
     An idle subscriber connection is pinged every ``health_interval``
-    seconds so a frozen Redis is noticed too.
+    seconds so a frozen Redis is noticed too. At most ``max_reads`` history
+    reads run at once; more wait for one to finish (a wait bounded by the
+    request's ``action_timeout``, not counted in ``timeout``), so a burst
+    of reads never exhausts the connection pool. A channel's history keys
+    expire ``meta_ttl`` seconds after its last publish (see `redis_streams`).
     """
 
     def __init__(
@@ -80,6 +84,8 @@ class RedisBroker:
         reconnect_max: float = 0.5,
         health_interval: float = 5.0,
         batch_size: int = 500,
+        max_reads: int = 64,
+        meta_ttl: float = redis_streams.META_TTL,
     ) -> None:
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
@@ -91,6 +97,8 @@ class RedisBroker:
         self.reconnect_max = reconnect_max
         self.health_interval = health_interval
         self.batch_size = batch_size
+        self.meta_ttl = meta_ttl
+        self._reads = asyncio.Semaphore(max_reads)
         self.origin = uuid.uuid4().hex
         self._header = f"{self.origin} ".encode()
         self._prefix_bytes = prefix.encode()
@@ -167,9 +175,9 @@ class RedisBroker:
         Raises `BrokerUnavailable` while Redis cannot be reached.
         """
         try:
-            found = await self._read_stream(channel, retention, since, limit)
+            found = await self._read_stream(channel, retention, since, limit, create=False)
             if since is not None and since.epoch != found.position.epoch:
-                found = await self._read_stream(channel, retention, None, limit)
+                found = await self._read_stream(channel, retention, None, limit, create=False)
                 return Page(found.position, found.events, complete=False)
         except REDIS_ERRORS as exc:
             raise BrokerUnavailable(f"redis at {self._where()} cannot be reached ({type(exc).__name__})") from exc
@@ -194,12 +202,15 @@ class RedisBroker:
         return position
 
     async def _read_stream(self, channel: str, retention: Retention, since: Position | None,
-                           limit: int | None, newer_than: float | None = None) -> Page:
+                           limit: int | None, newer_than: float | None = None, create: bool = True) -> Page:
+        """One READ; ``create``: a channel nobody published to keeps the epoch it answers (with a TTL)."""
         self._start()
         count = limit if limit is not None else (retention.size if since is None else 2 * retention.size + 100)
-        args = redis_streams.read_args(self.prefix, channel, since.offset if since is not None else None, count)
+        args = redis_streams.read_args(self.prefix, channel, since.offset if since is not None else None, count,
+                                       retention, create, self.meta_ttl)
         assert self._publisher is not None
-        answer = await self._bounded(self._publisher.eval(redis_streams.READ, *args))
+        async with self._reads:  # waits for a free connection rather than failing on a full pool
+            answer = await self._bounded(self._publisher.eval(redis_streams.READ, *args))
         return redis_streams.page(answer, retention, since, limit, newer_than)
 
     async def subscribe(self, channel: str, listener: Listener) -> None:
@@ -533,7 +544,7 @@ class RedisBroker:
                         pipe.publish(name, message)
                     else:
                         pipe.eval(redis_streams.APPEND, *redis_streams.append_args(
-                            self.prefix, name, message, retention, self.origin, sequence))
+                            self.prefix, name, message, retention, self.origin, sequence, self.meta_ttl))
                 await self._bounded(pipe.execute())
             except Exception as exc:
                 self._outbox.extendleft(reversed(batch))
