@@ -39,8 +39,8 @@ def served(gateway: Gateway, io_loop):
 async def stall(port: int, opening: bytes) -> float:
     """Send ``opening`` and nothing more; the seconds until the server closes the connection."""
     loop = asyncio.get_running_loop()
+    started = loop.time()  # before connecting: the server's clock for this connection cannot start earlier
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    started = loop.time()
     writer.write(opening)
     try:
         assert await asyncio.wait_for(reader.read(), HANDSHAKE_TIMEOUT + SLACK) == b""  # closed, nothing answered
