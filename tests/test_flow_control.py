@@ -262,28 +262,32 @@ class Watch:
 @pytest.mark.gen_test(timeout=40)
 async def test_a_reader_on_a_slow_link_does_not_set_the_fast_readers_pace(gateway, ws_url, http_port,
                                                                         slow_consumer_warnings, caplog):
-    limits = hold_limits(gateway)
+    limits = hold_limits(gateway, send_timeout=2.0)
     fast = BulkSubscriber(ws_url)
     await fast.subscribe("bulk")
-    publisher, seconds = Publisher(gateway), 1.5
+    publisher, seconds = Publisher(gateway), 2.0
     reading = keep_reading(fast)
-    alone_from = time.perf_counter()
-    await publisher.run(seconds)  # the fast reader alone
-    alone = arrived_between(fast, alone_from, alone_from + seconds) / seconds
 
+    async def rate(until=lambda: False) -> float:
+        """The fast reader's events a second while the publisher runs for ``seconds``."""
+        start = time.perf_counter()
+        await publisher.run(seconds, until=until)
+        return arrived_between(fast, start, start + seconds) / seconds
+
+    before = await rate()  # the fast reader alone
     slow, outbox = await subscribed_stalled(gateway, http_port)
     slow.rate = SLOW_LINK
     slow_reading = asyncio.ensure_future(close_code(slow))
     watch = Watch(outbox)
-    beside_from = time.perf_counter()
-    await publisher.run(seconds, until=watch)  # the same, beside the slow reader
-    beside = arrived_between(fast, beside_from, beside_from + seconds) / seconds
+    beside = await rate(until=watch)  # the same, beside the slow reader
+    after = await rate()  # alone again: the machine's load drifts, so the two alone runs frame the other
+    alone = (before + after) / 2
     logging.getLogger(__name__).info(
-        "fast reader: %.0f events/s alone, %.0f events/s beside a %d B/s reader (%.2fx)",
-        alone, beside, SLOW_LINK, beside / alone)
+        "fast reader: %.0f events/s alone (%.0f before, %.0f after), %.0f events/s beside a %d B/s reader (%.2fx)",
+        alone, before, after, beside, SLOW_LINK, beside / alone)
 
-    assert beside >= FAST_READER_KEEPS * alone, (alone, beside)
-    assert publisher.longest <= limits.publish_wait + SLACK
+    assert beside >= FAST_READER_KEEPS * alone, (before, beside, after)
+    assert publisher.longest <= limits.publish_wait + SLACK, publisher.longest
     assert watch.congested_at is not None and watch.closed_at is not None, "the slow reader was never closed"
     assert watch.closed_at - watch.congested_at <= limits.send_timeout + SLACK
     slow.rate = None  # closed: read the rest at once, to see the close code within its grace time
