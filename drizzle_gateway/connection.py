@@ -118,7 +118,8 @@ class Connection(WebSocketHandler):
             return
         self.set_nodelay(True)  # the outbox already coalesces small frames per loop turn; Nagle would only delay
         limits = self.gateway.limits
-        self.outbox = Outbox(self, limits.queue_bytes, self.gateway.flusher, limits.send_timeout)
+        self.outbox = Outbox(self, limits.queue_bytes, self.gateway.flusher, limits.send_timeout, limits.publish_wait,
+                             limits.queue_cap)
         self.session.start()
 
     def on_message(self, message: str | bytes) -> asyncio.Future:
@@ -171,19 +172,25 @@ class Connection(WebSocketHandler):
     # -- sending ------------------------------------------------------------
 
     def send_frame(self, frame: str | Frame) -> bool:
-        """Queue one encoded text frame; True when the peer is congested (await `drained`).
+        """Queue one encoded text frame; True when its producer should wait (`drained`, `released`).
 
         Frames go out in order through the connection's `Outbox`; a peer
-        that stays congested for ``limits.send_timeout`` is closed as a slow
-        consumer. A closed socket drops the frame silently; a socket refused
-        at open (the gateway is shutting down) has no outbox and sends nothing.
+        that stays congested for ``limits.send_timeout``, or falls more than
+        ``limits.queue_cap`` bytes behind, is closed as a slow consumer. A
+        closed socket drops the frame silently; a socket refused at open
+        (the gateway is shutting down) has no outbox and sends nothing.
         """
         return self.outbox.send(frame) if self.outbox is not None else False
 
     async def drained(self) -> None:
-        """Wait until the peer has read down to ``limits.send_queue_bytes`` (or is closed)."""
+        """Wait until the peer has read down to half of ``limits.send_queue_bytes`` (or is closed)."""
         if self.outbox is not None:
             await self.outbox.drained()
+
+    async def released(self) -> None:
+        """Wait until the peer no longer holds publishers: drained, closed, or ``limits.publish_wait`` spent."""
+        if self.outbox is not None:
+            await self.outbox.released()
 
 
 def _resolve(future: asyncio.Future) -> None:

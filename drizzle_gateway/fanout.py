@@ -5,7 +5,8 @@ selection); a message is cut to (or dumped for) each selection and
 encoded once per view, then the same frame is written to every
 connection in the group. When some of them are congested, delivery hands
 back an awaitable that the broker awaits before it delivers more: a
-publisher is slowed to what its readers take.
+publisher is slowed to what its readers take, but no one reader holds it
+for longer than ``limits.publish_wait`` (see `Outbox`).
 
 Channels with history arrive numbered: the fan-out drops an offset it has
 delivered already, announces offsets that will never come (a gap notice,
@@ -41,10 +42,13 @@ class Subscriber:
     protocol: Protocol
 
     def send_frame(self, frame: str | Frame) -> bool:  # pragma: no cover - interface
-        """Queue one encoded frame for the peer; True when the peer is congested."""
+        """Queue one encoded frame for the peer; True when its producer should wait (see `released`)."""
 
     async def drained(self) -> None:  # pragma: no cover - interface
         """Wait until the peer is no longer congested (or is gone)."""
+
+    async def released(self) -> None:  # pragma: no cover - interface
+        """Wait until the peer no longer holds publishers: drained, gone, or its hold spent."""
 
 
 class View:
@@ -328,10 +332,13 @@ class Fanout:
 
 
 class Congested:
-    """The subscribers one delivery found congested; awaiting it waits until each has drained (or is gone).
+    """The subscribers one delivery found holding publishers; awaiting it waits until each releases them.
 
-    Nothing runs until it is awaited, so a caller that must not wait (a
-    broker reading another process's messages) may simply drop it.
+    A subscriber releases its publishers once it has drained, is gone, or
+    has held them for ``limits.publish_wait`` in this congestion, so the
+    wait is bounded by that, whoever is slow. Nothing runs until it is
+    awaited, so a caller that must not wait (a broker reading another
+    process's messages) may simply drop it.
     """
 
     __slots__ = ("subscribers",)
@@ -344,4 +351,4 @@ class Congested:
 
     async def _wait(self) -> None:
         for subscriber in self.subscribers:
-            await subscriber.drained()
+            await subscriber.released()

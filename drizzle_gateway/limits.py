@@ -15,6 +15,9 @@ from typing import Any
 UNLIMITED_FRAME_BYTES = 2**63 - 1
 """What Tornado is told as the largest frame when ``max_frame_bytes`` is None."""
 
+QUEUE_CAP_FACTOR = 4
+"""A congested peer's queue may grow to this many times ``send_queue_bytes`` before it is closed."""
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -39,11 +42,17 @@ class Limits:
     - ``shutdown_timeout``: seconds `Gateway.close` lets in-flight actions finish (None:
       as long as they run, each still bounded by ``action_timeout``).
     - ``send_queue_bytes``: the high-water mark of what waits to be sent to one peer
-      (queued by the gateway plus buffered by Tornado). Above it the peer is congested:
-      publishers to its channels and its own requests wait until it has read below it.
-    - ``send_timeout``: seconds a peer may stay congested; then it has stopped reading
-      and is closed as a slow consumer (4008). None: never; publishers to a stalled
-      reader's channels then wait until the heartbeat closes it (forever without pings).
+      (queued by the gateway plus buffered by Tornado). Above it the peer is congested
+      until it has read down to half of it (the low-water mark); its own requests wait
+      for that, and publishers to its channels wait too, for at most ``publish_wait``.
+      A congested peer with more than `queue_cap` (4 x ``send_queue_bytes``) waiting
+      when an event is queued for it is closed as a slow consumer (4008).
+    - ``send_timeout``: seconds a peer may stay congested (above the low-water mark
+      since it passed the high-water mark); then it cannot keep up and is closed as a
+      slow consumer (4008). None: never for time (the cap still applies).
+    - ``publish_wait``: seconds one congested peer may hold the publishers of its
+      channels, once per congestion; after that they go on and its queue grows (to
+      the cap). None: publishers wait until it drains or is closed.
     - ``handshake_timeout``: seconds a connection may take to send its request headers (and
       body), and may stay idle between HTTP requests; then the server closes it. Applied by
       the server `Gateway.http_server` makes (None: Tornado's default, an hour).
@@ -64,6 +73,7 @@ class Limits:
     shutdown_timeout: float | None = 10.0
     send_queue_bytes: int | None = 1024 * 1024
     send_timeout: float | None = 5.0
+    publish_wait: float | None = 0.5
     handshake_timeout: float | None = 10.0
 
     def __post_init__(self) -> None:
@@ -89,6 +99,11 @@ class Limits:
     def queue_bytes(self) -> float:
         """``send_queue_bytes`` as a comparable bound (infinite when off)."""
         return self.send_queue_bytes if self.send_queue_bytes is not None else math.inf
+
+    @property
+    def queue_cap(self) -> float:
+        """The most a congested peer may have waiting when an event is queued: 4 x ``send_queue_bytes``."""
+        return QUEUE_CAP_FACTOR * self.queue_bytes
 
     @property
     def burst_size(self) -> float:

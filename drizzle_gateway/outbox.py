@@ -14,20 +14,24 @@ Where per-message compression was negotiated, frames go through Tornado's
 Flow control is judged over time, never by the bytes queued at one instant.
 An outbox counts what it holds plus what the ``IOStream`` still buffers for
 the socket. Above ``limit`` bytes (the high-water mark) it is *congested*:
-it hands everything to the stream at once and watches the write; whoever
-produced the frames (a publisher, a request) may await `Outbox.drained`,
-which resolves when the stream has written down to the mark, so a burst
-slows its producer instead of closing its readers. A peer that stays
-congested for ``timeout`` seconds has stopped reading: it is closed with
-`CloseCode.SLOW_CONSUMER` and its queue is dropped, so a stalled client
-costs about ``limit`` bytes (plus what producers had already handed over)
-and holds nobody back for longer than ``timeout``.
+it hands everything to the stream at once and watches the write, until the
+stream has written what it was given and at most ``limit / 2`` (the
+low-water mark) waits behind it. Meanwhile the peer's own requests await
+`Outbox.drained`, and publishers await `Outbox.released`, which also
+resolves once the peer has held them for ``hold`` seconds in this
+congestion: a burst slows its producer instead of closing its readers, and
+no one slow reader sets a channel's pace. Past its hold, events wait for the
+peer in the outbox, shared with the other subscribers. A peer that stays
+congested for ``timeout`` seconds, or has more than ``cap`` bytes waiting
+when an event is queued, cannot keep up: it is closed with
+`CloseCode.SLOW_CONSUMER` and its queue is dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import struct
 from typing import TYPE_CHECKING
 
@@ -98,27 +102,37 @@ class Flusher:
 class Outbox:
     """One connection's outgoing frames, in order; congested above ``limit`` bytes.
 
-    ``timeout`` is how long a congested peer has to read down to ``limit``
-    before it is closed as a slow consumer (None: never).
+    ``timeout`` is how long a peer may stay congested before it is closed as
+    a slow consumer, ``hold`` how long it may hold publishers each time it is
+    congested, ``cap`` the most it may have waiting when an event is queued
+    (None: never, always, no cap).
     """
 
-    __slots__ = ("handler", "limit", "timeout", "flusher", "closed", "congested", "_stream", "_compressed",
-                 "_pending", "_pending_bytes", "_waiters", "_deadline")
+    __slots__ = ("handler", "limit", "low", "cap", "timeout", "hold", "flusher", "closed", "congested", "holding",
+                 "_stream", "_compressed", "_pending", "_pending_bytes", "_waiters", "_held", "_deadline",
+                 "_hold_end")
 
-    def __init__(self, handler: WebSocketHandler, limit: float, flusher: Flusher, timeout: float | None = None) -> None:
+    def __init__(self, handler: WebSocketHandler, limit: float, flusher: Flusher, timeout: float | None = None,
+                 hold: float | None = None, cap: float | None = None) -> None:
         self.handler = handler
         self.limit = limit
+        self.low = limit / 2
+        self.cap = cap if cap is not None else math.inf
         self.timeout = timeout
+        self.hold = hold
         self.flusher = flusher
         self.closed = False
         self.congested = False
+        self.holding = False  # congested, and publishers still wait for it
         protocol = handler.ws_connection
         self._stream = protocol.stream
         self._compressed = is_compressed(protocol)  # compressed connections go through write_message
         self._pending: list[bytes] = []
         self._pending_bytes = 0
-        self._waiters: list[asyncio.Future] = []
+        self._waiters: list[asyncio.Future] = []  # in `drained`: until relieved
+        self._held: list[asyncio.Future] = []  # in `released`: until relieved or the hold is spent
         self._deadline: asyncio.TimerHandle | None = None
+        self._hold_end: asyncio.TimerHandle | None = None
 
     @property
     def queued_bytes(self) -> int:
@@ -129,31 +143,45 @@ class Outbox:
         return write_buffer_size(self._stream)
 
     def send(self, frame: str | Frame) -> bool:
-        """Queue one text frame; True when the outbox is now congested (see `drained`).
+        """Queue one text frame; True when its producer should wait (see `drained` and `released`).
 
-        A closed connection drops the frame silently.
+        A reply (a str) is answered by whether the peer is congested; an
+        event (a `Frame`) by whether the peer still holds publishers. A
+        closed connection drops the frame silently.
         """
         if self.closed:
             return False
         if self._compressed:
-            return self._send_compressed(frame.text if isinstance(frame, Frame) else frame)
+            return self._send_compressed(frame)
         reply = not isinstance(frame, Frame)
         wire = text_frame(frame.encode()) if reply else frame.wire
-        if not self.congested and reply and not self._pending:
+        if self.congested:  # frames wait here, still shared with other outboxes, for the stream to take them
+            if not reply and self._pending_bytes + len(wire) + self._buffered() > self.cap:
+                self.overflow(f"more than {self.cap:.0f} bytes waiting")
+                return False
+            self._pending.append(wire)
+            self._pending_bytes += len(wire)
+            return reply or self.holding
+        if reply and not self._pending:
             # A reply with nothing queued ahead of it goes out now, as the echo's would.
             written = self._write(wire)
             if written is not None and self._buffered() > self.limit:
                 self._congest(written)
             return self.congested
-        if not self._pending and not self.congested:
+        if not self._pending:
             self.flusher.schedule(self)
-        self._pending.append(wire)  # while congested, frames wait here, still shared with other outboxes
+        self._pending.append(wire)
         self._pending_bytes += len(wire)
-        if not self.congested and self._pending_bytes + self._buffered() > self.limit:
+        if self._pending_bytes + self._buffered() > self.limit:
             self._congest(self._flush())
         return self.congested
 
-    def _send_compressed(self, text: str) -> bool:
+    def _send_compressed(self, frame: str | Frame) -> bool:
+        reply = not isinstance(frame, Frame)
+        text = frame if reply else frame.text
+        if self.congested and not reply and self._buffered() + len(text) > self.cap:
+            self.overflow(f"more than {self.cap:.0f} bytes waiting")
+            return False
         try:
             written = self.handler.write_message(text)
         except WebSocketClosedError:
@@ -163,14 +191,22 @@ class Outbox:
             written.add_done_callback(self._written)
         elif self._buffered() > self.limit:
             self._congest(written)
-        return self.congested
+        return self.congested and (reply or self.holding)
 
     async def drained(self) -> None:
-        """Wait until this outbox is below its high-water mark (or closed); at once if it is."""
+        """Wait until this outbox is relieved (read down to the low-water mark) or closed; at once if it is."""
         if not self.congested or self.closed:
             return
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
+        await waiter
+
+    async def released(self) -> None:
+        """Wait until this outbox no longer holds publishers: relieved, closed, or its ``hold`` spent."""
+        if not self.holding or self.closed:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._held.append(waiter)
         await waiter
 
     def flush(self) -> None:
@@ -205,22 +241,25 @@ class Outbox:
     # -- congestion ---------------------------------------------------------
 
     def _congest(self, written: asyncio.Future | None) -> None:
-        """Above the mark: wait for the stream's progress, and start the slow-consumer clock."""
+        """Above the mark: wait for the stream's progress, and start the hold and the slow-consumer clocks."""
         if written is None:  # the connection is closing; nothing will drain
             return
-        self.congested = True
+        self.congested = self.holding = True
         written.add_done_callback(self._written)
+        loop = asyncio.get_running_loop()
         if self.timeout is not None:
-            self._deadline = asyncio.get_running_loop().call_later(self.timeout, self._stalled)
+            self._deadline = loop.call_later(self.timeout, self._stalled)
+        if self.hold is not None:
+            self._hold_end = loop.call_later(self.hold, self._release)
 
     def _written(self, written: asyncio.Future) -> None:
-        """A watched write has reached the socket: relieved below the mark, or hand over what waited."""
+        """A watched write has reached the socket: relieved below the low mark, or hand over what waited."""
         if not self.congested or self.closed:
             return
         if written.cancelled() or written.exception() is not None:
             self.drop()
             return
-        if self.queued_bytes <= self.limit:
+        if self.queued_bytes <= self.low:
             self._relieve()
             newest = self._flush()
             if newest is not None and self.queued_bytes > self.limit:
@@ -231,12 +270,24 @@ class Outbox:
                 newest.add_done_callback(self._written)
         # else: a later watched write (compressed connections) still holds bytes; its callback decides
 
+    def _release(self) -> None:
+        """The hold is spent: publishers go on without this peer (its queue may grow to the cap)."""
+        self._hold_end = None
+        self.holding = False
+        held, self._held = self._held, []
+        for waiter in held:
+            if not waiter.done():
+                waiter.set_result(None)
+
     def _relieve(self) -> None:
-        """Below the mark (or closed): wake whoever waits in `drained`."""
+        """Below the low mark (or closed): wake whoever waits in `drained` or `released`."""
         self.congested = False
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+        if self._hold_end is not None:
+            self._hold_end.cancel()
+        self._release()
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
@@ -245,21 +296,20 @@ class Outbox:
     def _stalled(self) -> None:
         self._deadline = None
         if self.congested and not self.closed:
-            self.overflow()
+            self.overflow(f"congested for {self.timeout}s")
 
     def drop(self) -> None:
-        """Forget what is queued and wake whoever waits in `drained` (the connection is gone)."""
+        """Forget what is queued and wake whoever waits in `drained` or `released` (the connection is gone)."""
         self.closed = True
         self._pending = []
         self._pending_bytes = 0
         self._relieve()
 
-    def overflow(self) -> None:
-        """Drop the queue and close the connection as a slow consumer."""
-        logger.warning("closing a slow consumer (%s): more than %d bytes queued for %ss",
-                       self.handler.request.remote_ip, self.limit, self.timeout)
+    def overflow(self, why: str = "stopped reading") -> None:
+        """Drop the queue and close the connection as a slow consumer (``why`` goes to the log)."""
+        logger.warning("closing a slow consumer (%s): %s", self.handler.request.remote_ip, why)
         self.drop()
         try:
-            self.handler.close(CloseCode.SLOW_CONSUMER, "slow consumer: stopped reading")
+            self.handler.close(CloseCode.SLOW_CONSUMER, "slow consumer: cannot keep up")
         except (WebSocketClosedError, StreamClosedError):
             pass

@@ -157,7 +157,7 @@ class CloseCode:
     ABNORMAL = 1006  # the connection dropped without a close frame (network, dead peer); reconnect
     INTERNAL_ERROR = 1011  # the server failed; reconnect with backoff
     UNAUTHENTICATED = 4001  # no valid credentials in time; reconnect only with new credentials
-    SLOW_CONSUMER = 4008  # the client stopped reading: its send queue stayed congested for send_timeout; reconnect
+    SLOW_CONSUMER = 4008  # the client fell behind: congested for send_timeout, or past the queue's cap; reconnect
 
     RECONNECT = frozenset({GOING_AWAY, ABNORMAL, INTERNAL_ERROR, SLOW_CONSUMER})
     """Codes after which a client should reconnect (with backoff); after the others it should not."""

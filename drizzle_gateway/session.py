@@ -44,6 +44,9 @@ class Transport(Protocol):
     async def drained(self) -> None:
         """Return once the peer has read its backlog (or is gone)."""
 
+    async def released(self) -> None:
+        """Return once the peer no longer holds publishers (drained, gone, or its hold spent)."""
+
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close the connection after the frames already queued."""
 
@@ -175,8 +178,12 @@ class Session:
         return self.transport.send_frame(frame)
 
     async def drained(self) -> None:
-        """Wait until the peer has read down to ``limits.send_queue_bytes`` (or is gone)."""
+        """Wait until the peer has read down to half of ``limits.send_queue_bytes`` (or is gone)."""
         await self.transport.drained()
+
+    async def released(self) -> None:
+        """Wait until the peer no longer holds publishers (for at most ``limits.publish_wait``)."""
+        await self.transport.released()
 
     # -- authentication ---------------------------------------------------------
 

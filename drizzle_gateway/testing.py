@@ -60,6 +60,9 @@ class _InProcess:
     async def drained(self) -> None:
         return None
 
+    async def released(self) -> None:
+        return None
+
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         """The server closes the connection (shutdown, auth timeout): the client sees it end."""
         self.end(CloseCode.NORMAL if code is None else code, reason)

@@ -9,10 +9,12 @@ memory of their own, so this process's resident memory is the gateway's.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import json
 import logging
 import struct
+import time
 
 import pytest
 from tornado.websocket import websocket_connect
@@ -24,7 +26,7 @@ from drizzle_gateway.client import Client
 from drizzle_gateway.protocol import CloseCode
 from tests.resources import Lab
 from tests.serve_app import make_flow_gateway
-from tests.test_outbox import StalledSocket
+from tests.test_outbox import StalledSocket, server_side
 
 
 @pytest.fixture
@@ -176,3 +178,197 @@ async def test_pongs_held_behind_requests_do_not_time_the_client_out(gateway, ht
     assert None not in replies, f"closed: {ws.close_code} {ws.close_reason}"
     assert [json.loads(reply)["request_id"] for reply in replies] == [0, 1, 2]
     ws.close()
+
+
+# -- no one slow reader sets a channel's pace ------------------------------------------------------------
+
+EVENT_BODY = "e" * 1000  # ~1 KB events
+SLOW_LINK = 300 * 1024  # bytes a second: a reader on a slow link
+FAST_READER_KEEPS = 0.5  # docs/security.md: beside a slow reader, a fast one keeps at least half its rate
+SLACK = 0.35  # seconds the shared event loop (and a loaded machine) may add to a bound
+
+
+def hold_limits(gateway, **changes) -> Limits:
+    """The flow gateway's limits with a short ``publish_wait`` (0.2 s) and ``changes``."""
+    gateway.limits = dataclasses.replace(gateway.limits, publish_wait=0.2, **changes)
+    return gateway.limits
+
+
+class Publisher:
+    """A server loop publishing numbered ~1 KB events to ``bulk``, timing every publish."""
+
+    def __init__(self, gateway) -> None:
+        self.gateway = gateway
+        self.seq = 0
+        self.longest = 0.0  # the longest one publish waited, in seconds
+
+    async def run(self, seconds: float, rate: float | None = None, until=lambda: False) -> None:
+        """Publish for ``seconds`` (or until ``until()``): as fast as the gateway lets it, or ``rate`` a second."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        sent = 0
+        while loop.time() < start + seconds and not until():
+            began = loop.time()
+            await self.gateway.publish("bulk", {"seq": self.seq, "body": EVENT_BODY})
+            self.longest = max(self.longest, loop.time() - began)
+            self.seq, sent = self.seq + 1, sent + 1
+            if rate is not None:
+                await asyncio.sleep(max(0.0, start + sent / rate - loop.time()))
+
+
+def keep_reading(reader: BulkSubscriber) -> asyncio.Task:
+    """Read ``reader``'s frames as they come until cancelled."""
+    return asyncio.ensure_future(reader.frames(1 << 62))
+
+
+async def read_to(reader: BulkSubscriber, reading: asyncio.Task, count: int) -> list[int]:
+    """Stop ``reading``, read on until ``count`` events arrived in all; their seqs."""
+    reading.cancel()
+    await asyncio.gather(reading, return_exceptions=True)
+    await asyncio.wait_for(reader.frames(count), 10)
+    return [json.loads(payload)["data"]["seq"] for payload in reader.payloads]
+
+
+def arrived_between(reader: BulkSubscriber, start: float, end: float) -> int:
+    """Events ``reader`` read between perf_counter times ``start`` and ``end``."""
+    return sum(1 for at, _ in reader.arrivals if start <= at < end)
+
+
+async def subscribed_stalled(gateway, port: int) -> tuple[StalledSocket, object]:
+    """A raw reader subscribed to ``bulk`` that reads nothing more; and its server-side outbox."""
+    stalled = await StalledSocket.open(port)
+    await stalled.send({"request_id": 1, "action": "__subscribe__", "data": {"topic": "bulk"}})
+    assert await anext(stalled.frames()) == (0x1, b'{"request_id":1,"data":{"topic":"bulk"}}')
+    return stalled, server_side(gateway, stalled.port()).outbox
+
+
+class Watch:
+    """When an outbox was first seen congested and seen closed (loop time), checked after every publish."""
+
+    def __init__(self, outbox) -> None:
+        self.outbox = outbox
+        self.congested_at: float | None = None
+        self.closed_at: float | None = None
+
+    def __call__(self) -> bool:
+        now = asyncio.get_running_loop().time()
+        if self.congested_at is None and self.outbox.congested:
+            self.congested_at = now
+        if self.closed_at is None and self.outbox.closed:
+            self.closed_at = now
+        return False  # never stops the publisher
+
+
+@pytest.mark.gen_test(timeout=40)
+async def test_a_reader_on_a_slow_link_does_not_set_the_fast_readers_pace(gateway, ws_url, http_port,
+                                                                        slow_consumer_warnings, caplog):
+    limits = hold_limits(gateway, send_timeout=2.0)
+    fast = BulkSubscriber(ws_url)
+    await fast.subscribe("bulk")
+    publisher, seconds = Publisher(gateway), 2.0
+    reading = keep_reading(fast)
+
+    async def rate(until=lambda: False) -> float:
+        """The fast reader's events a second while the publisher runs for ``seconds``."""
+        start = time.perf_counter()
+        await publisher.run(seconds, until=until)
+        return arrived_between(fast, start, start + seconds) / seconds
+
+    before = await rate()  # the fast reader alone
+    slow, outbox = await subscribed_stalled(gateway, http_port)
+    slow.rate = SLOW_LINK
+    slow_reading = asyncio.ensure_future(close_code(slow))
+    watch = Watch(outbox)
+    beside = await rate(until=watch)  # the same, beside the slow reader
+    after = await rate()  # alone again: the machine's load drifts, so the two alone runs frame the other
+    alone = (before + after) / 2
+    logging.getLogger(__name__).info(
+        "fast reader: %.0f events/s alone (%.0f before, %.0f after), %.0f events/s beside a %d B/s reader (%.2fx)",
+        alone, before, after, beside, SLOW_LINK, beside / alone)
+
+    assert beside >= FAST_READER_KEEPS * alone, (before, beside, after)
+    assert publisher.longest <= limits.publish_wait + SLACK, publisher.longest
+    assert watch.congested_at is not None and watch.closed_at is not None, "the slow reader was never closed"
+    assert watch.closed_at - watch.congested_at <= limits.send_timeout + SLACK
+    slow.rate = None  # closed: read the rest at once, to see the close code within its grace time
+    assert await asyncio.wait_for(slow_reading, 10) == CloseCode.SLOW_CONSUMER
+    assert await read_to(fast, reading, publisher.seq) == list(range(publisher.seq))  # every event, in order
+    assert len(slow_consumer_warnings()) == 1
+    fast.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_reader_that_never_reads_holds_publishers_at_most_publish_wait(gateway, ws_url, http_port,
+                                                                              slow_consumer_warnings):
+    limits = hold_limits(gateway, send_timeout=2.0)
+    fast = BulkSubscriber(ws_url)
+    await fast.subscribe("bulk")
+    stalled, outbox = await subscribed_stalled(gateway, http_port)
+    watch = Watch(outbox)
+    publisher = Publisher(gateway)
+    reading = keep_reading(fast)
+    await publisher.run(limits.send_timeout + 3, until=lambda: watch() or watch.closed_at is not None)
+
+    assert watch.closed_at is not None, "the stalled reader was never closed"
+    assert publisher.longest <= limits.publish_wait + SLACK, publisher.longest
+    assert watch.congested_at is not None and watch.closed_at - watch.congested_at <= limits.send_timeout + SLACK
+    assert await asyncio.wait_for(close_code(stalled), 10) == CloseCode.SLOW_CONSUMER
+    assert await read_to(fast, reading, publisher.seq) == list(range(publisher.seq))
+    assert len(slow_consumer_warnings()) == 1
+    fast.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_new_stalled_reader_every_second_does_not_stall_the_channel(gateway, ws_url, http_port,
+                                                                            slow_consumer_warnings):
+    limits = hold_limits(gateway, send_timeout=2.0)
+    fast = BulkSubscriber(ws_url)
+    await fast.subscribe("bulk")
+    publisher, stalled = Publisher(gateway), []
+
+    async def open_stalled_readers() -> None:
+        for _ in range(4):
+            stalled.append(await subscribed_stalled(gateway, http_port))
+            await asyncio.sleep(1.0)
+
+    reading = keep_reading(fast)
+    started = time.perf_counter()
+    opening = asyncio.ensure_future(open_stalled_readers())
+    await publisher.run(4.5)
+    await opening
+    ended = time.perf_counter()
+
+    assert publisher.longest <= limits.publish_wait + SLACK, publisher.longest
+    seqs = await read_to(fast, reading, publisher.seq)
+    assert seqs == list(range(publisher.seq))
+    stamps = [started] + [at for at, _ in fast.arrivals if at <= ended] + [ended]
+    longest_gap = max(later - earlier for earlier, later in zip(stamps, stamps[1:], strict=False))
+    assert longest_gap <= limits.publish_wait + SLACK, longest_gap  # the fast reader kept receiving
+    async with asyncio.timeout(limits.send_timeout + 5):  # each stalled reader is closed 4008
+        codes = [await close_code(sock) for sock, _ in stalled]
+    assert codes == [CloseCode.SLOW_CONSUMER] * 4
+    assert len(slow_consumer_warnings()) == 4
+    fast.close()
+
+
+@pytest.mark.gen_test(timeout=40)
+async def test_a_reader_that_reads_but_stays_behind_is_closed_after_send_timeout(gateway, ws_url, http_port,
+                                                                                 slow_consumer_warnings):
+    limits = hold_limits(gateway)
+    slow, outbox = await subscribed_stalled(gateway, http_port)
+    slow.rate = SLOW_LINK
+    slow_reading = asyncio.ensure_future(close_code(slow))
+    watch = Watch(outbox)
+    publisher = Publisher(gateway)
+    await publisher.run(10, until=lambda: watch() or watch.congested_at is not None)  # a burst fills its buffers
+    # Then a steady stream at twice what it reads: its queue grows more slowly than the cap allows for in
+    # send_timeout, and every write it finishes drains it a little.
+    await publisher.run(limits.send_timeout + 3, rate=2 * SLOW_LINK / 1000,
+                        until=lambda: watch() or watch.closed_at is not None)
+
+    assert publisher.longest <= limits.publish_wait + SLACK, publisher.longest
+    assert watch.closed_at is not None, "a reader that stays behind was never closed"
+    assert watch.congested_at is not None and watch.closed_at - watch.congested_at <= limits.send_timeout + SLACK
+    assert slow_consumer_warnings() == [f"closing a slow consumer (127.0.0.1): congested for {limits.send_timeout}s"]
+    slow.rate = None
+    assert await asyncio.wait_for(slow_reading, 10) == CloseCode.SLOW_CONSUMER

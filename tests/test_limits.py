@@ -182,6 +182,7 @@ def test_text_precheck_never_lets_a_frame_past_the_walk():
     ("max_keys", True), ("max_in_flight", 0), ("rate", 0), ("rate", float("nan")), ("burst", 0),
     ("max_subscriptions", -5), ("action_timeout", 0), ("auth_timeout", -1.0), ("ping_interval", -1),
     ("ping_timeout", float("inf")), ("shutdown_timeout", "10"), ("send_queue_bytes", 0.5), ("send_timeout", 0),
+    ("publish_wait", -0.5),
 ])
 def test_limits_refuse_values_that_mean_nothing_with_a_clear_error(field, value):
     with pytest.raises(ValueError) as refused:
@@ -254,6 +255,7 @@ async def test_auth_timeout_none_keeps_an_unauthenticated_socket_open(gateway, c
 
 @pytest.mark.gen_test(timeout=30)
 @pytest.mark.parametrize("limits", [Limits(send_queue_bytes=None), Limits(send_timeout=None,
+                                                                          publish_wait=None,
                                                                           send_queue_bytes=64 * 1024)],
                          indirect=True)
 async def test_send_queue_off_never_closes_a_reader_that_stopped(limits, gateway, http_server, http_port):
@@ -273,7 +275,7 @@ async def test_send_queue_off_never_closes_a_reader_that_stopped(limits, gateway
             await asyncio.sleep(0.01)
     await asyncio.sleep(1.5)  # the reader stays stopped, and nothing closes it
     assert not connection.outbox.closed and connection.session in gateway.sessions
-    if limits.send_timeout is None:  # congested with no timeout: the publisher waits
+    if limits.send_timeout is None:  # congested with no timeout and no bound on the wait: the publisher waits
         assert connection.outbox.congested and not publishing.done()
         publishing.cancel()
     else:  # no send queue: never congested, every publish went out
