@@ -2,9 +2,9 @@
 
 It is `tests.serve_app.make_unthrottled_gateway` plus ``stress.{room}``, a
 topic with a small history (so a backlog outgrows it) that clients may
-publish to, and ``stress_probe``, a test-only resource whose ``counts``
-action says what the process holds, so the suite can check that nothing
-leaked after a run.
+publish to, ``stressttl.{room}``, the same with a ``history_ttl``, and
+``stress_probe``, a test-only resource whose ``counts`` action says what
+the process holds, so the suite can check that nothing leaked after a run.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from tests.serve_app import make_unthrottled_gateway
 
 HISTORY_SIZE = 20
 """Events kept per ``stress.{room}`` channel: small, so a few seconds of backlog outgrow it."""
+HISTORY_TTL = 60.0
+"""Seconds ``stressttl.{room}`` keeps each event: its keys in Redis must all expire."""
 
 
 def _task_name(task: asyncio.Task) -> str:
@@ -55,8 +57,10 @@ class StressProbe(Resource):
 
 
 def make_stress_gateway() -> Gateway:
-    """The unthrottled test gateway, ``stress.{room}`` (history `HISTORY_SIZE`) and the ``stress_probe`` resource."""
+    """The unthrottled test gateway, ``stress.{room}`` and ``stressttl.{room}`` (with history), ``stress_probe``."""
     gateway = make_unthrottled_gateway()
     gateway.add_topic(Topic("stress.{room}", Message, history=HISTORY_SIZE, client_publish=True))
+    gateway.add_topic(Topic("stressttl.{room}", Message, history=HISTORY_SIZE, history_ttl=HISTORY_TTL,
+                            client_publish=True))
     gateway.add_resource(StressProbe)
     return gateway

@@ -62,8 +62,9 @@ class RecordingClient(Client):
         super().__init__(url, **kwargs)
         self.name = name
         self.checker = checker
-        self.closes: list[int] = []
+        self.closes: list[int] = []  # the close codes of the connections it did not close itself
         self._sent: dict[Any, tuple[str, str]] = {}
+        self._closing = False
 
     async def _send(self, text: str) -> None:
         frame = decode(text)
@@ -92,8 +93,16 @@ class RecordingClient(Client):
                 self._events.put_nowait(None)
                 break
 
+    async def close(self) -> None:
+        self._closing = True
+        try:
+            await super().close()
+        finally:
+            self._closing = False
+
     def _ended_with(self, code: int | None, reason: str | None) -> None:
-        self.closes.append(1006 if code is None else code)
+        if not self._closing:
+            self.closes.append(1006 if code is None else code)
         super()._ended_with(code, reason)
 
     async def rejoin(self, urls: Callable[[], list[str]], start: int = 0, attempts: int = 100) -> None:

@@ -17,7 +17,8 @@ import asyncio
 
 import pytest
 
-from tests.stress.harness import Cluster, RecordingClient, Run, _blocking, run_scenario
+from drizzle_gateway.client import Client
+from tests.stress.harness import Cluster, RecordingClient, Run, _blocking, message, redis_leftovers, run_scenario
 
 pytestmark = [pytest.mark.stress, pytest.mark.timeout(150)]
 
@@ -135,3 +136,30 @@ async def test_delivery_invariants_hold_through(scenario):
     finally:
         await cluster.close()
     assert not outcome.problems, outcome.table()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_channels_with_a_history_ttl_leave_no_redis_key_without_a_ttl():
+    """Subscribing to (and publishing on) rooms of a topic with ``history_ttl`` leaves only keys that expire.
+
+    Rooms are named by clients, so a key that never expires per room is a key per name a client thinks of.
+    """
+    cluster = Cluster()
+    try:
+        await cluster.start(count=1)
+        client = await Client(cluster.urls()[0]).connect()
+        rooms = [f"stressttl.room{n}" for n in range(20)]
+        for room in rooms:
+            await client.subscribe(room)
+        for room in rooms[:5]:
+            await client.publish(room, message("p", 1))
+            assert (await client.next_event()).offset == 1
+        for room in rooms:
+            await client.unsubscribe(room)
+        await client.close()
+        counts = await cluster.settled(0, cluster.baselines[0])
+        leftovers = await redis_leftovers(cluster, 1)
+    finally:
+        await cluster.close()
+    assert counts["sessions"] == 1 and not counts["fanout_channels"], counts
+    assert leftovers == []
