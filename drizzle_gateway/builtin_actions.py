@@ -114,9 +114,9 @@ class BuiltinActions(Resource):
         ``offset``; with ``since`` the events missed after it come first and
         ``recovered`` says whether all of them could be.
         """
-        await self._may_subscribe(data["topic"])
-        since = _position(data["since"])
-        joined = await self.session.join(data["topic"], data["fields"], since)
+        async with self.session.in_order(data["topic"]):
+            await self._may_subscribe(data["topic"])
+            joined = await self.session.join(data["topic"], data["fields"], _position(data["since"]))
         reply: dict[str, Any] = {"topic": data["topic"]}
         if joined is not None:
             if joined.position is not None:
@@ -143,8 +143,9 @@ class BuiltinActions(Resource):
     @action(UnsubscribeInput, ChannelReply, name="__unsubscribe__")
     async def unsubscribe_channel(self, data: dict) -> dict:
         """Stop receiving the topic's events."""
-        self.gateway.find_topic(data["topic"])
-        await self.session.unsubscribe(data["topic"])
+        async with self.session.in_order(data["topic"]):
+            self.gateway.find_topic(data["topic"])
+            await self.session.unsubscribe(data["topic"])
         return {"topic": data["topic"]}
 
     @action(PublishInput, ChannelReply, name="__publish__")

@@ -18,6 +18,13 @@ could all be recovered (``recovered: false``: reload your state)::
     replies = await client.reconnect()
     lost = [topic for topic, reply in replies.items() if reply.get("recovered") is False]
 
+While subscribed, offsets the server cannot deliver arrive as an `Event`
+whose ``gap`` names them (a `Gap`: epoch, first and last offset), in their
+place; reload what they covered. Should an offset ever jump within one epoch
+without such a notice, the client reads the missing events with
+``__history__`` (``since`` its position) before going on, and surfaces as a
+gap whatever the history no longer holds.
+
 `Client.subscribe`, `Client.unsubscribe`, `Client.ping` and `Client.schema` are
 safe to send twice, so after a transient refusal (``RATE_LIMITED``) they wait the
 server's ``details.retry_after`` and are sent again, a bounded number of times
@@ -37,7 +44,9 @@ from typing import Any
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
+from .history import Position
 from .protocol import SUBPROTOCOL, CloseCode, decode, encode
+from .recovery import Arrival, Gap, arrival, missing
 
 logger = logging.getLogger("drizzle_gateway.client")
 
@@ -90,20 +99,15 @@ class Event:
     ``epoch`` is set on the first event after the channel's history was
     lost (Redis restarted without persistence): events before it may have
     been missed, as a reply with ``recovered: false`` would say.
+    ``gap`` is set (and ``data`` None) when the offsets it names cannot be
+    delivered: reload what they covered.
     """
 
     topic: str
     data: Any
     offset: int | None = None
     epoch: str | None = None
-
-
-@dataclass(frozen=True)
-class Position:
-    """Where a subscription stands on a topic with history: the epoch and the last offset delivered."""
-
-    epoch: str
-    offset: int
+    gap: Gap | None = None
 
 
 class BaseClient:
@@ -128,6 +132,8 @@ class BaseClient:
         self._subscriptions: dict[str, list[str] | None] = {}
         self._positions: dict[str, Position] = {}
         self._subscribing: dict[Any, str] = {}
+        self._held: dict[str, list[dict[str, Any]]] = {}  # per topic: events that wait while a hole is read
+        self._fills: set[asyncio.Task] = set()
         self.close_code: int | None = None
         self.close_reason: str | None = None
 
@@ -186,6 +192,13 @@ class BaseClient:
 
     def _on_event(self, frame: dict[str, Any]) -> None:
         topic, offset, epoch = frame["topic"], frame.get("offset"), frame.get("epoch")
+        held = self._held.get(topic)
+        if held is not None:  # a hole before it is being read
+            held.append(frame)
+            return
+        if isinstance(frame.get("gap"), dict):
+            self._on_gap(topic, Gap(epoch, frame["gap"]["from"], frame["gap"]["to"]))
+            return
         if offset is not None:
             last = self._positions.get(topic)
             if epoch is not None and (last is None or last.epoch != epoch):
@@ -193,11 +206,58 @@ class BaseClient:
                 self._positions[topic] = Position(epoch, offset)
             elif last is not None:
                 epoch = None
-                if offset <= last.offset:
+                kind = arrival(last, Position(last.epoch, offset))
+                if kind is Arrival.DUPLICATE:
                     logger.debug("%s: offset %d delivered already; dropped", topic, offset)
+                    return
+                if kind is Arrival.AFTER_GAP:
+                    self._fill(topic, last, frame)
                     return
                 self._positions[topic] = Position(last.epoch, offset)
         self._events.put_nowait(Event(topic, frame.get("data"), offset, epoch))
+
+    def _on_gap(self, topic: str, gap: Gap) -> None:
+        """Surface the offsets of ``gap`` not delivered yet as one gap `Event`, and move past them."""
+        last = self._positions.get(topic)
+        if last is not None and last.epoch == gap.epoch:
+            if gap.last <= last.offset:
+                return  # delivered already
+            gap = Gap(gap.epoch, max(gap.first, last.offset + 1), gap.last)
+        logger.warning("%s: offsets %d-%d cannot be delivered", topic, gap.first, gap.last)
+        self._positions[topic] = gap.position
+        self._events.put_nowait(Event(topic, None, gap=gap))
+
+    def _fill(self, topic: str, last: Position, frame: dict[str, Any]) -> None:
+        """An offset jumped past ``last`` without a gap notice: read the hole from history, then go on."""
+        self._held[topic] = [frame]
+        task = asyncio.ensure_future(self._read_hole(topic, last, Position(last.epoch, frame["offset"])))
+        self._fills.add(task)
+        task.add_done_callback(self._fills.discard)
+
+    async def _read_hole(self, topic: str, last: Position, until: Position) -> None:
+        """Deliver the events after ``last`` and before ``until`` from history, a gap for the rest, then the held."""
+        events: list[dict[str, Any]] = []
+        data: dict[str, Any] = {"topic": topic, "since": {"epoch": last.epoch, "offset": last.offset},
+                                "limit": until.offset - last.offset - 1}
+        if self._subscriptions.get(topic) is not None:
+            data["fields"] = self._subscriptions[topic]
+        try:
+            page = await self.request({"action": "__history__", "data": data})
+            if page.get("epoch") == last.epoch:
+                events = [event for event in page["events"] if last.offset < event["offset"] < until.offset]
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the hole is surfaced as a gap
+            logger.warning("%s: could not read offsets %d-%d from history (%s)", topic, last.offset + 1,
+                           until.offset - 1, exc)
+        finally:
+            held = self._held.pop(topic, [])
+        for offset, event in [(event["offset"], event) for event in events] + [(until.offset, None)]:
+            hole = missing(self._positions.get(topic), Position(last.epoch, offset))
+            if hole is not None:
+                self._on_gap(topic, hole)
+            if event is not None:
+                self._on_event({"topic": topic, "data": event["data"], "offset": offset})
+        for frame in held:
+            self._on_event(frame)
 
     def position(self, topic: str) -> Position | None:
         """The epoch and last offset delivered on ``topic`` (topics with history), or None."""

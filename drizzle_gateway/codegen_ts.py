@@ -74,6 +74,8 @@ export interface ChannelReply {
 export interface EventMeta {
   /** the concrete channel the event came on, e.g. "chat.lobby" */
   topic: string;
+  /** topics with history: the event's offset in its channel (a lost range is drizzle.js's "gap" event) */
+  offset?: number;
 }
 
 export interface SubscriptionLike {

@@ -8,8 +8,9 @@ back an awaitable that the broker awaits before it delivers more: a
 publisher is slowed to what its readers take.
 
 Channels with history arrive numbered: the fan-out drops an offset it has
-delivered already, and a subscriber that asks for what it missed is
-replayed from the broker's history until it meets the live events.
+delivered already, announces offsets that will never come (a gap notice,
+where they would have been), and a subscriber that asks for what it
+missed is replayed from the broker's history until it meets the live events.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 from .history import Position, Retention
 from .outbox import Frame
 from .publication import payload_of
+from .recovery import Arrival, Gap, arrival, missing
 from .selection import Selection
 
 if TYPE_CHECKING:
@@ -67,6 +69,10 @@ class View:
         if epoch is None:
             return self.protocol.event(channel, data, offset)
         return self.protocol.event(channel, data, offset, epoch)
+
+    def gap_frame(self, channel: str, gap: Gap) -> str:
+        """The gap notice these subscribers receive where the events ``gap`` covers would have been."""
+        return self.protocol.gap(channel, gap.epoch, gap.first, gap.last)
 
 
 @dataclass(frozen=True)
@@ -143,13 +149,8 @@ class Fanout:
 
     def _arrived(self, channel: str, position: Position) -> bool:
         """Record ``position`` as reached; False when it was already (a duplicate)."""
-        last = self._positions.get(channel)
-        if last is not None and last.epoch == position.epoch:
-            if position.offset <= last.offset:
-                return False
-            if position.offset > last.offset + 1:
-                logger.warning("channel %s: offsets %d-%d never arrived", channel, last.offset + 1,
-                               position.offset - 1)
+        if arrival(self._positions.get(channel), position) is Arrival.DUPLICATE:
+            return False
         self._positions[channel] = position
         return True
 
@@ -267,29 +268,58 @@ class Fanout:
         return Congested(congested) if congested else None
 
     def _deliver_logged(self, channel: str, data: Any, position: Position) -> Awaitable[None] | None:
+        """Deliver one numbered event (or, when ``data`` is a `Gap`, announce the offsets up to ``position``).
+
+        Offsets skipped within the epoch are announced with a gap notice
+        before the event, so no subscriber misses one silently.
+        """
         groups = self._channels.get(channel)
         if groups is None:
             return None
         last = self._positions.get(channel)
-        if not self._arrived(channel, position):
-            return None
-        epoch = position.epoch if last is None or last.epoch != position.epoch else None
-        if epoch is not None and last is not None:
-            logger.warning("channel %s: its history was lost (new epoch %s); subscribers are told", channel, epoch)
-        floors = self._floors.get(channel)
-        skip = ()
-        if floors:
-            skip = {subscriber for subscriber, floor in floors.items() if floor >= position.offset}
-            for subscriber, floor in list(floors.items()):
-                if floor <= position.offset:
-                    del floors[subscriber]
+        kind = arrival(last, position)
+        lost = isinstance(data, Gap)
+        if kind is Arrival.DUPLICATE or (lost and kind in (Arrival.FIRST, Arrival.NEW_EPOCH)):
+            return None  # delivered already, or lost before anything this process delivered of that epoch
+        self._positions[channel] = position
+        floors = self._floors.get(channel) or {}
         congested: list[Subscriber] = []
-        for view, members in list(groups.values()):
-            frame = Frame(view.frame(channel, data, position.offset, epoch))
-            for subscriber in list(members):
-                if subscriber not in skip and subscriber.send_frame(frame):
-                    congested.append(subscriber)
+        gap = Gap(position.epoch, last.offset + 1, position.offset) if lost and last is not None \
+            else missing(last, position)
+        if gap is not None:
+            logger.warning("channel %s: offsets %d-%d cannot be delivered; subscribers are told", channel,
+                           gap.first, gap.last)
+            self._announce(channel, groups, gap, floors, congested)
+        if not lost:
+            epoch = position.epoch if kind in (Arrival.FIRST, Arrival.NEW_EPOCH) else None
+            if kind is Arrival.NEW_EPOCH:
+                logger.warning("channel %s: its history was lost (new epoch %s); subscribers are told", channel,
+                               epoch)
+            skip = {subscriber for subscriber, floor in floors.items() if floor >= position.offset}
+            for view, members in list(groups.values()):
+                frame = Frame(view.frame(channel, data, position.offset, epoch))
+                for subscriber in list(members):
+                    if subscriber not in skip and subscriber.send_frame(frame):
+                        congested.append(subscriber)
+        for subscriber, floor in list(floors.items()):
+            if floor <= position.offset:
+                del floors[subscriber]
         return Congested(congested) if congested else None
+
+    @staticmethod
+    def _announce(channel: str, groups: dict, gap: Gap, floors: dict[Subscriber, float],
+                  congested: list[Subscriber]) -> None:
+        """Send the gap notice to every subscriber, from just after what its replay sent (if it is replaying)."""
+        for view, members in list(groups.values()):
+            frame = Frame(view.gap_frame(channel, gap))
+            for subscriber in list(members):
+                floor = floors.get(subscriber, 0)
+                if floor >= gap.last:
+                    continue  # still replaying, or its replay sent past the gap
+                notice = frame if floor < gap.first else Frame(view.gap_frame(
+                    channel, Gap(gap.epoch, int(floor) + 1, gap.last)))
+                if subscriber.send_frame(notice):
+                    congested.append(subscriber)
 
     async def drain(self) -> None:
         """Wait for pending broker unsubscribes (used on shutdown)."""

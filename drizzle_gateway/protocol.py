@@ -107,6 +107,10 @@ class Protocol:
             return encode({"topic": topic, "data": data, "offset": offset})
         return encode({"topic": topic, "data": data, "offset": offset, "epoch": epoch})
 
+    def gap(self, topic: str, epoch: str, first: int, last: int) -> str:
+        """The frame telling a subscriber that offsets ``first`` to ``last`` of ``epoch`` cannot be delivered."""
+        return encode({"topic": topic, "epoch": epoch, "gap": {"from": first, "to": last}})
+
 
 class CloseCode:
     """Websocket close codes the gateway uses; docs/protocol.md says which to reconnect after."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import dispatch
@@ -70,6 +72,7 @@ class Session:
         self._slot_free: asyncio.Future | None = None
         self._held_since: float | None = None  # reading held back since (loop time), or None
         self._released_at = float("-inf")
+        self._turns: dict[str, asyncio.Future] = {}  # per channel: the last subscribe/unsubscribe to finish
 
     @property
     def tasks(self) -> frozenset[asyncio.Task]:
@@ -195,6 +198,31 @@ class Session:
             self.close(CloseCode.UNAUTHENTICATED, "not authenticated in time")
 
     # -- subscriptions ----------------------------------------------------------
+
+    @asynccontextmanager
+    async def in_order(self, channel: str) -> AsyncIterator[None]:
+        """Wait for this session's earlier subscribe/unsubscribe of ``channel`` to finish, then hold its turn.
+
+        Entered before the request's first await, it makes a subscribe and an
+        unsubscribe sent back to back take effect in the order they were sent.
+        """
+        previous = self._turns.get(channel)
+        done: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._turns[channel] = done
+        try:
+            if previous is not None and not previous.done():
+                await asyncio.shield(previous)
+            yield
+        finally:
+            if previous is None or previous.done():
+                self._end_turn(channel, done)
+            else:  # cancelled while waiting: the next in line still waits for the earlier one
+                previous.add_done_callback(lambda _: self._end_turn(channel, done))
+
+    def _end_turn(self, channel: str, done: asyncio.Future) -> None:
+        done.set_result(None)
+        if self._turns.get(channel) is done:
+            del self._turns[channel]
 
     async def subscribe(self, channel: str, fields: list[str] | tuple[str, ...] | None = None) -> str:
         """Listen to a concrete ``channel``; events flow once this returns."""

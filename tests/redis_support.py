@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from tornado.websocket import websocket_connect
 
 from bench.ports import free_port, wait_for_port
 from drizzle_gateway.client import Client
@@ -174,6 +175,23 @@ def open_client(io_loop):
     for client in clients:
         if client._ws is not None:
             client._ws.close()
+
+
+@pytest.fixture
+def raw_socket(io_loop):
+    """Open raw websockets (`tests.conftest.RawSocket`) on a gateway process; all closed after the test."""
+    from tests.conftest import RawSocket
+
+    sockets: list = []
+
+    async def _open(gateway: GatewayProcess) -> RawSocket:
+        ws = await websocket_connect(gateway.url, subprotocols=["drizzle.v1"])
+        sockets.append(ws)
+        return RawSocket(ws)
+
+    yield _open
+    for ws in sockets:
+        ws.close()
 
 
 async def eventually(check, timeout: float, interval: float = 0.05):

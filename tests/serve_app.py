@@ -61,7 +61,9 @@ def make_flow_gateway() -> Gateway:
 
 
 def make_history_gateway() -> Gateway:
-    """`make_unthrottled_gateway` plus ``feed.{room}``, a topic with history (1,000 events) clients may publish to."""
+    """`make_unthrottled_gateway` plus topics with history clients may publish to: ``feed.{room}`` (1,000 events)
+    and ``short.{room}`` (100 events)."""
     gateway = make_unthrottled_gateway()
     gateway.add_topic(Topic("feed.{room}", Message, history=1000, client_publish=True))
+    gateway.add_topic(Topic("short.{room}", Message, history=100, client_publish=True))
     return gateway

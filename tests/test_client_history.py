@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from drizzle_gateway.brokers import MemoryBroker
-from drizzle_gateway.client import Client, ConnectionClosed, Position
+from drizzle_gateway.client import Client, ConnectionClosed, Gap, Position
 from drizzle_gateway.history import Position as HistoryPosition
 from tests.test_history import clock, gateway, message, publish  # noqa: F401  (fixtures)
 
@@ -116,3 +116,53 @@ async def test_a_lost_history_is_told_on_the_first_event_of_the_new_epoch(gatewa
     assert (first.offset, first.epoch, first.data["seq"]) == (1, "e-new", 3)
     assert (second.offset, second.epoch, second.data["seq"]) == (2, None, 4)
     assert old["epoch"] != "e-new" and client.position("feed.lobby") == Position("e-new", 2)
+
+
+@pytest.mark.gen_test
+async def test_a_gap_notice_is_surfaced_in_place_and_delivery_goes_on_after_it(gateway, connect):  # noqa: F811
+    client = await connect()
+    reply = await client.subscribe("feed.lobby", ["seq"])
+    epoch = reply["epoch"]
+    await publish(gateway, [1, 2])
+    assert await offsets(client, 2) == [1, 2]
+    # what a broker whose store lost offsets 3-5 before this process read them (trimmed) hands the fan-out
+    gateway.fanout.deliver("feed.lobby", Gap(epoch, 3, 5), HistoryPosition(epoch, 5))
+    gateway.fanout.deliver("feed.lobby", message(6), HistoryPosition(epoch, 6))
+    lost, after = await client.next_event(5), await client.next_event(5)
+    assert (lost.topic, lost.data, lost.offset, lost.gap) == ("feed.lobby", None, None, Gap(epoch, 3, 5))
+    assert (after.offset, after.data, after.gap) == (6, {"seq": 6}, None)
+    assert client.position("feed.lobby") == Position(epoch, 6)
+    await assert_no_event(client)
+
+
+def skip_live(gateway, through: int) -> None:  # noqa: F811
+    """Make the fan-out withhold the live events up to offset ``through`` from the only session (a silent jump)."""
+    session = next(iter(gateway.sessions))
+    gateway.fanout._floors.setdefault("feed.lobby", {})[session] = through
+
+
+@pytest.mark.gen_test
+async def test_an_offset_jump_without_a_notice_is_filled_from_history(gateway, connect):  # noqa: F811
+    client = await connect()
+    await client.subscribe("feed.lobby", ["seq"])
+    await publish(gateway, [1, 2])
+    assert await offsets(client, 2) == [1, 2]
+    skip_live(gateway, 4)
+    await publish(gateway, [3, 4, 5, 6])  # the client hears 5 right after 2
+    events = [await client.next_event(5) for _ in range(4)]
+    assert [(e.offset, e.data, e.gap) for e in events] == [(n, {"seq": n}, None) for n in (3, 4, 5, 6)]
+    await assert_no_event(client)
+
+
+@pytest.mark.gen_test
+async def test_an_offset_jump_past_the_history_is_surfaced_as_a_gap(gateway, connect):  # noqa: F811
+    client = await connect()
+    epoch = (await client.subscribe("feed.lobby", ["seq"]))["epoch"]
+    await publish(gateway, [1, 2])
+    assert await offsets(client, 2) == [1, 2]
+    skip_live(gateway, 8)
+    await publish(gateway, range(3, 10))  # the client hears 9 right after 2; history keeps 5-9
+    events = [await client.next_event(5) for _ in range(6)]
+    assert events[0].gap == Gap(epoch, 3, 4) and events[0].data is None
+    assert [(e.offset, e.data) for e in events[1:]] == [(n, {"seq": n}) for n in (5, 6, 7, 8, 9)]
+    await assert_no_event(client)

@@ -194,3 +194,24 @@ async def test_a_congested_local_reader_does_not_stall_redis_for_other_channels(
     finally:
         await publisher.close()
         await listener.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_pipelined_subscribe_then_unsubscribe_leaves_no_live_subscription(raw, connect, gateway):
+    """Subscribe and unsubscribe sent back to back take effect in that order: nothing is heard, no slot is held."""
+    channels = [f"chat.zombie{index}" for index in range(10)]
+    socket = await raw()
+    for index, channel in enumerate(channels):
+        await socket.send({"request_id": 2 * index, "action": "__subscribe__", "data": {"topic": channel}})
+        await socket.send({"request_id": 2 * index + 1, "action": "__unsubscribe__", "data": {"topic": channel}})
+    replies = [await socket.recv() for _ in range(2 * len(channels))]
+    assert sorted(reply["request_id"] for reply in replies) == list(range(2 * len(channels)))
+    assert all("code" not in reply for reply in replies), replies
+    session = next(iter(gateway.sessions))
+    assert session.channels == set()
+    assert all(gateway.fanout.subscribers(channel) == 0 for channel in channels)
+    publisher = await connect()
+    for seq, channel in enumerate(channels):
+        await publisher.publish(channel, message(seq))
+    marker = await socket.ask({"request_id": "last", "action": "__ping__"})
+    assert marker == {"request_id": "last", "data": "pong"}  # the publishes went out before it: no event came first

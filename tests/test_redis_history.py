@@ -39,6 +39,7 @@ def redis_server(request):
     server.stop()
 
 open_client = redis_support.open_client
+raw_socket = redis_support.raw_socket
 
 
 @pytest.fixture(scope="module")
@@ -282,3 +283,94 @@ async def listeners_become(server: RedisServer, name: str, count: int) -> None:
                 await asyncio.sleep(0.01)
     finally:
         await client.aclose()
+
+
+class Tally:
+    """What one subscriber heard on a channel with history, read off the raw frames."""
+
+    def __init__(self, position: tuple[str, int]) -> None:
+        self.epoch, self.last = position
+        self.seqs: list[int] = []
+        self.gaps: list[tuple[int, int]] = []
+        self.problems: list[str] = []
+
+    def take(self, frame: dict) -> None:
+        """Check one event frame against the invariant: the next offset, or an announced gap starting there."""
+        if frame.get("epoch", self.epoch) != self.epoch:
+            self.problems.append(f"epoch changed to {frame['epoch']} after offset {self.last}")
+        if "gap" in frame:
+            gap = frame["gap"]
+            if gap["from"] != self.last + 1 or gap["to"] < gap["from"] or "data" in frame:
+                self.problems.append(f"after offset {self.last}: a bad gap notice {frame}")
+            self.gaps.append((gap["from"], gap["to"]))
+            self.last = gap["to"]
+            return
+        if frame["offset"] != self.last + 1:
+            self.problems.append(f"offset {frame['offset']} followed {self.last} silently")
+        self.last = frame["offset"]
+        self.seqs.append(frame["data"]["seq"])
+
+    @property
+    def announced(self) -> int:
+        return sum(last - first + 1 for first, last in self.gaps)
+
+
+@pytest.mark.gen_test(timeout=40)
+async def test_a_backlog_larger_than_the_history_after_a_frozen_redis_is_announced_not_skipped(
+        gateways, redis_server, open_client, raw_socket):
+    """SIGSTOP Redis while a publisher outruns the 100 events kept: each offset arrives once, in order, or in a gap."""
+    channel = "short.freeze"
+    publisher = await open_client(gateways[0])
+    tallies: dict[str, Tally] = {}
+    sockets = {"same process": await raw_socket(gateways[0]), "other process": await raw_socket(gateways[1])}
+    for name, socket in sockets.items():
+        reply = await socket.ask({"request_id": 1, "action": "__subscribe__", "data": {"topic": channel}})
+        tallies[name] = Tally((reply["data"]["epoch"], reply["data"]["offset"]))
+    published = 0
+    loop = asyncio.get_running_loop()
+
+    async def listen(name: str, socket) -> None:
+        while True:
+            tallies[name].take(await socket.recv())
+
+    async def publish_for(seconds: float) -> None:
+        nonlocal published
+        deadline = loop.time() + seconds
+        while loop.time() < deadline:
+            for _ in range(10):
+                published += 1
+                await publisher.publish(channel, message(published))
+            await asyncio.sleep(0.02)  # about 400 a second: a backlog of far more than 100 builds in the freeze
+
+    async def last_numbered() -> int | None:
+        page = await publisher.request({"action": "__history__", "data": {"topic": channel, "limit": 1}})
+        return page["offset"] if page["events"] and page["events"][-1]["data"]["seq"] == published else None
+
+    listeners = asyncio.gather(*(listen(name, socket) for name, socket in sockets.items()))
+    try:
+        await publish_for(0.5)
+        redis_server.freeze()
+        try:
+            await publish_for(3.0)
+        finally:
+            redis_server.thaw()
+        await publish_for(1.0)
+        target = await eventually(last_numbered, 10)
+        assert target is not None, "the last publish never reached redis"
+
+        async def all_caught_up() -> bool:
+            return all(tally.last >= target for tally in tallies.values())
+
+        assert await eventually(all_caught_up, 10), {
+            name: (tally.last, target, len(tally.seqs), tally.announced, tally.problems[:5])
+            for name, tally in tallies.items()}
+    finally:
+        listeners.cancel()
+        await asyncio.gather(listeners, return_exceptions=True)
+    for name, tally in tallies.items():
+        duplicated = len(tally.seqs) - len(set(tally.seqs))
+        logger.info("appendonly=%s %s: published %d, delivered %d, announced lost %d, duplicated %d",
+                    redis_server.appendonly, name, published, len(tally.seqs), tally.announced, duplicated)
+        assert tally.problems == [], f"{name}: {tally.problems[:5]}"
+        assert duplicated == 0 and tally.seqs == sorted(tally.seqs)
+        assert tally.seqs[-1] == published and len(tally.seqs) + tally.announced == published

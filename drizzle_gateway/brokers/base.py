@@ -11,7 +11,9 @@ Listener = Callable[..., Awaitable[None] | None]
 """Called with (channel, data) for each message: a `Published` from this process, dumped data from others.
 
 Messages of channels with history come as (channel, data, position), a
-`Position` holding the channel's epoch and the event's offset. It may
+`Position` holding the channel's epoch and the event's offset; ``data``
+is a `recovery.Gap` (at the position of its last offset) when the broker
+cannot deliver the offsets it covers. It may
 return an awaitable when local subscribers are congested: a broker's
 ``publish`` awaits it, so a publisher is slowed to what its readers take;
 a broker reading other processes' messages drops it (its connection

@@ -17,7 +17,8 @@ one script that numbers the event, appends it to the channel's stream and
 PUBLISHes it, so every process, the publishing one included, delivers it
 from pub/sub with its offset. A process that finds a gap in the offsets
 (it was disconnected, or re-subscribed after an outage) reads the missing
-events from the stream before going on, so none is skipped.
+events from the stream before going on; those the stream no longer holds
+(trimmed or expired) are handed on as one `Gap`, so none is skipped silently.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from redis.exceptions import RedisError
 
 from ..history import Page, Position, Retention
 from ..protocol import decode, encode
+from ..recovery import Arrival, Gap, arrival
 from . import redis_streams
 from .base import BrokerUnavailable, Listener
 
@@ -427,11 +429,12 @@ class RedisBroker:
             logger.warning("ignored a malformed history message on redis channel %r", channel)
             return None
         last = self._positions.get(channel)
-        if last is not None and last.epoch == position.epoch:
-            if position.offset <= last.offset:
-                return None  # delivered already (read from the stream after a gap)
-            if position.offset > last.offset + 1 and channel in self._retentions:
-                return self._fill_gap(channel, last, position, data)
+        kind = arrival(last, position)
+        if kind is Arrival.DUPLICATE:
+            return None  # delivered already (read from the stream after a gap)
+        if kind is Arrival.AFTER_GAP and channel in self._retentions:
+            assert last is not None
+            return self._fill_gap(channel, last, position, data)
         self._deliver_logged(listener, channel, data, position)
         return None
 
@@ -443,11 +446,24 @@ class RedisBroker:
         except Exception:
             logger.exception("delivering a message from redis on %s failed", channel)
 
+    def _deliver_gap(self, channel: str, last: Position, end: int) -> None:
+        """Hand the listener a `Gap`: offsets after ``last`` up to ``end`` are gone from the stream."""
+        listener = self._listeners.get(channel)
+        current = self._positions.get(channel)
+        if listener is None or current is None or current.epoch != last.epoch or end <= current.offset:
+            return
+        gap = Gap(last.epoch, current.offset + 1, end)
+        logger.warning("channel %s: offsets %d-%d are no longer in redis; subscribers are told", channel,
+                       gap.first, gap.last)
+        self._deliver_logged(listener, channel, gap, gap.position)
+
     async def _fill_gap(self, channel: str, last: Position, position: Position | None, data: Any) -> None:
         """Read the events after ``last`` from the stream and deliver them, then (if given) the one at ``position``.
 
         When the stream cannot be read, nothing is skipped: the error breaks the
         subscriber connection, and the reconnect's `_catch_up` reads the gap again.
+        Events the stream no longer holds (trimmed or expired meanwhile) are
+        handed to the listener as one `Gap`, in their place, before the rest.
         """
         retention = self._retentions[channel]
         try:
@@ -455,6 +471,8 @@ class RedisBroker:
         except Exception as exc:
             raise ConnectionError(f"could not read the missed events of {channel} from redis ({exc})") from exc
         if found is not None:
+            if not found.complete and found.position.epoch == last.epoch:
+                self._deliver_gap(channel, last, found.events[0].offset - 1 if found.events else found.position.offset)
             for logged in found.events:
                 listener = self._listeners.get(channel)
                 current = self._positions.get(channel)

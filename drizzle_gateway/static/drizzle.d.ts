@@ -91,10 +91,13 @@ export declare class Heartbeat {
   decide(now: number): "wait" | "ping" | "dead";
 }
 
-/** Split frames from the server into events and replies. */
+/** Split frames from the server into events and replies; a gap notice is an event with `gap` and no `data`. */
 export declare function classifyFrame(
   text: string,
-): { kind: "event"; topic: string; data: unknown } | { kind: "reply"; frame: ReplyFrame } | { kind: "junk" };
+):
+  | { kind: "event"; topic: string; data: unknown; offset?: number; epoch?: string; gap?: { from: number; to: number } }
+  | { kind: "reply"; frame: ReplyFrame }
+  | { kind: "junk" };
 
 /** A request frame (the client adds `request_id`). */
 export interface RequestFrame {
@@ -125,6 +128,35 @@ export declare class RetryLine {
 export interface EventMeta {
   /** the concrete channel the event came on */
   topic: string;
+  /** topics with history: the event's offset in its channel */
+  offset?: number;
+}
+
+/** Where a subscription to a topic with history stands. */
+export interface Position {
+  /** the channel's epoch (changes when its history is lost) */
+  epoch: string;
+  /** the offset of the last event delivered */
+  offset: number;
+}
+
+/** A topic with history re-subscribed after a reconnect, or whose history the server lost. */
+export interface RecoveryInfo {
+  topic: string;
+  /** false: events were lost; reload state */
+  recovered: boolean;
+  epoch: string;
+  offset: number;
+}
+
+/** Offsets of a topic with history that will not be delivered (emitted in their place among its events). */
+export interface GapInfo {
+  topic: string;
+  epoch: string;
+  /** the first offset lost */
+  from: number;
+  /** the last offset lost (inclusive); delivery goes on at `to + 1` */
+  to: number;
 }
 
 /** Receives a subscription's events (projected to its `fields`). */
@@ -191,6 +223,8 @@ export interface DrizzleEvents {
   reconnect: undefined;
   state: ConnectionState;
   error: DrizzleError;
+  recovery: RecoveryInfo;
+  gap: GapInfo;
 }
 
 /** A connection to a drizzle_gateway; create it with `Drizzle.connect(url, options)`. */
@@ -209,6 +243,8 @@ export declare class Drizzle {
   request(frame: RequestFrame, timeout?: number): Promise<unknown>;
   /** Receive the events of a concrete channel such as "chat.lobby". */
   subscribe(topic: string, handler: EventHandler<any>, options?: { fields?: readonly string[] }): Promise<Subscription>;
+  /** Topics with history: the channel's epoch and the offset of the last event delivered. */
+  position(topic: string): Position | undefined;
   /** Publish to a topic declared with client_publish; the server validates the payload. */
   publish(topic: string, payload: unknown): Promise<{ topic: string }>;
   /** The gateway's `__schema__` document. */

@@ -240,7 +240,8 @@ export class Heartbeat {
 /**
  * Split frames from the server into events and replies.
  * @param {string} text
- * @returns {{kind: "event", topic: string, data: *, offset?: number, epoch?: string} | {kind: "reply", frame: Object} | {kind: "junk"}}
+ * A gap notice (`{"topic", "epoch", "gap": {"from", "to"}}`) is an event with `gap` and no `data`.
+ * @returns {{kind: "event", topic: string, data: *, offset?: number, epoch?: string, gap?: {from: number, to: number}} | {kind: "reply", frame: Object} | {kind: "junk"}}
  */
 export function classifyFrame(text) {
   let frame;
@@ -254,6 +255,10 @@ export function classifyFrame(text) {
     const event = { kind: "event", topic: frame.topic, data: frame.data };
     if (Number.isInteger(frame.offset)) event.offset = frame.offset;
     if (typeof frame.epoch === "string") event.epoch = frame.epoch;
+    const gap = frame.gap;
+    if (gap !== null && typeof gap === "object" && Number.isInteger(gap.from) && Number.isInteger(gap.to)) {
+      event.gap = { from: gap.from, to: gap.to };
+    }
     return event;
   }
   if ("request_id" in frame) return { kind: "reply", frame };
@@ -423,6 +428,14 @@ export class RetryLine {
  * @property {number} offset
 
 /**
+ * @typedef {Object} GapInfo
+ * @property {string} topic
+ * @property {string} epoch
+ * @property {number} from the first offset that will not be delivered
+ * @property {number} to the last one (inclusive); delivery goes on at `to + 1`
+ */
+
+/**
  * @callback EventHandler
  * @param {*} data the event's payload (projected to the subscription's fields)
  * @param {EventMeta} meta
@@ -501,6 +514,8 @@ export class Drizzle {
     this.positions = new Map();
     /** @type {Map<number, string>} request ids of `__subscribe__` in flight, and their topics */
     this.subscribing = new Map();
+    /** @type {Map<string, Object[]>} topics whose offsets jumped: events held while the hole is read */
+    this.held = new Map();
     this.listeners = new Map();
     this.socket = null;
     this.attempt = 0;
@@ -517,9 +532,12 @@ export class Drizzle {
    * "state" (with the new state), "error" (a DrizzleError, e.g. a re-subscribe the
    * server refused) or "recovery" (a RecoveryInfo, for each topic with history
    * re-subscribed after a reconnect, or whose history the server lost:
-   * `recovered: false` means events were lost);
+   * `recovered: false` means events were lost) or "gap" (a GapInfo: offsets of a topic
+   * with history that will not be delivered, in their place among its events; reload what
+   * they covered). An offset that jumps within one epoch without the server's gap notice
+   * is read from `__history__` first; what the history no longer holds is a "gap" too;
    * returns a function that stops listening.
-   * @param {"open"|"close"|"reconnect"|"state"|"error"|"recovery"} type
+   * @param {"open"|"close"|"reconnect"|"state"|"error"|"recovery"|"gap"} type
    * @param {(detail: *) => void} listener
    * @returns {() => void}
    */
@@ -842,26 +860,7 @@ export class Drizzle {
     this.heartbeat?.heard(this.now());
     const frame = classifyFrame(text);
     if (frame.kind === "event") {
-      const meta = { topic: frame.topic };
-      if (frame.offset !== undefined) {
-        const last = this.positions.get(frame.topic);
-        if (frame.epoch !== undefined && frame.epoch !== last?.epoch) {
-          // the channel's history was lost (e.g. Redis restarted without persistence): events may be missing
-          this.positions.set(frame.topic, { epoch: frame.epoch, offset: frame.offset });
-          this._emit("recovery", { topic: frame.topic, recovered: false, epoch: frame.epoch, offset: frame.offset });
-        } else if (last !== undefined) {
-          if (frame.offset <= last.offset) return; // delivered already (replayed again after a reconnect)
-          this.positions.set(frame.topic, { epoch: last.epoch, offset: frame.offset });
-        }
-        meta.offset = frame.offset;
-      }
-      for (const subscription of [...(this.subscriptions.get(frame.topic) ?? [])]) {
-        try {
-          subscription.handler(frame.data, { ...meta });
-        } catch (error) {
-          console.error("drizzle event handler failed", error);
-        }
-      }
+      this._onEvent(frame);
     } else if (frame.kind === "reply") {
       const topic = this.subscribing.get(frame.frame.request_id);
       const data = frame.frame.data;
@@ -871,6 +870,81 @@ export class Drizzle {
       }
       this.requests.settle(frame.frame);
     }
+  }
+
+  /** One event frame: the next offset is handed to the handlers; a duplicate is dropped; a hole is read or announced. */
+  _onEvent(frame) {
+    const held = this.held.get(frame.topic);
+    if (held !== undefined) {
+      held.push(frame); // a hole before it is being read from history
+      return;
+    }
+    if (frame.gap !== undefined) {
+      this._onGap(frame.topic, frame.epoch, frame.gap.from, frame.gap.to);
+      return;
+    }
+    const meta = { topic: frame.topic };
+    if (frame.offset !== undefined) {
+      const last = this.positions.get(frame.topic);
+      if (frame.epoch !== undefined && frame.epoch !== last?.epoch) {
+        // the channel's history was lost (e.g. Redis restarted without persistence): events may be missing
+        this.positions.set(frame.topic, { epoch: frame.epoch, offset: frame.offset });
+        this._emit("recovery", { topic: frame.topic, recovered: false, epoch: frame.epoch, offset: frame.offset });
+      } else if (last !== undefined) {
+        if (frame.offset <= last.offset) return; // delivered already (replayed again after a reconnect)
+        if (frame.offset > last.offset + 1) {
+          this._fill(frame.topic, last, frame);
+          return;
+        }
+        this.positions.set(frame.topic, { epoch: last.epoch, offset: frame.offset });
+      }
+      meta.offset = frame.offset;
+    }
+    for (const subscription of [...(this.subscriptions.get(frame.topic) ?? [])]) {
+      try {
+        subscription.handler(frame.data, { ...meta });
+      } catch (error) {
+        console.error("drizzle event handler failed", error);
+      }
+    }
+  }
+
+  /** Emit "gap" for the offsets `from`..`to` not delivered yet, and move the position past them. */
+  _onGap(topic, epoch, from, to) {
+    const last = this.positions.get(topic);
+    if (last !== undefined && last.epoch === epoch) {
+      if (to <= last.offset) return; // delivered already
+      from = Math.max(from, last.offset + 1);
+    }
+    this.positions.set(topic, { epoch, offset: to });
+    this._emit("gap", { topic, epoch, from, to });
+  }
+
+  /** An offset jumped past `last` without a gap notice: read the hole from history, then go on. */
+  async _fill(topic, last, frame) {
+    this.held.set(topic, [frame]);
+    const data = { topic, since: { epoch: last.epoch, offset: last.offset }, limit: frame.offset - last.offset - 1 };
+    const fields = [...(this.subscriptions.get(topic) ?? [])].at(-1)?.fields;
+    if (fields !== undefined) data.fields = [...fields];
+    let events = [];
+    try {
+      const page = await this.request({ action: "__history__", data });
+      if (page?.epoch === last.epoch && Array.isArray(page.events)) {
+        events = page.events.filter((event) => event.offset > last.offset && event.offset < frame.offset);
+      }
+    } catch (error) {
+      console.warn(`drizzle: could not read offsets ${last.offset + 1}-${frame.offset - 1} of ${topic}`, error);
+    }
+    const held = this.held.get(topic) ?? [];
+    this.held.delete(topic);
+    for (const event of [...events, { offset: frame.offset }]) { // the last: where the held events start
+      const now = this.positions.get(topic);
+      if (now !== undefined && now.epoch === last.epoch && event.offset > now.offset + 1) {
+        this._onGap(topic, last.epoch, now.offset + 1, event.offset - 1);
+      }
+      if ("data" in event) this._onEvent({ kind: "event", topic, data: event.data, offset: event.offset });
+    }
+    for (const waiting of held) this._onEvent(waiting);
   }
 
   /** The socket is gone (or declared dead): fail calls in flight, maybe reconnect. */

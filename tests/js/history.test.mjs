@@ -119,4 +119,53 @@ describe("history over a fake socket", () => {
     await leaving;
     assert.equal(dz.position("feed.lobby"), undefined);
   });
+
+  test("a gap notice emits gap in its place and delivery goes on after it", async () => {
+    const { dz, server } = await connected();
+    const seen = [];
+    const gaps = [];
+    dz.on("gap", (info) => gaps.push([seen.length, info]));
+    await subscribed(server, dz, seen);
+    server.last.deliver(event(1));
+    server.last.deliver({ topic: "feed.lobby", epoch: "e1", gap: { from: 2, to: 4 } });
+    server.last.deliver(event(5));
+    assert.deepEqual(seen.map(([offset]) => offset), [1, 5]);
+    assert.deepEqual(gaps, [[1, { topic: "feed.lobby", epoch: "e1", from: 2, to: 4 }]]);
+    assert.deepEqual(dz.position("feed.lobby"), { epoch: "e1", offset: 5 });
+  });
+
+  test("an offset jump without a notice is filled from __history__, events after it held meanwhile", async () => {
+    const { dz, server } = await connected();
+    const seen = [];
+    const gaps = [];
+    dz.on("gap", (info) => gaps.push(info));
+    await subscribed(server, dz, seen);
+    server.last.deliver(event(1));
+    server.last.deliver(event(4)); // 2 and 3 never came
+    server.last.deliver(event(5));
+    const asked = server.last.sent.at(-1);
+    assert.deepEqual([asked.action, asked.data],
+      ["__history__", { topic: "feed.lobby", since: { epoch: "e1", offset: 1 }, limit: 2 }]);
+    assert.deepEqual(seen.map(([offset]) => offset), [1]);
+    server.last.reply({ topic: "feed.lobby", epoch: "e1", offset: 5, recovered: true,
+      events: [{ offset: 2, data: { text: "m2" } }, { offset: 3, data: { text: "m3" } }] });
+    await settle();
+    assert.deepEqual(seen, [1, 2, 3, 4, 5].map((offset) => [offset, { text: `m${offset}` }]));
+    assert.deepEqual(gaps, []);
+  });
+
+  test("what __history__ no longer holds of a jump is emitted as a gap, in its place", async () => {
+    const { dz, server } = await connected();
+    const seen = [];
+    const gaps = [];
+    dz.on("gap", (info) => gaps.push([seen.length, info]));
+    await subscribed(server, dz, seen);
+    server.last.deliver(event(1));
+    server.last.deliver(event(6));
+    server.last.reply({ topic: "feed.lobby", epoch: "e1", offset: 6, recovered: false,
+      events: [{ offset: 4, data: { text: "m4" } }, { offset: 5, data: { text: "m5" } }] });
+    await settle();
+    assert.deepEqual(seen.map(([offset]) => offset), [1, 4, 5, 6]);
+    assert.deepEqual(gaps, [[1, { topic: "feed.lobby", epoch: "e1", from: 2, to: 3 }]]);
+  });
 });
