@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tornado.websocket import WebSocketClosedError
+
 from drizzle_gateway.client import Client, ConnectionClosed, RemoteError
 from drizzle_gateway.protocol import decode
 from tests.redis_support import REPO, GatewayProcess, RedisServer
@@ -274,7 +276,8 @@ async def publish_until(cluster: Cluster, name: str, index: int, channels: list[
             for channel in channels:
                 try:
                     await client.publish(channel, message(name, number))
-                except (ConnectionClosed, TimeoutError, OSError):
+                except (ConnectionClosed, WebSocketClosedError, TimeoutError, OSError):
+                    # WebSocketClosedError: the socket closed under the write, before the client's reader saw it
                     published.unknown[channel] = published.unknown.get(channel, 0) + 1
                     connected = False
                     await client.close()
