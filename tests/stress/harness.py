@@ -282,6 +282,12 @@ async def publish_until(cluster: Cluster, name: str, index: int, channels: list[
                     connected = False
                     await client.close()
                     break
+                except RemoteError as refused:
+                    if refused.code != "SHUTTING_DOWN":
+                        raise
+                    connected = False  # refused, so not published: reconnect, as the code asks
+                    await client.close()
+                    break
                 published.acked[channel] = published.acked.get(channel, 0) + 1
             await asyncio.sleep(PUBLISH_INTERVAL)
     finally:
