@@ -138,8 +138,6 @@ async def test_delivery_invariants_hold_through(scenario):
     assert not outcome.problems, outcome.table()
 
 
-@pytest.mark.xfail(strict=True, reason="the READ and APPEND scripts (brokers/redis_streams.py) never give a channel's "
-                   "meta hash a TTL, so every room a client subscribes to keeps a key in Redis for good")
 @pytest.mark.gen_test(timeout=60)
 async def test_channels_with_a_history_ttl_leave_no_redis_key_without_a_ttl():
     """Subscribing to (and publishing on) rooms of a topic with ``history_ttl`` leaves only keys that expire.
