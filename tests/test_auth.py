@@ -8,10 +8,12 @@ reach the ``authenticate`` hook as a handshake's would); the handshake itself
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from marshmallow import Schema, fields
 from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 from tornado.websocket import websocket_connect
 
 from drizzle_gateway import ActionError, Resource, Topic, action
@@ -531,3 +533,131 @@ async def test_each_client_address_has_its_own_bucket(gateway, ws_url, slow_hook
     assert await bad_handshake(ws_url, "127.0.0.2") == 101  # another address: not throttled by the first
     assert slow_hook == ["127.0.0.1"] * 5 + ["127.0.0.2"]
     assert set(gateway.auth_throttle._buckets) == {"127.0.0.1", "127.0.0.2"}
+
+
+# -- exact answers of the guard: messages, details, defaults and boundaries ----------------------------
+
+
+@pytest.mark.gen_test
+async def test_refusals_answer_their_exact_message_and_the_hooks_details(gateway, test_client, caplog):
+    def hook(credentials: Credentials):
+        if credentials.token == "expired":
+            raise ActionError("TOKEN_EXPIRED", "token expired", {"expired_at": 1700000000})
+        if credentials.token == "crash":
+            raise RuntimeError("the user database is down")
+        return None
+
+    caplog.set_level(logging.INFO, logger="drizzle_gateway")
+    gateway.authenticate = hook
+    client = await test_client()
+    answers = []
+    for token in ("expired", "crash", "wrong"):
+        with pytest.raises(RemoteError) as refused:
+            await client.request({"action": "__auth__", "data": {"token": token}})
+        answers.append((refused.value.code, refused.value.message, refused.value.details))
+    assert answers == [("UNAUTHENTICATED", "token expired", {"expired_at": 1700000000}),
+                       ("UNAUTHENTICATED", "credentials refused", None),
+                       ("UNAUTHENTICATED", "credentials refused", None)]
+    logged = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "drizzle_gateway"]
+    assert logged == [(logging.INFO, "authentication refused: the hook raised RuntimeError")]
+
+
+def handshake_request(uri: str = "/ws", **headers: str) -> HTTPServerRequest:
+    """A websocket handshake's request as the server parses it (with a Host, as HTTP/1.1 requires)."""
+    return HTTPServerRequest(start_line=RequestStartLine("GET", uri, "HTTP/1.1"),
+                             headers=HTTPHeaders({"Host": "127.0.0.1", **headers}))
+
+
+@pytest.mark.parametrize(("uri", "headers", "token", "presents"), [
+    ("/ws", {}, None, False),
+    ("/ws", {"Origin": "http://a", "User-Agent": "b"}, None, False),
+    ("/ws", {}, "", True),  # a token, even empty, is something to check
+    ("/ws?t=x", {}, None, True),
+    ("/ws", {"Authorization": "Bearer x"}, None, True),
+    ("/ws", {"Cookie": "session=x"}, None, True),
+])
+def test_which_attempts_present_credentials(uri, headers, token, presents):
+    assert presents_credentials(Credentials(handshake_request(uri, **headers), token)) is presents
+
+
+def test_credentials_read_the_last_query_value_and_the_cookies():
+    credentials = Credentials(handshake_request("/ws?token=first&token=last&x=%FF", Cookie="session=s; theme=dark"))
+    assert credentials.query == {"token": "last", "x": "\ufffd"}
+    assert credentials.cookies == {"session": "s", "theme": "dark"}
+
+
+def test_auth_throttle_refuses_a_rate_or_burst_that_would_never_allow_an_attempt():
+    for rate, burst in ((0, 10), (-0.5, 10), (0.2, 0), (0.2, -1)):
+        with pytest.raises(ValueError) as refused:
+            AuthThrottle(rate=rate, burst=burst)
+        assert str(refused.value) == "rate must be positive and burst at least 1"
+    smallest = AuthThrottle(rate=1e-9, burst=1, clock=FakeClock())
+    assert [smallest.take("a"), smallest.take("a") > 0] == [0.0, True]
+
+
+def test_auth_throttle_defaults_allow_ten_failures_then_one_every_five_seconds():
+    clock = FakeClock()
+    throttle = AuthThrottle(clock=clock)
+    assert [throttle.take("a") for _ in range(11)] == [0.0] * 10 + [5.0]
+    assert throttle.max_addresses == 100_000
+    clock.now += 5.0
+    assert [throttle.take("a"), throttle.take("a")] == [0.0, 5.0]
+
+
+def test_retry_after_counts_a_partly_refilled_token():
+    clock = FakeClock()
+    throttle = AuthThrottle(rate=0.5, burst=2, clock=clock)
+    throttle.take("a")
+    throttle.take("a")
+    clock.now += 0.5  # a quarter of a token back
+    assert throttle.retry_after("a") == 1.5
+    clock.now += 2.5  # one and a half tokens: one attempt now
+    assert throttle.retry_after("a") == 0.0
+    assert [throttle.take("a"), throttle.take("a")] == [0.0, 1.0]
+
+
+def test_a_success_gives_back_exactly_the_attempt_it_took():
+    clock = FakeClock()
+    throttle = AuthThrottle(rate=1e-6, burst=3, clock=clock)
+    throttle.take("a")
+    throttle.take("a")  # two failures: one attempt left
+    assert throttle.take("a") == 0.0  # the third attempt succeeds...
+    throttle.give_back("a")  # ...and costs nothing: one attempt left, not more
+    assert throttle.take("a") == 0.0
+    assert throttle.take("a") > 0
+    throttle.give_back("full")  # an address that never failed stays at its burst
+    assert [throttle.take("full") for _ in range(4)][:3] == [0.0] * 3
+
+
+def test_auth_throttle_forgets_the_least_recently_used_when_none_is_full():
+    clock = FakeClock()
+    throttle = AuthThrottle(rate=1e-6, burst=2, max_addresses=2, clock=clock)
+    throttle.take("a")
+    throttle.take("b")
+    throttle.take("a")  # "a" used last: "b" is now the least recently used
+    throttle.take("c")
+    assert list(throttle._buckets) == ["a", "c"]
+    assert throttle.take("a") > 0  # "a" kept its failures
+    assert throttle.take("b") == 0.0  # "b" was forgotten: a full bucket again
+
+
+@pytest.mark.gen_test
+async def test_rate_limited_auth_answers_the_exact_message_and_retry_after_in_milliseconds(gateway, test_client):
+    clock = FakeClock()
+    gateway.auth_throttle = AuthThrottle(rate=0.3, burst=1, clock=clock)
+    client = await test_client()
+    with pytest.raises(RemoteError):
+        await client.request({"action": "__auth__", "data": {"token": "guess"}})
+    with pytest.raises(RemoteError) as throttled:
+        await client.request({"action": "__auth__", "data": {"token": "bob-token"}})
+    assert (throttled.value.code, throttled.value.message, throttled.value.details) == (
+        "RATE_LIMITED", "too many failed authentication attempts from this address", {"retry_after": 3.333})
+
+
+@pytest.mark.gen_test
+async def test_a_resource_named_request_needs_a_user_even_for_an_open_action_name(test_client):
+    client = await test_client()
+    for name in ("__ping__", "__auth__", "__schema__"):
+        with pytest.raises(RemoteError) as refused:
+            await client.request({"resource": "lab", "action": name})
+        assert refused.value.code == "UNAUTHENTICATED", name

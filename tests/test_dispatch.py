@@ -7,15 +7,21 @@ reply or error frame a socket would carry (request id, code, message, details).
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
+from marshmallow import Schema, fields
 
+from drizzle_gateway import Resource, action
 from drizzle_gateway.client import RemoteError
 from drizzle_gateway.errors import DETAIL_ENTRIES, DETAIL_STRING_CHARS, ERROR_TEXT_CHARS
 from drizzle_gateway.limits import Limits
+from drizzle_gateway.wirejson import PARSER_DEPTH
 from tests.inprocess import exchange
 from tests.resources import Napper
 from tests.test_limits import call, nested
+from tornado_drizzle import DrizzleHandler
+from tornado_drizzle.protocol import LegacyProtocol
 
 # -- what the request names and carries -------------------------------------------------------
 
@@ -158,3 +164,134 @@ async def test_actions_run_in_their_own_task(test_client):
     reply = await asyncio.wait_for(exchange(client, {"request_id": 1, "resource": "lab", "action": "bounded"}), 1)
     assert reply == {"request_id": 1, "data": {"timed_out": True}}
     assert await exchange(client, {"request_id": 2, "action": "__ping__"}) == {"request_id": 2, "data": "pong"}
+
+
+# -- each refusal's exact frame, and what the request path hands on ------------------------------------------
+
+
+class Amount(Schema):
+    n = fields.Int(required=True)
+
+
+class Guarded(Resource):
+    """An action behind an ``allow`` hook that records what it was asked."""
+
+    name = "guarded"
+
+    @action(Amount, allow=lambda user, params: user["gate"].append(params) or params["data"]["n"] < 10)
+    def spend(self, data):
+        """Spend ``n`` (under 10 only)."""
+        return {"spent": data["n"]}
+
+
+class Seed(DrizzleHandler):
+    """A Tornado Drizzle handler: its methods get the whole request."""
+
+    name = "seed"
+
+    def echo(self, message):
+        return message
+
+
+@pytest.fixture
+def gated(gateway):
+    """The gateway with an ``authenticate`` hook: the token "ann" is a user who records their permission checks."""
+    user = {"name": "ann", "gate": []}
+    gateway.authenticate = lambda credentials: user if credentials.query.get("token") == "ann" else None
+    gateway.add_resource(Guarded)
+    return user
+
+
+@pytest.mark.gen_test
+async def test_before_authenticating_only_the_open_builtins_answer(gated, test_client):
+    anonymous = await test_client()
+    refusal = {"code": "UNAUTHENTICATED", "error": "authenticate first (send __auth__ with a token)"}
+    assert await exchange(anonymous, call(1, "lab", "whoami")) == {"request_id": 1, **refusal}
+    assert await exchange(anonymous, call(2, "lab", "__ping__")) == {"request_id": 2, **refusal}  # a resource's
+    assert await exchange(anonymous, call(3, None, "__ping__")) == {"request_id": 3, "data": "pong"}
+    ann = await test_client(query="token=ann")
+    assert await exchange(ann, call(4, "lab", "whoami")) == {"request_id": 4, "data": {
+        "user": {"name": "ann", "gate": []}, "has_connection": True, "has_gateway": True}}
+
+
+@pytest.mark.gen_test
+async def test_allow_sees_the_user_the_names_and_the_loaded_data(gated, test_client):
+    ann = await test_client(query="token=ann")
+    assert await exchange(ann, call(1, "guarded", "spend", {"n": "3"})) == {"request_id": 1, "data": {"spent": 3}}
+    assert await exchange(ann, call(2, "guarded", "spend", {"n": 12})) == {
+        "request_id": 2, "code": "FORBIDDEN", "error": "not allowed to call 'spend'"}
+    assert gated["gate"] == [{"resource": "guarded", "action": "spend", "data": {"n": 3}},
+                             {"resource": "guarded", "action": "spend", "data": {"n": 12}}]
+
+
+@pytest.mark.gen_test
+async def test_fields_select_what_the_reply_carries(test_client):
+    client = await test_client()
+    frame = {**call(1, "todos", "create", {"title": "milk"}), "fields": ["id", "done"]}
+    assert await exchange(client, frame) == {"request_id": 1, "data": {"id": 1, "done": False}}
+
+
+@pytest.mark.gen_test
+async def test_an_action_may_read_the_whole_request(gateway, test_client):
+    gateway.add_resource(Seed)
+    client = await test_client()
+    frame = call("s1", "seed", "echo", {"x": 1})
+    assert await exchange(client, frame) == {"request_id": "s1", "data": frame}
+
+
+@pytest.mark.gen_test
+async def test_requests_while_shutting_down_are_refused_with_their_id(gateway, test_client):
+    client = await test_client()
+    gateway.closing = True
+    assert await exchange(client, call(7, None, "__ping__")) == {
+        "request_id": 7, "code": "SHUTTING_DOWN", "error": "server is shutting down; reconnect"}
+
+
+@pytest.mark.gen_test
+async def test_a_nesting_bomb_is_refused_with_the_limit_or_the_parsers_depth(gateway, test_client):
+    bomb = '{"request_id": 3, "data": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    client = await test_client()
+    assert await exchange(client, bomb) == {
+        "request_id": 3, "code": "VALIDATION_ERROR", "error": "frame is nested deeper than 32 levels"}
+    gateway.limits = Limits(max_depth=None)
+    assert await exchange(client, bomb) == {
+        "request_id": 3, "code": "VALIDATION_ERROR", "error": f"frame is nested deeper than {PARSER_DEPTH} levels"}
+
+
+@pytest.mark.gen_test
+async def test_binary_frames_of_the_seed_dialect_are_held_to_the_shape_limits(gateway, test_client):
+    gateway.protocol = LegacyProtocol()  # the dialect that reads binary frames
+    frames: list[dict] = []
+    client = await test_client(loads=lambda text: frames.append(json.loads(text)) or frames[-1])
+    client.session.receive(json.dumps(call(2, "lab", "plain", nested(40))).encode())
+    assert frames == [{"request_id": 2, "code": "VALIDATION_ERROR", "error": "frame is nested deeper than 32 levels"}]
+    client.session.receive(json.dumps(call(3, "lab", "plain", {"n": 1})).encode())
+    deadline = asyncio.get_running_loop().time() + 5
+    while len(frames) < 2:
+        assert asyncio.get_running_loop().time() < deadline, frames
+        await asyncio.sleep(0.001)
+    assert frames[1] == {"request_id": 3, "data": {"kind": "plain", "data": {"n": 1}}}
+
+
+@pytest.mark.gen_test
+async def test_an_internal_error_is_logged_with_the_request_it_answered(test_client, server_errors):
+    client = await test_client()
+    assert (await exchange(client, call("r9", "lab", "fail")))["code"] == "INTERNAL_ERROR"
+    assert [record.getMessage() for record in server_errors()] == ["request 'r9' (lab.fail) failed"]
+
+
+@pytest.mark.gen_test
+async def test_a_request_cancelled_by_anything_but_its_deadline_answers_nothing(test_client):
+    client = await test_client()
+    pending = asyncio.ensure_future(client.call("lab", "sleep", {"seconds": 5, "tag": "never"}))
+    deadline = asyncio.get_running_loop().time() + 5
+    while not client.session.tasks:
+        assert asyncio.get_running_loop().time() < deadline, "the request never started"
+        await asyncio.sleep(0.001)
+    task = next(iter(client.session.tasks))
+    task.cancel()  # as a closing connection or the gateway's shutdown cancels it
+    await asyncio.wait([task], timeout=5)
+    assert task.cancelled()
+    assert await client.ping() == "pong"  # answered after anything the cancel could have sent
+    assert not pending.done()
+    pending.cancel()

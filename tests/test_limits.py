@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import os
 import struct
 import time
+import types
 
 import pytest
 
+import drizzle_gateway.limits as limits_module
 from drizzle_gateway.client import ConnectionClosed, RemoteError
 from drizzle_gateway.errors import DETAIL_ENTRIES
-from drizzle_gateway.limits import Limits
+from drizzle_gateway.limits import Limits, TokenBucket
 from tests.resources import Napper
 from tests.test_frame_reader import CLOSE, CONTINUATION, PING, PONG, TEXT, frame, play
 from tests.test_outbox import StalledSocket
@@ -388,3 +391,100 @@ async def test_error_frames_stay_small_and_cheap_while_a_bystander_pings(raw, co
     assert max(sizes) < ERROR_FRAME_BYTES
     assert worst < 0.1
     assert await bystander.ping() == "pong"
+
+
+# -- the pure guards at their exact boundaries: the shape check, construction, the frame-rate bucket -----------
+
+
+@pytest.mark.parametrize(("field", "value", "kind"), [
+    ("max_depth", -1, "a positive integer"),
+    ("send_queue_bytes", 0.5, "a positive integer"),
+    ("rate", 0, "a positive number of frames per second"),
+    ("action_timeout", 0, "a positive number of seconds"),
+    ("ping_timeout", float("inf"), "a positive number of seconds"),
+])
+def test_a_refused_limit_names_the_kind_of_value_it_takes(field, value, kind):
+    with pytest.raises(ValueError) as refused:
+        Limits(**{field: value})
+    assert str(refused.value) == f"Limits.{field} must be {kind} or None (off), got {value!r}"
+
+
+def test_limits_check_every_field_after_one_switched_off():
+    for field in ("max_frame_bytes", "rate", "handshake_timeout"):  # the first, one between, the last
+        others = {name: None for name in Limits.__dataclass_fields__ if name != field}
+        with pytest.raises(ValueError) as refused:
+            Limits(**others, **{field: -1})
+        assert str(refused.value).startswith(f"Limits.{field} must be ")
+
+
+def test_the_smallest_values_each_limit_accepts():
+    ones = Limits(**{name: 1 for name in Limits.__dataclass_fields__})
+    assert all(getattr(ones, name) == 1 for name in Limits.__dataclass_fields__)
+    halves = Limits(rate=0.5, action_timeout=0.5, ping_interval=0.5, send_timeout=0.001)
+    assert (halves.rate, halves.action_timeout, halves.ping_interval, halves.send_timeout) == (0.5, 0.5, 0.5, 0.001)
+
+
+def test_what_tornado_and_the_outbox_are_told_when_a_bound_is_off():
+    off = Limits(max_frame_bytes=None, send_queue_bytes=None)
+    assert (off.frame_bytes, off.queue_bytes) == (2**63 - 1, float("inf"))  # Tornado needs an int: the largest
+    assert (Limits(max_frame_bytes=10).frame_bytes, Limits(send_queue_bytes=10).queue_bytes) == (10, 10)
+
+
+@pytest.mark.parametrize(("rate", "burst", "size"), [
+    (100.0, 7, 7.0), (100.0, None, 100.0), (2.5, None, 3.0), (0.5, None, 1.0), (None, None, 1.0), (None, 3, 3.0),
+])
+def test_burst_size_is_the_burst_or_one_second_of_the_rate_and_at_least_one(rate, burst, size):
+    assert Limits(rate=rate, burst=burst).burst_size == size
+
+
+@pytest.mark.parametrize(("limits", "at_bound", "over"), [
+    (Limits(max_depth=3, max_keys=None, max_items=None), '{"a": {"b": [1]}}', '{"a": {"b": [[1]]}}'),
+    (Limits(max_depth=None, max_keys=2, max_items=None), '{"a": 1, "b": 2}', '{"a": 1, "b": 2, "c": 3}'),
+    (Limits(max_depth=None, max_keys=None, max_items=3), '[1, 2, 3]', '[1, 2, 3, 4]'),
+    (Limits(max_depth=None, max_keys=None, max_items=3), '[[1, 2]]', '[[1, 2], []]'),  # an empty array is an item
+    (Limits(max_depth=None, max_keys=None, max_items=4), '[[1], [2]]', '[[1], [2, 3]]'),
+])
+def test_shape_limits_hold_at_the_bound_and_refuse_one_over(limits, at_bound, over):
+    """At the bound the text alone proves the frame within it (not walked); one over, the walk refuses it."""
+    assert not limits.may_exceed_shape(at_bound)
+    assert limits.shape_error(json.loads(at_bound)) is None
+    assert limits.may_exceed_shape(over)
+    assert limits.shape_error(json.loads(over)) is not None
+
+
+def test_shape_error_names_the_limit_exceeded():
+    assert Limits(max_depth=2).shape_error({"a": {"b": {}}}) == "frame is nested deeper than 2 levels"
+    assert Limits(max_keys=2).shape_error({"a": {"b": 1, "c": 2}}) == "frame has more than 2 object keys"
+    assert Limits(max_items=5).shape_error({"a": [1, 2, 3], "b": [4, 5, 6]}) == "frame has more than 5 array items"
+    assert Limits().shape_error(7) is None
+    assert Limits(max_depth=1, max_keys=None, max_items=None).shape_error("[[[[") is None  # a string is no nesting
+
+
+@pytest.mark.parametrize("off", ["max_depth", "max_keys", "max_items"])
+def test_the_other_shape_limits_hold_when_one_is_off(off):
+    limits = dataclasses.replace(Limits(max_depth=2, max_keys=2, max_items=2), **{off: None})
+    hostile = {"depth": {"a": {"b": {}}}, "keys": {"a": 1, "b": 2, "c": 3}, "items": [[1, 2, 3]]}
+    for name, value in hostile.items():
+        problem = limits.shape_error(value)
+        assert (problem is None) == (name == off.removeprefix("max_")), (name, problem)
+
+
+@pytest.fixture
+def bucket_clock(monkeypatch):
+    """A clock for `TokenBucket` (which reads ``time.monotonic``) that moves only when told."""
+    clock = types.SimpleNamespace(now=500.0)
+    monkeypatch.setattr(limits_module, "time", types.SimpleNamespace(monotonic=lambda: clock.now))
+    return clock
+
+
+def test_token_bucket_takes_its_burst_then_answers_the_wait(bucket_clock):
+    bucket = TokenBucket(rate=2.0, burst=1)
+    assert [bucket.take(), bucket.take()] == [0.0, 0.5]
+    bucket_clock.now += 0.25  # half a token back
+    assert bucket.take() == 0.25
+    bucket_clock.now += 100  # refills to its burst, no further
+    assert [bucket.take(), bucket.take()] == [0.0, 0.5]
+    small = TokenBucket(rate=1.0, burst=0.5)  # a burst below one still allows one frame
+    assert [small.take(), small.take()] == [0.0, 1.0]
+    three = TokenBucket(rate=1.0, burst=3)
+    assert [three.take() for _ in range(4)] == [0.0, 0.0, 0.0, 1.0]

@@ -11,7 +11,7 @@ from tornado.websocket import websocket_connect
 from bench.ports import free_port
 from drizzle_gateway.auth import Credentials
 from drizzle_gateway.client import Client, RemoteError
-from drizzle_gateway.redaction import redact
+from drizzle_gateway.redaction import RedactCredentials, install, redact
 
 
 @pytest.fixture
@@ -103,6 +103,35 @@ async def test_redis_broker_logs_its_url_without_credentials(all_logs):
     ("GET /ws?abc123 (127.0.0.1)", "GET /ws?[redacted] (127.0.0.1)"),
     ("GET /ws (127.0.0.1) what? a & b", "GET /ws (127.0.0.1) what? a & b"),
     ("ada@example.com wrote", "ada@example.com wrote"),
+    ("GET /ws;jsessionid=abc (127.0.0.1)", "GET /ws;jsessionid=[redacted] (127.0.0.1)"),  # no ? nor &
+    ("form body name=ann&token=abc", "form body name=ann&token=[redacted]"),  # no ? nor ;
+    ("REDIS://user:pw@host:6379", "REDIS://[redacted]@host:6379"),
 ])
 def test_redact(line, expected):
     assert redact(line) == expected
+
+
+@pytest.fixture
+def fresh_loggers():
+    """Two loggers no other code filters; their filters are removed afterwards, so every run starts without any."""
+    names = ("tests.redaction.a", "tests.redaction.b")
+    yield names
+    for name in names:
+        for installed in logging.getLogger(name).filters[:]:
+            logging.getLogger(name).removeFilter(installed)
+
+
+def test_install_filters_each_named_logger_once_and_keeps_every_record(fresh_loggers, caplog):
+    names = fresh_loggers
+    assert [logging.getLogger(name).filters for name in names] == [[], []]
+    install(names)
+    install(names)  # again: still one filter each
+    for name in names:
+        assert [type(f) for f in logging.getLogger(name).filters] == [RedactCredentials]
+    caplog.set_level(logging.INFO)
+    logging.getLogger(names[1]).info("%s GET %s", 101, "/ws?token=s3cret")
+    logging.getLogger(names[1]).info("no credentials here: %d", 7)
+    assert [(r.name, r.getMessage(), r.args) for r in caplog.records] == [
+        (names[1], "101 GET /ws?token=[redacted]", None),  # the message is rewritten without its arguments
+        (names[1], "no credentials here: 7", (7,)),  # a record without credentials is left as it was
+    ]
