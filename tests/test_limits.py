@@ -354,6 +354,7 @@ async def worst_ping(client, stop: asyncio.Event) -> float:
     return worst
 
 
+@pytest.mark.adversarial  # a bystander's pings timed to 100 ms: run serially, with the adversarial suite
 @pytest.mark.gen_test(timeout=30)
 async def test_error_frames_stay_small_and_cheap_while_a_bystander_pings(raw, connect):
     many_names = {"request_id": 2, "resource": "todos", "action": "list", "fields": [f"f{i}" for i in range(100_000)]}
