@@ -19,6 +19,7 @@ from drizzle_gateway.brokers import BrokerUnavailable
 from drizzle_gateway.brokers.redis import RedisBroker
 from drizzle_gateway.client import Client, Position, RemoteError
 from drizzle_gateway.history import Retention
+from drizzle_gateway.recovery import Gap
 from tests import redis_support
 from tests.redis_support import GatewayProcess, RedisServer, eventually, gateway_processes
 
@@ -261,6 +262,71 @@ async def test_a_gap_whose_read_fails_is_read_again_not_skipped():
             await writer.publish_logged("feed", {"n": n}, retention)
         await eventually_equal(lambda: got, [1, 2, 3, 4, 5, 6, 7])
         assert failures == [True]
+    finally:
+        await reader.close()
+        await writer.close()
+        server.stop()
+
+
+class Heard:
+    """What a `RedisBroker` listener was handed on one channel: offsets of events, and gaps (first, last)."""
+
+    def __init__(self) -> None:
+        self.offsets: list[int] = []
+        self.gaps: list[tuple[int, int]] = []
+
+    def __call__(self, channel: str, data, position=None) -> None:
+        if isinstance(data, Gap):
+            self.gaps.append((data.first, data.last))
+        else:
+            self.offsets.append(position.offset)
+
+
+async def drained(broker: RedisBroker) -> None:
+    """Wait (10 s at most) until ``broker`` has sent every queued publish to Redis."""
+    async with asyncio.timeout(10):
+        while broker.pending or not broker._idle.is_set():
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_reconnect_catch_up_outrun_by_a_flush_announces_only_what_pubsub_does_not_carry():
+    """The stream is trimmed past the catch-up's start by publishes pub/sub is already carrying: those are not lost."""
+    server = RedisServer().start()
+    retention = Retention(100)
+    reader, writer = RedisBroker(server.url), RedisBroker(server.url)
+    heard = Heard()
+    try:
+        await reader.subscribe("feed", heard)
+        await reader.position("feed", retention)
+        for n in (1, 2, 3):
+            await writer.publish_logged("feed", {"n": n}, retention)
+        await eventually_equal(lambda: heard.offsets, [1, 2, 3])
+        history, flushed = reader.history, []
+
+        async def outrun(*args, **kwargs):  # the reconnected reader's first read comes after a flush of 300
+            if not flushed:
+                flushed.append(True)
+                await listeners_become(server, reader.prefix + "feed", 1)  # re-subscribed
+                for n in range(6, 306):
+                    await writer.publish_logged("feed", {"n": n}, retention)
+                await drained(writer)
+            return await history(*args, **kwargs)
+
+        reader.history = outrun
+        name = reader.prefix + "feed"
+        await reader._pubsub.unsubscribe(name)  # the reader misses 4 and 5 on pub/sub ...
+        await listeners_become(server, name, 0)
+        for n in (4, 5):
+            await writer.publish_logged("feed", {"n": n}, retention)
+        await drained(writer)
+        killer = AsyncRedis.from_url(server.url)
+        try:
+            await killer.client_kill_filter(_type="pubsub")  # ... and its connection breaks
+        finally:
+            await killer.aclose()
+        await eventually_equal(lambda: heard.offsets, [1, 2, 3, *range(6, 306)])
+        assert flushed == [True] and heard.gaps == [(4, 5)]  # trimmed while nobody here listened: announced
     finally:
         await reader.close()
         await writer.close()
