@@ -333,6 +333,56 @@ async def test_a_reconnect_catch_up_outrun_by_a_flush_announces_only_what_pubsub
         server.stop()
 
 
+@pytest.mark.gen_test(timeout=30)
+async def test_a_publish_timed_out_in_a_frozen_redis_does_not_cost_the_publishing_process_its_live_events():
+    """Redis applies a batch that timed out once it resumes: the publishing process hears it live, as the others do."""
+    server = RedisServer().start()
+    retention = Retention(100)
+    publishing, other, writer = (RedisBroker(server.url) for _ in range(3))
+    heard = {"publishing": Heard(), "other": Heard()}
+    flushed: list[bool] = []
+
+    async def flush() -> None:  # publishes that trim the history past the batch, once
+        if not flushed:
+            flushed.append(True)
+            for n in range(11, 311):
+                await writer.publish_logged("feed", {"n": n}, retention)
+            await drained(writer)
+
+    history = publishing.history
+
+    async def outrun(*args, **kwargs):  # a catch-up read (after a reconnect) comes after the flush
+        await flush()
+        return await history(*args, **kwargs)
+
+    publishing.history = outrun
+    try:
+        for name, broker in (("publishing", publishing), ("other", other)):
+            await broker.subscribe("feed", heard[name])
+            await broker.position("feed", retention)
+        await writer.position("feed", retention)  # connected
+        server.freeze()
+        try:
+            for n in range(1, 11):
+                await publishing.publish_logged("feed", {"n": n}, retention)
+            async with asyncio.timeout(10):  # the batch was sent and timed out
+                while publishing._outage_since is None:
+                    await asyncio.sleep(0.01)
+        finally:
+            server.thaw()
+        async with asyncio.timeout(10):  # Redis resumes: it applies the batch it holds
+            while len(heard["other"].offsets) < 10:
+                await asyncio.sleep(0.01)
+        await flush()
+        for name in heard:
+            await eventually_equal(lambda name=name: heard[name].offsets, list(range(1, 311)))
+            assert heard[name].gaps == []
+    finally:
+        for broker in (publishing, other, writer):
+            await broker.close()
+        server.stop()
+
+
 async def eventually_equal(value, expected, timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while value() != expected:
@@ -440,6 +490,9 @@ async def test_a_backlog_larger_than_the_history_after_a_frozen_redis_is_announc
         assert tally.problems == [], f"{name}: {tally.problems[:5]}"
         assert duplicated == 0 and tally.seqs == sorted(tally.seqs)
         assert tally.seqs[-1] == published and len(tally.seqs) + tally.announced == published
+    # The freeze costs the publishing process's subscriber no more than the other's: a failed publish leaves the
+    # subscriber connection alone, and a reconnect's catch-up never announces what pub/sub still carries.
+    assert tallies["same process"].announced <= tallies["other process"].announced
 
 # -- what reads cost Redis: no key, no full pool ------------------------------------------------------
 

@@ -567,7 +567,14 @@ class RedisBroker:
         return holes
 
     async def _send_outbox(self) -> None:
-        """The one ordered path to Redis: batches of PUBLISH in one pipeline each."""
+        """The one ordered path to Redis: batches of PUBLISH in one pipeline each.
+
+        A batch that fails goes back to the front of the outbox and this path
+        recovers on its own (`_await_publisher`): the subscriber connection,
+        which checks its own health, is left alone, so it goes on hearing what
+        Redis applies meanwhile, a failed batch included (a resend of it is
+        applied once).
+        """
         while not self._closed:
             if not self._outbox:
                 self._idle.set()
@@ -591,8 +598,25 @@ class RedisBroker:
                 while len(self._outbox) > self.max_pending:
                     self._outbox.popleft()
                     self._dropped += 1
-                self._break(exc)
-                await self._reset_publisher()
+                self._note_outage(exc)
+                await self._await_publisher()
+                continue
+            if self._outage_since is not None and self._up.is_set():
+                self._came_up(resubscribed=0)
+
+    async def _await_publisher(self) -> None:
+        """After a failed batch: a fresh connection, then ping with backoff until Redis answers (or closing)."""
+        delay = self.reconnect_min
+        while not self._closed:
+            await self._reset_publisher()
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, self.reconnect_max)
+            try:
+                assert self._publisher is not None
+                await self._bounded(self._publisher.ping())
+                return
+            except Exception:
+                continue
 
     async def _reset_publisher(self) -> None:
         assert self._publisher is not None
@@ -626,6 +650,10 @@ class RedisBroker:
 
     def _went_down(self, exc: BaseException) -> None:
         self._up.clear()
+        self._note_outage(exc)
+
+    def _note_outage(self, exc: BaseException) -> None:
+        """Log the start of an outage, once per outage."""
         if not isinstance(exc, REDIS_ERRORS):
             logger.debug("unexpected error talking to redis", exc_info=exc)
         if self._outage_since is None and not self._closed:
@@ -636,12 +664,13 @@ class RedisBroker:
                 self._where(), type(exc).__name__, exc, self.max_pending,
             )
 
-    def _came_up(self) -> None:
+    def _came_up(self, resubscribed: int | None = None) -> None:
+        """The subscriber connection is in sync (``resubscribed``: channels it re-subscribed; default all)."""
         if self._outage_since is not None:
             logger.warning(
                 "redis at %s is back after %.1fs: %d channels re-subscribed, %d queued publishes to send, "
                 "%d dropped", self._where(), asyncio.get_running_loop().time() - self._outage_since,
-                len(self._listeners), len(self._outbox), self._dropped,
+                len(self._listeners) if resubscribed is None else resubscribed, len(self._outbox), self._dropped,
             )
             self._outage_since = None
             self._dropped = 0
