@@ -19,6 +19,7 @@ from drizzle_gateway.brokers import BrokerUnavailable
 from drizzle_gateway.brokers.redis import RedisBroker
 from drizzle_gateway.client import Client, Position, RemoteError
 from drizzle_gateway.history import Retention
+from drizzle_gateway.recovery import Gap
 from tests import redis_support
 from tests.redis_support import GatewayProcess, RedisServer, eventually, gateway_processes
 
@@ -267,6 +268,121 @@ async def test_a_gap_whose_read_fails_is_read_again_not_skipped():
         server.stop()
 
 
+class Heard:
+    """What a `RedisBroker` listener was handed on one channel: offsets of events, and gaps (first, last)."""
+
+    def __init__(self) -> None:
+        self.offsets: list[int] = []
+        self.gaps: list[tuple[int, int]] = []
+
+    def __call__(self, channel: str, data, position=None) -> None:
+        if isinstance(data, Gap):
+            self.gaps.append((data.first, data.last))
+        else:
+            self.offsets.append(position.offset)
+
+
+async def drained(broker: RedisBroker) -> None:
+    """Wait (10 s at most) until ``broker`` has sent every queued publish to Redis."""
+    async with asyncio.timeout(10):
+        while broker.pending or not broker._idle.is_set():
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_reconnect_catch_up_outrun_by_a_flush_announces_only_what_pubsub_does_not_carry():
+    """The stream is trimmed past the catch-up's start by publishes pub/sub is already carrying: those are not lost."""
+    server = RedisServer().start()
+    retention = Retention(100)
+    reader, writer = RedisBroker(server.url), RedisBroker(server.url)
+    heard = Heard()
+    try:
+        await reader.subscribe("feed", heard)
+        await reader.position("feed", retention)
+        for n in (1, 2, 3):
+            await writer.publish_logged("feed", {"n": n}, retention)
+        await eventually_equal(lambda: heard.offsets, [1, 2, 3])
+        history, flushed = reader.history, []
+
+        async def outrun(*args, **kwargs):  # the reconnected reader's first read comes after a flush of 300
+            if not flushed:
+                flushed.append(True)
+                await listeners_become(server, reader.prefix + "feed", 1)  # re-subscribed
+                for n in range(6, 306):
+                    await writer.publish_logged("feed", {"n": n}, retention)
+                await drained(writer)
+            return await history(*args, **kwargs)
+
+        reader.history = outrun
+        name = reader.prefix + "feed"
+        await reader._pubsub.unsubscribe(name)  # the reader misses 4 and 5 on pub/sub ...
+        await listeners_become(server, name, 0)
+        for n in (4, 5):
+            await writer.publish_logged("feed", {"n": n}, retention)
+        await drained(writer)
+        killer = AsyncRedis.from_url(server.url)
+        try:
+            await killer.client_kill_filter(_type="pubsub")  # ... and its connection breaks
+        finally:
+            await killer.aclose()
+        await eventually_equal(lambda: heard.offsets, [1, 2, 3, *range(6, 306)])
+        assert flushed == [True] and heard.gaps == [(4, 5)]  # trimmed while nobody here listened: announced
+    finally:
+        await reader.close()
+        await writer.close()
+        server.stop()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_publish_timed_out_in_a_frozen_redis_does_not_cost_the_publishing_process_its_live_events():
+    """Redis applies a batch that timed out once it resumes: the publishing process hears it live, as the others do."""
+    server = RedisServer().start()
+    retention = Retention(100)
+    publishing, other, writer = (RedisBroker(server.url) for _ in range(3))
+    heard = {"publishing": Heard(), "other": Heard()}
+    flushed: list[bool] = []
+
+    async def flush() -> None:  # publishes that trim the history past the batch, once
+        if not flushed:
+            flushed.append(True)
+            for n in range(11, 311):
+                await writer.publish_logged("feed", {"n": n}, retention)
+            await drained(writer)
+
+    history = publishing.history
+
+    async def outrun(*args, **kwargs):  # a catch-up read (after a reconnect) comes after the flush
+        await flush()
+        return await history(*args, **kwargs)
+
+    publishing.history = outrun
+    try:
+        for name, broker in (("publishing", publishing), ("other", other)):
+            await broker.subscribe("feed", heard[name])
+            await broker.position("feed", retention)
+        await writer.position("feed", retention)  # connected
+        server.freeze()
+        try:
+            for n in range(1, 11):
+                await publishing.publish_logged("feed", {"n": n}, retention)
+            async with asyncio.timeout(10):  # the batch was sent and timed out
+                while publishing._outage_since is None:
+                    await asyncio.sleep(0.01)
+        finally:
+            server.thaw()
+        async with asyncio.timeout(10):  # Redis resumes: it applies the batch it holds
+            while len(heard["other"].offsets) < 10:
+                await asyncio.sleep(0.01)
+        await flush()
+        for name in heard:
+            await eventually_equal(lambda name=name: heard[name].offsets, list(range(1, 311)))
+            assert heard[name].gaps == []
+    finally:
+        for broker in (publishing, other, writer):
+            await broker.close()
+        server.stop()
+
+
 async def eventually_equal(value, expected, timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while value() != expected:
@@ -374,6 +490,9 @@ async def test_a_backlog_larger_than_the_history_after_a_frozen_redis_is_announc
         assert tally.problems == [], f"{name}: {tally.problems[:5]}"
         assert duplicated == 0 and tally.seqs == sorted(tally.seqs)
         assert tally.seqs[-1] == published and len(tally.seqs) + tally.announced == published
+    # The freeze costs the publishing process's subscriber no more than the other's: a failed publish leaves the
+    # subscriber connection alone, and a reconnect's catch-up never announces what pub/sub still carries.
+    assert tallies["same process"].announced <= tallies["other process"].announced
 
 # -- what reads cost Redis: no key, no full pool ------------------------------------------------------
 

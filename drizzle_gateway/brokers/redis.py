@@ -52,6 +52,8 @@ REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 """What a failing or unreachable Redis raises (TimeoutError included)."""
 
 _ORIGIN_LENGTH = 32  # uuid4().hex
+_CAUGHT_UP = b"drizzle:caught-up"
+"""The PING a reconnected subscriber sends after its catch-up reads: its PONG follows every event numbered before."""
 
 T = TypeVar("T")
 
@@ -373,12 +375,20 @@ class RedisBroker:
         loop = asyncio.get_running_loop()
         last_heard = loop.time()
         ping_sent: float | None = None
-        await self._catch_up()
+        holes = await self._catch_up()
+        if holes:  # decided once pub/sub has handed over every event numbered before the reads
+            await self._bounded(self._pubsub.ping(_CAUGHT_UP))
+            ping_sent = loop.time()
         while not self._closed:
             message = await self._pubsub.get_message(timeout=min(self.timeout, self.health_interval))
             now = loop.time()
             if message is not None:
                 last_heard, ping_sent = now, None
+                if holes and message["type"] == "pong" and message["data"] == _CAUGHT_UP:
+                    for channel, (last, found) in holes.items():
+                        self._deliver_found(channel, last, found)
+                    holes = {}
+                    continue
                 # Local readers that fall behind are not waited for here: this connection carries every
                 # channel (and the subscribe confirmations). Their frames wait, shared, in their outboxes,
                 # and a reader that stays behind for send_timeout is closed as a slow consumer. Only the
@@ -468,45 +478,74 @@ class RedisBroker:
                        gap.first, gap.last)
         self._deliver_logged(listener, channel, gap, gap.position)
 
-    async def _fill_gap(self, channel: str, last: Position, position: Position | None, data: Any) -> None:
-        """Read the events after ``last`` from the stream and deliver them, then (if given) the one at ``position``.
+    async def _fill_gap(self, channel: str, last: Position, position: Position, data: Any) -> None:
+        """Deliver the events after ``last`` and before ``position`` (read from the stream), then ``data``.
 
-        When the stream cannot be read, nothing is skipped: the error breaks the
-        subscriber connection, and the reconnect's `_catch_up` reads the gap again.
-        Events the stream no longer holds (trimmed or expired meanwhile) are
-        handed to the listener as one `Gap`, in their place, before the rest.
+        ``position`` is an event heard on pub/sub, so every later one will be
+        heard there too, in order: the stream is read for the offsets before
+        it only, and only those it no longer holds (trimmed or expired) are
+        announced lost, as one `Gap` in their place. When the stream cannot
+        be read, nothing is skipped: the error breaks the subscriber
+        connection, and the reconnect's `_catch_up` reads the gap again.
         """
-        retention = self._retentions[channel]
-        try:
-            found = await self.history(channel, retention, last)
-        except Exception as exc:
-            raise ConnectionError(f"could not read the missed events of {channel} from redis ({exc})") from exc
-        if found is not None:
-            if not found.complete and found.position.epoch == last.epoch:
-                self._deliver_gap(channel, last, found.events[0].offset - 1 if found.events else found.position.offset)
-            for logged in found.events:
-                listener = self._listeners.get(channel)
-                current = self._positions.get(channel)
-                if listener is None or (current is not None and current.epoch == found.position.epoch
-                                        and logged.offset <= current.offset):
-                    continue
-                self._deliver_logged(listener, channel, logged.data, Position(found.position.epoch, logged.offset))
+        found = await self._read_missed(channel, last)
+        self._deliver_found(channel, last, found, before=position)
         listener = self._listeners.get(channel)
         current = self._positions.get(channel)
-        if position is not None and listener is not None and (
+        if listener is not None and (
                 current is None or current.epoch != position.epoch or current.offset < position.offset):
             self._deliver_logged(listener, channel, data, position)
 
-    async def _catch_up(self) -> None:
+    async def _read_missed(self, channel: str, last: Position) -> Page:
+        """The channel's retained events after ``last``; ConnectionError (the reader reconnects) when unreadable."""
+        try:
+            return await self.history(channel, self._retentions[channel], last)
+        except Exception as exc:
+            raise ConnectionError(f"could not read the missed events of {channel} from redis ({exc})") from exc
+
+    def _deliver_found(self, channel: str, last: Position, found: Page, before: Position | None = None) -> None:
+        """Deliver the events of ``found`` this process has not delivered, after a `Gap` for those it lacks.
+
+        With ``before`` (an event heard on pub/sub, of the page's epoch), only
+        the offsets before it: pub/sub carries it and every later one.
+        """
+        end: int | None = None
+        if before is not None and before.epoch == found.position.epoch:
+            end = before.offset - 1
+        if not found.complete and found.position.epoch == last.epoch:
+            lacking = found.events[0].offset - 1 if found.events else found.position.offset
+            self._deliver_gap(channel, last, lacking if end is None else min(lacking, end))
+        for logged in found.events:
+            if end is not None and logged.offset > end:
+                break
+            listener = self._listeners.get(channel)
+            current = self._positions.get(channel)
+            if listener is None or (current is not None and current.epoch == found.position.epoch
+                                    and logged.offset <= current.offset):
+                continue
+            self._deliver_logged(listener, channel, logged.data, Position(found.position.epoch, logged.offset))
+
+    async def _catch_up(self) -> dict[str, tuple[Position, Page]]:
         """After a reconnect: deliver what each channel with history missed while pub/sub was down.
 
-        A channel first subscribed while Redis was down has no position to
-        start from: it gets the retained events Redis stamped after that
-        moment (Redis's clock against this host's).
+        The reads come after the channels are re-subscribed, so an event
+        numbered since is on pub/sub too: a page with a hole in the same
+        epoch is returned (channel -> the position it was read after, the
+        page), not delivered, for `_read` to hand on once pub/sub has
+        delivered what it holds (a flush of queued publishes can outrun the
+        history meanwhile); what is still missing then is gone. A channel first subscribed while
+        Redis was down has no position to start from: it gets the retained
+        events Redis stamped after that moment (Redis's clock against this
+        host's).
         """
+        holes: dict[str, tuple[Position, Page]] = {}
         for channel, last in list(self._positions.items()):
             if channel in self._retentions and channel in self._listeners:
-                await self._fill_gap(channel, last, None, None)
+                found = await self._read_missed(channel, last)
+                if found.complete or found.position.epoch != last.epoch:
+                    self._deliver_found(channel, last, found)
+                else:
+                    holes[channel] = (last, found)
         for channel, since in list(self._unknown_since.items()):
             retention = self._retentions.get(channel)
             if retention is None or channel not in self._listeners:
@@ -525,9 +564,17 @@ class RedisBroker:
             current = self._positions.get(channel)
             if current is None or current.epoch != found.position.epoch:
                 self._positions[channel] = found.position
+        return holes
 
     async def _send_outbox(self) -> None:
-        """The one ordered path to Redis: batches of PUBLISH in one pipeline each."""
+        """The one ordered path to Redis: batches of PUBLISH in one pipeline each.
+
+        A batch that fails goes back to the front of the outbox and this path
+        recovers on its own (`_await_publisher`): the subscriber connection,
+        which checks its own health, is left alone, so it goes on hearing what
+        Redis applies meanwhile, a failed batch included (a resend of it is
+        applied once).
+        """
         while not self._closed:
             if not self._outbox:
                 self._idle.set()
@@ -551,8 +598,25 @@ class RedisBroker:
                 while len(self._outbox) > self.max_pending:
                     self._outbox.popleft()
                     self._dropped += 1
-                self._break(exc)
-                await self._reset_publisher()
+                self._note_outage(exc)
+                await self._await_publisher()
+                continue
+            if self._outage_since is not None and self._up.is_set():
+                self._came_up(resubscribed=0)
+
+    async def _await_publisher(self) -> None:
+        """After a failed batch: a fresh connection, then ping with backoff until Redis answers (or closing)."""
+        delay = self.reconnect_min
+        while not self._closed:
+            await self._reset_publisher()
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, self.reconnect_max)
+            try:
+                assert self._publisher is not None
+                await self._bounded(self._publisher.ping())
+                return
+            except Exception:
+                continue
 
     async def _reset_publisher(self) -> None:
         assert self._publisher is not None
@@ -586,6 +650,10 @@ class RedisBroker:
 
     def _went_down(self, exc: BaseException) -> None:
         self._up.clear()
+        self._note_outage(exc)
+
+    def _note_outage(self, exc: BaseException) -> None:
+        """Log the start of an outage, once per outage."""
         if not isinstance(exc, REDIS_ERRORS):
             logger.debug("unexpected error talking to redis", exc_info=exc)
         if self._outage_since is None and not self._closed:
@@ -596,12 +664,13 @@ class RedisBroker:
                 self._where(), type(exc).__name__, exc, self.max_pending,
             )
 
-    def _came_up(self) -> None:
+    def _came_up(self, resubscribed: int | None = None) -> None:
+        """The subscriber connection is in sync (``resubscribed``: channels it re-subscribed; default all)."""
         if self._outage_since is not None:
             logger.warning(
                 "redis at %s is back after %.1fs: %d channels re-subscribed, %d queued publishes to send, "
                 "%d dropped", self._where(), asyncio.get_running_loop().time() - self._outage_since,
-                len(self._listeners), len(self._outbox), self._dropped,
+                len(self._listeners) if resubscribed is None else resubscribed, len(self._outbox), self._dropped,
             )
             self._outage_since = None
             self._dropped = 0
