@@ -215,3 +215,31 @@ async def test_pipelined_subscribe_then_unsubscribe_leaves_no_live_subscription(
         await publisher.publish(channel, message(seq))
     marker = await socket.ask({"request_id": "last", "action": "__ping__"})
     assert marker == {"request_id": "last", "data": "pong"}  # the publishes went out before it: no event came first
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_pending_counts_the_batch_redis_has_not_answered(redis_server):
+    """`pending` is what Redis has not answered yet: a batch sent into a frozen Redis still counts."""
+    broker = RedisBroker(redis_server.url, prefix=PREFIX, timeout=5.0)
+    try:
+        await broker.publish("chat.frozen", message(0))  # connects; answered once sent
+        async with asyncio.timeout(5):
+            while broker.pending:
+                await asyncio.sleep(0.01)
+        redis_server.freeze()
+        try:
+            await broker.publish("chat.frozen", message(1))
+            seen = set()
+            loop = asyncio.get_running_loop()
+            watch_until = loop.time() + 0.5  # the batch is on its way (well within the 5 s timeout), unanswered
+            while loop.time() < watch_until:
+                seen.add(broker.pending)
+                await asyncio.sleep(0.01)
+            assert seen == {1}
+        finally:
+            redis_server.thaw()
+        async with asyncio.timeout(5):
+            while broker.pending:
+                await asyncio.sleep(0.01)
+    finally:
+        await broker.close()

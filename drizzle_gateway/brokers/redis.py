@@ -106,6 +106,7 @@ class RedisBroker:
         self._prefix_bytes = prefix.encode()
         self._listeners: dict[str, Listener] = {}
         self._outbox: deque[tuple[str, bytes, Retention | None, int]] = deque()
+        self._sending = 0  # publishes of the batch on its way to Redis, not yet answered
         self._sequence = itertools.count(1)  # numbers publishes with history: a resend is applied once
         self._positions: dict[str, Position] = {}  # channels with history: the last event delivered here
         self._retentions: dict[str, Retention] = {}
@@ -136,8 +137,8 @@ class RedisBroker:
 
     @property
     def pending(self) -> int:
-        """Publishes waiting to be sent to Redis."""
-        return len(self._outbox)
+        """Publishes Redis has not yet answered: those waiting to be sent, and the batch on its way."""
+        return len(self._outbox) + self._sending
 
     # -- the broker interface ------------------------------------------------
 
@@ -583,6 +584,7 @@ class RedisBroker:
                 continue
             await self._up.wait()
             batch = [self._outbox.popleft() for _ in range(min(self.batch_size, len(self._outbox)))]
+            self._sending = len(batch)
             try:
                 assert self._publisher is not None
                 pipe = self._publisher.pipeline(transaction=False)
@@ -594,6 +596,7 @@ class RedisBroker:
                             self.prefix, name, message, retention, self.origin, sequence, self.meta_ttl))
                 await self._bounded(pipe.execute())
             except Exception as exc:
+                self._sending = 0
                 self._outbox.extendleft(reversed(batch))
                 while len(self._outbox) > self.max_pending:
                     self._outbox.popleft()
@@ -601,6 +604,7 @@ class RedisBroker:
                 self._note_outage(exc)
                 await self._await_publisher()
                 continue
+            self._sending = 0
             if self._outage_since is not None and self._up.is_set():
                 self._came_up(resubscribed=0)
 

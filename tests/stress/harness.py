@@ -223,6 +223,23 @@ class Cluster:
                 return counts
             await asyncio.sleep(0.1)
 
+    async def flushed(self) -> bool:
+        """Whether every live gateway's broker has sent all it queued for Redis (waits at most `SETTLE_TIMEOUT`).
+
+        Until then the channels' ends in Redis may still move: a publish answered by a gateway can wait
+        in its broker's outbox while Redis is reached again.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SETTLE_TIMEOUT
+        while True:
+            live = [index for index, gateway in enumerate(self.gateways) if gateway is not None]
+            pending = [(await self.counts(index))["broker_pending"] for index in live]
+            if not any(pending):
+                return True
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+
     async def redis_call(self, *args: Any) -> Any:
         """One command to the real redis-server (not through a proxy)."""
         from redis.asyncio import Redis
@@ -443,6 +460,8 @@ async def run_scenario(cluster: Cluster, name: str, fault: Fault, extra: Fault |
     results = await asyncio.wait_for(asyncio.gather(*run.tasks, return_exceptions=True), SETTLE_TIMEOUT)
     problems.extend(f"task failed: {result!r}" for result in results if isinstance(result, BaseException))
 
+    if not await cluster.flushed():
+        problems.append(f"a gateway still had publishes queued for Redis after {SETTLE_TIMEOUT}s")
     ends = await channel_ends(cluster, run.channels)
     names = [client.name for client in run.subscribers]
     if not await reached(run.checker, names, ends):
