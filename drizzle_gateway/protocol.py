@@ -29,7 +29,7 @@ class Request(NamedTuple):
     resource: str | None = None
     data: Any = None
     fields: tuple[str, ...] | None = None
-    raw: dict | None = None
+    raw: dict[str, Any] | None = None
 
 
 class InvalidFrame(ActionError):
@@ -93,7 +93,7 @@ class Protocol:
             )
         return self._envelope(frame, request_id)
 
-    def _envelope(self, frame: dict, request_id: RequestId) -> Request:
+    def _envelope(self, frame: dict[str, Any], request_id: RequestId) -> Request:
         action = frame.get("action")
         if not isinstance(action, str):
             raise InvalidFrame("'action' is required and must be a string", request_id)
