@@ -12,8 +12,10 @@ import re
 from typing import Any, NamedTuple
 
 from .errors import ActionError, ErrorCode, bounded
-from .wirejson import PARSER_DEPTH, TooDeep, decode_request, encode
+from .wirejson import PARSER_DEPTH, TooDeep
 from .wirejson import decode as decode  # re-exported: the JSON rule lives in wirejson
+from .wirejson import decode_request as decode_request  # re-exported too
+from .wirejson import encode as encode  # re-exported too
 
 PROTOCOL_VERSION = "drizzle.v1"
 SUBPROTOCOL = "drizzle.v1"
