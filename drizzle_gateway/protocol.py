@@ -20,7 +20,8 @@ from .wirejson import encode as encode  # re-exported too
 PROTOCOL_VERSION = "drizzle.v1"
 SUBPROTOCOL = "drizzle.v1"
 
-RequestId = str | int | None
+RequestId = str | int | float | None
+"""A request's id as a dialect accepts it: drizzle.v1 takes strings and integers, Tornado Drizzle's any number."""
 
 
 class Request(NamedTuple):
