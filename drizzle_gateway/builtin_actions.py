@@ -23,7 +23,10 @@ class SubscribeInput(Schema):
     topic = fields.Str(required=True, metadata={"description": "a concrete channel, e.g. chat.lobby"})
     since = fields.Nested(PositionSchema, load_default=None,
                           metadata={"description": "replay the events after this position first (topics with history)"})
-    fields = fields.List(fields.Str(), load_default=None, metadata={"description": "fields each event carries"})
+    # The wire key "fields": marshmallow's metaclass takes declared fields off the class, so this never
+    # replaces Schema.fields, but its types cannot say so.
+    fields = fields.List(fields.Str(), load_default=None,  # type: ignore[assignment]
+                         metadata={"description": "fields each event carries"})
 
 
 class SubscribeReply(Schema):
@@ -41,7 +44,8 @@ class HistoryInput(Schema):
                           metadata={"description": "only the events after this position"})
     limit = fields.Int(load_default=None, validate=validate.Range(min=1),
                        metadata={"description": "at most this many events (the first after since, else the last)"})
-    fields = fields.List(fields.Str(), load_default=None, metadata={"description": "fields each event carries"})
+    fields = fields.List(fields.Str(), load_default=None,  # type: ignore[assignment]  # as in SubscribeInput
+                         metadata={"description": "fields each event carries"})
 
 
 class LoggedEvent(Schema):

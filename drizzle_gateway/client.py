@@ -197,7 +197,7 @@ class BaseClient:
             held.append(frame)
             return
         if isinstance(frame.get("gap"), dict):
-            self._on_gap(topic, Gap(epoch, frame["gap"]["from"], frame["gap"]["to"]))
+            self._on_gap(topic, Gap(frame["epoch"], frame["gap"]["from"], frame["gap"]["to"]))
             return
         if offset is not None:
             last = self._positions.get(topic)

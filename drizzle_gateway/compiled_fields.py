@@ -109,7 +109,7 @@ def field_loader(field: fields.Field, partial: Any) -> Callable[[Any], Any]:
     if field.pre_load or field.post_load or kind not in INLINED:
         return slow
     check = _run_validators(field.validators)
-    if kind is fields.Nested:
+    if type(field) is fields.Nested:
         return _nested_load(field, partial, slow, check)
     if kind in _CONVERTERS:
         convert = _CONVERTERS[kind](field, partial)
@@ -129,7 +129,7 @@ def field_loader(field: fields.Field, partial: Any) -> Callable[[Any], Any]:
         return slow
     source = f"def load(value):\n    if {condition}:\n        {'check(value)' if check else 'pass'}\n" \
              "        return value\n    return slow(value)"
-    namespace = {"check": check, "slow": slow}
+    namespace: dict[str, Any] = {"check": check, "slow": slow}
     exec(source, namespace)  # noqa: S102 (our own source)
     return namespace["load"]
 
@@ -178,7 +178,10 @@ def _dict_load(field: fields.Dict, partial: Any) -> Callable[[dict], dict]:
     return load
 
 
-_CONVERTERS = {fields.List: _list_load, fields.Dict: _dict_load}
+_CONVERTERS: dict[type[fields.Field], Callable[[Any, Any], Callable[[Any], Any]]] = {
+    fields.List: _list_load,
+    fields.Dict: _dict_load,
+}
 
 
 # -- dumping ---------------------------------------------------------------------------------
@@ -188,12 +191,12 @@ def field_dumper(field: fields.Field) -> Callable[[Any], Any]:
     """``field._serialize(value, None, None)``: what a schema, ``List`` or ``Dict`` makes of a value."""
     kind = type(field)
     slow = functools.partial(field._serialize, attr=None, obj=None)
-    if kind is fields.List:
+    if type(field) is fields.List:
         inner = field_dumper(field.inner)
         return lambda value: None if value is None else [inner(each) for each in value]
-    if kind is fields.Dict:
+    if type(field) is fields.Dict:
         return _dict_dump(field)
-    if kind is fields.Nested:
+    if type(field) is fields.Nested:
         return _nested_dump(field)
     inline = INLINED.get(kind)
     condition = inline.dump(field, "value") if inline is not None else None

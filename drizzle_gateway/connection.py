@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from tornado.websocket import WebSocketHandler, WebSocketProtocol
@@ -112,15 +113,16 @@ class Connection(WebSocketHandler):
                     return
         await super().get(*args, **kwargs)
 
-    def open(self, *args: str, **kwargs: str) -> None:
+    def open(self, *args: str, **kwargs: str) -> Awaitable[None] | None:  # as Tornado's: subclasses may await
         if self.gateway.closing:
             self.close(CloseCode.GOING_AWAY, "server shutting down")
-            return
+            return None
         self.set_nodelay(True)  # the outbox already coalesces small frames per loop turn; Nagle would only delay
         limits = self.gateway.limits
         self.outbox = Outbox(self, limits.queue_bytes, self.gateway.flusher, limits.send_timeout, limits.publish_wait,
                              limits.queue_cap)
         self.session.start()
+        return None
 
     def on_message(self, message: str | bytes) -> asyncio.Future:
         """Hand the frame to the session; Tornado reads the next frame once the returned future is done.

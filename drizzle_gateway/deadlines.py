@@ -12,6 +12,7 @@ reschedule.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 
 class Deadlines:
@@ -24,13 +25,13 @@ class Deadlines:
     """
 
     def __init__(self) -> None:
-        self._running: dict[asyncio.Task, float] = {}  # in start order: the first is the next to expire
+        self._running: dict[asyncio.Task[Any], float] = {}  # in start order: the first is the next to expire
         self._ordered = True
         self._latest = float("-inf")
-        self._expired: set[asyncio.Task] = set()
+        self._expired: set[asyncio.Task[Any]] = set()
         self._timer: asyncio.TimerHandle | None = None
 
-    def watch(self, task: asyncio.Task, timeout: float | None) -> None:
+    def watch(self, task: asyncio.Task[Any], timeout: float | None) -> None:
         """Cancel ``task`` if it still runs ``timeout`` seconds from now (None: never); `forget` it when done."""
         if timeout is None:
             return
@@ -43,14 +44,14 @@ class Deadlines:
         if self._timer is None or deadline < self._timer.when():
             self._arm(deadline)
 
-    def expired(self, task: asyncio.Task | None) -> bool:
+    def expired(self, task: asyncio.Task[Any] | None) -> bool:
         """True once, for a task its deadline cancelled."""
         if task in self._expired:
             self._expired.discard(task)
             return True
         return False
 
-    def forget(self, task: asyncio.Task) -> None:
+    def forget(self, task: asyncio.Task[Any]) -> None:
         """``task`` is done: no deadline for it any more."""
         self._running.pop(task, None)
         self._expired.discard(task)

@@ -26,14 +26,14 @@ if sys.version_info >= (3, 12):
     _eager_factory = asyncio.create_eager_task_factory(asyncio.Task)
 else:
     _eager_factory = None
-    _enter_task = getattr(asyncio.tasks, "_enter_task", None)
-    _leave_task = getattr(asyncio.tasks, "_leave_task", None)
-    if _enter_task is None or _leave_task is None:
+    if getattr(asyncio.tasks, "_enter_task", None) is None or getattr(asyncio.tasks, "_leave_task", None) is None:
         raise ImportError(f"drizzle_gateway.eager needs asyncio.tasks._enter_task and _leave_task, "
                           f"which Python {sys.version.split()[0]} lacks")
+    _enter_task = asyncio.tasks._enter_task
+    _leave_task = asyncio.tasks._leave_task
 
 
-def start(coro: Coroutine[Any, Any, None]) -> asyncio.Task | None:
+def start(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
     """Run ``coro``'s first step now: the task running the rest, or None if it returned in that step.
 
     A first step that raised (an error, or a cancellation) ends its task
@@ -44,12 +44,12 @@ def start(coro: Coroutine[Any, Any, None]) -> asyncio.Task | None:
     return _start(asyncio.get_running_loop(), coro)
 
 
-def _start(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> asyncio.Task | None:
+def _start(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
     if _eager_factory is not None:  # the task stays out of this frame: a first-step error's frames link back to it
         return _unless_returned(_eager_factory(loop, coro))
     context = contextvars.copy_context()
     resumed = _Resumed(coro)
-    task = loop.create_task(resumed, context=context)
+    task: asyncio.Task[None] = loop.create_task(resumed, context=context)
     outer = asyncio.current_task(loop)
     if outer is not None:
         _leave_task(loop, outer)
@@ -65,7 +65,7 @@ def _start(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> 
     return task
 
 
-def _unless_returned(task: asyncio.Task) -> asyncio.Task | None:
+def _unless_returned(task: asyncio.Task[None]) -> asyncio.Task[None] | None:
     """None for a task that returned in its first step, else the task."""
     if task.done() and not task.cancelled() and task.exception() is None:
         return None
@@ -85,7 +85,7 @@ class FirstOfTurn:
     def __init__(self) -> None:
         self._busy_loop: asyncio.AbstractEventLoop | None = None  # the loop whose current turn started one
 
-    def start(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task | None:
+    def start(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
         """Like `start` for the turn's first coroutine; a task scheduled for the next turn for the others."""
         loop = asyncio.get_running_loop()
         if self._busy_loop is loop:
@@ -109,7 +109,7 @@ class _Resumed(Coroutine[Any, Any, Any]):
     __slots__ = ("_coro", "_fresh", "_yielded", "_result", "error", "__qualname__")
 
     def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
-        self._coro = coro
+        self._coro: Coroutine[Any, Any, Any] | None = coro  # None once the first step finished it
         self.__qualname__ = getattr(coro, "__qualname__", type(coro).__name__)  # how asyncio names the task's coro
         self._fresh = True  # the task has not stepped yet
         self._yielded: Any = None
@@ -122,6 +122,7 @@ class _Resumed(Coroutine[Any, Any, Any]):
         return self._coro is None
 
     def first_step(self) -> None:
+        assert self._coro is not None  # the first step runs once, before anything clears it
         try:
             self._yielded = self._coro.send(None)
         except StopIteration as stop:
@@ -129,7 +130,8 @@ class _Resumed(Coroutine[Any, Any, Any]):
             self._result = stop.value
         except BaseException as error:  # noqa: B036 -- the task re-raises it, as it would have
             self._coro = None
-            self.error = error.with_traceback(error.__traceback__.tb_next)  # from the coroutine on: no cycle
+            # From the coroutine on, and no local holds the traceback: no cycle. (A raised error has one.)
+            self.error = error.with_traceback(error.__traceback__.tb_next if error.__traceback__ else None)
 
     def send(self, value: Any) -> Any:
         if self._fresh:
@@ -138,6 +140,7 @@ class _Resumed(Coroutine[Any, Any, Any]):
                 self._end()
             yielded, self._yielded = self._yielded, None
             return yielded
+        assert self._coro is not None  # a first step that finished ended the task at the first send
         return self._coro.send(value)
 
     def _end(self) -> NoReturn:
@@ -148,6 +151,7 @@ class _Resumed(Coroutine[Any, Any, Any]):
 
     def _pop_error(self) -> BaseException:
         error, self.error = self.error, None
+        assert error is not None  # called only when the first step raised
         return error
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
@@ -170,7 +174,7 @@ class _Resumed(Coroutine[Any, Any, Any]):
             self._coro.close()
 
     def __await__(self) -> Generator[Any, None, Any]:
-        return self  # type: ignore[return-value]
+        return self
 
     def __iter__(self) -> _Resumed:
         return self

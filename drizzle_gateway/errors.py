@@ -114,7 +114,7 @@ class _Budget:
             self.cut = True
             return _GONE
         if isinstance(value, dict):
-            kept: dict = {}
+            kept: dict[Any, Any] = {}
             for key, item in value.items():
                 name = self.text(key) if isinstance(key, str) else key
                 copy = self.keep(item, depth + 1)

@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Hashable
+from collections.abc import Awaitable, Generator, Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from .history import Position, Retention
 from .outbox import Frame
@@ -31,15 +31,15 @@ from .selection import Selection
 
 if TYPE_CHECKING:
     from .brokers import Broker, HistoryBroker
-    from .protocol import Protocol
+    from .protocol import Protocol as Dialect
 
 logger = logging.getLogger("drizzle_gateway")
 
 
-class Subscriber:
-    """What the fan-out needs of a connection (`Connection` implements it)."""
+class Subscriber(Protocol):
+    """What the fan-out needs of a connection (a `Session` provides it)."""
 
-    protocol: Protocol
+    protocol: Dialect
 
     def send_frame(self, frame: str | Frame) -> bool:  # pragma: no cover - interface
         """Queue one encoded frame for the peer; True when its producer should wait (see `released`)."""
@@ -56,7 +56,7 @@ class View:
 
     __slots__ = ("protocol", "selection", "key")
 
-    def __init__(self, protocol: Protocol, selection: Selection | None) -> None:
+    def __init__(self, protocol: Dialect, selection: Selection | None) -> None:
         self.protocol = protocol
         self.selection = selection
         self.key: Hashable = (id(protocol), selection.fields if selection else None)
@@ -94,14 +94,18 @@ class Joined:
     recovered: bool | None = None
 
 
+_Group = tuple[View, set[Subscriber]]
+"""One view of a channel and the subscribers that share it."""
+
+
 class Fanout:
     """The channels this process listens to, and who listens to each."""
 
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
-        self._channels: dict[str, dict[Hashable, tuple[View, set[Subscriber]]]] = {}
-        self._joining: dict[str, asyncio.Future] = {}
-        self._tasks: set[asyncio.Task] = set()
+        self._channels: dict[str, dict[Hashable, _Group]] = {}
+        self._joining: dict[str, asyncio.Future[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         # channels with history: the last event delivered here, and subscribers still catching up
         self._positions: dict[str, Position] = {}
         self._floors: dict[str, dict[Subscriber, float]] = {}
@@ -116,7 +120,7 @@ class Fanout:
         _, members = groups.setdefault(view.key, (view, set()))
         members.add(subscriber)
 
-    async def _join(self, channel: str, retention: Retention | None = None) -> dict:
+    async def _join(self, channel: str, retention: Retention | None = None) -> dict[Hashable, _Group]:
         """The channel's view groups, once the broker listens (and, with history, its position is known)."""
         groups = self._channels.get(channel)
         if groups is None:
@@ -311,7 +315,7 @@ class Fanout:
         return Congested(congested) if congested else None
 
     @staticmethod
-    def _announce(channel: str, groups: dict, gap: Gap, floors: dict[Subscriber, float],
+    def _announce(channel: str, groups: dict[Hashable, _Group], gap: Gap, floors: dict[Subscriber, float],
                   congested: list[Subscriber]) -> None:
         """Send the gap notice to every subscriber, from just after what its replay sent (if it is replaying)."""
         for view, members in list(groups.values()):
@@ -346,7 +350,7 @@ class Congested:
     def __init__(self, subscribers: list[Subscriber]) -> None:
         self.subscribers = subscribers
 
-    def __await__(self):
+    def __await__(self) -> Generator[Any, None, None]:
         return self._wait().__await__()
 
     async def _wait(self) -> None:

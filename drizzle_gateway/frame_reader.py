@@ -149,13 +149,14 @@ class ChunkReader(WebSocketProtocol13):
             fragments.extend(payload)
             if not final:
                 return None
-            opcode, payload = self._fragmented_message_opcode, bytes(fragments)
+            # Tornado types _fragmented_message_opcode as None (inferred from its initial value); it holds an int.
+            opcode, payload = self._fragmented_message_opcode, bytes(fragments)  # type: ignore[assignment]
             self._fragmented_message_buffer = None
         elif fragments is not None:  # a new message before the fragmented one ended
             self._abort()
             return None
         elif not final:
-            self._fragmented_message_opcode = opcode
+            self._fragmented_message_opcode = opcode  # type: ignore[assignment]  # see above: an int
             self._fragmented_message_buffer = bytearray(payload)
             return None
         return self._handle_message(opcode, payload)

@@ -223,6 +223,7 @@ class Gateway:
 
     def find_action(self, request: Request) -> tuple[type[Resource], Action]:
         """The resource class and action a request names, or RESOURCE/ACTION_NOT_FOUND."""
+        resource: type[Resource] | None
         if request.resource is None:
             resource = BuiltinActions
         else:
@@ -390,4 +391,4 @@ def fixed_path(route: Any) -> str | None:
         path = spec.reverse(*[""] * spec.regex.groups)
     except (ValueError, AssertionError):
         return None
-    return path if spec.regex.fullmatch(path) else None
+    return path if path is not None and spec.regex.fullmatch(path) else None

@@ -170,7 +170,6 @@ class _Converter(OpenAPIConverter):
         if isinstance(field, mfields.Constant):
             prop.pop("default", None)  # apispec calls the constant a default; it is all that is ever sent
             prop["const"] = field.constant
-        temporal = isinstance(field, (mfields.DateTime, mfields.Date, mfields.Time))
         if isinstance(field, mfields.DateTime) and field.format in ("timestamp", "timestamp_ms"):
             prop["type"] = _with_null(prop.get("type"), "number")
             prop.pop("format", None)
@@ -182,7 +181,8 @@ class _Converter(OpenAPIConverter):
             # JSON Schema's date-time needs an offset; a naive datetime is dumped without one
             prop.pop("format", None)
             prop["pattern"] = ISO_DATETIME
-        elif temporal and field.format not in (None, "iso", "iso8601"):
+        elif isinstance(field, (mfields.DateTime, mfields.Date, mfields.Time)) and \
+                field.format not in (None, "iso", "iso8601"):
             prop.pop("format", None)  # a strftime format ("rfc" too) is not JSON Schema's date-time or date
             prop.pop("pattern", None)
             if field.format not in ("rfc", "rfc822"):
@@ -227,6 +227,7 @@ class _Describer:
     def schema(self, schema: Schema | None) -> dict | None:
         if schema is None:
             return None
+        assert self.plugin.resolver is not None  # made by the plugin's init_spec, in APISpec's constructor
         return self.plugin.resolver.resolve_schema_dict(schema)
 
     def action(self, act: Action) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -146,7 +147,7 @@ class Limits:
         while stack:
             item, depth = stack.pop()
             if isinstance(item, dict):
-                children = item.values()
+                children: Iterable[Any] = item.values()
                 keys += len(item)
                 if keys > max_keys:
                     return f"frame has more than {self.max_keys} object keys"

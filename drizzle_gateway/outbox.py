@@ -125,12 +125,13 @@ class Outbox:
         self.congested = False
         self.holding = False  # congested, and publishers still wait for it
         protocol = handler.ws_connection
+        assert protocol is not None and protocol.stream is not None  # made in `open`: the handshake is done
         self._stream = protocol.stream
         self._compressed = is_compressed(protocol)  # compressed connections go through write_message
         self._pending: list[bytes] = []
         self._pending_bytes = 0
-        self._waiters: list[asyncio.Future] = []  # in `drained`: until relieved
-        self._held: list[asyncio.Future] = []  # in `released`: until relieved or the hold is spent
+        self._waiters: list[asyncio.Future[None]] = []  # in `drained`: until relieved
+        self._held: list[asyncio.Future[None]] = []  # in `released`: until relieved or the hold is spent
         self._deadline: asyncio.TimerHandle | None = None
         self._hold_end: asyncio.TimerHandle | None = None
 
@@ -153,8 +154,10 @@ class Outbox:
             return False
         if self._compressed:
             return self._send_compressed(frame)
-        reply = not isinstance(frame, Frame)
-        wire = text_frame(frame.encode()) if reply else frame.wire
+        if isinstance(frame, Frame):
+            reply, wire = False, frame.wire
+        else:
+            reply, wire = True, text_frame(frame.encode())
         if self.congested:  # frames wait here, still shared with other outboxes, for the stream to take them
             if not reply and self._pending_bytes + len(wire) + self._buffered() > self.cap:
                 self.overflow(f"more than {self.cap:.0f} bytes waiting")
@@ -177,8 +180,10 @@ class Outbox:
         return self.congested
 
     def _send_compressed(self, frame: str | Frame) -> bool:
-        reply = not isinstance(frame, Frame)
-        text = frame if reply else frame.text
+        if isinstance(frame, Frame):
+            reply, text = False, frame.text
+        else:
+            reply, text = True, frame
         if self.congested and not reply and self._buffered() + len(text) > self.cap:
             self.overflow(f"more than {self.cap:.0f} bytes waiting")
             return False
@@ -218,7 +223,7 @@ class Outbox:
         """Hand everything queued to the stream, congested or not (a close frame follows)."""
         self._flush()
 
-    def _flush(self) -> asyncio.Future | None:
+    def _flush(self) -> asyncio.Future[None] | None:
         pending = self._pending
         if not pending or self.closed:
             return None
@@ -226,7 +231,7 @@ class Outbox:
         self._pending_bytes = 0
         return self._write(pending[0] if len(pending) == 1 else b"".join(pending))
 
-    def _write(self, data: bytes) -> asyncio.Future | None:
+    def _write(self, data: bytes) -> asyncio.Future[None] | None:
         """Write to the stream; the future resolves once the stream has written ``data`` to the socket."""
         protocol = self.handler.ws_connection
         if protocol is None or protocol.is_closing():  # nothing may follow a close frame
@@ -240,7 +245,7 @@ class Outbox:
 
     # -- congestion ---------------------------------------------------------
 
-    def _congest(self, written: asyncio.Future | None) -> None:
+    def _congest(self, written: asyncio.Future[None] | None) -> None:
         """Above the mark: wait for the stream's progress, and start the hold and the slow-consumer clocks."""
         if written is None:  # the connection is closing; nothing will drain
             return
@@ -252,7 +257,7 @@ class Outbox:
         if self.hold is not None:
             self._hold_end = loop.call_later(self.hold, self._release)
 
-    def _written(self, written: asyncio.Future) -> None:
+    def _written(self, written: asyncio.Future[None]) -> None:
         """A watched write has reached the socket: relieved below the low mark, or hand over what waited."""
         if not self.congested or self.closed:
             return

@@ -12,13 +12,16 @@ import re
 from typing import Any, NamedTuple
 
 from .errors import ActionError, ErrorCode, bounded
-from .wirejson import PARSER_DEPTH, TooDeep, decode_request, encode
+from .wirejson import PARSER_DEPTH, TooDeep
 from .wirejson import decode as decode  # re-exported: the JSON rule lives in wirejson
+from .wirejson import decode_request as decode_request  # re-exported too
+from .wirejson import encode as encode  # re-exported too
 
 PROTOCOL_VERSION = "drizzle.v1"
 SUBPROTOCOL = "drizzle.v1"
 
-RequestId = str | int | None
+RequestId = str | int | float | None
+"""A request's id as a dialect accepts it: drizzle.v1 takes strings and integers, Tornado Drizzle's any number."""
 
 
 class Request(NamedTuple):
@@ -29,7 +32,7 @@ class Request(NamedTuple):
     resource: str | None = None
     data: Any = None
     fields: tuple[str, ...] | None = None
-    raw: dict | None = None
+    raw: dict[str, Any] | None = None
 
 
 class InvalidFrame(ActionError):
@@ -93,7 +96,7 @@ class Protocol:
             )
         return self._envelope(frame, request_id)
 
-    def _envelope(self, frame: dict, request_id: RequestId) -> Request:
+    def _envelope(self, frame: dict[str, Any], request_id: RequestId) -> Request:
         action = frame.get("action")
         if not isinstance(action, str):
             raise InvalidFrame("'action' is required and must be a string", request_id)

@@ -85,10 +85,10 @@ def _prune(messages: Any, unknown: set[str]) -> Any:
         kept = {key: sub for key, value in messages.items() if (sub := _prune(value, unknown)) is not None}
         return kept or None
     if isinstance(messages, list):
-        kept = [m for m in messages if not (isinstance(m, str) and m in unknown)]
-        kept = [m if isinstance(m, str) else _prune(m, unknown) for m in kept]
-        kept = [m for m in kept if m is not None]
-        return kept or None
+        left = [m for m in messages if not (isinstance(m, str) and m in unknown)]
+        left = [m if isinstance(m, str) else _prune(m, unknown) for m in left]
+        left = [m for m in left if m is not None]
+        return left or None
     return messages
 
 

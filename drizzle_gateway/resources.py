@@ -79,7 +79,8 @@ def action(
     """
 
     def decorate(func: Callable) -> Callable:
-        func.__drizzle_action__ = Action(func, name=name, input=input, output=output, allow=allow)
+        # An attribute of the function (Resource collects them); setattr, as Callable declares no such attribute.
+        setattr(func, "__drizzle_action__", Action(func, name=name, input=input, output=output, allow=allow))  # noqa: B010
         return func
 
     return decorate

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from marshmallow import Schema
 from marshmallow import fields as mfields
@@ -61,7 +61,7 @@ def _with_schema(field: mfields.Field, schema: Schema) -> mfields.Field:
     if isinstance(field, mfields.List):
         field.inner = _with_schema(field.inner, schema)
     else:
-        field._schema = schema  # what Nested.schema returns once built
+        cast(mfields.Nested, field)._schema = schema  # what Nested.schema returns once built
     return field
 
 

@@ -70,15 +70,15 @@ class Session:
         self.ended = False
         limits = gateway.limits
         self._bucket = TokenBucket(limits.rate, limits.burst_size) if limits.rate else None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._auth_deadline: asyncio.TimerHandle | None = None
-        self._slot_free: asyncio.Future | None = None
+        self._slot_free: asyncio.Future[None] | None = None
         self._held_since: float | None = None  # reading held back since (loop time), or None
         self._released_at = float("-inf")
-        self._turns: dict[str, asyncio.Future] = {}  # per channel: the last subscribe/unsubscribe to finish
+        self._turns: dict[str, asyncio.Future[None]] = {}  # per channel: the last subscribe/unsubscribe to finish
 
     @property
-    def tasks(self) -> frozenset[asyncio.Task]:
+    def tasks(self) -> frozenset[asyncio.Task[None]]:
         """The requests of this session still running."""
         return frozenset(self._tasks)
 
@@ -111,7 +111,7 @@ class Session:
 
     # -- frames in --------------------------------------------------------------
 
-    def receive(self, message: str | bytes) -> asyncio.Future | None:
+    def receive(self, message: str | bytes) -> asyncio.Future[None] | None:
         """Start the frame's request; while ``max_in_flight`` run, a future to wait for before reading on.
 
         The first request of a loop turn runs its first step now
@@ -127,7 +127,7 @@ class Session:
         # Handed on, never held in this frame: a first-step error's frames link back to it (a cycle for the GC).
         return self._running(self.gateway.starter.start(self._serve(request)))
 
-    def _running(self, task: asyncio.Task | None) -> asyncio.Future | None:
+    def _running(self, task: asyncio.Task[None] | None) -> asyncio.Future[None] | None:
         """Track a request that goes on waiting; while ``max_in_flight`` run, the future `receive` returns."""
         if task is None:  # answered at once, as most requests are
             return None
@@ -146,7 +146,7 @@ class Session:
         if self.send_frame(await dispatch.respond(self, request)):
             await self.drained()  # a peer that does not read its replies holds its in-flight slots
 
-    def _request_done(self, task: asyncio.Task) -> None:
+    def _request_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self.gateway.deadlines.forget(task)
         waiting = self._slot_free
@@ -214,7 +214,7 @@ class Session:
         unsubscribe sent back to back take effect in the order they were sent.
         """
         previous = self._turns.get(channel)
-        done: asyncio.Future = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._turns[channel] = done
         try:
             if previous is not None and not previous.done():
@@ -226,7 +226,7 @@ class Session:
             else:  # cancelled while waiting: the next in line still waits for the earlier one
                 previous.add_done_callback(lambda _: self._end_turn(channel, done))
 
-    def _end_turn(self, channel: str, done: asyncio.Future) -> None:
+    def _end_turn(self, channel: str, done: asyncio.Future[None]) -> None:
         done.set_result(None)
         if self._turns.get(channel) is done:
             del self._turns[channel]

@@ -34,6 +34,7 @@ class StaticFile(tornado.web.StaticFileHandler):
     """Serves a file of ``static/`` (JavaScript modules, CSS), revalidated on every load."""
 
     def get_content_type(self) -> str:
+        assert self.absolute_path is not None  # validated before the headers are set, as Tornado's own asserts
         return CONTENT_TYPES.get(Path(self.absolute_path).suffix) or super().get_content_type()
 
     def set_extra_headers(self, path: str) -> None:

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from tornado.iostream import BaseIOStream
     from tornado.websocket import WebSocketProtocol
 
+    from .connection import Connection
+
 
 def _refers_to(function: Callable[..., Any], attribute: str) -> bool:
     """True when ``function``'s code refers to ``attribute`` (by its bytecode, so no source file is needed)."""
@@ -93,11 +95,13 @@ class HeldReadProtocol(ChunkReader):
     as received, since it may wait unread behind the peer's requests.
     """
 
+    handler: Connection  # what `held_read_protocol` is given
+
     def admit(self) -> bool:
         """A control frame or a fragment takes a token of the connection's rate (``handler.admits_frame()``)."""
         return bool(self.handler.admits_frame())
 
-    @property  # type: ignore[override]
+    @property
     def _received_pong(self) -> bool:
         return self._pong_seen or self.handler.reading_held_since(self._pinged_at)
 
@@ -108,7 +112,7 @@ class HeldReadProtocol(ChunkReader):
             self._pinged_at = tornado.ioloop.IOLoop.current().time()
 
 
-def held_read_protocol(handler: tornado.websocket.WebSocketHandler) -> HeldReadProtocol | None:
+def held_read_protocol(handler: Connection) -> HeldReadProtocol | None:
     """What ``WebSocketHandler.get_websocket_protocol`` makes, as a `HeldReadProtocol`."""
     if handler.request.headers.get("Sec-WebSocket-Version") != "13":
         return None

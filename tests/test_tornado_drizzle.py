@@ -17,9 +17,11 @@ from tornado.websocket import websocket_connect
 
 from drizzle_gateway.client import Client, RemoteError
 from drizzle_gateway.connection import Connection
+from drizzle_gateway.fanout import View
 from drizzle_gateway.protocol import Protocol
 from tornado_drizzle.conf import init_drizzle
 from tornado_drizzle.drizzle_web_socket import DrizzleHandler, DrizzleWebSocket
+from tornado_drizzle.protocol import LegacyProtocol
 from tornado_drizzle.subscriber import publish
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -389,3 +391,12 @@ async def test_publish_without_init_drizzle_says_so():
     with pytest.raises(RuntimeError, match="init_drizzle"):
         publish("__test__", {})
     await asyncio.sleep(0)
+
+
+def test_the_dialect_sends_an_event_of_a_channel_with_history_as_the_bare_object():
+    """The fan-out hands every dialect a history channel's offset (and epoch): the seed's frame has no envelope."""
+    view = View(LegacyProtocol(), None)
+    message = {"text": "hi", "n": 1}
+    assert json.loads(view.frame("feed.lobby", message)) == message
+    assert json.loads(view.frame("feed.lobby", message, 7)) == message
+    assert json.loads(view.frame("feed.lobby", message, 8, "9f2c01ab")) == message

@@ -44,6 +44,7 @@ def init_drizzle(
         logger.warning("init_drizzle called again for the same event loop; publish() outside a socket now "
                        "reaches the newest gateway only")
     application.settings[SETTINGS_KEY] = gateway
-    application.drizzle_handler_routes = dict(drizzle_handler_routes)
+    # The seed's attribute, kept for code that reads it (setattr: Application declares no such attribute).
+    setattr(application, "drizzle_handler_routes", dict(drizzle_handler_routes))  # noqa: B010
     serving.bind(gateway, loop)
     return gateway

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from drizzle_gateway.connection import Connection
+from drizzle_gateway.gateway import Gateway
 from drizzle_gateway.protocol import Protocol
 
 from . import serving
-from .gateway import SETTINGS_KEY, LegacyGateway
+from .gateway import SETTINGS_KEY
 from .handler import DrizzleHandler
 from .keys import ALL
 
@@ -21,7 +22,7 @@ class DrizzleWebSocket(Connection):
     ``allowed_origins`` given to `init_drizzle`).
     """
 
-    def initialize(self, gateway: LegacyGateway | None = None, protocol: Protocol | None = None) -> None:
+    def initialize(self, gateway: Gateway | None = None, protocol: Protocol | None = None) -> None:
         if gateway is None:
             gateway = self.application.settings.get(SETTINGS_KEY)
             if gateway is None:

@@ -84,6 +84,6 @@ class LegacyProtocol(Protocol):
         text = UNKNOWN_ERROR_TEXT if error.code == ErrorCode.INTERNAL_ERROR else error.message
         return encode({"error": text, "code": error.code, "request_id": request_id})
 
-    def event(self, topic: str, data: Any) -> str:
-        """The published object itself, with no envelope."""
+    def event(self, topic: str, data: Any, offset: int | None = None, epoch: str | None = None) -> str:
+        """The published object itself, with no envelope (so none of a channel's ``offset`` or ``epoch``)."""
         return encode(data)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .keys import check_key
 from .serving import current_gateway
@@ -54,7 +54,8 @@ class Subscriptions(Mapping[str, frozenset["Connection"]]):
     __slots__ = ()
 
     def __getitem__(self, key: str) -> frozenset[Connection]:
-        sockets = frozenset(s.transport for s in current_gateway().sessions if key in s.channels)
+        # Served by Tornado, the shim's sessions run over its sockets (Connections).
+        sockets = frozenset(cast("Connection", s.transport) for s in current_gateway().sessions if key in s.channels)
         if not sockets:
             raise KeyError(key)
         return sockets

@@ -304,7 +304,7 @@ class RedisBroker:
     def _start(self) -> None:
         if self._tasks or self._closed:
             return
-        options = {
+        options: dict[str, Any] = {
             "socket_timeout": self.timeout,
             "socket_connect_timeout": self.timeout,
             "retry": Retry(NoBackoff(), 0),
@@ -339,10 +339,10 @@ class RedisBroker:
             finally:
                 self._reader.cancel()  # when the supervisor itself is cancelled
             if not self._reader.cancelled():  # cancelled: a publish failed, already logged
-                exc = self._reader.exception()
-                if exc is not None and not isinstance(exc, REDIS_ERRORS):
-                    logger.error("reading from redis failed unexpectedly; reconnecting", exc_info=exc)
-                self._went_down(exc or ConnectionError("subscriber connection closed"))
+                failure = self._reader.exception()
+                if failure is not None and not isinstance(failure, REDIS_ERRORS):
+                    logger.error("reading from redis failed unexpectedly; reconnecting", exc_info=failure)
+                self._went_down(failure or ConnectionError("subscriber connection closed"))
             await self._drop_pubsub()
 
     async def _connect(self) -> None:
@@ -414,9 +414,9 @@ class RedisBroker:
                     waiter.set_result(None)
                 if not waiters:
                     del self._confirming[message["channel"]]
-            return
+            return None
         if kind != "message":
-            return
+            return None
         payload: bytes = message["data"]
         if payload[_ORIGIN_LENGTH:_ORIGIN_LENGTH + 1] != b" ":
             return None  # not ours to read
@@ -428,16 +428,17 @@ class RedisBroker:
             return None  # our own publish, delivered locally already
         listener = self._listeners.get(channel)
         if listener is None:
-            return
+            return None
         try:
             data = decode(payload[_ORIGIN_LENGTH + 1:])
         except ValueError:
             logger.warning("ignored a message on redis channel %r that is not JSON", name)
-            return
+            return None
         try:
             listener(channel, data)
         except Exception:
             logger.exception("delivering a message from redis on %s failed", channel)
+        return None
 
     def _handle_logged(self, channel: str, body: bytes) -> Awaitable[None] | None:
         """Deliver one numbered event; after a gap, the missing ones first (read from the stream)."""
