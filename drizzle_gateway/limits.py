@@ -28,8 +28,14 @@ class Limits:
     - ``max_depth``: deepest nesting of arrays/objects in a frame (VALIDATION_ERROR).
     - ``max_keys``: most object keys in one frame, counted over all its objects (VALIDATION_ERROR).
     - ``max_items``: most array items in one frame, counted over all its arrays (VALIDATION_ERROR).
+      Within it, one request's input costs at most about 10 ms of the loop, even when every
+      item fails validation.
     - ``max_in_flight``: requests of one connection running at once; while that many run,
       the socket is not read, so further requests wait (backpressure, never a refusal).
+    - ``cpu_share``: the share of the event loop one connection's costly requests may take on
+      average: a request that held the loop for more than `pacing.COSTLY_STEP` (2 ms) pauses
+      its connection (nothing more is read) for ``1 / cpu_share - 1`` times that long
+      (backpressure, never a refusal). Cheap requests are never paused.
     - ``rate``, ``burst``: frames per second a connection may send on average, and in a
       burst (RATE_LIMITED, with ``details.retry_after`` in seconds). ``burst=None``: one
       second's worth of ``rate``.
@@ -62,7 +68,7 @@ class Limits:
     max_frame_bytes: int | None = 1024 * 1024
     max_depth: int | None = 32
     max_keys: int | None = 1000
-    max_items: int | None = 10_000
+    max_items: int | None = 2_000
     max_in_flight: int | None = 32
     rate: float | None = 100.0
     burst: int | None = 200
@@ -76,6 +82,7 @@ class Limits:
     send_timeout: float | None = 5.0
     publish_wait: float | None = 0.5
     handshake_timeout: float | None = 10.0
+    cpu_share: float | None = 0.25
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -83,10 +90,13 @@ class Limits:
             if value is None:
                 continue
             counts = field.type.startswith("int")
-            kind = "a positive integer" if counts else "a positive number of seconds" if field.name != "rate" \
-                else "a positive number of frames per second"
+            kinds = {"rate": "a positive number of frames per second",
+                     "cpu_share": "a share of the loop, above 0 and at most 1"}
+            kind = "a positive integer" if counts else kinds.get(field.name, "a positive number of seconds")
             valid = not isinstance(value, bool) and (
                 isinstance(value, int) if counts else isinstance(value, int | float) and math.isfinite(value))
+            if valid and field.name == "cpu_share":
+                valid = value <= 1
             lowest = 0 if field.name == "ping_interval" else None  # 0 also means no pings, as Tornado reads it
             if not valid or not (value > 0 or value == lowest):
                 raise ValueError(f"Limits.{field.name} must be {kind} or None (off), got {value!r}")

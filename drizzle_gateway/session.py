@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol
@@ -19,6 +20,7 @@ from .errors import ActionError, ErrorCode
 from .fanout import Joined, View
 from .history import Position
 from .limits import TokenBucket
+from .pacing import Pacer
 from .protocol import CloseCode
 
 if TYPE_CHECKING:
@@ -58,7 +60,9 @@ class Session:
     holds back the replies of others. With ``limits.max_in_flight``
     requests running, `receive` returns a future and the transport reads
     nothing more until it resolves: pipelined requests wait (backpressure),
-    they are never refused. Subscriptions last as long as the session.
+    they are never refused. So it does while the session is paused after a
+    costly request (``limits.cpu_share``, `pacing.Pacer`). Subscriptions
+    last as long as the session.
     """
 
     def __init__(self, gateway: Gateway, transport: Transport, protocol: Dialect | None = None) -> None:
@@ -70,6 +74,9 @@ class Session:
         self.ended = False
         limits = gateway.limits
         self._bucket = TokenBucket(limits.rate, limits.burst_size) if limits.rate else None
+        self._pacer = Pacer(limits.cpu_share) if limits.cpu_share is not None else None
+        # While paused after a costly request: the pause's end, and the future the reader waits on.
+        self._pause: tuple[asyncio.TimerHandle, asyncio.Future[None]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._auth_deadline: asyncio.TimerHandle | None = None
         self._slot_free: asyncio.Future[None] | None = None
@@ -98,6 +105,10 @@ class Session:
             self._slot_free.set_result(None)
         if self._auth_deadline is not None:
             self._auth_deadline.cancel()
+        if self._pause is not None:
+            self._pause[0].cancel()
+            _resolve(self._pause[1])
+            self._pause = None
         self.gateway.sessions.discard(self)
         for task in self._tasks:
             task.cancel()
@@ -119,13 +130,47 @@ class Session:
         reply handed to the transport before this returns. Later requests of
         the same turn start as tasks on the next turn. A request that waits
         goes on as its own task, under the ``limits.action_timeout`` deadline.
+        A request read while the session is paused after a costly one
+        (``limits.cpu_share``) starts when the pause ends; the future
+        returned resolves then.
         """
+        began = time.perf_counter()
         request = dispatch.intake(self, message)
+        pacer = self._pacer
         if isinstance(request, str):
             self.send_frame(request)
+            if pacer is not None and pacer.costly(time.perf_counter() - began):
+                return self._start_later(None, pacer.resume_at)
             return None
-        # Handed on, never held in this frame: a first-step error's frames link back to it (a cycle for the GC).
-        return self._running(self.gateway.starter.start(self._serve(request)))
+        if pacer is None:
+            # Handed on, never held in this frame: a first-step error's frames link back to it (a cycle for the GC).
+            return self._running(self.gateway.starter.start(self._serve(request)))
+        if pacer.paused():
+            return self._start_later(request, pacer.resume_at)
+        return self._start(request, time.perf_counter() - began)
+
+    def _start(self, request: Request, spent: float = 0.0) -> asyncio.Future[None] | None:
+        """Start a request whose intake took ``spent`` seconds; a future to wait for while it runs or pauses."""
+        held = self._running(self.gateway.starter.start(self._paced(request, spent)))
+        if held is None and self._pacer is not None and self._pacer.paused():  # its first step was costly
+            return self._start_later(None, self._pacer.resume_at)
+        return held
+
+    def _start_later(self, request: Request | None, when: float) -> asyncio.Future[None]:
+        """A future resolved once ``request`` (if any) started at loop time ``when`` and may be read past."""
+        loop = asyncio.get_running_loop()
+        resumed = loop.create_future()
+
+        def resume() -> None:
+            self._pause = None
+            held = None if request is None or self.ended else self._start(request)
+            if held is None:
+                _resolve(resumed)
+            else:
+                held.add_done_callback(lambda _: _resolve(resumed))
+
+        self._pause = (loop.call_at(when, resume), resumed)
+        return resumed
 
     def _running(self, task: asyncio.Task[None] | None) -> asyncio.Future[None] | None:
         """Track a request that goes on waiting; while ``max_in_flight`` run, the future `receive` returns."""
@@ -145,6 +190,12 @@ class Session:
     async def _serve(self, request: Request) -> None:
         if self.send_frame(await dispatch.respond(self, request)):
             await self.drained()  # a peer that does not read its replies holds its in-flight slots
+
+    async def _paced(self, request: Request, spent: float) -> None:
+        """`_serve`, its steps charged to the session's `Pacer` (with ``spent``, its intake)."""
+        assert self._pacer is not None
+        if self.send_frame(await self._pacer.metered(dispatch.respond(self, request), spent)):
+            await self.drained()
 
     def _request_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -278,3 +329,8 @@ class Session:
         self.channels.discard(channel)
         self.gateway.fanout.discard(self, channel)
         return True
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 
 import pytest
 
 from drizzle_gateway.client import RemoteError
 from drizzle_gateway.limits import Limits
+from drizzle_gateway.pacing import COSTLY_STEP
 from drizzle_gateway.session import Session
 
 MESSAGE = {"author": {"name": "ada"}, "text": "hello"}
@@ -128,3 +130,76 @@ def test_a_request_failing_in_its_first_step_leaves_no_cyclic_garbage(gateway, c
 
     with caplog.at_level(logging.ERROR):
         assert asyncio.run(garbage_after_failed_request()) == 0  # freed by reference counting alone
+
+
+# -- pacing: a costly request pauses its connection (limits.cpu_share) ------------------------------
+
+COSTLY_FRAME = json.dumps({"request_id": 1, "resource": "todos", "action": "create",
+                           "data": {"title": "t", "tags": [1] * (Limits().max_items - 1)}})
+"""A request whose items all fail validation: several ms of the loop, over `pacing.COSTLY_STEP`."""
+
+
+@pytest.mark.gen_test
+async def test_a_costly_request_pauses_its_connection_for_three_times_its_cost(gateway):
+    transport = RecordingTransport()
+    session = Session(gateway, transport)
+    session.start()
+    loop = asyncio.get_running_loop()
+    try:
+        began = loop.time()
+        paused = session.receive(COSTLY_FRAME)
+        spent = loop.time() - began  # at least what the pacer charged: intake and first step
+        assert spent > COSTLY_STEP
+        assert json.loads(transport.frames[0])["code"] == "INVALID_DATA"  # answered at once, then paused
+        assert paused is not None and not paused.done()
+        # A frame read meanwhile is not started before the pause ends: three times the cost (cpu_share 1/4).
+        resume_at = session._pacer.resume_at
+        assert began + 3 * COSTLY_STEP < resume_at <= began + 4 * spent
+        await asyncio.wait_for(paused, 5)
+        assert loop.time() >= resume_at
+        assert session.receive('{"request_id": 2, "resource": "lab", "action": "plain"}') is None
+        assert json.loads(transport.frames[1]) == {"request_id": 2, "data": {"kind": "plain", "data": None}}
+    finally:
+        session.end()
+
+
+@pytest.mark.gen_test
+async def test_a_frame_read_while_paused_starts_when_the_pause_ends(gateway):
+    transport = RecordingTransport()
+    session = Session(gateway, transport)
+    session.start()
+    loop = asyncio.get_running_loop()
+    try:
+        session._pacer.charge(0.02)  # as a 20 ms request would: paused for 60 ms
+        resume_at = session._pacer.resume_at
+        waiting = session.receive('{"request_id": 1, "resource": "lab", "action": "plain"}')
+        assert waiting is not None and transport.frames == []  # read, not started
+        await asyncio.wait_for(waiting, 5)
+        assert loop.time() >= resume_at
+        assert json.loads(transport.frames[0])["request_id"] == 1
+    finally:
+        session.end()
+
+
+@pytest.mark.gen_test
+async def test_cheap_requests_never_pause_and_cpu_share_none_never_does(gateway):
+    transport = RecordingTransport()
+    session = Session(gateway, transport)
+    session.start()
+    try:
+        for request_id in range(200):  # cheap: tens of microseconds each, never charged
+            session.receive(json.dumps({"request_id": request_id, "resource": "lab", "action": "plain"}))
+        async with asyncio.timeout(5):  # the first ran at once, the others as tasks on the next turns
+            while len(transport.frames) < 200:
+                await asyncio.sleep(0)
+        assert sorted(json.loads(frame)["request_id"] for frame in transport.frames) == list(range(200))
+        assert session._pacer.resume_at == float("-inf")
+    finally:
+        session.end()
+    gateway.limits = Limits(cpu_share=None)
+    unpaced = Session(gateway, RecordingTransport())
+    unpaced.start()
+    try:
+        assert unpaced.receive(COSTLY_FRAME) is None
+    finally:
+        unpaced.end()

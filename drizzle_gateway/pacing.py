@@ -1,0 +1,98 @@
+"""Pacing one connection's CPU: after a costly step, the event loop goes to the others for a while.
+
+A request's steps (its frame's parse and checks, then each run of its
+coroutine up to an ``await`` that waits) hold the event loop while they
+run; nothing else is served meanwhile. Steps are cheap as a rule (tens of
+microseconds), but a client chooses its input, and some inputs cost
+milliseconds (a list of invalid items makes marshmallow raise and record an
+error per item). A `Pacer` charges each request's step time to its
+connection: once a request has held the loop for more than `COSTLY_STEP`,
+the connection is paused for ``1 / share - 1`` times what it held (three
+times, at the default ``Limits.cpu_share`` of a quarter) before its next
+request starts, so that on average it gets at most ``share`` of the loop.
+Cheap requests are never charged, so pipelined cheap requests keep their
+batching; and a lone connection is only slowed down by costly requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine, Generator
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+COSTLY_STEP = 0.002
+"""Seconds of the loop a request may hold (all its steps so far) before its connection is paused for it."""
+
+
+class Pacer:
+    """One connection's pacing: when its next request may start (loop time), after the costly ones it ran."""
+
+    __slots__ = ("_rest", "resume_at")
+
+    def __init__(self, share: float) -> None:
+        self._rest = 1 / share - 1  # seconds of the loop left to others per second spent
+        self.resume_at = float("-inf")
+
+    def charge(self, spent: float) -> None:
+        """Pause the connection for ``spent`` seconds of loop time (times ``1 / share - 1``) from now or its pause."""
+        now = asyncio.get_running_loop().time()
+        self.resume_at = max(self.resume_at, now) + spent * self._rest
+
+    def costly(self, spent: float) -> bool:
+        """Charge ``spent`` (one uninterrupted step) if it is over `COSTLY_STEP`; whether it was."""
+        if spent <= COSTLY_STEP:
+            return False
+        self.charge(spent)
+        return True
+
+    def paused(self) -> bool:
+        """Whether the connection's next request must wait (`resume_at` is still ahead)."""
+        return self.resume_at > asyncio.get_running_loop().time()
+
+    async def metered(self, coro: Coroutine[Any, Any, T], spent: float = 0.0) -> T:
+        """Await ``coro``, timing each of its steps; ``spent`` is what the request already held (its intake)."""
+        return await _Metered(coro, self, spent)
+
+
+class _Metered(Generic[T]):
+    """Drives a coroutine as ``await`` would, adding up the time of its steps and charging a costly request."""
+
+    __slots__ = ("_coro", "_pacer", "_spent", "_charged")
+
+    def __init__(self, coro: Coroutine[Any, Any, T], pacer: Pacer, spent: float) -> None:
+        self._coro = coro
+        self._pacer = pacer
+        self._spent = spent
+        self._charged = 0.0
+
+    def _step(self, started: float) -> None:
+        self._spent += time.perf_counter() - started
+        if self._spent > COSTLY_STEP:
+            self._pacer.charge(self._spent - self._charged)
+            self._charged = self._spent
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        coro = self._coro
+        value: Any = None
+        thrown: BaseException | None = None
+        while True:
+            started = time.perf_counter()
+            try:
+                yielded = coro.send(value) if thrown is None else coro.throw(thrown)
+            except StopIteration as done:
+                self._step(started)
+                result: T = done.value  # what the coroutine returned: a T, as its type says
+                return result
+            except BaseException:
+                self._step(started)
+                raise
+            finally:
+                thrown = None
+            self._step(started)
+            try:
+                value = yield yielded
+            except BaseException as error:  # noqa: B036 -- passed on to the coroutine, as await would
+                value, thrown = None, error
