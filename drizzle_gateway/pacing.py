@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -30,10 +30,12 @@ COSTLY_STEP = 0.002
 class Pacer:
     """One connection's pacing: when its next request may start (loop time), after the costly ones it ran."""
 
-    __slots__ = ("_rest", "resume_at")
+    __slots__ = ("_rest", "clock", "resume_at")
 
-    def __init__(self, share: float) -> None:
+    def __init__(self, share: float, clock: Callable[[], float] = time.perf_counter) -> None:
         self._rest = 1 / share - 1  # seconds of the loop left to others per second spent
+        self.clock = clock
+        """What steps are timed with (seconds): the wall clock, so a step the OS preempted counts as held."""
         self.resume_at = float("-inf")
 
     def charge(self, spent: float) -> None:
@@ -69,7 +71,7 @@ class _Metered(Generic[T]):
         self._charged = 0.0
 
     def _step(self, started: float) -> None:
-        self._spent += time.perf_counter() - started
+        self._spent += self._pacer.clock() - started
         if self._spent > COSTLY_STEP:
             self._pacer.charge(self._spent - self._charged)
             self._charged = self._spent
@@ -79,7 +81,7 @@ class _Metered(Generic[T]):
         value: Any = None
         thrown: BaseException | None = None
         while True:
-            started = time.perf_counter()
+            started = self._pacer.clock()
             try:
                 yielded = coro.send(value) if thrown is None else coro.throw(thrown)
             except StopIteration as done:

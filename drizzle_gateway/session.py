@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol
@@ -134,12 +133,12 @@ class Session:
         (``limits.cpu_share``) starts when the pause ends; the future
         returned resolves then.
         """
-        began = time.perf_counter()
-        request = dispatch.intake(self, message)
         pacer = self._pacer
+        began = pacer.clock() if pacer is not None else 0.0
+        request = dispatch.intake(self, message)
         if isinstance(request, str):
             self.send_frame(request)
-            if pacer is not None and pacer.costly(time.perf_counter() - began):
+            if pacer is not None and pacer.costly(pacer.clock() - began):
                 return self._start_later(None, pacer.resume_at)
             return None
         if pacer is None:
@@ -147,7 +146,7 @@ class Session:
             return self._running(self.gateway.starter.start(self._serve(request)))
         if pacer.paused():
             return self._start_later(request, pacer.resume_at)
-        return self._start(request, time.perf_counter() - began)
+        return self._start(request, pacer.clock() - began)
 
     def _start(self, request: Request, spent: float = 0.0) -> asyncio.Future[None] | None:
         """Start a request whose intake took ``spent`` seconds; a future to wait for while it runs or pauses."""
