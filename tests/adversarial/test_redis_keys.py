@@ -57,10 +57,12 @@ async def in_batches(call: Callable[[int], Awaitable[Any]], count: int) -> list[
 
 
 async def keys_and_ttls(client) -> dict[str, int]:
-    """Every key under `PREFIX`, with its TTL in milliseconds (-1: none)."""
+    """Every key under `PREFIX`, with its TTL in milliseconds (-1: none); a key that expired meanwhile is left out."""
     found = {}
     async for key in client.scan_iter(match=f"{PREFIX}*", count=1000):
-        found[key.decode()] = await client.pttl(key)
+        ttl = await client.pttl(key)
+        if ttl != -2:  # -2: gone between the scan and the question (it expired, as it should)
+            found[key.decode()] = ttl
     return found
 
 
