@@ -33,6 +33,7 @@ from marshmallow.decorators import POST_DUMP, POST_LOAD, PRE_DUMP, PRE_LOAD, VAL
 from marshmallow.utils import get_value, missing, set_value
 
 from .compiled_fields import INLINED, GiveUp, check_source, field_dumper, field_loader
+from .marshmallow_internals import has_hooks
 
 logger = logging.getLogger("drizzle_gateway.compiled")
 
@@ -70,7 +71,7 @@ def why_not_compiled(schema: Schema) -> str | None:
     for name, value in _SCHEMA_METHODS.items():
         if inspect.getattr_static(cls, name) is not value or name in vars(schema):
             return f"{cls.__name__} overrides {name}"
-    hooks = [tag for tag in _HOOKS if schema._hooks.get(tag)]
+    hooks = [tag for tag in _HOOKS if has_hooks(schema, tag)]
     if hooks:
         return f"{cls.__name__} has hooks ({', '.join(map(str, hooks))})"
     for name, field in {**schema.load_fields, **schema.dump_fields}.items():

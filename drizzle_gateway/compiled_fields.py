@@ -17,6 +17,8 @@ from typing import Any
 
 from marshmallow import fields, validate
 
+from .marshmallow_internals import serializer
+
 
 class GiveUp(Exception):  # noqa: N818 (a signal, not an error)
     """The fast path cannot prove the outcome: marshmallow decides."""
@@ -190,7 +192,7 @@ _CONVERTERS: dict[type[fields.Field], Callable[[Any, Any], Callable[[Any], Any]]
 def field_dumper(field: fields.Field) -> Callable[[Any], Any]:
     """``field._serialize(value, None, None)``: what a schema, ``List`` or ``Dict`` makes of a value."""
     kind = type(field)
-    slow = functools.partial(field._serialize, attr=None, obj=None)
+    slow = functools.partial(serializer(field), attr=None, obj=None)
     if type(field) is fields.List:
         inner = field_dumper(field.inner)
         return lambda value: None if value is None else [inner(each) for each in value]

@@ -8,18 +8,53 @@ import math
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from tornado.ioloop import IOLoop
 from tornado.websocket import WebSocketHandler, WebSocketProtocol
 
 from .errors import ActionError, ErrorCode
+from .frame_reader import ChunkReader
 from .outbox import Frame, Outbox
 from .protocol import SUBPROTOCOL, CloseCode, Protocol
 from .session import Session
-from .tornado_internals import held_read_protocol
+from .tornado_internals import websocket_params
 
 if TYPE_CHECKING:
     from .gateway import Gateway
 
 logger = logging.getLogger("drizzle_gateway")
+
+
+class HeldReadProtocol(ChunkReader):
+    """Tornado's server-side websocket protocol, reading a chunk at a time, whose heartbeat excuses a held peer.
+
+    Control frames and fragments count against the handler's frame rate (`ChunkReader.admit`).
+    The heartbeat part: the handler says whether it held back reading at any time since a
+    moment (``handler.reading_held_since(when)``); a pong is then counted
+    as received, since it may wait unread behind the peer's requests.
+    """
+
+    handler: Connection  # what `held_read_protocol` is given
+
+    def admit(self) -> bool:
+        """A control frame or a fragment takes a token of the connection's rate (``handler.admits_frame()``)."""
+        return bool(self.handler.admits_frame())
+
+    def pong_received(self) -> bool:
+        """A pong arrived since the last ping, or reading was held back meanwhile (it may wait unread)."""
+        return super().pong_received() or self.handler.reading_held_since(self._pinged_at)
+
+    def set_pong_received(self, value: bool) -> None:
+        """Tornado's record of a pong; as it clears it to send a ping, the ping's time is noted."""
+        super().set_pong_received(value)
+        if not value:  # Tornado clears it as it sends a ping
+            self._pinged_at = IOLoop.current().time()
+
+
+def held_read_protocol(handler: Connection) -> HeldReadProtocol | None:
+    """What ``WebSocketHandler.get_websocket_protocol`` makes, as a `HeldReadProtocol`."""
+    if handler.request.headers.get("Sec-WebSocket-Version") != "13":
+        return None
+    return HeldReadProtocol(handler, False, websocket_params(handler))
 
 
 class Connection(WebSocketHandler):

@@ -21,6 +21,8 @@ from typing import Any
 import tornado.httpserver
 from tornado.ioloop import IOLoop
 
+from .tornado_internals import connection_handler, register_listener
+
 logger = logging.getLogger("drizzle_gateway")
 
 OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -123,7 +125,6 @@ class HTTPServer(tornado.httpserver.HTTPServer):
     def add_sockets(self, sockets: Iterable[socket.socket]) -> None:
         """Start accepting on ``sockets`` (from ``tornado.netutil.bind_sockets``)."""
         for sock in sockets:
-            acceptor = Acceptor(sock, self._handle_connection)
-            self._sockets[sock.fileno()] = sock
-            self._handlers[sock.fileno()] = acceptor.stop
+            acceptor = Acceptor(sock, connection_handler(self))
+            register_listener(self, sock, acceptor.stop)
             acceptor.start()

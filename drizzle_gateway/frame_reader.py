@@ -6,9 +6,9 @@ the first leaves bytes behind in the stream, which makes the stream stop and
 restart listening to its socket (two selector updates) on every frame.
 `ChunkReader` takes whatever the socket holds (``read_bytes(partial=True)``),
 parses every complete frame in it, and reads exactly what is missing of a
-frame that was cut short. Each frame then goes to Tornado's own
-``_handle_message``, so what a frame does (text, binary, ping, pong, close)
-is Tornado's doing, unchanged.
+frame that was cut short. Each frame then goes to Tornado's own handling
+(`Protocol13.handle_message`), so what a frame does (text, binary, ping,
+pong, close) is Tornado's doing, unchanged.
 
 The checks are Tornado's, in its order (RFC 6455): reserved bits, a control
 frame over 125 bytes or fragmented, a continuation with nothing to continue,
@@ -30,8 +30,8 @@ import struct
 from typing import TYPE_CHECKING
 
 from tornado.iostream import StreamClosedError
-from tornado.util import _websocket_mask
-from tornado.websocket import WebSocketProtocol13
+
+from .tornado_internals import Protocol13, websocket_mask
 
 if TYPE_CHECKING:
     from asyncio import Future
@@ -46,17 +46,18 @@ _YIELD_EVERY = 256 * 1024  # as Tornado: let other connections run after this mu
 _FRAME_COST = 1024
 
 
-class ChunkReader(WebSocketProtocol13):
+class ChunkReader(Protocol13):
     """Tornado's websocket protocol, reading its peer's frames a chunk at a time (see the module)."""
 
-    async def _receive_frame_loop(self) -> None:
-        if self._decompressor is not None:  # compressed frames: Tornado's reader, which inflates them
-            await super()._receive_frame_loop()
+    async def receive_frames(self) -> None:
+        """Read and handle the peer's frames a chunk at a time, until the connection ends."""
+        if self.inflates:  # compressed frames: Tornado's reader, which inflates them
+            await super().receive_frames()
             return
         try:
             await self._read_frames()
         except StreamClosedError:
-            self._abort()
+            self.abort_connection()
         finally:
             self.handler.on_ws_connection_close(self.close_code, self.close_reason)
 
@@ -67,7 +68,7 @@ class ChunkReader(WebSocketProtocol13):
         work = 0
         while not self.client_terminated:
             chunk = await stream.read_bytes(CHUNK_BYTES, partial=True)
-            self._wire_bytes_in += len(chunk)
+            self.count_bytes_in(len(chunk))
             data = unparsed + chunk if unparsed else chunk
             at = 0
             while not self.client_terminated:
@@ -92,11 +93,11 @@ class ChunkReader(WebSocketProtocol13):
                 end = at + header + length
                 if end > len(data):  # the mask or payload is cut short: read exactly what is missing
                     rest = await stream.read_bytes(end - len(data))
-                    self._wire_bytes_in += len(rest)
+                    self.count_bytes_in(len(rest))
                     data, end, at = data[at:] + rest, end - at, 0
                 payload = data[at + header:end]
                 if masked:
-                    payload = _websocket_mask(data[at + header - 4:at + header], payload)
+                    payload = websocket_mask(data[at + header - 4:at + header], payload)
                 at = end
                 handled = self._frame(head, payload)
                 if handled is not None:
@@ -113,24 +114,24 @@ class ChunkReader(WebSocketProtocol13):
 
     def _refuse(self, code: int, reason: str) -> None:
         self.close(code, reason)
-        self._abort()
+        self.abort_connection()
 
     def _acceptable(self, head: int, second: int, length: int) -> bool:
         """Whether a frame with this header may be read; if not, the connection is aborted or closed (1002, 1009)."""
         if head & _RESERVED or (head & _CONTROL and second & _LENGTH >= 126):
-            self._abort()  # no extension was negotiated; control frames carry at most 125 bytes
+            self.abort_connection()  # no extension was negotiated; control frames carry at most 125 bytes
             return False
         if not second & _MASKED:
             self._refuse(1002, "client frames must be masked")
             return False
-        fragments = self._fragmented_message_buffer
+        fragments = self.fragments
         if length + (len(fragments) if fragments is not None else 0) > self.params.max_message_size:
             self._refuse(1009, "message too big")
             return False
         return True
 
     def _frame(self, head: int, payload: bytes) -> Future[None] | None:
-        """Hand a complete message to Tornado's ``_handle_message``; collect fragments until the final one."""
+        """Hand a complete message to Tornado (`handle_message`); collect fragments until the final one."""
         opcode = head & _OPCODE
         final = head & _FIN
         if (opcode & _CONTROL or not final) and not self.admit():
@@ -138,25 +139,24 @@ class ChunkReader(WebSocketProtocol13):
             return None
         if opcode & _CONTROL:  # may come between the fragments of a message
             if not final:
-                self._abort()
+                self.abort_connection()
                 return None
-            return self._handle_message(opcode, payload)
-        fragments = self._fragmented_message_buffer
+            return self.handle_message(opcode, payload)
+        fragments = self.fragments
         if opcode == 0:  # a continuation
             if fragments is None:
-                self._abort()
+                self.abort_connection()
                 return None
             fragments.extend(payload)
             if not final:
                 return None
-            # Tornado types _fragmented_message_opcode as None (inferred from its initial value); it holds an int.
-            opcode, payload = self._fragmented_message_opcode, bytes(fragments)  # type: ignore[assignment]
-            self._fragmented_message_buffer = None
+            opcode, payload = self.fragments_opcode, bytes(fragments)
+            self.fragments = None
         elif fragments is not None:  # a new message before the fragmented one ended
-            self._abort()
+            self.abort_connection()
             return None
         elif not final:
-            self._fragmented_message_opcode = opcode  # type: ignore[assignment]  # see above: an int
-            self._fragmented_message_buffer = bytearray(payload)
+            self.fragments_opcode = opcode
+            self.fragments = bytearray(payload)
             return None
-        return self._handle_message(opcode, payload)
+        return self.handle_message(opcode, payload)

@@ -25,6 +25,7 @@ from marshmallow.decorators import POST_DUMP
 
 from .compiled import compile_schema
 from .errors import ActionError, ErrorCode
+from .marshmallow_internals import has_hooks, set_nested_schema
 
 SchemaLike = Schema | type[Schema]
 Tree = dict[str, Any]  # wire name -> sub-tree, or None for "the whole value"
@@ -61,7 +62,7 @@ def _with_schema(field: mfields.Field, schema: Schema) -> mfields.Field:
     if isinstance(field, mfields.List):
         field.inner = _with_schema(field.inner, schema)
     else:
-        cast(mfields.Nested, field)._schema = schema  # what Nested.schema returns once built
+        set_nested_schema(cast(mfields.Nested, field), schema)
     return field
 
 
@@ -99,7 +100,7 @@ def narrow(schema: Schema, tree: Tree, prefix: str = "") -> tuple[Schema, list[s
     """
     by_wire = {wire_name(name, field): name for name, field in schema.dump_fields.items()}
     invalid: list[str] = []
-    projectable = not schema._hooks[POST_DUMP]
+    projectable = not has_hooks(schema, POST_DUMP)
     chosen: dict[str, mfields.Field] = {}
     for key, sub in tree.items():
         name = by_wire.get(key)

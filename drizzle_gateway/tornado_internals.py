@@ -1,51 +1,69 @@
 """The private parts of Tornado the gateway relies on, in one place, checked at import.
 
-`drizzle_gateway.outbox` writes websocket frames straight to a connection's
-``IOStream`` and judges flow control by what that stream still holds. Tornado
-has no public accessor for either fact it needs:
+This is the one module that names Tornado's private members (``PRIVATE_NAMES``);
+every other module reaches them through the names below, and
+``tests/test_fences.py`` fails if one names them itself. Tornado has no public
+accessor for what these give:
 
-- how many bytes an ``IOStream`` still buffers for its socket
-  (``BaseIOStream._write_buffer``, a ``_StreamBuffer`` supporting ``len()``);
-- whether per-message deflate was negotiated on a websocket
-  (``WebSocketProtocol13._compressor``, None when it was not).
-
-`drizzle_gateway.frame_reader` reads frames a chunk at a time in place of
-``WebSocketProtocol13._receive_frame_loop`` and hands them to its
-``_handle_message``, keeping the protocol's fragment state
-(``_fragmented_message_buffer`` and ``_fragmented_message_opcode``).
-
-And `Connection` holds back reading while ``max_in_flight`` requests run;
-the pongs a peer sent meanwhile wait unread behind its requests, so
-Tornado's heartbeat (``periodic_ping`` checks ``_received_pong``) must not
-count them as missing: `HeldReadProtocol` answers that check for it.
+- `write_buffer_size`: how many bytes an ``IOStream`` still buffers for its
+  socket (``BaseIOStream._write_buffer``, a ``_StreamBuffer`` supporting
+  ``len()``), by which `drizzle_gateway.outbox` judges flow control;
+- `is_compressed`: whether per-message deflate was negotiated on a websocket
+  (``WebSocketProtocol13._compressor``, None when it was not);
+- `Protocol13`: Tornado's server-side websocket protocol with the members a
+  reader needs under public names. `drizzle_gateway.frame_reader` reads frames
+  a chunk at a time in place of ``_receive_frame_loop`` (`receive_frames`) and
+  hands them to ``_handle_message`` (`handle_message`), keeping the fragment
+  state (``_fragmented_message_buffer`` and ``_fragmented_message_opcode``);
+  and `Connection` holds back reading while ``max_in_flight`` requests run, so
+  Tornado's heartbeat (``periodic_ping`` checks ``_received_pong``) asks
+  `pong_received`, which the connection's protocol answers;
+- `websocket_params` (``_WebSocketParams``) and `websocket_mask`
+  (``tornado.util._websocket_mask``), what Tornado's own protocol is built and
+  unmasks frames with;
+- `connection_handler` and `register_listener`: what ``TCPServer.add_sockets``
+  does with a listening socket (``_handle_connection``, ``_sockets``,
+  ``_handlers``), for `drizzle_gateway.descriptors`' own accept loop.
 
 Importing this module checks that the installed Tornado still has all of it, and
-raises ImportError naming that Tornado version if it does not: a rename in a
-future Tornado must fail loudly here, not quietly switch slow-consumer
+raises ImportError naming that Tornado version and what it lacks if it does not:
+a rename in a future Tornado must fail loudly here, not quietly switch slow-consumer
 protection off. ``install_requires`` bounds Tornado to the versions tested
 (``tornado>=6.3,<7``).
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import tornado
-import tornado.ioloop
 import tornado.iostream
+import tornado.tcpserver
+import tornado.util
 import tornado.websocket
 
-from .frame_reader import ChunkReader
-
 if TYPE_CHECKING:
+    from asyncio import Future
+
     from tornado.iostream import BaseIOStream
-    from tornado.websocket import WebSocketProtocol
+    from tornado.tcpserver import TCPServer
+    from tornado.websocket import WebSocketHandler, WebSocketProtocol
 
-    from .connection import Connection
+SUPPORTED = "tornado>=6.3,<7"
+"""The Tornado versions this module is tested with (``install_requires`` says the same)."""
+
+PRIVATE_NAMES = frozenset({
+    "_write_buffer", "_StreamBuffer", "_compressor", "_decompressor", "_fragmented_message_buffer",
+    "_fragmented_message_opcode", "_wire_bytes_in", "_received_pong", "_receive_frame_loop",
+    "_accept_connection", "_handle_message", "_abort", "_WebSocketParams", "_websocket_mask",
+    "_handle_connection", "_sockets", "_handlers",
+})
+"""Every private Tornado name the package relies on; only this module names them."""
 
 
-def _refers_to(function: Callable[..., Any], attribute: str) -> bool:
+def _refers_to(function: Callable[..., Any] | None, attribute: str) -> bool:
     """True when ``function``'s code refers to ``attribute`` (by its bytecode, so no source file is needed)."""
     code = getattr(function, "__code__", None)
     return code is not None and attribute in code.co_names
@@ -61,66 +79,119 @@ def missing() -> list[str]:
         problems.append("tornado.iostream._StreamBuffer (the write buffer) no longer supports len()")
     protocol = tornado.websocket.WebSocketProtocol13
     for attribute in ("_compressor", "_decompressor", "_fragmented_message_buffer", "_fragmented_message_opcode",
-                      "_wire_bytes_in"):
+                      "_wire_bytes_in", "_received_pong"):
         if not _refers_to(protocol.__init__, attribute):
             problems.append(f"WebSocketProtocol13.__init__ no longer sets {attribute}")
     if not _refers_to(protocol.periodic_ping, "_received_pong"):
         problems.append("WebSocketProtocol13.periodic_ping no longer checks _received_pong")
-    if not _refers_to(protocol._accept_connection, "_receive_frame_loop"):
+    if not _refers_to(getattr(protocol, "_accept_connection", None), "_receive_frame_loop"):
         problems.append("WebSocketProtocol13._accept_connection no longer reads frames with _receive_frame_loop")
-    for method in ("_handle_message", "_abort"):
+    for method in ("_receive_frame_loop", "_handle_message", "_abort"):
         if not callable(getattr(protocol, method, None)):
             problems.append(f"WebSocketProtocol13.{method} is gone")
     if not hasattr(tornado.websocket, "_WebSocketParams"):
         problems.append("tornado.websocket._WebSocketParams is gone")
+    if not callable(getattr(tornado.util, "_websocket_mask", None)):
+        problems.append("tornado.util._websocket_mask is gone")
+    server = tornado.tcpserver.TCPServer
+    if not callable(getattr(server, "_handle_connection", None)):
+        problems.append("TCPServer._handle_connection is gone")
+    for attribute in ("_sockets", "_handlers"):
+        if not _refers_to(server.__init__, attribute):
+            problems.append(f"TCPServer.__init__ no longer sets {attribute}")
     return problems
 
 
 def check() -> None:
-    """Raise ImportError naming the installed Tornado's version if it lacks what the send path reads."""
+    """Raise ImportError naming the installed Tornado's version and what it lacks, if it lacks any of it."""
     problems = missing()
     if problems:
         raise ImportError(
             f"drizzle_gateway's websocket layer does not support Tornado {tornado.version}: " + "; ".join(problems)
-            + ". It is tested with tornado>=6.3,<7; install a Tornado in that range."
+            + f". It is tested with {SUPPORTED}; install a Tornado in that range."
         )
 
 
-class HeldReadProtocol(ChunkReader):
-    """Tornado's server-side websocket protocol, reading a chunk at a time, whose heartbeat excuses a held peer.
+check()  # before anything below reads what may be missing
 
-    Control frames and fragments count against the handler's frame rate (`ChunkReader.admit`).
-    The heartbeat part: the handler says whether it held back reading at any time since a
-    moment (``handler.reading_held_since(when)``); a pong is then counted
-    as received, since it may wait unread behind the peer's requests.
+websocket_mask: Callable[[bytes, bytes], bytes] = tornado.util._websocket_mask
+"""``websocket_mask(mask, data)``: ``data`` XORed with the 4-byte ``mask``, as Tornado unmasks frames."""
+
+
+class Protocol13(tornado.websocket.WebSocketProtocol13):
+    """Tornado's server-side websocket protocol, with the private members a frame reader needs under public names.
+
+    A subclass reads the peer's frames by overriding `receive_frames` and judges
+    Tornado's heartbeat by overriding `pong_received` and `set_pong_received`;
+    by default both are Tornado's own.
     """
 
-    handler: Connection  # what `held_read_protocol` is given
+    async def _receive_frame_loop(self) -> None:
+        await self.receive_frames()
 
-    def admit(self) -> bool:
-        """A control frame or a fragment takes a token of the connection's rate (``handler.admits_frame()``)."""
-        return bool(self.handler.admits_frame())
+    async def receive_frames(self) -> None:
+        """Read and handle the peer's frames until the connection ends (Tornado's own reader unless overridden)."""
+        await super()._receive_frame_loop()
 
     @property
     def _received_pong(self) -> bool:
-        return self._pong_seen or self.handler.reading_held_since(self._pinged_at)
+        return self.pong_received()
 
     @_received_pong.setter
     def _received_pong(self, value: bool) -> None:
+        self.set_pong_received(value)
+
+    def pong_received(self) -> bool:
+        """Whether a pong counts as received since the last ping (Tornado's heartbeat closes the connection if not)."""
+        return self._pong_seen
+
+    def set_pong_received(self, value: bool) -> None:
+        """What Tornado records: True as a pong arrives, False as it sends a ping."""
         self._pong_seen = value
-        if not value:  # Tornado clears it as it sends a ping
-            self._pinged_at = tornado.ioloop.IOLoop.current().time()
+
+    @property
+    def inflates(self) -> bool:
+        """True when per-message deflate was negotiated: the peer's frames arrive compressed."""
+        return self._decompressor is not None
+
+    def count_bytes_in(self, size: int) -> None:
+        """Count ``size`` bytes read from the socket in Tornado's wire statistics."""
+        self._wire_bytes_in += size
+
+    def abort_connection(self) -> None:
+        """Close the stream at once, without a closing handshake (Tornado's reaction to a protocol violation)."""
+        self._abort()
+
+    def handle_message(self, opcode: int, data: bytes) -> Future[None] | None:
+        """Hand a whole message (or a control frame) to Tornado, which acts on it as its own reader would."""
+        return self._handle_message(opcode, data)
+
+    @property
+    def fragments(self) -> bytearray | None:
+        """The payload of a fragmented message read so far (None outside one)."""
+        return self._fragmented_message_buffer
+
+    @fragments.setter
+    def fragments(self, value: bytearray | None) -> None:
+        self._fragmented_message_buffer = value
+
+    @property
+    def fragments_opcode(self) -> int:
+        """The opcode of the fragmented message being read (its first frame's)."""
+        # Tornado types _fragmented_message_opcode as None (inferred from its initial value); it holds an int.
+        return self._fragmented_message_opcode  # type: ignore[return-value]
+
+    @fragments_opcode.setter
+    def fragments_opcode(self, value: int) -> None:
+        self._fragmented_message_opcode = value  # type: ignore[assignment]  # see above: an int
 
 
-def held_read_protocol(handler: Connection) -> HeldReadProtocol | None:
-    """What ``WebSocketHandler.get_websocket_protocol`` makes, as a `HeldReadProtocol`."""
-    if handler.request.headers.get("Sec-WebSocket-Version") != "13":
-        return None
-    params = tornado.websocket._WebSocketParams(
+def websocket_params(handler: WebSocketHandler) -> tornado.websocket._WebSocketParams:
+    """The parameters ``WebSocketHandler.get_websocket_protocol`` builds Tornado's protocol with."""
+    return tornado.websocket._WebSocketParams(
         ping_interval=handler.ping_interval, ping_timeout=handler.ping_timeout,
         max_message_size=handler.max_message_size, compression_options=handler.get_compression_options(),
     )
-    return HeldReadProtocol(handler, False, params)
 
 
 def write_buffer_size(stream: BaseIOStream) -> int:
@@ -134,4 +205,12 @@ def is_compressed(protocol: WebSocketProtocol) -> bool:
     return protocol._compressor is not None  # type: ignore[attr-defined]
 
 
-check()
+def connection_handler(server: TCPServer) -> Callable[[socket.socket, Any], None]:
+    """What ``server`` does with an accepted connection and its address (``TCPServer.add_sockets`` hands it on)."""
+    return server._handle_connection
+
+
+def register_listener(server: TCPServer, sock: socket.socket, stop: Callable[[], None]) -> None:
+    """Record a listening socket as ``TCPServer.add_sockets`` does: ``server.stop()`` calls ``stop`` and closes it."""
+    server._sockets[sock.fileno()] = sock
+    server._handlers[sock.fileno()] = stop
