@@ -490,3 +490,12 @@ def test_token_bucket_takes_its_burst_then_answers_the_wait(bucket_clock):
     assert [small.take(), small.take()] == [0.0, 1.0]
     three = TokenBucket(rate=1.0, burst=3)
     assert [three.take() for _ in range(4)] == [0.0, 0.0, 0.0, 1.0]
+
+
+def test_cpu_share_is_a_share_of_the_loop_above_0_and_at_most_1():
+    assert Limits(cpu_share=1).cpu_share == 1 and Limits(cpu_share=0.01).cpu_share == 0.01
+    for wrong in (1.5, 2, 0, -0.5, float("nan"), True):
+        with pytest.raises(ValueError) as refused:
+            Limits(cpu_share=wrong)
+        assert str(refused.value) == (
+            f"Limits.cpu_share must be a share of the loop, above 0 and at most 1 or None (off), got {wrong!r}")
