@@ -22,7 +22,8 @@ import drizzle_gateway.gateway
 from drizzle_gateway import Gateway
 from drizzle_gateway.client import Client
 from drizzle_gateway.testing import TestClient
-from tests.serve_app import make_gateway as make_test_gateway
+from tests.support.redis_server import GatewayProcess, RedisServer
+from tests.support.serve_app import make_gateway as make_test_gateway
 
 
 @pytest.fixture
@@ -132,3 +133,45 @@ def schema_documents_are_valid_json_schema(monkeypatch):
         return document
 
     monkeypatch.setattr(drizzle_gateway.gateway, "describe", checked)
+
+
+# -- gateway processes on a redis-server of the test module's own (tests/support/redis_server.py) --
+
+
+@pytest.fixture
+def open_client(io_loop):
+    """Open `Client` instances on a gateway process; all closed after the test."""
+    clients: list[Client] = []
+
+    async def _open(gateway: GatewayProcess, timeout: float = 10.0) -> Client:
+        client = await Client(gateway.url, timeout=timeout).connect()
+        clients.append(client)
+        return client
+
+    yield _open
+    for client in clients:
+        if client._ws is not None:
+            client._ws.close()
+
+
+@pytest.fixture
+def raw_socket(io_loop):
+    """Open raw websockets (`RawSocket`) on a gateway process; all closed after the test."""
+    sockets: list = []
+
+    async def _open(gateway: GatewayProcess) -> RawSocket:
+        ws = await websocket_connect(gateway.url, subprotocols=["drizzle.v1"])
+        sockets.append(ws)
+        return RawSocket(ws)
+
+    yield _open
+    for ws in sockets:
+        ws.close()
+
+
+@pytest.fixture(scope="module")
+def redis_server():
+    """A redis-server of the test module's own, stopped after the module."""
+    server = RedisServer().start()
+    yield server
+    server.stop()

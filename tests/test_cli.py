@@ -17,9 +17,9 @@ import tornado.web
 from tornado.httpclient import AsyncHTTPClient
 
 import drizzle_gateway
-from bench.ports import free_port
 from drizzle_gateway import Gateway
 from drizzle_gateway.client import Client
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = str(Path(sys.executable).with_name("drizzle-gateway"))

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.ports import free_port, wait_for_port
-from bench.procstat import process_cpu
 from drizzle_gateway.client import Client
 from drizzle_gateway.descriptors import raise_descriptor_limit
+from tests.support.ports import free_port, wait_for_port
+from tests.support.procstat import process_cpu
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT = 64

@@ -19,13 +19,13 @@ import time
 import pytest
 from tornado.websocket import websocket_connect
 
-from bench.bulk_subscriber import BulkSubscriber
-from bench.procstat import rss_bytes
 from drizzle_gateway import Limits, Resource, action
 from drizzle_gateway.client import Client
 from drizzle_gateway.protocol import CloseCode
-from tests.resources import Lab
-from tests.serve_app import make_flow_gateway
+from tests.support.bulk_subscriber import BulkSubscriber
+from tests.support.procstat import rss_bytes
+from tests.support.resources import Lab
+from tests.support.serve_app import make_flow_gateway
 from tests.test_outbox import StalledSocket, server_side
 
 

@@ -15,7 +15,7 @@ from drizzle_gateway.connection import Connection
 from drizzle_gateway.history import Position, Retention, Ring
 from drizzle_gateway.protocol import encode
 from drizzle_gateway.session import Session
-from tests.resources import Message
+from tests.support.resources import Message
 
 TTL = 60.0
 

@@ -21,7 +21,7 @@ import drizzle_gateway.limits as limits_module
 from drizzle_gateway.client import ConnectionClosed, RemoteError
 from drizzle_gateway.errors import DETAIL_ENTRIES
 from drizzle_gateway.limits import Limits, TokenBucket
-from tests.resources import Napper
+from tests.support.resources import Napper
 from tests.test_frame_reader import CLOSE, CONTINUATION, PING, PONG, TEXT, frame, play
 from tests.test_outbox import StalledSocket
 

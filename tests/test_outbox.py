@@ -18,7 +18,7 @@ from tornado.websocket import websocket_connect
 from drizzle_gateway import Topic
 from drizzle_gateway.connection import Connection
 from drizzle_gateway.protocol import CloseCode
-from tests.resources import chat
+from tests.support.resources import chat
 
 MAX_PUBLISHED = 20_000  # ~20 MB in all, far more than the kernel's socket buffers hold
 AFTER_CLOSE = 1000  # published once the stalled reader is closed, for the others to read on

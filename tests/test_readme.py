@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import tornado.web
 
-from bench.ports import free_port
 from drizzle_gateway.client import Client
+from tests.support.ports import free_port
 from tests.test_cli import listening
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.ports import free_port
 from drizzle_gateway.client import Client, ConnectionClosed, RemoteError
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,7 +76,7 @@ async def test_sigterm_on_serve_drains_and_exits(tmp_path):
     port = free_port()
     command = Path(sys.executable).with_name("drizzle-gateway")
     server = subprocess.Popen(
-        [str(command), "serve", "tests.serve_app:make_gateway", "--port", str(port)],
+        [str(command), "serve", "tests.support.serve_app:make_gateway", "--port", str(port)],
         cwd=ROOT, stderr=open(tmp_path / "server.log", "w"), env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:

@@ -18,9 +18,9 @@ import time
 
 import pytest
 
-from bench.ports import free_port, wait_for_port
 from drizzle_gateway.client import Client
-from tests.adversarial.bystander import Bystander, logger
+from tests.support.bystander import Bystander, logger
+from tests.support.ports import free_port, wait_for_port
 from tests.test_descriptors import LIMIT, log_text, serve_with_nofile
 
 pytestmark = pytest.mark.adversarial

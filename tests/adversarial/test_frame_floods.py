@@ -18,7 +18,7 @@ import pytest
 
 from drizzle_gateway.errors import DETAIL_ENTRIES
 from drizzle_gateway.limits import Limits
-from tests.adversarial.bystander import Bystander, logger
+from tests.support.bystander import Bystander, logger
 from tests.test_frame_reader import CLOSE, CONTINUATION, PING, PONG, TEXT, frame, play
 from tests.test_limits import ERROR_FRAME_BYTES, call, pipelined, server_frames
 

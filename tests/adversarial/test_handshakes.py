@@ -14,7 +14,7 @@ import asyncio
 import pytest
 
 from drizzle_gateway.client import Client
-from tests.adversarial.bystander import Bystander, logger
+from tests.support.bystander import Bystander, logger
 from tests.test_attacks_handshake import HANDSHAKE_TIMEOUT, SLACK, served, stall  # noqa: F401 (served: a fixture)
 
 pytestmark = pytest.mark.adversarial
