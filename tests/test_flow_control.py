@@ -26,7 +26,7 @@ from tests.support.bulk_subscriber import BulkSubscriber
 from tests.support.procstat import rss_bytes
 from tests.support.resources import Lab
 from tests.support.serve_app import make_flow_gateway
-from tests.test_outbox import StalledSocket, server_side
+from tests.support.stalled_socket import StalledSocket, server_side
 
 
 @pytest.fixture
