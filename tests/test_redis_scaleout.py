@@ -13,9 +13,9 @@ import pytest
 
 from drizzle_gateway.client import Client, RemoteError
 from tests.support.bulk_subscriber import BulkSubscriber
+from tests.support.flow import publish_paced
 from tests.support.polling import eventually
 from tests.support.redis_server import GatewayProcess, gateway_processes
-from tests.test_flow_control import publish_paced
 
 redis_asyncio = pytest.importorskip("redis.asyncio")
 
