@@ -4,7 +4,11 @@
 request and publish paths without a socket, for what the gateway replies.
 pytest-tornado's ``app`` fixture serves the gateway on ``http_port``;
 tests of the transport use ``http_server`` to start it and ``connect`` to
-open clients (``raw`` for hand-made frames).
+open clients (``raw`` for hand-made frames). ``served`` serves it as
+``drizzle-gateway serve`` does, with a short handshake timeout.
+``redis_server`` starts a redis-server of the test module's own;
+``open_client`` and ``raw_socket`` open clients on gateway processes.
+Helpers that are not fixtures live in tests/support/.
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ import logging
 import pytest
 import tornado.web
 from jsonschema import Draft202012Validator
+from tornado.testing import bind_unused_port
 from tornado.websocket import websocket_connect
 
 import drizzle_gateway.gateway
 from drizzle_gateway import Gateway
 from drizzle_gateway.client import Client
+from drizzle_gateway.limits import Limits
 from drizzle_gateway.testing import TestClient
+from tests.support.handshakes import HANDSHAKE_TIMEOUT
 from tests.support.redis_server import GatewayProcess, RedisServer
 from tests.support.serve_app import make_gateway as make_test_gateway
 
@@ -175,3 +182,18 @@ def redis_server():
     server = RedisServer().start()
     yield server
     server.stop()
+
+
+# -- the gateway served as `drizzle-gateway serve` does, for attacks on the handshake --
+
+
+@pytest.fixture
+def served(gateway: Gateway, io_loop):
+    """The gateway with a 1 s handshake timeout, served by its own `Gateway.http_server`; yields its port."""
+    gateway.limits = Limits(handshake_timeout=HANDSHAKE_TIMEOUT)
+    server = gateway.http_server()
+    sock, port = bind_unused_port()
+    server.add_sockets([sock])
+    yield port
+    server.stop()
+    io_loop.run_sync(server.close_all_connections)

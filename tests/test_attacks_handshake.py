@@ -11,42 +11,15 @@ import logging
 import statistics
 
 import pytest
-from tornado.testing import bind_unused_port
 
 from drizzle_gateway import Gateway
 from drizzle_gateway.client import Client
 from drizzle_gateway.limits import Limits
+from tests.support.handshakes import HANDSHAKE_TIMEOUT, SLACK, stall
 
 logger = logging.getLogger("drizzle_gateway.tests")
 
-HANDSHAKE_TIMEOUT = 1.0
-SLACK = 2.0
 STALLED = 50
-
-
-@pytest.fixture
-def served(gateway: Gateway, io_loop):
-    """The gateway with a 1 s handshake timeout, served by its own `Gateway.http_server`; yields its port."""
-    gateway.limits = Limits(handshake_timeout=HANDSHAKE_TIMEOUT)
-    server = gateway.http_server()
-    sock, port = bind_unused_port()
-    server.add_sockets([sock])
-    yield port
-    server.stop()
-    io_loop.run_sync(server.close_all_connections)
-
-
-async def stall(port: int, opening: bytes) -> float:
-    """Send ``opening`` and nothing more; the seconds until the server closes the connection."""
-    loop = asyncio.get_running_loop()
-    started = loop.time()  # before connecting: the server's clock for this connection cannot start earlier
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(opening)
-    try:
-        assert await asyncio.wait_for(reader.read(), HANDSHAKE_TIMEOUT + SLACK) == b""  # closed, nothing answered
-        return loop.time() - started
-    finally:
-        writer.close()
 
 
 @pytest.mark.gen_test(timeout=20)

@@ -13,8 +13,8 @@ import pytest
 import tornado.web
 
 from drizzle_gateway.client import Client
+from tests.support.logged_lines import listening
 from tests.support.ports import free_port
-from tests.test_cli import listening
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
