@@ -16,6 +16,7 @@ from drizzle_gateway import Gateway
 from drizzle_gateway.client import Client
 from drizzle_gateway.limits import Limits
 from tests.support.handshakes import HANDSHAKE_TIMEOUT, SLACK, stall
+from tests.support.polling import wait_until
 
 logger = logging.getLogger("drizzle_gateway.tests")
 
@@ -24,11 +25,12 @@ STALLED = 50
 
 @pytest.mark.gen_test(timeout=20)
 async def test_stalled_handshakes_are_closed_within_the_timeout_while_others_are_served(served):
-    half_line = [stall(served, b"GET /ws HT") for _ in range(STALLED)]
-    half_headers = [stall(served, f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{served}\r\nUpgrade: webs".encode())
-                    for _ in range(STALLED)]
+    opened: list[None] = []
+    half_line = [stall(served, b"GET /ws HT", lambda: opened.append(None)) for _ in range(STALLED)]
+    half_headers = [stall(served, f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{served}\r\nUpgrade: webs".encode(),
+                          lambda: opened.append(None)) for _ in range(STALLED)]
     attack = asyncio.gather(*half_line, *half_headers)
-    await asyncio.sleep(0)  # the attackers connect first
+    await wait_until(lambda: len(opened) == 2 * STALLED, 5)  # the attackers connect first
     async with Client(f"ws://127.0.0.1:{served}/ws") as bystander:  # served while the attack holds its sockets
         assert await bystander.ping() == "pong"
         assert not attack.done()

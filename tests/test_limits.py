@@ -21,6 +21,7 @@ import drizzle_gateway.limits as limits_module
 from drizzle_gateway.client import ConnectionClosed, RemoteError
 from drizzle_gateway.errors import DETAIL_ENTRIES
 from drizzle_gateway.limits import Limits, TokenBucket
+from tests.support.polling import wait_until
 from tests.support.raw_frames import CLOSE, CONTINUATION, PING, PONG, TEXT, frame, play, server_frames
 from tests.support.request_frames import ERROR_FRAME_BYTES, call, nested
 from tests.support.resources import Napper
@@ -207,8 +208,7 @@ async def test_burst_none_allows_one_second_of_the_rate(limits, http_port, http_
 async def test_action_and_shutdown_timeouts_off_let_an_action_finish_during_shutdown(limits, gateway, connect):
     client = await connect()
     napping = asyncio.ensure_future(client.call("napper", "nap", {"seconds": 1.5}))
-    while gateway.state.get("finished", 0) == 0 and not any(s.tasks for s in gateway.sessions):
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: gateway.state.get("finished", 0) or any(s.tasks for s in gateway.sessions), 5)
     await gateway.close()  # waits for the nap, however long
     assert await napping == {"slept": 1.5}
 

@@ -15,6 +15,7 @@ from tornado.websocket import websocket_connect
 from drizzle_gateway import Topic
 from drizzle_gateway.connection import Connection
 from drizzle_gateway.protocol import CloseCode
+from tests.support.polling import wait_until
 from tests.support.resources import chat
 from tests.support.stalled_socket import StalledSocket, server_side
 
@@ -40,7 +41,9 @@ async def test_slow_consumer_is_closed_and_others_get_every_message(gateway, con
     await reader.subscribe("bulk")
     stalled = await StalledSocket.open(http_port)
     await stalled.send({"request_id": 1, "action": "__subscribe__", "data": {"topic": "bulk"}})
-    await asyncio.sleep(0.2)  # the subscription is in place; from now on this client never reads
+    # subscribed and answered (the request's task is done): from now on this client never reads
+    await wait_until(lambda: gateway.fanout.subscribers("bulk") == 2
+                     and not any(session.tasks for session in gateway.sessions), 5)
     slow = server_side(gateway, stalled.port())
     fast = next(s.transport for s in gateway.sessions if s.transport is not slow)
     assert gateway.fanout.subscribers("bulk") == 2

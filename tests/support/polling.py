@@ -14,3 +14,10 @@ async def eventually(check, timeout: float, interval: float = 0.05):
         if value or loop.time() >= deadline:
             return value
         await asyncio.sleep(interval)
+
+
+async def wait_until(condition, timeout: float) -> None:
+    """Poll ``condition`` until it is true; TimeoutError after ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
