@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import clients, server
-from bench.ports import free_port
+from tests.support.ports import free_port
 
 logger = logging.getLogger("bench")
 HERE = Path(__file__).resolve().parent

@@ -11,8 +11,8 @@ import orjson
 from picows import WSListener, WSMsgType, WSTransport, ws_connect
 
 from bench.app import REQUESTS, SELECTIONS, order_request
-from bench.procstat import process_cpu
 from bench.server import raise_fd_limit
+from tests.support.procstat import process_cpu
 
 CONNECT_BATCH = 100
 LATENCY_EVERY = 7

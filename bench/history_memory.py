@@ -18,9 +18,9 @@ from typing import Any
 
 from marshmallow import Schema, fields
 
-from bench.procstat import rss_bytes
 from drizzle_gateway import Gateway, Topic
 from drizzle_gateway.brokers import MemoryBroker
+from tests.support.procstat import rss_bytes
 
 MIB = 1024 * 1024
 

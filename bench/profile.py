@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from bench import server
 from bench.__main__ import client
-from bench.ports import free_port
+from tests.support.ports import free_port
 
 ACTIONS = {"orders": "orders.create", "publish": "posts.publish"}
 

@@ -33,9 +33,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.bulk_subscriber import BulkSubscriber
-from bench.ports import free_port, wait_for_port
 from drizzle_gateway.client import Client
+from tests.support.bulk_subscriber import BulkSubscriber
+from tests.support.ports import free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent
 APP = "bench.redis_fanout:chat_gateway"

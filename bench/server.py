@@ -12,7 +12,7 @@ from multiprocessing.connection import Connection as Pipe
 from typing import Any
 
 from bench.app import GatewayServer, SocketIOServer, TornadoServer, padded_text, tick
-from bench.procstat import peak_rss_bytes, rss_bytes
+from tests.support.procstat import peak_rss_bytes, rss_bytes
 
 logger = logging.getLogger("bench")
 

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 import tornado.web
 from marshmallow import Schema, fields
 
-from bench.ports import free_port
 from drizzle_gateway import Gateway, Resource, Topic, action
 from drizzle_gateway.client import Client, ConnectionClosed, RemoteError
+from tests.support.ports import free_port
 
 logger = logging.getLogger("drizzle_gateway.soak")
 

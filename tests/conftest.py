@@ -4,7 +4,11 @@
 request and publish paths without a socket, for what the gateway replies.
 pytest-tornado's ``app`` fixture serves the gateway on ``http_port``;
 tests of the transport use ``http_server`` to start it and ``connect`` to
-open clients (``raw`` for hand-made frames).
+open clients (``raw`` for hand-made frames). ``served`` serves it as
+``drizzle-gateway serve`` does, with a short handshake timeout.
+``redis_server`` starts a redis-server of the test module's own;
+``open_client`` and ``raw_socket`` open clients on gateway processes.
+Helpers that are not fixtures live in tests/support/.
 """
 
 from __future__ import annotations
@@ -16,13 +20,17 @@ import logging
 import pytest
 import tornado.web
 from jsonschema import Draft202012Validator
+from tornado.testing import bind_unused_port
 from tornado.websocket import websocket_connect
 
 import drizzle_gateway.gateway
 from drizzle_gateway import Gateway
 from drizzle_gateway.client import Client
+from drizzle_gateway.limits import Limits
 from drizzle_gateway.testing import TestClient
-from tests.serve_app import make_gateway as make_test_gateway
+from tests.support.handshakes import HANDSHAKE_TIMEOUT
+from tests.support.redis_server import GatewayProcess, RedisServer
+from tests.support.serve_app import make_gateway as make_test_gateway
 
 
 @pytest.fixture
@@ -46,7 +54,7 @@ def test_client(gateway: Gateway, io_loop):
     async def close_all() -> None:  # sessions end: their requests are cancelled, their subscriptions dropped
         for client in clients:
             await client.close()
-        await asyncio.sleep(0.01)  # the fan-out leaves the channels nobody listens to any more
+        await asyncio.wait_for(gateway.fanout.drain(), 5)  # the fan-out leaves the channels nobody listens to any more
 
     io_loop.run_sync(close_all)
 
@@ -132,3 +140,60 @@ def schema_documents_are_valid_json_schema(monkeypatch):
         return document
 
     monkeypatch.setattr(drizzle_gateway.gateway, "describe", checked)
+
+
+# -- gateway processes on a redis-server of the test module's own (tests/support/redis_server.py) --
+
+
+@pytest.fixture
+def open_client(io_loop):
+    """Open `Client` instances on a gateway process; all closed after the test."""
+    clients: list[Client] = []
+
+    async def _open(gateway: GatewayProcess, timeout: float = 10.0) -> Client:
+        client = await Client(gateway.url, timeout=timeout).connect()
+        clients.append(client)
+        return client
+
+    yield _open
+    for client in clients:
+        if client._ws is not None:
+            client._ws.close()
+
+
+@pytest.fixture
+def raw_socket(io_loop):
+    """Open raw websockets (`RawSocket`) on a gateway process; all closed after the test."""
+    sockets: list = []
+
+    async def _open(gateway: GatewayProcess) -> RawSocket:
+        ws = await websocket_connect(gateway.url, subprotocols=["drizzle.v1"])
+        sockets.append(ws)
+        return RawSocket(ws)
+
+    yield _open
+    for ws in sockets:
+        ws.close()
+
+
+@pytest.fixture(scope="module")
+def redis_server():
+    """A redis-server of the test module's own, stopped after the module."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+# -- the gateway served as `drizzle-gateway serve` does, for attacks on the handshake --
+
+
+@pytest.fixture
+def served(gateway: Gateway, io_loop):
+    """The gateway with a 1 s handshake timeout, served by its own `Gateway.http_server`; yields its port."""
+    gateway.limits = Limits(handshake_timeout=HANDSHAKE_TIMEOUT)
+    server = gateway.http_server()
+    sock, port = bind_unused_port()
+    server.add_sockets([sock])
+    yield port
+    server.stop()
+    io_loop.run_sync(server.close_all_connections)

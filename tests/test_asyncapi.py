@@ -13,9 +13,9 @@ from drizzle_gateway import Gateway
 from drizzle_gateway.wirejson import encode
 from examples.chat.app import make_gateway as chat_gateway
 from examples.todo.app import make_gateway as todo_gateway
-from tests.differential import make_gateway as every_field_gateway
-from tests.node_tools import ASYNCAPI_PARSER, CONTRACT, ROOT, require, run_node
-from tests.realworld import make_gateway as realworld_gateway
+from tests.support.differential import make_gateway as every_field_gateway
+from tests.support.node_tools import ASYNCAPI_PARSER, CONTRACT, ROOT, require, run_node
+from tests.support.realworld import make_gateway as realworld_gateway
 
 COMMAND = str(Path(sys.executable).with_name("drizzle-gateway"))
 
@@ -130,7 +130,7 @@ def test_the_validator_does_report_an_invalid_document(tmp_path):
 
 def test_cli_writes_documents_with_decimal_constants(tmp_path):
     """A Constant(Decimal) in a schema is a number in the printed documents."""
-    (tmp_path / "every_field.py").write_text("from tests.differential import make_gateway\n")
+    (tmp_path / "every_field.py").write_text("from tests.support.differential import make_gateway\n")
     for fmt in ("json", "asyncapi"):
         out = subprocess.run([COMMAND, "schema", "--format", fmt, "every_field:make_gateway"], cwd=ROOT,
                              capture_output=True, text=True, timeout=60,

@@ -11,51 +11,26 @@ import logging
 import statistics
 
 import pytest
-from tornado.testing import bind_unused_port
 
 from drizzle_gateway import Gateway
 from drizzle_gateway.client import Client
 from drizzle_gateway.limits import Limits
+from tests.support.handshakes import HANDSHAKE_TIMEOUT, SLACK, stall
+from tests.support.polling import wait_until
 
 logger = logging.getLogger("drizzle_gateway.tests")
 
-HANDSHAKE_TIMEOUT = 1.0
-SLACK = 2.0
 STALLED = 50
-
-
-@pytest.fixture
-def served(gateway: Gateway, io_loop):
-    """The gateway with a 1 s handshake timeout, served by its own `Gateway.http_server`; yields its port."""
-    gateway.limits = Limits(handshake_timeout=HANDSHAKE_TIMEOUT)
-    server = gateway.http_server()
-    sock, port = bind_unused_port()
-    server.add_sockets([sock])
-    yield port
-    server.stop()
-    io_loop.run_sync(server.close_all_connections)
-
-
-async def stall(port: int, opening: bytes) -> float:
-    """Send ``opening`` and nothing more; the seconds until the server closes the connection."""
-    loop = asyncio.get_running_loop()
-    started = loop.time()  # before connecting: the server's clock for this connection cannot start earlier
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(opening)
-    try:
-        assert await asyncio.wait_for(reader.read(), HANDSHAKE_TIMEOUT + SLACK) == b""  # closed, nothing answered
-        return loop.time() - started
-    finally:
-        writer.close()
 
 
 @pytest.mark.gen_test(timeout=20)
 async def test_stalled_handshakes_are_closed_within_the_timeout_while_others_are_served(served):
-    half_line = [stall(served, b"GET /ws HT") for _ in range(STALLED)]
-    half_headers = [stall(served, f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{served}\r\nUpgrade: webs".encode())
-                    for _ in range(STALLED)]
+    opened: list[None] = []
+    half_line = [stall(served, b"GET /ws HT", lambda: opened.append(None)) for _ in range(STALLED)]
+    half_headers = [stall(served, f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{served}\r\nUpgrade: webs".encode(),
+                          lambda: opened.append(None)) for _ in range(STALLED)]
     attack = asyncio.gather(*half_line, *half_headers)
-    await asyncio.sleep(0)  # the attackers connect first
+    await wait_until(lambda: len(opened) == 2 * STALLED, 5)  # the attackers connect first
     async with Client(f"ws://127.0.0.1:{served}/ws") as bystander:  # served while the attack holds its sockets
         assert await bystander.ping() == "pong"
         assert not attack.done()

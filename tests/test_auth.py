@@ -20,7 +20,7 @@ from drizzle_gateway import ActionError, Resource, Topic, action
 from drizzle_gateway.auth import AuthThrottle, Credentials, presents_credentials
 from drizzle_gateway.client import Client, ConnectionClosed, RemoteError
 from drizzle_gateway.limits import Limits
-from tests.resources import Message
+from tests.support.resources import Message
 
 USERS = {"ann-token": {"name": "ann", "role": "admin", "rooms": ["ops", "lobby"]},
          "bob-token": {"name": "bob", "role": "user", "rooms": ["lobby"]}}

@@ -14,7 +14,7 @@ import pytest
 from drizzle_gateway import Gateway
 from examples.chat.app import make_gateway as make_chat_gateway
 from examples.todo.app import make_gateway as make_todo_gateway
-from tests.browser_support import ARTIFACTS, BLANK_ROUTE, GatewayProcess, ServerThread, chromium
+from tests.support.browser import ARTIFACTS, BLANK_ROUTE, GatewayProcess, ServerThread, chromium
 
 TIMEOUT_MS = 15000
 

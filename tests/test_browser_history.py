@@ -14,8 +14,8 @@ import asyncio
 import pytest
 
 from drizzle_gateway import Gateway, Topic
-from tests.browser_support import BLANK_ROUTE, ServerThread, chromium
-from tests.resources import Message
+from tests.support.browser import BLANK_ROUTE, ServerThread, chromium
+from tests.support.resources import Message
 
 TIMEOUT_MS = 20000
 EVENTS = 100

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from marshmallow import Schema, fields, validate
 
-from bench.ports import free_port
 from drizzle_gateway import Gateway, Limits, Resource, action
 from examples.chat.app import make_gateway as make_chat_gateway
 from examples.todo.app import make_gateway as make_todo_gateway
-from tests.browser_support import ARTIFACTS, ROOT, ServerThread, chromium
+from tests.support.browser import ARTIFACTS, ROOT, ServerThread, chromium
+from tests.support.ports import free_port
 
 TIMEOUT_MS = 15000
 

@@ -12,7 +12,7 @@ import signal
 
 import pytest
 
-from tests.browser_support import GatewayProcess, chromium
+from tests.support.browser import GatewayProcess, chromium
 
 TIMEOUT_MS = 20000
 CHANNELS = 60
@@ -58,7 +58,7 @@ def browser():
         yield launched
 
 
-@pytest.mark.parametrize("target", ["tests.serve_app:make_gateway", "tests.throttled_app:make_gateway"],
+@pytest.mark.parametrize("target", ["tests.support.serve_app:make_gateway", "tests.support.throttled_app:make_gateway"],
                          ids=["default-limits", "rate-limited"])
 def test_every_channel_delivers_again_after_the_server_is_killed_and_restarted(browser, target):
     server = GatewayProcess(target).start()

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -17,9 +15,10 @@ import tornado.web
 from tornado.httpclient import AsyncHTTPClient
 
 import drizzle_gateway
-from bench.ports import free_port
 from drizzle_gateway import Gateway
 from drizzle_gateway.client import Client
+from tests.support.logged_lines import listening
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = str(Path(sys.executable).with_name("drizzle-gateway"))
@@ -152,16 +151,6 @@ def test_version():
     result = run("--version")
     assert result.returncode == 0
     assert result.stdout.strip() == f"drizzle-gateway {drizzle_gateway.__version__}"
-
-
-def listening(proc: subprocess.Popen, count: int, timeout: float = 20.0) -> list[str]:
-    """The first ``count`` stderr lines of ``proc``; fails (rather than hangs) if they do not come in time."""
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in iter(proc.stderr.readline, "")], daemon=True).start()
-    try:
-        return [lines.get(timeout=timeout) for _ in range(count)]
-    except queue.Empty:
-        raise AssertionError(f"{proc.args!r} did not log {count} lines within {timeout}s") from None
 
 
 EXAMPLE_CALLS = {

@@ -11,6 +11,7 @@ import pytest
 
 from drizzle_gateway import Limits
 from drizzle_gateway.client import Client, ConnectionClosed, RemoteError, retry_delay
+from tests.support.polling import wait_until
 
 
 @pytest.mark.gen_test
@@ -59,13 +60,6 @@ RETRY_LOG = "drizzle_gateway.client"
 def retries_logged(caplog) -> list[str]:
     """The client's notes of requests it sends again after a refusal."""
     return [r.getMessage() for r in caplog.records if r.name == RETRY_LOG and "refused with" in r.getMessage()]
-
-
-async def wait_until(condition, timeout: float) -> None:
-    """Poll ``condition`` until it is true; TimeoutError after ``timeout`` seconds."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 @pytest.mark.gen_test(timeout=30)

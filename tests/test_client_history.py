@@ -6,10 +6,17 @@ import asyncio
 
 import pytest
 
+from drizzle_gateway import Gateway
 from drizzle_gateway.brokers import MemoryBroker
 from drizzle_gateway.client import Client, ConnectionClosed, Gap, Position
 from drizzle_gateway.history import Position as HistoryPosition
-from tests.test_history import clock, gateway, message, publish  # noqa: F401  (fixtures)
+from tests.support.history import FakeClock, history_gateway, message, publish
+
+
+@pytest.fixture
+def gateway() -> Gateway:
+    """The history topics of tests/support/history.py, on a clock that stays still."""
+    return history_gateway(FakeClock())
 
 
 async def drop(client: Client) -> None:
@@ -30,7 +37,7 @@ async def assert_no_event(client: Client) -> None:
 
 
 @pytest.mark.gen_test
-async def test_the_client_remembers_the_position_of_each_subscription(gateway, connect):  # noqa: F811
+async def test_the_client_remembers_the_position_of_each_subscription(gateway, connect):
     client = await connect()
     reply = await client.subscribe("feed.lobby")
     assert client.position("feed.lobby") == Position(reply["epoch"], 0)
@@ -41,7 +48,7 @@ async def test_the_client_remembers_the_position_of_each_subscription(gateway, c
 
 
 @pytest.mark.gen_test
-async def test_reconnect_recovers_what_was_missed_in_order(gateway, connect):  # noqa: F811
+async def test_reconnect_recovers_what_was_missed_in_order(gateway, connect):
     client = await connect()
     await client.subscribe("feed.lobby", ["seq"])
     await publish(gateway, [1, 2])
@@ -57,7 +64,7 @@ async def test_reconnect_recovers_what_was_missed_in_order(gateway, connect):  #
 
 
 @pytest.mark.gen_test
-async def test_an_offset_is_never_delivered_twice(gateway, connect):  # noqa: F811
+async def test_an_offset_is_never_delivered_twice(gateway, connect):
     client = await connect()
     first = await client.subscribe("feed.lobby")
     await publish(gateway, [1, 2, 3])
@@ -71,7 +78,7 @@ async def test_an_offset_is_never_delivered_twice(gateway, connect):  # noqa: F8
 
 
 @pytest.mark.gen_test
-async def test_reconnect_surfaces_events_lost_beyond_the_history(gateway, connect):  # noqa: F811
+async def test_reconnect_surfaces_events_lost_beyond_the_history(gateway, connect):
     client = await connect()
     await client.subscribe("feed.lobby")
     await drop(client)
@@ -83,7 +90,7 @@ async def test_reconnect_surfaces_events_lost_beyond_the_history(gateway, connec
 
 
 @pytest.mark.gen_test
-async def test_a_new_epoch_is_surfaced_and_its_events_delivered(gateway, connect):  # noqa: F811
+async def test_a_new_epoch_is_surfaced_and_its_events_delivered(gateway, connect):
     client = await connect()
     old = await client.subscribe("feed.lobby")
     await publish(gateway, [1, 2, 3])
@@ -104,7 +111,7 @@ async def test_a_new_epoch_is_surfaced_and_its_events_delivered(gateway, connect
 
 
 @pytest.mark.gen_test
-async def test_a_lost_history_is_told_on_the_first_event_of_the_new_epoch(gateway, connect):  # noqa: F811
+async def test_a_lost_history_is_told_on_the_first_event_of_the_new_epoch(gateway, connect):
     client = await connect()
     old = await client.subscribe("feed.lobby")
     await publish(gateway, [1, 2])
@@ -119,7 +126,7 @@ async def test_a_lost_history_is_told_on_the_first_event_of_the_new_epoch(gatewa
 
 
 @pytest.mark.gen_test
-async def test_a_gap_notice_is_surfaced_in_place_and_delivery_goes_on_after_it(gateway, connect):  # noqa: F811
+async def test_a_gap_notice_is_surfaced_in_place_and_delivery_goes_on_after_it(gateway, connect):
     client = await connect()
     reply = await client.subscribe("feed.lobby", ["seq"])
     epoch = reply["epoch"]
@@ -135,14 +142,14 @@ async def test_a_gap_notice_is_surfaced_in_place_and_delivery_goes_on_after_it(g
     await assert_no_event(client)
 
 
-def skip_live(gateway, through: int) -> None:  # noqa: F811
+def skip_live(gateway, through: int) -> None:
     """Make the fan-out withhold the live events up to offset ``through`` from the only session (a silent jump)."""
     session = next(iter(gateway.sessions))
     gateway.fanout._floors.setdefault("feed.lobby", {})[session] = through
 
 
 @pytest.mark.gen_test
-async def test_an_offset_jump_without_a_notice_is_filled_from_history(gateway, connect):  # noqa: F811
+async def test_an_offset_jump_without_a_notice_is_filled_from_history(gateway, connect):
     client = await connect()
     await client.subscribe("feed.lobby", ["seq"])
     await publish(gateway, [1, 2])
@@ -155,7 +162,7 @@ async def test_an_offset_jump_without_a_notice_is_filled_from_history(gateway, c
 
 
 @pytest.mark.gen_test
-async def test_an_offset_jump_past_the_history_is_surfaced_as_a_gap(gateway, connect):  # noqa: F811
+async def test_an_offset_jump_past_the_history_is_surfaced_as_a_gap(gateway, connect):
     client = await connect()
     epoch = (await client.subscribe("feed.lobby", ["seq"]))["epoch"]
     await publish(gateway, [1, 2])

@@ -1,6 +1,6 @@
 """Compiled schemas against marshmallow, the oracle: same results, same errors, same messages.
 
-Every differential case (tests/differential.py) and hypothesis-built random
+Every differential case (tests/support/differential.py) and hypothesis-built random
 schemas are loaded and dumped both ways; a result must be equal (as
 ``repr``, so ``1``/``1.0``/``True`` and key order differ), an error the same
 type with the same ``ValidationError.messages``. The generated code on its
@@ -23,7 +23,7 @@ from marshmallow import EXCLUDE, INCLUDE, RAISE, Schema, ValidationError, fields
 
 from drizzle_gateway.compiled import compile_schema
 from drizzle_gateway.protocol import encode
-from tests.differential import (
+from tests.support.differential import (
     CASES,
     POLICIES,
     Case,

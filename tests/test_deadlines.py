@@ -9,7 +9,7 @@ import pytest
 from drizzle_gateway import Limits
 from drizzle_gateway.client import RemoteError
 from drizzle_gateway.testing import TestClient
-from tests.serve_app import make_gateway
+from tests.support.serve_app import make_gateway
 
 
 async def outcome(client: TestClient, seconds: float) -> str:

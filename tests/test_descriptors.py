@@ -14,22 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.ports import free_port, wait_for_port
-from bench.procstat import process_cpu
 from drizzle_gateway.client import Client
 from drizzle_gateway.descriptors import raise_descriptor_limit
+from tests.support.nofile import LIMIT, log_text, serve_with_nofile
+from tests.support.ports import free_port, wait_for_port
+from tests.support.procstat import process_cpu
 
 ROOT = Path(__file__).resolve().parent.parent
-LIMIT = 64
-
-
-def serve_with_nofile(soft: int, hard: int, port: int, log) -> subprocess.Popen:
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-    return subprocess.Popen(
-        [sys.executable, "-m", "drizzle_gateway.cli", "serve", "examples.todo.app:gateway", "--port", str(port),
-         "--no-explorer"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, preexec_fn=limit)
 
 
 def test_raise_descriptor_limit_lifts_the_soft_limit_to_the_hard_one():
@@ -98,6 +89,3 @@ async def test_out_of_descriptors_logs_once_does_not_spin_and_recovers():
             server.wait(10)
 
 
-def log_text(log) -> str:
-    log.seek(0)
-    return log.read()

@@ -1,4 +1,6 @@
-"""Differential suite: marshmallow is the oracle, for every built-in field type (cases in tests/differential.py).
+"""Differential suite: marshmallow is the oracle, for every built-in field type.
+
+The cases are in tests/support/differential.py.
 
 For each case hypothesis generates values and checks, in process:
 
@@ -36,9 +38,9 @@ from marshmallow import ValidationError
 from drizzle_gateway import Gateway
 from drizzle_gateway.protocol import encode
 from drizzle_gateway.wirejson import decode_request
-from tests import differential
-from tests.differential import CASES, POLICIES, Case, hooked_objects, json_values, render, same_json
-from tests.inprocess import InProcess
+from tests.support import differential
+from tests.support.differential import CASES, POLICIES, Case, hooked_objects, json_values, render, same_json
+from tests.support.inprocess import InProcess
 
 logger = logging.getLogger("tests.differential")
 

@@ -17,9 +17,9 @@ from drizzle_gateway.client import RemoteError
 from drizzle_gateway.errors import DETAIL_ENTRIES, DETAIL_STRING_CHARS, ERROR_TEXT_CHARS
 from drizzle_gateway.limits import Limits
 from drizzle_gateway.wirejson import PARSER_DEPTH
-from tests.inprocess import exchange
-from tests.resources import Napper
-from tests.test_limits import call, nested
+from tests.support.inprocess import exchange
+from tests.support.request_frames import call, nested
+from tests.support.resources import Napper
 from tornado_drizzle import DrizzleHandler
 from tornado_drizzle.protocol import LegacyProtocol
 

@@ -9,7 +9,6 @@ reading with `ChunkReader`. What each reader hands to Tornado's
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import random
 import struct
@@ -22,10 +21,10 @@ import tornado.websocket
 from tornado.websocket import WebSocketHandler, WebSocketProtocol13
 
 from drizzle_gateway.frame_reader import CHUNK_BYTES, ChunkReader
+from tests.support.raw_frames import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT, frame, play
 
 MAX_MESSAGE = 70_000
 SIZES = (0, 1, 2, 125, 126, 127, 65535, 65536, 69_999, 70_001)
-TEXT, BINARY, CONTINUATION, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
 
 
 def recorded(reader: type[WebSocketProtocol13]) -> type[WebSocketProtocol13]:
@@ -89,51 +88,6 @@ def app(logs, ended) -> tornado.web.Application:
         ("/tornado", Recorder, {"reader": recorded(WebSocketProtocol13), "logs": logs, "ended": ended}),
         ("/chunked", Recorder, {"reader": recorded(ChunkReader), "logs": logs, "ended": ended}),
     ])
-
-
-def frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0, masked: bool = True) -> bytes:
-    """One client frame, masked with a random key unless ``masked`` is false."""
-    head = (0x80 if fin else 0) | rsv | opcode
-    size = len(payload)
-    mask_bit = 0x80 if masked else 0
-    if size < 126:
-        header = bytes((head, mask_bit | size))
-    elif size <= 0xFFFF:
-        header = struct.pack("!BBH", head, mask_bit | 126, size)
-    else:
-        header = struct.pack("!BBQ", head, mask_bit | 127, size)
-    if not masked:
-        return header + payload
-    key = os.urandom(4)
-    return header + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-
-
-async def play(port: int, path: str, script: bytes, cuts: list[int]) -> bytes:
-    """Send ``script`` in the pieces ``cuts`` make, then a close frame; what the server sent until it closed."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    key = base64.b64encode(os.urandom(16)).decode()
-    writer.write((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-    assert head.startswith(b"HTTP/1.1 101"), head
-    received = asyncio.ensure_future(reader.read())  # until the server closes
-    try:
-        start = 0
-        for cut in [*cuts, len(script)]:
-            writer.write(script[start:cut])
-            await writer.drain()
-            await asyncio.sleep(0)  # give the server a chance to read this piece on its own
-            start = cut
-        writer.write(frame(CLOSE, struct.pack("!H", 1000)))
-        await writer.drain()
-    except OSError:  # the server already closed: what it read so far is what counts
-        pass
-    try:
-        return await asyncio.wait_for(received, 10)
-    except OSError:
-        return b""
-    finally:
-        writer.close()
 
 
 async def both_read(port: int, ended: dict, logs: dict, script: bytes, cuts: list[int], name: str) -> list:

@@ -15,19 +15,8 @@ from drizzle_gateway.connection import Connection
 from drizzle_gateway.history import Position, Retention, Ring
 from drizzle_gateway.protocol import encode
 from drizzle_gateway.session import Session
-from tests.resources import Message
-
-TTL = 60.0
-
-
-class FakeClock:
-    """A clock the test moves by hand (``history_ttl`` is timed by it)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.history import TTL, FakeClock, history_gateway, message, publish
+from tests.support.resources import Message
 
 
 @pytest.fixture
@@ -38,19 +27,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def gateway(clock: FakeClock) -> Gateway:
     """Topics with history (5 events, for TTL seconds), one without, and permission variants."""
-    return Gateway(
-        topics=[
-            Topic("feed.{room}", Message, history=5, history_ttl=TTL, client_publish=True),
-            Topic("vault.{room}", Message, history=5, can_subscribe=lambda user, params: params["room"] == "open"),
-            Topic("sealed", Message, history=5, client_subscribe=False),
-            Topic("plain", Message),
-        ],
-        broker=MemoryBroker(clock=clock),
-    )
-
-
-def message(seq: int) -> dict:
-    return {"author": {"name": "ada"}, "text": f"m{seq}", "seq": seq}
+    return history_gateway(clock)
 
 
 _ids = itertools.count(1)
@@ -106,11 +83,6 @@ async def assert_silent(sock) -> None:
     """Nothing more arrives: a ping is answered before any stray event."""
     got = await ask(sock, "__ping__")
     assert got["events"] == [] and got["answer"]["data"] == "pong"
-
-
-async def publish(gateway: Gateway, seqs, room: str = "lobby") -> None:
-    for seq in seqs:
-        await gateway.publish("feed.{room}", message(seq), room=room)
 
 
 # -- the ring ---------------------------------------------------------------

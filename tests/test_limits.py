@@ -21,9 +21,11 @@ import drizzle_gateway.limits as limits_module
 from drizzle_gateway.client import ConnectionClosed, RemoteError
 from drizzle_gateway.errors import DETAIL_ENTRIES
 from drizzle_gateway.limits import Limits, TokenBucket
-from tests.resources import Napper
-from tests.test_frame_reader import CLOSE, CONTINUATION, PING, PONG, TEXT, frame, play
-from tests.test_outbox import StalledSocket
+from tests.support.polling import wait_until
+from tests.support.raw_frames import CLOSE, CONTINUATION, PING, PONG, TEXT, frame, play, server_frames
+from tests.support.request_frames import ERROR_FRAME_BYTES, call, nested
+from tests.support.resources import Napper
+from tests.support.stalled_socket import StalledSocket, pipelined
 
 
 @pytest.fixture
@@ -37,20 +39,6 @@ def gateway(gateway, limits):
     gateway.limits = limits
     gateway.add_resource(Napper)
     return gateway
-
-
-def nested(depth: int) -> dict:
-    value: dict = {}
-    for _ in range(depth - 1):
-        value = {"a": value}
-    return value
-
-
-def call(request_id, resource="lab", name="plain", data=None) -> dict:
-    frame = {"request_id": request_id, "resource": resource, "action": name}
-    if data is not None:
-        frame["data"] = data
-    return frame
 
 
 @pytest.mark.gen_test
@@ -82,20 +70,6 @@ async def test_requests_beyond_max_in_flight_wait_and_are_answered(limits, raw, 
     assert replies[-1]["request_id"] in (3, 4)
     other = await connect()
     assert await other.ping() == "pong"  # the wait is per connection
-
-
-async def pipelined(port: int, frames: list[dict]) -> list[dict]:
-    """Send ``frames`` in one TCP write, then read as many replies."""
-    sock = await StalledSocket.open(port)
-    await sock.send_all(frames)
-    replies = []
-    async for opcode, payload in sock.frames():
-        assert opcode == 0x1, (opcode, payload)
-        replies.append(json.loads(payload))
-        if len(replies) == len(frames):
-            break
-    sock.sock.close()
-    return replies
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -234,8 +208,7 @@ async def test_burst_none_allows_one_second_of_the_rate(limits, http_port, http_
 async def test_action_and_shutdown_timeouts_off_let_an_action_finish_during_shutdown(limits, gateway, connect):
     client = await connect()
     napping = asyncio.ensure_future(client.call("napper", "nap", {"seconds": 1.5}))
-    while gateway.state.get("finished", 0) == 0 and not any(s.tasks for s in gateway.sessions):
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: gateway.state.get("finished", 0) or any(s.tasks for s in gateway.sessions), 5)
     await gateway.close()  # waits for the nap, however long
     assert await napping == {"slept": 1.5}
 
@@ -303,18 +276,6 @@ async def test_ping_interval_none_sends_no_pings(limits, gateway, http_server, h
 # -- frames that are not requests: pings and fragments count against the frame rate ---------
 
 
-def server_frames(data: bytes) -> list[tuple[int, bytes]]:
-    """The (opcode, payload) of each unmasked frame a server sent (payloads under 64 KiB)."""
-    frames, at = [], 0
-    while at < len(data):
-        opcode, length, at = data[at] & 0x0F, data[at + 1] & 0x7F, at + 2
-        if length == 126:
-            length, at = struct.unpack_from("!H", data, at)[0], at + 2
-        frames.append((opcode, data[at:at + length]))
-        at += length
-    return frames
-
-
 @pytest.mark.gen_test(timeout=30)
 async def test_a_ping_flood_is_answered_up_to_the_burst_then_closed_with_1008(gateway, http_server, http_port):
     gateway.limits = Limits(rate=0.001, burst=20)
@@ -339,8 +300,6 @@ async def test_an_unmasked_request_closes_the_gateway_connection_with_1002(http_
     assert frames == [(CLOSE, struct.pack("!H", 1002) + b"client frames must be masked")]
 
 # -- what a request's errors may cost: a bounded frame, cheaply made --------------------------------
-
-ERROR_FRAME_BYTES = 32 * 1024  # docs/security.md: an error frame's weight, besides the request_id it echoes
 
 
 async def worst_ping(client, stop: asyncio.Event) -> float:

@@ -1,6 +1,6 @@
 """Real-world marshmallow schemas on the wire: one regression test per defect of "Faithful to marshmallow".
 
-Most run the request path and the fan-out in process (tests/inprocess.py);
+Most run the request path and the fan-out in process (tests/support/inprocess.py);
 the ones marked ``gen_test`` go through a real socket.
 """
 
@@ -16,8 +16,8 @@ from jsonschema import Draft202012Validator
 from marshmallow import ValidationError, post_dump
 
 from drizzle_gateway import Gateway, Topic
-from tests.inprocess import InProcess, read
-from tests.realworld import ADA_WIRE, CREATED, EnvelopeUser, User, UserSchema, ada, make_gateway, node_tree
+from tests.support.inprocess import InProcess, read
+from tests.support.realworld import ADA_WIRE, CREATED, EnvelopeUser, User, UserSchema, ada, make_gateway, node_tree
 
 
 def run(coroutine):

@@ -9,14 +9,13 @@ import pytest
 from marshmallow import ValidationError
 
 from drizzle_gateway import Gateway
-from tests import differential, redis_support
-from tests.inprocess import InProcess
-from tests.realworld import ADA_WIRE, ada, make_gateway
-from tests.redis_support import eventually
+from tests.support import differential
+from tests.support.inprocess import InProcess
+from tests.support.polling import eventually
+from tests.support.realworld import ADA_WIRE, ada, make_gateway
 
 pytest.importorskip("redis")
 RedisBroker = pytest.importorskip("drizzle_gateway.brokers.redis").RedisBroker
-redis_server = redis_support.redis_server
 
 
 @pytest.fixture

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import json
-import os
-import socket
 import struct
 
 import pytest
@@ -18,7 +15,9 @@ from tornado.websocket import websocket_connect
 from drizzle_gateway import Topic
 from drizzle_gateway.connection import Connection
 from drizzle_gateway.protocol import CloseCode
-from tests.resources import chat
+from tests.support.polling import wait_until
+from tests.support.resources import chat
+from tests.support.stalled_socket import StalledSocket, server_side
 
 MAX_PUBLISHED = 20_000  # ~20 MB in all, far more than the kernel's socket buffers hold
 AFTER_CLOSE = 1000  # published once the stalled reader is closed, for the others to read on
@@ -33,104 +32,6 @@ class Bulk(Schema):
 bulk = Topic("bulk", Bulk)
 
 
-class StalledSocket:
-    """A websocket client that completes the handshake, subscribes, then stops reading."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buffer = b""
-        self.rate: float | None = None  # bytes a second `frames` reads at most (None: as fast as they come)
-
-    @classmethod
-    async def open(cls, port: int) -> StalledSocket:
-        loop = asyncio.get_running_loop()
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.setblocking(False)
-        await loop.sock_connect(sock, ("127.0.0.1", port))
-        key = base64.b64encode(os.urandom(16)).decode()
-        await loop.sock_sendall(sock, (
-            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-        stalled = cls(sock)
-        while b"\r\n\r\n" not in stalled.buffer:
-            stalled.buffer += await loop.sock_recv(sock, 4096)
-        head, _, stalled.buffer = stalled.buffer.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 101"), head
-        return stalled
-
-    async def send(self, frame: dict) -> None:
-        await self.send_all([frame])
-
-    async def send_all(self, frames: list[dict]) -> None:
-        """Send every frame in one write, as a client pipelining requests would."""
-        data = b"".join(self._masked(json.dumps(frame).encode()) for frame in frames)
-        await asyncio.get_running_loop().sock_sendall(self.sock, data)
-
-    async def answer_close(self, payload: bytes) -> None:
-        """Answer the server's close frame with its own code, as a client that reads it at last does."""
-        await asyncio.get_running_loop().sock_sendall(self.sock, self._masked(payload[:2], opcode=0x8))
-
-    @staticmethod
-    def _masked(payload: bytes, opcode: int = 0x1) -> bytes:
-        mask = os.urandom(4)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        if len(payload) < 126:
-            return bytes((0x80 | opcode, 0x80 | len(payload))) + mask + masked
-        return struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, len(payload)) + mask + masked
-
-    async def frames(self):
-        """Every frame the server sent, in order: (opcode, payload), up to its close frame or the socket's end.
-
-        While ``rate`` is set, the socket is read in small chunks at that many bytes a second (a slow link).
-        """
-        loop = asyncio.get_running_loop()
-        started, read = loop.time(), 0
-        while True:
-            frame = self._parse()
-            if frame is not None:
-                yield frame
-                if frame[0] == 0x8:  # the server sends nothing after its close frame
-                    return
-                continue
-            if self.rate is not None:
-                await asyncio.sleep(max(0.0, started + read / self.rate - loop.time()))
-            chunk = await asyncio.wait_for(loop.sock_recv(self.sock, 1 << 16 if self.rate is None else 4096), 15)
-            if not chunk:
-                return
-            read += len(chunk)
-            self.buffer += chunk
-
-    def _parse(self) -> tuple[int, bytes] | None:
-        data = self.buffer
-        if len(data) < 2:
-            return None
-        opcode, size, offset = data[0] & 0x0F, data[1] & 0x7F, 2
-        if size == 126:
-            if len(data) < 4:
-                return None
-            size, offset = struct.unpack("!H", data[2:4])[0], 4
-        elif size == 127:
-            if len(data) < 10:
-                return None
-            size, offset = struct.unpack("!Q", data[2:10])[0], 10
-        if len(data) < offset + size:
-            return None
-        self.buffer = data[offset + size:]
-        return opcode, data[offset:offset + size]
-
-    def port(self) -> int:
-        return self.sock.getsockname()[1]
-
-
-def server_side(gateway, port: int) -> Connection:
-    """The gateway's connection object for the client socket bound to ``port``."""
-    for connection in (session.transport for session in gateway.sessions):
-        if connection.ws_connection is not None and connection.ws_connection.stream.socket.getpeername()[1] == port:
-            return connection
-    raise AssertionError(f"no server connection for client port {port}")
-
-
 @pytest.mark.timeout(120)
 @pytest.mark.gen_test(timeout=110)
 async def test_slow_consumer_is_closed_and_others_get_every_message(gateway, connect, http_port, server_errors):
@@ -140,7 +41,9 @@ async def test_slow_consumer_is_closed_and_others_get_every_message(gateway, con
     await reader.subscribe("bulk")
     stalled = await StalledSocket.open(http_port)
     await stalled.send({"request_id": 1, "action": "__subscribe__", "data": {"topic": "bulk"}})
-    await asyncio.sleep(0.2)  # the subscription is in place; from now on this client never reads
+    # subscribed and answered (the request's task is done): from now on this client never reads
+    await wait_until(lambda: gateway.fanout.subscribers("bulk") == 2
+                     and not any(session.tasks for session in gateway.sessions), 5)
     slow = server_side(gateway, stalled.port())
     fast = next(s.transport for s in gateway.sessions if s.transport is not slow)
     assert gateway.fanout.subscribers("bulk") == 2

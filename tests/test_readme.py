@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import tornado.web
 
-from bench.ports import free_port
 from drizzle_gateway.client import Client
-from tests.test_cli import listening
+from tests.support.logged_lines import listening
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

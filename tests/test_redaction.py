@@ -8,10 +8,10 @@ import logging
 import pytest
 from tornado.websocket import websocket_connect
 
-from bench.ports import free_port
 from drizzle_gateway.auth import Credentials
 from drizzle_gateway.client import Client, RemoteError
 from drizzle_gateway.redaction import RedactCredentials, install, redact
+from tests.support.ports import free_port
 
 
 @pytest.fixture

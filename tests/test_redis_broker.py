@@ -18,13 +18,11 @@ import pytest
 
 from drizzle_gateway import Gateway
 from drizzle_gateway.gateway import BROKER_CLOSE_WAIT, CLOSE_HANDSHAKE_WAIT
-from tests import redis_support
-from tests.redis_support import REPO
-from tests.resources import TEST_RESOURCES, TEST_TOPICS
+from tests.support.redis_server import REPO
+from tests.support.resources import TEST_RESOURCES, TEST_TOPICS
 
 redis = pytest.importorskip("redis")
 RedisBroker = pytest.importorskip("drizzle_gateway.brokers.redis").RedisBroker
-redis_server = redis_support.redis_server
 
 PREFIX = "inproc:"
 

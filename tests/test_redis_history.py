@@ -20,13 +20,13 @@ from drizzle_gateway.brokers.redis import RedisBroker
 from drizzle_gateway.client import Client, Position, RemoteError
 from drizzle_gateway.history import Retention
 from drizzle_gateway.recovery import Gap
-from tests import redis_support
-from tests.redis_support import GatewayProcess, RedisServer, eventually, gateway_processes
+from tests.support.polling import eventually
+from tests.support.redis_server import GatewayProcess, RedisServer, gateway_processes
 
 pytest.importorskip("redis")
 logger = logging.getLogger("tests.redis_history")
 
-TARGET = "tests.serve_app:make_history_gateway"
+TARGET = "tests.support.serve_app:make_history_gateway"
 
 
 def message(seq: int, author: str = "ada") -> dict:
@@ -39,8 +39,6 @@ def redis_server(request):
     yield server
     server.stop()
 
-open_client = redis_support.open_client
-raw_socket = redis_support.raw_socket
 
 
 @pytest.fixture(scope="module")
@@ -506,7 +504,7 @@ async def keys_without_ttl(client, pattern: str) -> tuple[int, list[bytes]]:
 @pytest.mark.gen_test(timeout=60)
 async def test_history_reads_write_no_key_and_every_key_written_expires():
     from drizzle_gateway.testing import TestClient
-    from tests.serve_app import make_history_gateway
+    from tests.support.serve_app import make_history_gateway
 
     server = RedisServer().start()
     gateway = make_history_gateway()

@@ -76,7 +76,7 @@ def test_selector_caches_selections_by_wire_name():
 
 
 def test_a_self_referencing_path_is_honoured_deep_down_and_bounded():
-    from tests.realworld import Node
+    from tests.support.realworld import Node
 
     selector = Selector(Node)
     deep = ".".join(["single"] * 40 + ["id"])

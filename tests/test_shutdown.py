@@ -12,15 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from bench.ports import free_port
 from drizzle_gateway.client import Client, ConnectionClosed, RemoteError
+from tests.support.polling import wait_until
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 async def in_flight(gateway) -> None:
-    while not any(session.tasks for session in gateway.sessions):
-        await asyncio.sleep(0.01)
+    """Wait (5 s at most) until some session of ``gateway`` has a request in flight."""
+    await wait_until(lambda: any(session.tasks for session in gateway.sessions), 5)
 
 
 @pytest.mark.gen_test
@@ -30,7 +31,7 @@ async def test_close_finishes_in_flight_actions_then_closes_with_1001(gateway, c
     pending = asyncio.ensure_future(busy.call("lab", "sleep", {"seconds": 0.5, "tag": "last"}))
     await in_flight(gateway)
     closing = asyncio.ensure_future(gateway.close(timeout=5))
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: gateway.closing, 5)
     with pytest.raises(RemoteError) as refused:
         await idle.ping()
     assert refused.value.code == "SHUTTING_DOWN"
@@ -76,14 +77,15 @@ async def test_sigterm_on_serve_drains_and_exits(tmp_path):
     port = free_port()
     command = Path(sys.executable).with_name("drizzle-gateway")
     server = subprocess.Popen(
-        [str(command), "serve", "tests.serve_app:make_gateway", "--port", str(port)],
+        [str(command), "serve", "tests.support.serve_app:make_gateway", "--port", str(port)],
         cwd=ROOT, stderr=open(tmp_path / "server.log", "w"), env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
         await wait_listening(port, server)
         async with Client(f"ws://127.0.0.1:{port}/ws") as client:
             pending = asyncio.ensure_future(client.call("lab", "sleep", {"seconds": 1.0, "tag": "drained"}))
-            await asyncio.sleep(0.3)
+            await wait_until(lambda: client._pending, 5)  # the call is sent ...
+            assert await client.ping() == "pong"  # ... and the server read it before this ping: it is in flight
             server.send_signal(signal.SIGTERM)
             assert await pending == {"tag": "drained"}
             with pytest.raises(ConnectionClosed) as closed:

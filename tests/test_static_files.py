@@ -10,7 +10,7 @@ import tornado.web
 from drizzle_gateway.codegen_ts import typescript
 from drizzle_gateway.static_files import STATIC_DIR
 from drizzle_gateway.wirejson import encode
-from tests.browser_support import GatewayProcess, http_status
+from tests.support.browser import GatewayProcess, http_status
 
 
 @pytest.fixture

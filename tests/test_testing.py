@@ -11,8 +11,8 @@ from drizzle_gateway import Gateway, Limits, Resource, Topic, action
 from drizzle_gateway.auth import Credentials
 from drizzle_gateway.client import ConnectionClosed, RemoteError
 from drizzle_gateway.testing import TestClient
-from tests.resources import Message
-from tests.serve_app import make_gateway
+from tests.support.resources import Message
+from tests.support.serve_app import make_gateway
 
 # One conversation, played by a websocket Client and by a TestClient: each step's outcome as data.
 CONVERSATION = [

@@ -10,8 +10,8 @@ from marshmallow import ValidationError
 from drizzle_gateway.client import Event, RemoteError
 from drizzle_gateway.protocol import Protocol
 from drizzle_gateway.topics import Topic
-from tests.inprocess import exchange
-from tests.resources import chat
+from tests.support.inprocess import exchange
+from tests.support.resources import chat
 
 MESSAGE = {"author": {"name": "ada"}, "text": "hello"}
 

@@ -136,7 +136,7 @@ def test_seed_sample_runs_verbatim_and_answers():
             pass
         else:
             pytest.fail(f"port {SEED_PORT} is in use and no network namespace can be made (needs root)")
-    result = subprocess.run([*namespace, sys.executable, "tests/seed_sample_probe.py"], cwd=ROOT,
+    result = subprocess.run([*namespace, sys.executable, "tests/support/seed_sample_probe.py"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout.strip().splitlines()[-1])

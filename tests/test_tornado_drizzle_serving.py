@@ -69,7 +69,7 @@ async def until(condition, timeout: float = 5.0) -> None:
 @pytest.mark.parametrize("order", ["before", "inside"])
 def test_publish_works_whichever_order_init_drizzle_and_asyncio_run_come_in(order):
     """A program of its own: the thread's first event loop must be the one ``IOLoop.current()`` makes."""
-    result = subprocess.run([sys.executable, "tests/asyncio_run_probe.py", order], cwd=ROOT,
+    result = subprocess.run([sys.executable, "tests/support/asyncio_run_probe.py", order], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {

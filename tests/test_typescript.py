@@ -25,10 +25,10 @@ from drizzle_gateway.wirejson import encode
 from examples.chat.app import make_gateway as chat_gateway
 from examples.todo.app import Todos, todo_changed
 from examples.todo.app import make_gateway as todo_gateway
-from tests.browser_support import GatewayProcess, ServerThread, chromium
-from tests.differential import CASES
-from tests.differential import make_gateway as every_field_gateway
-from tests.node_tools import CONTRACT, ROOT, TSC, require, run_node, websocket_flags
+from tests.support.browser import GatewayProcess, ServerThread, chromium
+from tests.support.differential import CASES
+from tests.support.differential import make_gateway as every_field_gateway
+from tests.support.node_tools import CONTRACT, ROOT, TSC, require, run_node, websocket_flags
 
 COMMAND = str(Path(sys.executable).with_name("drizzle-gateway"))
 EXPECT = re.compile(r"^// expect: (TS\d+) (.+)$")
@@ -255,7 +255,7 @@ def test_every_marshmallow_field_has_a_type():
 
 @pytest.mark.timeout(180)
 def test_modules_of_every_field_and_realworld_gateways_compile(tmp_path, generated):
-    from tests.realworld import make_gateway as realworld_gateway
+    from tests.support.realworld import make_gateway as realworld_gateway
 
     where = project(tmp_path, *generated)
     for name, make in (("every", every_field_gateway), ("realworld", realworld_gateway)):

@@ -9,8 +9,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from drizzle_gateway import Topic
-from tests.resources import Message
-from tests.serve_app import make_gateway as make_test_gateway
+from tests.support.resources import Message
+from tests.support.serve_app import make_gateway as make_test_gateway
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 KINDS = ("request", "reply", "error", "event")

@@ -1,7 +1,7 @@
 """Descriptors: connections up to and past the process's open-files limit while the bystander pings.
 
 The gateway runs as ``drizzle-gateway serve`` in a child process whose
-``RLIMIT_NOFILE`` is `LIMIT` (tests/test_descriptors.py's launcher). The
+``RLIMIT_NOFILE`` is `LIMIT` (tests/support/nofile.py's launcher). The
 attacker opens twice that many TCP connections; the process must never hold
 more descriptors than its limit, log running out once (an ERROR line by
 design, no traceback), keep serving the bystander's open connection, and
@@ -18,10 +18,10 @@ import time
 
 import pytest
 
-from bench.ports import free_port, wait_for_port
 from drizzle_gateway.client import Client
-from tests.adversarial.bystander import Bystander, logger
-from tests.test_descriptors import LIMIT, log_text, serve_with_nofile
+from tests.support.bystander import Bystander, logger
+from tests.support.nofile import LIMIT, log_text, serve_with_nofile
+from tests.support.ports import free_port, wait_for_port
 
 pytestmark = pytest.mark.adversarial
 

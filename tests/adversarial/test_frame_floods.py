@@ -18,9 +18,10 @@ import pytest
 
 from drizzle_gateway.errors import DETAIL_ENTRIES
 from drizzle_gateway.limits import Limits
-from tests.adversarial.bystander import Bystander, logger
-from tests.test_frame_reader import CLOSE, CONTINUATION, PING, PONG, TEXT, frame, play
-from tests.test_limits import ERROR_FRAME_BYTES, call, pipelined, server_frames
+from tests.support.bystander import Bystander, logger
+from tests.support.raw_frames import CLOSE, CONTINUATION, PING, PONG, TEXT, frame, play, server_frames
+from tests.support.request_frames import ERROR_FRAME_BYTES, call
+from tests.support.stalled_socket import pipelined
 
 pytestmark = pytest.mark.adversarial
 

@@ -1,7 +1,7 @@
 """Handshakes: slowloris past the bound, half request lines, half headers and headers trickled a byte at a time.
 
 The server is the one `Gateway.http_server` makes, with a 1 s
-``handshake_timeout`` (tests/test_attacks_handshake.py's fixture); every
+``handshake_timeout`` (the ``served`` fixture of tests/conftest.py); every
 stalled connection must be closed, answered nothing, within the bound, while
 the bystander, connected before the attack, pings through it, and a client
 connecting in the middle of it is served.
@@ -14,8 +14,8 @@ import asyncio
 import pytest
 
 from drizzle_gateway.client import Client
-from tests.adversarial.bystander import Bystander, logger
-from tests.test_attacks_handshake import HANDSHAKE_TIMEOUT, SLACK, served, stall  # noqa: F401 (served: a fixture)
+from tests.support.bystander import Bystander, logger
+from tests.support.handshakes import HANDSHAKE_TIMEOUT, SLACK, stall
 
 pytestmark = pytest.mark.adversarial
 

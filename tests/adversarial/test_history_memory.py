@@ -14,8 +14,8 @@ import pytest
 from drizzle_gateway import Gateway, Topic
 from drizzle_gateway.brokers import MemoryBroker
 from drizzle_gateway.protocol import encode
-from tests.adversarial.bystander import Bystander
-from tests.resources import Message
+from tests.support.bystander import Bystander
+from tests.support.resources import Message
 
 pytestmark = pytest.mark.adversarial
 

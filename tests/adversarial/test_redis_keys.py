@@ -17,15 +17,13 @@ from typing import Any
 import pytest
 
 from drizzle_gateway import Gateway, Limits, Topic
-from tests import redis_support
-from tests.adversarial.bystander import Bystander, logger
-from tests.redis_support import eventually
-from tests.resources import Message
+from tests.support.bystander import Bystander, logger
+from tests.support.polling import eventually
+from tests.support.resources import Message
 
 pytestmark = pytest.mark.adversarial
 redis = pytest.importorskip("redis")
 RedisBroker = pytest.importorskip("drizzle_gateway.brokers.redis").RedisBroker
-redis_server = redis_support.redis_server
 
 PREFIX = "adv:"
 META_TTL = 3.0

@@ -14,11 +14,10 @@ import asyncio
 
 import pytest
 
-from bench.bulk_subscriber import BulkSubscriber
 from drizzle_gateway.protocol import CloseCode
-from tests.adversarial.bystander import Bystander, logger
-from tests.serve_app import make_flow_gateway
-from tests.test_flow_control import (
+from tests.support.bulk_subscriber import BulkSubscriber
+from tests.support.bystander import Bystander, logger
+from tests.support.flow import (
     SLACK,
     SLOW_LINK,
     Publisher,
@@ -29,6 +28,7 @@ from tests.test_flow_control import (
     read_to,
     subscribed_stalled,
 )
+from tests.support.serve_app import make_flow_gateway
 
 pytestmark = pytest.mark.adversarial
 

@@ -1,6 +1,6 @@
 """The gateway the stress suite's processes serve: ``tests.stress.app:make_stress_gateway``.
 
-It is `tests.serve_app.make_unthrottled_gateway` plus ``stress.{room}``, a
+It is `tests.support.serve_app.make_unthrottled_gateway` plus ``stress.{room}``, a
 topic with a small history (so a backlog outgrows it) that clients may
 publish to, ``stressttl.{room}``, the same with a ``history_ttl``, and
 ``stress_probe``, a test-only resource whose ``counts`` action says what
@@ -15,8 +15,8 @@ from collections import Counter
 from typing import Any
 
 from drizzle_gateway import Gateway, Resource, Topic, action
-from tests.resources import Message
-from tests.serve_app import make_unthrottled_gateway
+from tests.support.resources import Message
+from tests.support.serve_app import make_unthrottled_gateway
 
 HISTORY_SIZE = 20
 """Events kept per ``stress.{room}`` channel: small, so a few seconds of backlog outgrow it."""

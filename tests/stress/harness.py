@@ -28,10 +28,10 @@ from tornado.websocket import WebSocketClosedError
 
 from drizzle_gateway.client import Client, ConnectionClosed, RemoteError
 from drizzle_gateway.protocol import decode
-from tests.redis_support import REPO, GatewayProcess, RedisServer
 from tests.stress.app import HISTORY_SIZE
 from tests.stress.checker import DeliveryChecker, Score
 from tests.stress.proxy import Proxy
+from tests.support.redis_server import REPO, GatewayProcess, RedisServer
 
 logger = logging.getLogger("drizzle_gateway")
 

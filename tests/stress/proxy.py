@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 
-from bench.ports import free_port
+from tests.support.ports import free_port
 
 logger = logging.getLogger("drizzle_gateway")
 

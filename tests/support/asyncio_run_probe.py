@@ -1,6 +1,6 @@
 """A Tornado Drizzle program run with ``asyncio.run``; prints one JSON line of what its clients saw.
 
-``python tests/asyncio_run_probe.py before``: ``init_drizzle`` runs before
+``python tests/support/asyncio_run_probe.py before``: ``init_drizzle`` runs before
 ``asyncio.run``, given ``IOLoop.current()`` as the seed's users wrote it (a
 loop that never runs: ``asyncio.run`` makes its own). ``inside``: it runs in
 the main coroutine, after the server listens. Either way the program
@@ -22,7 +22,7 @@ from tornado.ioloop import IOLoop
 from tornado.testing import bind_unused_port
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tornado_drizzle.conf import init_drizzle  # noqa: E402
 from tornado_drizzle.drizzle_web_socket import DrizzleHandler, DrizzleWebSocket  # noqa: E402

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONTRACT = ROOT / "tests" / "contract"
 NODE_MODULES = CONTRACT / "node_modules"
 TSC = NODE_MODULES / "typescript" / "bin" / "tsc"

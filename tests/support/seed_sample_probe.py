@@ -15,10 +15,10 @@ from pathlib import Path
 
 from tornado.websocket import websocket_connect
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench.ports import wait_for_port  # noqa: E402
+from tests.support.ports import wait_for_port  # noqa: E402
 
 SEED_PORT = 8888
 

@@ -1,6 +1,6 @@
 """Test gateways as ``MODULE:ATTR`` targets for ``drizzle-gateway serve`` subprocesses.
 
-``drizzle-gateway serve tests.serve_app:make_gateway [--redis URL]``
+``drizzle-gateway serve tests.support.serve_app:make_gateway [--redis URL]``
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from marshmallow import Schema, fields, validate
 
 from drizzle_gateway import Gateway, Limits, Topic
 from examples.todo.app import make_gateway as make_todo_gateway
-from tests.resources import TEST_RESOURCES, TEST_TOPICS, Author, Message
+from tests.support.resources import TEST_RESOURCES, TEST_TOPICS, Author, Message
 
 
 def make_gateway() -> Gateway:
@@ -33,7 +33,7 @@ def make_unthrottled_gateway() -> Gateway:
 
 
 class ShortMessage(Schema):
-    """A stricter chat message than tests/resources.py's: at most 3 characters of text."""
+    """A stricter chat message than tests/support/resources.py's: at most 3 characters of text."""
 
     author = fields.Nested(Author, required=True)
     text = fields.Str(required=True, validate=validate.Length(max=3))

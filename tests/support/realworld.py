@@ -2,7 +2,7 @@
 
 Model objects, ``data_key``, ``dump_only``/``load_only``, ``Decimal``,
 formatted dates, nested excludes, an envelope made by hooks and a
-self-referencing schema: what the toy schemas of tests/resources.py lack.
+self-referencing schema: what the toy schemas of tests/support/resources.py lack.
 """
 
 from __future__ import annotations

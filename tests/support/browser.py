@@ -26,10 +26,10 @@ import tornado.web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from bench.ports import free_port
 from drizzle_gateway import Gateway
+from tests.support.ports import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("DRIZZLE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [

@@ -20,12 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from tornado.websocket import websocket_connect
 
-from bench.ports import free_port, wait_for_port
-from drizzle_gateway.client import Client
+from tests.support.ports import free_port, wait_for_port
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 REQUIRED = os.environ.get("DRIZZLE_REQUIRE_REDIS") == "1"
 
 
@@ -103,9 +101,9 @@ class RedisServer:
 
 
 class GatewayProcess:
-    """``drizzle-gateway serve tests.serve_app:make_unthrottled_gateway --redis URL`` in a subprocess."""
+    """``drizzle-gateway serve tests.support.serve_app:make_unthrottled_gateway --redis URL`` in a subprocess."""
 
-    DEFAULT_TARGET = "tests.serve_app:make_unthrottled_gateway"
+    DEFAULT_TARGET = "tests.support.serve_app:make_unthrottled_gateway"
 
     def __init__(self, redis_url: str, *extra: str, target: str = DEFAULT_TARGET) -> None:
         self.port = free_port()
@@ -159,55 +157,3 @@ def gateway_processes(redis_url: str, count: int, target: str = GatewayProcess.D
         for process in processes:
             process.stop()
             process.remove_log()
-
-
-@pytest.fixture
-def open_client(io_loop):
-    """Open `Client` instances on a gateway process; all closed after the test."""
-    clients: list[Client] = []
-
-    async def _open(gateway: GatewayProcess, timeout: float = 10.0) -> Client:
-        client = await Client(gateway.url, timeout=timeout).connect()
-        clients.append(client)
-        return client
-
-    yield _open
-    for client in clients:
-        if client._ws is not None:
-            client._ws.close()
-
-
-@pytest.fixture
-def raw_socket(io_loop):
-    """Open raw websockets (`tests.conftest.RawSocket`) on a gateway process; all closed after the test."""
-    from tests.conftest import RawSocket
-
-    sockets: list = []
-
-    async def _open(gateway: GatewayProcess) -> RawSocket:
-        ws = await websocket_connect(gateway.url, subprotocols=["drizzle.v1"])
-        sockets.append(ws)
-        return RawSocket(ws)
-
-    yield _open
-    for ws in sockets:
-        ws.close()
-
-
-async def eventually(check, timeout: float, interval: float = 0.05):
-    """Await ``check()`` until it returns a truthy value; the value, or None at the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await check()
-        if value or loop.time() >= deadline:
-            return value
-        await asyncio.sleep(interval)
-
-
-@pytest.fixture(scope="module")
-def redis_server():
-    """A redis-server of the test module's own, stopped after the module."""
-    server = RedisServer().start()
-    yield server
-    server.stop()
