@@ -182,6 +182,7 @@ def arrived_between(reader: BulkSubscriber, start: float, end: float) -> int:
     return sum(1 for at, _ in reader.arrivals if start <= at < end)
 
 
+@pytest.mark.adversarial  # compares the fast reader's rates alone and beside the slow one: run serially
 @pytest.mark.gen_test(timeout=40)
 async def test_a_reader_on_a_slow_link_does_not_set_the_fast_readers_pace(gateway, ws_url, http_port,
                                                                         slow_consumer_warnings, caplog):
