@@ -30,7 +30,7 @@ from tests.support.ports import free_port
 ACTIONS = {"orders": "orders.create", "publish": "posts.publish"}
 
 SERVED = {
-    "gateway": ("drizzle_gateway/dispatch.py", "parse"),  # once per request frame
+    "gateway": ("drizzle_gateway/runtime/dispatch.py", "parse"),  # once per request frame
     "tornado": ("bench/app.py", "on_message"),
 }
 """The function called once per request served, by server kind: its call count is the requests served."""
@@ -63,11 +63,13 @@ ENTRY_POINTS: list[tuple[str, Callable[[Key], bool]]] = [
     ("asyncio: loop.create_task", lambda k: _is(k, "asyncio/base_events.py", "create_task")),
     ("asyncio: timeout (enter + exit)",
      lambda k: _is(k, "asyncio/timeouts.py", "__aenter__") or _is(k, "asyncio/timeouts.py", "__aexit__")),
-    ("gateway: Connection.on_message", lambda k: _is(k, "drizzle_gateway/connection.py", "on_message")),
-    ("gateway: Session._serve (the request task)", lambda k: _is(k, "drizzle_gateway/session.py", "_serve")),
-    ("gateway: dispatch.run (find, load, invoke, dump)", lambda k: _is(k, "drizzle_gateway/dispatch.py", "run")),
+    ("gateway: Connection.on_message", lambda k: _is(k, "drizzle_gateway/transport/connection.py", "on_message")),
+    ("gateway: Session._serve (the request task)", lambda k: _is(k, "drizzle_gateway/runtime/session.py", "_serve")),
+    ("gateway: dispatch.run (find, load, invoke, dump)",
+     lambda k: _is(k, "drizzle_gateway/runtime/dispatch.py", "run")),
     ("gateway: Gateway.publish (dump, check, broker)", lambda k: _is(k, "drizzle_gateway/gateway.py", "publish")),
-    ("gateway: Connection.send_frame (the reply)", lambda k: _is(k, "drizzle_gateway/connection.py", "send_frame")),
+    ("gateway: Connection.send_frame (the reply)",
+     lambda k: _is(k, "drizzle_gateway/transport/connection.py", "send_frame")),
 ]
 """Cumulative time of these (summed when several match; a function inside another counts in both)."""
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.app import AUTHOR, Order, OrderInput, Post, PostInput
-from drizzle_gateway.compiled import compile_schema
+from drizzle_gateway.schema.compiled import compile_schema
 
 REPEATS = 7
 NUMBER = 20_000

@@ -4,12 +4,12 @@ Resources are marshmallow-typed actions, topics are typed channels, and
 ``__schema__`` describes the whole contract.
 """
 
-from .auth import AuthThrottle, Credentials
-from .errors import ActionError, ErrorCode
+from .contract.resources import Resource, action
+from .contract.topics import Topic
 from .gateway import Gateway
-from .limits import Limits
-from .resources import Resource, action
-from .topics import Topic
+from .runtime.auth import AuthThrottle, Credentials
+from .runtime.limits import Limits
+from .wire.errors import ActionError, ErrorCode
 
 __all__ = [
     "ActionError", "AuthThrottle", "Credentials", "ErrorCode", "Gateway", "Limits", "Resource", "Topic", "action",

@@ -29,10 +29,10 @@ import tornado.netutil
 import tornado.web
 
 from . import __version__
-from .descriptors import RESERVED_DESCRIPTORS, raise_descriptor_limit
+from .contract.resources import Resource
 from .gateway import Gateway
-from .resources import Resource
-from .wirejson import encode
+from .transport.server import RESERVED_DESCRIPTORS, raise_descriptor_limit
+from .wire.codec import encode
 
 logger = logging.getLogger("drizzle_gateway")
 
@@ -310,7 +310,7 @@ async def fetch_schema(url: str, token: str | None = None) -> dict:
 
 
 def _codegen_ts(args: argparse.Namespace) -> None:
-    from .codegen_ts import typescript
+    from .contract.typescript import typescript
 
     if (args.target is None) == (args.url is None):
         fail("give either MODULE:ATTR or --url ws://HOST:PORT/PATH (not both)")
@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> None:
     gateway.explorer = args.explorer
     if args.redis:
         try:
-            from .brokers.redis import RedisBroker
+            from .brokers.redis.broker import RedisBroker
         except ImportError as exc:
             fail(f"--redis needs the redis package: pip install -e '.[redis]' in a checkout of drizzle_gateway, "
                  f"or pip install 'redis>=5.0.1' ({exc})")

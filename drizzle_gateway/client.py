@@ -44,9 +44,9 @@ from typing import Any
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-from .history import Position
-from .protocol import SUBPROTOCOL, CloseCode, decode, encode
-from .recovery import Arrival, Gap, arrival, missing
+from .wire.dialect import SUBPROTOCOL, CloseCode, decode, encode
+from .wire.history import Position
+from .wire.recovery import Arrival, Gap, arrival, missing
 
 logger = logging.getLogger("drizzle_gateway.client")
 

@@ -13,29 +13,30 @@ from tornado.httputil import HTTPServerRequest
 from tornado.web import Application, URLSpec
 from tornado.websocket import WebSocketHandler
 
-from . import eager, redaction
-from .auth import Authenticate, AuthThrottle, Credentials, identify
 from .brokers import Broker, BrokerUnavailable, HistoryBroker, MemoryBroker
-from .builtin_actions import BuiltinActions
-from .connection import Connection
-from .deadlines import Deadlines
-from .descriptors import HTTPServer
-from .errors import ActionError, ErrorCode
-from .fanout import Fanout
-from .history import Page, Position
-from .introspection import describe
-from .limits import Limits
-from .outbox import Flusher
-from .protocol import CloseCode, Protocol
-from .resources import Resource
-from .static_files import browser_routes
-from .topics import Topic
-from .visibility import builtins_only, visible_schema
+from .contract.introspection import describe
+from .contract.resources import Resource
+from .contract.topics import Topic
+from .contract.visibility import builtins_only, visible_schema
+from .runtime import eager
+from .runtime.auth import Authenticate, AuthThrottle, Credentials, identify
+from .runtime.builtin_actions import BuiltinActions
+from .runtime.deadlines import Deadlines
+from .runtime.fanout import Fanout
+from .runtime.limits import Limits
+from .transport import redaction
+from .transport.browser_routes import browser_routes
+from .transport.connection import Connection
+from .transport.outbox import Flusher
+from .transport.server import HTTPServer
+from .wire.dialect import CloseCode, Protocol
+from .wire.errors import ActionError, ErrorCode
+from .wire.history import Page, Position
 
 if TYPE_CHECKING:
-    from .protocol import Request
-    from .resources import Action
-    from .session import Session
+    from .contract.resources import Action
+    from .runtime.session import Session
+    from .wire.dialect import Request
 
 logger = logging.getLogger("drizzle_gateway")
 
@@ -249,7 +250,7 @@ class Gateway:
 
         ``host`` and ``path`` say where the websocket is served.
         """
-        from .asyncapi import asyncapi_document
+        from .contract.asyncapi import asyncapi_document
 
         return asyncapi_document(self.schema(), host=host, path=path)
 

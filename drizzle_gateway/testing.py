@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
 from .client import BaseClient, ConnectionClosed, Event, Position, RemoteError
-from .errors import ActionError, ErrorCode
-from .outbox import Frame
-from .protocol import CloseCode, decode
-from .session import Session
+from .runtime.session import Session
+from .transport.outbox import Frame
+from .wire.dialect import CloseCode, decode
+from .wire.errors import ActionError, ErrorCode
 
 if TYPE_CHECKING:
     from .gateway import Gateway

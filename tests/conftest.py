@@ -26,7 +26,7 @@ from tornado.websocket import websocket_connect
 import drizzle_gateway.gateway
 from drizzle_gateway import Gateway
 from drizzle_gateway.client import Client
-from drizzle_gateway.limits import Limits
+from drizzle_gateway.runtime.limits import Limits
 from drizzle_gateway.testing import TestClient
 from tests.support.handshakes import HANDSHAKE_TIMEOUT
 from tests.support.redis_server import GatewayProcess, RedisServer

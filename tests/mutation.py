@@ -30,13 +30,13 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "build" / "mutation"
 
 GUARDS: dict[str, tuple[str, ...]] = {
-    "auth": ("tests/test_auth.py",),
-    "redaction": ("tests/test_redaction.py",),
-    "limits": ("tests/test_limits.py", "tests/test_dispatch.py"),
-    "permissions": ("tests/test_permissions.py", "tests/test_auth.py"),
-    "dispatch": ("tests/test_dispatch.py",),
-    "recovery": ("tests/test_recovery.py", "tests/test_history.py"),
-    "history": ("tests/test_history.py", "tests/test_recovery.py"),
+    "runtime.auth": ("tests/runtime/test_auth.py",),
+    "transport.redaction": ("tests/transport/test_redaction.py",),
+    "runtime.limits": ("tests/runtime/test_limits.py", "tests/runtime/test_dispatch.py"),
+    "contract.permissions": ("tests/contract/test_permissions.py", "tests/runtime/test_auth.py"),
+    "runtime.dispatch": ("tests/runtime/test_dispatch.py",),
+    "wire.recovery": ("tests/wire/test_recovery.py", "tests/brokers/test_memory_history.py"),
+    "wire.history": ("tests/brokers/test_memory_history.py", "tests/wire/test_recovery.py"),
 }
 """Each guard module of ``drizzle_gateway`` and the test modules run against its mutants."""
 
@@ -50,7 +50,8 @@ STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"
 
 def mutmut_config(module: str) -> str:
     """The ``[mutmut]`` section of a run's setup.cfg: mutate ``module`` only, run its tests in one process."""
-    lines = ["[mutmut]", "source_paths = drizzle_gateway", f"only_mutate = drizzle_gateway/{module}.py",
+    path = module.replace(".", "/")
+    lines = ["[mutmut]", "source_paths = drizzle_gateway", f"only_mutate = drizzle_gateway/{path}.py",
              "also_copy =", *(f"    {path}" for path in COPIED[1:] if path != "tests"),
              "pytest_add_cli_args_test_selection =", *(f"    {test}" for test in GUARDS[module]),
              # one process per mutant (mutmut runs several mutants at once), no cache written into the copy
@@ -76,7 +77,7 @@ def prepare(module: str) -> Path:
 
 def statuses(folder: Path, module: str) -> dict[str, str]:
     """Each mutant of ``module`` and its status, from the run's results."""
-    meta = json.loads((folder / "mutants" / "drizzle_gateway" / f"{module}.py.meta").read_text())
+    meta = json.loads((folder / "mutants" / "drizzle_gateway" / f"{module.replace('.', '/')}.py.meta").read_text())
     return {name: STATUS.get(code, "suspicious") for name, code in sorted(meta["exit_code_by_key"].items())}
 
 

@@ -9,7 +9,7 @@ import pytest
 from drizzle_gateway import Gateway
 from drizzle_gateway.brokers import MemoryBroker
 from drizzle_gateway.client import Client, ConnectionClosed, Gap, Position
-from drizzle_gateway.history import Position as HistoryPosition
+from drizzle_gateway.wire.history import Position as HistoryPosition
 from tests.support.history import FakeClock, history_gateway, message, publish
 
 

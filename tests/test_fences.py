@@ -24,7 +24,8 @@ import tornado.util
 import tornado.websocket
 from marshmallow import Schema, fields
 
-from drizzle_gateway import marshmallow_internals, tornado_internals
+from drizzle_gateway.schema import marshmallow_internals
+from drizzle_gateway.transport import tornado_internals
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("drizzle_gateway", "tornado_drizzle")

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drizzle_gateway.errors import ErrorCode
-from drizzle_gateway.limits import Limits
+from drizzle_gateway.runtime.limits import Limits
+from drizzle_gateway.wire.errors import ErrorCode
 
 EXAMPLES = 1500
 CODES = {value for name, value in vars(ErrorCode).items() if name.isupper()}

@@ -8,8 +8,8 @@ import pytest
 from marshmallow import Schema, fields
 
 from drizzle_gateway import Gateway, Limits, Resource, Topic, action
-from drizzle_gateway.auth import Credentials
 from drizzle_gateway.client import ConnectionClosed, RemoteError
+from drizzle_gateway.runtime.auth import Credentials
 from drizzle_gateway.testing import TestClient
 from tests.support.resources import Message
 from tests.support.serve_app import make_gateway

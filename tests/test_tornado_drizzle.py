@@ -16,9 +16,9 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
 from drizzle_gateway.client import Client, RemoteError
-from drizzle_gateway.connection import Connection
-from drizzle_gateway.fanout import View
-from drizzle_gateway.protocol import Protocol
+from drizzle_gateway.runtime.fanout import View
+from drizzle_gateway.transport.connection import Connection
+from drizzle_gateway.wire.dialect import Protocol
 from tornado_drizzle.conf import init_drizzle
 from tornado_drizzle.drizzle_web_socket import DrizzleHandler, DrizzleWebSocket
 from tornado_drizzle.protocol import LegacyProtocol

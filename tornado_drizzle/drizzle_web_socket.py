@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from drizzle_gateway.connection import Connection
 from drizzle_gateway.gateway import Gateway
-from drizzle_gateway.protocol import Protocol
+from drizzle_gateway.transport.connection import Connection
+from drizzle_gateway.wire.dialect import Protocol
 
 from . import serving
 from .gateway import SETTINGS_KEY

@@ -13,8 +13,8 @@ from .keys import AnyKey
 from .protocol import LegacyProtocol
 
 if TYPE_CHECKING:
-    from drizzle_gateway.protocol import Request
-    from drizzle_gateway.resources import Action, Resource
+    from drizzle_gateway.contract.resources import Action, Resource
+    from drizzle_gateway.wire.dialect import Request
 
 SETTINGS_KEY = "drizzle_gateway"
 """Where `init_drizzle` leaves the gateway: ``application.settings[SETTINGS_KEY]``."""

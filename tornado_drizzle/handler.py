@@ -6,15 +6,15 @@ import asyncio
 import inspect
 from typing import TYPE_CHECKING, Any
 
-from drizzle_gateway.resources import Action, Resource
+from drizzle_gateway.contract.resources import Action, Resource
 
 from . import serving
 from .keys import check_key
 
 if TYPE_CHECKING:
     from drizzle_gateway.gateway import Gateway
-    from drizzle_gateway.protocol import Request
-    from drizzle_gateway.session import Session
+    from drizzle_gateway.runtime.session import Session
+    from drizzle_gateway.wire.dialect import Request
 
 NEVER_ACTIONS = frozenset({"subscribe"})
 """Public names of the seed's handler API that a client may never call."""

@@ -12,8 +12,8 @@ from typing import Any
 from jsonschema import Draft4Validator
 from jsonschema.exceptions import ValidationError, best_match
 
-from drizzle_gateway.errors import ActionError, ErrorCode
-from drizzle_gateway.protocol import InvalidFrame, Protocol, Request, RequestId, decode_request, encode
+from drizzle_gateway.wire.dialect import InvalidFrame, Protocol, Request, RequestId, decode_request, encode
+from drizzle_gateway.wire.errors import ActionError, ErrorCode
 
 LEGACY_PROTOCOL = "tornado_drizzle"
 

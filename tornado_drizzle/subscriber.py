@@ -15,7 +15,7 @@ from .keys import check_key
 from .serving import current_gateway
 
 if TYPE_CHECKING:
-    from drizzle_gateway.connection import Connection
+    from drizzle_gateway.transport.connection import Connection
 
 
 def publish(key: str, message: Any) -> asyncio.Future:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from ..history import Page, Position, Retention
+from ..wire.history import Page, Position, Retention
 
 Listener = Callable[..., Awaitable[None] | None]
 """Called with (channel, data) for each message: a `Published` from this process, dumped data from others.

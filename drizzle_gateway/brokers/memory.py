@@ -7,8 +7,8 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from ..history import Clock, Page, Position, Retention, Ring, new_epoch
-from ..protocol import encode
+from ..wire.dialect import encode
+from ..wire.history import Clock, Page, Position, Retention, Ring, new_epoch
 from .base import Listener
 
 logger = logging.getLogger("drizzle_gateway")

@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from drizzle_gateway.errors import DETAIL_ENTRIES
-from drizzle_gateway.limits import Limits
+from drizzle_gateway.runtime.limits import Limits
+from drizzle_gateway.wire.errors import DETAIL_ENTRIES
 from tests.support.bystander import Bystander, logger
 from tests.support.raw_frames import CLOSE, CONTINUATION, PING, PONG, TEXT, frame, play, server_frames
 from tests.support.request_frames import ERROR_FRAME_BYTES, call

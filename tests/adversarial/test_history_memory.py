@@ -13,7 +13,7 @@ import pytest
 
 from drizzle_gateway import Gateway, Topic
 from drizzle_gateway.brokers import MemoryBroker
-from drizzle_gateway.protocol import encode
+from drizzle_gateway.wire.dialect import encode
 from tests.support.bystander import Bystander
 from tests.support.resources import Message
 

@@ -23,7 +23,7 @@ from tests.support.resources import Message
 
 pytestmark = pytest.mark.adversarial
 redis = pytest.importorskip("redis")
-RedisBroker = pytest.importorskip("drizzle_gateway.brokers.redis").RedisBroker
+RedisBroker = pytest.importorskip("drizzle_gateway.brokers.redis.broker").RedisBroker
 
 PREFIX = "adv:"
 META_TTL = 3.0

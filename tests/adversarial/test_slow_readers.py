@@ -14,7 +14,7 @@ import asyncio
 
 import pytest
 
-from drizzle_gateway.protocol import CloseCode
+from drizzle_gateway.wire.dialect import CloseCode
 from tests.support.bulk_subscriber import BulkSubscriber
 from tests.support.bystander import Bystander, logger
 from tests.support.flow import (

@@ -27,7 +27,7 @@ from typing import Any
 from tornado.websocket import WebSocketClosedError
 
 from drizzle_gateway.client import Client, ConnectionClosed, RemoteError
-from drizzle_gateway.protocol import decode
+from drizzle_gateway.wire.dialect import decode
 from tests.stress.app import HISTORY_SIZE
 from tests.stress.checker import DeliveryChecker, Score
 from tests.stress.proxy import Proxy

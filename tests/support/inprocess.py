@@ -17,8 +17,8 @@ from decimal import Decimal
 from typing import Any
 
 from drizzle_gateway import Gateway
-from drizzle_gateway.protocol import encode
 from drizzle_gateway.testing import TestClient
+from drizzle_gateway.wire.dialect import encode
 
 
 async def exchange(client: TestClient, frame: dict | str) -> Any:

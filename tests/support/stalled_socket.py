@@ -15,7 +15,7 @@ import os
 import socket
 import struct
 
-from drizzle_gateway.connection import Connection
+from drizzle_gateway.transport.connection import Connection
 
 
 class StalledSocket:

@@ -1,0 +1,140 @@
+"""Resources and their actions, described by marshmallow schemas."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from marshmallow import Schema, ValidationError
+
+from ..schema.compiled import compile_schema
+from ..schema.selection import SchemaLike, Selection, Selector, as_schema
+from ..wire.errors import ActionError, ErrorCode
+from .permissions import Permission
+
+if TYPE_CHECKING:
+    from ..gateway import Gateway
+    from ..runtime.session import Session
+    from ..wire.dialect import Request
+    from .topics import Topic
+
+class Action:
+    """One callable action: its function, input and output schemas, and docs."""
+
+    def __init__(
+        self,
+        func: Callable,
+        name: str | None = None,
+        input: SchemaLike | None = None,
+        output: SchemaLike | None = None,
+        allow: Permission | None = None,
+    ) -> None:
+        self.func = func
+        self.name = name or func.__name__
+        self.input: Schema | None = as_schema(input) if input is not None else None
+        self.output: Selector | None = Selector(output) if output is not None else None
+        self.allow = allow
+        self.doc = inspect.getdoc(func) or ""
+
+    def load(self, data: dict | None) -> Any:
+        """Validate and load the request's ``data``; INVALID_DATA when it does not fit."""
+        if self.input is None:
+            return data
+        try:
+            return compile_schema(self.input).load(data or {})
+        except ValidationError as exc:
+            raise ActionError(ErrorCode.INVALID_DATA, "data does not match the action's input schema",
+                              exc.messages) from None
+
+    def select(self, fields: tuple[str, ...] | None) -> Selection | None:
+        """The output selection for ``fields``; INVALID_FIELDS when they do not exist."""
+        if self.output is None:
+            if fields is not None:
+                raise ActionError(ErrorCode.INVALID_FIELDS, "this action has no output schema to select from",
+                                  {"fields": list(fields)})
+            return None
+        return self.output.select(fields)
+
+    async def invoke(self, instance: Resource, data: Any, request: Request) -> Any:
+        """Call the action; works for ``async def``, plain and ``@gen.coroutine`` functions."""
+        result = self.func(instance, data)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+
+def action(
+    input: SchemaLike | None = None,
+    output: SchemaLike | None = None,
+    *,
+    name: str | None = None,
+    allow: Permission | None = None,
+) -> Callable[[Callable], Callable]:
+    """Declare a resource method callable over the wire.
+
+    ``input`` validates and loads the request's ``data``; ``output`` dumps
+    the return value and is what ``fields`` select from. Only decorated
+    methods are ever reachable.
+    """
+
+    def decorate(func: Callable) -> Callable:
+        # An attribute of the function (Resource collects them); setattr, as Callable declares no such attribute.
+        setattr(func, "__drizzle_action__", Action(func, name=name, input=input, output=output, allow=allow))  # noqa: B010
+        return func
+
+    return decorate
+
+
+class Resource:
+    """Base class of resources: subclass it, set ``name``, decorate actions.
+
+    One instance serves one request; ``self.session`` (the connection's
+    `Session`, also ``self.connection``), ``self.gateway`` and ``self.user``
+    are set on it.
+    """
+
+    name: ClassVar[str] = ""
+    actions: ClassVar[dict[str, Action]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        found: dict[str, Action] = {}
+        for attribute in dir(cls):
+            spec = getattr(getattr(cls, attribute, None), "__drizzle_action__", None)
+            if isinstance(spec, Action):
+                found[spec.name] = spec
+        cls.actions = found
+        if not cls.name:
+            cls.name = cls.__name__.lower()
+
+    def __init__(self, session: Session, gateway: Gateway) -> None:
+        self.session = session
+        self.gateway = gateway
+
+    @property
+    def connection(self) -> Session:
+        """The session of the connection that sent the request (the name earlier versions used)."""
+        return self.session
+
+    @property
+    def user(self) -> Any | None:
+        """The authenticated user of this connection, or None."""
+        return self.session.user
+
+    @classmethod
+    def get_action(cls, name: str) -> Action | None:
+        """The declared action called ``name``, or None."""
+        return cls.actions.get(name)
+
+    async def publish(self, topic: Topic | str, payload: Any, **params: str) -> None:
+        """Publish ``payload`` to a topic: what a reply through its schema takes (checked before delivery)."""
+        await self.gateway.publish(topic, payload, **params)
+
+    async def subscribe(self, topic: Topic | str, fields: list[str] | None = None, **params: str) -> str:
+        """Subscribe this connection to a topic; in effect when this returns."""
+        return await self.session.subscribe(self.gateway.channel(topic, **params), fields)
+
+    async def unsubscribe(self, topic: Topic | str, **params: str) -> bool:
+        """Remove this connection's subscription to a topic."""
+        return await self.session.unsubscribe(self.gateway.channel(topic, **params))

@@ -1,0 +1,112 @@
+"""Typed channels: a name or pattern, a payload schema, and who may use it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..schema.publication import PublishCheck, Published
+from ..schema.selection import SchemaLike, Selection, Selector
+from ..wire.errors import ActionError, ErrorCode
+from ..wire.history import Retention
+from .permissions import Permission
+
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+PARAM_VALUE = r"[A-Za-z0-9_\-:@]+"
+
+
+class Topic:
+    """A typed channel such as ``Topic("todos", Todo)`` or ``Topic("chat.{room}", Message)``.
+
+    Every publish is checked against ``schema`` before anyone receives it
+    (the two publish rules: `drizzle_gateway.publication`).
+    ``client_subscribe`` and ``client_publish`` say whether websocket
+    clients may subscribe to and publish on it themselves; ``can_subscribe``
+    and ``can_publish`` refine that per user (``fn(user, params)``).
+    ``history`` keeps the last N events of each concrete channel (for
+    ``history_ttl`` seconds, if given): its events then carry offsets and
+    clients can recover what they missed (see `drizzle_gateway.history`).
+    """
+
+    def __init__(
+        self,
+        pattern: str,
+        schema: SchemaLike | None,
+        *,
+        client_subscribe: bool = True,
+        client_publish: bool = False,
+        can_subscribe: Permission | None = None,
+        can_publish: Permission | None = None,
+        description: str = "",
+        history: int | None = None,
+        history_ttl: float | None = None,
+    ) -> None:
+        self.pattern = pattern
+        self.params: list[str] = _PARAM.findall(pattern)
+        self.selector: Selector | None = Selector(schema) if schema is not None else None
+        self._check = PublishCheck(self.selector.schema) if self.selector is not None else None
+        self.client_subscribe = client_subscribe
+        self.client_publish = client_publish
+        self.can_subscribe = can_subscribe
+        self.can_publish = can_publish
+        self.description = description
+        if history_ttl is not None and history is None:
+            raise ValueError("history_ttl needs history")
+        self.history: Retention | None = Retention(history, history_ttl) if history is not None else None
+        parts = _PARAM.split(pattern)
+        regex = "".join(
+            re.escape(part) if i % 2 == 0 else f"(?P<{part}>{PARAM_VALUE})" for i, part in enumerate(parts)
+        )
+        self._regex = re.compile(f"^{regex}$")
+
+    def __repr__(self) -> str:
+        return f"Topic({self.pattern!r})"
+
+    @property
+    def schema(self):
+        """The payload schema instance, or None for an untyped topic."""
+        return self.selector.schema if self.selector else None
+
+    def match(self, name: str) -> dict[str, str] | None:
+        """The params if ``name`` is a concrete channel of this topic, else None."""
+        found = self._regex.match(name)
+        return found.groupdict() if found else None
+
+    def channel(self, **params: str) -> str:
+        """The concrete channel name for ``params`` (``chat.{room}`` + room="x" -> ``chat.x``)."""
+        if not self.params:  # a fixed name: its own channel
+            return self.pattern
+        missing = [p for p in self.params if p not in params]
+        if missing:
+            raise ValueError(f"topic {self.pattern!r} needs params: {', '.join(missing)}")
+        name = _PARAM.sub(lambda m: str(params[m.group(1)]), self.pattern)
+        if self.match(name) is None:
+            raise ValueError(f"invalid params for topic {self.pattern!r}: {params!r}")
+        return name
+
+    def prepare(self, payload: Any) -> Any:
+        """A server-side publish as every subscriber will receive it: dumped as a reply, then checked.
+
+        ``payload`` is what a reply through the schema takes (a model object,
+        a dict by attribute names). Raises marshmallow's `ValidationError`
+        when the dump does not read back through the schema. A `Published`
+        (from `accept`) passes as it is.
+        """
+        if self._check is None or isinstance(payload, Published):
+            return payload
+        return self._check.publish(payload)
+
+    def accept(self, payload: Any) -> Any:
+        """A client's ``__publish__`` payload: loaded as input, then dumped; `ValidationError` if it does not fit."""
+        if self._check is None:
+            return payload
+        return self._check.accept(payload)
+
+    def select(self, fields: list[str] | tuple[str, ...] | None) -> Selection | None:
+        """The selection subscribers with ``fields`` receive."""
+        if self.selector is None:
+            if fields is not None:
+                raise ActionError(ErrorCode.INVALID_FIELDS, "this topic has no schema to select from",
+                                  {"fields": list(fields)})
+            return None
+        return self.selector.select(fields)

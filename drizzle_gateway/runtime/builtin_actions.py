@@ -1,0 +1,175 @@
+"""The built-in actions every gateway answers, requested without a resource."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from ..contract.permissions import require
+from ..contract.resources import Resource, action
+from ..schema.publication import payload_of
+from ..wire.errors import ActionError, ErrorCode
+from ..wire.history import Position
+
+
+class PositionSchema(Schema):
+    epoch = fields.Str(required=True, metadata={"description": "the channel's epoch, as a reply or event gave it"})
+    offset = fields.Int(required=True, validate=validate.Range(min=0),
+                        metadata={"description": "the offset of the last event received"})
+
+
+class SubscribeInput(Schema):
+    topic = fields.Str(required=True, metadata={"description": "a concrete channel, e.g. chat.lobby"})
+    since = fields.Nested(PositionSchema, load_default=None,
+                          metadata={"description": "replay the events after this position first (topics with history)"})
+    # The wire key "fields": marshmallow's metaclass takes declared fields off the class, so this never
+    # replaces Schema.fields, but its types cannot say so.
+    fields = fields.List(fields.Str(), load_default=None,  # type: ignore[assignment]
+                         metadata={"description": "fields each event carries"})
+
+
+class SubscribeReply(Schema):
+    topic = fields.Str()
+    epoch = fields.Str(metadata={"description": "topics with history: the channel's epoch"})
+    offset = fields.Int(metadata={"description": "topics with history: the offset of the last event before the "
+                                                 "first live one"})
+    recovered = fields.Bool(metadata={"description": "with since: whether every missed event was replayed "
+                                                     "(always false on topics without history)"})
+
+
+class HistoryInput(Schema):
+    topic = fields.Str(required=True, metadata={"description": "a concrete channel of a topic with history"})
+    since = fields.Nested(PositionSchema, load_default=None,
+                          metadata={"description": "only the events after this position"})
+    limit = fields.Int(load_default=None, validate=validate.Range(min=1),
+                       metadata={"description": "at most this many events (the first after since, else the last)"})
+    fields = fields.List(fields.Str(), load_default=None,  # type: ignore[assignment]  # as in SubscribeInput
+                         metadata={"description": "fields each event carries"})
+
+
+class LoggedEvent(Schema):
+    offset = fields.Int()
+    data = fields.Raw()
+
+
+class HistoryReply(Schema):
+    topic = fields.Str()
+    epoch = fields.Str()
+    offset = fields.Int(metadata={"description": "the channel's latest offset"})
+    events = fields.List(fields.Nested(LoggedEvent))
+    recovered = fields.Bool(metadata={"description": "with since: whether no event after it is missing"})
+
+
+class UnsubscribeInput(Schema):
+    topic = fields.Str(required=True)
+
+
+class PublishInput(Schema):
+    topic = fields.Str(required=True)
+    payload = fields.Raw(required=True, metadata={"description": "checked against the topic's schema"})
+
+
+class ChannelReply(Schema):
+    topic = fields.Str()
+
+
+class AuthInput(Schema):
+    token = fields.Str(required=True, metadata={"description": "credentials for the gateway's authenticate hook"})
+
+
+class AuthReply(Schema):
+    authenticated = fields.Bool()
+
+
+class BuiltinActions(Resource):
+    """Actions of the gateway itself: introspection, subscriptions, publishing."""
+
+    name = "__gateway__"
+
+    @action(name="__ping__")
+    def ping(self, data: Any) -> str:
+        """Answer "pong"; clients use it as a heartbeat."""
+        return "pong"
+
+    @action(name="__schema__")
+    async def schema(self, data: Any) -> dict:
+        """The whole contract: resources, actions, topics, as JSON Schema."""
+        return await self.gateway.schema_for(self.user)
+
+    @action(AuthInput, AuthReply, name="__auth__")
+    async def auth(self, data: dict) -> dict:
+        """Authenticate this connection with a token (for clients that cannot set headers)."""
+        await self.session.authenticate(data["token"])
+        return {"authenticated": True}
+
+    async def _may_subscribe(self, channel: str) -> Any:
+        """The topic of ``channel``, once this user may subscribe to it (FORBIDDEN otherwise)."""
+        topic, params = self.gateway.find_topic(channel)
+        if not topic.client_subscribe:
+            raise ActionError(ErrorCode.FORBIDDEN, f"clients may not subscribe to {topic.pattern!r}")
+        await require(topic.can_subscribe, self.user, params, f"subscribe to {channel!r}")
+        return topic
+
+    @action(SubscribeInput, SubscribeReply, name="__subscribe__")
+    async def subscribe_channel(self, data: dict) -> dict:
+        """Receive the topic's events; ``fields`` selects what each event carries.
+
+        On topics with history the reply carries the channel's ``epoch`` and
+        ``offset``; with ``since`` the events missed after it come first and
+        ``recovered`` says whether all of them could be. On topics without
+        history ``since`` replays nothing and the reply says ``recovered: false``.
+        """
+        async with self.session.in_order(data["topic"]):
+            await self._may_subscribe(data["topic"])
+            joined = await self.session.join(data["topic"], data["fields"], _position(data["since"]))
+        reply: dict[str, Any] = {"topic": data["topic"]}
+        if joined is not None:
+            if joined.position is not None:
+                reply.update(epoch=joined.position.epoch, offset=joined.position.offset)
+            if joined.recovered is not None:
+                reply["recovered"] = joined.recovered
+        elif data["since"] is not None:  # a topic without history cannot replay: the client must know it was not
+            reply["recovered"] = False
+        return reply
+
+    @action(HistoryInput, HistoryReply, name="__history__")
+    async def history(self, data: dict) -> dict:
+        """The retained events of a topic with history; the same permissions as subscribing."""
+        topic = await self._may_subscribe(data["topic"])
+        selection = topic.select(data["fields"])
+        since = _position(data["since"])
+        page = await self.gateway.history(data["topic"], since, data["limit"])
+        reply: dict[str, Any] = {
+            "topic": data["topic"], "epoch": page.position.epoch, "offset": page.position.offset,
+            "events": [{"offset": logged.offset, "data": payload_of(logged.data, selection)} for logged in page.events],
+        }
+        if since is not None:
+            reply["recovered"] = page.complete
+        return reply
+
+    @action(UnsubscribeInput, ChannelReply, name="__unsubscribe__")
+    async def unsubscribe_channel(self, data: dict) -> dict:
+        """Stop receiving the topic's events."""
+        async with self.session.in_order(data["topic"]):
+            self.gateway.find_topic(data["topic"])
+            await self.session.unsubscribe(data["topic"])
+        return {"topic": data["topic"]}
+
+    @action(PublishInput, ChannelReply, name="__publish__")
+    async def publish_channel(self, data: dict) -> dict:
+        """Publish a payload to a topic declared with ``client_publish=True``."""
+        topic, params = self.gateway.find_topic(data["topic"])
+        if not topic.client_publish:
+            raise ActionError(ErrorCode.FORBIDDEN, f"clients may not publish to {topic.pattern!r}")
+        await require(topic.can_publish, self.user, params, f"publish to {data['topic']!r}")
+        try:
+            await self.gateway.publish(data["topic"], topic.accept(data["payload"]))
+        except ValidationError as exc:
+            raise ActionError(ErrorCode.INVALID_DATA, "payload does not match the topic's schema",
+                              {"payload": exc.messages}) from None
+        return {"topic": data["topic"]}
+
+
+def _position(since: dict | None) -> Position | None:
+    return Position(since["epoch"], since["offset"]) if since is not None else None

@@ -1,0 +1,335 @@
+"""One client's session: who it is, what it listens to, what it may still send, what it runs.
+
+A `Session` knows nothing of Tornado: it takes text frames (`Session.receive`)
+and hands its reply, error and event frames to a `Transport`, the websocket
+`Connection` in production, an in-process one in `drizzle_gateway.testing`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..wire.dialect import CloseCode
+from ..wire.errors import ActionError, ErrorCode
+from ..wire.history import Position
+from . import dispatch
+from .auth import Credentials
+from .fanout import Joined, View
+from .limits import TokenBucket
+from .pacing import Pacer
+
+if TYPE_CHECKING:
+    from tornado.httputil import HTTPServerRequest
+
+    from ..gateway import Gateway
+    from ..transport.outbox import Frame
+    from ..wire.dialect import Protocol as Dialect
+    from ..wire.dialect import Request
+
+logger = logging.getLogger("drizzle_gateway")
+
+
+class Transport(Protocol):
+    """What a session needs of the connection under it."""
+
+    request: HTTPServerRequest
+    """The handshake (what ``authenticate`` sees)."""
+
+    def send_frame(self, frame: str | Frame) -> bool:
+        """Queue one text frame; True when the peer is congested (await `drained`)."""
+
+    async def drained(self) -> None:
+        """Return once the peer has read its backlog (or is gone)."""
+
+    async def released(self) -> None:
+        """Return once the peer no longer holds publishers (drained, gone, or its hold spent)."""
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Close the connection after the frames already queued."""
+
+
+class Session:
+    """What one connection has: its user, subscriptions, rate bucket and running requests.
+
+    Each request that waits runs as its own task, so a slow action never
+    holds back the replies of others. With ``limits.max_in_flight``
+    requests running, `receive` returns a future and the transport reads
+    nothing more until it resolves: pipelined requests wait (backpressure),
+    they are never refused. So it does while the session is paused after a
+    costly request (``limits.cpu_share``, `pacing.Pacer`). Subscriptions
+    last as long as the session.
+    """
+
+    def __init__(self, gateway: Gateway, transport: Transport, protocol: Dialect | None = None) -> None:
+        self.gateway = gateway
+        self.transport = transport
+        self.protocol = protocol or gateway.protocol
+        self.user: Any = None
+        self.channels: set[str] = set()
+        self.ended = False
+        limits = gateway.limits
+        self._bucket = TokenBucket(limits.rate, limits.burst_size) if limits.rate else None
+        self._pacer = Pacer(limits.cpu_share) if limits.cpu_share is not None else None
+        # While paused after a costly request: the pause's end, and the future the reader waits on.
+        self._pause: tuple[asyncio.TimerHandle, asyncio.Future[None]] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._auth_deadline: asyncio.TimerHandle | None = None
+        self._slot_free: asyncio.Future[None] | None = None
+        self._held_since: float | None = None  # reading held back since (loop time), or None
+        self._released_at = float("-inf")
+        self._turns: dict[str, asyncio.Future[None]] = {}  # per channel: the last subscribe/unsubscribe to finish
+
+    @property
+    def tasks(self) -> frozenset[asyncio.Task[None]]:
+        """The requests of this session still running."""
+        return frozenset(self._tasks)
+
+    # -- life -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Join the gateway's sessions; without a user, start the ``limits.auth_timeout`` clock."""
+        self.gateway.sessions.add(self)
+        delay = self.gateway.limits.auth_timeout
+        if self.gateway.authenticate is not None and self.user is None and delay is not None:
+            self._auth_deadline = asyncio.get_running_loop().call_later(delay, self._auth_expired)
+
+    def end(self) -> None:
+        """The connection is gone: cancel its requests, leave its channels, leave the gateway."""
+        self.ended = True
+        if self._slot_free is not None and not self._slot_free.done():
+            self._slot_free.set_result(None)
+        if self._auth_deadline is not None:
+            self._auth_deadline.cancel()
+        if self._pause is not None:
+            self._pause[0].cancel()
+            _resolve(self._pause[1])
+            self._pause = None
+        self.gateway.sessions.discard(self)
+        for task in self._tasks:
+            task.cancel()
+        for channel in self.channels:
+            self.gateway.fanout.discard(self, channel)
+        self.channels.clear()
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Close the connection (after the frames already queued)."""
+        self.transport.close(code, reason)
+
+    # -- frames in --------------------------------------------------------------
+
+    def receive(self, message: str | bytes) -> asyncio.Future[None] | None:
+        """Start the frame's request; while ``max_in_flight`` run, a future to wait for before reading on.
+
+        The first request of a loop turn runs its first step now
+        (`eager.FirstOfTurn`): one that never waits, as most do, has its
+        reply handed to the transport before this returns. Later requests of
+        the same turn start as tasks on the next turn. A request that waits
+        goes on as its own task, under the ``limits.action_timeout`` deadline.
+        A request read while the session is paused after a costly one
+        (``limits.cpu_share``) starts when the pause ends; the future
+        returned resolves then.
+        """
+        pacer = self._pacer
+        began = pacer.clock() if pacer is not None else 0.0
+        request = dispatch.intake(self, message)
+        if isinstance(request, str):
+            self.send_frame(request)
+            if pacer is not None and pacer.costly(pacer.clock() - began):
+                return self._start_later(None, pacer.resume_at)
+            return None
+        if pacer is None:
+            # Handed on, never held in this frame: a first-step error's frames link back to it (a cycle for the GC).
+            return self._running(self.gateway.starter.start(self._serve(request)))
+        if pacer.paused():
+            return self._start_later(request, pacer.resume_at)
+        return self._start(request, pacer.clock() - began)
+
+    def _start(self, request: Request, spent: float = 0.0) -> asyncio.Future[None] | None:
+        """Start a request whose intake took ``spent`` seconds; a future to wait for while it runs or pauses."""
+        held = self._running(self.gateway.starter.start(self._paced(request, spent)))
+        if held is None and self._pacer is not None and self._pacer.paused():  # its first step was costly
+            return self._start_later(None, self._pacer.resume_at)
+        return held
+
+    def _start_later(self, request: Request | None, when: float) -> asyncio.Future[None]:
+        """A future resolved once ``request`` (if any) started at loop time ``when`` and may be read past."""
+        loop = asyncio.get_running_loop()
+        resumed = loop.create_future()
+
+        def resume() -> None:
+            self._pause = None
+            held = None if request is None or self.ended else self._start(request)
+            if held is None:
+                _resolve(resumed)
+            else:
+                held.add_done_callback(lambda _: _resolve(resumed))
+
+        self._pause = (loop.call_at(when, resume), resumed)
+        return resumed
+
+    def _running(self, task: asyncio.Task[None] | None) -> asyncio.Future[None] | None:
+        """Track a request that goes on waiting; while ``max_in_flight`` run, the future `receive` returns."""
+        if task is None:  # answered at once, as most requests are
+            return None
+        self._tasks.add(task)
+        task.add_done_callback(self._request_done)
+        self.gateway.deadlines.watch(task, self.gateway.limits.action_timeout)
+        limit = self.gateway.limits.max_in_flight
+        if limit is not None and len(self._tasks) >= limit:
+            loop = asyncio.get_running_loop()
+            self._slot_free = loop.create_future()
+            self._held_since = loop.time()
+            return self._slot_free
+        return None
+
+    async def _serve(self, request: Request) -> None:
+        if self.send_frame(await dispatch.respond(self, request)):
+            await self.drained()  # a peer that does not read its replies holds its in-flight slots
+
+    async def _paced(self, request: Request, spent: float) -> None:
+        """`_serve`, its steps charged to the session's `Pacer` (with ``spent``, its intake)."""
+        assert self._pacer is not None
+        if self.send_frame(await self._pacer.metered(dispatch.respond(self, request), spent)):
+            await self.drained()
+
+    def _request_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self.gateway.deadlines.forget(task)
+        waiting = self._slot_free
+        if waiting is not None and not waiting.done():
+            self._slot_free = None
+            self._held_since, self._released_at = None, asyncio.get_running_loop().time()
+            waiting.set_result(None)
+
+    def reading_held_since(self, when: float) -> bool:
+        """Whether reading was held back (``max_in_flight``) at any time since loop time ``when``.
+
+        Pongs wait unread behind held requests, so the heartbeat excuses such a peer.
+        """
+        return self._held_since is not None or self._released_at >= when
+
+    def throttled(self) -> ActionError | None:
+        """RATE_LIMITED if this frame is over the session's rate, else None (every frame counts)."""
+        if self._bucket is None:
+            return None
+        wait = self._bucket.take()
+        if not wait:
+            return None
+        return ActionError(ErrorCode.RATE_LIMITED, "too many requests; slow down", {"retry_after": round(wait, 3)})
+
+    # -- frames out -------------------------------------------------------------
+
+    def send_frame(self, frame: str | Frame) -> bool:
+        """Queue one text frame for the peer; True when it is congested (await `drained`)."""
+        return self.transport.send_frame(frame)
+
+    async def drained(self) -> None:
+        """Wait until the peer has read down to half of ``limits.send_queue_bytes`` (or is gone)."""
+        await self.transport.drained()
+
+    async def released(self) -> None:
+        """Wait until the peer no longer holds publishers (for at most ``limits.publish_wait``)."""
+        await self.transport.released()
+
+    # -- authentication ---------------------------------------------------------
+
+    async def authenticate(self, token: str | None = None) -> Any:
+        """Ask the gateway's ``authenticate`` hook who this is; UNAUTHENTICATED when refused.
+
+        Without ``token`` the hook sees the handshake only. On success ``user``
+        is set and the unauthenticated-close deadline is lifted.
+        """
+        self.user = await self.gateway.identify(Credentials(self.transport.request, token))
+        if self._auth_deadline is not None:
+            self._auth_deadline.cancel()
+            self._auth_deadline = None
+        return self.user
+
+    def _auth_expired(self) -> None:
+        self._auth_deadline = None
+        if self.user is None:
+            self.close(CloseCode.UNAUTHENTICATED, "not authenticated in time")
+
+    # -- subscriptions ----------------------------------------------------------
+
+    @asynccontextmanager
+    async def in_order(self, channel: str) -> AsyncIterator[None]:
+        """Wait for this session's earlier subscribe/unsubscribe of ``channel`` to finish, then hold its turn.
+
+        Entered before the request's first await, it makes a subscribe and an
+        unsubscribe sent back to back take effect in the order they were sent.
+        """
+        previous = self._turns.get(channel)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._turns[channel] = done
+        try:
+            if previous is not None and not previous.done():
+                await asyncio.shield(previous)
+            yield
+        finally:
+            if previous is None or previous.done():
+                self._end_turn(channel, done)
+            else:  # cancelled while waiting: the next in line still waits for the earlier one
+                previous.add_done_callback(lambda _: self._end_turn(channel, done))
+
+    def _end_turn(self, channel: str, done: asyncio.Future[None]) -> None:
+        done.set_result(None)
+        if self._turns.get(channel) is done:
+            del self._turns[channel]
+
+    async def subscribe(self, channel: str, fields: list[str] | tuple[str, ...] | None = None) -> str:
+        """Listen to a concrete ``channel``; events flow once this returns."""
+        await self.join(channel, fields)
+        return channel
+
+    async def join(self, channel: str, fields: list[str] | tuple[str, ...] | None = None,
+                   since: Position | None = None) -> Joined | None:
+        """Listen to a concrete ``channel``; on a channel with history, say where the subscription began.
+
+        With ``since`` (an earlier position of this client) the events
+        missed since then are sent first; `Joined.recovered` says whether
+        they could be. Returns None on channels without history.
+        """
+        topic, _ = self.gateway.find_topic(channel)
+        limit = self.gateway.limits.max_subscriptions
+        if limit is not None and channel not in self.channels and len(self.channels) >= limit:
+            raise ActionError(ErrorCode.LIMIT_EXCEEDED, "too many subscriptions on this connection",
+                              {"limit": "max_subscriptions", "max": limit})
+        view = View(self.protocol, topic.select(fields))
+        fanout = self.gateway.fanout
+        joined = None
+        try:
+            if topic.history is None:
+                await fanout.add(self, channel, view)
+            else:
+                joined = await fanout.add_logged(self, channel, view, topic.history, since)
+        except BaseException:  # refused, timed out or cancelled mid-join (e.g. a replay): not subscribed
+            fanout.discard(self, channel)
+            self.channels.discard(channel)
+            raise
+        if self.ended:  # closed while joining
+            fanout.discard(self, channel)
+            self.channels.discard(channel)
+        else:
+            # Subscribing again (other fields) swaps the view in place: the channel is never left, so no
+            # event falls between the old view and the new one.
+            fanout.keep_only(self, channel, view)
+            self.channels.add(channel)
+        return joined
+
+    async def unsubscribe(self, channel: str) -> bool:
+        """Stop listening to ``channel``; False if this session was not listening."""
+        if channel not in self.channels:
+            return False
+        self.channels.discard(channel)
+        self.gateway.fanout.discard(self, channel)
+        return True
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

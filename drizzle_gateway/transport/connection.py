@@ -1,0 +1,235 @@
+"""The Tornado handler behind the gateway's websocket route: Tornado frames in and out of a `Session`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+from tornado.ioloop import IOLoop
+from tornado.websocket import WebSocketHandler, WebSocketProtocol
+
+from ..runtime.session import Session
+from ..wire.dialect import SUBPROTOCOL, CloseCode, Protocol
+from ..wire.errors import ActionError, ErrorCode
+from .frame_reader import ChunkReader
+from .outbox import Frame, Outbox
+from .tornado_internals import websocket_params
+
+if TYPE_CHECKING:
+    from ..gateway import Gateway
+
+logger = logging.getLogger("drizzle_gateway")
+
+
+class HeldReadProtocol(ChunkReader):
+    """Tornado's server-side websocket protocol, reading a chunk at a time, whose heartbeat excuses a held peer.
+
+    Control frames and fragments count against the handler's frame rate (`ChunkReader.admit`).
+    The heartbeat part: the handler says whether it held back reading at any time since a
+    moment (``handler.reading_held_since(when)``); a pong is then counted
+    as received, since it may wait unread behind the peer's requests.
+    """
+
+    handler: Connection  # what `held_read_protocol` is given
+
+    def admit(self) -> bool:
+        """A control frame or a fragment takes a token of the connection's rate (``handler.admits_frame()``)."""
+        return bool(self.handler.admits_frame())
+
+    def pong_received(self) -> bool:
+        """A pong arrived since the last ping, or reading was held back meanwhile (it may wait unread)."""
+        return super().pong_received() or self.handler.reading_held_since(self._pinged_at)
+
+    def set_pong_received(self, value: bool) -> None:
+        """Tornado's record of a pong; as it clears it to send a ping, the ping's time is noted."""
+        super().set_pong_received(value)
+        if not value:  # Tornado clears it as it sends a ping
+            self._pinged_at = IOLoop.current().time()
+
+
+def held_read_protocol(handler: Connection) -> HeldReadProtocol | None:
+    """What ``WebSocketHandler.get_websocket_protocol`` makes, as a `HeldReadProtocol`."""
+    if handler.request.headers.get("Sec-WebSocket-Version") != "13":
+        return None
+    return HeldReadProtocol(handler, False, websocket_params(handler))
+
+
+class Connection(WebSocketHandler):
+    """Adapts one websocket to its `Session`: the handshake checks, frames, the send queue, the close.
+
+    The session holds what the connection has (user, subscriptions, running
+    requests); this class only speaks Tornado. Frames go out in order
+    through an `Outbox` that watches for a peer that stops reading.
+    """
+
+    gateway: Gateway
+    session: Session
+
+    def initialize(self, gateway: Gateway, protocol: Protocol | None = None) -> None:
+        self.gateway = gateway
+        self.session = Session(gateway, self, protocol)
+        self.outbox: Outbox | None = None
+
+    # -- what the session holds, seen from the socket (Tornado Drizzle handlers use these) --
+
+    @property
+    def user(self) -> Any:
+        """The authenticated user, or None."""
+        return self.session.user
+
+    @property
+    def channels(self) -> set[str]:
+        """The channels this socket listens to."""
+        return self.session.channels
+
+    async def subscribe(self, channel: str, fields: list[str] | tuple[str, ...] | None = None) -> str:
+        """Listen to a concrete ``channel`` (see `Session.subscribe`)."""
+        return await self.session.subscribe(channel, fields)
+
+    async def unsubscribe(self, channel: str) -> bool:
+        """Stop listening to ``channel`` (see `Session.unsubscribe`)."""
+        return await self.session.unsubscribe(channel)
+
+    # -- limits Tornado enforces ------------------------------------------------
+
+    @property
+    def max_message_size(self) -> int:
+        """Frames above ``limits.max_frame_bytes`` close the socket with 1009."""
+        return self.gateway.limits.frame_bytes
+
+    @property
+    def ping_interval(self) -> float | None:
+        """Seconds between server pings (``limits.ping_interval``); None or 0: no pings."""
+        return self.gateway.limits.ping_interval
+
+    @property
+    def ping_timeout(self) -> float | None:
+        """Seconds a peer has to answer a ping before it is disconnected."""
+        return self.gateway.limits.ping_timeout
+
+    # -- Tornado hooks ------------------------------------------------------
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        """Speak ``drizzle.v1`` when asked; a client that asks for none is served too."""
+        return SUBPROTOCOL if SUBPROTOCOL in subprotocols else None
+
+    def check_origin(self, origin: str) -> bool:
+        """Apply the gateway's origin policy."""
+        return self.gateway.allows_origin(origin, self.request)
+
+    async def get(self, *args: str, **kwargs: str) -> None:
+        """Check the Host and the Origin, authenticate from the handshake (with ``authenticate``), upgrade.
+
+        A refused Host gets 400 and a refused origin 403 before the
+        ``authenticate`` hook runs; an address that failed authentication
+        too often gets 429 with ``Retry-After``.
+        """
+        if not self.gateway.allows_host(self.request):
+            self.set_status(400)
+            self.finish("Host not allowed")
+            return
+        origin = self.request.headers.get("Origin")
+        same_origin = self.request.headers.get("Sec-Fetch-Site") in ("same-origin", "none")
+        if origin is not None and not same_origin and not self.check_origin(origin):
+            self.set_status(403)
+            self.finish("Cross origin websockets not allowed")
+            return
+        if self.gateway.authenticate is not None and not self.gateway.closing:
+            try:
+                await self.session.authenticate()
+            except ActionError as exc:  # the client may still send __auth__ before auth_timeout
+                if exc.code == ErrorCode.RATE_LIMITED:
+                    self.set_status(429)
+                    self.set_header("Retry-After", str(math.ceil(exc.details["retry_after"])))
+                    self.finish(exc.message)
+                    return
+        await super().get(*args, **kwargs)
+
+    def open(self, *args: str, **kwargs: str) -> Awaitable[None] | None:  # as Tornado's: subclasses may await
+        if self.gateway.closing:
+            self.close(CloseCode.GOING_AWAY, "server shutting down")
+            return None
+        self.set_nodelay(True)  # the outbox already coalesces small frames per loop turn; Nagle would only delay
+        limits = self.gateway.limits
+        self.outbox = Outbox(self, limits.queue_bytes, self.gateway.flusher, limits.send_timeout, limits.publish_wait,
+                             limits.queue_cap)
+        self.session.start()
+        return None
+
+    def on_message(self, message: str | bytes) -> asyncio.Future:
+        """Hand the frame to the session; Tornado reads the next frame once the returned future is done.
+
+        The first request of a loop turn runs its first step now
+        (`Session.receive`), so one that never waits has its reply written
+        before this returns. While ``max_in_flight`` requests run, the future
+        is done when one finishes: TCP then pushes back on the client, and
+        pipelined requests wait rather than being refused. Otherwise it is
+        done on the next loop turn: by then the peer's next frame has often
+        arrived and is read at once, where reading straight away would find
+        nothing and park the socket in epoll for each request.
+        """
+        held = self.session.receive(message)
+        if held is not None:
+            return held
+        loop = asyncio.get_running_loop()
+        next_turn = loop.create_future()
+        loop.call_soon(_resolve, next_turn)
+        return next_turn
+
+    def reading_held_since(self, when: float) -> bool:
+        """Whether reading was held back (``max_in_flight``) at any time since loop time ``when``."""
+        return self.session.reading_held_since(when)
+
+    def admits_frame(self) -> bool:
+        """Whether a frame that is not a whole message (ping, pong, fragment) is within ``limits.rate``.
+
+        It takes a token from the session's bucket, as every request frame does; the reader
+        closes the connection with 1008 when there is none (there is no request to refuse).
+        """
+        return self.session.throttled() is None
+
+    def get_websocket_protocol(self) -> WebSocketProtocol | None:
+        """Tornado's protocol, with a heartbeat that excuses a peer whose frames are held unread."""
+        return held_read_protocol(self)
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Close the websocket after the frames already queued for it."""
+        if self.outbox is not None:
+            self.outbox.finish()
+        super().close(code, reason)
+
+    def on_close(self) -> None:
+        if self.outbox is not None:
+            self.outbox.drop()
+        self.session.end()
+
+    # -- sending ------------------------------------------------------------
+
+    def send_frame(self, frame: str | Frame) -> bool:
+        """Queue one encoded text frame; True when its producer should wait (`drained`, `released`).
+
+        Frames go out in order through the connection's `Outbox`; a peer
+        that stays congested for ``limits.send_timeout``, or falls more than
+        ``limits.queue_cap`` bytes behind, is closed as a slow consumer. A
+        closed socket drops the frame silently; a socket refused at open
+        (the gateway is shutting down) has no outbox and sends nothing.
+        """
+        return self.outbox.send(frame) if self.outbox is not None else False
+
+    async def drained(self) -> None:
+        """Wait until the peer has read down to half of ``limits.send_queue_bytes`` (or is closed)."""
+        if self.outbox is not None:
+            await self.outbox.drained()
+
+    async def released(self) -> None:
+        """Wait until the peer no longer holds publishers: drained, closed, or ``limits.publish_wait`` spent."""
+        if self.outbox is not None:
+            await self.outbox.released()
+
+
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)

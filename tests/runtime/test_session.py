@@ -1,0 +1,208 @@
+"""`runtime.session.Session`: what one connection holds (subscriptions) and lets go, in process and on close."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import itertools
+import json
+import logging
+
+import pytest
+
+from drizzle_gateway.client import RemoteError
+from drizzle_gateway.runtime.limits import Limits
+from drizzle_gateway.runtime.pacing import COSTLY_STEP
+from drizzle_gateway.runtime.session import Session
+
+MESSAGE = {"author": {"name": "ada"}, "text": "hello"}
+
+
+@pytest.mark.gen_test
+async def test_subscriptions_per_connection_are_capped(gateway, test_client):
+    gateway.limits = Limits(max_subscriptions=2)
+    client = await test_client()
+    await client.subscribe("chat.a")
+    await client.subscribe("chat.b")
+    await client.subscribe("chat.a")  # again: still two
+    with pytest.raises(RemoteError) as refused:
+        await client.subscribe("chat.c")
+    assert refused.value.code == "LIMIT_EXCEEDED"
+    assert refused.value.details == {"limit": "max_subscriptions", "max": 2}
+    await client.unsubscribe("chat.a")
+    assert await client.subscribe("chat.c") == {"topic": "chat.c"}
+
+
+async def assert_closing_drops_subscriptions(gateway, open_client) -> None:
+    """A client that closes leaves its channels; the others still hear them."""
+    client, other = await open_client(), await open_client()
+    await client.subscribe("alerts")
+    await client.subscribe("chat.a")
+    await other.subscribe("alerts")
+    assert gateway.fanout.subscribers("alerts") == 2
+    await client.close()
+    async with asyncio.timeout(2):  # a socket's close reaches the server a little later
+        while gateway.fanout.subscribers("alerts") != 1:
+            await asyncio.sleep(0.01)
+    assert gateway.fanout.subscribers("chat.a") == 0
+    await gateway.publish("alerts", MESSAGE)
+    assert (await other.next_event(2)).data == MESSAGE
+
+
+@pytest.mark.gen_test
+async def test_closing_a_connection_removes_its_subscriptions(gateway, test_client):
+    await assert_closing_drops_subscriptions(gateway, test_client)
+
+
+# -- over a real socket: the websocket's close ends the session ------------------------------------
+
+
+@pytest.mark.gen_test
+async def test_a_closed_socket_leaves_its_channels(gateway, connect):
+    await assert_closing_drops_subscriptions(gateway, connect)
+
+
+# -- when replies go out ----------------------------------------------------------------------------
+
+
+class RecordingTransport:
+    """A transport that keeps the frames it is given, in order."""
+
+    request = None
+
+    def __init__(self) -> None:
+        self.frames: list[str] = []
+
+    def send_frame(self, frame) -> bool:
+        self.frames.append(frame)
+        return False
+
+    async def drained(self) -> None:
+        return None
+
+    def close(self, code=None, reason=None) -> None:
+        self.frames.append(f"closed {code}")
+
+
+@pytest.mark.gen_test
+async def test_a_request_that_never_waits_is_answered_before_the_next_frame_is_read(gateway):
+    transport = RecordingTransport()
+    session = Session(gateway, transport)
+    session.start()
+    try:
+        assert session.receive('{"request_id": 1, "resource": "lab", "action": "plain"}') is None
+        assert transport.frames == ['{"request_id":1,"data":{"kind":"plain","data":null}}']
+        assert session.tasks == frozenset()  # nothing left running
+        # One that waits answers later, from its own task.
+        assert session.receive('{"request_id": 2, "resource": "lab", "action": "sleep", '
+                               '"data": {"seconds": 0.01, "tag": "t"}}') is None
+        assert len(transport.frames) == 1 and len(session.tasks) == 1
+        await asyncio.wait_for(asyncio.gather(*session.tasks), 5)
+        assert transport.frames[1] == '{"request_id":2,"data":{"tag":"t"}}'
+    finally:
+        session.end()
+
+
+class BrokenTransport(RecordingTransport):
+    """A transport whose send fails: the request's own task ends with that error, in its first step."""
+
+    def send_frame(self, frame) -> bool:
+        raise ValueError("the transport broke")
+
+
+def test_a_request_failing_in_its_first_step_leaves_no_cyclic_garbage(gateway, caplog):
+    async def garbage_after_failed_request() -> int:
+        session = Session(gateway, BrokenTransport())
+        session.start()
+        gc.collect()
+        gc.disable()
+        try:
+            assert session.receive('{"request_id": 1, "resource": "lab", "action": "plain"}') is None
+            failed = next(iter(session.tasks))
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            assert session.tasks == frozenset()
+            assert isinstance(failed.exception(), ValueError)
+            del failed
+            return gc.collect()
+        finally:
+            gc.enable()
+            session.end()
+
+    with caplog.at_level(logging.ERROR):
+        assert asyncio.run(garbage_after_failed_request()) == 0  # freed by reference counting alone
+
+
+# -- pacing: a costly request pauses its connection (limits.cpu_share) ------------------------------
+
+COSTLY_FRAME = json.dumps({"request_id": 1, "resource": "todos", "action": "create",
+                           "data": {"title": "t", "tags": [1] * (Limits().max_items - 1)}})
+"""A request whose items all fail validation: several ms of the loop, over `pacing.COSTLY_STEP`."""
+
+
+@pytest.mark.gen_test
+async def test_a_costly_request_pauses_its_connection_for_three_times_its_cost(gateway):
+    transport = RecordingTransport()
+    session = Session(gateway, transport)
+    session.start()
+    loop = asyncio.get_running_loop()
+    try:
+        began = loop.time()
+        paused = session.receive(COSTLY_FRAME)
+        spent = loop.time() - began  # at least what the pacer charged: intake and first step
+        assert spent > COSTLY_STEP
+        assert json.loads(transport.frames[0])["code"] == "INVALID_DATA"  # answered at once, then paused
+        assert paused is not None and not paused.done()
+        # A frame read meanwhile is not started before the pause ends: three times the cost (cpu_share 1/4).
+        resume_at = session._pacer.resume_at
+        assert began + 3 * COSTLY_STEP < resume_at <= began + 4 * spent
+        await asyncio.wait_for(paused, 5)
+        assert loop.time() >= resume_at
+        assert session.receive('{"request_id": 2, "resource": "lab", "action": "plain"}') is None
+        assert json.loads(transport.frames[1]) == {"request_id": 2, "data": {"kind": "plain", "data": None}}
+    finally:
+        session.end()
+
+
+@pytest.mark.gen_test
+async def test_a_frame_read_while_paused_starts_when_the_pause_ends(gateway):
+    transport = RecordingTransport()
+    session = Session(gateway, transport)
+    session.start()
+    loop = asyncio.get_running_loop()
+    try:
+        session._pacer.charge(0.02)  # as a 20 ms request would: paused for 60 ms
+        resume_at = session._pacer.resume_at
+        waiting = session.receive('{"request_id": 1, "resource": "lab", "action": "plain"}')
+        assert waiting is not None and transport.frames == []  # read, not started
+        await asyncio.wait_for(waiting, 5)
+        assert loop.time() >= resume_at
+        assert json.loads(transport.frames[0])["request_id"] == 1
+    finally:
+        session.end()
+
+
+@pytest.mark.gen_test
+async def test_cheap_requests_never_pause_and_cpu_share_none_never_does(gateway):
+    transport = RecordingTransport()
+    session = Session(gateway, transport)
+    session.start()
+    ticks = itertools.count()
+    session._pacer.clock = lambda: next(ticks) * 50e-6  # each step 50 µs: cheap, whatever else the machine runs
+    try:
+        for request_id in range(200):  # cheap: never charged
+            session.receive(json.dumps({"request_id": request_id, "resource": "lab", "action": "plain"}))
+        async with asyncio.timeout(5):  # the first ran at once, the others as tasks on the next turns
+            while len(transport.frames) < 200:
+                await asyncio.sleep(0)
+        assert sorted(json.loads(frame)["request_id"] for frame in transport.frames) == list(range(200))
+        assert session._pacer.resume_at == float("-inf")
+    finally:
+        session.end()
+    gateway.limits = Limits(cpu_share=None)
+    unpaced = Session(gateway, RecordingTransport())
+    unpaced.start()
+    try:
+        assert unpaced.receive(COSTLY_FRAME) is None
+    finally:
+        unpaced.end()

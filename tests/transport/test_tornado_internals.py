@@ -1,0 +1,125 @@
+"""The raw send path against Tornado's own: the same bytes on the wire, and a loud failure if Tornado changes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import struct
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import tornado
+import tornado.web
+from tornado.websocket import WebSocketHandler
+
+from drizzle_gateway.transport import tornado_internals
+from drizzle_gateway.transport.outbox import Flusher, Frame, Outbox, text_frame
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+SIZES = (0, 125, 126, 65535, 65536)
+
+
+def text_of(size: int) -> str:
+    """A text whose UTF-8 form is exactly ``size`` bytes, with two- and three-byte characters in it."""
+    return "é€a" * (size // 6) + "a" * (size % 6)
+
+
+class TornadoWrites(WebSocketHandler):
+    """Sends one message of ``?size=`` bytes the way Tornado itself does: ``write_message``."""
+
+    def open(self) -> None:
+        self.write_message(text_of(int(self.get_argument("size"))))
+
+
+class OutboxWrites(WebSocketHandler):
+    """Sends the same message through drizzle_gateway's `Outbox`, as a reply (``?as=reply``) or an event."""
+
+    def open(self) -> None:
+        text = text_of(int(self.get_argument("size")))
+        outbox = Outbox(self, limit=1 << 20, flusher=Flusher())
+        outbox.send(text if self.get_argument("as") == "reply" else Frame(text))
+
+
+@pytest.fixture
+def app() -> tornado.web.Application:
+    return tornado.web.Application([("/tornado", TornadoWrites), ("/outbox", OutboxWrites)])
+
+
+async def first_frame(port: int, path: str) -> bytes:
+    """The complete first frame (header and payload) the server sends after a handshake without extensions."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        assert b"sec-websocket-extensions" not in head.lower()  # no compression: the raw path applies
+        start = await asyncio.wait_for(reader.readexactly(2), 10)
+        length, extended = start[1] & 0x7F, b""
+        if length == 126:
+            extended = await reader.readexactly(2)
+            length = struct.unpack("!H", extended)[0]
+        elif length == 127:
+            extended = await reader.readexactly(8)
+            length = struct.unpack("!Q", extended)[0]
+        payload = await asyncio.wait_for(reader.readexactly(length), 10)
+        return start + extended + payload
+    finally:
+        writer.close()
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("size", SIZES)
+async def test_raw_frames_are_byte_for_byte_tornados(http_server, http_port, size):
+    tornados = await first_frame(http_port, f"/tornado?size={size}")
+    assert tornados == text_frame(text_of(size).encode())
+    assert len(tornados) == size + (2 if size < 126 else 4 if size <= 0xFFFF else 10)
+    for sent_as in ("reply", "event"):
+        assert await first_frame(http_port, f"/outbox?size={size}&as={sent_as}") == tornados, sent_as
+
+
+def test_the_installed_tornado_has_what_the_send_path_reads():
+    assert tornado_internals.missing() == []
+    assert tornado.version_info[0] == 6  # setup.cfg: tornado>=6.3,<7
+
+
+BREAKAGES = {
+    "write_buffer renamed": """
+        original = tornado.iostream.BaseIOStream.__init__
+        def __init__(self, *args, **kwargs):
+            original(self, *args, **kwargs)
+        tornado.iostream.BaseIOStream.__init__ = __init__
+    """,
+    "write buffer without len": """
+        del tornado.iostream._StreamBuffer.__len__
+    """,
+    "compressor renamed": """
+        original = tornado.websocket.WebSocketProtocol13.__init__
+        def __init__(self, *args, **kwargs):
+            original(self, *args, **kwargs)
+        tornado.websocket.WebSocketProtocol13.__init__ = __init__
+    """,
+    "frame loop renamed": """
+        original = tornado.websocket.WebSocketProtocol13._accept_connection
+        async def _accept_connection(self, handler):
+            await original(self, handler)
+        tornado.websocket.WebSocketProtocol13._accept_connection = _accept_connection
+    """,
+}
+
+
+@pytest.mark.parametrize("breakage", BREAKAGES)
+def test_a_tornado_without_them_fails_at_import_naming_its_version(breakage):
+    script = "import tornado, tornado.iostream, tornado.websocket\n" + textwrap.dedent(BREAKAGES[breakage]) + (
+        "import drizzle_gateway\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: drizzle_gateway's websocket layer does not support Tornado "
+                           f"{tornado.version}: "), result.stderr
+    assert "tornado>=6.3,<7" in last
