@@ -151,7 +151,7 @@ class GatewayServer:
         self.app = tornado.web.Application(self.gateway.routes())
 
     def subscribers(self) -> int:
-        return self.gateway.fanout.subscribers("feed")
+        return self.gateway.hub.fanout.subscribers("feed")
 
     async def publish(self, payload: dict) -> None:
         await self.gateway.publish(self.topic, payload)

@@ -32,10 +32,11 @@ from typing import TYPE_CHECKING, Any
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
 from .client import BaseClient, ConnectionClosed, Event, Position, RemoteError
+from .runtime.peer import PeerState
 from .runtime.session import Session
-from .transport.outbox import Frame
 from .wire.dialect import CloseCode, decode
 from .wire.errors import ActionError, ErrorCode
+from .wire.frame import Frame
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -44,16 +45,16 @@ __all__ = ["ConnectionClosed", "Event", "Position", "RemoteError", "TestClient"]
 
 
 class _InProcess:
-    """The transport under a `TestClient`'s session: frames go straight to the client."""
+    """The `Peer` under a `TestClient`'s session: frames go straight to the client."""
 
     def __init__(self, client: TestClient, request: HTTPServerRequest) -> None:
         self.client = client
         self.request = request
         self.session: Session | None = None
-        self.closed = False
+        self.state = PeerState.CONNECTING
 
     def send_frame(self, frame: str | Frame) -> bool:
-        if not self.closed:
+        if self.state is not PeerState.CLOSED:
             self.client._receive(self.client.loads(frame.text if isinstance(frame, Frame) else frame))
         return False  # an in-process peer reads everything at once: never congested
 
@@ -68,9 +69,9 @@ class _InProcess:
         self.end(CloseCode.NORMAL if code is None else code, reason)
 
     def end(self, code: int | None, reason: str | None) -> None:
-        if self.closed:
+        if self.state is PeerState.CLOSED:
             return
-        self.closed = True
+        self.state = PeerState.CLOSED
         if self.session is not None:
             self.session.end()
         self.client._ended_with(code, reason)
@@ -128,16 +129,19 @@ class TestClient(BaseClient):
                                     headers=HTTPHeaders({"Host": "testserver", **self.headers}))
         request.remote_ip = self.remote_ip
         link = _InProcess(self, request)
-        session = Session(self.gateway, link)
-        if self.gateway.authenticate is not None and not self.gateway.closing:
+        hub = self.gateway.hub
+        session = Session(hub, link)
+        if hub.authenticate is not None and not hub.closing:
             try:
                 await session.authenticate()
             except ActionError as exc:
                 if exc.code == ErrorCode.RATE_LIMITED:
                     raise ConnectionClosed(None, f"HTTP 429: {exc.message}") from None
-        if self.gateway.closing:
+        if hub.closing:
+            link.state = PeerState.CLOSED
             raise ConnectionClosed(CloseCode.GOING_AWAY, "server shutting down")
         self._link, link.session, self._reading = link, session, None
+        link.state = PeerState.OPEN
         self._started()
         session.start()
         return self
@@ -156,7 +160,7 @@ class TestClient(BaseClient):
         while self._reading is not None and not self._reading.done():
             await self._reading
         assert self._link is not None and self._link.session is not None
-        if self._link.closed:
+        if self._link.state is PeerState.CLOSED:
             raise ConnectionClosed(self.close_code, self.close_reason)
         self._reading = self._link.session.receive(text)
 

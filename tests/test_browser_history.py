@@ -47,8 +47,8 @@ async def publish_cutting_the_socket(gateway: Gateway) -> None:
     for seq in range(1, EVENTS + 1):
         await gateway.publish("feed.lobby", {"author": {"name": "ada"}, "text": f"m{seq}", "seq": seq})
         if seq == CUT_AFTER:
-            for session in list(gateway.sessions):
-                session.transport.ws_connection.stream.close()  # no close frame: the page sees 1006
+            for session in list(gateway.hub.sessions):
+                session.peer.ws_connection.stream.close()  # no close frame: the page sees 1006
         await asyncio.sleep(0.005)
 
 

@@ -98,7 +98,7 @@ async def test_a_new_epoch_is_surfaced_and_its_events_delivered(gateway, connect
     await drop(client)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 5
-    while gateway.sessions and loop.time() < deadline:  # the server notices the drop
+    while gateway.hub.sessions and loop.time() < deadline:  # the server notices the drop
         await asyncio.sleep(0.01)
     gateway.use_broker(MemoryBroker())  # as a restarted process would: the history is gone
     await publish(gateway, [1])
@@ -117,8 +117,8 @@ async def test_a_lost_history_is_told_on_the_first_event_of_the_new_epoch(gatewa
     await publish(gateway, [1, 2])
     assert await offsets(client, 2) == [1, 2]
     # what a broker whose store lost the channel (Redis restarted empty) hands the fan-out
-    gateway.fanout.deliver("feed.lobby", message(3), HistoryPosition("e-new", 1))
-    gateway.fanout.deliver("feed.lobby", message(4), HistoryPosition("e-new", 2))
+    gateway.hub.fanout.deliver("feed.lobby", message(3), HistoryPosition("e-new", 1))
+    gateway.hub.fanout.deliver("feed.lobby", message(4), HistoryPosition("e-new", 2))
     first, second = await client.next_event(5), await client.next_event(5)
     assert (first.offset, first.epoch, first.data["seq"]) == (1, "e-new", 3)
     assert (second.offset, second.epoch, second.data["seq"]) == (2, None, 4)
@@ -133,8 +133,8 @@ async def test_a_gap_notice_is_surfaced_in_place_and_delivery_goes_on_after_it(g
     await publish(gateway, [1, 2])
     assert await offsets(client, 2) == [1, 2]
     # what a broker whose store lost offsets 3-5 before this process read them (trimmed) hands the fan-out
-    gateway.fanout.deliver("feed.lobby", Gap(epoch, 3, 5), HistoryPosition(epoch, 5))
-    gateway.fanout.deliver("feed.lobby", message(6), HistoryPosition(epoch, 6))
+    gateway.hub.fanout.deliver("feed.lobby", Gap(epoch, 3, 5), HistoryPosition(epoch, 5))
+    gateway.hub.fanout.deliver("feed.lobby", message(6), HistoryPosition(epoch, 6))
     lost, after = await client.next_event(5), await client.next_event(5)
     assert (lost.topic, lost.data, lost.offset, lost.gap) == ("feed.lobby", None, None, Gap(epoch, 3, 5))
     assert (after.offset, after.data, after.gap) == (6, {"seq": 6}, None)
@@ -144,8 +144,8 @@ async def test_a_gap_notice_is_surfaced_in_place_and_delivery_goes_on_after_it(g
 
 def skip_live(gateway, through: int) -> None:
     """Make the fan-out withhold the live events up to offset ``through`` from the only session (a silent jump)."""
-    session = next(iter(gateway.sessions))
-    gateway.fanout._floors.setdefault("feed.lobby", {})[session] = through
+    session = next(iter(gateway.hub.sessions))
+    gateway.hub.fanout._floors.setdefault("feed.lobby", {})[session] = through
 
 
 @pytest.mark.gen_test

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 async def in_flight(gateway) -> None:
     """Wait (5 s at most) until some session of ``gateway`` has a request in flight."""
-    await wait_until(lambda: any(session.tasks for session in gateway.sessions), 5)
+    await wait_until(lambda: any(session.tasks for session in gateway.hub.sessions), 5)
 
 
 @pytest.mark.gen_test
@@ -31,7 +31,7 @@ async def test_close_finishes_in_flight_actions_then_closes_with_1001(gateway, c
     pending = asyncio.ensure_future(busy.call("lab", "sleep", {"seconds": 0.5, "tag": "last"}))
     await in_flight(gateway)
     closing = asyncio.ensure_future(gateway.close(timeout=5))
-    await wait_until(lambda: gateway.closing, 5)
+    await wait_until(lambda: gateway.hub.closing, 5)
     with pytest.raises(RemoteError) as refused:
         await idle.ping()
     assert refused.value.code == "SHUTTING_DOWN"

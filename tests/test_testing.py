@@ -102,7 +102,7 @@ async def test_an_unauthenticated_session_is_closed_after_auth_timeout():
         with pytest.raises(ConnectionClosed) as closed:
             await client.next_event(2)
         assert closed.value.code == 4001
-        assert not gateway.sessions
+        assert not gateway.hub.sessions
 
 
 class Slow(Resource):
@@ -142,8 +142,8 @@ async def test_closing_cancels_running_requests_and_drops_subscriptions(gateway)
     with pytest.raises(ConnectionClosed):
         await sleeping
     assert task.cancelled()
-    assert gateway.fanout.subscribers("chat.lobby") == 0
-    assert not gateway.sessions
+    assert gateway.hub.fanout.subscribers("chat.lobby") == 0
+    assert not gateway.hub.sessions
 
 
 @pytest.mark.gen_test

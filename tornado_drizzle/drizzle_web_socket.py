@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from drizzle_gateway.gateway import Gateway
-from drizzle_gateway.transport.connection import Connection
+from drizzle_gateway.transport.connection import Connection, Served
 from drizzle_gateway.wire.dialect import Protocol
 
 from . import serving
@@ -22,7 +24,7 @@ class DrizzleWebSocket(Connection):
     ``allowed_origins`` given to `init_drizzle`).
     """
 
-    def initialize(self, gateway: Gateway | None = None, protocol: Protocol | None = None) -> None:
+    def initialize(self, gateway: Served | None = None, protocol: Protocol | None = None) -> None:
         if gateway is None:
             gateway = self.application.settings.get(SETTINGS_KEY)
             if gateway is None:
@@ -36,7 +38,7 @@ class DrizzleWebSocket(Connection):
         handlers' actions and the tasks they start) publishes through the
         gateway of the application that accepted it (see `tornado_drizzle.serving`).
         """
-        serving.bind(self.gateway)
+        serving.bind(cast(Gateway, self.gateway))
         await super().get(*args, **kwargs)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from drizzle_gateway.contract.resources import Action, Resource
 
@@ -30,7 +30,7 @@ class LegacyAction(Action):
         ``publish()`` in it (and in the tasks it starts) reaches that gateway,
         whichever kind of connection sent the request.
         """
-        serving.bind(instance.gateway)
+        serving.bind(cast("Gateway", instance.gateway))
         result = getattr(instance, self.name)(request.raw)
         if inspect.isawaitable(result):
             result = await result
@@ -63,8 +63,8 @@ class DrizzleHandler(Resource):
         cls.actions = {**legacy, **cls.actions}
 
     def __init__(self, session: Session, gateway: Gateway | None = None) -> None:
-        super().__init__(session, gateway if gateway is not None else session.gateway)
-        self.client_socket = session.transport
+        super().__init__(session, gateway if gateway is not None else session.hub.registry)
+        self.client_socket = session.peer
 
     def subscribe(self, key: str) -> asyncio.Future:  # type: ignore[override]
         """Send this socket what is published to ``key`` from now on; yield the result to wait.

@@ -55,7 +55,7 @@ class Subscriptions(Mapping[str, frozenset["Connection"]]):
 
     def __getitem__(self, key: str) -> frozenset[Connection]:
         # Served by Tornado, the shim's sessions run over its sockets (Connections).
-        sockets = frozenset(cast("Connection", s.transport) for s in current_gateway().sessions if key in s.channels)
+        sockets = frozenset(cast("Connection", s.peer) for s in current_gateway().hub.sessions if key in s.channels)
         if not sockets:
             raise KeyError(key)
         return sockets
@@ -67,10 +67,10 @@ class Subscriptions(Mapping[str, frozenset["Connection"]]):
         return len(self._keys())
 
     def __contains__(self, key: object) -> bool:
-        return any(key in s.channels for s in current_gateway().sessions)
+        return any(key in s.channels for s in current_gateway().hub.sessions)
 
     def _keys(self) -> set[str]:
-        return {key for s in current_gateway().sessions for key in s.channels}
+        return {key for s in current_gateway().hub.sessions for key in s.channels}
 
     def __repr__(self) -> str:
         try:

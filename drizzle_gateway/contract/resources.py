@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from marshmallow import Schema, ValidationError
 
@@ -14,10 +14,34 @@ from ..wire.errors import ActionError, ErrorCode
 from .permissions import Permission
 
 if TYPE_CHECKING:
-    from ..gateway import Gateway
-    from ..runtime.session import Session
     from ..wire.dialect import Request
     from .topics import Topic
+
+
+class Caller(Protocol):
+    """The connection that sent a request, as its resource sees it (a `Session`)."""
+
+    user: Any
+
+    async def subscribe(self, channel: str, fields: list[str] | tuple[str, ...] | None = None) -> str:
+        """Listen to a concrete channel; in effect when this returns."""
+
+    async def unsubscribe(self, channel: str) -> bool:
+        """Stop listening to a channel; False if it was not listened to."""
+
+
+class Host(Protocol):
+    """The gateway serving a request, as its resource sees it (a `drizzle_gateway.Gateway`)."""
+
+    state: dict[str, Any]
+    """The application's own shared objects."""
+
+    async def publish(self, topic: Topic | str, payload: Any, **params: str) -> None:
+        """Publish ``payload`` to a topic, checked against its schema first."""
+
+    def channel(self, topic: Topic | str, **params: str) -> str:
+        """The concrete channel of ``topic``."""
+
 
 class Action:
     """One callable action: its function, input and output schemas, and docs."""
@@ -108,12 +132,12 @@ class Resource:
         if not cls.name:
             cls.name = cls.__name__.lower()
 
-    def __init__(self, session: Session, gateway: Gateway) -> None:
+    def __init__(self, session: Caller, gateway: Host) -> None:
         self.session = session
         self.gateway = gateway
 
     @property
-    def connection(self) -> Session:
+    def connection(self) -> Caller:
         """The session of the connection that sent the request (the name earlier versions used)."""
         return self.session
 

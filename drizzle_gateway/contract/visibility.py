@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .permissions import Permission, allows
 
 if TYPE_CHECKING:
-    from ..gateway import Gateway
+    from .resources import Resource
     from .topics import Topic
 
 logger = logging.getLogger("drizzle_gateway")
@@ -79,12 +80,13 @@ def _prune_components(document: dict) -> None:
     document["components"] = {"schemas": {name: schema for name, schema in schemas.items() if name in used}}
 
 
-async def visible_schema(gateway: Gateway, user: Any) -> dict:
-    """The gateway's ``__schema__`` without the actions and topics ``user`` may not use."""
-    document = copy.deepcopy(gateway.schema())
-    resources = []
+async def visible_schema(schema: dict, resources: Mapping[str, type[Resource]], topics: Iterable[Topic],
+                         user: Any) -> dict:
+    """``schema`` (a ``__schema__`` document of ``resources`` and ``topics``) without what ``user`` may not use."""
+    document = copy.deepcopy(schema)
+    visible = []
     for entry in document["resources"]:
-        resource = gateway.resources[entry["name"]]
+        resource = resources[entry["name"]]
         actions = []
         for described in entry["actions"]:
             act = resource.get_action(described["name"])
@@ -92,10 +94,10 @@ async def visible_schema(gateway: Gateway, user: Any) -> dict:
             if act is not None and await permits(act.allow, user, params):
                 actions.append(described)
         if actions:
-            resources.append({**entry, "actions": actions})
-    document["resources"] = resources
-    topics = {topic.pattern: topic for topic in gateway.topics}
-    document["topics"] = [t for t in document["topics"] if await _topic_visible(topics[t["name"]], user)]
+            visible.append({**entry, "actions": actions})
+    document["resources"] = visible
+    declared = {topic.pattern: topic for topic in topics}
+    document["topics"] = [t for t in document["topics"] if await _topic_visible(declared[t["name"]], user)]
     _prune_components(document)
     return document
 

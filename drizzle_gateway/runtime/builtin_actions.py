@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
@@ -11,6 +11,10 @@ from ..contract.resources import Resource, action
 from ..schema.publication import payload_of
 from ..wire.errors import ActionError, ErrorCode
 from ..wire.history import Position
+
+if TYPE_CHECKING:
+    from .hub import Registry
+    from .session import Session
 
 
 class PositionSchema(Schema):
@@ -86,6 +90,8 @@ class BuiltinActions(Resource):
     """Actions of the gateway itself: introspection, subscriptions, publishing."""
 
     name = "__gateway__"
+    session: Session
+    gateway: Registry
 
     @action(name="__ping__")
     def ping(self, data: Any) -> str:

@@ -35,7 +35,7 @@ from ..wire.errors import ActionError, ErrorCode
 from .auth import requires_user
 
 if TYPE_CHECKING:
-    from ..gateway import Gateway
+    from .hub import Hub
     from .session import Session
 
 logger = logging.getLogger("drizzle_gateway")
@@ -49,7 +49,7 @@ def intake(session: Session, message: str | bytes) -> Request | str:
         request = parse(session, message)
     except InvalidFrame as invalid:
         return session.protocol.error(invalid.request_id, session.throttled() or invalid)
-    refusal = session.throttled() or _shutting_down(session.gateway)
+    refusal = session.throttled() or _shutting_down(session.hub)
     if refusal is not None:
         return session.protocol.error(request.request_id, refusal)
     return request
@@ -60,7 +60,7 @@ def parse(session: Session, message: str | bytes) -> Request:
 
     A frame too deep for the parser is refused with ``max_depth``'s error, as a shallower deep one is.
     """
-    limits = session.gateway.limits
+    limits = session.hub.limits
     try:
         request = session.protocol.parse(message)
     except NestedTooDeep as deep:
@@ -74,8 +74,8 @@ def parse(session: Session, message: str | bytes) -> Request:
     return request
 
 
-def _shutting_down(gateway: Gateway) -> ActionError | None:
-    if gateway.closing:
+def _shutting_down(hub: Hub) -> ActionError | None:
+    if hub.closing:
         return ActionError(ErrorCode.SHUTTING_DOWN, "server is shutting down; reconnect")
     return None
 
@@ -94,10 +94,10 @@ async def respond(session: Session, request: Request) -> str:
         return session.protocol.error(request.request_id, exc)
     except asyncio.CancelledError:
         task = asyncio.current_task()
-        if task is None or not session.gateway.deadlines.expired(task):
+        if task is None or not session.hub.deadlines.expired(task):
             raise
         task.uncancel()
-        timeout = session.gateway.limits.action_timeout
+        timeout = session.hub.limits.action_timeout
         return session.protocol.error(request.request_id, ActionError(
             ErrorCode.TIMEOUT, f"the action took longer than {timeout}s and was cancelled", {"timeout": timeout}))
     except Exception:
@@ -111,15 +111,15 @@ async def run(session: Session, request: Request) -> Any:
     An action's ``allow(user, params)`` gets ``{"resource", "action", "data"}``
     with the loaded input as ``data``.
     """
-    gateway = session.gateway
-    if gateway.authenticate is not None and session.user is None and requires_user(request.action, request.resource):
+    hub = session.hub
+    if hub.authenticate is not None and session.user is None and requires_user(request.action, request.resource):
         raise ActionError(ErrorCode.UNAUTHENTICATED, "authenticate first (send __auth__ with a token)")
-    resource, act = gateway.find_action(request)  # the registry's lookup: RESOURCE_ or ACTION_NOT_FOUND
+    resource, act = hub.registry.find_action(request)  # the registry's lookup: RESOURCE_ or ACTION_NOT_FOUND
     selection = act.select(request.fields)
     data = act.load(request.data)
     if act.allow is not None:
         params = {"resource": request.resource, "action": act.name, "data": data}
         await require(act.allow, session.user, params, f"call {act.name!r}")
-    result = await act.invoke(resource(session, gateway), data, request)
+    result = await act.invoke(resource(session, hub.registry), data, request)
     return result if selection is None else selection.dump(result)
 

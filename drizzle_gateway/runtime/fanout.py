@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..schema.publication import payload_of
 from ..schema.selection import Selection
-from ..transport.outbox import Frame
+from ..wire.frame import Frame
 from ..wire.history import Position, Retention
 from ..wire.recovery import Arrival, Gap, arrival, missing
 

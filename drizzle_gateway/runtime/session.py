@@ -1,8 +1,10 @@
 """One client's session: who it is, what it listens to, what it may still send, what it runs.
 
 A `Session` knows nothing of Tornado: it takes text frames (`Session.receive`)
-and hands its reply, error and event frames to a `Transport`, the websocket
+and hands its reply, error and event frames to its `Peer`, the websocket
 `Connection` in production, an in-process one in `drizzle_gateway.testing`.
+What it shares with the other sessions (fan-out, deadlines, limits, the
+registry's lookups) it finds on the gateway's `Hub`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ..wire.dialect import CloseCode
 from ..wire.errors import ActionError, ErrorCode
@@ -23,33 +25,13 @@ from .limits import TokenBucket
 from .pacing import Pacer
 
 if TYPE_CHECKING:
-    from tornado.httputil import HTTPServerRequest
-
-    from ..gateway import Gateway
-    from ..transport.outbox import Frame
     from ..wire.dialect import Protocol as Dialect
     from ..wire.dialect import Request
+    from ..wire.frame import Frame
+    from .hub import Hub
+    from .peer import Peer
 
 logger = logging.getLogger("drizzle_gateway")
-
-
-class Transport(Protocol):
-    """What a session needs of the connection under it."""
-
-    request: HTTPServerRequest
-    """The handshake (what ``authenticate`` sees)."""
-
-    def send_frame(self, frame: str | Frame) -> bool:
-        """Queue one text frame; True when the peer is congested (await `drained`)."""
-
-    async def drained(self) -> None:
-        """Return once the peer has read its backlog (or is gone)."""
-
-    async def released(self) -> None:
-        """Return once the peer no longer holds publishers (drained, gone, or its hold spent)."""
-
-    def close(self, code: int | None = None, reason: str | None = None) -> None:
-        """Close the connection after the frames already queued."""
 
 
 class Session:
@@ -57,21 +39,21 @@ class Session:
 
     Each request that waits runs as its own task, so a slow action never
     holds back the replies of others. With ``limits.max_in_flight``
-    requests running, `receive` returns a future and the transport reads
+    requests running, `receive` returns a future and the peer reads
     nothing more until it resolves: pipelined requests wait (backpressure),
     they are never refused. So it does while the session is paused after a
     costly request (``limits.cpu_share``, `pacing.Pacer`). Subscriptions
     last as long as the session.
     """
 
-    def __init__(self, gateway: Gateway, transport: Transport, protocol: Dialect | None = None) -> None:
-        self.gateway = gateway
-        self.transport = transport
-        self.protocol = protocol or gateway.protocol
+    def __init__(self, hub: Hub, peer: Peer, protocol: Dialect | None = None) -> None:
+        self.hub = hub
+        self.peer = peer
+        self.protocol = protocol or hub.dialect
         self.user: Any = None
         self.channels: set[str] = set()
         self.ended = False
-        limits = gateway.limits
+        limits = hub.limits
         self._bucket = TokenBucket(limits.rate, limits.burst_size) if limits.rate else None
         self._pacer = Pacer(limits.cpu_share) if limits.cpu_share is not None else None
         # While paused after a costly request: the pause's end, and the future the reader waits on.
@@ -91,14 +73,14 @@ class Session:
     # -- life -------------------------------------------------------------------
 
     def start(self) -> None:
-        """Join the gateway's sessions; without a user, start the ``limits.auth_timeout`` clock."""
-        self.gateway.sessions.add(self)
-        delay = self.gateway.limits.auth_timeout
-        if self.gateway.authenticate is not None and self.user is None and delay is not None:
+        """Join the hub's sessions; without a user, start the ``limits.auth_timeout`` clock."""
+        self.hub.join(self)
+        delay = self.hub.limits.auth_timeout
+        if self.hub.authenticate is not None and self.user is None and delay is not None:
             self._auth_deadline = asyncio.get_running_loop().call_later(delay, self._auth_expired)
 
     def end(self) -> None:
-        """The connection is gone: cancel its requests, leave its channels, leave the gateway."""
+        """The connection is gone: cancel its requests, leave its channels, leave the hub."""
         self.ended = True
         if self._slot_free is not None and not self._slot_free.done():
             self._slot_free.set_result(None)
@@ -108,16 +90,16 @@ class Session:
             self._pause[0].cancel()
             _resolve(self._pause[1])
             self._pause = None
-        self.gateway.sessions.discard(self)
+        self.hub.leave(self)
         for task in self._tasks:
             task.cancel()
         for channel in self.channels:
-            self.gateway.fanout.discard(self, channel)
+            self.hub.fanout.discard(self, channel)
         self.channels.clear()
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close the connection (after the frames already queued)."""
-        self.transport.close(code, reason)
+        self.peer.close(code, reason)
 
     # -- frames in --------------------------------------------------------------
 
@@ -143,14 +125,14 @@ class Session:
             return None
         if pacer is None:
             # Handed on, never held in this frame: a first-step error's frames link back to it (a cycle for the GC).
-            return self._running(self.gateway.starter.start(self._serve(request)))
+            return self._running(self.hub.starter.start(self._serve(request)))
         if pacer.paused():
             return self._start_later(request, pacer.resume_at)
         return self._start(request, pacer.clock() - began)
 
     def _start(self, request: Request, spent: float = 0.0) -> asyncio.Future[None] | None:
         """Start a request whose intake took ``spent`` seconds; a future to wait for while it runs or pauses."""
-        held = self._running(self.gateway.starter.start(self._paced(request, spent)))
+        held = self._running(self.hub.starter.start(self._paced(request, spent)))
         if held is None and self._pacer is not None and self._pacer.paused():  # its first step was costly
             return self._start_later(None, self._pacer.resume_at)
         return held
@@ -177,8 +159,8 @@ class Session:
             return None
         self._tasks.add(task)
         task.add_done_callback(self._request_done)
-        self.gateway.deadlines.watch(task, self.gateway.limits.action_timeout)
-        limit = self.gateway.limits.max_in_flight
+        self.hub.deadlines.watch(task, self.hub.limits.action_timeout)
+        limit = self.hub.limits.max_in_flight
         if limit is not None and len(self._tasks) >= limit:
             loop = asyncio.get_running_loop()
             self._slot_free = loop.create_future()
@@ -198,7 +180,7 @@ class Session:
 
     def _request_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        self.gateway.deadlines.forget(task)
+        self.hub.deadlines.forget(task)
         waiting = self._slot_free
         if waiting is not None and not waiting.done():
             self._slot_free = None
@@ -225,15 +207,15 @@ class Session:
 
     def send_frame(self, frame: str | Frame) -> bool:
         """Queue one text frame for the peer; True when it is congested (await `drained`)."""
-        return self.transport.send_frame(frame)
+        return self.peer.send_frame(frame)
 
     async def drained(self) -> None:
         """Wait until the peer has read down to half of ``limits.send_queue_bytes`` (or is gone)."""
-        await self.transport.drained()
+        await self.peer.drained()
 
     async def released(self) -> None:
         """Wait until the peer no longer holds publishers (for at most ``limits.publish_wait``)."""
-        await self.transport.released()
+        await self.peer.released()
 
     # -- authentication ---------------------------------------------------------
 
@@ -243,7 +225,7 @@ class Session:
         Without ``token`` the hook sees the handshake only. On success ``user``
         is set and the unauthenticated-close deadline is lifted.
         """
-        self.user = await self.gateway.identify(Credentials(self.transport.request, token))
+        self.user = await self.hub.identify(Credentials(self.peer.request, token))
         if self._auth_deadline is not None:
             self._auth_deadline.cancel()
             self._auth_deadline = None
@@ -294,13 +276,13 @@ class Session:
         missed since then are sent first; `Joined.recovered` says whether
         they could be. Returns None on channels without history.
         """
-        topic, _ = self.gateway.find_topic(channel)
-        limit = self.gateway.limits.max_subscriptions
+        topic, _ = self.hub.registry.find_topic(channel)
+        limit = self.hub.limits.max_subscriptions
         if limit is not None and channel not in self.channels and len(self.channels) >= limit:
             raise ActionError(ErrorCode.LIMIT_EXCEEDED, "too many subscriptions on this connection",
                               {"limit": "max_subscriptions", "max": limit})
         view = View(self.protocol, topic.select(fields))
-        fanout = self.gateway.fanout
+        fanout = self.hub.fanout
         joined = None
         try:
             if topic.history is None:
@@ -326,7 +308,7 @@ class Session:
         if channel not in self.channels:
             return False
         self.channels.discard(channel)
-        self.gateway.fanout.discard(self, channel)
+        self.hub.fanout.discard(self, channel)
         return True
 
 

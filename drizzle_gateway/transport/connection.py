@@ -6,22 +6,36 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from tornado.ioloop import IOLoop
 from tornado.websocket import WebSocketHandler, WebSocketProtocol
 
+from ..runtime.hub import Hub
+from ..runtime.peer import PeerState
 from ..runtime.session import Session
-from ..wire.dialect import SUBPROTOCOL, CloseCode, Protocol
+from ..wire.dialect import SUBPROTOCOL, CloseCode
+from ..wire.dialect import Protocol as Dialect
 from ..wire.errors import ActionError, ErrorCode
+from ..wire.frame import Frame
 from .frame_reader import ChunkReader
-from .outbox import Frame, Outbox
+from .handshake import HandshakePolicy
+from .outbox import Outbox
 from .tornado_internals import websocket_params
 
-if TYPE_CHECKING:
-    from ..gateway import Gateway
-
 logger = logging.getLogger("drizzle_gateway")
+
+
+class Served(Protocol):
+    """What a connection needs of its gateway: the runtime it joins and the handshake's policy."""
+
+    @property
+    def hub(self) -> Hub:
+        """The gateway's runtime (built when serving starts)."""
+
+    @property
+    def handshake(self) -> HandshakePolicy:
+        """Which hosts and origins may connect."""
 
 
 class HeldReadProtocol(ChunkReader):
@@ -65,12 +79,14 @@ class Connection(WebSocketHandler):
     through an `Outbox` that watches for a peer that stops reading.
     """
 
-    gateway: Gateway
+    gateway: Served
     session: Session
 
-    def initialize(self, gateway: Gateway, protocol: Protocol | None = None) -> None:
+    def initialize(self, gateway: Served, protocol: Dialect | None = None) -> None:
         self.gateway = gateway
-        self.session = Session(gateway, self, protocol)
+        self.hub = gateway.hub
+        self.state = PeerState.CONNECTING
+        self.session = Session(self.hub, self, protocol)
         self.outbox: Outbox | None = None
 
     # -- what the session holds, seen from the socket (Tornado Drizzle handlers use these) --
@@ -98,17 +114,17 @@ class Connection(WebSocketHandler):
     @property
     def max_message_size(self) -> int:
         """Frames above ``limits.max_frame_bytes`` close the socket with 1009."""
-        return self.gateway.limits.frame_bytes
+        return self.hub.limits.frame_bytes
 
     @property
     def ping_interval(self) -> float | None:
         """Seconds between server pings (``limits.ping_interval``); None or 0: no pings."""
-        return self.gateway.limits.ping_interval
+        return self.hub.limits.ping_interval
 
     @property
     def ping_timeout(self) -> float | None:
         """Seconds a peer has to answer a ping before it is disconnected."""
-        return self.gateway.limits.ping_timeout
+        return self.hub.limits.ping_timeout
 
     # -- Tornado hooks ------------------------------------------------------
 
@@ -118,7 +134,7 @@ class Connection(WebSocketHandler):
 
     def check_origin(self, origin: str) -> bool:
         """Apply the gateway's origin policy."""
-        return self.gateway.allows_origin(origin, self.request)
+        return self.gateway.handshake.allows_origin(origin, self.request)
 
     async def get(self, *args: str, **kwargs: str) -> None:
         """Check the Host and the Origin, authenticate from the handshake (with ``authenticate``), upgrade.
@@ -127,7 +143,7 @@ class Connection(WebSocketHandler):
         ``authenticate`` hook runs; an address that failed authentication
         too often gets 429 with ``Retry-After``.
         """
-        if not self.gateway.allows_host(self.request):
+        if not self.gateway.handshake.allows_host(self.request):
             self.set_status(400)
             self.finish("Host not allowed")
             return
@@ -137,7 +153,7 @@ class Connection(WebSocketHandler):
             self.set_status(403)
             self.finish("Cross origin websockets not allowed")
             return
-        if self.gateway.authenticate is not None and not self.gateway.closing:
+        if self.hub.authenticate is not None and not self.hub.closing:
             try:
                 await self.session.authenticate()
             except ActionError as exc:  # the client may still send __auth__ before auth_timeout
@@ -149,12 +165,13 @@ class Connection(WebSocketHandler):
         await super().get(*args, **kwargs)
 
     def open(self, *args: str, **kwargs: str) -> Awaitable[None] | None:  # as Tornado's: subclasses may await
-        if self.gateway.closing:
+        if self.hub.closing:
             self.close(CloseCode.GOING_AWAY, "server shutting down")
             return None
+        self.state = PeerState.OPEN
         self.set_nodelay(True)  # the outbox already coalesces small frames per loop turn; Nagle would only delay
-        limits = self.gateway.limits
-        self.outbox = Outbox(self, limits.queue_bytes, self.gateway.flusher, limits.send_timeout, limits.publish_wait,
+        limits = self.hub.limits
+        self.outbox = Outbox(self, limits.queue_bytes, self.hub.flusher, limits.send_timeout, limits.publish_wait,
                              limits.queue_cap)
         self.session.start()
         return None
@@ -197,11 +214,14 @@ class Connection(WebSocketHandler):
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close the websocket after the frames already queued for it."""
+        if self.state is not PeerState.CLOSED:
+            self.state = PeerState.CLOSING
         if self.outbox is not None:
             self.outbox.finish()
         super().close(code, reason)
 
     def on_close(self) -> None:
+        self.state = PeerState.CLOSED
         if self.outbox is not None:
             self.outbox.drop()
         self.session.end()

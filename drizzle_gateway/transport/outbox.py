@@ -32,72 +32,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import struct
 from typing import TYPE_CHECKING
 
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError
 
+from ..runtime.flusher import Flusher
 from ..wire.dialect import CloseCode
+from ..wire.frame import Frame, text_frame
 from .tornado_internals import is_compressed, write_buffer_size
 
 if TYPE_CHECKING:
     from tornado.websocket import WebSocketHandler
 
 logger = logging.getLogger("drizzle_gateway")
-
-_FIN_TEXT = 0x81
-
-
-def text_frame(payload: bytes) -> bytes:
-    """An unmasked, final websocket text frame carrying ``payload`` (RFC 6455 section 5.2)."""
-    size = len(payload)
-    if size < 126:
-        header = bytes((_FIN_TEXT, size))
-    elif size <= 0xFFFF:
-        header = struct.pack("!BBH", _FIN_TEXT, 126, size)
-    else:
-        header = struct.pack("!BBQ", _FIN_TEXT, 127, size)
-    return header + payload
-
-
-class Frame:
-    """One text frame going to many connections: its wire bytes are built once, on first use."""
-
-    __slots__ = ("text", "_wire")
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self._wire: bytes | None = None
-
-    @property
-    def wire(self) -> bytes:
-        """The complete websocket frame (header + UTF-8 payload)."""
-        if self._wire is None:
-            self._wire = text_frame(self.text.encode())
-        return self._wire
-
-
-class Flusher:
-    """Writes the outboxes that received frames during this event-loop turn, once each."""
-
-    def __init__(self) -> None:
-        self._dirty: list[Outbox] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def schedule(self, outbox: Outbox) -> None:
-        """Flush ``outbox`` at the end of this loop turn."""
-        loop = asyncio.get_running_loop()
-        if not self._dirty or loop is not self._loop:  # a loop that stopped before flushing left work behind
-            self._loop = loop
-            loop.call_soon(self._flush)
-        self._dirty.append(outbox)
-
-    def _flush(self) -> None:
-        dirty, self._dirty = self._dirty, []
-        for outbox in dirty:
-            outbox.flush()
-
 
 class Outbox:
     """One connection's outgoing frames, in order; congested above ``limit`` bytes.

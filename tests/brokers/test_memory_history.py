@@ -420,7 +420,7 @@ async def test_a_connection_closed_mid_replay_is_let_go(gateway, raw, monkeypatc
     first = (await ask(sock, "__subscribe__", topic="feed.lobby"))["answer"]["data"]
     await publish(gateway, range(1, 5))
     await recv_events(sock, 4)
-    reading = next(iter(gateway.sessions)).transport
+    reading = next(iter(gateway.hub.sessions)).peer
     never = asyncio.get_running_loop().create_future()
     send = Connection.send_frame
 
@@ -437,13 +437,13 @@ async def test_a_connection_closed_mid_replay_is_let_go(gateway, raw, monkeypatc
     await back.send({"request_id": 1, "action": "__subscribe__",
                      "data": {"topic": "feed.lobby", "since": {"epoch": first["epoch"], "offset": 0}}})
     async with asyncio.timeout(5):
-        while gateway.fanout.subscribers("feed.lobby") < 2:  # joined, replay under way
+        while gateway.hub.fanout.subscribers("feed.lobby") < 2:  # joined, replay under way
             await asyncio.sleep(0.01)
     back.ws.close()
     async with asyncio.timeout(5):
-        while len(gateway.sessions) > 1 or gateway.fanout.subscribers("feed.lobby") > 1:
+        while len(gateway.hub.sessions) > 1 or gateway.hub.fanout.subscribers("feed.lobby") > 1:
             await asyncio.sleep(0.01)
-    assert gateway.fanout.subscribers("feed.lobby") == 1
+    assert gateway.hub.fanout.subscribers("feed.lobby") == 1
 
 
 # -- the ring and its retention at their exact boundaries --------------------------------------------------

@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from drizzle_gateway import Gateway
-from drizzle_gateway.gateway import BROKER_CLOSE_WAIT, CLOSE_HANDSHAKE_WAIT
+from drizzle_gateway.runtime.hub import BROKER_CLOSE_WAIT, CLOSE_HANDSHAKE_WAIT
 from tests.support.redis_server import REPO
 from tests.support.resources import TEST_RESOURCES, TEST_TOPICS
 
@@ -205,9 +205,9 @@ async def test_pipelined_subscribe_then_unsubscribe_leaves_no_live_subscription(
     replies = [await socket.recv() for _ in range(2 * len(channels))]
     assert sorted(reply["request_id"] for reply in replies) == list(range(2 * len(channels)))
     assert all("code" not in reply for reply in replies), replies
-    session = next(iter(gateway.sessions))
+    session = next(iter(gateway.hub.sessions))
     assert session.channels == set()
-    assert all(gateway.fanout.subscribers(channel) == 0 for channel in channels)
+    assert all(gateway.hub.fanout.subscribers(channel) == 0 for channel in channels)
     publisher = await connect()
     for seq, channel in enumerate(channels):
         await publisher.publish(channel, message(seq))

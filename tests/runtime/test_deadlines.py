@@ -38,7 +38,7 @@ async def test_a_shorter_timeout_set_later_still_fires_first():
     gateway.limits = Limits(action_timeout=5, rate=None)
     async with TestClient(gateway) as client:
         long_limit = asyncio.ensure_future(outcome(client, 2))
-        while not any(session.tasks for session in gateway.sessions):  # started under the 5 s limit
+        while not any(session.tasks for session in gateway.hub.sessions):  # started under the 5 s limit
             await asyncio.sleep(0.001)
         gateway.limits = Limits(action_timeout=0.1, rate=None)
         loop = asyncio.get_running_loop()

@@ -242,7 +242,7 @@ async def test_an_action_may_read_the_whole_request(gateway, test_client):
 @pytest.mark.gen_test
 async def test_requests_while_shutting_down_are_refused_with_their_id(gateway, test_client):
     client = await test_client()
-    gateway.closing = True
+    gateway.hub.closing = True
     assert await exchange(client, call(7, None, "__ping__")) == {
         "request_id": 7, "code": "SHUTTING_DOWN", "error": "server is shutting down; reconnect"}
 

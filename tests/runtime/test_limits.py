@@ -193,7 +193,7 @@ async def test_with_every_limit_off_what_the_defaults_refuse_is_served(limits, g
     assert (await client.call("napper", "stats"))["finished"] == 300
     for room in range(150):  # max_subscriptions: 100
         await client.subscribe(f"chat.r{room}")
-    assert gateway.fanout.subscribers("chat.r149") == 1
+    assert gateway.hub.fanout.subscribers("chat.r149") == 1
 
 
 @pytest.mark.gen_test
@@ -208,7 +208,7 @@ async def test_burst_none_allows_one_second_of_the_rate(limits, http_port, http_
 async def test_action_and_shutdown_timeouts_off_let_an_action_finish_during_shutdown(limits, gateway, connect):
     client = await connect()
     napping = asyncio.ensure_future(client.call("napper", "nap", {"seconds": 1.5}))
-    await wait_until(lambda: gateway.state.get("finished", 0) or any(s.tasks for s in gateway.sessions), 5)
+    await wait_until(lambda: gateway.state.get("finished", 0) or any(s.tasks for s in gateway.hub.sessions), 5)
     await gateway.close()  # waits for the nap, however long
     assert await napping == {"slept": 1.5}
 
@@ -238,7 +238,7 @@ async def test_send_queue_off_never_closes_a_reader_that_stopped(limits, gateway
     stalled = await StalledSocket.open(http_port)
     await stalled.send({"request_id": 1, "action": "__subscribe__", "data": {"topic": "chat.stop"}})
     assert (await anext(stalled.frames()))[0] == 0x1
-    connection = next(iter(gateway.sessions)).transport
+    connection = next(iter(gateway.hub.sessions)).peer
     message = {"author": {"name": "a"}, "text": "t" * 100}
 
     async def publish_6_mb() -> None:  # more than the kernel's buffers take
@@ -250,7 +250,7 @@ async def test_send_queue_off_never_closes_a_reader_that_stopped(limits, gateway
         while not (publishing.done() or connection.outbox.congested):
             await asyncio.sleep(0.01)
     await asyncio.sleep(1.5)  # the reader stays stopped, and nothing closes it
-    assert not connection.outbox.closed and connection.session in gateway.sessions
+    assert not connection.outbox.closed and connection.session in gateway.hub.sessions
     if limits.send_timeout is None:  # congested with no timeout and no bound on the wait: the publisher waits
         assert connection.outbox.congested and not publishing.done()
         publishing.cancel()

@@ -39,12 +39,12 @@ async def assert_closing_drops_subscriptions(gateway, open_client) -> None:
     await client.subscribe("alerts")
     await client.subscribe("chat.a")
     await other.subscribe("alerts")
-    assert gateway.fanout.subscribers("alerts") == 2
+    assert gateway.hub.fanout.subscribers("alerts") == 2
     await client.close()
     async with asyncio.timeout(2):  # a socket's close reaches the server a little later
-        while gateway.fanout.subscribers("alerts") != 1:
+        while gateway.hub.fanout.subscribers("alerts") != 1:
             await asyncio.sleep(0.01)
-    assert gateway.fanout.subscribers("chat.a") == 0
+    assert gateway.hub.fanout.subscribers("chat.a") == 0
     await gateway.publish("alerts", MESSAGE)
     assert (await other.next_event(2)).data == MESSAGE
 
@@ -87,7 +87,7 @@ class RecordingTransport:
 @pytest.mark.gen_test
 async def test_a_request_that_never_waits_is_answered_before_the_next_frame_is_read(gateway):
     transport = RecordingTransport()
-    session = Session(gateway, transport)
+    session = Session(gateway.hub, transport)
     session.start()
     try:
         assert session.receive('{"request_id": 1, "resource": "lab", "action": "plain"}') is None
@@ -112,7 +112,7 @@ class BrokenTransport(RecordingTransport):
 
 def test_a_request_failing_in_its_first_step_leaves_no_cyclic_garbage(gateway, caplog):
     async def garbage_after_failed_request() -> int:
-        session = Session(gateway, BrokenTransport())
+        session = Session(gateway.hub, BrokenTransport())
         session.start()
         gc.collect()
         gc.disable()
@@ -143,7 +143,7 @@ COSTLY_FRAME = json.dumps({"request_id": 1, "resource": "todos", "action": "crea
 @pytest.mark.gen_test
 async def test_a_costly_request_pauses_its_connection_for_three_times_its_cost(gateway):
     transport = RecordingTransport()
-    session = Session(gateway, transport)
+    session = Session(gateway.hub, transport)
     session.start()
     loop = asyncio.get_running_loop()
     try:
@@ -167,7 +167,7 @@ async def test_a_costly_request_pauses_its_connection_for_three_times_its_cost(g
 @pytest.mark.gen_test
 async def test_a_frame_read_while_paused_starts_when_the_pause_ends(gateway):
     transport = RecordingTransport()
-    session = Session(gateway, transport)
+    session = Session(gateway.hub, transport)
     session.start()
     loop = asyncio.get_running_loop()
     try:
@@ -185,7 +185,7 @@ async def test_a_frame_read_while_paused_starts_when_the_pause_ends(gateway):
 @pytest.mark.gen_test
 async def test_cheap_requests_never_pause_and_cpu_share_none_never_does(gateway):
     transport = RecordingTransport()
-    session = Session(gateway, transport)
+    session = Session(gateway.hub, transport)
     session.start()
     ticks = itertools.count()
     session._pacer.clock = lambda: next(ticks) * 50e-6  # each step 50 µs: cheap, whatever else the machine runs
@@ -200,7 +200,7 @@ async def test_cheap_requests_never_pause_and_cpu_share_none_never_does(gateway)
     finally:
         session.end()
     gateway.limits = Limits(cpu_share=None)
-    unpaced = Session(gateway, RecordingTransport())
+    unpaced = Session(gateway.hub, RecordingTransport())
     unpaced.start()
     try:
         assert unpaced.receive(COSTLY_FRAME) is None

@@ -38,14 +38,14 @@ class StressProbe(Resource):
     def counts(self, data: Any) -> dict[str, Any]:
         """Sessions, subscriptions (fan-out and broker), asyncio tasks by coroutine, open descriptors."""
         gateway = self.gateway
-        fanout = gateway.fanout
+        fanout = gateway.hub.fanout
         broker = gateway.broker
         # Private attributes, read here only: this resource exists to find leaks in them.
         channels: dict[str, int] = {name: fanout.subscribers(name) for name in getattr(fanout, "_channels", {})}
         return {
             "pid": os.getpid(),
-            "sessions": len(gateway.sessions),
-            "session_channels": sum(len(session.channels) for session in gateway.sessions),
+            "sessions": len(gateway.hub.sessions),
+            "session_channels": sum(len(session.channels) for session in gateway.hub.sessions),
             "fanout_channels": channels,
             "fanout_floors": sum(len(floors) for floors in getattr(fanout, "_floors", {}).values()),
             "broker_listeners": sorted(getattr(broker, "_listeners", {})),

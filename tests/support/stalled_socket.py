@@ -113,7 +113,7 @@ class StalledSocket:
 
 def server_side(gateway, port: int) -> Connection:
     """The gateway's connection object for the client socket bound to ``port``."""
-    for connection in (session.transport for session in gateway.sessions):
+    for connection in (session.peer for session in gateway.hub.sessions):
         if connection.ws_connection is not None and connection.ws_connection.stream.socket.getpeername()[1] == port:
             return connection
     raise AssertionError(f"no server connection for client port {port}")

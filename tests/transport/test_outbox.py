@@ -42,11 +42,11 @@ async def test_slow_consumer_is_closed_and_others_get_every_message(gateway, con
     stalled = await StalledSocket.open(http_port)
     await stalled.send({"request_id": 1, "action": "__subscribe__", "data": {"topic": "bulk"}})
     # subscribed and answered (the request's task is done): from now on this client never reads
-    await wait_until(lambda: gateway.fanout.subscribers("bulk") == 2
-                     and not any(session.tasks for session in gateway.sessions), 5)
+    await wait_until(lambda: gateway.hub.fanout.subscribers("bulk") == 2
+                     and not any(session.tasks for session in gateway.hub.sessions), 5)
     slow = server_side(gateway, stalled.port())
-    fast = next(s.transport for s in gateway.sessions if s.transport is not slow)
-    assert gateway.fanout.subscribers("bulk") == 2
+    fast = next(s.peer for s in gateway.hub.sessions if s.peer is not slow)
+    assert gateway.hub.fanout.subscribers("bulk") == 2
 
     async def read_after_close() -> list[tuple[int, bytes]]:
         return [frame async for frame in stalled.frames()]
@@ -79,7 +79,7 @@ async def test_slow_consumer_is_closed_and_others_get_every_message(gateway, con
     assert [e["data"]["seq"] for e in events] == list(range(len(events)))  # what did arrive is in order
     await stalled.answer_close(close[0])
     async with asyncio.timeout(5):  # the server lets go of the slow one
-        while gateway.fanout.subscribers("bulk") != 1:
+        while gateway.hub.fanout.subscribers("bulk") != 1:
             await asyncio.sleep(0.01)
     assert not server_errors()
 

@@ -16,8 +16,10 @@ import tornado
 import tornado.web
 from tornado.websocket import WebSocketHandler
 
+from drizzle_gateway.runtime.flusher import Flusher
 from drizzle_gateway.transport import tornado_internals
-from drizzle_gateway.transport.outbox import Flusher, Frame, Outbox, text_frame
+from drizzle_gateway.transport.outbox import Outbox
+from drizzle_gateway.wire.frame import Frame, text_frame
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SIZES = (0, 125, 126, 65535, 65536)

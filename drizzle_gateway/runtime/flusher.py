@@ -1,0 +1,40 @@
+"""`Flusher`: writes once per event-loop turn what was queued during it.
+
+Each connection's outbox asks to be flushed when a frame is queued on it; a
+publish that reaches a thousand subscribers in one turn then costs each
+socket one write, not one per frame. The flusher is shared by the
+connections of one gateway (it lives on the `Hub`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+
+class Flushable(Protocol):
+    """What the flusher writes: a connection's outbox."""
+
+    def flush(self) -> None:
+        """Hand what is queued to the socket."""
+
+
+class Flusher:
+    """Writes the outboxes that received frames during this event-loop turn, once each."""
+
+    def __init__(self) -> None:
+        self._dirty: list[Flushable] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def schedule(self, outbox: Flushable) -> None:
+        """Flush ``outbox`` at the end of this loop turn."""
+        loop = asyncio.get_running_loop()
+        if not self._dirty or loop is not self._loop:  # a loop that stopped before flushing left work behind
+            self._loop = loop
+            loop.call_soon(self._flush)
+        self._dirty.append(outbox)
+
+    def _flush(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for outbox in dirty:
+            outbox.flush()

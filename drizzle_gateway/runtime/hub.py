@@ -1,0 +1,132 @@
+"""`Hub`: the runtime of one serving gateway.
+
+The `Gateway` is the registry and the public entry (resources, topics, the
+contract, lookups, publishing, routes). What runs while it serves lives
+here: the broker and the fan-out over it, the flusher shared by the
+connections, the action deadlines, eager starts, the live sessions and the
+closing flag. The gateway builds its hub once, when serving starts (its
+first connection, `TestClient` or publish); its limits, dialect and
+authentication policy are fixed from then on. Sessions see the gateway only
+through the hub's narrow `Registry`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..brokers.base import Broker
+from ..contract.resources import Host
+from ..wire.dialect import CloseCode
+from ..wire.dialect import Protocol as Dialect
+from ..wire.errors import ActionError, ErrorCode
+from .auth import Authenticate, AuthThrottle, Credentials, identify
+from .deadlines import Deadlines
+from .eager import FirstOfTurn
+from .fanout import Fanout
+from .flusher import Flusher
+from .limits import Limits
+
+if TYPE_CHECKING:
+    from ..contract.resources import Action, Resource
+    from ..contract.topics import Topic
+    from ..wire.dialect import Request
+    from ..wire.history import Page, Position
+    from .session import Session
+
+logger = logging.getLogger("drizzle_gateway")
+
+CLOSE_HANDSHAKE_WAIT = 2.0
+"""Seconds `Hub.close` waits for peers to answer its close frames."""
+
+BROKER_CLOSE_WAIT = 5.0
+"""Seconds `Hub.close` gives the broker to unsubscribe, flush and close."""
+
+
+class Registry(Host, Protocol):
+    """What the runtime asks of the gateway: its lookups, and what resources and built-in actions use."""
+
+    def find_action(self, request: Request) -> tuple[type[Resource], Action]:
+        """The resource class and action a request names; RESOURCE_ or ACTION_NOT_FOUND."""
+
+    def find_topic(self, channel: str) -> tuple[Topic, dict[str, str]]:
+        """The declared topic of a concrete channel, and its params; TOPIC_NOT_FOUND."""
+
+    async def schema_for(self, user: Any) -> dict[str, Any]:
+        """The ``__schema__`` document ``user`` sees."""
+
+    async def history(self, channel: str, since: Position | None = None, limit: int | None = None) -> Page:
+        """The retained events of ``channel``."""
+
+
+class Hub:
+    """What a serving gateway runs: broker, fan-out, flusher, deadlines, eager starts, live sessions."""
+
+    def __init__(self, registry: Registry, broker: Broker, *, limits: Limits, dialect: Dialect,
+                 authenticate: Authenticate | None = None, auth_throttle: AuthThrottle | None = None) -> None:
+        self.registry = registry
+        self.broker = broker
+        self.limits = limits
+        self.dialect = dialect
+        self.authenticate = authenticate
+        self.auth_throttle = auth_throttle
+        self.fanout = Fanout(broker)
+        self.flusher = Flusher()
+        self.deadlines = Deadlines()
+        self.starter = FirstOfTurn()
+        self.closing = False
+        self._sessions: set[Session] = set()
+
+    @property
+    def sessions(self) -> frozenset[Session]:
+        """The sessions open now."""
+        return frozenset(self._sessions)
+
+    def join(self, session: Session) -> None:
+        """Count ``session`` among the live ones (it started)."""
+        self._sessions.add(session)
+
+    def leave(self, session: Session) -> None:
+        """``session`` ended."""
+        self._sessions.discard(session)
+
+    async def identify(self, credentials: Credentials) -> Any:
+        """The user the ``authenticate`` hook finds, through ``auth_throttle``.
+
+        Raises `ActionError` UNAUTHENTICATED, or RATE_LIMITED when the
+        client's address has failed too often.
+        """
+        if self.authenticate is None:
+            raise ActionError(ErrorCode.UNAUTHENTICATED, "this gateway does not authenticate")
+        if self.auth_throttle is None:
+            return await identify(self.authenticate, credentials)
+        return await self.auth_throttle.identify(self.authenticate, credentials)
+
+    async def close(self, timeout: float | None) -> None:
+        """Shut down: refuse new work, give running actions ``timeout`` seconds, close every peer, then the broker.
+
+        Takes at most ``timeout`` + `CLOSE_HANDSHAKE_WAIT` + `BROKER_CLOSE_WAIT` seconds.
+        """
+        self.closing = True
+        in_flight = [task for session in self._sessions for task in session.tasks]
+        if in_flight:
+            _, late = await asyncio.wait(in_flight, timeout=timeout)
+            if late:
+                logger.warning("shutdown: cancelling %d actions still running after %ss", len(late), timeout)
+                for task in late:
+                    task.cancel()
+        await asyncio.sleep(0)  # let the last replies be written
+        for session in list(self._sessions):
+            session.close(CloseCode.GOING_AWAY, "server shutting down")
+        loop = asyncio.get_running_loop()
+        goodbye = loop.time() + CLOSE_HANDSHAKE_WAIT
+        while self._sessions and loop.time() < goodbye:  # let peers answer the close frames
+            await asyncio.sleep(0.01)
+        try:
+            async with asyncio.timeout(BROKER_CLOSE_WAIT):
+                await self.fanout.drain()
+                await self.broker.close()
+        except TimeoutError:
+            logger.warning("shutdown: the broker did not close within %ss", BROKER_CLOSE_WAIT)
+        await asyncio.sleep(0)
