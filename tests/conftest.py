@@ -54,7 +54,8 @@ def test_client(gateway: Gateway, io_loop):
     async def close_all() -> None:  # sessions end: their requests are cancelled, their subscriptions dropped
         for client in clients:
             await client.close()
-        await asyncio.wait_for(gateway.hub.fanout.drain(), 5)  # the fan-out leaves the channels nobody listens to any more
+        # the fan-out leaves the channels nobody listens to any more
+        await asyncio.wait_for(gateway.hub.fanout.drain(), 5)
 
     io_loop.run_sync(close_all)
 
