@@ -99,12 +99,12 @@ class BuiltinActions(Resource):
         return "pong"
 
     @action(name="__schema__")
-    async def schema(self, data: Any) -> dict:
+    async def schema(self, data: Any) -> dict[str, Any]:
         """The whole contract: resources, actions, topics, as JSON Schema."""
         return await self.gateway.schema_for(self.user)
 
     @action(AuthInput, AuthReply, name="__auth__")
-    async def auth(self, data: dict) -> dict:
+    async def auth(self, data: dict[str, Any]) -> dict[str, Any]:
         """Authenticate this connection with a token (for clients that cannot set headers)."""
         await self.session.authenticate(data["token"])
         return {"authenticated": True}
@@ -118,7 +118,7 @@ class BuiltinActions(Resource):
         return topic
 
     @action(SubscribeInput, SubscribeReply, name="__subscribe__")
-    async def subscribe_channel(self, data: dict) -> dict:
+    async def subscribe_channel(self, data: dict[str, Any]) -> dict[str, Any]:
         """Receive the topic's events; ``fields`` selects what each event carries.
 
         On topics with history the reply carries the channel's ``epoch`` and
@@ -140,7 +140,7 @@ class BuiltinActions(Resource):
         return reply
 
     @action(HistoryInput, HistoryReply, name="__history__")
-    async def history(self, data: dict) -> dict:
+    async def history(self, data: dict[str, Any]) -> dict[str, Any]:
         """The retained events of a topic with history; the same permissions as subscribing."""
         topic = await self._may_subscribe(data["topic"])
         selection = topic.select(data["fields"])
@@ -155,7 +155,7 @@ class BuiltinActions(Resource):
         return reply
 
     @action(UnsubscribeInput, ChannelReply, name="__unsubscribe__")
-    async def unsubscribe_channel(self, data: dict) -> dict:
+    async def unsubscribe_channel(self, data: dict[str, Any]) -> dict[str, Any]:
         """Stop receiving the topic's events."""
         async with self.session.in_order(data["topic"]):
             self.gateway.find_topic(data["topic"])
@@ -163,7 +163,7 @@ class BuiltinActions(Resource):
         return {"topic": data["topic"]}
 
     @action(PublishInput, ChannelReply, name="__publish__")
-    async def publish_channel(self, data: dict) -> dict:
+    async def publish_channel(self, data: dict[str, Any]) -> dict[str, Any]:
         """Publish a payload to a topic declared with ``client_publish=True``."""
         topic, params = self.gateway.find_topic(data["topic"])
         if not topic.client_publish:
@@ -177,5 +177,5 @@ class BuiltinActions(Resource):
         return {"topic": data["topic"]}
 
 
-def _position(since: dict | None) -> Position | None:
+def _position(since: dict[str, Any] | None) -> Position | None:
     return Position(since["epoch"], since["offset"]) if since is not None else None
