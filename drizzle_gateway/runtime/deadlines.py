@@ -1,7 +1,7 @@
 """Deadlines of running requests: one timer for all of them, not one per request.
 
-Every request of a gateway gets the same ``limits.action_timeout``, so
-their deadlines fall in the order they started: the oldest running request
+Every request of a gateway gets the same ``limits.action_timeout`` (fixed
+once the gateway serves), so their deadlines fall in the order they started: the oldest running request
 is always the next to expire. `Deadlines` keeps the running ones in start
 order and one loop timer for the oldest; a request that finishes simply
 leaves. That costs two dictionary operations per request where
@@ -18,28 +18,22 @@ from typing import Any
 class Deadlines:
     """Cancels the requests still running when their time is up.
 
+    ``timeout`` is every request's time in seconds (None: no deadline).
     `expired` tells a cancelled request's own code whether the cancel was
     its deadline (answer TIMEOUT) or something else (shutdown, close).
-    Deadlines come in start order while the timeout stays the same; after
-    ``limits`` change, the rare out-of-order ones are found by a full scan.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float | None) -> None:
+        self.timeout = timeout
         self._running: dict[asyncio.Task[Any], float] = {}  # in start order: the first is the next to expire
-        self._ordered = True
-        self._latest = float("-inf")
         self._expired: set[asyncio.Task[Any]] = set()
         self._timer: asyncio.TimerHandle | None = None
 
-    def watch(self, task: asyncio.Task[Any], timeout: float | None) -> None:
-        """Cancel ``task`` if it still runs ``timeout`` seconds from now (None: never); `forget` it when done."""
-        if timeout is None:
+    def watch(self, task: asyncio.Task[Any]) -> None:
+        """Cancel ``task`` if it still runs ``timeout`` seconds from now; `forget` it when done."""
+        if self.timeout is None:
             return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        if deadline < self._latest:
-            self._ordered = False
-        self._latest = deadline
+        deadline = asyncio.get_running_loop().time() + self.timeout
         self._running[task] = deadline
         if self._timer is None or deadline < self._timer.when():
             self._arm(deadline)
@@ -55,8 +49,6 @@ class Deadlines:
         """``task`` is done: no deadline for it any more."""
         self._running.pop(task, None)
         self._expired.discard(task)
-        if not self._running:
-            self._ordered, self._latest = True, float("-inf")
 
     def _arm(self, deadline: float) -> None:
         if self._timer is not None:
@@ -66,19 +58,14 @@ class Deadlines:
     def _expire(self) -> None:
         self._timer = None
         now = asyncio.get_running_loop().time()
-        if self._ordered:
-            due = []
-            for task, deadline in self._running.items():
-                if deadline > now:
-                    break
-                due.append(task)
-        else:
-            due = [task for task, deadline in self._running.items() if deadline <= now]
+        due = []
+        for task, deadline in self._running.items():
+            if deadline > now:
+                break
+            due.append(task)
         for task in due:
             del self._running[task]
             self._expired.add(task)
             task.cancel()
-        if not self._running:
-            self._ordered, self._latest = True, float("-inf")
-        else:
-            self._arm(next(iter(self._running.values())) if self._ordered else min(self._running.values()))
+        if self._running:
+            self._arm(next(iter(self._running.values())))

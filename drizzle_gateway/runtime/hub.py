@@ -73,7 +73,7 @@ class Hub:
         self.auth_throttle = auth_throttle
         self.fanout = Fanout(broker)
         self.flusher = Flusher()
-        self.deadlines = Deadlines()
+        self.deadlines = Deadlines(limits.action_timeout)
         self.starter = FirstOfTurn()
         self.closing = False
         self._sessions: set[Session] = set()

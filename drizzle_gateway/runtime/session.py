@@ -159,7 +159,7 @@ class Session:
             return None
         self._tasks.add(task)
         task.add_done_callback(self._request_done)
-        self.hub.deadlines.watch(task, self.hub.limits.action_timeout)
+        self.hub.deadlines.watch(task)
         limit = self.hub.limits.max_in_flight
         if limit is not None and len(self._tasks) >= limit:
             loop = asyncio.get_running_loop()

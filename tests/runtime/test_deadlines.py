@@ -1,4 +1,4 @@
-"""`Deadlines`: every request gets ``limits.action_timeout``, answered TIMEOUT when it runs over, whatever the order."""
+"""`Deadlines`: every request gets ``limits.action_timeout``, answered TIMEOUT when it runs over, in start order."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from drizzle_gateway import Limits
 from drizzle_gateway.client import RemoteError
+from drizzle_gateway.runtime.deadlines import Deadlines
 from drizzle_gateway.testing import TestClient
 from tests.support.serve_app import make_gateway
 
@@ -33,19 +34,38 @@ async def test_each_request_over_its_timeout_is_answered_timeout_and_the_others_
 
 
 @pytest.mark.gen_test(timeout=10)
-async def test_a_shorter_timeout_set_later_still_fires_first():
-    gateway = make_gateway()
-    gateway.limits = Limits(action_timeout=5, rate=None)
-    async with TestClient(gateway) as client:
-        long_limit = asyncio.ensure_future(outcome(client, 2))
-        while not any(session.tasks for session in gateway.hub.sessions):  # started under the 5 s limit
-            await asyncio.sleep(0.001)
-        gateway.limits = Limits(action_timeout=0.1, rate=None)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        assert await outcome(client, 3) == "TIMEOUT"
-        assert loop.time() - started < 1.0
-        assert await long_limit == "done"
+async def test_deadlines_fall_in_start_order_and_each_is_told_once():
+    deadlines = Deadlines(0.2)
+    stagger = asyncio.Event()
+    first = asyncio.ensure_future(asyncio.sleep(5))
+    deadlines.watch(first)
+    asyncio.get_running_loop().call_later(0.1, stagger.set)
+    await stagger.wait()
+    second, finished = asyncio.ensure_future(asyncio.sleep(5)), asyncio.ensure_future(asyncio.sleep(0))
+    deadlines.watch(second)
+    deadlines.watch(finished)
+    await finished
+    deadlines.forget(finished)
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert not second.done()  # started 0.1 s later: 0.1 s to go
+    assert deadlines.expired(first) and not deadlines.expired(first)
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    assert deadlines.expired(second)
+    assert not deadlines.expired(finished)
+
+
+def test_no_timeout_watches_nothing():
+    deadlines = Deadlines(None)
+    loop = asyncio.new_event_loop()
+    try:
+        task = loop.create_task(asyncio.sleep(0))
+        deadlines.watch(task)
+        loop.run_until_complete(task)
+        assert not deadlines.expired(task)
+    finally:
+        loop.close()
 
 
 @pytest.mark.gen_test(timeout=10)
