@@ -27,7 +27,7 @@ from .transport.browser_routes import browser_routes
 from .transport.connection import Connection
 from .transport.handshake import HandshakePolicy
 from .transport.server import HTTPServer
-from .wire.dialect import Protocol
+from .wire.dialect import Dialect
 from .wire.errors import ActionError, ErrorCode
 from .wire.history import Page, Position
 
@@ -77,7 +77,7 @@ class Gateway:
         broker: Broker | None = None,
         title: str = "drizzle_gateway",
         allowed_origins: Iterable[str] = (),
-        protocol: Protocol | None = None,
+        protocol: Dialect | None = None,
         explorer: bool = False,
         extra_routes: Iterable[tuple] = (),
         authenticate: Authenticate | None = None,
@@ -99,7 +99,7 @@ class Gateway:
         self._limits = limits if limits is not None else Limits()
         self._hide_forbidden = hide_forbidden
         self._public_schema = public_schema
-        self._protocol = protocol or Protocol()
+        self._protocol = protocol or Dialect()
         self._broker: Broker = broker if broker is not None else MemoryBroker()
         self.handshake = HandshakePolicy(allowed_origins, allowed_hosts)
         redaction.install()
@@ -131,7 +131,7 @@ class Gateway:
         return self._auth_throttle
 
     @property
-    def protocol(self) -> Protocol:
+    def protocol(self) -> Dialect:
         """The wire dialect the websocket route speaks."""
         return self._protocol
 

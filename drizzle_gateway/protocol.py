@@ -1,5 +1,8 @@
-"""The wire dialects (defined in `drizzle_gateway.wire.dialect`); ``Protocol()`` is the ``drizzle.v1`` one."""
+"""The wire dialects (defined in `drizzle_gateway.wire.dialect`); ``Protocol`` is `Dialect`'s earlier name."""
 
-from .wire.dialect import CloseCode, InvalidFrame, Protocol, Request, RequestId, decode_request, encode
+from .wire.dialect import CloseCode, Dialect, InvalidFrame, Request, RequestId, decode_request, encode
 
-__all__ = ["CloseCode", "InvalidFrame", "Protocol", "Request", "RequestId", "decode_request", "encode"]
+Protocol = Dialect
+"""The ``drizzle.v1`` dialect, by the name earlier versions gave it."""
+
+__all__ = ["CloseCode", "Dialect", "InvalidFrame", "Protocol", "Request", "RequestId", "decode_request", "encode"]

@@ -18,7 +18,7 @@ from tornado.websocket import websocket_connect
 from drizzle_gateway.client import Client, RemoteError
 from drizzle_gateway.runtime.fanout import View
 from drizzle_gateway.transport.connection import Connection
-from drizzle_gateway.wire.dialect import Protocol
+from drizzle_gateway.wire.dialect import Dialect
 from tornado_drizzle.conf import init_drizzle
 from tornado_drizzle.drizzle_web_socket import DrizzleHandler, DrizzleWebSocket
 from tornado_drizzle.protocol import LegacyProtocol
@@ -345,7 +345,7 @@ async def test_unencodable_publish_fails_for_the_publisher_and_reaches_no_one(le
 @pytest.mark.gen_test
 async def test_the_same_handlers_and_keys_serve_drizzle_v1_clients_too(app, legacy, http_port):
     gateway = app.settings["drizzle_gateway"]
-    app.add_handlers(r".*", [(r"/v1", Connection, {"gateway": gateway, "protocol": Protocol()})])
+    app.add_handlers(r".*", [(r"/v1", Connection, {"gateway": gateway, "protocol": Dialect()})])
     async with Client(f"ws://127.0.0.1:{http_port}/v1") as modern:
         assert await modern.request({"action": "__ping__"}) == "pong"
         assert await modern.call("test", "get") == {"testkey": "testval"}

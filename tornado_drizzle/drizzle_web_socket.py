@@ -6,7 +6,7 @@ from typing import cast
 
 from drizzle_gateway.gateway import Gateway
 from drizzle_gateway.transport.connection import Connection, Served
-from drizzle_gateway.wire.dialect import Protocol
+from drizzle_gateway.wire.dialect import Dialect
 
 from . import serving
 from .gateway import SETTINGS_KEY
@@ -24,7 +24,7 @@ class DrizzleWebSocket(Connection):
     ``allowed_origins`` given to `init_drizzle`).
     """
 
-    def initialize(self, gateway: Served | None = None, protocol: Protocol | None = None) -> None:
+    def initialize(self, gateway: Served | None = None, protocol: Dialect | None = None) -> None:
         if gateway is None:
             gateway = self.application.settings.get(SETTINGS_KEY)
             if gateway is None:

@@ -32,7 +32,7 @@ class LegacyGateway(Gateway):
     """A `Gateway` answering in the seed's words when a resource or action is not found.
 
     Its sockets speak the legacy dialect by default; a `Connection` given
-    ``protocol=Protocol()`` serves the same handlers and keys in
+    ``protocol=Dialect()`` serves the same handlers and keys in
     ``drizzle.v1`` (built-in actions included), for clients migrating one
     at a time.
     """

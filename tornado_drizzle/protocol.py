@@ -1,4 +1,4 @@
-"""The Tornado Drizzle wire dialect, as a drizzle_gateway `Protocol`.
+"""The Tornado Drizzle wire dialect, as a drizzle_gateway `Dialect`.
 
 Requests are ``{"resource", "action", "request_id", "data"?}`` checked by
 the seed's JSON Schema; replies are ``{"data", "request_id"}``; errors are
@@ -12,7 +12,7 @@ from typing import Any
 from jsonschema import Draft4Validator
 from jsonschema.exceptions import ValidationError, best_match
 
-from drizzle_gateway.wire.dialect import InvalidFrame, Protocol, Request, RequestId, decode_request, encode
+from drizzle_gateway.wire.dialect import Dialect, InvalidFrame, Request, RequestId, decode_request, encode
 from drizzle_gateway.wire.errors import ActionError, ErrorCode
 
 LEGACY_PROTOCOL = "tornado_drizzle"
@@ -52,7 +52,7 @@ def describe(error: ValidationError) -> str:
     return error.message
 
 
-class LegacyProtocol(Protocol):
+class LegacyProtocol(Dialect):
     """Tornado Drizzle's dialect: what its clients send and expect, byte for byte in meaning.
 
     The action is called with the whole request dict, so `parse` keeps it

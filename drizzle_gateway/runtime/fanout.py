@@ -31,7 +31,7 @@ from ..wire.recovery import Arrival, Gap, arrival, missing
 
 if TYPE_CHECKING:
     from ..brokers import Broker, HistoryBroker
-    from ..wire.dialect import Protocol as Dialect
+    from ..wire.dialect import Dialect
 
 logger = logging.getLogger("drizzle_gateway")
 

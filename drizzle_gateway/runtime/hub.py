@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..brokers.base import Broker
 from ..contract.resources import Host
-from ..wire.dialect import CloseCode
-from ..wire.dialect import Protocol as Dialect
+from ..wire.dialect import CloseCode, Dialect
 from ..wire.errors import ActionError, ErrorCode
 from .auth import Authenticate, AuthThrottle, Credentials, identify
 from .deadlines import Deadlines

@@ -25,8 +25,7 @@ from .limits import TokenBucket
 from .pacing import Pacer
 
 if TYPE_CHECKING:
-    from ..wire.dialect import Protocol as Dialect
-    from ..wire.dialect import Request
+    from ..wire.dialect import Dialect, Request
     from ..wire.frame import Frame
     from .hub import Hub
     from .peer import Peer

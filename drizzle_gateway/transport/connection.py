@@ -14,8 +14,7 @@ from tornado.websocket import WebSocketHandler, WebSocketProtocol
 from ..runtime.hub import Hub
 from ..runtime.peer import PeerState
 from ..runtime.session import Session
-from ..wire.dialect import SUBPROTOCOL, CloseCode
-from ..wire.dialect import Protocol as Dialect
+from ..wire.dialect import SUBPROTOCOL, CloseCode, Dialect
 from ..wire.errors import ActionError, ErrorCode
 from ..wire.frame import Frame
 from .frame_reader import ChunkReader

@@ -1,6 +1,6 @@
 """Wire protocol v1: frames in and out.
 
-Pure functions and data only: no I/O and no Tornado. A `Protocol` is one
+Pure functions and data only: no I/O and no Tornado. A `Dialect` is one
 wire dialect; the gateway speaks ``drizzle.v1`` and the Tornado Drizzle
 shim plugs in its own dialect without touching the dispatcher.
 """
@@ -71,7 +71,7 @@ def _is_request_id(value: Any) -> bool:
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
 
-class Protocol:
+class Dialect:
     """The ``drizzle.v1`` dialect: envelopes with ``request_id``, ``data``, ``code``."""
 
     name = PROTOCOL_VERSION

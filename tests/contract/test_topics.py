@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 
 from drizzle_gateway.client import Event, RemoteError
 from drizzle_gateway.contract.topics import Topic
-from drizzle_gateway.wire.dialect import Protocol
+from drizzle_gateway.wire.dialect import Dialect
 from tests.support.inprocess import exchange
 from tests.support.resources import chat
 
@@ -146,7 +146,7 @@ async def test_one_connections_publishes_arrive_in_the_order_sent(test_client):
     assert [(await listener.next_event(2)).data["seq"] for _ in range(100)] == list(range(100))
 
 
-class CountingProtocol(Protocol):
+class CountingProtocol(Dialect):
     """drizzle.v1, counting how many event frames it encodes."""
 
     def __init__(self) -> None:

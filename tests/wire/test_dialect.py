@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from drizzle_gateway.wire.dialect import InvalidFrame, Protocol
+from drizzle_gateway.wire.dialect import Dialect, InvalidFrame
 from drizzle_gateway.wire.errors import ActionError
 
-V1 = Protocol()
+V1 = Dialect()
 
 
 @pytest.mark.parametrize(
