@@ -216,13 +216,17 @@ class Gateway:
         return self.resolve(topic, **params)[1]
 
     def use_broker(self, broker: Broker) -> None:
-        """Replace the broker; call it before serving (``serve --redis`` does)."""
-        if self._hub is not None:
-            raise RuntimeError("cannot change the broker once the gateway serves")
+        """Replace the broker before serving (``serve --redis`` does), or while no connection is open.
+
+        A gateway that served already starts a new `Hub` over the new broker, as a restarted process would.
+        """
+        if self._hub is not None and self._hub.sessions:
+            raise RuntimeError("cannot change the broker while connections are open")
         for topic in self.topics:
             if topic.history is not None:
                 _check_keeps_history(broker, topic)
         self._broker = broker
+        self._hub = None
 
     # -- publishing -----------------------------------------------------------
 
