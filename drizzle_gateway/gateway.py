@@ -57,7 +57,7 @@ class Gateway:
     handshakes whose ``Host`` header names another host, which shuts DNS
     rebinding; None (the default) accepts any Host.
 
-    ``authenticate`` (see `drizzle_gateway.auth`) makes every connection
+    ``authenticate`` (see `drizzle_gateway.runtime.auth`) makes every connection
     prove who it is; failed attempts are throttled per client address by
     ``auth_throttle`` (a default `AuthThrottle`; False: none). Until a
     connection is authenticated its ``__schema__`` holds only the built-in
@@ -66,7 +66,7 @@ class Gateway:
     ``__schema__`` to what the connection's user may use.
 
     Every gateway keeps credentials out of the log lines it causes (see
-    `drizzle_gateway.redaction`).
+    `drizzle_gateway.transport.redaction`).
     """
 
     def __init__(
@@ -289,7 +289,7 @@ class Gateway:
         return self._schema
 
     def asyncapi(self, host: str = "localhost:8888", path: str = "/ws") -> dict:
-        """The contract as an AsyncAPI 3.0 document, built from `schema` (see `drizzle_gateway.asyncapi`).
+        """The contract as an AsyncAPI 3.0 document, built from `schema` (see `drizzle_gateway.contract.asyncapi`).
 
         ``host`` and ``path`` say where the websocket is served.
         """
@@ -337,7 +337,7 @@ class Gateway:
 
         ``options`` go to Tornado's ``HTTPServer`` (``xheaders=True`` behind a
         proxy) and win over `server_options`. The server pauses accepting
-        rather than spinning when out of file descriptors (`drizzle_gateway.descriptors`).
+        rather than spinning when out of file descriptors (`drizzle_gateway.transport.server`).
         Start it with ``server.listen(port)`` or ``server.add_sockets(...)``.
         """
         if app is None:

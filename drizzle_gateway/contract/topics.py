@@ -19,13 +19,13 @@ class Topic:
     """A typed channel such as ``Topic("todos", Todo)`` or ``Topic("chat.{room}", Message)``.
 
     Every publish is checked against ``schema`` before anyone receives it
-    (the two publish rules: `drizzle_gateway.publication`).
+    (the two publish rules: `drizzle_gateway.schema.publication`).
     ``client_subscribe`` and ``client_publish`` say whether websocket
     clients may subscribe to and publish on it themselves; ``can_subscribe``
     and ``can_publish`` refine that per user (``fn(user, params)``).
     ``history`` keeps the last N events of each concrete channel (for
     ``history_ttl`` seconds, if given): its events then carry offsets and
-    clients can recover what they missed (see `drizzle_gateway.history`).
+    clients can recover what they missed (see `drizzle_gateway.wire.history`).
     """
 
     def __init__(

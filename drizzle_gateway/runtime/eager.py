@@ -27,7 +27,7 @@ if sys.version_info >= (3, 12):
 else:
     _eager_factory = None
     if getattr(asyncio.tasks, "_enter_task", None) is None or getattr(asyncio.tasks, "_leave_task", None) is None:
-        raise ImportError(f"drizzle_gateway.eager needs asyncio.tasks._enter_task and _leave_task, "
+        raise ImportError(f"drizzle_gateway.runtime.eager needs asyncio.tasks._enter_task and _leave_task, "
                           f"which Python {sys.version.split()[0]} lacks")
     _enter_task = asyncio.tasks._enter_task
     _leave_task = asyncio.tasks._leave_task

@@ -6,8 +6,8 @@ below, and ``tests/test_fences.py`` fails if one names them itself.
 marshmallow has no public accessor for what these give:
 
 - `has_hooks`: whether a schema declares hooks of a kind (``Schema._hooks``),
-  which keep it off the compiled path (`drizzle_gateway.compiled`) and keep a
-  field selection from cutting an already-dumped event (`drizzle_gateway.selection`);
+  which keep it off the compiled path (`drizzle_gateway.schema.compiled`) and keep a
+  field selection from cutting an already-dumped event (`drizzle_gateway.schema.selection`);
 - `serializer`: a field's dump of a present value (``Field._serialize``), what
   a schema, ``List`` and ``Dict`` call and the compiled dumpers fall back to;
 - `set_nested_schema`: the schema a ``Nested`` field dumps with

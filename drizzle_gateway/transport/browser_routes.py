@@ -4,8 +4,8 @@ The files live in the package's ``static/`` folder and are served as they
 are: no build step, no templates beyond the websocket path the explorer
 connects to. Beside the page, ``/_explorer/asyncapi.json`` and
 ``/_explorer/api.ts`` give the contract the page shows as an AsyncAPI 3.0
-document and as TypeScript (see `drizzle_gateway.asyncapi` and
-`drizzle_gateway.codegen_ts`), as an unauthenticated connection's
+document and as TypeScript (see `drizzle_gateway.contract.asyncapi` and
+`drizzle_gateway.contract.typescript`), as an unauthenticated connection's
 ``__schema__`` has it: a gateway that hides its contract until a
 connection authenticates hides it here too.
 """

@@ -7,11 +7,11 @@ accessor for what these give:
 
 - `write_buffer_size`: how many bytes an ``IOStream`` still buffers for its
   socket (``BaseIOStream._write_buffer``, a ``_StreamBuffer`` supporting
-  ``len()``), by which `drizzle_gateway.outbox` judges flow control;
+  ``len()``), by which `drizzle_gateway.transport.outbox` judges flow control;
 - `is_compressed`: whether per-message deflate was negotiated on a websocket
   (``WebSocketProtocol13._compressor``, None when it was not);
 - `Protocol13`: Tornado's server-side websocket protocol with the members a
-  reader needs under public names. `drizzle_gateway.frame_reader` reads frames
+  reader needs under public names. `drizzle_gateway.transport.frame_reader` reads frames
   a chunk at a time in place of ``_receive_frame_loop`` (`receive_frames`) and
   hands them to ``_handle_message`` (`handle_message`), keeping the fragment
   state (``_fragmented_message_buffer`` and ``_fragmented_message_opcode``);
@@ -23,7 +23,7 @@ accessor for what these give:
   unmasks frames with;
 - `connection_handler` and `register_listener`: what ``TCPServer.add_sockets``
   does with a listening socket (``_handle_connection``, ``_sockets``,
-  ``_handlers``), for `drizzle_gateway.descriptors`' own accept loop.
+  ``_handlers``), for `drizzle_gateway.transport.server`' own accept loop.
 
 Importing this module checks that the installed Tornado still has all of it, and
 raises ImportError naming that Tornado version and what it lacks if it does not:

@@ -12,7 +12,7 @@ import re
 from typing import Any, NamedTuple
 
 from .codec import PARSER_DEPTH, TooDeep
-from .codec import decode as decode  # re-exported: the JSON rule lives in wirejson
+from .codec import decode as decode  # re-exported: the JSON rule lives in codec
 from .codec import decode_request as decode_request  # re-exported too
 from .codec import encode as encode  # re-exported too
 from .errors import ActionError, ErrorCode, bounded
