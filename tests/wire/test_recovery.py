@@ -100,7 +100,9 @@ def test_a_loss_announces_every_offset_after_the_position_reached(last, position
 
 def test_judging_records_nothing_and_channels_are_kept_apart():
     log = log_at(LAST)
-    assert log.judge("c", Position("e1", 6)).step is Step.DELIVER and log.position("c") == LAST
+    assert log.judge("c", Position("e1", 6)) == Verdict(Arrival.NEXT, Step.DELIVER)  # an event, not a loss
+    assert log.judge("c", Position("e1", 9)) == Verdict(Arrival.AFTER_GAP, Step.DELIVER, Gap("e1", 6, 8))  # announced
+    assert log.position("c") == LAST
     assert log.arrive("other", Position("e1", 3)).arrival is Arrival.FIRST
     assert log.positions() == {"c": LAST, "other": Position("e1", 3)}
     log.positions().clear()  # a copy
@@ -130,8 +132,8 @@ def test_a_reader_is_held_until_its_floor_is_caught_up_with():
     assert log.floors("c") == {"replaying": float("inf"), "behind": 7}
     log.caught_up("c", 7)  # the floor itself reached
     assert log.floors("c") == {"replaying": float("inf")}
-    log.release("c", "replaying")
     log.release("c", "never held")
+    log.release("c", "replaying")
     log.release("none", "replaying")
     assert log.floors("c") == {}
     log.hold("c", "behind", 3)
