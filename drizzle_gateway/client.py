@@ -46,7 +46,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from .wire.dialect import SUBPROTOCOL, CloseCode, decode, encode
 from .wire.history import Position
-from .wire.recovery import Arrival, Gap, arrival, missing
+from .wire.recovery import Arrival, Gap, RecoveryLog, Step, missing
 
 logger = logging.getLogger("drizzle_gateway.client")
 
@@ -130,7 +130,7 @@ class BaseClient:
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()
         self._gone: asyncio.Future | None = None  # resolves when the link ends; None before connect
         self._subscriptions: dict[str, list[str] | None] = {}
-        self._positions: dict[str, Position] = {}
+        self._log: RecoveryLog[None] = RecoveryLog()  # per topic with history: the last offset delivered
         self._subscribing: dict[Any, str] = {}
         self._held: dict[str, list[dict[str, Any]]] = {}  # per topic: events that wait while a hole is read
         self._fills: set[asyncio.Task] = set()
@@ -169,7 +169,7 @@ class BaseClient:
         topic = self._subscribing.pop(frame.get("request_id"), None)
         if topic is not None and isinstance(frame.get("data"), dict) and "epoch" in frame["data"]:
             # the reply's position is where the live events take over from the replayed ones
-            self._positions[topic] = Position(frame["data"]["epoch"], frame["data"]["offset"])
+            self._log.reach(topic, Position(frame["data"]["epoch"], frame["data"]["offset"]))
         future = self._pending.pop(frame.get("request_id"), None)
         if future is None or future.done():
             return
@@ -199,32 +199,32 @@ class BaseClient:
         if isinstance(frame.get("gap"), dict):
             self._on_gap(topic, Gap(frame["epoch"], frame["gap"]["from"], frame["gap"]["to"]))
             return
-        if offset is not None:
-            last = self._positions.get(topic)
-            if epoch is not None and (last is None or last.epoch != epoch):
+        last = self._log.position(topic)
+        known = epoch if epoch is not None else last.epoch if last is not None else None
+        if offset is not None and known is not None:  # judged in the epoch it names, else in the one reached
+            verdict = self._log.arrive(topic, Position(known, offset), fill=True)
+            if verdict.step is Step.DROP:
+                logger.debug("%s: offset %d delivered already; dropped", topic, offset)
+                return
+            if verdict.step is Step.FILL:
+                assert last is not None
+                self._fill(topic, last, frame)
+                return
+            epoch = verdict.epoch
+            if epoch is not None:
                 logger.warning("%s: its history was lost (new epoch %s); events may have been missed", topic, epoch)
-                self._positions[topic] = Position(epoch, offset)
-            elif last is not None:
-                epoch = None
-                kind = arrival(last, Position(last.epoch, offset))
-                if kind is Arrival.DUPLICATE:
-                    logger.debug("%s: offset %d delivered already; dropped", topic, offset)
-                    return
-                if kind is Arrival.AFTER_GAP:
-                    self._fill(topic, last, frame)
-                    return
-                self._positions[topic] = Position(last.epoch, offset)
         self._events.put_nowait(Event(topic, frame.get("data"), offset, epoch))
 
     def _on_gap(self, topic: str, gap: Gap) -> None:
         """Surface the offsets of ``gap`` not delivered yet as one gap `Event`, and move past them."""
-        last = self._positions.get(topic)
-        if last is not None and last.epoch == gap.epoch:
-            if gap.last <= last.offset:
-                return  # delivered already
-            gap = Gap(gap.epoch, max(gap.first, last.offset + 1), gap.last)
+        verdict = self._log.arrive(topic, gap.position, lost=True)
+        if verdict.arrival is Arrival.DUPLICATE:
+            return  # delivered already
+        if verdict.gap is not None:  # its offsets not delivered yet
+            gap = Gap(gap.epoch, max(gap.first, verdict.gap.first), gap.last)
+        else:  # an epoch this client stands nowhere in: the whole notice
+            self._log.reach(topic, gap.position)
         logger.warning("%s: offsets %d-%d cannot be delivered", topic, gap.first, gap.last)
-        self._positions[topic] = gap.position
         self._events.put_nowait(Event(topic, None, gap=gap))
 
     def _fill(self, topic: str, last: Position, frame: dict[str, Any]) -> None:
@@ -251,7 +251,7 @@ class BaseClient:
         finally:
             held = self._held.pop(topic, [])
         for offset, event in [(event["offset"], event) for event in events] + [(until.offset, None)]:
-            hole = missing(self._positions.get(topic), Position(last.epoch, offset))
+            hole = missing(self._log.position(topic), Position(last.epoch, offset))
             if hole is not None:
                 self._on_gap(topic, hole)
             if event is not None:
@@ -261,7 +261,7 @@ class BaseClient:
 
     def position(self, topic: str) -> Position | None:
         """The epoch and last offset delivered on ``topic`` (topics with history), or None."""
-        return self._positions.get(topic)
+        return self._log.position(topic)
 
     # -- requests -------------------------------------------------------------
 
@@ -346,7 +346,7 @@ class BaseClient:
         """Stop receiving ``topic``; retried after ``RATE_LIMITED``."""
         reply = await self._request_retrying({"action": "__unsubscribe__", "data": {"topic": topic}})
         self._subscriptions.pop(topic, None)
-        self._positions.pop(topic, None)
+        self._log.forget(topic)
         return reply
 
     async def reconnect(self) -> dict[str, Any]:
@@ -369,11 +369,11 @@ class BaseClient:
         replies = {}
         for topic, fields in list(self._subscriptions.items()):
             try:
-                replies[topic] = await self.subscribe(topic, fields, since=self._positions.get(topic))
+                replies[topic] = await self.subscribe(topic, fields, since=self._log.position(topic))
             except RemoteError as refused:
                 logger.warning("%s: not subscribed again (%s)", topic, refused)
                 self._subscriptions.pop(topic, None)
-                self._positions.pop(topic, None)
+                self._log.forget(topic)
                 replies[topic] = refused
                 continue
             if isinstance(replies[topic], dict) and replies[topic].get("recovered") is False:

@@ -360,7 +360,7 @@ class Gateway:
 
 def _check_keeps_history(broker: Broker, topic: Topic) -> None:
     """Refuse a topic with history on a broker that cannot keep it."""
-    if not callable(getattr(broker, "publish_logged", None)):
+    if not isinstance(broker, HistoryBroker):
         raise ValueError(f"topic {topic.pattern!r} has history, which {type(broker).__name__} cannot keep")
 
 

@@ -145,7 +145,7 @@ async def test_a_gap_notice_is_surfaced_in_place_and_delivery_goes_on_after_it(g
 def skip_live(gateway, through: int) -> None:
     """Make the fan-out withhold the live events up to offset ``through`` from the only session (a silent jump)."""
     session = next(iter(gateway.hub.sessions))
-    gateway.hub.fanout._floors.setdefault("feed.lobby", {})[session] = through
+    gateway.hub.fanout._log.hold("feed.lobby", session, through)
 
 
 @pytest.mark.gen_test

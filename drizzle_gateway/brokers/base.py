@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable
+from typing import Any, Protocol, runtime_checkable
 
 from ..wire.history import Page, Position, Retention
 
-Listener = Callable[..., Awaitable[None] | None]
-"""Called with (channel, data) for each message: a `Published` from this process, dumped data from others.
 
-Messages of channels with history come as (channel, data, position), a
-`Position` holding the channel's epoch and the event's offset; ``data``
-is a `recovery.Gap` (at the position of its last offset) when the broker
-cannot deliver the offsets it covers. It may
-return an awaitable when local subscribers are congested: a broker's
-``publish`` awaits it, so a publisher is slowed to what its readers take;
-a broker reading other processes' messages drops it (its connection
-carries every channel, so it keeps reading).
-"""
+class Listener(Protocol):
+    """What a broker hands each message of a channel to: the process's fan-out (`Fanout.deliver`)."""
+
+    def __call__(self, channel: str, data: Any, position: Position | None = None) -> Awaitable[None] | None:
+        """Take one message: a `Published` from this process, dumped data from others.
+
+        Messages of channels with history come with their ``position``
+        (the channel's epoch and the event's offset); ``data`` is a
+        `recovery.Gap` (at the position of its last offset) when the broker
+        cannot deliver the offsets it covers. Returns an awaitable when
+        local subscribers are congested: a broker's ``publish`` awaits it,
+        so a publisher is slowed to what its readers take; a broker reading
+        other processes' messages drops it (its connection carries every
+        channel, so it keeps reading).
+        """
 
 
 class BrokerUnavailable(Exception):
@@ -47,10 +51,13 @@ class Broker(Protocol):
         """Release connections and tasks."""
 
 
+@runtime_checkable
 class HistoryBroker(Broker, Protocol):
     """A broker that also numbers and retains the events of channels with history.
 
     Every process it spans must agree on a channel's offsets and epoch.
+    ``isinstance(broker, HistoryBroker)`` tells whether a broker has these
+    methods (a class may opt out by setting one to None).
     """
 
     async def publish_logged(self, channel: str, data: Any, retention: Retention) -> int | None:

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-from collections.abc import Awaitable, Generator, Hashable
+from collections.abc import Awaitable, Generator, Hashable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -27,7 +26,7 @@ from ..schema.publication import payload_of
 from ..schema.selection import Selection
 from ..wire.frame import Frame
 from ..wire.history import Position, Retention
-from ..wire.recovery import Arrival, Gap, arrival, missing
+from ..wire.recovery import Arrival, Gap, RecoveryLog, Step
 
 if TYPE_CHECKING:
     from ..brokers import Broker, HistoryBroker
@@ -107,8 +106,7 @@ class Fanout:
         self._joining: dict[str, asyncio.Future[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         # channels with history: the last event delivered here, and subscribers still catching up
-        self._positions: dict[str, Position] = {}
-        self._floors: dict[str, dict[Subscriber, float]] = {}
+        self._log: RecoveryLog[Subscriber] = RecoveryLog()
 
     def subscribers(self, channel: str) -> int:
         """How many local connections listen to ``channel``."""
@@ -132,7 +130,7 @@ class Fanout:
                     await self._learn_position(channel, retention)
             except BaseException:
                 self._channels.pop(channel, None)
-                self._positions.pop(channel, None)
+                self._log.forget(channel)
                 raise
             finally:
                 self._joining.pop(channel, None)
@@ -153,14 +151,7 @@ class Fanout:
         except Exception as exc:  # noqa: BLE001 - whatever the store raised, the subscription goes on
             logger.warning("channel %s: its position is unknown for now (%s: %s)", channel, type(exc).__name__, exc)
             return
-        self._arrived(channel, position)
-
-    def _arrived(self, channel: str, position: Position) -> bool:
-        """Record ``position`` as reached; False when it was already (a duplicate)."""
-        if arrival(self._positions.get(channel), position) is Arrival.DUPLICATE:
-            return False
-        self._positions[channel] = position
-        return True
+        self._log.arrive(channel, position)  # reached unless this process delivered it already
 
     async def add_logged(self, subscriber: Subscriber, channel: str, view: View, retention: Retention,
                          since: Position | None = None) -> Joined:
@@ -174,9 +165,8 @@ class Fanout:
         _, members = groups.setdefault(view.key, (view, set()))
         members.add(subscriber)
         if since is None:
-            return Joined(self._positions.get(channel))
-        floors = self._floors.setdefault(channel, {})
-        floors[subscriber] = math.inf  # live events wait while the replay runs
+            return Joined(self._log.position(channel))
+        self._log.hold(channel, subscriber)  # live events wait while the replay runs
         try:
             sent, recovered = await self._replay(subscriber, channel, view, retention, since)
         except asyncio.CancelledError:
@@ -185,15 +175,14 @@ class Fanout:
             logger.warning("channel %s: could not read its history (%s: %s)", channel, type(exc).__name__, exc)
             sent, recovered = since.offset, False
         finally:
-            floors = self._floors.get(channel, {})
-            floors.pop(subscriber, None)
-        local = self._positions.get(channel)
+            self._log.release(channel, subscriber)
+        local = self._log.position(channel)
         if local is None:  # unknown: the store is unreachable (or the subscriber left, and the channel with it)
             return Joined(None, False)
         if not recovered:
             return Joined(local, False)
         if sent > local.offset:  # this process has not delivered the last replayed events yet
-            self._floors.setdefault(channel, {})[subscriber] = sent
+            self._log.hold(channel, subscriber, sent)
         return Joined(Position(local.epoch, max(sent, local.offset)), True)
 
     async def _replay(self, subscriber: Subscriber, channel: str, view: View, retention: Retention,
@@ -209,7 +198,7 @@ class Fanout:
                     sent = logged.offset
             if congested:
                 await subscriber.drained()
-            local = self._positions.get(channel)
+            local = self._log.position(channel)
             if local is None or local.epoch != since.epoch or local.offset <= sent:
                 return sent, local is not None and local.epoch == since.epoch
             page = await self._history_broker.history(channel, retention, Position(since.epoch, sent))
@@ -235,13 +224,10 @@ class Fanout:
             members.discard(subscriber)
             if not members:
                 del groups[key]
-        floors = self._floors.get(channel)
-        if floors:
-            floors.pop(subscriber, None)
+        self._log.release(channel, subscriber)
         if not groups:
             del self._channels[channel]
-            self._positions.pop(channel, None)
-            self._floors.pop(channel, None)
+            self._log.forget(channel)
             task = asyncio.ensure_future(self._leave(channel))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -284,23 +270,20 @@ class Fanout:
         groups = self._channels.get(channel)
         if groups is None:
             return None
-        last = self._positions.get(channel)
-        kind = arrival(last, position)
         lost = isinstance(data, Gap)
-        if kind is Arrival.DUPLICATE or (lost and kind in (Arrival.FIRST, Arrival.NEW_EPOCH)):
+        verdict = self._log.arrive(channel, position, lost=lost)
+        if verdict.step is Step.DROP:
             return None  # delivered already, or lost before anything this process delivered of that epoch
-        self._positions[channel] = position
-        floors = self._floors.get(channel) or {}
+        floors = self._log.floors(channel)
         congested: list[Subscriber] = []
-        gap = Gap(position.epoch, last.offset + 1, position.offset) if lost and last is not None \
-            else missing(last, position)
+        gap = verdict.gap
         if gap is not None:
             logger.warning("channel %s: offsets %d-%d cannot be delivered; subscribers are told", channel,
                            gap.first, gap.last)
             self._announce(channel, groups, gap, floors, congested)
         if not lost:
-            epoch = position.epoch if kind in (Arrival.FIRST, Arrival.NEW_EPOCH) else None
-            if kind is Arrival.NEW_EPOCH:
+            epoch = verdict.epoch
+            if verdict.arrival is Arrival.NEW_EPOCH:
                 logger.warning("channel %s: its history was lost (new epoch %s); subscribers are told", channel,
                                epoch)
             skip = {subscriber for subscriber, floor in floors.items() if floor >= position.offset}
@@ -309,13 +292,11 @@ class Fanout:
                 for subscriber in list(members):
                     if subscriber not in skip and subscriber.send_frame(frame):
                         congested.append(subscriber)
-        for subscriber, floor in list(floors.items()):
-            if floor <= position.offset:
-                del floors[subscriber]
+        self._log.caught_up(channel, position.offset)
         return Congested(congested) if congested else None
 
     @staticmethod
-    def _announce(channel: str, groups: dict[Hashable, _Group], gap: Gap, floors: dict[Subscriber, float],
+    def _announce(channel: str, groups: dict[Hashable, _Group], gap: Gap, floors: Mapping[Subscriber, float],
                   congested: list[Subscriber]) -> None:
         """Send the gap notice to every subscriber, from just after what its replay sent (if it is replaying)."""
         for view, members in list(groups.values()):

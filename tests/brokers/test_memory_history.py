@@ -10,7 +10,8 @@ import pytest
 from marshmallow import ValidationError
 
 from drizzle_gateway import Gateway, Topic
-from drizzle_gateway.brokers import MemoryBroker
+from drizzle_gateway.brokers import HistoryBroker, MemoryBroker
+from drizzle_gateway.brokers.redis import RedisBroker
 from drizzle_gateway.runtime.session import Session
 from drizzle_gateway.transport.connection import Connection
 from drizzle_gateway.wire.dialect import encode
@@ -110,6 +111,18 @@ def test_history_needs_a_broker_that_keeps_it_and_a_size():
 
     with pytest.raises(ValueError, match="cannot keep"):
         Gateway(topics=[Topic("feed", Message, history=3)], broker=NoHistory())
+
+    class PubSubOnly:  # every method of a `Broker`, none of a `HistoryBroker`
+        async def publish(self, channel, data): ...
+        async def subscribe(self, channel, listener): ...
+        async def unsubscribe(self, channel): ...
+        async def close(self): ...
+
+    with pytest.raises(ValueError, match="'feed' has history, which PubSubOnly cannot keep"):
+        Gateway(topics=[Topic("feed", Message, history=3)], broker=PubSubOnly())
+    Gateway(topics=[Topic("plain", Message)], broker=PubSubOnly())  # no history asked: any broker will do
+    assert isinstance(MemoryBroker(), HistoryBroker) and isinstance(RedisBroker(), HistoryBroker)
+    assert not isinstance(NoHistory(), HistoryBroker) and not isinstance(PubSubOnly(), HistoryBroker)
     with pytest.raises(ValueError):
         Topic("feed", Message, history=0)
     with pytest.raises(ValueError):

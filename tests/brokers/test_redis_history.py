@@ -239,13 +239,13 @@ async def test_a_gap_whose_read_fails_is_read_again_not_skipped():
             await writer.publish_logged("feed", {"n": n}, retention)
         await eventually_equal(lambda: got, [1, 2, 3])
         name = reader.prefix + "feed"
-        await reader._pubsub.unsubscribe(name)  # the reader misses 4 and 5 on pub/sub ...
+        await reader._reader.pubsub.unsubscribe(name)  # the reader misses 4 and 5 on pub/sub ...
         await listeners_become(server, name, 0)
         for n in (4, 5):
             await writer.publish_logged("feed", {"n": n}, retention)
         async with asyncio.timeout(10):  # they reached Redis (a publish is sent by the broker's outbox)
-            await writer._idle.wait()
-        await reader._pubsub.subscribe(name)
+            await writer._sender.idle.wait()
+        await reader._reader.pubsub.subscribe(name)
         await listeners_become(server, name, 1)
         history, failures = reader.history, []
 
@@ -313,7 +313,7 @@ async def test_a_reconnect_catch_up_outrun_by_a_flush_announces_only_what_pubsub
 
         reader.history = outrun
         name = reader.prefix + "feed"
-        await reader._pubsub.unsubscribe(name)  # the reader misses 4 and 5 on pub/sub ...
+        await reader._reader.pubsub.unsubscribe(name)  # the reader misses 4 and 5 on pub/sub ...
         await listeners_become(server, name, 0)
         for n in (4, 5):
             await writer.publish_logged("feed", {"n": n}, retention)
@@ -364,7 +364,7 @@ async def test_a_publish_timed_out_in_a_frozen_redis_does_not_cost_the_publishin
             for n in range(1, 11):
                 await publishing.publish_logged("feed", {"n": n}, retention)
             async with asyncio.timeout(10):  # the batch was sent and timed out
-                while publishing._outage_since is None:
+                while publishing._link.outage_since is None:
                     await asyncio.sleep(0.01)
         finally:
             server.thaw()
@@ -540,7 +540,7 @@ async def test_500_concurrent_history_reads_on_a_healthy_redis_all_succeed():
                                      return_exceptions=True)
         assert [page for page in pages if isinstance(page, BaseException)] == []
         assert {page.position.offset for page in pages} == {0}
-        assert len(broker._publisher.connection_pool._in_use_connections) == 0  # every connection went back
+        assert len(broker._link.publisher.connection_pool._in_use_connections) == 0  # every connection went back
     finally:
         await broker.close()
         server.stop()

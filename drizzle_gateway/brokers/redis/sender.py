@@ -1,0 +1,124 @@
+"""The Redis broker's one ordered path to Redis: a bounded outbox of publishes, sent in pipelined batches.
+
+Plain publishes go as PUBLISH; publishes with history as the `streams`
+APPEND script, each with a sequence number so a batch sent again after a
+failure is applied once. While Redis is unreachable the outbox keeps the
+latest ``max_pending`` publishes (the oldest are dropped, counted in the
+outage log) and sends them, in order, when it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+from collections import deque
+
+from ...wire.history import Retention
+from . import streams
+from .link import Link
+
+logger = logging.getLogger("drizzle_gateway")
+
+Queued = tuple[str, bytes, Retention | None, int]
+"""One publish waiting: the channel's Redis name (the bare channel with history), the body, the
+retention (None: a plain PUBLISH) and its sequence number (0 for a plain one)."""
+
+
+class Sender:
+    """The outbox of publishes and the task (`run`) that sends it to Redis in batches of ``batch_size``."""
+
+    def __init__(self, link: Link, *, prefix: str, origin: str, max_pending: int, batch_size: int,
+                 meta_ttl: float) -> None:
+        self._link = link
+        self.prefix = prefix
+        self.origin = origin
+        self.max_pending = max_pending
+        self.batch_size = batch_size
+        self.meta_ttl = meta_ttl
+        self._queue: deque[Queued] = deque()
+        self._sending = 0  # publishes of the batch on its way to Redis, not yet answered
+        self._sequence = itertools.count(1)  # numbers publishes with history: a resend is applied once
+        self._ready = asyncio.Event()
+        self.idle = asyncio.Event()
+        """Set while nothing waits to be sent and no batch is on its way."""
+        self.idle.set()
+
+    def __len__(self) -> int:
+        """Publishes waiting to be sent (the batch on its way not counted)."""
+        return len(self._queue)
+
+    @property
+    def pending(self) -> int:
+        """Publishes Redis has not yet answered: those waiting to be sent, and the batch on its way."""
+        return len(self._queue) + self._sending
+
+    def put(self, name: str, message: bytes, retention: Retention | None) -> None:
+        """Queue one publish (``retention``: append it to the channel's stream), dropping the oldest when full."""
+        if len(self._queue) >= self.max_pending:
+            self._queue.popleft()
+            self._link.dropped += 1
+            if self._link.dropped == 1:
+                logger.warning("redis outbox full (%d publishes): dropping the oldest until redis catches up",
+                               self.max_pending)
+        self._queue.append((name, message, retention, next(self._sequence) if retention is not None else 0))
+        self.idle.clear()
+        self._ready.set()
+
+    async def run(self) -> None:
+        """Send batches of PUBLISH in one pipeline each, until the broker closes.
+
+        A batch that fails goes back to the front of the outbox and this path
+        recovers on its own (`_await_publisher`): the subscriber connection,
+        which checks its own health, is left alone, so it goes on hearing what
+        Redis applies meanwhile, a failed batch included (a resend of it is
+        applied once).
+        """
+        link = self._link
+        while not link.closed:
+            if not self._queue:
+                self.idle.set()
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            await link.up.wait()
+            batch = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
+            self._sending = len(batch)
+            try:
+                assert link.publisher is not None
+                pipe = link.publisher.pipeline(transaction=False)
+                for name, message, retention, sequence in batch:
+                    if retention is None:
+                        pipe.publish(name, message)
+                    else:
+                        pipe.eval(streams.APPEND, *streams.append_args(
+                            self.prefix, name, message, retention, self.origin, sequence, self.meta_ttl))
+                await link.bounded(pipe.execute())
+            except Exception as exc:
+                self._sending = 0
+                self._queue.extendleft(reversed(batch))
+                while len(self._queue) > self.max_pending:
+                    self._queue.popleft()
+                    link.dropped += 1
+                link.note_outage(exc)
+                await self._await_publisher()
+                continue
+            self._sending = 0
+            if link.outage_since is not None and link.up.is_set():
+                link.came_up(0, len(self._queue))
+
+    async def _await_publisher(self) -> None:
+        """After a failed batch: a fresh connection, then ping with backoff until Redis answers (or closing)."""
+        link = self._link
+        delay = link.reconnect_min
+        while not link.closed:
+            await link.reset_publisher()
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, link.reconnect_max)
+            try:
+                assert link.publisher is not None
+                await link.bounded(link.publisher.ping())
+                return
+            except Exception:
+                continue
