@@ -101,7 +101,7 @@ async def test_stalled_readers_are_closed_in_bounded_time_and_memory(gateway, ht
             await sock.send({"request_id": 1, "action": "__subscribe__", "data": {"topic": "bulk"}})
             assert await anext(sock.frames()) == (0x1, b'{"request_id":1,"data":{"topic":"bulk"}}')
         # From here on none of them reads. The kernel's socket buffers take a few MB each first.
-        outboxes = [session.transport.outbox for session in gateway.hub.sessions]
+        outboxes = [session.peer.outbox for session in gateway.hub.sessions]
         sampled: list[asyncio.Future] = []
         started = loop.time()
         for seq in range(2000):  # at most 16 MB to each; a server loop awaiting only publish
