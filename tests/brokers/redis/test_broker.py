@@ -1,6 +1,6 @@
 """RedisBroker inside one gateway process, against a real redis-server.
 
-Cross-process behaviour lives in test_redis_scaleout.py; here: the outbox
+Cross-process behaviour lives in test_scaleout.py; here: the outbox
 while Redis is down, shutting down, and how the tests behave without
 redis-server.
 """
@@ -118,7 +118,7 @@ def test_without_redis_server_the_redis_tests_skip_with_the_reason_unless_requir
     env = {**os.environ, "PATH": "/nonexistent", "DRIZZLE_REQUIRE_REDIS": required}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-rsf", "-p", "no:cacheprovider", "-n", "0",
-         "tests/brokers/test_redis_scaleout.py::test_an_invalid_publish_reaches_nobody_anywhere"],
+         "tests/brokers/redis/test_scaleout.py::test_an_invalid_publish_reaches_nobody_anywhere"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
     )
     assert "redis-server is not installed" in result.stdout, result.stdout
