@@ -20,11 +20,14 @@ from drizzle_gateway import Gateway, Resource, Topic
 
 
 def rebuilt(example: Gateway, *, resources: Iterable[type[Resource]] = (), topics: Iterable[Topic] = (),
-            **options: Any) -> Gateway:
+            kind: type[Gateway] = Gateway, **options: Any) -> Gateway:
     """A new gateway with ``example``'s resources, topics, title, extra routes and state, plus ``resources``
-    and ``topics``, built with ``options`` (keyword arguments of `Gateway`, which win over the example's)."""
-    gateway = Gateway([*example.resources.values(), *resources], [*example.topics, *topics],
-                      **{"title": example.title, "extra_routes": example.extra_routes, **options})
+    and ``topics``, built with ``options`` (keyword arguments of `Gateway`, which win over the example's).
+
+    ``kind`` is the class built: a subclass of `Gateway` a test overrides a method of.
+    """
+    gateway = kind([*example.resources.values(), *resources], [*example.topics, *topics],
+                   **{"title": example.title, "extra_routes": list(example.extra_routes), **options})
     gateway.state.update(example.state)
     return gateway
 
