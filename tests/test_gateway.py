@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ from drizzle_gateway.brokers import MemoryBroker
 from drizzle_gateway.client import Client, ConnectionClosed, RemoteError
 from drizzle_gateway.runtime.builtin_actions import BuiltinActions
 from drizzle_gateway.wire.dialect import Request
-from tests.support.polling import wait_until
+from tests.support.polling import eventually, wait_until
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -208,17 +207,18 @@ async def test_close_cancels_actions_still_running_at_the_deadline(gateway, conn
 
 
 async def wait_listening(port: int, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    """Wait (20 s at most) until ``server`` accepts connections on ``port``; it must not exit meanwhile."""
+
+    async def listening() -> bool:
         assert server.poll() is None, "server exited early"
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
         except OSError:
-            await asyncio.sleep(0.05)
-            continue
+            return False
         writer.close()
-        return
-    raise AssertionError("server did not listen")
+        return True
+
+    assert await eventually(listening, 20), "server did not listen"
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -240,9 +240,7 @@ async def test_sigterm_on_serve_drains_and_exits(tmp_path):
             with pytest.raises(ConnectionClosed) as closed:
                 await client.next_event(timeout=10)
             assert closed.value.code == 1001
-        deadline = time.monotonic() + 15
-        while server.poll() is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: server.poll() is not None, 15)
         assert server.returncode == 0
         with pytest.raises(OSError):
             await asyncio.open_connection("127.0.0.1", port)

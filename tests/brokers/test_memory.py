@@ -16,6 +16,7 @@ from drizzle_gateway.transport.connection import Connection
 from drizzle_gateway.wire.dialect import encode
 from drizzle_gateway.wire.history import Position
 from tests.support.history import TTL, FakeClock, history_gateway, message, publish
+from tests.support.polling import wait_until
 from tests.support.resources import Message
 
 
@@ -420,11 +421,7 @@ async def test_a_connection_closed_mid_replay_is_let_go(gateway, raw, monkeypatc
     back = await raw()
     await back.send({"request_id": 1, "action": "__subscribe__",
                      "data": {"topic": "feed.lobby", "since": {"epoch": first["epoch"], "offset": 0}}})
-    async with asyncio.timeout(5):
-        while gateway.fanout.subscribers("feed.lobby") < 2:  # joined, replay under way
-            await asyncio.sleep(0.01)
+    await wait_until(lambda: gateway.fanout.subscribers("feed.lobby") >= 2, 5)  # joined, replay under way
     back.ws.close()
-    async with asyncio.timeout(5):
-        while len(gateway.sessions) > 1 or gateway.fanout.subscribers("feed.lobby") > 1:
-            await asyncio.sleep(0.01)
+    await wait_until(lambda: len(gateway.sessions) <= 1 and gateway.fanout.subscribers("feed.lobby") <= 1, 5)
     assert gateway.fanout.subscribers("feed.lobby") == 1

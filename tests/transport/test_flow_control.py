@@ -32,6 +32,7 @@ from tests.support.flow import (
     read_to,
     subscribed_stalled,
 )
+from tests.support.polling import wait_until
 from tests.support.procstat import rss_bytes
 from tests.support.resources import Lab
 from tests.support.serve_app import make_flow_gateway
@@ -126,9 +127,7 @@ async def test_stalled_readers_are_closed_in_bounded_time_and_memory(gateway, ht
         for sock in stalled:
             sock.sock.close()
         del outboxes, stalled, sampled
-        async with asyncio.timeout(10):  # the server lets go of them
-            while gateway.sessions:
-                await asyncio.sleep(0.05)
+        await wait_until(lambda: not gateway.sessions, 10)  # the server lets go of them
         gc.collect()
     bound = count * limits.send_queue_bytes
     # Each round may cost about one send queue per stalled reader; a second round must not add to the first
