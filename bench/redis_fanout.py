@@ -45,10 +45,9 @@ def chat_gateway():
     """The chat example's gateway with the rate and in-flight limits lifted: the bench publishes from one connection."""
     from drizzle_gateway import Limits
     from examples.chat.app import make_gateway
+    from tests.support.gateways import rebuilt
 
-    gateway = make_gateway()
-    gateway.limits = Limits(rate=None, max_in_flight=None)
-    return gateway
+    return rebuilt(make_gateway(), limits=Limits(rate=None, max_in_flight=None))
 ROOM = "chat.bench"
 LOGGED_ROOM = "logged.bench"
 

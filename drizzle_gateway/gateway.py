@@ -379,23 +379,3 @@ def fixed_path(route: Any) -> str | None:
     except (ValueError, AssertionError):
         return None
     return path if path is not None and spec.regex.fullmatch(path) else None
-
-
-def _temporary_setter(name: str) -> None:  # TEMPORARY: removed once the tests build what they need
-    prop = getattr(Gateway, name)
-
-    def setter(self: Gateway, value: Any) -> None:
-        if self._hub is not None:
-            raise RuntimeError(f"{name} is fixed once the gateway serves")
-        if name in ("allowed_origins", "allowed_hosts"):
-            kwargs = {"allowed_origins": self.allowed_origins, "allowed_hosts": self.allowed_hosts, name: value}
-            self.handshake = HandshakePolicy(**kwargs)
-        else:
-            setattr(self, "_" + name, value)
-
-    setattr(Gateway, name, property(prop.fget, setter))
-
-
-for _name in ("limits", "authenticate", "auth_throttle", "protocol", "broker", "hide_forbidden", "public_schema",
-              "allowed_origins", "allowed_hosts"):
-    _temporary_setter(_name)

@@ -1,5 +1,9 @@
 """Shared fixtures: the gateway, in-process clients, and a real listening gateway with real websocket clients.
 
+``gateway`` is built with ``gateway_options`` (keyword arguments of `Gateway`):
+a test gives its own with ``@pytest.mark.gateway_options(limits=...)``, a
+module by overriding the fixture; configuration is never assigned to a
+gateway after it is built.
 ``test_client`` opens `TestClient` instances on ``gateway`` in process: the
 request and publish paths without a socket, for what the gateway replies.
 pytest-tornado's ``app`` fixture serves the gateway on ``http_port``;
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import Any
 
 import pytest
 import tornado.web
@@ -33,10 +38,22 @@ from tests.support.redis_server import GatewayProcess, RedisServer
 from tests.support.serve_app import make_gateway as make_test_gateway
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "gateway_options(**options): keyword arguments of Gateway for the gateway "
+                                       "fixture (limits=..., authenticate=...)")
+
+
 @pytest.fixture
-def gateway() -> Gateway:
-    """The todo example's gateway plus the test resources and topics."""
-    return make_test_gateway()
+def gateway_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Keyword arguments of `Gateway` for ``gateway``: the test's ``gateway_options`` mark, if any."""
+    marks = reversed(list(request.node.iter_markers("gateway_options")))  # the closest mark wins
+    return {key: value for mark in marks for key, value in mark.kwargs.items()}
+
+
+@pytest.fixture
+def gateway(gateway_options: dict[str, Any]) -> Gateway:
+    """The todo example's gateway plus the test resources and topics, built with ``gateway_options``."""
+    return make_test_gateway(**gateway_options)
 
 
 @pytest.fixture
@@ -189,9 +206,10 @@ def redis_server():
 
 
 @pytest.fixture
-def served(gateway: Gateway, io_loop):
-    """The gateway with a 1 s handshake timeout, served by its own `Gateway.http_server`; yields its port."""
-    gateway.limits = Limits(handshake_timeout=HANDSHAKE_TIMEOUT)
+def served(gateway_options: dict[str, Any], io_loop):
+    """A test gateway of its own (built like ``gateway``, with a 1 s handshake timeout), served by its
+    `Gateway.http_server`; yields its port."""
+    gateway = make_test_gateway(**{**gateway_options, "limits": Limits(handshake_timeout=HANDSHAKE_TIMEOUT)})
     server = gateway.http_server()
     sock, port = bind_unused_port()
     server.add_sockets([sock])

@@ -35,8 +35,8 @@ GUARDS: dict[str, tuple[str, ...]] = {
     "runtime.limits": ("tests/runtime/test_limits.py", "tests/runtime/test_dispatch.py"),
     "contract.permissions": ("tests/contract/test_permissions.py", "tests/runtime/test_auth.py"),
     "runtime.dispatch": ("tests/runtime/test_dispatch.py",),
-    "wire.recovery": ("tests/wire/test_recovery.py", "tests/brokers/test_memory_history.py"),
-    "wire.history": ("tests/brokers/test_memory_history.py", "tests/wire/test_recovery.py"),
+    "wire.recovery": ("tests/wire/test_recovery.py", "tests/brokers/test_memory.py"),
+    "wire.history": ("tests/wire/test_history.py", "tests/brokers/test_memory.py", "tests/wire/test_recovery.py"),
 }
 """Each guard module of ``drizzle_gateway`` and the test modules run against its mutants."""
 

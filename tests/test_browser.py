@@ -11,10 +11,11 @@ import signal
 
 import pytest
 
-from drizzle_gateway import Gateway
 from examples.chat.app import make_gateway as make_chat_gateway
 from examples.todo.app import make_gateway as make_todo_gateway
 from tests.support.browser import ARTIFACTS, BLANK_ROUTE, GatewayProcess, ServerThread, chromium
+from tests.support.gateways import rebuilt
+from tests.support.serve_app import make_gateway as make_test_gateway
 
 TIMEOUT_MS = 15000
 
@@ -47,10 +48,9 @@ def open_page(browser):
 
 
 @pytest.fixture
-def served(gateway: Gateway):
-    """The test gateway (todo example + test resources) with a blank page, served from a thread."""
-    gateway.extra_routes.append(BLANK_ROUTE)
-    with ServerThread(gateway) as server:
+def served(gateway_options):
+    """A test gateway of its own (todo example + test resources) with a blank page, served from a thread."""
+    with ServerThread(make_test_gateway(**{"extra_routes": [BLANK_ROUTE], **gateway_options})) as server:
         yield server
 
 
@@ -259,9 +259,7 @@ def test_chat_page_reconnects_and_resubscribes_after_a_server_restart(open_page,
 
 
 def test_explorer_lists_the_todo_actions_and_calls_one_through_its_form(open_page):
-    gateway = make_todo_gateway()
-    gateway.explorer = True
-    with ServerThread(gateway) as server:
+    with ServerThread(rebuilt(make_todo_gateway(), explorer=True)) as server:
         page = open_page(server.url("/_explorer"), width=1280, height=860)
         page.wait_for_selector("#status[data-state='open']")
         page.wait_for_selector("#sidebar button")
@@ -292,8 +290,8 @@ def test_explorer_lists_the_todo_actions_and_calls_one_through_its_form(open_pag
         screenshot(page, "explorer-error.png")
 
 
+@pytest.mark.gateway_options(explorer=True)
 def test_explorer_watches_a_topic_and_publishes_to_it(gateway, open_page):
-    gateway.explorer = True
     with ServerThread(gateway) as server:
         explore_chat_topic(open_page(server.url("/_explorer"), width=1280, height=860))
 

@@ -21,6 +21,7 @@ from drizzle_gateway import Gateway, Limits, Resource, action
 from examples.chat.app import make_gateway as make_chat_gateway
 from examples.todo.app import make_gateway as make_todo_gateway
 from tests.support.browser import ARTIFACTS, ROOT, ServerThread, chromium
+from tests.support.gateways import rebuilt
 from tests.support.ports import free_port
 
 TIMEOUT_MS = 15000
@@ -85,10 +86,9 @@ def screenshot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
 
-def explorer_gateway(make=make_todo_gateway) -> Gateway:
-    gateway = make()
-    gateway.explorer = True
-    return gateway
+def explorer_gateway(make=make_todo_gateway, **options: Any) -> Gateway:
+    """The gateway ``make`` builds (an example's), with the explorer and ``options`` (of `Gateway` and `rebuilt`)."""
+    return rebuilt(make(), explorer=True, **options)
 
 
 def open_explorer(pages: Pages, url: str, width: int = 1280, height: int = 860):
@@ -285,14 +285,15 @@ def test_a_failed_connect_clears_the_old_contract_and_says_what_failed(pages):
         page.wait_for_selector("button[data-key='action:todos.list']")
 
 
-def test_a_failing_schema_request_is_shown_not_thrown(pages):
-    gateway = explorer_gateway()
+class BrokenSchemaGateway(Gateway):
+    """A gateway that cannot build anyone's ``__schema__``."""
 
-    async def broken_schema(user: Any) -> dict:
+    async def schema_for(self, user: Any) -> dict:
         raise RuntimeError("the contract is unavailable")
 
-    gateway.schema_for = broken_schema
-    with ServerThread(gateway) as server:
+
+def test_a_failing_schema_request_is_shown_not_thrown(pages):
+    with ServerThread(explorer_gateway(kind=BrokenSchemaGateway)) as server:
         page = pages.open(server.url("/_explorer"))
         page.wait_for_selector("#problem")
         assert page.inner_text("#problem .code") == "INTERNAL_ERROR"
@@ -301,9 +302,7 @@ def test_a_failing_schema_request_is_shown_not_thrown(pages):
 
 
 def test_a_refused_unsubscribe_is_shown_not_thrown(pages):
-    gateway = explorer_gateway(make_chat_gateway)
-    gateway.limits = Limits(rate=0.001, burst=4)
-    with ServerThread(gateway) as server:
+    with ServerThread(explorer_gateway(make_chat_gateway, limits=Limits(rate=0.001, burst=4))) as server:
         page = open_explorer(pages, server.url("/_explorer"))
         page.click("button[data-key='topic:chat.{room}']")
         page.click("#subscribe")

@@ -63,9 +63,9 @@ def retries_logged(caplog) -> list[str]:
 
 
 @pytest.mark.gen_test(timeout=30)
+@pytest.mark.gateway_options(limits=Limits(rate=10, burst=2))
 async def test_subscribes_beyond_the_rate_limit_are_retried_and_all_deliver(gateway, connect, caplog):
     caplog.set_level(logging.DEBUG, logger=RETRY_LOG)
-    gateway.limits = Limits(rate=10, burst=2)
     client = await connect()
     rooms = [f"r{i}" for i in range(8)]
     replies = await asyncio.gather(*(client.subscribe(f"chat.{room}") for room in rooms))
@@ -78,9 +78,9 @@ async def test_subscribes_beyond_the_rate_limit_are_retried_and_all_deliver(gate
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_ping_schema_and_unsubscribe_are_retried_publish_and_calls_are_not(connect, gateway, caplog):
+@pytest.mark.gateway_options(limits=Limits(rate=4, burst=1))  # one token, back 0.25 s after it is spent
+async def test_ping_schema_and_unsubscribe_are_retried_publish_and_calls_are_not(connect, caplog):
     caplog.set_level(logging.DEBUG, logger=RETRY_LOG)
-    gateway.limits = Limits(rate=4, burst=1)  # one token, back 0.25 s after it is spent
     client = await connect()
     rooms = ["chat.lobby", "chat.hall"]
     assert await asyncio.gather(*(client.subscribe(room) for room in rooms)) == [{"topic": room} for room in rooms]
@@ -100,8 +100,8 @@ async def test_ping_schema_and_unsubscribe_are_retried_publish_and_calls_are_not
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_retries_are_bounded(connect, gateway):
-    gateway.limits = Limits(rate=1, burst=1)
+@pytest.mark.gateway_options(limits=Limits(rate=1, burst=1))
+async def test_retries_are_bounded(connect):
     impatient = await connect(max_retry_delay=0.05)
     assert await impatient.ping() == "pong"
     started = time.monotonic()
@@ -117,9 +117,9 @@ async def test_retries_are_bounded(connect, gateway):
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_retry_waiting_for_its_turn_ends_as_soon_as_the_connection_closes(connect, gateway, caplog):
+@pytest.mark.gateway_options(limits=Limits(rate=0.5, burst=1))
+async def test_a_retry_waiting_for_its_turn_ends_as_soon_as_the_connection_closes(connect, caplog):
     caplog.set_level(logging.DEBUG, logger=RETRY_LOG)
-    gateway.limits = Limits(rate=0.5, burst=1)
     client = await connect()
     assert await client.ping() == "pong"
     waiting = asyncio.ensure_future(client.ping())  # refused; the server asks for about 2 s

@@ -11,6 +11,7 @@ from drizzle_gateway.brokers import MemoryBroker
 from drizzle_gateway.client import Client, ConnectionClosed, Gap, Position
 from drizzle_gateway.wire.history import Position as HistoryPosition
 from tests.support.history import FakeClock, history_gateway, message, publish
+from tests.support.polling import wait_until
 
 
 @pytest.fixture
@@ -96,10 +97,7 @@ async def test_a_new_epoch_is_surfaced_and_its_events_delivered(gateway, connect
     await publish(gateway, [1, 2, 3])
     assert await offsets(client, 3) == [1, 2, 3]
     await drop(client)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5
-    while gateway.hub.sessions and loop.time() < deadline:  # the server notices the drop
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: not gateway.hub.sessions, 5)  # the server notices the drop
     gateway.use_broker(MemoryBroker())  # as a restarted process would: the history is gone
     await publish(gateway, [1])
     replies = await client.reconnect()

@@ -106,9 +106,9 @@ frames = st.one_of(
 
 
 @pytest.fixture
-def gateway(gateway):
-    gateway.limits = FUZZ_LIMITS
-    return gateway
+def gateway_options(gateway_options):
+    """The gateway is built with `FUZZ_LIMITS`."""
+    return {"limits": FUZZ_LIMITS, **gateway_options}
 
 
 class Bystander:

@@ -11,6 +11,7 @@ from drizzle_gateway import Gateway, Limits, Resource, Topic, action
 from drizzle_gateway.client import ConnectionClosed, RemoteError
 from drizzle_gateway.runtime.auth import Credentials
 from drizzle_gateway.testing import TestClient
+from tests.support.polling import wait_until
 from tests.support.resources import Message
 from tests.support.serve_app import make_gateway
 
@@ -135,8 +136,7 @@ async def test_closing_cancels_running_requests_and_drops_subscriptions(gateway)
     client = await TestClient(gateway).connect()
     await client.subscribe("chat.lobby")
     sleeping = asyncio.ensure_future(client.call("lab", "sleep", {"seconds": 30, "tag": "t"}))
-    while not client.session.tasks:
-        await asyncio.sleep(0)
+    await wait_until(lambda: client.session.tasks, 5)
     task = next(iter(client.session.tasks))
     await client.close()
     with pytest.raises(ConnectionClosed):

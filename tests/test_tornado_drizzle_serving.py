@@ -18,6 +18,7 @@ from tornado.ioloop import IOLoop
 from tornado.testing import bind_unused_port
 from tornado.websocket import websocket_connect
 
+from tests.support.polling import wait_until
 from tornado_drizzle.conf import init_drizzle
 from tornado_drizzle.drizzle_web_socket import DrizzleHandler, DrizzleWebSocket
 from tornado_drizzle.subscriber import publish, subscriptions
@@ -53,14 +54,6 @@ async def ask(ws, action: str, request_id: int, data: dict | None = None) -> dic
         frame["data"] = data
     await ws.write_message(json.dumps(frame))
     return json.loads(await asyncio.wait_for(ws.read_message(), 10))
-
-
-async def until(condition, timeout: float = 5.0) -> None:
-    """Wait until ``condition()`` holds (the server sees a close a moment after the client sends it)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.005)
 
 
 # -- init_drizzle and asyncio.run in either order --------------------------------------------------
@@ -118,11 +111,11 @@ async def test_subscriptions_count_sockets_as_they_connect_and_close(ws_url):
     assert len(subscriptions["__test__"]) == 1 and subscriptions["__test__"] < subscriptions["__all__"]
 
     sockets.pop(0).close()
-    await until(lambda: len(subscriptions.get("__all__", ())) == 4)
+    await wait_until(lambda: len(subscriptions.get("__all__", ())) == 4, 5)  # the server sees a close a moment later
     assert "__test__" not in subscriptions
     for count in range(3, -1, -1):
         sockets.pop().close()
-        await until(lambda count=count: len(subscriptions.get("__all__", ())) == count)
+        await wait_until(lambda count=count: len(subscriptions.get("__all__", ())) == count, 5)
     assert "__all__" not in subscriptions and dict(subscriptions) == {}
 
 

@@ -36,16 +36,20 @@ RATE = 3000
 """Events a second the publisher sends (~1 KB each): about ten times the slow link."""
 
 
+HELD = hold_limits()
+"""The flow gateway's limits (a 256 KiB send queue, 1 s for a congested reader to drain it), a short publish_wait."""
+
+
 @pytest.fixture
 def gateway():
-    """A ``bulk`` topic; a 256 KiB send queue and 1 s for a congested reader to drain it."""
-    return make_flow_gateway()
+    """A ``bulk`` topic with the `HELD` limits."""
+    return make_flow_gateway(limits=HELD)
 
 
 @pytest.mark.gen_test(timeout=30)
 async def test_a_slow_and_a_stalled_reader_are_closed_while_the_fast_one_and_the_bystander_go_on(
         gateway, ws_url, http_port, connect):
-    limits = hold_limits(gateway)
+    limits = HELD
     fast = BulkSubscriber(ws_url)
     await fast.subscribe("bulk")
     reading = keep_reading(fast)

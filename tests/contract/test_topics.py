@@ -157,18 +157,29 @@ class CountingProtocol(Dialect):
         return super().event(topic, data)
 
 
-@pytest.mark.gen_test
-async def test_a_publish_is_encoded_once_per_field_selection_not_per_subscriber(gateway, test_client):
-    gateway.protocol = counting = CountingProtocol()
-    everything = [await test_client() for _ in range(4)]
-    text_only = [await test_client() for _ in range(3)]
-    for client in everything:
-        await client.subscribe("alerts")
-    for client in text_only:
-        await client.subscribe("alerts", fields=["text"])
-    await gateway.publish("alerts", MESSAGE)
-    for client in everything:
-        assert (await client.next_event(2)).data == MESSAGE
-    for client in text_only:
-        assert (await client.next_event(2)).data == {"text": "hello"}
-    assert counting.encoded == ["alerts", "alerts"]
+class TestOneEncodePerView:
+    """The gateway speaks `CountingProtocol`."""
+
+    @pytest.fixture
+    def counting(self) -> CountingProtocol:
+        return CountingProtocol()
+
+    @pytest.fixture
+    def gateway_options(self, gateway_options, counting):
+        return {"protocol": counting, **gateway_options}
+
+    @pytest.mark.gen_test
+    async def test_a_publish_is_encoded_once_per_field_selection_not_per_subscriber(
+            self, gateway, test_client, counting):
+        everything = [await test_client() for _ in range(4)]
+        text_only = [await test_client() for _ in range(3)]
+        for client in everything:
+            await client.subscribe("alerts")
+        for client in text_only:
+            await client.subscribe("alerts", fields=["text"])
+        await gateway.publish("alerts", MESSAGE)
+        for client in everything:
+            assert (await client.next_event(2)).data == MESSAGE
+        for client in text_only:
+            assert (await client.next_event(2)).data == {"text": "hello"}
+        assert counting.encoded == ["alerts", "alerts"]

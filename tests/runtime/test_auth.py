@@ -16,11 +16,13 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 from tornado.websocket import websocket_connect
 
-from drizzle_gateway import ActionError, Resource, Topic, action
+from drizzle_gateway import ActionError, Gateway, Resource, Topic, action
 from drizzle_gateway.client import Client, ConnectionClosed, RemoteError
 from drizzle_gateway.runtime.auth import AuthThrottle, Credentials, presents_credentials
 from drizzle_gateway.runtime.limits import Limits
+from drizzle_gateway.testing import TestClient
 from tests.support.resources import Message
+from tests.support.serve_app import make_gateway as make_test_gateway
 
 USERS = {"ann-token": {"name": "ann", "role": "admin", "rooms": ["ops", "lobby"]},
          "bob-token": {"name": "bob", "role": "user", "rooms": ["lobby"]}}
@@ -95,18 +97,24 @@ rooms = Topic("rooms.{room}", Message, client_publish=True, can_subscribe=may_jo
 staff = Topic("staff", Secret, can_subscribe=is_admin)
 
 
+def vault_gateway(**options) -> Gateway:
+    """The test gateway with `authenticate`, the vault and the guarded topics; ``options`` of `Gateway` win."""
+    gateway = make_test_gateway(**{"authenticate": authenticate, **options})
+    gateway.add_resource(Vault)
+    gateway.add_topic(rooms)
+    gateway.add_topic(staff)
+    return gateway
+
+
 @pytest.fixture
 def hook():
     return authenticate
 
 
 @pytest.fixture
-def gateway(gateway, hook):
-    gateway.authenticate = hook
-    gateway.add_resource(Vault)
-    gateway.add_topic(rooms)
-    gateway.add_topic(staff)
-    return gateway
+def gateway(gateway_options, hook):
+    """`vault_gateway` authenticating with ``hook`` (a test's ``gateway_options`` win)."""
+    return vault_gateway(**{"authenticate": hook, **gateway_options})
 
 
 def bearer(token: str) -> dict:
@@ -203,8 +211,8 @@ async def test_topic_permissions(test_client):
 
 
 @pytest.mark.gen_test
-async def test_schema_hides_what_the_user_may_not_use(gateway, test_client):
-    gateway.hide_forbidden = True
+@pytest.mark.gateway_options(hide_forbidden=True)
+async def test_schema_hides_what_the_user_may_not_use(test_client):
     bob = await test_client(**bearer("bob-token"))
     ann = await test_client(**bearer("ann-token"))
     anonymous = await test_client()
@@ -221,8 +229,8 @@ async def test_schema_hides_what_the_user_may_not_use(gateway, test_client):
     assert "staff" in ann_topics and "staff" not in bob_topics
     assert "Secret" in ann_schemas and "Secret" not in bob_schemas
     assert "vault.write" not in anon_actions and "rooms.{room}" not in anon_topics
-    gateway.hide_forbidden = False
-    assert "vault.store" in names(await bob.schema())[0]
+    async with TestClient(vault_gateway(hide_forbidden=False), **bearer("bob-token")) as bob_everything:
+        assert "vault.store" in names(await bob_everything.schema())[0]
 
 
 # -- what anonymous connections see --------------------------------------------------
@@ -248,8 +256,8 @@ async def test_anonymous_schema_holds_only_the_builtins_until_login(gateway, tes
 
 
 @pytest.mark.gen_test
-async def test_public_schema_shows_anonymous_connections_the_contract(gateway, test_client):
-    gateway.public_schema = True
+@pytest.mark.gateway_options(public_schema=True)
+async def test_public_schema_shows_anonymous_connections_the_contract(test_client):
     actions, topics, _, _ = described(await (await test_client()).schema())
     assert "vault.store" in actions and "staff" in topics
 
@@ -257,36 +265,70 @@ async def test_public_schema_shows_anonymous_connections_the_contract(gateway, t
 # -- throttling failed authentication ------------------------------------------------
 
 
-@pytest.fixture
-def hook_calls(gateway):
-    """Tokens the authenticate hook was asked about (None: a handshake), with a strict throttle."""
-    calls: list[str | None] = []
+class TestAStrictThrottle:
+    """A hook that records the token of each attempt (None: a handshake without one), behind a burst of 3."""
 
-    def counting(credentials):
-        calls.append(credentials.token if credentials.token is not None else credentials.query.get("token"))
-        return authenticate(credentials)
+    @pytest.fixture
+    def hook_calls(self) -> list[str | None]:
+        return []
 
-    gateway.authenticate = counting
-    gateway.auth_throttle = AuthThrottle(rate=0.01, burst=3)
-    return calls
+    @pytest.fixture
+    def gateway_options(self, gateway_options, hook_calls):
+        def counting(credentials):
+            hook_calls.append(credentials.token if credentials.token is not None else credentials.query.get("token"))
+            return authenticate(credentials)
+
+        return {"authenticate": counting, "auth_throttle": AuthThrottle(rate=0.01, burst=3), **gateway_options}
+
+    @pytest.mark.gen_test
+    async def test_failed_auth_is_throttled_per_address_across_connections(self, test_client, hook_calls):
+        first = await test_client()
+        for guess in ("guess-1", "guess-2", "guess-3"):
+            with pytest.raises(RemoteError) as refused:
+                await first.request({"action": "__auth__", "data": {"token": guess}})
+            assert refused.value.code == "UNAUTHENTICATED"
+        with pytest.raises(RemoteError) as throttled:
+            await first.request({"action": "__auth__", "data": {"token": "guess-4"}})
+        assert throttled.value.code == "RATE_LIMITED"
+        assert 0 < throttled.value.details["retry_after"] <= 100
+        second = await test_client()  # reconnecting buys nothing, not even with the right token
+        with pytest.raises(RemoteError) as still:
+            await second.request({"action": "__auth__", "data": {"token": "bob-token"}})
+        assert still.value.code == "RATE_LIMITED"
+        assert hook_calls == [None, "guess-1", "guess-2", "guess-3", None]
+
+    @pytest.mark.gen_test
+    async def test_successes_cost_no_attempt(self, test_client, hook_calls):
+        client = await test_client()
+        for _ in range(5):
+            answer = await client.request({"action": "__auth__", "data": {"token": "bob-token"}})
+            assert answer == {"authenticated": True}
+        for guess in ("guess-1", "guess-2", "guess-3"):
+            with pytest.raises(RemoteError) as refused:
+                await client.request({"action": "__auth__", "data": {"token": guess}})
+            assert refused.value.code == "UNAUTHENTICATED"
+        with pytest.raises(RemoteError) as throttled:
+            await client.request({"action": "__auth__", "data": {"token": "bob-token"}})
+        assert throttled.value.code == "RATE_LIMITED"
+
+    @pytest.mark.gen_test
+    async def test_handshake_token_guesses_are_throttled_with_429(self, ws_url, hook_calls):
+        for n in range(3):
+            ws = await websocket_connect(f"{ws_url}?token=guess-{n}")  # refused: open but anonymous
+            ws.close()
+        with pytest.raises(HTTPClientError) as throttled:
+            await websocket_connect(f"{ws_url}?token=bob-token")
+        assert throttled.value.code == 429
+        assert int(throttled.value.response.headers["Retry-After"]) >= 1
+        assert hook_calls == ["guess-0", "guess-1", "guess-2"]
 
 
-@pytest.mark.gen_test
-async def test_failed_auth_is_throttled_per_address_across_connections(test_client, hook_calls):
-    first = await test_client()
-    for guess in ("guess-1", "guess-2", "guess-3"):
-        with pytest.raises(RemoteError) as refused:
-            await first.request({"action": "__auth__", "data": {"token": guess}})
-        assert refused.value.code == "UNAUTHENTICATED"
-    with pytest.raises(RemoteError) as throttled:
-        await first.request({"action": "__auth__", "data": {"token": "guess-4"}})
-    assert throttled.value.code == "RATE_LIMITED"
-    assert 0 < throttled.value.details["retry_after"] <= 100
-    second = await test_client()  # reconnecting buys nothing, not even with the right token
-    with pytest.raises(RemoteError) as still:
-        await second.request({"action": "__auth__", "data": {"token": "bob-token"}})
-    assert still.value.code == "RATE_LIMITED"
-    assert hook_calls == [None, "guess-1", "guess-2", "guess-3", None]
+    @pytest.mark.gen_test
+    async def test_handshakes_without_credentials_cost_no_attempt(self, connect, hook_calls):
+        for _ in range(5):
+            await connect()
+        late = await connect()
+        assert await late.request({"action": "__auth__", "data": {"token": "bob-token"}}) == {"authenticated": True}
 
 
 class FakeClock:
@@ -337,31 +379,16 @@ def test_auth_throttle_remembers_up_to_max_addresses():
 
 
 @pytest.mark.gen_test
-async def test_retry_after_is_the_time_until_the_next_attempt(gateway, test_client):
+async def test_retry_after_is_the_time_until_the_next_attempt():
     clock = FakeClock()
-    gateway.auth_throttle = AuthThrottle(rate=0.25, burst=2, clock=clock)
-    client = await test_client()
-    for guess in ("guess-1", "guess-2"):
-        with pytest.raises(RemoteError):
-            await client.request({"action": "__auth__", "data": {"token": guess}})
-    clock.now += 1.0
-    with pytest.raises(RemoteError) as throttled:
-        await client.request({"action": "__auth__", "data": {"token": "bob-token"}})
+    async with TestClient(vault_gateway(auth_throttle=AuthThrottle(rate=0.25, burst=2, clock=clock))) as client:
+        for guess in ("guess-1", "guess-2"):
+            with pytest.raises(RemoteError):
+                await client.request({"action": "__auth__", "data": {"token": guess}})
+        clock.now += 1.0
+        with pytest.raises(RemoteError) as throttled:
+            await client.request({"action": "__auth__", "data": {"token": "bob-token"}})
     assert (throttled.value.code, throttled.value.details) == ("RATE_LIMITED", {"retry_after": 3.0})
-
-
-@pytest.mark.gen_test
-async def test_successes_cost_no_attempt(gateway, test_client, hook_calls):
-    client = await test_client()
-    for _ in range(5):
-        assert await client.request({"action": "__auth__", "data": {"token": "bob-token"}}) == {"authenticated": True}
-    for guess in ("guess-1", "guess-2", "guess-3"):
-        with pytest.raises(RemoteError) as refused:
-            await client.request({"action": "__auth__", "data": {"token": guess}})
-        assert refused.value.code == "UNAUTHENTICATED"
-    with pytest.raises(RemoteError) as throttled:
-        await client.request({"action": "__auth__", "data": {"token": "bob-token"}})
-    assert throttled.value.code == "RATE_LIMITED"
 
 
 # == over real sockets: the handshake (query, cookies, Origin, Host, HTTP 429) and the auth_timeout close ==
@@ -376,8 +403,8 @@ async def test_query_and_cookie_credentials(ws_url):
 
 
 @pytest.mark.gen_test
-async def test_unauthenticated_socket_is_closed_with_4001_after_the_delay(gateway, connect):
-    gateway.limits = Limits(auth_timeout=0.5)
+@pytest.mark.gateway_options(limits=Limits(auth_timeout=0.5))
+async def test_unauthenticated_socket_is_closed_with_4001_after_the_delay(connect):
     idle = await connect()
     late = await connect()
     signed_in = await connect(**bearer("ann-token"))
@@ -407,50 +434,42 @@ async def test_foreign_origin_is_refused_by_default(ws_url, http_port):
 
 
 @pytest.mark.gen_test
-async def test_allowed_origins_and_explicit_star(gateway, ws_url):
-    gateway.allowed_origins = frozenset({"https://app.example"})
+@pytest.mark.gateway_options(allowed_origins=["https://app.example"])
+async def test_allowed_origins(ws_url):
     await handshake(ws_url, "https://app.example")
     with pytest.raises(HTTPClientError):
         await handshake(ws_url, "https://evil.example")
-    gateway.allowed_origins = frozenset({"*"})
+
+
+@pytest.mark.gen_test
+@pytest.mark.gateway_options(allowed_origins=["*"])
+async def test_an_explicit_star_allows_every_origin(ws_url):
     await handshake(ws_url, "https://evil.example")
 
 
-@pytest.mark.gen_test
-async def test_origin_is_checked_before_the_authenticate_hook(gateway, ws_url):
-    calls = []
+class TestTheOriginCheck:
+    """A hook that records the Origin of each handshake it is asked about."""
 
-    def counting(credentials):
-        calls.append(credentials.headers.get("Origin"))
-        return authenticate(credentials)
+    @pytest.fixture
+    def calls(self) -> list[str | None]:
+        return []
 
-    gateway.authenticate = counting
-    with pytest.raises(HTTPClientError) as refused:
-        await handshake(ws_url, "https://evil.example")
-    assert refused.value.code == 403
-    assert calls == []
-    await handshake(ws_url, None)
-    assert calls == [None]
+    @pytest.fixture
+    def hook(self, calls):
+        def counting(credentials):
+            calls.append(credentials.headers.get("Origin"))
+            return authenticate(credentials)
 
+        return counting
 
-@pytest.mark.gen_test
-async def test_handshake_token_guesses_are_throttled_with_429(ws_url, hook_calls):
-    for n in range(3):
-        ws = await websocket_connect(f"{ws_url}?token=guess-{n}")  # refused: open but anonymous
-        ws.close()
-    with pytest.raises(HTTPClientError) as throttled:
-        await websocket_connect(f"{ws_url}?token=bob-token")
-    assert throttled.value.code == 429
-    assert int(throttled.value.response.headers["Retry-After"]) >= 1
-    assert hook_calls == ["guess-0", "guess-1", "guess-2"]
-
-
-@pytest.mark.gen_test
-async def test_handshakes_without_credentials_cost_no_attempt(connect, hook_calls):
-    for _ in range(5):
-        await connect()
-    late = await connect()
-    assert await late.request({"action": "__auth__", "data": {"token": "bob-token"}}) == {"authenticated": True}
+    @pytest.mark.gen_test
+    async def test_origin_is_checked_before_the_authenticate_hook(self, ws_url, calls):
+        with pytest.raises(HTTPClientError) as refused:
+            await handshake(ws_url, "https://evil.example")
+        assert refused.value.code == 403
+        assert calls == []
+        await handshake(ws_url, None)
+        assert calls == [None]
 
 
 async def host_handshake(ws_url: str, host: str) -> None:
@@ -459,9 +478,13 @@ async def host_handshake(ws_url: str, host: str) -> None:
 
 
 @pytest.mark.gen_test
-async def test_allowed_hosts_refuse_other_host_headers(gateway, ws_url, http_port):
-    await host_handshake(ws_url, "rebound.attacker.example")  # default: any Host
-    gateway.allowed_hosts = frozenset({"chat.example.com", ".internal.example", "127.0.0.1"})
+async def test_any_host_is_allowed_by_default(ws_url):
+    await host_handshake(ws_url, "rebound.attacker.example")
+
+
+@pytest.mark.gen_test
+@pytest.mark.gateway_options(allowed_hosts=["chat.example.com", ".internal.example", "127.0.0.1"])
+async def test_allowed_hosts_refuse_other_host_headers(ws_url, http_port):
     for host in ("chat.example.com", f"chat.example.com:{http_port}", "internal.example", "a.internal.example",
                  f"127.0.0.1:{http_port}"):
         await host_handshake(ws_url, host)
@@ -472,25 +495,6 @@ async def test_allowed_hosts_refuse_other_host_headers(gateway, ws_url, http_por
 
 
 # -- the auth throttle under concurrent attempts, over real sockets ---------------------
-
-
-@pytest.fixture
-def slow_hook(gateway):
-    """A 50 ms async hook that refuses everyone but ann, recording the address of each attempt; a burst of 5.
-
-    Handshakes without credentials (which cost no attempt) are not recorded.
-    """
-    calls: list[str] = []
-
-    async def slow(credentials):
-        if presents_credentials(credentials):
-            calls.append(credentials.request.remote_ip)
-        await asyncio.sleep(0.05)
-        return authenticate(credentials)
-
-    gateway.authenticate = slow
-    gateway.auth_throttle = AuthThrottle(rate=0.001, burst=5)
-    return calls
 
 
 async def bad_handshake(ws_url: str, interface: str | None = None) -> int:
@@ -504,42 +508,71 @@ async def bad_handshake(ws_url: str, interface: str | None = None) -> int:
     return 101
 
 
-@pytest.mark.gen_test(timeout=20)
-async def test_concurrent_auth_attempts_beyond_the_burst_never_reach_the_hook(connect, slow_hook):
-    clients = [await connect() for _ in range(8)]  # no credentials in the handshake: nothing counted yet
+class TestConcurrentAttempts:
+    """A 50 ms async hook that refuses everyone but ann, recording the address of each attempt; a burst of 5.
 
-    async def guess(client, n: int) -> str:
-        try:
-            await client.request({"action": "__auth__", "data": {"token": f"guess-{n}"}})
-        except RemoteError as refused:
-            return refused.code
-        return "authenticated"
+    Handshakes without credentials (which cost no attempt) are not recorded.
+    """
 
-    answers = await asyncio.gather(*(guess(client, n) for client in clients for n in range(3)))
-    assert len(slow_hook) == 5
-    assert sorted(answers) == ["RATE_LIMITED"] * 19 + ["UNAUTHENTICATED"] * 5
+    @pytest.fixture
+    def slow_hook(self) -> list[str]:
+        """The address of each attempt the hook was asked about."""
+        return []
+
+    @pytest.fixture
+    def hook(self, slow_hook):
+        async def slow(credentials):
+            if presents_credentials(credentials):
+                slow_hook.append(credentials.request.remote_ip)
+            await asyncio.sleep(0.05)
+            return authenticate(credentials)
+
+        return slow
+
+    @pytest.fixture
+    def throttle(self) -> AuthThrottle:
+        return AuthThrottle(rate=0.001, burst=5)
+
+    @pytest.fixture
+    def gateway_options(self, gateway_options, throttle):
+        return {"auth_throttle": throttle, **gateway_options}
+
+    @pytest.mark.gen_test(timeout=20)
+    async def test_concurrent_auth_attempts_beyond_the_burst_never_reach_the_hook(self, connect, slow_hook):
+        clients = [await connect() for _ in range(8)]  # no credentials in the handshake: nothing counted yet
+
+        async def guess(client, n: int) -> str:
+            try:
+                await client.request({"action": "__auth__", "data": {"token": f"guess-{n}"}})
+            except RemoteError as refused:
+                return refused.code
+            return "authenticated"
+
+        answers = await asyncio.gather(*(guess(client, n) for client in clients for n in range(3)))
+        assert len(slow_hook) == 5
+        assert sorted(answers) == ["RATE_LIMITED"] * 19 + ["UNAUTHENTICATED"] * 5
 
 
-@pytest.mark.gen_test(timeout=20)
-async def test_concurrent_bad_handshakes_beyond_the_burst_get_429(ws_url, slow_hook):
-    statuses = await asyncio.gather(*(bad_handshake(ws_url) for _ in range(20)))
-    assert len(slow_hook) == 5
-    assert sorted(statuses) == [101] * 5 + [429] * 15
+    @pytest.mark.gen_test(timeout=20)
+    async def test_concurrent_bad_handshakes_beyond_the_burst_get_429(self, ws_url, slow_hook):
+        statuses = await asyncio.gather(*(bad_handshake(ws_url) for _ in range(20)))
+        assert len(slow_hook) == 5
+        assert sorted(statuses) == [101] * 5 + [429] * 15
 
 
-@pytest.mark.gen_test(timeout=20)
-async def test_each_client_address_has_its_own_bucket(gateway, ws_url, slow_hook):
-    assert [await bad_handshake(ws_url) for _ in range(6)] == [101] * 5 + [429]
-    assert await bad_handshake(ws_url, "127.0.0.2") == 101  # another address: not throttled by the first
-    assert slow_hook == ["127.0.0.1"] * 5 + ["127.0.0.2"]
-    assert set(gateway.auth_throttle._buckets) == {"127.0.0.1", "127.0.0.2"}
+    @pytest.mark.gen_test(timeout=20)
+    async def test_each_client_address_has_its_own_bucket(self, ws_url, slow_hook, throttle):
+        assert [await bad_handshake(ws_url) for _ in range(6)] == [101] * 5 + [429]
+        assert await bad_handshake(ws_url, "127.0.0.2") == 101  # another address: not throttled by the first
+        assert slow_hook == ["127.0.0.1"] * 5 + ["127.0.0.2"]
+        assert set(throttle._buckets) == {"127.0.0.1", "127.0.0.2"}
 
 
 # -- exact answers of the guard: messages, details, defaults and boundaries ----------------------------
 
 
 @pytest.mark.gen_test
-async def test_refusals_answer_their_exact_message_and_the_hooks_details(gateway, test_client, caplog):
+async def test_refusals_answer_their_exact_message_and_the_hooks_details(caplog):
     def hook(credentials: Credentials):
         if credentials.token == "expired":
             raise ActionError("TOKEN_EXPIRED", "token expired", {"expired_at": 1700000000})
@@ -548,13 +581,12 @@ async def test_refusals_answer_their_exact_message_and_the_hooks_details(gateway
         return None
 
     caplog.set_level(logging.INFO, logger="drizzle_gateway")
-    gateway.authenticate = hook
-    client = await test_client()
     answers = []
-    for token in ("expired", "crash", "wrong"):
-        with pytest.raises(RemoteError) as refused:
-            await client.request({"action": "__auth__", "data": {"token": token}})
-        answers.append((refused.value.code, refused.value.message, refused.value.details))
+    async with TestClient(vault_gateway(authenticate=hook)) as client:
+        for token in ("expired", "crash", "wrong"):
+            with pytest.raises(RemoteError) as refused:
+                await client.request({"action": "__auth__", "data": {"token": token}})
+            answers.append((refused.value.code, refused.value.message, refused.value.details))
     assert answers == [("UNAUTHENTICATED", "token expired", {"expired_at": 1700000000}),
                        ("UNAUTHENTICATED", "credentials refused", None),
                        ("UNAUTHENTICATED", "credentials refused", None)]
@@ -642,14 +674,13 @@ def test_auth_throttle_forgets_the_least_recently_used_when_none_is_full():
 
 
 @pytest.mark.gen_test
-async def test_rate_limited_auth_answers_the_exact_message_and_retry_after_in_milliseconds(gateway, test_client):
+async def test_rate_limited_auth_answers_the_exact_message_and_retry_after_in_milliseconds():
     clock = FakeClock()
-    gateway.auth_throttle = AuthThrottle(rate=0.3, burst=1, clock=clock)
-    client = await test_client()
-    with pytest.raises(RemoteError):
-        await client.request({"action": "__auth__", "data": {"token": "guess"}})
-    with pytest.raises(RemoteError) as throttled:
-        await client.request({"action": "__auth__", "data": {"token": "bob-token"}})
+    async with TestClient(vault_gateway(auth_throttle=AuthThrottle(rate=0.3, burst=1, clock=clock))) as client:
+        with pytest.raises(RemoteError):
+            await client.request({"action": "__auth__", "data": {"token": "guess"}})
+        with pytest.raises(RemoteError) as throttled:
+            await client.request({"action": "__auth__", "data": {"token": "bob-token"}})
     assert (throttled.value.code, throttled.value.message, throttled.value.details) == (
         "RATE_LIMITED", "too many failed authentication attempts from this address", {"retry_after": 3.333})
 

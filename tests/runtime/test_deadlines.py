@@ -22,9 +22,7 @@ async def outcome(client: TestClient, seconds: float) -> str:
 
 @pytest.mark.gen_test(timeout=10)
 async def test_each_request_over_its_timeout_is_answered_timeout_and_the_others_finish():
-    gateway = make_gateway()
-    gateway.limits = Limits(action_timeout=0.3, rate=None)
-    async with TestClient(gateway) as client:
+    async with TestClient(make_gateway(limits=Limits(action_timeout=0.3, rate=None))) as client:
         loop = asyncio.get_running_loop()
         started = loop.time()
         results = await asyncio.gather(*(outcome(client, seconds) for seconds in (0.05, 5, 0.1, 5, 0.2)))
@@ -70,8 +68,6 @@ def test_no_timeout_watches_nothing():
 
 @pytest.mark.gen_test(timeout=10)
 async def test_an_actions_own_asyncio_timeout_is_its_own_not_the_gateways():
-    gateway = make_gateway()
-    gateway.limits = Limits(action_timeout=1, rate=None)
-    async with TestClient(gateway) as client:
+    async with TestClient(make_gateway(limits=Limits(action_timeout=1, rate=None))) as client:
         assert await client.call("lab", "bounded") == {"timed_out": True}
         assert await outcome(client, 0.01) == "done"

@@ -15,11 +15,14 @@ from marshmallow import Schema, fields
 from drizzle_gateway import Resource, action
 from drizzle_gateway.client import RemoteError
 from drizzle_gateway.runtime.limits import Limits
+from drizzle_gateway.testing import TestClient
 from drizzle_gateway.wire.codec import PARSER_DEPTH
 from drizzle_gateway.wire.errors import DETAIL_ENTRIES, DETAIL_STRING_CHARS, ERROR_TEXT_CHARS
 from tests.support.inprocess import exchange
+from tests.support.polling import wait_until
 from tests.support.request_frames import call, nested
 from tests.support.resources import Napper
+from tests.support.serve_app import make_gateway as make_test_gateway
 from tornado_drizzle import DrizzleHandler
 from tornado_drizzle.protocol import LegacyProtocol
 
@@ -64,8 +67,8 @@ async def test_nesting_deeper_than_the_limit_is_a_validation_error(test_client):
 
 
 @pytest.mark.gen_test
-async def test_too_many_keys_is_a_validation_error(gateway, test_client):
-    gateway.limits = Limits(max_keys=50)
+@pytest.mark.gateway_options(limits=Limits(max_keys=50))
+async def test_too_many_keys_is_a_validation_error(test_client):
     client = await test_client()
     fits = await exchange(client, call(1, data={f"k{i}": i for i in range(40)}))
     assert len(fits["data"]["data"]) == 40
@@ -75,8 +78,8 @@ async def test_too_many_keys_is_a_validation_error(gateway, test_client):
 
 
 @pytest.mark.gen_test
-async def test_error_frames_are_cut_to_their_bounds_and_say_so(gateway, test_client):
-    gateway.limits = Limits(max_keys=None)
+@pytest.mark.gateway_options(limits=Limits(max_keys=None))
+async def test_error_frames_are_cut_to_their_bounds_and_say_so(test_client):
     client = await test_client()
     unknown = await exchange(client, call(1, "todos", "create", {"title": "t", **{f"k{i}": 1 for i in range(5000)}}))
     assert (unknown["code"], unknown["truncated"]) == ("INVALID_DATA", True)
@@ -95,8 +98,8 @@ async def test_error_frames_are_cut_to_their_bounds_and_say_so(gateway, test_cli
 
 
 @pytest.mark.gen_test
-async def test_rate_limit_answers_rate_limited_with_a_retry_hint(gateway, test_client):
-    gateway.limits = Limits(rate=5, burst=5)
+@pytest.mark.gateway_options(limits=Limits(rate=5, burst=5))
+async def test_rate_limit_answers_rate_limited_with_a_retry_hint(test_client):
     other = await test_client()
     client = await test_client()
     for _ in range(2):  # invalid frames count too
@@ -134,8 +137,8 @@ async def test_unexpected_failures_are_internal_errors_without_details(test_clie
 
 
 @pytest.mark.gen_test
+@pytest.mark.gateway_options(limits=Limits(action_timeout=0.2))
 async def test_slow_action_times_out_and_is_cancelled(gateway, test_client):
-    gateway.limits = Limits(action_timeout=0.2)
     gateway.add_resource(Napper)
     client = await test_client()
     with pytest.raises(RemoteError) as late:
@@ -193,35 +196,43 @@ class Seed(DrizzleHandler):
         return message
 
 
-@pytest.fixture
-def gated(gateway):
-    """The gateway with an ``authenticate`` hook: the token "ann" is a user who records their permission checks."""
-    user = {"name": "ann", "gate": []}
-    gateway.authenticate = lambda credentials: user if credentials.query.get("token") == "ann" else None
-    gateway.add_resource(Guarded)
-    return user
+class TestAGatedGateway:
+    """An ``authenticate`` hook: the token "ann" is a user who records their permission checks (``gated``)."""
+
+    @pytest.fixture
+    def gated(self) -> dict:
+        return {"name": "ann", "gate": []}
+
+    @pytest.fixture
+    def gateway_options(self, gateway_options, gated):
+        return {"authenticate": lambda credentials: gated if credentials.query.get("token") == "ann" else None,
+                **gateway_options}
+
+    @pytest.fixture
+    def gateway(self, gateway):
+        gateway.add_resource(Guarded)
+        return gateway
+
+    @pytest.mark.gen_test
+    async def test_before_authenticating_only_the_open_builtins_answer(self, gated, test_client):
+        anonymous = await test_client()
+        refusal = {"code": "UNAUTHENTICATED", "error": "authenticate first (send __auth__ with a token)"}
+        assert await exchange(anonymous, call(1, "lab", "whoami")) == {"request_id": 1, **refusal}
+        assert await exchange(anonymous, call(2, "lab", "__ping__")) == {"request_id": 2, **refusal}  # a resource's
+        assert await exchange(anonymous, call(3, None, "__ping__")) == {"request_id": 3, "data": "pong"}
+        ann = await test_client(query="token=ann")
+        assert await exchange(ann, call(4, "lab", "whoami")) == {"request_id": 4, "data": {
+            "user": {"name": "ann", "gate": []}, "has_connection": True, "has_gateway": True}}
 
 
-@pytest.mark.gen_test
-async def test_before_authenticating_only_the_open_builtins_answer(gated, test_client):
-    anonymous = await test_client()
-    refusal = {"code": "UNAUTHENTICATED", "error": "authenticate first (send __auth__ with a token)"}
-    assert await exchange(anonymous, call(1, "lab", "whoami")) == {"request_id": 1, **refusal}
-    assert await exchange(anonymous, call(2, "lab", "__ping__")) == {"request_id": 2, **refusal}  # a resource's
-    assert await exchange(anonymous, call(3, None, "__ping__")) == {"request_id": 3, "data": "pong"}
-    ann = await test_client(query="token=ann")
-    assert await exchange(ann, call(4, "lab", "whoami")) == {"request_id": 4, "data": {
-        "user": {"name": "ann", "gate": []}, "has_connection": True, "has_gateway": True}}
-
-
-@pytest.mark.gen_test
-async def test_allow_sees_the_user_the_names_and_the_loaded_data(gated, test_client):
-    ann = await test_client(query="token=ann")
-    assert await exchange(ann, call(1, "guarded", "spend", {"n": "3"})) == {"request_id": 1, "data": {"spent": 3}}
-    assert await exchange(ann, call(2, "guarded", "spend", {"n": 12})) == {
-        "request_id": 2, "code": "FORBIDDEN", "error": "not allowed to call 'spend'"}
-    assert gated["gate"] == [{"resource": "guarded", "action": "spend", "data": {"n": 3}},
-                             {"resource": "guarded", "action": "spend", "data": {"n": 12}}]
+    @pytest.mark.gen_test
+    async def test_allow_sees_the_user_the_names_and_the_loaded_data(self, gated, test_client):
+        ann = await test_client(query="token=ann")
+        assert await exchange(ann, call(1, "guarded", "spend", {"n": "3"})) == {"request_id": 1, "data": {"spent": 3}}
+        assert await exchange(ann, call(2, "guarded", "spend", {"n": 12})) == {
+            "request_id": 2, "code": "FORBIDDEN", "error": "not allowed to call 'spend'"}
+        assert gated["gate"] == [{"resource": "guarded", "action": "spend", "data": {"n": 3}},
+                                 {"resource": "guarded", "action": "spend", "data": {"n": 12}}]
 
 
 @pytest.mark.gen_test
@@ -241,35 +252,38 @@ async def test_an_action_may_read_the_whole_request(gateway, test_client):
 
 @pytest.mark.gen_test
 async def test_requests_while_shutting_down_are_refused_with_their_id(gateway, test_client):
+    busy = await test_client()
     client = await test_client()
-    gateway.hub.closing = True
+    pending = asyncio.ensure_future(busy.call("lab", "sleep", {"seconds": 0.5, "tag": "last"}))
+    await wait_until(lambda: busy.session.tasks, 5)
+    closing = asyncio.ensure_future(gateway.close(timeout=5))  # waits for the sleep: the gateway is shutting down
+    await wait_until(lambda: gateway.hub.closing, 5)
     assert await exchange(client, call(7, None, "__ping__")) == {
         "request_id": 7, "code": "SHUTTING_DOWN", "error": "server is shutting down; reconnect"}
+    assert await pending == {"tag": "last"}
+    await closing
 
 
 @pytest.mark.gen_test
-async def test_a_nesting_bomb_is_refused_with_the_limit_or_the_parsers_depth(gateway, test_client):
+async def test_a_nesting_bomb_is_refused_with_the_limit_or_the_parsers_depth(test_client):
     bomb = '{"request_id": 3, "data": ' + "[" * 100_000 + "]" * 100_000 + "}"
     client = await test_client()
     assert await exchange(client, bomb) == {
         "request_id": 3, "code": "VALIDATION_ERROR", "error": "frame is nested deeper than 32 levels"}
-    gateway.limits = Limits(max_depth=None)
-    assert await exchange(client, bomb) == {
-        "request_id": 3, "code": "VALIDATION_ERROR", "error": f"frame is nested deeper than {PARSER_DEPTH} levels"}
+    async with TestClient(make_test_gateway(limits=Limits(max_depth=None))) as unlimited:
+        assert await exchange(unlimited, bomb) == {
+            "request_id": 3, "code": "VALIDATION_ERROR", "error": f"frame is nested deeper than {PARSER_DEPTH} levels"}
 
 
 @pytest.mark.gen_test
-async def test_binary_frames_of_the_seed_dialect_are_held_to_the_shape_limits(gateway, test_client):
-    gateway.protocol = LegacyProtocol()  # the dialect that reads binary frames
+@pytest.mark.gateway_options(protocol=LegacyProtocol())  # the dialect that reads binary frames
+async def test_binary_frames_of_the_seed_dialect_are_held_to_the_shape_limits(test_client):
     frames: list[dict] = []
     client = await test_client(loads=lambda text: frames.append(json.loads(text)) or frames[-1])
     client.session.receive(json.dumps(call(2, "lab", "plain", nested(40))).encode())
     assert frames == [{"request_id": 2, "code": "VALIDATION_ERROR", "error": "frame is nested deeper than 32 levels"}]
     client.session.receive(json.dumps(call(3, "lab", "plain", {"n": 1})).encode())
-    deadline = asyncio.get_running_loop().time() + 5
-    while len(frames) < 2:
-        assert asyncio.get_running_loop().time() < deadline, frames
-        await asyncio.sleep(0.001)
+    await wait_until(lambda: len(frames) >= 2, 5)
     assert frames[1] == {"request_id": 3, "data": {"kind": "plain", "data": {"n": 1}}}
 
 
@@ -284,10 +298,7 @@ async def test_an_internal_error_is_logged_with_the_request_it_answered(test_cli
 async def test_a_request_cancelled_by_anything_but_its_deadline_answers_nothing(test_client):
     client = await test_client()
     pending = asyncio.ensure_future(client.call("lab", "sleep", {"seconds": 5, "tag": "never"}))
-    deadline = asyncio.get_running_loop().time() + 5
-    while not client.session.tasks:
-        assert asyncio.get_running_loop().time() < deadline, "the request never started"
-        await asyncio.sleep(0.001)
+    await wait_until(lambda: client.session.tasks, 5)  # the request started
     task = next(iter(client.session.tasks))
     task.cancel()  # as a closing connection or the gateway's shutdown cancels it
     await asyncio.wait([task], timeout=5)

@@ -18,13 +18,15 @@ import types
 import pytest
 
 import drizzle_gateway.runtime.limits as limits_module
-from drizzle_gateway.client import ConnectionClosed, RemoteError
+from drizzle_gateway.client import Client, ConnectionClosed, RemoteError
 from drizzle_gateway.runtime.limits import Limits, TokenBucket
 from drizzle_gateway.wire.errors import DETAIL_ENTRIES
+from tests.support.gateways import listening
 from tests.support.polling import wait_until
 from tests.support.raw_frames import CLOSE, CONTINUATION, PING, PONG, TEXT, frame, play, server_frames
 from tests.support.request_frames import ERROR_FRAME_BYTES, call, nested
 from tests.support.resources import Napper
+from tests.support.serve_app import make_gateway as make_test_gateway
 from tests.support.stalled_socket import StalledSocket, pipelined
 
 
@@ -35,8 +37,13 @@ def limits(request):
 
 
 @pytest.fixture
-def gateway(gateway, limits):
-    gateway.limits = limits
+def gateway_options(gateway_options, limits):
+    """The gateway is built with ``limits`` (a test's ``gateway_options`` mark wins)."""
+    return {"limits": limits, **gateway_options}
+
+
+@pytest.fixture
+def gateway(gateway):
     gateway.add_resource(Napper)
     return gateway
 
@@ -213,16 +220,19 @@ async def test_action_and_shutdown_timeouts_off_let_an_action_finish_during_shut
     assert await napping == {"slept": 1.5}
 
 
+def nobody(credentials) -> None:
+    """An ``authenticate`` hook that knows no one."""
+    return None
+
+
 @pytest.mark.gen_test(timeout=20)
-async def test_auth_timeout_none_keeps_an_unauthenticated_socket_open(gateway, connect):
-    gateway.authenticate = lambda credentials: None
-    gateway.limits = Limits(auth_timeout=None, ping_interval=None)
+@pytest.mark.gateway_options(authenticate=nobody, limits=Limits(auth_timeout=None, ping_interval=None))
+async def test_auth_timeout_none_keeps_an_unauthenticated_socket_open(connect):
     idle = await connect()
-    shut = Limits(auth_timeout=0.3)
-    gateway.limits = shut
-    closing = await connect()
-    with pytest.raises(ConnectionClosed):
-        await closing.next_event(timeout=5)  # closed after 0.3 s ...
+    async with listening(make_test_gateway(authenticate=nobody, limits=Limits(auth_timeout=0.3))) as shut:
+        closing = await Client(shut).connect()
+        with pytest.raises(ConnectionClosed):
+            await closing.next_event(timeout=5)  # closed after 0.3 s ...
     assert idle.close_code is None  # ... while the one opened with the switch off stays
     with pytest.raises(RemoteError) as refused:
         await idle.call("lab", "plain")
@@ -246,9 +256,7 @@ async def test_send_queue_off_never_closes_a_reader_that_stopped(limits, gateway
             await gateway.publish("chat.stop", message)
 
     publishing = asyncio.ensure_future(publish_6_mb())
-    async with asyncio.timeout(10):
-        while not (publishing.done() or connection.outbox.congested):
-            await asyncio.sleep(0.01)
+    await wait_until(lambda: publishing.done() or connection.outbox.congested, 10)
     await asyncio.sleep(1.5)  # the reader stays stopped, and nothing closes it
     assert not connection.outbox.closed and connection.session in gateway.hub.sessions
     if limits.send_timeout is None:  # congested with no timeout and no bound on the wait: the publisher waits
@@ -277,8 +285,8 @@ async def test_ping_interval_none_sends_no_pings(limits, gateway, http_server, h
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_ping_flood_is_answered_up_to_the_burst_then_closed_with_1008(gateway, http_server, http_port):
-    gateway.limits = Limits(rate=0.001, burst=20)
+@pytest.mark.parametrize("limits", [Limits(rate=0.001, burst=20)], indirect=True)
+async def test_a_ping_flood_is_answered_up_to_the_burst_then_closed_with_1008(limits, http_server, http_port):
     received = await play(http_port, "/ws", b"".join(frame(PING, b"%d" % n) for n in range(50)), [])
     frames = server_frames(received)
     assert frames[:20] == [(PONG, b"%d" % n) for n in range(20)]
@@ -286,8 +294,8 @@ async def test_a_ping_flood_is_answered_up_to_the_burst_then_closed_with_1008(ga
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_flood_of_empty_fragments_is_closed_with_1008(gateway, http_server, http_port):
-    gateway.limits = Limits(rate=0.001, burst=20)
+@pytest.mark.parametrize("limits", [Limits(rate=0.001, burst=20)], indirect=True)
+async def test_a_flood_of_empty_fragments_is_closed_with_1008(limits, http_server, http_port):
     script = frame(TEXT, b"{", fin=False) + b"".join(frame(CONTINUATION, b"", fin=False) for _ in range(50))
     frames = server_frames(await play(http_port, "/ws", script, []))
     assert frames == [(CLOSE, struct.pack("!H", 1008) + b"too many frames")]

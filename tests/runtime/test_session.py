@@ -14,13 +14,15 @@ from drizzle_gateway.client import RemoteError
 from drizzle_gateway.runtime.limits import Limits
 from drizzle_gateway.runtime.pacing import COSTLY_STEP
 from drizzle_gateway.runtime.session import Session
+from tests.support.polling import wait_until
+from tests.support.serve_app import make_gateway as make_test_gateway
 
 MESSAGE = {"author": {"name": "ada"}, "text": "hello"}
 
 
 @pytest.mark.gen_test
-async def test_subscriptions_per_connection_are_capped(gateway, test_client):
-    gateway.limits = Limits(max_subscriptions=2)
+@pytest.mark.gateway_options(limits=Limits(max_subscriptions=2))
+async def test_subscriptions_per_connection_are_capped(test_client):
     client = await test_client()
     await client.subscribe("chat.a")
     await client.subscribe("chat.b")
@@ -41,9 +43,8 @@ async def assert_closing_drops_subscriptions(gateway, open_client) -> None:
     await other.subscribe("alerts")
     assert gateway.hub.fanout.subscribers("alerts") == 2
     await client.close()
-    async with asyncio.timeout(2):  # a socket's close reaches the server a little later
-        while gateway.hub.fanout.subscribers("alerts") != 1:
-            await asyncio.sleep(0.01)
+    # a socket's close reaches the server a little later
+    await wait_until(lambda: gateway.hub.fanout.subscribers("alerts") == 1, 2)
     assert gateway.hub.fanout.subscribers("chat.a") == 0
     await gateway.publish("alerts", MESSAGE)
     assert (await other.next_event(2)).data == MESSAGE
@@ -192,15 +193,12 @@ async def test_cheap_requests_never_pause_and_cpu_share_none_never_does(gateway)
     try:
         for request_id in range(200):  # cheap: never charged
             session.receive(json.dumps({"request_id": request_id, "resource": "lab", "action": "plain"}))
-        async with asyncio.timeout(5):  # the first ran at once, the others as tasks on the next turns
-            while len(transport.frames) < 200:
-                await asyncio.sleep(0)
+        await wait_until(lambda: len(transport.frames) == 200, 5)  # the first ran at once, the others as tasks
         assert sorted(json.loads(frame)["request_id"] for frame in transport.frames) == list(range(200))
         assert session._pacer.resume_at == float("-inf")
     finally:
         session.end()
-    gateway.limits = Limits(cpu_share=None)
-    unpaced = Session(gateway.hub, RecordingTransport())
+    unpaced = Session(make_test_gateway(limits=Limits(cpu_share=None)).hub, RecordingTransport())
     unpaced.start()
     try:
         assert unpaced.receive(COSTLY_FRAME) is None

@@ -15,6 +15,7 @@ from collections import Counter
 from typing import Any
 
 from drizzle_gateway import Gateway, Resource, Topic, action
+from drizzle_gateway.brokers.redis import RedisBroker
 from tests.support.resources import Message
 from tests.support.serve_app import make_unthrottled_gateway
 
@@ -41,16 +42,17 @@ class StressProbe(Resource):
         fanout = gateway.hub.fanout
         broker = gateway.broker
         # Private attributes, read here only: this resource exists to find leaks in them.
-        channels: dict[str, int] = {name: fanout.subscribers(name) for name in getattr(fanout, "_channels", {})}
+        # Read directly, never with a default: an attribute that moved must fail here, not read as "no leak".
+        channels: dict[str, int] = {name: fanout.subscribers(name) for name in fanout._channels}
         return {
             "pid": os.getpid(),
             "sessions": len(gateway.hub.sessions),
             "session_channels": sum(len(session.channels) for session in gateway.hub.sessions),
             "fanout_channels": channels,
-            "fanout_floors": sum(len(floors) for floors in getattr(fanout, "_floors", {}).values()),
-            "broker_listeners": sorted(getattr(broker, "_listeners", {})),
-            "broker_redis_subscribed": sorted(getattr(broker, "_subscribed", set())),
-            "broker_pending": getattr(broker, "pending", 0),
+            "fanout_floors": sum(len(floors) for floors in fanout._log._floors.values()),
+            "broker_listeners": sorted(broker._listeners),
+            "broker_redis_subscribed": sorted(broker._reader._subscribed) if isinstance(broker, RedisBroker) else [],
+            "broker_pending": broker.pending if isinstance(broker, RedisBroker) else 0,
             "tasks": dict(Counter(_task_name(task) for task in asyncio.all_tasks())),
             "fds": len(os.listdir("/proc/self/fd")),
         }

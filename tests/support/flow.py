@@ -16,6 +16,7 @@ import struct
 from drizzle_gateway import Limits
 from drizzle_gateway.client import Client
 from tests.support.bulk_subscriber import BulkSubscriber
+from tests.support.serve_app import FLOW_LIMITS
 from tests.support.stalled_socket import StalledSocket, server_side
 
 EVENT_BODY = "e" * 1000  # ~1 KB events
@@ -23,10 +24,9 @@ SLOW_LINK = 300 * 1024  # bytes a second: a reader on a slow link
 SLACK = 0.35  # seconds the shared event loop (and a loaded machine) may add to a bound
 
 
-def hold_limits(gateway, **changes) -> Limits:
-    """The flow gateway's limits with a short ``publish_wait`` (0.2 s) and ``changes``."""
-    gateway.limits = dataclasses.replace(gateway.limits, publish_wait=0.2, **changes)
-    return gateway.limits
+def hold_limits(**changes) -> Limits:
+    """The flow gateway's limits (`FLOW_LIMITS`) with a short ``publish_wait`` (0.2 s) and ``changes``."""
+    return dataclasses.replace(FLOW_LIMITS, publish_wait=0.2, **changes)
 
 
 class Publisher:

@@ -5,31 +5,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import Schema, fields, validate
 
 from drizzle_gateway import Gateway, Limits, Topic
 from examples.todo.app import make_gateway as make_todo_gateway
+from tests.support.gateways import rebuilt
 from tests.support.resources import TEST_RESOURCES, TEST_TOPICS, Author, Message
 
 
-def make_gateway() -> Gateway:
-    """The todo example's gateway plus the test resources and topics (the ``gateway`` fixture)."""
-    gateway = make_todo_gateway()
-    for resource in TEST_RESOURCES:
-        gateway.add_resource(resource)
-    for topic in TEST_TOPICS:
-        gateway.add_topic(topic)
-    return gateway
+def make_gateway(**options: Any) -> Gateway:
+    """The todo example's gateway plus the test resources and topics (the ``gateway`` fixture).
+
+    ``options`` are keyword arguments of `Gateway` (``limits=...``, ``authenticate=...``).
+    """
+    return rebuilt(make_todo_gateway(), resources=TEST_RESOURCES, topics=TEST_TOPICS, **options)
+
+
+UNTHROTTLED = Limits(rate=None, ping_interval=5.0, ping_timeout=5.0)
+"""No per-connection rate limit; heartbeat pings every 5 s, so the bulk tests' readers meet pings too."""
 
 
 def make_unthrottled_gateway() -> Gateway:
-    """`make_gateway` without the per-connection rate limit, for tests that publish in bulk.
-
-    Its heartbeat pings every 5 s, so the bulk tests' readers meet pings too.
-    """
-    gateway = make_gateway()
-    gateway.limits = Limits(rate=None, ping_interval=5.0, ping_timeout=5.0)
-    return gateway
+    """`make_gateway` with the `UNTHROTTLED` limits, for tests that publish in bulk."""
+    return make_gateway(limits=UNTHROTTLED)
 
 
 class ShortMessage(Schema):
@@ -54,10 +54,13 @@ class Bulk(Schema):
     body = fields.Str(required=True)
 
 
-def make_flow_gateway() -> Gateway:
-    """A ``bulk`` topic clients may publish to; a small send queue (256 KiB) and a 1 s send timeout."""
-    return Gateway(topics=[Topic("bulk", Bulk, client_publish=True)],
-                   limits=Limits(send_queue_bytes=256 * 1024, send_timeout=1.0))
+FLOW_LIMITS = Limits(send_queue_bytes=256 * 1024, send_timeout=1.0)
+"""The flow gateway's limits: a small send queue (256 KiB) and a 1 s send timeout."""
+
+
+def make_flow_gateway(**options: Any) -> Gateway:
+    """A ``bulk`` topic clients may publish to; the `FLOW_LIMITS` unless ``options`` (of `Gateway`) say otherwise."""
+    return Gateway(topics=[Topic("bulk", Bulk, client_publish=True)], **{"limits": FLOW_LIMITS, **options})
 
 
 def make_history_gateway() -> Gateway:

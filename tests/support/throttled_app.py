@@ -15,6 +15,4 @@ THROTTLED = Limits(rate=20, burst=30)
 
 def make_gateway() -> Gateway:
     """`tests.support.serve_app.make_gateway` with the `THROTTLED` limits."""
-    gateway = make_test_gateway()
-    gateway.limits = THROTTLED
-    return gateway
+    return make_test_gateway(limits=THROTTLED)

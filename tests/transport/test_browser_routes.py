@@ -14,8 +14,8 @@ from tests.support.browser import GatewayProcess, http_status
 
 
 @pytest.fixture
-def app(gateway, request):
-    gateway.explorer = getattr(request, "param", False)
+def app(gateway):
+    """The gateway's routes with its websocket at ``/socket`` (the explorer where ``gateway_options`` enable it)."""
     return tornado.web.Application(gateway.routes("/socket"))
 
 
@@ -33,7 +33,7 @@ async def test_the_explorer_is_off_unless_enabled(http_client, base_url):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("app", [True], indirect=True)
+@pytest.mark.gateway_options(explorer=True)
 async def test_an_enabled_explorer_connects_to_the_gateways_websocket_path(app, http_client, base_url):
     page = await http_client.fetch(f"{base_url}/_explorer")
     assert b'<meta name="drizzle-ws-path" content="/socket">' in page.body
@@ -59,7 +59,7 @@ def test_the_chat_example_serves_its_page():
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("app", [True], indirect=True)
+@pytest.mark.gateway_options(explorer=True)
 async def test_the_explorer_links_the_contract_as_asyncapi_and_typescript(app, gateway, http_client, base_url):
     page = (await http_client.fetch(f"{base_url}/_explorer")).body.decode()
     assert 'data-file="asyncapi.json">AsyncAPI</a>' in page
@@ -74,10 +74,9 @@ async def test_the_explorer_links_the_contract_as_asyncapi_and_typescript(app, g
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("app", [True], indirect=True)
+@pytest.mark.gateway_options(explorer=True, authenticate=lambda credentials: None)
 async def test_the_contract_files_show_what_an_unauthenticated_connection_sees(app, gateway, http_client, base_url):
     """A gateway that hides its contract until a connection authenticates hides it over HTTP too."""
-    gateway.authenticate = lambda credentials: None
     document = json.loads((await http_client.fetch(f"{base_url}/_explorer/asyncapi.json")).body)
     assert "todos.create" not in document["operations"]
     assert "__auth__" in document["operations"]

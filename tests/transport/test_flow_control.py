@@ -32,16 +32,24 @@ from tests.support.flow import (
     read_to,
     subscribed_stalled,
 )
+from tests.support.polling import wait_until
 from tests.support.procstat import rss_bytes
 from tests.support.resources import Lab
 from tests.support.serve_app import make_flow_gateway
 from tests.support.stalled_socket import StalledSocket
 
+HELD = hold_limits()
+"""The flow gateway's limits with a short publish_wait."""
+
+HELD_2S = hold_limits(send_timeout=2.0)
+"""`HELD`, with 2 s for a congested reader to drain its queue."""
+
 
 @pytest.fixture
-def gateway():
-    """A ``bulk`` topic; a 256 KiB send queue and 1 s for a congested reader to drain it."""
-    return make_flow_gateway()
+def gateway(gateway_options):
+    """A ``bulk`` topic; a 256 KiB send queue and 1 s for a congested reader to drain it (unless
+    ``gateway_options`` say otherwise)."""
+    return make_flow_gateway(**gateway_options)
 
 
 @pytest.fixture
@@ -119,9 +127,7 @@ async def test_stalled_readers_are_closed_in_bounded_time_and_memory(gateway, ht
         for sock in stalled:
             sock.sock.close()
         del outboxes, stalled, sampled
-        async with asyncio.timeout(10):  # the server lets go of them
-            while gateway.hub.sessions:
-                await asyncio.sleep(0.05)
+        await wait_until(lambda: not gateway.hub.sessions, 10)  # the server lets go of them
         gc.collect()
     bound = count * limits.send_queue_bytes
     # Each round may cost about one send queue per stalled reader; a second round must not add to the first
@@ -142,11 +148,11 @@ class Big(Resource):
 
 
 @pytest.mark.gen_test(timeout=30)
-@pytest.mark.parametrize("send_timeout", [1.0, None])
-async def test_a_client_that_reads_its_huge_replies_stays_served(gateway, http_server, http_port, send_timeout):
-    gateway.limits = Limits(send_queue_bytes=64 * 1024, send_timeout=send_timeout, max_frame_bytes=None,
-                            max_in_flight=3)
-    gateway.add_resource(Big)
+@pytest.mark.parametrize("gateway_options", [
+    {"resources": [Big], "limits": Limits(send_queue_bytes=64 * 1024, send_timeout=send_timeout,
+                                          max_frame_bytes=None, max_in_flight=3)} for send_timeout in (1.0, None)],
+    ids=["send_timeout=1.0", "send_timeout=None"])
+async def test_a_client_that_reads_its_huge_replies_stays_served(gateway_options, http_server, http_port):
     ws = await websocket_connect(f"ws://127.0.0.1:{http_port}/ws", max_message_size=1 << 30)
     for request_id in range(3):  # each reply congests the connection; the client reads them all
         ws.write_message(json.dumps({"request_id": request_id, "resource": "big", "action": "blob"}))
@@ -159,9 +165,8 @@ async def test_a_client_that_reads_its_huge_replies_stays_served(gateway, http_s
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_pongs_held_behind_requests_do_not_time_the_client_out(gateway, http_server, http_port):
-    gateway.limits = Limits(ping_interval=0.3, ping_timeout=0.3, max_in_flight=1)
-    gateway.add_resource(Lab)
+@pytest.mark.gateway_options(resources=[Lab], limits=Limits(ping_interval=0.3, ping_timeout=0.3, max_in_flight=1))
+async def test_pongs_held_behind_requests_do_not_time_the_client_out(http_server, http_port):
     ws = await websocket_connect(f"ws://127.0.0.1:{http_port}/ws")  # answers pings by itself
     for request_id in range(3):  # each waits unread behind the one running, for longer than the ping timeout
         ws.write_message(json.dumps({"request_id": request_id, "resource": "lab", "action": "sleep",
@@ -184,9 +189,10 @@ def arrived_between(reader: BulkSubscriber, start: float, end: float) -> int:
 
 @pytest.mark.adversarial  # compares the fast reader's rates alone and beside the slow one: run serially
 @pytest.mark.gen_test(timeout=40)
+@pytest.mark.gateway_options(limits=HELD_2S)
 async def test_a_reader_on_a_slow_link_does_not_set_the_fast_readers_pace(gateway, ws_url, http_port,
                                                                         slow_consumer_warnings, caplog):
-    limits = hold_limits(gateway, send_timeout=2.0)
+    limits = HELD_2S
     fast = BulkSubscriber(ws_url)
     await fast.subscribe("bulk")
     publisher, seconds = Publisher(gateway), 2.0
@@ -222,9 +228,10 @@ async def test_a_reader_on_a_slow_link_does_not_set_the_fast_readers_pace(gatewa
 
 
 @pytest.mark.gen_test(timeout=30)
+@pytest.mark.gateway_options(limits=HELD_2S)
 async def test_a_reader_that_never_reads_holds_publishers_at_most_publish_wait(gateway, ws_url, http_port,
                                                                               slow_consumer_warnings):
-    limits = hold_limits(gateway, send_timeout=2.0)
+    limits = HELD_2S
     fast = BulkSubscriber(ws_url)
     await fast.subscribe("bulk")
     stalled, outbox = await subscribed_stalled(gateway, http_port)
@@ -247,9 +254,10 @@ async def test_a_reader_that_never_reads_holds_publishers_at_most_publish_wait(g
 # events first took longer than that once.
 @pytest.mark.adversarial
 @pytest.mark.gen_test(timeout=30)
+@pytest.mark.gateway_options(limits=HELD_2S)
 async def test_a_new_stalled_reader_every_second_does_not_stall_the_channel(gateway, ws_url, http_port,
                                                                             slow_consumer_warnings):
-    limits = hold_limits(gateway, send_timeout=2.0)
+    limits = HELD_2S
     fast = BulkSubscriber(ws_url)
     await fast.subscribe("bulk")
     publisher, stalled = Publisher(gateway), []
@@ -280,9 +288,10 @@ async def test_a_new_stalled_reader_every_second_does_not_stall_the_channel(gate
 
 
 @pytest.mark.gen_test(timeout=40)
+@pytest.mark.gateway_options(limits=HELD)
 async def test_a_reader_that_reads_but_stays_behind_is_closed_after_send_timeout(gateway, ws_url, http_port,
                                                                                  slow_consumer_warnings):
-    limits = hold_limits(gateway)
+    limits = HELD
     slow, outbox = await subscribed_stalled(gateway, http_port)
     slow.rate = SLOW_LINK
     slow_reading = asyncio.ensure_future(close_code(slow))

@@ -47,10 +47,9 @@ async def test_a_slow_request_body_is_closed_within_the_timeout(served):
     assert HANDSHAKE_TIMEOUT * 0.9 <= held <= HANDSHAKE_TIMEOUT + SLACK
 
 
-def test_server_options_apply_the_handshake_timeout(gateway: Gateway):
-    gateway.limits = Limits(handshake_timeout=3.5)
+def test_server_options_apply_the_handshake_timeout():
+    gateway = Gateway(limits=Limits(handshake_timeout=3.5))
     assert gateway.server_options() == {"idle_connection_timeout": 3.5, "body_timeout": 3.5}
     server = gateway.http_server(xheaders=True)
     assert (server.conn_params.header_timeout, server.conn_params.body_timeout, server.xheaders) == (3.5, 3.5, True)
-    gateway.limits = Limits(handshake_timeout=None)
-    assert gateway.server_options() == {}
+    assert Gateway(limits=Limits(handshake_timeout=None)).server_options() == {}

@@ -64,12 +64,14 @@ async def test_url_user_info_is_redacted_from_the_access_log(gateway, http_serve
     assert not [line for line in all_logs() if "s3cret" in line]
 
 
-@pytest.mark.gen_test
-async def test_a_hook_refusing_by_raising_is_logged_by_type_only(gateway, test_client, all_logs):
-    def refuse(credentials: Credentials):
-        raise KeyError(credentials.token)
+def refuse(credentials: Credentials):
+    """An ``authenticate`` hook that refuses by raising, naming the token it was given."""
+    raise KeyError(credentials.token)
 
-    gateway.authenticate = refuse
+
+@pytest.mark.gen_test
+@pytest.mark.gateway_options(authenticate=refuse)
+async def test_a_hook_refusing_by_raising_is_logged_by_type_only(test_client, all_logs):
     client = await test_client()
     with pytest.raises(RemoteError) as refused:
         await client.request({"action": "__auth__", "data": {"token": "s3cret-token"}})

@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ import pytest
 from drizzle_gateway.client import Client
 from drizzle_gateway.transport.server import raise_descriptor_limit
 from tests.support.nofile import LIMIT, log_text, serve_with_nofile
+from tests.support.polling import wait_until
 from tests.support.ports import free_port, wait_for_port
 from tests.support.procstat import process_cpu
 
@@ -32,15 +32,14 @@ def test_raise_descriptor_limit_lifts_the_soft_limit_to_the_hard_one():
     assert raise_descriptor_limit() == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def test_serve_logs_the_connection_capacity_after_raising_the_limit():
+@pytest.mark.gen_test(timeout=60)
+async def test_serve_logs_the_connection_capacity_after_raising_the_limit():
     port = free_port()
     with tempfile.TemporaryFile("w+") as log:
         server = serve_with_nofile(256, 2048, port, log)
         try:
             wait_for_port(port, timeout=30, process=server)  # the port is bound before the gateway starts serving
-            deadline = time.monotonic() + 30
-            while "open-files limit" not in log_text(log) and time.monotonic() < deadline:
-                time.sleep(0.05)
+            await wait_until(lambda: "open-files limit" in log_text(log), 30)
         finally:
             server.terminate()
             server.wait(10)
@@ -63,9 +62,7 @@ async def test_out_of_descriptors_logs_once_does_not_spin_and_recovers():
                 sock.setblocking(False)
                 await loop.sock_connect(sock, ("127.0.0.1", port))
                 sockets.append(sock)
-            deadline = time.monotonic() + 10
-            while "out of file descriptors" not in log_text(log) and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
+            await wait_until(lambda: "out of file descriptors" in log_text(log), 10)
             busy_before = process_cpu(server.pid)
             await asyncio.sleep(1)  # a gateway spinning on accept() would burn most of this second
             spent = process_cpu(server.pid) - busy_before

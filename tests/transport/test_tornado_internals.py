@@ -1,9 +1,17 @@
-"""The raw send path against Tornado's own: the same bytes on the wire, and a loud failure if Tornado changes."""
+"""The Tornado fence: the raw send path against Tornado's own, and a loud failure if Tornado changes.
+
+The raw frames are byte for byte Tornado's; a Tornado that lost what the fence
+relies on fails at import, naming its version; and only `tornado_internals`
+names Tornado's private members (the package's source is read for any other
+module naming one of them, or reaching into a private name of a tornado module).
+"""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import base64
+import importlib
 import os
 import struct
 import subprocess
@@ -13,13 +21,17 @@ from pathlib import Path
 
 import pytest
 import tornado
+import tornado.tcpserver
+import tornado.util
 import tornado.web
+import tornado.websocket
 from tornado.websocket import WebSocketHandler
 
 from drizzle_gateway.runtime.flusher import Flusher
 from drizzle_gateway.transport import tornado_internals
 from drizzle_gateway.transport.outbox import Outbox
 from drizzle_gateway.wire.frame import Frame, text_frame
+from tests.support.fences import breaches, named, private_library_names, problems
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SIZES = (0, 125, 126, 65535, 65536)
@@ -125,3 +137,42 @@ def test_a_tornado_without_them_fails_at_import_naming_its_version(breakage):
     assert last.startswith("ImportError: drizzle_gateway's websocket layer does not support Tornado "
                            f"{tornado.version}: "), result.stderr
     assert "tornado>=6.3,<7" in last
+
+
+# -- the fence: only tornado_internals names Tornado's private members ----------------
+
+
+def test_only_the_fence_names_tornados_private_members_or_reaches_into_its_private_names():
+    assert "_handle_message" in tornado_internals.PRIVATE_NAMES
+    assert breaches("tornado_internals.py", tornado_internals.PRIVATE_NAMES, "tornado") == {}
+
+
+def test_the_scans_see_a_breach():
+    """The scans above, on a module that does what only the fence may do."""
+    tree = ast.parse("import tornado.util\nfrom tornado.websocket import _WebSocketParams\n"
+                     "class ChunkReader:\n    def f(self):\n        self._abort()\n"
+                     "        return tornado.util._websocket_mask\n")
+    assert named(tree, tornado_internals.PRIVATE_NAMES) == [(2, "_WebSocketParams"), (5, "_abort"),
+                                                             (6, "_websocket_mask")]
+    assert sorted(private_library_names(tree, "tornado")) == [(2, "tornado.websocket._WebSocketParams"),
+                                                              (6, "tornado.util._websocket_mask")]
+
+
+TORNADO_LOSSES = {
+    "_websocket_mask": (tornado.util, "tornado.util._websocket_mask is gone"),
+    "_handle_connection": (tornado.tcpserver.TCPServer, "TCPServer._handle_connection is gone"),
+    "_WebSocketParams": (tornado.websocket, "tornado.websocket._WebSocketParams is gone"),
+    "_handle_message": (tornado.websocket.WebSocketProtocol13, "WebSocketProtocol13._handle_message is gone"),
+}
+
+
+@pytest.mark.parametrize("name", TORNADO_LOSSES)
+def test_the_fence_refuses_a_tornado_without_a_name_it_relies_on(monkeypatch, name):
+    owner, problem = TORNADO_LOSSES[name]
+    monkeypatch.delattr(owner, name)
+    with pytest.raises(ImportError) as refused:
+        importlib.reload(tornado_internals)
+    assert problems(str(refused.value), f"drizzle_gateway's websocket layer does not support Tornado {tornado.version}",
+                    "tornado>=6.3,<7", "a Tornado") == [problem]
+    monkeypatch.undo()
+    assert tornado_internals.missing() == []

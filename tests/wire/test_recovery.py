@@ -1,8 +1,8 @@
 """The recovery log at each of its boundaries: the arrival rule and the `RecoveryLog` fan-out, brokers and client share.
 
 What fan-out and the brokers do with each kind of arrival (replay, gap
-notices, dropped duplicates) is tested over sockets in test_history,
-test_redis_history and test_client_history.
+notices, dropped duplicates) is tested over sockets in tests/brokers/test_memory.py,
+tests/brokers/redis/test_history.py and tests/test_client_history.py.
 """
 
 from __future__ import annotations

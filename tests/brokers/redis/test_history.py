@@ -20,7 +20,7 @@ from drizzle_gateway.brokers.redis.broker import RedisBroker
 from drizzle_gateway.client import Client, Position, RemoteError
 from drizzle_gateway.wire.history import Retention
 from drizzle_gateway.wire.recovery import Gap
-from tests.support.polling import eventually
+from tests.support.polling import eventually, wait_until
 from tests.support.redis_server import GatewayProcess, RedisServer, gateway_processes
 
 pytest.importorskip("redis")
@@ -282,9 +282,7 @@ class Heard:
 
 async def drained(broker: RedisBroker) -> None:
     """Wait (10 s at most) until ``broker`` has sent every queued publish to Redis."""
-    async with asyncio.timeout(10):
-        while broker.pending:
-            await asyncio.sleep(0.01)
+    await wait_until(lambda: not broker.pending, 10)
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -363,14 +361,10 @@ async def test_a_publish_timed_out_in_a_frozen_redis_does_not_cost_the_publishin
         try:
             for n in range(1, 11):
                 await publishing.publish_logged("feed", {"n": n}, retention)
-            async with asyncio.timeout(10):  # the batch was sent and timed out
-                while publishing._link.outage_since is None:
-                    await asyncio.sleep(0.01)
+            await wait_until(lambda: publishing._link.outage_since is not None, 10)  # the batch was sent and timed out
         finally:
             server.thaw()
-        async with asyncio.timeout(10):  # Redis resumes: it applies the batch it holds
-            while len(heard["other"].offsets) < 10:
-                await asyncio.sleep(0.01)
+        await wait_until(lambda: len(heard["other"].offsets) >= 10, 10)  # Redis resumes: it applies the batch it holds
         await flush()
         for name in heard:
             await eventually_equal(lambda name=name: heard[name].offsets, list(range(1, 311)))
@@ -392,9 +386,10 @@ async def listeners_become(server: RedisServer, name: str, count: int) -> None:
     """Wait until Redis counts ``count`` pub/sub subscribers of ``name``."""
     client = AsyncRedis.from_url(server.url)
     try:
-        async with asyncio.timeout(10):
-            while dict(await client.pubsub_numsub(name)).get(name.encode(), 0) != count:
-                await asyncio.sleep(0.01)
+        async def counted() -> bool:
+            return dict(await client.pubsub_numsub(name)).get(name.encode(), 0) == count
+
+        assert await eventually(counted, 10, interval=0.01), f"Redis never counted {count} subscribers of {name}"
     finally:
         await client.aclose()
 

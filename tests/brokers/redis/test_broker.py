@@ -1,6 +1,6 @@
 """RedisBroker inside one gateway process, against a real redis-server.
 
-Cross-process behaviour lives in test_redis_scaleout.py; here: the outbox
+Cross-process behaviour lives in test_scaleout.py; here: the outbox
 while Redis is down, shutting down, and how the tests behave without
 redis-server.
 """
@@ -13,16 +13,19 @@ import logging
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from drizzle_gateway import Gateway
 from drizzle_gateway.runtime.hub import BROKER_CLOSE_WAIT, CLOSE_HANDSHAKE_WAIT
+from tests.support.polling import wait_until
 from tests.support.redis_server import REPO
 from tests.support.resources import TEST_RESOURCES, TEST_TOPICS
 
 redis = pytest.importorskip("redis")
-RedisBroker = pytest.importorskip("drizzle_gateway.brokers.redis.broker").RedisBroker
+redis_broker = pytest.importorskip("drizzle_gateway.brokers.redis.broker")
+RedisBroker = redis_broker.RedisBroker
 
 PREFIX = "inproc:"
 
@@ -41,10 +44,12 @@ def gateway(redis_server, io_loop) -> Gateway:
 
 
 def broker_tasks() -> list[asyncio.Task]:
-    """Tasks still running code of the Redis broker or redis-py."""
+    """Tasks still running code of the Redis broker or redis-py (not this test's own, in tests/brokers/redis/)."""
+    folders = tuple(str(Path(module.__file__).parent) + os.sep for module in (redis, redis_broker))
+
     def runs_redis(task: asyncio.Task) -> bool:
         code = getattr(task.get_coro(), "cr_code", None)
-        return code is not None and ("brokers/redis" in code.co_filename or "/redis/" in code.co_filename)
+        return code is not None and code.co_filename.startswith(folders)
     return [task for task in asyncio.all_tasks() if not task.done() and runs_redis(task)]
 
 
@@ -118,7 +123,7 @@ def test_without_redis_server_the_redis_tests_skip_with_the_reason_unless_requir
     env = {**os.environ, "PATH": "/nonexistent", "DRIZZLE_REQUIRE_REDIS": required}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-rsf", "-p", "no:cacheprovider", "-n", "0",
-         "tests/brokers/test_redis_scaleout.py::test_an_invalid_publish_reaches_nobody_anywhere"],
+         "tests/brokers/redis/test_scaleout.py::test_an_invalid_publish_reaches_nobody_anywhere"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
     )
     assert "redis-server is not installed" in result.stdout, result.stdout
@@ -221,9 +226,7 @@ async def test_pending_counts_the_batch_redis_has_not_answered(redis_server):
     broker = RedisBroker(redis_server.url, prefix=PREFIX, timeout=5.0)
     try:
         await broker.publish("chat.frozen", message(0))  # connects; answered once sent
-        async with asyncio.timeout(5):
-            while broker.pending:
-                await asyncio.sleep(0.01)
+        await wait_until(lambda: not broker.pending, 5)
         redis_server.freeze()
         try:
             await broker.publish("chat.frozen", message(1))
@@ -236,8 +239,6 @@ async def test_pending_counts_the_batch_redis_has_not_answered(redis_server):
             assert seen == {1}
         finally:
             redis_server.thaw()
-        async with asyncio.timeout(5):
-            while broker.pending:
-                await asyncio.sleep(0.01)
+        await wait_until(lambda: not broker.pending, 5)
     finally:
         await broker.close()
