@@ -33,7 +33,7 @@ PUBLIC = [
     ("drizzle_gateway.brokers.redis", "RedisBroker", "drizzle_gateway.brokers.redis.broker"),
     ("drizzle_gateway.connection", "Connection", "drizzle_gateway.transport.connection"),
     *[("drizzle_gateway.protocol", name, "drizzle_gateway.wire.dialect")
-      for name in ("Protocol", "Request", "InvalidFrame", "RequestId")],
+      for name in ("Dialect", "Request", "InvalidFrame", "RequestId")],
     *[("drizzle_gateway.protocol", name, "drizzle_gateway.wire.codec") for name in ("decode_request", "encode")],
     ("drizzle_gateway.resources", "Action", "drizzle_gateway.contract.resources"),
     ("drizzle_gateway.resources", "Resource", "drizzle_gateway.contract.resources"),
@@ -60,6 +60,13 @@ def test_the_public_path_gives_the_layers_own_object(public, name, where):
     assert exported is getattr(importlib.import_module(where), name)
     if isinstance(exported, type) or inspect.isfunction(exported):
         assert exported.__module__ == where, (public, name, exported.__module__)
+
+
+def test_protocol_is_the_dialects_earlier_name():
+    from drizzle_gateway.protocol import Protocol
+    from drizzle_gateway.wire.dialect import Dialect
+
+    assert Protocol is Dialect
 
 
 def test_what_the_package_exports_is_what_it_lists():

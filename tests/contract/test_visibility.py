@@ -14,6 +14,11 @@ from drizzle_gateway import Gateway, Resource, Topic, action
 from drizzle_gateway.contract.visibility import builtins_only, permits, visible_schema
 
 
+async def visible_to(gateway, user):
+    """What ``user`` sees of ``gateway``'s ``__schema__``."""
+    return await visible_schema(gateway.schema(), gateway.resources, gateway.topics, user)
+
+
 class Part(Schema):
     name = fields.Str()
 
@@ -85,7 +90,7 @@ def names(document: dict) -> tuple[set[str], set[str], set[str]]:
 
 @pytest.mark.gen_test
 async def test_an_admin_sees_everything_its_permissions_allow(gateway):
-    actions, topics, components = names(await visible_schema(gateway, "admin"))
+    actions, topics, components = names(await visible_to(gateway, "admin"))
     assert actions == {"vault.store", "vault.count", "admin.wipe"}  # fragile's permission raises: hidden
     assert topics == {"staff", "lobby.{room}", "alerts"}
     assert {"Secret", "Part", "Public"} <= components
@@ -94,7 +99,7 @@ async def test_an_admin_sees_everything_its_permissions_allow(gateway):
 @pytest.mark.gen_test
 async def test_a_user_sees_neither_refused_actions_nor_their_components(gateway):
     asked.clear()
-    document = await visible_schema(gateway, "bob")
+    document = await visible_to(gateway, "bob")
     actions, topics, components = names(document)
     assert actions == {"vault.count"}
     assert [entry["name"] for entry in document["resources"]] == ["vault"]  # a resource left without actions goes
@@ -107,7 +112,7 @@ async def test_a_user_sees_neither_refused_actions_nor_their_components(gateway)
 @pytest.mark.gen_test
 async def test_the_gateways_own_document_is_left_as_it_was(gateway):
     whole = names(gateway.schema())
-    await visible_schema(gateway, "bob")
+    await visible_to(gateway, "bob")
     assert names(gateway.schema()) == whole
 
 

@@ -16,14 +16,14 @@ import pytest
 from drizzle_gateway.brokers import MemoryBroker
 from drizzle_gateway.runtime.fanout import Congested, Fanout, View
 from drizzle_gateway.schema.selection import Selector
-from drizzle_gateway.wire.dialect import Protocol
+from drizzle_gateway.wire.dialect import Dialect
 from drizzle_gateway.wire.frame import Frame
 from drizzle_gateway.wire.history import Position, Retention
 from drizzle_gateway.wire.recovery import Gap
 from tests.support.resources import Message
 
 MESSAGE = {"author": {"name": "ada"}, "text": "hi"}
-DIALECT = Protocol()
+DIALECT = Dialect()
 
 
 class Recorder:
