@@ -37,6 +37,7 @@ GUARDS: dict[str, tuple[str, ...]] = {
     "runtime.dispatch": ("tests/runtime/test_dispatch.py",),
     "wire.recovery": ("tests/wire/test_recovery.py", "tests/brokers/test_memory.py"),
     "wire.history": ("tests/wire/test_history.py", "tests/brokers/test_memory.py", "tests/wire/test_recovery.py"),
+    "brokers.ring": ("tests/brokers/test_ring.py", "tests/brokers/test_memory.py"),
 }
 """Each guard module of ``drizzle_gateway`` and the test modules run against its mutants."""
 

@@ -8,8 +8,9 @@ from collections import OrderedDict
 from typing import Any
 
 from ..wire.dialect import encode
-from ..wire.history import Clock, Page, Position, Retention, Ring, new_epoch
+from ..wire.history import Clock, Page, Position, Retention, new_epoch
 from .base import Listener
+from .ring import Ring
 
 logger = logging.getLogger("drizzle_gateway")
 

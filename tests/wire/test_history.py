@@ -1,4 +1,4 @@
-"""Channel history's own types: `Retention`'s bounds, epochs, and the `Ring` the memory broker keeps.
+"""Channel history's own values: `Retention`'s bounds, epochs, positions.
 
 The ring numbers events without gaps, forgets the oldest past its size and
 those older than its ttl, weighs what it holds, and answers a read after a
@@ -10,24 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from drizzle_gateway.wire.history import Position, Retention, Ring
-from tests.support.history import FakeClock
-
-
-def test_ring_numbers_without_gaps_and_reports_what_it_lost():
-    clock = FakeClock()
-    ring = Ring(Retention(3, ttl=10), clock, epoch="e1")
-    assert [ring.append(n) for n in range(5)] == [1, 2, 3, 4, 5]
-    page = ring.read(Position("e1", 2))
-    assert page.complete and [e.offset for e in page.events] == [3, 4, 5]
-    assert not ring.read(Position("e1", 1)).complete  # offset 2 fell out of the ring
-    assert not ring.read(Position("other", 4)).complete
-    assert [e.offset for e in ring.read(limit=2).events] == [4, 5]
-    assert [e.offset for e in ring.read(Position("e1", 2), limit=1).events] == [3]
-    clock.now += 10
-    assert ring.read().events == [] and ring.position == Position("e1", 5)
-    assert ring.read(Position("e1", 5)).complete  # nothing missed, nothing needed
-    assert not ring.read(Position("e1", 4)).complete
+from drizzle_gateway.wire.history import Retention, new_epoch
 
 
 def test_retention_keeps_at_least_one_event_for_a_positive_time():
@@ -40,47 +23,6 @@ def test_retention_keeps_at_least_one_event_for_a_positive_time():
 
 
 def test_epochs_are_eight_hex_digits_and_differ():
-    epochs = {Ring(Retention(1)).epoch for _ in range(20)}
+    epochs = {new_epoch() for _ in range(20)}
     assert len(epochs) == 20
     assert all(len(epoch) == 8 and int(epoch, 16) >= 0 for epoch in epochs)
-
-
-def test_ring_weighs_what_it_holds_as_events_come_expire_and_are_dropped():
-    clock = FakeClock()
-    ring = Ring(Retention(2, ttl=10), clock, epoch="e1")
-    ring.append("unweighed")
-    assert ring.bytes == 0
-    ring.append("a", 10)
-    ring.append("b", 20)  # the ring is full: "unweighed" goes
-    assert ring.bytes == 30
-    ring.append("c", 40)  # "a" goes
-    assert (ring.bytes, [e.data for e in ring.read().events]) == (60, ["b", "c"])
-    clock.now += 5
-    ring.append("d", 1)  # "b" goes; "c" is 5 s old, "d" new
-    clock.now += 5  # "c" expires, "d" has 5 s left
-    assert ([e.data for e in ring.read().events], ring.bytes) == (["d"], 1)
-    assert ring.drop_oldest() is True
-    assert (ring.bytes, ring.read().events, ring.drop_oldest(), ring.bytes) == (0, [], False, 0)
-
-
-def test_a_ring_without_events_is_idle_once_its_ttl_has_passed_since_it_was_made():
-    clock = FakeClock()
-    ring = Ring(Retention(3, ttl=10), clock)
-    assert not ring.idle()
-    clock.now += 9.5
-    assert not ring.idle()
-    clock.now += 0.5
-    assert ring.idle()
-    assert not Ring(Retention(3), clock).idle()  # without a ttl, never
-
-
-def test_reading_from_another_epoch_gives_the_last_events_as_incomplete():
-    ring = Ring(Retention(5), epoch="e1")
-    for n in range(5):
-        ring.append(n)
-    for since in (Position("e0", 2), Position("e1", 9)):  # another epoch, or an offset the ring never reached
-        page = ring.read(since, limit=2)
-        assert (page.position, [e.offset for e in page.events], page.complete) == (Position("e1", 5), [4, 5], False)
-        assert [e.offset for e in ring.read(since).events] == [1, 2, 3, 4, 5]
-    page = ring.read(Position("e1", 1), limit=2)
-    assert ([e.offset for e in page.events], page.complete) == ([2, 3], True)
