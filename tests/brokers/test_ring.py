@@ -62,3 +62,11 @@ def test_reading_from_another_epoch_gives_the_last_events_as_incomplete():
         assert [e.offset for e in ring.read(since).events] == [1, 2, 3, 4, 5]
     page = ring.read(Position("e1", 1), limit=2)
     assert ([e.offset for e in page.events], page.complete) == ([2, 3], True)
+
+
+def test_a_limit_of_zero_is_no_limit_with_or_without_since():
+    ring = Ring(Retention(5), epoch="e1")
+    for n in range(4):
+        ring.append(n)
+    assert [e.offset for e in ring.read(limit=0).events] == [1, 2, 3, 4]
+    assert [e.offset for e in ring.read(Position("e1", 2), limit=0).events] == [3, 4]
