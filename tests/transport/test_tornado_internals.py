@@ -1,7 +1,8 @@
 """The Tornado fence: the raw send path against Tornado's own, and a loud failure if Tornado changes.
 
-The raw frames are byte for byte Tornado's; a Tornado that lost what the fence
-relies on fails at import, naming its version; and only `tornado_internals`
+The raw send path's frames are byte for byte Tornado's (`text_frame`'s own
+bytes are checked in tests/wire/test_frame.py); a Tornado that lost what the
+fence relies on fails at import, naming its version; and only `tornado_internals`
 names Tornado's private members (the package's source is read for any other
 module naming one of them, or reaching into a private name of a tornado module).
 """
@@ -9,11 +10,7 @@ module naming one of them, or reaching into a private name of a tornado module).
 from __future__ import annotations
 
 import ast
-import asyncio
-import base64
 import importlib
-import os
-import struct
 import subprocess
 import sys
 import textwrap
@@ -30,27 +27,17 @@ from tornado.websocket import WebSocketHandler
 from drizzle_gateway.runtime.flusher import Flusher
 from drizzle_gateway.transport import tornado_internals
 from drizzle_gateway.transport.outbox import Outbox
-from drizzle_gateway.wire.frame import Frame, text_frame
+from drizzle_gateway.wire.frame import Frame
 from tests.support.fences import breaches, named, private_library_names, problems
+from tests.support.raw_frames import TornadoWrites, first_frame, text_of
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SIZES = (0, 125, 126, 65535, 65536)
 
 
-def text_of(size: int) -> str:
-    """A text whose UTF-8 form is exactly ``size`` bytes, with two- and three-byte characters in it."""
-    return "é€a" * (size // 6) + "a" * (size % 6)
-
-
-class TornadoWrites(WebSocketHandler):
-    """Sends one message of ``?size=`` bytes the way Tornado itself does: ``write_message``."""
-
-    def open(self) -> None:
-        self.write_message(text_of(int(self.get_argument("size"))))
-
-
 class OutboxWrites(WebSocketHandler):
-    """Sends the same message through drizzle_gateway's `Outbox`, as a reply (``?as=reply``) or an event."""
+    """Sends the message `TornadoWrites` sends through drizzle_gateway's `Outbox`, as a reply (``?as=reply``)
+    or an event."""
 
     def open(self) -> None:
         text = text_of(int(self.get_argument("size")))
@@ -63,36 +50,10 @@ def app() -> tornado.web.Application:
     return tornado.web.Application([("/tornado", TornadoWrites), ("/outbox", OutboxWrites)])
 
 
-async def first_frame(port: int, path: str) -> bytes:
-    """The complete first frame (header and payload) the server sends after a handshake without extensions."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-        assert head.startswith(b"HTTP/1.1 101"), head
-        assert b"sec-websocket-extensions" not in head.lower()  # no compression: the raw path applies
-        start = await asyncio.wait_for(reader.readexactly(2), 10)
-        length, extended = start[1] & 0x7F, b""
-        if length == 126:
-            extended = await reader.readexactly(2)
-            length = struct.unpack("!H", extended)[0]
-        elif length == 127:
-            extended = await reader.readexactly(8)
-            length = struct.unpack("!Q", extended)[0]
-        payload = await asyncio.wait_for(reader.readexactly(length), 10)
-        return start + extended + payload
-    finally:
-        writer.close()
-
-
 @pytest.mark.gen_test
 @pytest.mark.parametrize("size", SIZES)
-async def test_raw_frames_are_byte_for_byte_tornados(http_server, http_port, size):
+async def test_the_raw_send_path_writes_tornados_frames_byte_for_byte(http_server, http_port, size):
     tornados = await first_frame(http_port, f"/tornado?size={size}")
-    assert tornados == text_frame(text_of(size).encode())
-    assert len(tornados) == size + (2 if size < 126 else 4 if size <= 0xFFFF else 10)
     for sent_as in ("reply", "event"):
         assert await first_frame(http_port, f"/outbox?size={size}&as={sent_as}") == tornados, sent_as
 
