@@ -1,9 +1,12 @@
-"""The Gateway: its registry of resources and topics, and graceful shutdown.
+"""The Gateway: its configuration and hub, its registry of resources and topics, and graceful shutdown.
 
-The registry: names and patterns are unique, a topic with history needs a
-broker that keeps it, and a channel, a pattern or a request is found (or
-refused with the error a client would see). Shutdown: in-process
-`Gateway.close` and SIGTERM on ``drizzle-gateway serve``.
+The configuration is fixed at construction (read-only), and the `Hub` is built
+from it once, when serving starts; `use_broker` replaces the broker (and the
+hub) only while no connection is open. The registry: names and patterns are
+unique, a topic with history needs a broker that keeps it, and a channel, a
+pattern or a request is found (or refused with the error a client would see).
+Shutdown: `Gateway.close` over real sockets and SIGTERM on ``drizzle-gateway
+serve`` (the hub's own sequence, step by step: tests/runtime/test_hub.py).
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ from marshmallow import Schema, ValidationError, fields
 from drizzle_gateway import ActionError, Gateway, Resource, Topic, action
 from drizzle_gateway.brokers import MemoryBroker
 from drizzle_gateway.client import Client, ConnectionClosed, RemoteError
+from drizzle_gateway.runtime.auth import AuthThrottle, Credentials
 from drizzle_gateway.runtime.builtin_actions import BuiltinActions
-from drizzle_gateway.wire.dialect import Request
+from drizzle_gateway.runtime.limits import Limits
+from drizzle_gateway.testing import TestClient
+from drizzle_gateway.wire.dialect import Dialect, Request
 from tests.support.polling import eventually, wait_until
 from tests.support.ports import free_port
 
@@ -80,6 +86,75 @@ def refused(code: str, call, *args, **kwargs) -> str:
         call(*args, **kwargs)
     assert raised.value.code == code
     return raised.value.message
+
+
+# -- the configuration, fixed at construction, and the hub built from it -------------------------
+
+CONFIGURATION = ("limits", "authenticate", "auth_throttle", "protocol", "broker", "hide_forbidden", "public_schema",
+                 "allowed_origins", "allowed_hosts")
+
+
+def nobody(credentials: Credentials) -> None:
+    """An ``authenticate`` hook that knows no one."""
+    return None
+
+
+@pytest.mark.parametrize("name", CONFIGURATION)
+def test_the_configuration_cannot_be_assigned(name):
+    gateway = Gateway(authenticate=nobody, allowed_origins=["https://app.example"], allowed_hosts=["chat.example"])
+    given = getattr(gateway, name)
+    for value in (given, None):  # not even to what it is
+        with pytest.raises(AttributeError):
+            setattr(gateway, name, value)
+    assert getattr(gateway, name) is given
+
+
+class NotingBroker(MemoryBroker):
+    """A memory broker that notes the channels it is asked to listen to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.subscribed: list[str] = []
+
+    async def subscribe(self, channel, listener) -> None:
+        self.subscribed.append(channel)
+        await super().subscribe(channel, listener)
+
+
+@pytest.mark.gen_test
+async def test_the_hub_is_built_once_from_the_gateways_configuration():
+    limits, dialect, broker = Limits(max_in_flight=3), Dialect(), NotingBroker()
+    gateway = Gateway([Notes], [room], broker=broker, limits=limits, protocol=dialect, authenticate=nobody)
+    hub = gateway.hub
+    assert (hub.registry, hub.limits, hub.dialect, hub.broker) == (gateway, limits, dialect, broker)
+    assert hub.authenticate is nobody
+    assert isinstance(gateway.auth_throttle, AuthThrottle) and hub.auth_throttle is gateway.auth_throttle
+    async with TestClient(gateway, headers={"Authorization": "Bearer x"}):
+        assert gateway.hub is hub
+        await gateway.publish(room, {"text": "hi"}, name="lobby")
+    assert gateway.hub is hub
+    assert Gateway(auth_throttle=False).hub.auth_throttle is None
+
+
+@pytest.mark.gen_test
+async def test_use_broker_is_refused_while_a_connection_is_open_and_afterwards_builds_a_new_hub(gateway, connect):
+    served_by = gateway.broker
+    client = await connect()
+    assert await client.ping() == "pong"
+    hub = gateway.hub
+    with pytest.raises(RuntimeError, match="cannot change the broker while connections are open"):
+        gateway.use_broker(NotingBroker())
+    assert gateway.broker is served_by and gateway.hub is hub and hub.broker is served_by
+    await client.close()
+    await wait_until(lambda: not hub.sessions, 5)
+    replacement = NotingBroker()
+    gateway.use_broker(replacement)
+    assert gateway.broker is replacement
+    assert gateway.hub is not hub and gateway.hub.broker is replacement and gateway.hub is gateway.hub
+    async with TestClient(gateway) as newcomer:  # the new hub serves the next connections
+        await newcomer.subscribe("chat.lobby")
+        assert newcomer.session in gateway.hub.sessions and not hub.sessions
+    assert replacement.subscribed == ["chat.lobby"]
 
 
 # -- the registry --------------------------------------------------------------------
