@@ -86,23 +86,35 @@ async def respond(session: Session, request: Request) -> str:
     Runs as the request's own task, which `Session.receive` gave
     ``limits.action_timeout`` (see `Deadlines`): cancelled by its deadline,
     it answers TIMEOUT; cancelled otherwise (the connection closed, the
-    gateway shut down), it answers nothing.
+    gateway shut down), it answers nothing. A reply or error frame that
+    cannot be encoded is logged and answered INTERNAL_ERROR: a request is
+    always answered.
     """
     try:
         return session.protocol.reply(request.request_id, await run(session, request))
     except ActionError as exc:
-        return session.protocol.error(request.request_id, exc)
+        error = exc
     except asyncio.CancelledError:
         task = asyncio.current_task()
         if task is None or not session.hub.deadlines.expired(task):
             raise
         task.uncancel()
         timeout = session.hub.limits.action_timeout
-        return session.protocol.error(request.request_id, ActionError(
-            ErrorCode.TIMEOUT, f"the action took longer than {timeout}s and was cancelled", {"timeout": timeout}))
+        error = ActionError(ErrorCode.TIMEOUT, f"the action took longer than {timeout}s and was cancelled",
+                            {"timeout": timeout})
     except Exception:
         logger.exception("request %r (%s.%s) failed", request.request_id, request.resource, request.action)
-        return session.protocol.error(request.request_id, ActionError(ErrorCode.INTERNAL_ERROR, INTERNAL_ERROR_TEXT))
+        error = _internal_error()
+    try:
+        return session.protocol.error(request.request_id, error)
+    except Exception:
+        logger.exception("request %r (%s.%s): its error frame cannot be encoded",
+                         request.request_id, request.resource, request.action)
+        return session.protocol.error(request.request_id, _internal_error())
+
+
+def _internal_error() -> ActionError:
+    return ActionError(ErrorCode.INTERNAL_ERROR, INTERNAL_ERROR_TEXT)
 
 
 async def run(session: Session, request: Request) -> Any:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from marshmallow.exceptions import ValidationError
+
+from .codec import encode
+
 
 class ErrorCode:
     """The stable error codes of wire protocol v1."""
@@ -63,8 +67,10 @@ def bounded(error: ActionError) -> tuple[str, Any, bool]:
     However many problems a request had, its error frame stays small:
     the text keeps `ERROR_TEXT_CHARS` characters, ``details`` the first
     `DETAIL_ENTRIES` entries and `DETAIL_CHARS` characters of text, in order.
+    Whatever they hold, they can be encoded: ``details`` are copied by the
+    rule of `json_safe`, and a message that is not a string is its text.
     """
-    message = error.message
+    message = error.message if isinstance(error.message, str) else _text(error.message)
     cut = len(message) > ERROR_TEXT_CHARS
     if cut:
         message = message[:ERROR_TEXT_CHARS] + "..."
@@ -73,6 +79,49 @@ def bounded(error: ActionError) -> tuple[str, Any, bool]:
     budget = _Budget(DETAIL_ENTRIES, DETAIL_CHARS)
     details = budget.keep(error.details, 1)
     return message, None if details is _GONE else details, cut or budget.cut
+
+
+def json_safe(value: Any) -> Any:
+    """One value of ``details`` as an error frame carries it (docs/protocol.md, "Error codes").
+
+    marshmallow's messages may hold more than text: a field that tries
+    several others (marshmallow_dataclass's ``Union``) keeps their
+    ``ValidationError`` objects. The rule: a ``ValidationError`` is its
+    ``messages``; strings, numbers, booleans, None, lists, tuples and dicts
+    are kept (their items by this rule); any other value stays when the
+    JSON rule (`codec.encode`) writes it (a date, a Decimal, a UUID...) and
+    is otherwise its ``str()``. This gives one level; `bounded` applies it
+    at every level, as does a dict key the JSON rule cannot write, which
+    is its text.
+    """
+    if isinstance(value, ValidationError):
+        return value.messages
+    if value is None or isinstance(value, str | int | float | dict | list | tuple):
+        return value
+    return value if _encodable(value) else _text(value)
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        encode(value)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return True
+
+
+def _text(value: Any) -> str:
+    """``str(value)``, or the name of its type in angle brackets when even that fails."""
+    try:
+        return str(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
+
+
+def _key(key: Any) -> Any:
+    """A dict key the JSON rule can write (a string, a number...), or its text."""
+    if isinstance(key, str | int | float) or key is None or _encodable({key: None}):
+        return key
+    return _text(key)
 
 
 class _Budget:
@@ -103,7 +152,8 @@ class _Budget:
         return False
 
     def keep(self, value: Any, depth: int) -> Any:
-        """A copy of ``value`` within what is left; a container cut to nothing is left out (`_GONE`)."""
+        """A JSON-safe copy of ``value`` within what is left; a container cut to nothing is left out (`_GONE`)."""
+        value = json_safe(value)
         if not self.room():
             return _GONE
         if isinstance(value, str):
@@ -116,6 +166,7 @@ class _Budget:
         if isinstance(value, dict):
             kept: dict[Any, Any] = {}
             for key, item in value.items():
+                key = _key(key)
                 name = self.text(key) if isinstance(key, str) else key
                 copy = self.keep(item, depth + 1)
                 if copy is _GONE:

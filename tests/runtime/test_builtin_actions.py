@@ -8,7 +8,11 @@ is tested at length in tests/brokers/test_memory.py.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import marshmallow_dataclass
 import pytest
+from marshmallow import ValidationError
 
 from drizzle_gateway import Topic
 from drizzle_gateway.runtime.builtin_actions import BuiltinActions
@@ -132,3 +136,30 @@ async def test_publish_checks_the_topic_then_the_payload(test_client):
     assert await exchange(client, builtin(3, "__publish__", topic="chat.a", payload=MESSAGE)) == {
         "request_id": 3, "data": {"topic": "chat.a"}}
     assert (await listener.next_event(5)).data == MESSAGE
+
+
+@dataclass
+class Pick:
+    value: int | str
+
+
+picks = Topic("picks", marshmallow_dataclass.class_schema(Pick), client_publish=True)
+"""A topic whose schema has marshmallow_dataclass's ``Union`` field (its messages hold ``ValidationError`` objects)."""
+
+
+@pytest.mark.gen_test
+async def test_a_publish_that_fails_a_union_answers_invalid_data(gateway, test_client):
+    gateway.add_topic(picks)
+    listener = await test_client()
+    await listener.subscribe("picks")
+    client = await test_client(timeout=5)
+    with pytest.raises(ValidationError) as caught:
+        picks.schema.load({"value": [1]})
+    assert [error.messages for error in caught.value.messages["value"]] == [["Not a valid integer."],
+                                                                           ["Not a valid string."]]
+    assert await exchange(client, builtin(1, "__publish__", topic="picks", payload={"value": [1]})) == {
+        "request_id": 1, "code": "INVALID_DATA", "error": "payload does not match the topic's schema",
+        "details": {"payload": {"value": [["Not a valid integer."], ["Not a valid string."]]}}}
+    assert await exchange(client, builtin(2, "__publish__", topic="picks", payload={"value": "a"})) == {
+        "request_id": 2, "data": {"topic": "picks"}}
+    assert (await listener.next_event(5)).data == {"value": "a"}

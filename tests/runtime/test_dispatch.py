@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from dataclasses import dataclass
 
+import marshmallow_dataclass
 import pytest
-from marshmallow import Schema, fields
+from marshmallow import Schema, ValidationError, fields
 
-from drizzle_gateway import Resource, action
+from drizzle_gateway import ActionError, Resource, action
 from drizzle_gateway.client import RemoteError
 from drizzle_gateway.runtime.limits import Limits
 from drizzle_gateway.testing import TestClient
 from drizzle_gateway.wire.codec import PARSER_DEPTH
-from drizzle_gateway.wire.errors import DETAIL_ENTRIES, DETAIL_STRING_CHARS, ERROR_TEXT_CHARS
+from drizzle_gateway.wire.errors import DETAIL_ENTRIES, DETAIL_STRING_CHARS, ERROR_TEXT_CHARS, json_safe
 from tests.support.inprocess import exchange
 from tests.support.polling import wait_until
 from tests.support.request_frames import call, nested
@@ -306,3 +309,74 @@ async def test_a_request_cancelled_by_anything_but_its_deadline_answers_nothing(
     assert await client.ping() == "pong"  # answered after anything the cancel could have sent
     assert not pending.done()
     pending.cancel()
+
+
+# -- every error is an error frame ---------------------------------------------------------------------
+
+
+@dataclass
+class Pick:
+    value: int | str
+
+
+PickSchema = marshmallow_dataclass.class_schema(Pick)
+"""marshmallow_dataclass's ``Union`` field: its messages hold the ``ValidationError`` of each type it tried."""
+
+
+class Picker(Resource):
+    """An action whose input is a Union field, and one whose error's message is not text."""
+
+    name = "picker"
+
+    @action(PickSchema)
+    def pick(self, data):
+        """Answer with what was picked."""
+        return {"picked": data.value}
+
+    @action()
+    def odd_error(self, data):
+        """Raise an ActionError with an object as its message."""
+        raise ActionError("ODD", object())  # type: ignore[arg-type]
+
+
+def union_details(payload: dict) -> dict:
+    """marshmallow's own messages for ``payload``, made JSON-safe by the documented rule (errors are their messages)."""
+    with pytest.raises(ValidationError) as caught:
+        PickSchema().load(payload)
+    messages = caught.value.messages
+    assert all(isinstance(error, ValidationError) for error in messages["value"])  # what an encoder cannot write
+    return {key: [json_safe(error) for error in errors] for key, errors in messages.items()}
+
+
+PICK_INVALID = {"request_id": 1, "resource": "picker", "action": "pick", "data": {"value": [1]}}
+INVALID_PICK = {"request_id": 1, "code": "INVALID_DATA", "error": "data does not match the action's input schema",
+                "details": {"value": [["Not a valid integer."], ["Not a valid string."]]}}
+
+
+@pytest.mark.gen_test
+async def test_a_union_that_fails_to_load_answers_invalid_data_in_process(gateway, test_client):
+    gateway.add_resource(Picker)
+    client = await test_client(timeout=5)
+    assert union_details(PICK_INVALID["data"]) == INVALID_PICK["details"]
+    assert await exchange(client, PICK_INVALID) == INVALID_PICK
+    assert await exchange(client, {**PICK_INVALID, "request_id": 2, "data": {"value": "7"}}) == {
+        "request_id": 2, "data": {"picked": 7}}
+
+
+@pytest.mark.gen_test
+async def test_a_union_that_fails_to_load_answers_invalid_data_over_a_socket(gateway, raw):
+    gateway.add_resource(Picker)
+    socket = await raw()
+    assert await asyncio.wait_for(socket.ask(PICK_INVALID), 5) == INVALID_PICK
+
+
+@pytest.mark.gen_test
+@pytest.mark.gateway_options(protocol=LegacyProtocol())  # a dialect that writes the message as it is
+async def test_an_error_frame_that_cannot_be_encoded_answers_internal_error(gateway, test_client, caplog):
+    gateway.add_resource(Picker)
+    client = await test_client(timeout=5)
+    caplog.set_level(logging.ERROR, logger="drizzle_gateway")
+    assert await exchange(client, call(3, "picker", "odd_error")) == {
+        "request_id": 3, "code": "INTERNAL_ERROR", "error": "Unknown error"}
+    assert [record.getMessage() for record in caplog.records if record.name == "drizzle_gateway"] == [
+        "request 3 (picker.odd_error): its error frame cannot be encoded"]

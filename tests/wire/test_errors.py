@@ -3,13 +3,23 @@
 `bounded` copies an error's message and details within fixed budgets: the
 text to `ERROR_TEXT_CHARS` (then "..."), the details to `DETAIL_ENTRIES`
 values, `DETAIL_CHARS` characters of keys and strings, `DETAIL_STRING_CHARS`
-per string and `DETAIL_DEPTH` levels, in order, saying whether it cut.
+per string and `DETAIL_DEPTH` levels, in order, saying whether it cut;
+whatever the details hold, the copy is JSON (`json_safe`: marshmallow's
+``ValidationError`` objects inside messages are their messages, other values
+the JSON rule cannot write are their text).
 """
 
 from __future__ import annotations
 
-import pytest
+import datetime as dt
+import json
+import uuid
+from decimal import Decimal
 
+import pytest
+from marshmallow import Schema, ValidationError, fields
+
+from drizzle_gateway.wire.codec import encode
 from drizzle_gateway.wire.errors import (
     DETAIL_CHARS,
     DETAIL_DEPTH,
@@ -94,3 +104,52 @@ def test_a_container_cut_to_nothing_is_left_out():
     room_for_one_more = {"first": list(range(DETAIL_ENTRIES - 3)), "second": {"x": 1}, "third": [[1]]}
     _, kept, cut = bounded(ActionError("INVALID_DATA", "m", room_for_one_more))
     assert cut and kept == {"first": list(range(DETAIL_ENTRIES - 3))}  # "second" had room, its entry none
+
+
+class Either(fields.Field):
+    """A field trying two others, keeping their errors as marshmallow_dataclass's ``Union`` keeps them."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        errors: list = []
+        for candidate in (fields.Int(), fields.Str()):
+            try:
+                return candidate.deserialize(value)
+            except ValidationError as error:
+                errors.append(error)
+        errors.append(TypeError("neither"))
+        raise ValidationError(errors)
+
+
+class Pair(Schema):
+    value = Either()
+    items = fields.List(Either())
+
+
+def test_details_are_made_json_safe_by_one_rule():
+    """A ValidationError inside them is its messages; any other value the JSON rule cannot write is its text."""
+    with pytest.raises(ValidationError) as caught:
+        Pair().load({"value": [1], "items": [1, {}]})
+    messages = caught.value.messages  # marshmallow's own: the errors themselves, not their messages
+    assert isinstance(messages["value"][0], ValidationError)
+    _, details, cut = bounded(ActionError("INVALID_DATA", "m", messages))
+    assert details == {"value": [error.messages if isinstance(error, ValidationError) else str(error)
+                                 for error in messages["value"]],
+                       "items": {1: [["Not a valid integer."], ["Not a valid string."], "neither"]}}
+    assert not cut
+    assert json.loads(encode(details)) == {"value": [["Not a valid integer."], ["Not a valid string."], "neither"],
+                                           "items": {"1": [["Not a valid integer."], ["Not a valid string."],
+                                                           "neither"]}}
+    kept = {"when": dt.date(2024, 1, 2), "price": Decimal("1.10"), "id": uuid.UUID(int=1), "n": 1, "ok": None}
+    assert bounded(ActionError("X", "m", kept)) == ("m", kept, False)  # what the JSON rule writes stays
+    odd = {"raw": b"\x00", "set": {3}, (1, 2): "tuple key", "object": Unprintable()}
+    assert bounded(ActionError("X", "m", odd)) == ("m", {"raw": "b'\\x00'", "set": "{3}", "(1, 2)": "tuple key",
+                                                        "object": "<Unprintable>"}, False)
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+def test_a_message_that_is_not_text_is_its_text():
+    assert bounded(ActionError("X", 42)) == ("42", None, False)  # type: ignore[arg-type]
