@@ -137,7 +137,11 @@ def field_loader(field: fields.Field, partial: Any) -> Callable[[Any], Any]:
 
 
 def _nested_load(field: fields.Nested, partial: Any, slow: Callable, check: Callable | None) -> Callable:
-    """The nested schema's compiled loader, found on first use (self-referencing schemas nest lazily)."""
+    """The nested schema's compiled loader, found on first use (self-referencing schemas nest lazily).
+
+    A nested schema that is not compiled gives up at once: calling marshmallow
+    for it here would run its hooks, and again if the load gave up later.
+    """
     from .compiled import compile_schema
 
     found: list = []
@@ -150,7 +154,9 @@ def _nested_load(field: fields.Nested, partial: Any, slow: Callable, check: Call
             fast = compile_schema(schema).loader(schema.partial if partial is None else partial, unknown)
             found.append((fast if schema.many == many else None, list if many else dict))
         fast, container = found[0]
-        if fast is None or type(value) is not container:
+        if fast is None:  # marshmallow runs the nested schema (its hooks, say): it runs the whole one, hooks once
+            raise GiveUp
+        if type(value) is not container:
             return slow(value)
         out = fast(value)
         if check is not None:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 
 import pytest
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
+from drizzle_gateway.schema.compiled import compile_schema
 from drizzle_gateway.schema.compiled_fields import INLINED, GiveUp, field_dumper, field_loader
 from drizzle_gateway.schema.marshmallow_internals import serializer
 
@@ -117,3 +118,45 @@ def test_a_nested_field_loads_through_its_schemas_compiled_loader():
         load({"n": "x"})
     assert field_dumper(fields.Nested(Inner))({"n": 5}) == {"n": 5}
     assert field_dumper(fields.Nested(Inner))(None) is None
+
+
+class Names(Schema):
+    """A pre_load that is not idempotent: it splits the string it expects."""
+
+    names = fields.List(fields.Str())
+    seen: list = []  # noqa: RUF012 (every instance counts in it)
+
+    @pre_load
+    def split(self, data, **kwargs):
+        Names.seen.append(data["names"])
+        data["names"] = data["names"].split(",")
+        return data
+
+
+class Group(Schema):
+    members = fields.Nested(Names)
+    lists = fields.List(fields.Nested(Names))
+    id = fields.Int()  # loaded after them: its failure makes the compiled load give up
+
+
+def test_a_nested_schema_marshmallow_runs_gives_up_before_running_its_hooks():
+    """A later field's give-up would run them again: the whole schema goes to marshmallow, which runs them once."""
+    with pytest.raises(GiveUp):
+        field_loader(fields.Nested(Names), None)({"names": "a,b"})
+    with pytest.raises(GiveUp):
+        field_loader(fields.List(fields.Nested(Names)), None)([{"names": "a,b"}])
+    assert Names.seen == []
+
+
+@pytest.mark.parametrize("data", [{"id": "x", "members": {"names": "a,b"}}, {"id": "x", "lists": [{"names": "a,b"}]}])
+def test_a_nested_hook_runs_as_often_as_in_marshmallow(data):
+    def load(schema: Schema) -> tuple[dict, list]:
+        Names.seen.clear()
+        with pytest.raises(ValidationError) as caught:
+            schema.load({key: (dict(value) if isinstance(value, dict) else [dict(v) for v in value])
+                         if key != "id" else value for key, value in data.items()})
+        return caught.value.messages, list(Names.seen)
+
+    expected = load(Group())
+    assert expected == ({"id": ["Not a valid integer."]}, ["a,b"])
+    assert load(compile_schema(Group())) == expected  # type: ignore[arg-type]
