@@ -8,13 +8,17 @@ The two publish rules (docs/protocol.md, "Publishing"):
   receives it, the dump is read back with the schema (as a client's input
   would be, its ``pre_load`` hooks and validators included, ignoring keys
   the schema does not load: dump-only ones and ones hooks added); any
-  error is raised as `ValidationError` and nothing is delivered.
+  error is raised as `ValidationError` and nothing is delivered. The
+  read-back loads a copy of the dump (a hook's in-place edits never reach
+  subscribers) and needs no more than the dump did (no database session).
 - A client's ``__publish__`` payload is loaded with the schema as input;
   what it loads to is dumped as a server-side publish of it would be.
 """
 
 from __future__ import annotations
 
+import copy
+import inspect
 import logging
 from typing import Any
 
@@ -107,6 +111,26 @@ def _load_only_paths(schema: Schema, prefix: str = "", depth: int = 0) -> list[s
     return paths
 
 
+def _fresh(data: Any) -> Any:
+    """A copy of dumped ``data`` for a hook to edit: its dicts and lists new, every other value shared."""
+    if isinstance(data, dict):
+        copied = copy.copy(data)
+        for key, value in data.items():
+            copied[key] = _fresh(value)
+        return copied
+    if isinstance(data, list):
+        return [_fresh(value) for value in data]
+    if type(data) is tuple:
+        return tuple(_fresh(value) for value in data)
+    return data
+
+
+def _has_transient_option(schema: Schema) -> bool:
+    """Whether ``schema`` loads without a session when ``transient`` (marshmallow-sqlalchemy's option)."""
+    return isinstance(getattr(schema.opts, "transient", None), bool) and isinstance(
+        inspect.getattr_static(type(schema), "transient", None), property)
+
+
 class PublishCheck:
     """Dumps server-side publishes for one topic schema and checks the dump reads back."""
 
@@ -138,13 +162,39 @@ class PublishCheck:
         return errors or {"_schema": [f"cannot be dumped: {exc}"]}
 
     def check(self, data: Any) -> None:
-        """Read the dump back with the schema; raise `ValidationError` if it does not fit."""
-        messages = self._compiled.validate(data, partial=self._partial)
+        """Read the dump back with the schema; raise `ValidationError` if it does not fit.
+
+        ``data`` is what subscribers receive, so marshmallow reads back a copy
+        of it: hooks see what ``schema.load(data)`` would show them, and what
+        they edit in place stays in the copy. A schema that loads model
+        instances through a session (marshmallow-sqlalchemy's, which has a
+        ``transient`` option) is read back transient: a dump needs no session
+        and no database, and neither does its check.
+        """
+        fast = self._compiled.loader(self._partial, self.schema.unknown)
+        if fast is not None:
+            try:
+                fast(data)  # generated code: it edits nothing and runs no hook
+                return
+            except Exception:
+                pass  # marshmallow decides, on a copy
+        messages = self._read_back(_fresh(data))
         if not messages:
             return
         remaining = _prune(messages, self._unknown)
         if remaining:
             raise ValidationError(remaining)
+
+    def _read_back(self, data: Any) -> dict:
+        """marshmallow's ``schema.validate`` of ``data`` (transient where the schema can be)."""
+        schema: Any = self.schema
+        if not _has_transient_option(schema) or schema.transient:
+            return schema.validate(data, partial=self._partial)
+        schema.transient = True  # no await below: nothing else uses the schema meanwhile
+        try:
+            return schema.validate(data, partial=self._partial)
+        finally:
+            schema.transient = False
 
     def publish(self, payload: Any) -> Published:
         """Dump and check a server-side publish."""

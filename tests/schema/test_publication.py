@@ -12,7 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, pre_load, validate
+from marshmallow_sqlalchemy import SQLAlchemyAutoSchema
+from sqlalchemy import ForeignKey, String, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from drizzle_gateway.schema.publication import PublishCheck, Published, payload_of
 from drizzle_gateway.schema.selection import Selector
@@ -94,3 +97,100 @@ def test_each_selection_gets_the_reply_of_the_same_object():
 def test_published_is_what_brokers_carry():
     published = Published({"a": 1}, object())
     assert published.data == {"a": 1} and published.__json__() == {"a": 1}
+
+
+# -- hooks and the read-back check -----------------------------------------------------------------
+
+
+class Slugged(Schema):
+    """marshmallow's documented ``slugify_name``: a pre_load that edits its input in place."""
+
+    name = fields.Str()
+    slug = fields.Str()
+    seen: list = []  # noqa: RUF012 (what the hook was given, every instance)
+
+    @pre_load
+    def slugify_name(self, in_data, **kwargs):
+        Slugged.seen.append(dict(in_data))
+        in_data["slug"] = in_data["slug"].lower().strip().replace(" ", "-")
+        return in_data
+
+
+class Team(Schema):
+    lead = fields.Nested(Slugged)
+    size = fields.Int()
+
+
+@pytest.mark.parametrize(("schema", "payload"), [
+    (Slugged, {"name": "Steve", "slug": "Steve Loria "}),
+    (Team, {"lead": {"name": "Steve", "slug": "Steve Loria "}, "size": 2}),
+])
+def test_a_hook_that_edits_its_input_in_place_leaves_the_event_as_the_reply(schema, payload):
+    """The read-back's hooks see the dump as marshmallow's load of it would; their edits stay in what they load."""
+    reply = schema().dump(payload)
+    Slugged.seen.clear()
+    published = PublishCheck(schema()).publish(payload)
+    assert published.data == reply
+    assert Slugged.seen == [{"name": "Steve", "slug": "Steve Loria "}]  # as in schema().load(reply)
+    assert schema().load(schema().dump(payload)) != reply  # the hook does edit what marshmallow loads
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Writer(Base):
+    __tablename__ = "writers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50))
+    books: Mapped[list[Book]] = relationship(back_populates="writer")
+
+
+class Book(Base):
+    __tablename__ = "books"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(50))
+    writer_id: Mapped[int | None] = mapped_column(ForeignKey("writers.id"))
+    writer: Mapped[Writer | None] = relationship(back_populates="books")
+
+
+class BookSchema(SQLAlchemyAutoSchema):
+    """Loads model instances (``load_instance``), with no session bound."""
+
+    class Meta:
+        model = Book
+        load_instance = True
+        include_relationships = True
+        include_fk = True
+
+
+@pytest.fixture
+def db():
+    engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        session.add(Book(id=1, title="Emma", writer=Writer(id=7, name="Austen")))
+        session.commit()
+        yield session
+    engine.dispose()
+
+
+def test_a_schema_that_loads_instances_without_a_session_is_published_as_its_reply_is_dumped(db):
+    """The read-back check needs no more than a dump: no session, and no query where one is bound."""
+    book = db.get(Book, 1)
+    reply = BookSchema().dump(book)
+    assert reply == {"id": 1, "title": "Emma", "writer_id": 7, "writer": 7}
+    with pytest.raises(ValueError, match="requires a session"):
+        BookSchema().validate(reply)  # what marshmallow-sqlalchemy asks of a read-back
+    schema = BookSchema()
+    published = PublishCheck(schema).publish(book)
+    assert published.data == reply and not schema.transient
+    statements: list[str] = []
+    event.listen(db.get_bind(), "before_cursor_execute", lambda *args: statements.append(args[2]))
+    with Session(db.get_bind()) as other:  # its identity map is empty: a lookup would query
+        assert PublishCheck(BookSchema(session=other)).publish(book).data == reply
+    assert statements == []
+    with pytest.raises(ValidationError) as invalid:
+        PublishCheck(BookSchema()).publish({"id": 2, "title": None, "writer": None})
+    assert invalid.value.messages == BookSchema(session=db).validate({"id": 2, "title": None, "writer": None}) == {
+        "title": ["Field may not be null."]}
