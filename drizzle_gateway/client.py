@@ -314,7 +314,7 @@ class BaseClient:
                 logger.debug("%s refused with %s; retry %d in %.3f s", frame.get("action"), exc.code, attempt, delay)
 
     async def call(
-        self, resource: str, action: str, data: dict | None = None, *, fields: list[str] | None = None
+        self, resource: str, action: str, data: dict | list | None = None, *, fields: list[str] | None = None
     ) -> Any:
         """Call ``resource.action``; returns the reply's data or raises `RemoteError` (never retried)."""
         frame: dict[str, Any] = {"resource": resource, "action": action}

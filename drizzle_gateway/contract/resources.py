@@ -61,12 +61,20 @@ class Action:
         self.allow = allow
         self.doc = inspect.getdoc(func) or ""
 
-    def load(self, data: dict | None) -> Any:
-        """Validate and load the request's ``data``; INVALID_DATA when it does not fit."""
+    def load(self, data: dict | list | None) -> Any:
+        """Validate and load the request's ``data``; INVALID_DATA when it does not fit.
+
+        With an input schema, marshmallow decides what ``data`` may be (an
+        object, or an array for one declared ``many=True``); no ``data`` is an
+        empty object. An action without one takes an object (or nothing):
+        an array is VALIDATION_ERROR.
+        """
         if self.input is None:
+            if isinstance(data, list):
+                raise ActionError(ErrorCode.VALIDATION_ERROR, "'data' must be a JSON object")
             return data
         try:
-            return compile_schema(self.input).load(data or {})
+            return compile_schema(self.input).load({} if data is None else data)
         except ValidationError as exc:
             raise ActionError(ErrorCode.INVALID_DATA, "data does not match the action's input schema",
                               exc.messages) from None

@@ -11,7 +11,8 @@ UNAUTHENTICATED     the gateway authenticates and this connection has not
 RESOURCE_NOT_FOUND  no resource of that name
 ACTION_NOT_FOUND    no action of that name on it
 INVALID_FIELDS      ``fields`` names something the output does not send
-INVALID_DATA        ``data`` does not load with the action's input schema
+INVALID_DATA        ``data`` does not load with the action's input schema (an array
+                    where the action has none: VALIDATION_ERROR)
 FORBIDDEN           the action's ``allow`` said no
 (the action's own)  an `ActionError` the action raised (built-ins: TOPIC_NOT_FOUND,
                     LIMIT_EXCEEDED, UNAVAILABLE...)

@@ -106,8 +106,8 @@ class Dialect:
         if resource is None and not action.startswith("__"):
             raise InvalidFrame("'resource' is required for actions that are not built in", request_id)
         data = frame.get("data")
-        if data is not None and not isinstance(data, dict):
-            raise InvalidFrame("'data' must be a JSON object", request_id)
+        if data is not None and not isinstance(data, dict | list):  # a list is for an input declared many=True
+            raise InvalidFrame("'data' must be a JSON object or array", request_id)
         fields = frame.get("fields")
         if fields is not None:
             if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):

@@ -22,7 +22,9 @@ V1 = Dialect()
         ('{"request_id": 4, "resource": "todos"}', 4, "'action' is required"),
         ('{"request_id": "r", "resource": 100, "action": "list"}', "r", "'resource' must be a string"),
         ('{"request_id": 4, "action": "list"}', 4, "'resource' is required"),
-        ('{"request_id": 4, "resource": "todos", "action": "list", "data": [1]}', 4, "'data' must be"),
+        ('{"request_id": 4, "resource": "todos", "action": "list", "data": "x"}', 4,
+         "'data' must be a JSON object or array"),
+        ('{"request_id": 4, "resource": "todos", "action": "list", "data": 1}', 4, "'data' must be"),
         ('{"request_id": 4, "resource": "todos", "action": "list", "fields": "id"}', 4, "'fields' must be"),
         ('{"request_id": 4, "resource": "todos", "action": "list", "fields": [1]}', 4, "'fields' must be"),
         ('{"request_id": 4, "resource": "todos", "action": NaN}', None, "not valid JSON"),
@@ -43,6 +45,11 @@ def test_parse_reads_a_full_request():
     assert (request.request_id, request.resource, request.action) == (7, "todos", "create")
     assert request.data == {"title": "é"}
     assert request.fields == ("id",)
+
+
+def test_data_may_be_an_array_for_an_input_declared_many():
+    assert V1.parse('{"request_id": 7, "resource": "items", "action": "add", "data": [{"id": 1}]}').data == [
+        {"id": 1}]
 
 
 def test_builtin_actions_need_no_resource():
