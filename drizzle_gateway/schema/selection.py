@@ -2,10 +2,11 @@
 
 ``fields=["id", "author.name"]`` picks parts of a schema's output by the
 names clients see (a field's ``data_key``, else its attribute name), at
-any depth of ``Nested`` and ``List(Nested)`` fields. A selection only ever
-narrows the schema as it is declared: its ``only``, ``exclude``,
-``load_only`` and nested options still apply, so a name the schema does
-not send cannot be selected.
+any depth of ``Nested`` and ``List(Nested)`` fields; into a ``Pluck`` only
+by the name of the field it plucks (as marshmallow's ``only`` takes it),
+which selects it whole. A selection only ever narrows the schema as it is
+declared: its ``only``, ``exclude``, ``load_only`` and nested options
+still apply, so a name the schema does not send cannot be selected.
 
 A `Selector` checks each selection once and keeps it: a narrowed copy of
 the bound schema (same class, so ``pre_dump``/``post_dump`` hooks run as
@@ -54,6 +55,13 @@ def nested_schema(field: mfields.Field) -> Schema | None:
     if isinstance(field, mfields.Nested) and not isinstance(field, mfields.Pluck):
         return field.schema
     return None
+
+
+def _plucked(field: mfields.Field) -> str | None:
+    """The name of the field a ``Pluck`` (or ``List(Pluck)``) dumps, or None for any other field."""
+    if isinstance(field, mfields.List):
+        field = field.inner
+    return field.field_name if isinstance(field, mfields.Pluck) else None
 
 
 def _with_schema(field: mfields.Field, schema: Schema) -> mfields.Field:
@@ -110,6 +118,13 @@ def narrow(schema: Schema, tree: Tree, prefix: str = "") -> tuple[Schema, list[s
         field = schema.dump_fields[name]
         if sub is None:
             chosen[name] = field
+            continue
+        plucked = _plucked(field)
+        if plucked is not None:  # its one sub-field, by the name marshmallow's ``only`` takes, is the whole of it
+            invalid.extend(path for path in _paths(sub, f"{prefix}{key}.") if path != f"{prefix}{key}.{plucked}")
+            if plucked in sub and sub[plucked] is None:
+                tree[key] = None  # cut as the whole value (what the field dumps is the plucked value)
+                chosen[name] = field
             continue
         inner = nested_schema(field)
         if inner is None:

@@ -91,3 +91,30 @@ def test_a_self_referencing_path_is_honoured_deep_down_and_bounded():
     with pytest.raises(ActionError) as caught:
         selector.select([too_deep])
     assert caught.value.details == {"fields": [too_deep]}
+
+
+class Child(Schema):
+    pk = fields.Int()
+    name = fields.Str()
+
+
+class Parent(Schema):
+    children = fields.Pluck(Child, "pk", many=True)
+    child = fields.Pluck(Child, "pk")
+    listed = fields.List(fields.Pluck(Child, "pk"))
+    n = fields.Int()
+
+
+@pytest.mark.parametrize("only", [("children.pk",), ("child.pk", "n"), ("listed.pk",), ("children", "children.pk")])
+def test_a_plucked_field_is_selected_by_its_name_as_in_marshmallows_only(only):
+    obj = {"children": [{"pk": 1, "name": "a"}, {"pk": 2}], "child": {"pk": 3}, "listed": [{"pk": 4}], "n": 5}
+    selection = Selector(Parent).select(only)
+    expected = Parent(only=only).dump(obj)
+    assert selection.schema.dump(obj) == expected
+    assert selection.cut(Parent().dump(obj)) == expected
+
+
+def test_a_plucked_field_has_no_other_sub_fields():
+    with pytest.raises(ActionError) as caught:
+        Selector(Parent).select(["children.name", "child.pk.x", "listed.pk", "n.x"])
+    assert caught.value.details == {"fields": ["child.pk.x", "children.name", "n.x"]}
