@@ -44,21 +44,33 @@ class Published:
     `for_selection`, computed once per distinct selection.
     """
 
-    __slots__ = ("data", "source")
+    __slots__ = ("data", "source", "_dumped")
 
     def __init__(self, data: Any, source: Any) -> None:
         self.data = data
         self.source = source
+        self._dumped: dict[frozenset[str] | None, Any] | None = None  # for_selection's dumps, by fields
 
     def __json__(self) -> Any:
         """What goes on the wire (and through Redis): the full dump."""
         return self.data
 
     def for_selection(self, selection: Selection) -> Any:
-        """What a subscriber with ``selection`` receives: the reply's dump of the same object."""
+        """What a subscriber with ``selection`` receives: the reply's dump of the same object.
+
+        A selection that cannot be cut from ``data`` (a ``post_dump`` hook on a
+        narrowed level) is dumped once per publish, as one reply would be,
+        however many views and history reads ask for it.
+        """
         if selection.projectable:
             return selection.cut(self.data)
-        return selection.dump(self.source)
+        dumped = self._dumped
+        if dumped is None:
+            dumped = self._dumped = {}
+        elif selection.fields in dumped:
+            return dumped[selection.fields]
+        data = dumped[selection.fields] = selection.dump(self.source)
+        return data
 
 
 def payload_of(message: Any, selection: Selection | None) -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from marshmallow import Schema, ValidationError, fields, pre_load, validate
+from marshmallow import Schema, ValidationError, fields, post_dump, pre_load, validate
 from marshmallow_sqlalchemy import SQLAlchemyAutoSchema
 from sqlalchemy import ForeignKey, String, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
@@ -194,3 +194,30 @@ def test_a_schema_that_loads_instances_without_a_session_is_published_as_its_rep
         PublishCheck(BookSchema()).publish({"id": 2, "title": None, "writer": None})
     assert invalid.value.messages == BookSchema(session=db).validate({"id": 2, "title": None, "writer": None}) == {
         "title": ["Field may not be null."]}
+
+
+class Counted(Schema):
+    """A post_dump that keeps state: every dump it took part in."""
+
+    name = fields.Str()
+    tags = fields.List(fields.Str())
+    calls: list = []  # noqa: RUF012 (every instance counts in it)
+
+    @post_dump
+    def count(self, data, **kwargs):
+        Counted.calls.append(dict(data))
+        return data
+
+
+def test_an_events_selection_runs_a_post_dump_hook_once_as_a_reply_does():
+    """However many views ask for it (dialects, history reads); the full dump, which is checked, has its own run."""
+    obj = {"name": "a", "tags": ["x"]}
+    selector = Selector(Counted)
+    Counted.calls.clear()
+    reply = selector.select(["name"]).dump(obj)
+    assert Counted.calls == [{"name": "a"}]
+    Counted.calls.clear()
+    published = PublishCheck(Counted()).publish(obj)
+    assert Counted.calls == [{"name": "a", "tags": ["x"]}]
+    assert [payload_of(published, selector.select(["name"])) for _ in range(3)] == [reply] * 3
+    assert Counted.calls == [{"name": "a", "tags": ["x"]}, {"name": "a"}]
