@@ -216,3 +216,13 @@ def served(gateway_options: dict[str, Any], io_loop):
     yield port
     server.stop()
     io_loop.run_sync(server.close_all_connections)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Show what tests report with ``record_property("suite_summary", line)``: the ecosystem differential's counts."""
+    lines = [value for report in terminalreporter.stats.get("passed", [])
+             for key, value in getattr(report, "user_properties", ()) if key == "suite_summary"]
+    if lines:
+        terminalreporter.write_sep("-", "suite summary")
+        for line in lines:
+            terminalreporter.write_line(line)
