@@ -215,7 +215,6 @@ def _sqlalchemy_cases() -> list[EcoCase]:
         "bad_types": {"id": "x", "title": 5, "published": "yesterday", "editions": [7]},
         "too_long": {"id": 93, "title": "x" * 61},
     }
-    no_session_bug = "issue 28: load_instance without a session cannot be published"
     return [
         EcoCase("sqla_author", "marshmallow-sqlalchemy", AuthorSchema,
                 {"ada": lambda: row(Author, 1), "bob": lambda: row(Author, 2)},
@@ -232,8 +231,7 @@ def _sqlalchemy_cases() -> list[EcoCase]:
         EcoCase("sqla_book_no_session", "marshmallow-sqlalchemy", BookNoSessionSchema,
                 {"notes": lambda: row(Book, 1), "orphan": lambda: row(Book, 3)},
                 {"new": {"id": 94, "title": "Fresh"}, "bad_types": {"id": "x", "title": 5}},
-                [(("title", "price"), ("title", "price"))],
-                xfail={"event:*": no_session_bug, "selection_event:*": no_session_bug}),
+                [(("title", "price"), ("title", "price"))]),
         EcoCase("sqla_edition", "marshmallow-sqlalchemy", EditionSchema,
                 {"first": lambda: row(Edition, 1, 1), "as_dict": lambda: {"book_id": 2, "number": 1, "isbn": "211"}},
                 {"valid": {"book_id": 1, "number": 3, "isbn": "113"},
@@ -335,7 +333,6 @@ def _order() -> Order:
 def _dataclass_cases() -> list[EcoCase]:
     order_invalid = {"order_id": 0, "label": "", "kind": "c", "shape": "round", "address": {"zip_code": 5},
                      "lines": [{"street_name": None}]}
-    union_bug = "issue 28: Union field errors answer nothing"
     return [
         EcoCase("dc_order", "marshmallow_dataclass", OrderSchema,
                 {"full": _order, "bare": lambda: Order(1, "x", "b", Shape.SQUARE)},
@@ -359,8 +356,7 @@ def _dataclass_cases() -> list[EcoCase]:
                 {"int": lambda: Ref(5), "str": lambda: Ref("five", "n")},
                 {"int": {"ref": 5}, "str": {"ref": "five", "note": None}, "invalid": {"ref": [1]},
                  "missing": {"note": "x"}},
-                [(("ref",), ("ref",))],
-                xfail={"load:invalid": union_bug, "client_publish:invalid": union_bug}),
+                [(("ref",), ("ref",))]),
     ]
 
 
@@ -424,7 +420,6 @@ def _drawing() -> dict:
 
 def _oneof_cases() -> list[EcoCase]:
     empty_object = "issue 28: OneOfSchema advertised as an empty closed object"
-    many_bug = "issue 28: many=True inputs refused"
     shape_payloads = {"circle": {"type": "circle", "radius": 2.5}, "square": {"type": "square", "side": 3},
                       "no_type": {"radius": 1}, "unknown_type": {"type": "hexagon"},
                       "invalid": {"type": "square", "side": -1}}
@@ -443,8 +438,7 @@ def _oneof_cases() -> list[EcoCase]:
         EcoCase("oneof_many", "marshmallow-oneofschema", lambda: ShapeSchema(many=True),
                 {"shapes": lambda: [Circle(1.0), Square(2)], "none": list},
                 {"valid": [{"type": "circle", "radius": 1}], "invalid": [{"type": "square"}, {"type": "x"}]},
-                xfail={"output_component:shapes": empty_object, "input_component:valid": empty_object,
-                       "load:*": many_bug}),
+                xfail={"output_component:shapes": empty_object, "input_component:valid": empty_object}),
     ]
 
 
@@ -575,24 +569,19 @@ class Counted(Schema):
 
 
 def _hook_cases() -> list[EcoCase]:
-    in_place = "issue 28: a pre_load that edits in place changes the event"
-    twice = "issue 28: a nested pre_load runs twice when the fast path gives up"
     load_only_required = "issue 28: load-only required fields in output components"
     dump_only_null = "issue 28: dump-only null not advertised"
-    pluck_many = "issue 28: Pluck many dotted selection refused"
     return [
         EcoCase("hook_slug", "marshmallow hooks", Slugged,
                 {"steve": lambda: {"name": "Steve", "slug": "Steve Loria "}, "plain": lambda: {"name": "x",
                                                                                             "slug": "x"}},
                 {"valid": {"name": "Steve", "slug": "Steve Loria "}, "no_slug": {"name": "x"},
                  "bad_slug": {"slug": 5}},
-                [(("slug",), ("slug",))],
-                xfail={"event:steve": in_place, "selection_event:slug": in_place}),
+                [(("slug",), ("slug",))]),
         EcoCase("hook_nested_pre_load", "marshmallow hooks", Group,
                 {"group": lambda: {"id": 1, "members": {"names": ["a", "b"]}}},
                 {"valid": {"id": 1, "members": {"names": "a,b"}}, "invalid": {"id": "x", "members": {"names": "a,b"}}},
-                [(("members.names",), ("members.names",))], reshaped=("valid", "invalid"),
-                xfail={"load:invalid": twice, "client_publish:invalid": twice}),
+                [(("members.names",), ("members.names",))], reshaped=("valid", "invalid")),
         EcoCase("hook_person", "marshmallow hooks", PersonSchema,
                 {"ada": lambda: Person(" ada lovelace ", dt.date(1815, 12, 10)), "nobody": lambda: Person("x"),
                  "stamped": lambda: {"name": "ann", "born": None, "stamp": None}},
@@ -605,8 +594,7 @@ def _hook_cases() -> list[EcoCase]:
                 {"valid": {"code": "AB", "size": 2, "double": 8, "children": [1, 2]},
                  "invalid": {"code": 3, "size": "big", "double": 1, "children": ["x"]}},
                 [(("code", "size"), ("code", "size")), (("double", "children"), ("double", "children")),
-                 (("children.pk",), ("children.pk",))],
-                xfail={"selection_reply:children.pk": pluck_many, "selection_event:children.pk": pluck_many}),
+                 (("children.pk",), ("children.pk",))]),
         EcoCase("ext_load_only", "marshmallow extension points", Signup,
                 {"ann": lambda: {"email": "ann@example.com", "password": "never sent"}},
                 {"valid": {"email": "ann@example.com", "password": "pw"}, "missing": {"email": "ann@example.com"}},
