@@ -33,6 +33,7 @@ from ..contract.permissions import require
 from ..wire.dialect import InvalidFrame, NestedTooDeep, Request
 from ..wire.errors import ActionError, ErrorCode
 from .auth import requires_user
+from .metrics import OK
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -51,6 +52,8 @@ def intake(session: Session, message: str | bytes) -> Request | str:
         return session.protocol.error(invalid.request_id, session.throttled() or invalid)
     refusal = session.throttled() or _shutting_down(session.hub)
     if refusal is not None:
+        if session.hub.metrics is not None:
+            session.hub.metrics.request_done(request, refusal.code)
         return session.protocol.error(request.request_id, refusal)
     return request
 
@@ -86,12 +89,24 @@ async def respond(session: Session, request: Request) -> str:
     Runs as the request's own task, which `Session.receive` gave
     ``limits.action_timeout`` (see `Deadlines`): cancelled by its deadline,
     it answers TIMEOUT; cancelled otherwise (the connection closed, the
-    gateway shut down), it answers nothing.
+    gateway shut down), it answers nothing. With metrics, each answer is
+    counted by its outcome code and timed.
     """
+    metrics = session.hub.metrics
+    if metrics is None:
+        return (await _answer(session, request))[0]
+    began = metrics.clock()
+    frame, code = await _answer(session, request)
+    metrics.request_done(request, code, began)
+    return frame
+
+
+async def _answer(session: Session, request: Request) -> tuple[str, str]:
+    """`respond`'s frame, and its outcome code (`OK` or the error's)."""
     try:
-        return session.protocol.reply(request.request_id, await run(session, request))
+        return session.protocol.reply(request.request_id, await run(session, request)), OK
     except ActionError as exc:
-        return session.protocol.error(request.request_id, exc)
+        return session.protocol.error(request.request_id, exc), exc.code
     except asyncio.CancelledError:
         task = asyncio.current_task()
         if task is None or not session.hub.deadlines.expired(task):
@@ -99,10 +114,12 @@ async def respond(session: Session, request: Request) -> str:
         task.uncancel()
         timeout = session.hub.limits.action_timeout
         return session.protocol.error(request.request_id, ActionError(
-            ErrorCode.TIMEOUT, f"the action took longer than {timeout}s and was cancelled", {"timeout": timeout}))
+            ErrorCode.TIMEOUT, f"the action took longer than {timeout}s and was cancelled",
+            {"timeout": timeout})), ErrorCode.TIMEOUT
     except Exception:
         logger.exception("request %r (%s.%s) failed", request.request_id, request.resource, request.action)
-        return session.protocol.error(request.request_id, ActionError(ErrorCode.INTERNAL_ERROR, INTERNAL_ERROR_TEXT))
+        return session.protocol.error(request.request_id, ActionError(ErrorCode.INTERNAL_ERROR,
+                                                                      INTERNAL_ERROR_TEXT)), ErrorCode.INTERNAL_ERROR
 
 
 async def run(session: Session, request: Request) -> Any:
