@@ -25,6 +25,7 @@ import traceback
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
+import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
@@ -147,9 +148,9 @@ def _as_gateway(value: Any, target: str) -> Gateway:
 # -- serving --------------------------------------------------------------------
 
 
-def make_app(gateway: Gateway, path: str = "/ws") -> tornado.web.Application:
-    """A Tornado application serving ``gateway`` at ``path``."""
-    return tornado.web.Application(gateway.routes(path))
+def make_app(gateway: Gateway, path: str = "/ws", metrics: bool | None = None) -> tornado.web.Application:
+    """A Tornado application serving ``gateway`` at ``path`` (``metrics``: `Gateway.routes`'s)."""
+    return tornado.web.Application(gateway.routes(path, metrics=metrics))
 
 
 def bind(host: str, port: int) -> list[socket.socket]:
@@ -176,23 +177,33 @@ def _url_host(host: str) -> str:
 
 
 async def serve(gateway: Gateway, host: str, port: int, path: str,
-                sockets: list[socket.socket] | None = None) -> None:
+                sockets: list[socket.socket] | None = None,
+                metrics_sockets: list[socket.socket] | None = None) -> None:
     """Listen until SIGINT or SIGTERM, then close the gateway.
 
     Logs the URLs really served: the websocket (with the real port when
-    ``port`` is 0), the explorer and the gateway's `Gateway.pages`.
+    ``port`` is 0), the explorer and the gateway's `Gateway.pages`. With
+    ``metrics_sockets`` (``--metrics-port``), ``/metrics`` is served there
+    (with the probes) rather than beside the websocket.
     """
-    app = make_app(gateway, path)
+    app = make_app(gateway, path, metrics=False if metrics_sockets is not None else None)
     if sockets is None:
         sockets = bind(host, port)
     server = gateway.http_server(app)
     server.add_sockets(sockets)
+    servers: list[tornado.httpserver.HTTPServer] = [server]
+    if metrics_sockets is not None:
+        servers.append(tornado.httpserver.HTTPServer(tornado.web.Application(gateway.metrics_routes())))
+        servers[-1].add_sockets(metrics_sockets)
     origin = f"{_url_host(host or '0.0.0.0')}:{sockets[0].getsockname()[1]}"
     logger.info("drizzle_gateway listening on ws://%s%s", origin, path)
     if gateway.explorer:
         logger.info("explorer at http://%s/_explorer", origin)
     for page in gateway.pages:
         logger.info("page at http://%s%s", origin, page)
+    if metrics_sockets is not None:
+        logger.info("metrics at http://%s:%d/metrics", _url_host(host or "0.0.0.0"),
+                    metrics_sockets[0].getsockname()[1])
     files = raise_descriptor_limit()
     logger.info("open-files limit %d: room for about %d connections", files, max(0, files - RESERVED_DESCRIPTORS))
     stop = asyncio.Event()
@@ -201,7 +212,8 @@ async def serve(gateway: Gateway, host: str, port: int, path: str,
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     logger.info("shutting down")
-    server.stop()
+    for each in servers:
+        each.stop()
     await gateway.close()
 
 
@@ -270,6 +282,9 @@ def make_parser() -> argparse.ArgumentParser:
                                 "redis://127.0.0.1:6379/0 (default: off, one process)")
     serve_cmd.add_argument("--redis-prefix", default="drizzle:", metavar="PREFIX",
                            help="prefix of this app's Redis channel names (default: %(default)s)")
+    serve_cmd.add_argument("--metrics-port", type=port_number, default=None, metavar="N",
+                           help="serve /metrics (and /healthz, /readyz) on this port of --host instead of the "
+                                "websocket's (default: beside the websocket)")
     schema_cmd = commands.add_parser("schema", help="print the Gateway's __schema__ (or AsyncAPI document) as JSON",
                                      description="Print the Gateway's __schema__ document as JSON on stdout, or "
                                                  "the same contract as an AsyncAPI 3.0 document.")
@@ -363,8 +378,11 @@ def main(argv: list[str] | None = None) -> None:
             fail(f"--redis needs the redis package: pip install -e '.[redis]' in a checkout of drizzle_gateway, "
                  f"or pip install 'redis>=5.0.1' ({exc})")
         gateway.use_broker(RedisBroker(args.redis, prefix=args.redis_prefix))
+    if args.metrics_port is not None and not gateway.metrics:
+        fail(f"--metrics-port: {args.target} was built with metrics=False; there are no metrics to serve")
     sockets = bind(args.host, args.port)
-    asyncio.run(serve(gateway, args.host, args.port, args.path, sockets))
+    metrics_sockets = bind(args.host, args.metrics_port) if args.metrics_port is not None else None
+    asyncio.run(serve(gateway, args.host, args.port, args.path, sockets, metrics_sockets))
 
 
 if __name__ == "__main__":

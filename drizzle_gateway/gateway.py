@@ -26,6 +26,7 @@ from .transport import redaction
 from .transport.browser_routes import browser_routes
 from .transport.connection import Connection
 from .transport.handshake import HandshakePolicy
+from .transport.observability import health_routes, metrics_routes
 from .transport.server import HTTPServer
 from .wire.dialect import Dialect
 from .wire.errors import ActionError, ErrorCode
@@ -65,6 +66,12 @@ class Gateway:
     connection may do (see `Limits`); ``hide_forbidden`` trims
     ``__schema__`` to what the connection's user may use.
 
+    ``metrics`` (on by default) keeps Prometheus metrics in a registry of
+    the gateway's own (`drizzle_gateway.runtime.metrics`) and serves them at
+    ``/metrics`` among `routes`; False counts nothing. `routes` also serves
+    the ``/healthz`` and ``/readyz`` probes
+    (`drizzle_gateway.transport.observability`).
+
     Every gateway keeps credentials out of the log lines it causes (see
     `drizzle_gateway.transport.redaction`).
     """
@@ -87,8 +94,10 @@ class Gateway:
         allowed_hosts: Iterable[str] | None = None,
         public_schema: bool = False,
         auth_throttle: AuthThrottle | bool | None = None,
+        metrics: bool = True,
     ) -> None:
         self.title = title
+        self.metrics = metrics
         self.explorer = explorer
         self.extra_routes = list(extra_routes)
         self._pages = list(pages) if pages is not None else None
@@ -165,7 +174,8 @@ class Gateway:
         """The runtime (broker, fan-out, sessions...), built when serving starts and fixed from then on."""
         if self._hub is None:
             self._hub = Hub(self, self._broker, limits=self._limits, dialect=self._protocol,
-                            authenticate=self._authenticate, auth_throttle=self._auth_throttle)
+                            authenticate=self._authenticate, auth_throttle=self._auth_throttle,
+                            metrics=self.metrics)
         return self._hub
 
     # -- registry -------------------------------------------------------------
@@ -243,7 +253,10 @@ class Gateway:
         except ActionError as exc:
             raise ValidationError({"topic": [exc.message]}) from None
         data = declared.prepare(payload)
-        broker = self.hub.broker
+        hub = self.hub
+        if hub.metrics is not None:
+            hub.metrics.published(declared.pattern)
+        broker = hub.broker
         if declared.history is None:
             await broker.publish(channel, data)
         else:
@@ -318,10 +331,20 @@ class Gateway:
             return list(self._pages)
         return [page for page in map(fixed_path, self.extra_routes) if page is not None]
 
-    def routes(self, path: str = "/ws") -> list[tuple[str, type, dict]]:
-        """Routes to give a ``tornado.web.Application``: the websocket, the browser files, ``extra_routes``."""
+    def routes(self, path: str = "/ws", *, metrics: bool | None = None) -> list[tuple[str, type, dict]]:
+        """Routes to give a ``tornado.web.Application``: the websocket, the browser files, the probes, ``extra_routes``.
+
+        ``/metrics`` is among them while ``metrics`` (by default the
+        gateway's own setting) is true: False leaves it to `metrics_routes`,
+        served on a port of its own (``serve --metrics-port``).
+        """
+        metrics = self.metrics if metrics is None else metrics
         return [(path, Connection, {"gateway": self}), *browser_routes(path, explorer=self.explorer),
-                *self.extra_routes]
+                *health_routes(self), *(self.metrics_routes() if metrics else ()), *self.extra_routes]
+
+    def metrics_routes(self) -> list[tuple[str, type, dict]]:
+        """``/metrics`` and the probes, for an application of their own (on another port)."""
+        return [*metrics_routes(self), *health_routes(self)]
 
     def server_options(self) -> dict[str, Any]:
         """Keyword arguments for Tornado's ``HTTPServer`` that apply ``limits.handshake_timeout``.

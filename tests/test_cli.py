@@ -19,6 +19,7 @@ from drizzle_gateway import Gateway
 from drizzle_gateway.client import Client
 from tests.support.logged_lines import listening
 from tests.support.ports import free_port
+from tests.support.scrape import fetch
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = str(Path(sys.executable).with_name("drizzle-gateway"))
@@ -206,3 +207,24 @@ def test_gateway_pages_are_its_extra_routes_without_parameters():
     assert Gateway(extra_routes=routes).pages == ["/", "/about", "/help"]
     assert Gateway(extra_routes=routes, pages=["/about"]).pages == ["/about"]
     assert Gateway().pages == []
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_serve_metrics_port_serves_the_metrics_apart_from_the_websocket():
+    port, metrics_port = free_port(), free_port()
+    proc = subprocess.Popen([COMMAND, "serve", "examples.chat.app:gateway", "--port", str(port),
+                             "--metrics-port", str(metrics_port)], cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        lines = listening(proc, 4)
+        assert lines[3].endswith(f"metrics at http://127.0.0.1:{metrics_port}/metrics\n"), lines
+        async with Client(f"ws://127.0.0.1:{port}/ws") as client:
+            assert await client.ping() == "pong"
+            apart = await fetch(f"http://127.0.0.1:{metrics_port}/metrics")
+            assert apart[0] == 200
+            assert 'drizzle_requests_total{action="__ping__",code="OK",resource="__builtin__"} 1.0' in apart[1]
+            assert (await fetch(f"http://127.0.0.1:{port}/metrics"))[0] == 404
+            assert await fetch(f"http://127.0.0.1:{metrics_port}/readyz") == (200, "ready\n")
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0

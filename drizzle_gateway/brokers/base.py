@@ -72,3 +72,22 @@ class HistoryBroker(Broker, Protocol):
 
     async def position(self, channel: str, retention: Retention) -> Position:
         """The channel's epoch and latest offset."""
+
+
+@runtime_checkable
+class Monitored(Protocol):
+    """A broker whose backend may be unreachable (the Redis broker), which says so for metrics and probes.
+
+    A broker that is not one (the in-process broker) is always reachable.
+    """
+
+    @property
+    def connected(self) -> bool:
+        """True while the backend is reachable and in sync."""
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the backend came back after an outage."""
+
+    def connect(self) -> None:
+        """Connect now rather than on first use (a readiness probe asks before anything was published)."""

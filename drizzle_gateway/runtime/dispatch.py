@@ -34,6 +34,7 @@ from ..contract.permissions import require
 from ..wire.dialect import InvalidFrame, NestedTooDeep, Request
 from ..wire.errors import ActionError, ErrorCode
 from .auth import requires_user
+from .metrics import OK
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -52,6 +53,8 @@ def intake(session: Session, message: str | bytes) -> Request | str:
         return session.protocol.error(invalid.request_id, session.throttled() or invalid)
     refusal = session.throttled() or _shutting_down(session.hub)
     if refusal is not None:
+        if session.hub.metrics is not None:
+            session.hub.metrics.request_done(request, refusal.code)
         return session.protocol.error(request.request_id, refusal)
     return request
 
@@ -89,10 +92,22 @@ async def respond(session: Session, request: Request) -> str:
     it answers TIMEOUT; cancelled otherwise (the connection closed, the
     gateway shut down), it answers nothing. A reply or error frame that
     cannot be encoded is logged and answered INTERNAL_ERROR: a request is
-    always answered.
+    always answered. With metrics, each answer is counted by its outcome
+    code and timed.
     """
+    metrics = session.hub.metrics
+    if metrics is None:
+        return (await _answer(session, request))[0]
+    began = metrics.clock()
+    frame, code = await _answer(session, request)
+    metrics.request_done(request, code, began)
+    return frame
+
+
+async def _answer(session: Session, request: Request) -> tuple[str, str]:
+    """`respond`'s frame, and its outcome code (`OK` or the error's)."""
     try:
-        return session.protocol.reply(request.request_id, await run(session, request))
+        return session.protocol.reply(request.request_id, await run(session, request)), OK
     except ActionError as exc:
         error = exc
     except asyncio.CancelledError:
@@ -107,11 +122,11 @@ async def respond(session: Session, request: Request) -> str:
         logger.exception("request %r (%s.%s) failed", request.request_id, request.resource, request.action)
         error = _internal_error()
     try:
-        return session.protocol.error(request.request_id, error)
+        return session.protocol.error(request.request_id, error), error.code
     except Exception:
         logger.exception("request %r (%s.%s): its error frame cannot be encoded",
                          request.request_id, request.resource, request.action)
-        return session.protocol.error(request.request_id, _internal_error())
+        return session.protocol.error(request.request_id, _internal_error()), ErrorCode.INTERNAL_ERROR
 
 
 def _internal_error() -> ActionError:

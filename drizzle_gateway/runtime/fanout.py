@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Generator, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Hashable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -31,6 +31,7 @@ from ..wire.recovery import Arrival, Gap, RecoveryLog, Step
 if TYPE_CHECKING:
     from ..brokers import Broker, HistoryBroker
     from ..wire.dialect import Dialect
+    from .metrics import Increment
 
 logger = logging.getLogger("drizzle_gateway")
 
@@ -100,8 +101,11 @@ _Group = tuple[View, set[Subscriber]]
 class Fanout:
     """The channels this process listens to, and who listens to each."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, counter: Callable[[str], Increment] | None = None) -> None:
+        """``counter``, if given, binds a channel's deliveries counter (once per channel joined)."""
         self._broker = broker
+        self._counter = counter
+        self._counted: dict[str, Increment] = {}  # per channel listened to: its deliveries counter
         self._channels: dict[str, dict[Hashable, _Group]] = {}
         self._joining: dict[str, asyncio.Future[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -123,6 +127,8 @@ class Fanout:
         groups = self._channels.get(channel)
         if groups is None:
             groups = self._channels[channel] = {}
+            if self._counter is not None:
+                self._counted[channel] = self._counter(channel)
             joined = self._joining[channel] = asyncio.get_running_loop().create_future()
             try:
                 await self._broker.subscribe(channel, self.deliver)
@@ -130,6 +136,7 @@ class Fanout:
                     await self._learn_position(channel, retention)
             except BaseException:
                 self._channels.pop(channel, None)
+                self._counted.pop(channel, None)
                 self._log.forget(channel)
                 raise
             finally:
@@ -227,6 +234,7 @@ class Fanout:
         self._log.release(channel, subscriber)
         if not groups:
             del self._channels[channel]
+            self._counted.pop(channel, None)
             self._log.forget(channel)
             task = asyncio.ensure_future(self._leave(channel))
             self._tasks.add(task)
@@ -254,12 +262,21 @@ class Fanout:
         if not groups:
             return None
         congested: list[Subscriber] = []
+        sent = 0
         for view, members in list(groups.values()):
             frame = Frame(view.frame(channel, data))  # its wire bytes are built once, for all members
+            sent += len(members)
             for subscriber in list(members):
                 if subscriber.send_frame(frame):
                     congested.append(subscriber)
+        self._count(channel, sent)
         return Congested(congested) if congested else None
+
+    def _count(self, channel: str, sent: int) -> None:
+        """Add ``sent`` event frames to ``channel``'s deliveries (when counted)."""
+        counter = self._counted.get(channel)
+        if counter is not None:
+            counter.inc(sent)
 
     def _deliver_logged(self, channel: str, data: Any, position: Position) -> Awaitable[None] | None:
         """Deliver one numbered event (or, when ``data`` is a `Gap`, announce the offsets up to ``position``).
@@ -287,11 +304,14 @@ class Fanout:
                 logger.warning("channel %s: its history was lost (new epoch %s); subscribers are told", channel,
                                epoch)
             skip = {subscriber for subscriber, floor in floors.items() if floor >= position.offset}
+            sent = 0
             for view, members in list(groups.values()):
                 frame = Frame(view.frame(channel, data, position.offset, epoch))
+                sent += len(members)
                 for subscriber in list(members):
                     if subscriber not in skip and subscriber.send_frame(frame):
                         congested.append(subscriber)
+            self._count(channel, sent - len(skip))
         self._log.caught_up(channel, position.offset)
         return Congested(congested) if congested else None
 

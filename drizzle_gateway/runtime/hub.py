@@ -16,16 +16,17 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..brokers.base import Broker
+from ..brokers.base import Broker, Monitored
 from ..contract.resources import Host
 from ..wire.dialect import CloseCode, Dialect
 from ..wire.errors import ActionError, ErrorCode
-from .auth import Authenticate, AuthThrottle, Credentials, identify
+from .auth import Authenticate, AuthThrottle, Credentials, identify, presents_credentials
 from .deadlines import Deadlines
 from .eager import FirstOfTurn
 from .fanout import Fanout
 from .flusher import Flusher
 from .limits import Limits
+from .metrics import Metrics
 
 if TYPE_CHECKING:
     from ..contract.resources import Action, Resource
@@ -60,17 +61,23 @@ class Registry(Host, Protocol):
 
 
 class Hub:
-    """What a serving gateway runs: broker, fan-out, flusher, deadlines, eager starts, live sessions."""
+    """What a serving gateway runs: broker, fan-out, flusher, deadlines, eager starts, live sessions.
+
+    With ``metrics`` it keeps its Prometheus series (`Metrics`, a registry of its own) in ``metrics``;
+    without, ``metrics`` is None and nothing is counted.
+    """
 
     def __init__(self, registry: Registry, broker: Broker, *, limits: Limits, dialect: Dialect,
-                 authenticate: Authenticate | None = None, auth_throttle: AuthThrottle | None = None) -> None:
+                 authenticate: Authenticate | None = None, auth_throttle: AuthThrottle | None = None,
+                 metrics: bool = False) -> None:
         self.registry = registry
         self.broker = broker
         self.limits = limits
         self.dialect = dialect
         self.authenticate = authenticate
         self.auth_throttle = auth_throttle
-        self.fanout = Fanout(broker)
+        self.metrics = Metrics(registry, self) if metrics else None
+        self.fanout = Fanout(broker, self.metrics.deliveries if self.metrics is not None else None)
         self.flusher = Flusher()
         self.deadlines = Deadlines(limits.action_timeout)
         self.starter = FirstOfTurn()
@@ -81,6 +88,24 @@ class Hub:
     def sessions(self) -> frozenset[Session]:
         """The sessions open now."""
         return frozenset(self._sessions)
+
+    @property
+    def session_count(self) -> int:
+        """How many sessions are open now."""
+        return len(self._sessions)
+
+    def ready(self) -> bool:
+        """Whether to take new connections: not closing, and the broker's backend reachable.
+
+        A broker that connects lazily is asked to connect, so the first probe starts it.
+        """
+        if self.closing:
+            return False
+        broker = self.broker
+        if isinstance(broker, Monitored):
+            broker.connect()
+            return broker.connected
+        return True
 
     def join(self, session: Session) -> None:
         """Count ``session`` among the live ones (it started)."""
@@ -98,9 +123,14 @@ class Hub:
         """
         if self.authenticate is None:
             raise ActionError(ErrorCode.UNAUTHENTICATED, "this gateway does not authenticate")
-        if self.auth_throttle is None:
-            return await identify(self.authenticate, credentials)
-        return await self.auth_throttle.identify(self.authenticate, credentials)
+        try:
+            if self.auth_throttle is None:
+                return await identify(self.authenticate, credentials)
+            return await self.auth_throttle.identify(self.authenticate, credentials)
+        except ActionError as exc:
+            if self.metrics is not None and presents_credentials(credentials):
+                self.metrics.auth_failed(exc.code)
+            raise
 
     async def close(self, timeout: float | None) -> None:
         """Shut down: refuse new work, give running actions ``timeout`` seconds, close every peer, then the broker.

@@ -87,6 +87,7 @@ class Connection(WebSocketHandler):
         self.state = PeerState.CONNECTING
         self.session = Session(self.hub, self, protocol)
         self.outbox: Outbox | None = None
+        self.sent_close_code: int | None = None  # the code this side closed with first, if it did
 
     # -- what the session holds, seen from the socket (Tornado Drizzle handlers use these) --
 
@@ -215,12 +216,16 @@ class Connection(WebSocketHandler):
         """Close the websocket after the frames already queued for it."""
         if self.state is not PeerState.CLOSED:
             self.state = PeerState.CLOSING
+        if self.sent_close_code is None:
+            self.sent_close_code = code if code is not None else CloseCode.NORMAL
         if self.outbox is not None:
             self.outbox.finish()
         super().close(code, reason)
 
     def on_close(self) -> None:
         self.state = PeerState.CLOSED
+        if self.hub.metrics is not None:  # the code this side sent, else the peer's (None: no close frame)
+            self.hub.metrics.closed(self.sent_close_code or self.close_code)
         if self.outbox is not None:
             self.outbox.drop()
         self.session.end()

@@ -110,6 +110,15 @@ class RedisBroker:
         return self._link.up.is_set()
 
     @property
+    def reconnects(self) -> int:
+        """How many times Redis came back after an outage."""
+        return self._link.reconnects
+
+    def connect(self) -> None:
+        """Connect now rather than on first use (a readiness probe asks before anything was published)."""
+        self._start()
+
+    @property
     def pending(self) -> int:
         """Publishes Redis has not yet answered: those waiting to be sent, and the batch on its way."""
         return self._sender.pending

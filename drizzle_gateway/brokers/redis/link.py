@@ -32,7 +32,7 @@ class Link:
     ``up`` is set while the subscriber connection is up and in sync;
     ``outage_since`` is when the current outage began (loop time), None
     while there is none; ``dropped`` counts the publishes the sender's full
-    outbox dropped in it. ``closed`` is set once the broker closes. Both
+    outbox dropped in it; ``reconnects`` counts the outages that ended. ``closed`` is set once the broker closes. Both
     connections reconnect backing off from ``reconnect_min`` to
     ``reconnect_max`` seconds.
     """
@@ -50,6 +50,7 @@ class Link:
         self.closed = False
         self.outage_since: float | None = None
         self.dropped = 0
+        self.reconnects = 0
 
     def open(self) -> None:
         """Make both clients (they connect lazily, on their first call)."""
@@ -115,6 +116,7 @@ class Link:
             )
             self.outage_since = None
             self.dropped = 0
+            self.reconnects += 1
         self.up.set()
 
     def where(self) -> str:
