@@ -107,3 +107,12 @@ def test_cli_commands_run_as_written():
     for command in commands:
         result = subprocess.run(command, shell=True, cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, (command, result.stderr)
+
+
+def test_the_custom_field_example_describes_itself_as_it_says(capsys):
+    text = README.read_text()
+    code = re.search(r"```python\n(.*?)```", text[text.index("## The contract outside the gateway"):], re.S).group(1)
+    exec(compile(code, "README.md (custom field)", "exec"), {})  # noqa: S102 - our own README
+    printed = capsys.readouterr().out.splitlines()
+    said = [line.split("# ", 1)[1] for line in code.splitlines() if line.startswith("print(")]
+    assert printed == said and len(said) == 2

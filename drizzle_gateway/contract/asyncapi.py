@@ -19,8 +19,11 @@ server:
 AsyncAPI's default schema format is based on JSON Schema draft-07; the
 components are 2020-12, which a draft-07 reader understands but for one
 keyword: a ``Tuple``'s ``prefixItems`` is written the draft-07 way,
-``items: [...]``, with what follows them as ``additionalItems``. That is
-a change of JSON Schema spelling, not a second reading of marshmallow.
+``items: [...]``, with what follows them as ``additionalItems``. And
+AsyncAPI's ``discriminator`` is the name of the property (a
+``OneOfSchema``'s type field), where OpenAPI's is an object with a
+``mapping`` too. Those are changes of spelling, not a second reading of
+marshmallow.
 """
 
 from __future__ import annotations
@@ -105,7 +108,7 @@ class _Builder:
 
     def _data_required(self, input_schema: Any) -> bool:
         resolved = _resolve(self.schema, input_schema)
-        return isinstance(resolved, dict) and bool(resolved.get("required"))
+        return isinstance(resolved, dict) and (bool(resolved.get("required")) or "oneOf" in resolved)
 
     def action(self, resource: str | None, act: dict[str, Any]) -> None:
         name = act["name"]
@@ -199,7 +202,7 @@ class _Builder:
 
 
 def draft07(node: Any) -> Any:
-    """``node`` (JSON Schema 2020-12) with tuples spelled as draft-07 spells them."""
+    """``node`` (JSON Schema 2020-12) with tuples spelled as draft-07 spells them, discriminators as AsyncAPI does."""
     if isinstance(node, list):
         return [draft07(value) for value in node]
     if not isinstance(node, dict):
@@ -209,6 +212,8 @@ def draft07(node: Any) -> Any:
         converted["items"] = converted.pop("prefixItems")
         if "items" in node:
             converted["additionalItems"] = draft07(node["items"])
+    if isinstance(node.get("discriminator"), dict) and "oneOf" in node:
+        converted["discriminator"] = node["discriminator"]["propertyName"]
     return converted
 
 

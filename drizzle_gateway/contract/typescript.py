@@ -32,6 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 from .asyncapi import STABLE_ERROR_CODES
+from .introspection import INPUT_SUFFIX
 
 RECURSION_DEPTH = 3
 """How many times one schema may appear along a dotted path in the generated path types."""
@@ -138,7 +139,8 @@ class _Generator:
 
     @staticmethod
     def _type_name(name: str) -> str:
-        ident = re.sub(r"[^A-Za-z0-9_$]", "_", name)
+        """The TypeScript name of component ``name``: a load side of its own (``Todo-Input``) is ``Todo``'s."""
+        ident = re.sub(r"[^A-Za-z0-9_$]", "_", name.removesuffix(INPUT_SUFFIX))
         if not _IDENTIFIER.match(ident):
             ident = "_" + ident
         return ident + "_" if ident in _HELPERS else ident
@@ -208,6 +210,7 @@ class _Generator:
             if name in seen or name not in self.components:
                 continue
             seen.add(name)
+            todo.extend(self._targets(self.components[name]))  # a oneOf's branches
             for prop in self.components[name].get("properties", {}).values():
                 todo.extend(self._targets(prop))
         return False
@@ -276,7 +279,7 @@ class _Generator:
             data = "data?: Record<string, unknown> | null"
         else:
             resolved = self.components.get(str(input_schema.get("$ref", "")).removeprefix(_REF), input_schema)
-            optional = "" if resolved.get("required") else "?"
+            optional = "" if resolved.get("required") or "oneOf" in resolved else "?"  # a oneOf needs its type
             data = f"data{optional}: {self.type_of(input_schema, 'in', '    ')}"
         output = self.type_of(output_schema, "out", "    ") if output_schema is not None else "unknown"
         paths = self.output_paths(output_schema)
@@ -304,7 +307,8 @@ class _Generator:
         out = self.type_of(payload, "out", "    ") if payload is not None else "unknown"
         paths = self.output_paths(payload) if payload is not None else "never"
         if topic["client_publish"]:
-            handle = f"PublishableTopic<{out}, {paths}, {self.type_of(payload, 'in', '    ')}>"
+            taken = topic.get("publish") or payload  # what __publish__ loads (older documents: the payload)
+            handle = f"PublishableTopic<{out}, {paths}, {self.type_of(taken, 'in', '    ')}>"
         else:
             handle = f"TopicHandle<{out}, {paths}>"
         args = f"params: {params_type}" if topic["params"] else ""
@@ -383,7 +387,7 @@ class _Generator:
         for topic in self.schema["topics"]:
             self.type_of(topic["payload"], "out")
             if topic["client_publish"]:
-                self.type_of(topic["payload"], "in")
+                self.type_of(topic.get("publish") or topic["payload"], "in")
         written: dict[tuple[str, str], str] = {}
         while True:
             todo = [(side, name) for side in ("out", "in") for name in sorted(self.wanted[side])

@@ -305,7 +305,7 @@ export function prefill(act, contract, options = {}) {
   const topic = allowed[0] ?? topics[0];
   if (!topic) return value;
   value.topic = defaultChannel(topic.name);
-  if ("payload" in value) value.payload = skeleton(topic.payload, contract.components, options);
+  if ("payload" in value) value.payload = skeleton(topic.publish ?? topic.payload, contract.components, options);
   return value;
 }
 
@@ -686,7 +686,7 @@ export async function main(document) {
     ];
     if (topic.client_publish) {
       const payload = el("textarea", { id: "publish-input", spellcheck: "false" },
-        pretty(skeleton(topic.payload, components)));
+        pretty(skeleton(topic.publish ?? topic.payload, components))); // the load side, what __publish__ takes
       const result = el("section", { class: "card result", id: "publish-result" });
       const publish = () => {
         const parsed = parseJson(payload.value, result);

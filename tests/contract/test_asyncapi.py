@@ -13,6 +13,7 @@ from drizzle_gateway import Gateway
 from drizzle_gateway.wire.codec import encode
 from examples.chat.app import make_gateway as chat_gateway
 from examples.todo.app import make_gateway as todo_gateway
+from tests.support.described import make_gateway as described_gateway
 from tests.support.differential import make_gateway as every_field_gateway
 from tests.support.node_tools import ASYNCAPI_PARSER, CONTRACT, ROOT, require, run_node
 from tests.support.realworld import make_gateway as realworld_gateway
@@ -64,15 +65,15 @@ def test_default_format_is_still_the_schema_document():
     assert json.loads(out) == json.loads(encode(chat_gateway().schema()))
 
 
-@pytest.mark.parametrize("make", [todo_gateway, chat_gateway, every_field_gateway, realworld_gateway],
-                         ids=["todo", "chat", "every-field", "realworld"])
+@pytest.mark.parametrize("make", [todo_gateway, chat_gateway, every_field_gateway, realworld_gateway,
+                                  described_gateway], ids=["todo", "chat", "every-field", "realworld", "described"])
 def test_payloads_are_the_schema_components(make):
     """One source: the same components, and every payload's $ref lands in them."""
     gateway: Gateway = make()
     schema, document = gateway.schema(), gateway.asyncapi()
     assert document["components"]["schemas"].keys() == schema["components"]["schemas"].keys()
     for name, component in schema["components"]["schemas"].items():
-        if "prefixItems" not in encode(component):
+        if "prefixItems" not in encode(component) and "discriminator" not in component:
             assert json.loads(encode(document["components"]["schemas"][name])) == json.loads(encode(component))
     for ref in refs(document):
         resolve(document, ref)  # raises if it points nowhere
@@ -103,17 +104,32 @@ def test_asyncapi_parser_finds_no_error(tmp_path):
     require(ASYNCAPI_PARSER)
     files = []
     for name, make in [("todo", todo_gateway), ("chat", chat_gateway), ("every-field", every_field_gateway),
-                       ("realworld", realworld_gateway)]:
+                       ("realworld", realworld_gateway), ("described", described_gateway)]:
         path = tmp_path / f"{name}.json"
         path.write_text(encode(make().asyncapi()))
         files.append(path)
     result = run_node(CONTRACT / "validate-asyncapi.mjs", *files, timeout=170)
     reports = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(Path(r["file"]).stem, r["parsed"], r["errors"]) for r in reports] == [
-        ("todo", True, 0), ("chat", True, 0), ("every-field", True, 0), ("realworld", True, 0)], result.stderr
+        ("todo", True, 0), ("chat", True, 0), ("every-field", True, 0), ("realworld", True, 0),
+        ("described", True, 0)], result.stderr
     assert result.returncode == 0, result.stdout + result.stderr
     for report in reports:
         assert all(d["severity"] != 0 for d in report["diagnostics"]), report
+
+
+def test_a_oneofschema_is_spelt_for_asyncapi_and_its_payload_is_required():
+    """AsyncAPI's discriminator is the property's name; the mapping is __schema__'s alone."""
+    gateway = described_gateway()
+    document, schema = gateway.asyncapi(), gateway.schema()
+    pet = document["components"]["schemas"]["Pet"]
+    assert pet == {**schema["components"]["schemas"]["Pet"], "discriminator": "kind"}
+    assert pet["oneOf"] == [{"$ref": "#/components/schemas/Pet_cat"}, {"$ref": "#/components/schemas/Pet_dog"}]
+    request = document["components"]["messages"]["described.adopt.request"]["payload"]
+    assert request["properties"]["data"] == {"$ref": "#/components/schemas/Pet-Input"}
+    assert "data" in request["required"]
+    event = document["components"]["messages"]["topic.pets.event"]["payload"]
+    assert event["properties"]["data"] == {"$ref": "#/components/schemas/Pet"}
 
 
 def test_the_validator_does_report_an_invalid_document(tmp_path):

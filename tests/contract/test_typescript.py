@@ -7,11 +7,13 @@ types and runs the pinned ``tsc`` of tests/contract/node_modules.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import shutil
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,7 @@ from drizzle_gateway.wire.codec import encode
 from examples.chat.app import make_gateway as chat_gateway
 from examples.todo.app import Todos, todo_changed
 from examples.todo.app import make_gateway as todo_gateway
+from tests.support import described
 from tests.support.browser import GatewayProcess, ServerThread, chromium
 from tests.support.differential import CASES
 from tests.support.differential import make_gateway as every_field_gateway
@@ -249,7 +252,7 @@ def test_every_marshmallow_field_has_a_type():
     assert 'export interface Case_enum_by_name {\n  value: "RED" | "GREEN";' in module
     assert "export interface Case_dict {\n  value: { [key: string]: number };" in module
     assert "export interface Hooked {\n  name: string;\n  Total: number;\n  tags: Array<string>;\n}" in module
-    assert "export interface HookedInput {\n  name: string;\n  Total?: number;\n  secret?: string;\n" in module
+    assert "export interface HookedInput {\n  name: string;\n  Total?: number | string;\n  secret?: string;\n" in module
     assert '"value.kids.kids.label"' in module  # a self-referencing schema, three levels down
 
 
@@ -422,3 +425,55 @@ async def test_replies_of_every_marshmallow_field_fit_the_generated_types(gatewa
               for d in diagnostics(result.stdout)}
     # the one sample that breaks the types' assumption (an object has what its schema declares): an Inner without n
     assert failed == {("case_nested_many", "TS2741", "Property 'N' is missing")}, result.stdout[:3000]
+
+
+def test_what_marshmallow_takes_and_sends_has_its_type():
+    """A OneOfSchema is a union of its type schemas; Decimal, null dumps and custom fields typed as on the wire."""
+    module = typescript(json.loads(encode(described.make_gateway().schema())))
+    assert "export type Pet = (Pet_cat) | (Pet_dog);" in module
+    assert "export type PetInput = (Pet_catInput) | (Pet_dogInput);" in module
+    assert 'export interface Pet_cat {\n  name: string;\n  lives: number;\n  kind: "cat";\n}' in module
+    assert 'export interface Pet_dogInput {\n  bark: string;\n  weight?: number | string;\n  kind: "dog";\n}' in module
+    assert "    adopt<const F extends readonly (PetPath)[] = []>(data: PetInput, " in module
+    assert "export interface Owner {\n  name: string;\n  pet: Pet;\n  pets: Array<Pet>;\n  more: Array<Pet>;\n" \
+           "  maybe: (Pet) | (null);\n}" in module
+    assert "pets(): PublishableTopic<Pet, PetPath, PetInput>;" in module
+    assert "accounts(): PublishableTopic<Account, AccountPath, AccountInput>;" in module
+    assert "export interface PricedInput {\n  price: number | string;\n  text?: number | string;\n" \
+           "  exact?: number | string | null;\n  special?: number | string;\n  ratio?: number;\n" \
+           "  count?: number;\n}" in module
+    assert "export interface Priced {\n  price: number;\n  text: string;\n  exact: number | null;\n" \
+           "  special: number | null;\n  ratio: number | null;\n  count: string;\n}" in module
+    assert "export interface Nullable {\n  id: number;\n  note: string | null;\n  seen: string | null;\n" \
+           "  label: string | null;\n  parent: (Cat) | (null);\n  tags: Array<string> | null;\n" \
+           "  stamp: string | null;\n  version: 2;\n}" in module
+    assert "export interface NullableInput {\n  id: number;\n  label?: string;\n  parent?: CatInput;\n" \
+           "  tags?: Array<string>;\n}" in module
+    assert "export interface Wallet {\n  balance: string;\n  spare: string | null;\n  share: number;\n" \
+           "  /** non-negative */\n  code: string;\n  plain: unknown;\n}" in module
+
+
+@pytest.mark.timeout(120)
+def test_what_marshmallow_takes_and_sends_fits_the_generated_types(tmp_path, generated):
+    """Real dumps fit the output types and payloads marshmallow loads fit the input types; wrong ones do not."""
+    where = project(tmp_path, *generated)
+    (where / "generated" / "described.ts").write_text(typescript(json.loads(encode(described.make_gateway().schema()))))
+    owner = described.Owner().dump(described.OWNER)
+    fitting = [("Pet", described.Pet().dump(described.REX)), ("Owner", owner),
+               ("Account", described.Account().dump({"name": "ada", "created": dt.datetime(2024, 5, 17),
+                                                     "owner": described.OWNER})),
+               ("Nullable", described.Nullable().dump({"id": 1, "seen": None, "stamp": None})),
+               ("Priced", described.Priced().dump({"price": Decimal("1.10"), "text": Decimal("2"), "exact": None,
+                                                   "special": Decimal("NaN"), "ratio": 0.5, "count": 3})),
+               ("PetInput", {"kind": "dog", "bark": "woof", "weight": "12.50"}),
+               ("AccountInput", {"name": "ada", "password": "s3cret"}),
+               ("PricedInput", {"price": "19.99", "exact": None})]
+    wrong = [("Pet", {"kind": "cow", "name": "Tom"}), ("PetInput", {"kind": "cat", "bark": "woof"}),
+             ("Priced", {"price": "1.10"}), ("AccountInput", {"name": "ada"})]
+    lines = ['import type * as described from "./generated/described.js";']
+    for n, (name, value) in enumerate(fitting + wrong):
+        lines.append(f"export const value{n}: described.{name} = {encode(value)};")
+    (where / "check.ts").write_text("\n".join(lines) + "\n")
+    found = diagnostics(tsc_files(where, "check.ts").stdout)
+    assert sorted({int(d["line"]) - 2 for d in found}) == list(range(len(fitting), len(fitting) + len(wrong))), \
+        [(d["line"], d["text"]) for d in found]

@@ -121,6 +121,17 @@ test("prefill gives the channel built-ins a real channel and a payload of its to
   assert.equal(prefill({ name: "__ping__", input: null }, contract), undefined);
 });
 
+test("prefill fills a publish payload from the load side of its topic, where __schema__ gives one", () => {
+  const contract = {
+    components,
+    topics: [{ name: "notes", client_subscribe: true, client_publish: true,
+      payload: { $ref: "#/components/schemas/Todo" }, publish: { $ref: "#/components/schemas/Owner" } }],
+  };
+  const publishInput = { type: "object", properties: { topic: { type: "string" }, payload: {} } };
+  assert.deepEqual(prefill({ name: "__publish__", input: publishInput }, contract),
+    { topic: "notes", payload: { name: "name", email: "ada@example.com" } });
+});
+
 test("docSegments turns reST literals, interpreted text and roles into code", () => {
   assert.deepEqual(docSegments("published to ``chat.{room}``."), [
     { text: "published to ", code: false }, { text: "chat.{room}", code: true }, { text: ".", code: false },

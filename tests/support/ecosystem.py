@@ -226,8 +226,7 @@ def _sqlalchemy_cases() -> list[EcoCase]:
                 [(("name",), ("name",)), (("books",), ("books",))]),
         EcoCase("sqla_book", "marshmallow-sqlalchemy", BookSchema,
                 {"notes": lambda: row(Book, 1), "engines": lambda: row(Book, 2), "orphan": lambda: row(Book, 3)},
-                book_payloads, SQLA_SELECTIONS,
-                xfail={"input_component:price_as_string": "issue 28: Decimal as string fails its advertised number"}),
+                book_payloads, SQLA_SELECTIONS),
         EcoCase("sqla_book_no_session", "marshmallow-sqlalchemy", BookNoSessionSchema,
                 {"notes": lambda: row(Book, 1), "orphan": lambda: row(Book, 3)},
                 {"new": {"id": 94, "title": "Fresh"}, "bad_types": {"id": "x", "title": 5}},
@@ -419,26 +418,21 @@ def _drawing() -> dict:
 
 
 def _oneof_cases() -> list[EcoCase]:
-    empty_object = "issue 28: OneOfSchema advertised as an empty closed object"
     shape_payloads = {"circle": {"type": "circle", "radius": 2.5}, "square": {"type": "square", "side": 3},
                       "no_type": {"radius": 1}, "unknown_type": {"type": "hexagon"},
                       "invalid": {"type": "square", "side": -1}}
     return [
         EcoCase("oneof", "marshmallow-oneofschema", ShapeSchema,
-                {"circle": lambda: Circle(1.0), "square": lambda: Square(4)}, shape_payloads,
-                xfail={"output_component:*": empty_object, "input_component:circle": empty_object,
-                       "input_component:square": empty_object}),
+                {"circle": lambda: Circle(1.0), "square": lambda: Square(4)}, shape_payloads),
         EcoCase("oneof_nested", "marshmallow-oneofschema", Drawing,
                 {"drawing": _drawing, "bare": lambda: {"title": "b"}},
                 {"valid": {"title": "t", "main": {"type": "square", "side": 1},
                            "shapes": [{"type": "circle", "radius": 1}]},
                  "invalid": {"title": "t", "main": {"type": "oval"}, "shapes": [{"type": "circle"}, 3]}},
-                [(("title",), ("title",)), (("main",), ("main",))],
-                xfail={"output_component:drawing": empty_object, "input_component:valid": empty_object}),
+                [(("title",), ("title",)), (("main",), ("main",))]),
         EcoCase("oneof_many", "marshmallow-oneofschema", lambda: ShapeSchema(many=True),
                 {"shapes": lambda: [Circle(1.0), Square(2)], "none": list},
-                {"valid": [{"type": "circle", "radius": 1}], "invalid": [{"type": "square"}, {"type": "x"}]},
-                xfail={"output_component:shapes": empty_object, "input_component:valid": empty_object}),
+                {"valid": [{"type": "circle", "radius": 1}], "invalid": [{"type": "square"}, {"type": "x"}]}),
     ]
 
 
@@ -569,8 +563,6 @@ class Counted(Schema):
 
 
 def _hook_cases() -> list[EcoCase]:
-    load_only_required = "issue 28: load-only required fields in output components"
-    dump_only_null = "issue 28: dump-only null not advertised"
     return [
         EcoCase("hook_slug", "marshmallow hooks", Slugged,
                 {"steve": lambda: {"name": "Steve", "slug": "Steve Loria "}, "plain": lambda: {"name": "x",
@@ -587,8 +579,7 @@ def _hook_cases() -> list[EcoCase]:
                  "stamped": lambda: {"name": "ann", "born": None, "stamp": None}},
                 {"valid": {"name": "Ada", "born": "1815-12-10"}, "too_early": {"name": "Bob", "born": "1815-12-10"},
                  "missing": {"born": None}, "bad_date": {"name": "Cy", "born": "soon"}},
-                [(("name",), ("name",)), (("born", "stamp"), ("born", "stamp"))],
-                xfail={"output_component:stamped": dump_only_null}),
+                [(("name",), ("name",)), (("born", "stamp"), ("born", "stamp"))]),
         EcoCase("ext_fields", "marshmallow extension points", Extended,
                 {"one": lambda: {"code": "ab", "n": 4, "children": [{"pk": 1, "name": "c"}, {"pk": 2}]}},
                 {"valid": {"code": "AB", "size": 2, "double": 8, "children": [1, 2]},
@@ -598,8 +589,7 @@ def _hook_cases() -> list[EcoCase]:
         EcoCase("ext_load_only", "marshmallow extension points", Signup,
                 {"ann": lambda: {"email": "ann@example.com", "password": "never sent"}},
                 {"valid": {"email": "ann@example.com", "password": "pw"}, "missing": {"email": "ann@example.com"}},
-                [(("email",), ("email",))],
-                xfail={"output_component:ann": load_only_required}),
+                [(("email",), ("email",))]),
     ]
 
 
