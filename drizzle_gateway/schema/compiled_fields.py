@@ -226,12 +226,14 @@ def field_dumper(field: fields.Field) -> Callable[[Any], Any]:
 
 
 def _dict_dump(field: fields.Dict) -> Callable[[Any], Any]:
+    """A dict's dump; anything else is marshmallow's (whose error for a non-mapping differs between releases)."""
     key_dump = field_dumper(field.key_field) if field.key_field is not None else None
     value_dump = field_dumper(field.value_field) if field.value_field is not None else None
+    slow = functools.partial(serializer(field), attr=None, obj=None)
 
     def dump(value: Any) -> Any:
-        if value is None:
-            return None
+        if type(value) is not dict:
+            return slow(value)
         if key_dump is None and value_dump is None:
             return dict(value)
         keys = {k: k for k in value} if key_dump is None else {k: key_dump(k) for k in value}
