@@ -14,12 +14,12 @@ them itself. marshmallow has no public accessor for what these give:
   (``Nested._schema``, which ``Nested.schema`` builds once and returns), set
   on a copy of the field for a narrowed selection.
 
-The supported range is marshmallow 3.20 through 4.x (``SUPPORTED``). The two
-lines lay ``Schema._hooks`` out differently (up to 3.2x keyed by
-``(kind, pass_many)``, later by kind) and `has_hooks` reads either; importing
-this module checks that the installed marshmallow has everything above in
-one of those layouts, and raises ImportError naming that marshmallow version
-and what differs if it does not.
+The supported range is marshmallow 3.20 through 4.x (``SUPPORTED``). Its
+releases lay ``Schema._hooks`` out in two ways (older 3.x ones, 3.20 among
+them, key it by ``(kind, pass_many)``, later ones by kind) and `has_hooks`
+reads either; importing this module checks that the installed marshmallow
+has everything above, its hooks in one of those layouts, and raises
+ImportError naming that marshmallow version and what differs if it does not.
 
 The compiled fast path inlines what a built-in field does with a value; where
 the lines do that differently, the constants below say what the installed
