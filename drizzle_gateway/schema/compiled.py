@@ -33,7 +33,7 @@ from marshmallow.decorators import POST_DUMP, POST_LOAD, PRE_DUMP, PRE_LOAD, VAL
 from marshmallow.utils import get_value, missing, set_value
 
 from .compiled_fields import INLINED, GiveUp, check_source, field_dumper, field_loader
-from .marshmallow_internals import has_hooks
+from .marshmallow_internals import field_processors, has_hooks
 
 logger = logging.getLogger("drizzle_gateway.compiled")
 
@@ -233,7 +233,7 @@ def _build_loader(schema: Schema, partial: Any, unknown: Any) -> Callable:
         exact = (f"{src.const('D', field.deserialize)}(v, {src.const('K', key)}, data"
                  f"{', partial=P' if partial is not None else ''})")  # as Schema._deserialize calls it
         inline = INLINED.get(type(field))
-        if inline is None or field.pre_load or field.post_load:
+        if inline is None or field_processors(field):
             src.add(2, _store(src, target, exact))
         elif condition := inline.load(field, "v"):
             src.add(2, f"if {condition}:")

@@ -17,7 +17,7 @@ from typing import Any
 
 from marshmallow import fields, validate
 
-from .marshmallow_internals import serializer
+from .marshmallow_internals import BOOLEAN_DUMP_CONVERTS, FALSE_FAILS_VALIDATION, field_processors, serializer
 
 
 class GiveUp(Exception):  # noqa: N818 (a signal, not an error)
@@ -43,6 +43,13 @@ def _default_truths(field: fields.Boolean) -> bool:
     return field.truthy is fields.Boolean.truthy and field.falsy is fields.Boolean.falsy
 
 
+def _boolean_dump(field: fields.Boolean, var: str) -> str | None:
+    """marshmallow 4 dumps any value as it is; marshmallow 3 maps it through truthy/falsy (a bool to itself)."""
+    if not BOOLEAN_DUMP_CONVERTS:
+        return "True"
+    return f"type({var}) is bool" if _default_truths(field) else None
+
+
 def _never(field: Any, var: str) -> None:
     return None
 
@@ -53,7 +60,7 @@ INLINED: dict[type, _Inline] = {
                             lambda f, v: None if f.as_string else f"type({v}) is int"),
     fields.Float: _Inline(_float_load, lambda f, v: None if f.as_string else f"type({v}) is float"),
     fields.Boolean: _Inline(lambda f, v: f"type({v}) is bool" if _default_truths(f) else None,
-                            lambda f, v: "True"),
+                            _boolean_dump),
     fields.Raw: _Inline(lambda f, v: f"{v} is not None", lambda f, v: "True"),
     fields.Nested: _Inline(_never, _never),
     fields.List: _Inline(_never, _never),
@@ -83,20 +90,29 @@ def check_source(src: Any, validators: list, var: str) -> list[str]:
             if validator.max is not None:
                 op = ">" if validator.max_inclusive else ">="
                 lines += [f"if {var} {op} {src.const('R', validator.max)}:", "    raise GiveUp"]
+        elif _false_fails(validator):  # marshmallow 3's And fails a plain function's False
+            lines += [f"if {src.const('V', validator)}({var}) is False:", "    raise GiveUp"]
         else:  # any other validator raises ValidationError itself; its return value is ignored, as by And
             lines.append(f"{src.const('V', validator)}({var})")
     return lines
 
 
+def _false_fails(validator: Any) -> bool:
+    """True when ``validator`` returning ``False`` fails the value (a plain function, on marshmallow 3)."""
+    return FALSE_FAILS_VALIDATION and not isinstance(validator, validate.Validator)
+
+
 def _run_validators(validators: list) -> Callable[[Any], Any] | None:
+    """One call that runs every validator (raising when one fails), or None when there are none."""
     if not validators:
         return None
-    if len(validators) == 1:
+    if len(validators) == 1 and not _false_fails(validators[0]):
         return validators[0]
 
     def run(value: Any) -> None:
         for validator in validators:
-            validator(value)
+            if validator(value) is False and _false_fails(validator):
+                raise GiveUp
 
     return run
 
@@ -108,7 +124,7 @@ def field_loader(field: fields.Field, partial: Any) -> Callable[[Any], Any]:
     """``field.deserialize(value, **kwargs)`` for a present ``value``; raises when unsure."""
     slow = functools.partial(field.deserialize, **({} if partial is None else {"partial": partial}))
     kind = type(field)
-    if field.pre_load or field.post_load or kind not in INLINED:
+    if field_processors(field) or kind not in INLINED:
         return slow
     check = _run_validators(field.validators)
     if type(field) is fields.Nested:
@@ -216,12 +232,14 @@ def field_dumper(field: fields.Field) -> Callable[[Any], Any]:
 
 
 def _dict_dump(field: fields.Dict) -> Callable[[Any], Any]:
+    """A dict's dump; anything else is marshmallow's (whose error for a non-mapping differs between releases)."""
     key_dump = field_dumper(field.key_field) if field.key_field is not None else None
     value_dump = field_dumper(field.value_field) if field.value_field is not None else None
+    slow = functools.partial(serializer(field), attr=None, obj=None)
 
     def dump(value: Any) -> Any:
-        if value is None:
-            return None
+        if type(value) is not dict:
+            return slow(value)
         if key_dump is None and value_dump is None:
             return dict(value)
         keys = {k: k for k in value} if key_dump is None else {k: key_dump(k) for k in value}

@@ -376,11 +376,16 @@ BOUNDARIES = [
     (fields.Str, validate.NoneOf(["x"]), ["x", "y"]),
     (fields.Str, validate.Regexp(r"^\d+$"), ["12", "1a"]),
     (fields.Int, validate.Equal(7), [7, 8]),
+    # a plain function returning False: marshmallow 3 refuses the value, marshmallow 4 ignores what it returns
+    (fields.Int, lambda value: value > 0, [-1, 0, 1]),
+    (fields.Str, [validate.Length(max=3), str.isdigit], ["12", "1a", "1234"]),
 ]
 
 
+@pytest.mark.filterwarnings("ignore:Returning `False` from a validator is deprecated")  # marshmallow 3.2x
 @pytest.mark.parametrize("make, validator, values", BOUNDARIES,
-                         ids=lambda v: type(v).__name__ if isinstance(v, validate.Validator) else None)
+                         ids=lambda v: type(v).__name__ if isinstance(v, validate.Validator)
+                         else "function" if callable(v) and not isinstance(v, type) else None)
 def test_validators_at_their_boundaries_top_level_nested_and_in_lists(make, validator, values):
     """Each value on, inside and just outside each bound: the compiled path refuses exactly what marshmallow does."""
     flat = Schema.from_dict({"v": make(required=True, validate=validator)})
@@ -393,3 +398,15 @@ def test_validators_at_their_boundaries_top_level_nested_and_in_lists(make, vali
         check_load(nested(), {"inner": {"v": value}})
         refused = outcome(flat().load, {"v": value})[0] == "ValidationError"
         assert (outcome(compile_schema(flat()).load, {"v": value})[0] == "ValidationError") == refused
+
+
+BOOLEANS = [True, False, 0, 1, 2, "yes", "n", "", None, [], 1.0]
+
+
+@pytest.mark.parametrize("field", [fields.Bool(), fields.Bool(truthy={"y"}, falsy={"n"})], ids=["default", "custom"])
+def test_a_boolean_dumps_what_the_installed_marshmallow_dumps(field):
+    """marshmallow 3 dumps ``0`` as ``False`` (by truthy/falsy), marshmallow 4 as ``0``: the compiled dump follows."""
+    schema = Schema.from_dict({"b": field, "bs": fields.List(field), "m": fields.Dict(values=field)})()
+    assert compile_schema(schema).fast
+    for value in BOOLEANS:
+        check_dump(schema, {"b": value, "bs": [value, True], "m": {"k": value}})
