@@ -317,6 +317,9 @@ def random_cases(draw: Any) -> tuple[Schema, Any, Any]:
     return schema, data, obj
 
 
+# 600 examples take about 10 s alone, and several times that beside other busy workers: pytest-timeout's
+# 60 s cut the run inside hypothesis once, which then reported FlakyStrategyDefinition instead of a timeout.
+@pytest.mark.timeout(300)
 @settings(SETTINGS, max_examples=600)
 @given(case=random_cases())
 def test_random_schemas_load_and_dump_as_marshmallow(tally, case):
