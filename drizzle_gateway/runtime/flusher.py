@@ -31,8 +31,12 @@ class Flusher:
         loop = asyncio.get_running_loop()
         if not self._dirty or loop is not self._loop:  # a loop that stopped before flushing left work behind
             self._loop = loop
-            loop.call_soon(self._flush)
+            loop.call_soon(self._after_this_turn, loop)
         self._dirty.append(outbox)
+
+    def _after_this_turn(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Flush after what the turn that queued the first frame scheduled: tasks it started queue too."""
+        loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         dirty, self._dirty = self._dirty, []

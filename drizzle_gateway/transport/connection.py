@@ -17,7 +17,7 @@ from ..runtime.session import Session
 from ..wire.dialect import SUBPROTOCOL, CloseCode, Dialect
 from ..wire.errors import ActionError, ErrorCode
 from ..wire.frame import Frame
-from .frame_reader import ChunkReader
+from .frame_reader import ChunkReader, next_turn
 from .handshake import HandshakePolicy
 from .outbox import Outbox
 from .tornado_internals import websocket_params
@@ -176,25 +176,25 @@ class Connection(WebSocketHandler):
         self.session.start()
         return None
 
-    def on_message(self, message: str | bytes) -> asyncio.Future:
+    def on_message(self, message: str | bytes) -> asyncio.Future | None:
         """Hand the frame to the session; Tornado reads the next frame once the returned future is done.
 
         The first request of a loop turn runs its first step now
         (`Session.receive`), so one that never waits has its reply written
         before this returns. While ``max_in_flight`` requests run, the future
         is done when one finishes: TCP then pushes back on the client, and
-        pipelined requests wait rather than being refused. Otherwise it is
-        done on the next loop turn: by then the peer's next frame has often
-        arrived and is read at once, where reading straight away would find
-        nothing and park the socket in epoll for each request.
+        pipelined requests wait rather than being refused. Otherwise the
+        frames already read are handled at once, and the socket is read again
+        a loop turn later (`frame_reader.next_turn`), when the peer's next
+        frame has often arrived.
         """
         held = self.session.receive(message)
         if held is not None:
             return held
-        loop = asyncio.get_running_loop()
-        next_turn = loop.create_future()
-        loop.call_soon(_resolve, next_turn)
-        return next_turn
+        protocol = self.ws_connection
+        if isinstance(protocol, ChunkReader) and protocol.reads_ahead():
+            return None
+        return next_turn()
 
     def reading_held_since(self, when: float) -> bool:
         """Whether reading was held back (``max_in_flight``) at any time since loop time ``when``."""
@@ -253,7 +253,3 @@ class Connection(WebSocketHandler):
         if self.outbox is not None:
             await self.outbox.released()
 
-
-def _resolve(future: asyncio.Future) -> None:
-    if not future.done():
-        future.set_result(None)

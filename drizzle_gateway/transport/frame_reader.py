@@ -66,6 +66,7 @@ class ChunkReader(Protocol13):
         assert stream is not None
         unparsed = b""  # the start of a frame whose header is not complete yet
         work = 0
+        read_since_turn = False  # a message was handled since this reader last let a loop turn pass
         while not self.client_terminated:
             chunk = await stream.read_bytes(CHUNK_BYTES, partial=True)
             self.count_bytes_in(len(chunk))
@@ -102,11 +103,25 @@ class ChunkReader(Protocol13):
                 handled = self._frame(head, payload)
                 if handled is not None:
                     await handled
+                elif head & _OPCODE < _CONTROL:
+                    read_since_turn = True
                 work += _FRAME_COST + header + length
                 if work >= _YIELD_EVERY:
                     work = 0
                     await asyncio.sleep(0)
             unparsed = data[at:]
+            if read_since_turn:  # every whole frame of the chunk is handled: the next turn reads on
+                read_since_turn = False
+                await next_turn()
+
+    def reads_ahead(self) -> bool:
+        """Whether this reader handles every frame already read before letting a loop turn pass.
+
+        When it does, a handler need not hold reading back for a turn after each message (see
+        `next_turn`): it is held back once the frames in hand run out. Compressed connections keep
+        Tornado's reader, which reads on as soon as a message's handler returns.
+        """
+        return not self.inflates
 
     def admit(self) -> bool:
         """Whether one more frame that is not a whole message may be handled (always; subclasses may count)."""
@@ -160,3 +175,22 @@ class ChunkReader(Protocol13):
             self.fragments = bytearray(payload)
             return None
         return self.handle_message(opcode, payload)
+
+
+def next_turn() -> asyncio.Future[None]:
+    """A future done on the next loop turn (a callback resolves it, so the waiter resumes a turn later).
+
+    Reading a socket straight after a message would often find nothing and park it in epoll; a
+    turn later the peer's next frame has often arrived and is read at once. Frames already read
+    are handled first (`ChunkReader.reads_ahead`): pipelined requests and publishes from one peer
+    then start together and share one flush of what they send.
+    """
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    loop.call_soon(_resolve, future)
+    return future
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -1,10 +1,11 @@
-"""`runtime.flusher.Flusher`: what is scheduled during a loop turn is flushed at its end, once, in one callback.
+"""`runtime.flusher.Flusher`: what a loop turn queues is flushed once, after what that turn started.
 
 Run on real event loops: nothing is flushed while the turn that scheduled it
-runs; every outbox scheduled in a turn is flushed before a callback queued
-after the first of them (one callback for the whole turn, not one each); an
-outbox scheduled while the flusher writes goes in the next turn; and work a
-stopped loop left behind is flushed by the next loop the flusher is used on.
+runs; the callbacks and tasks the turn queued run first, and what they
+schedule is flushed with the turn's own outboxes, in one callback (pipelined
+publishes from one peer, started as tasks, share one write per subscriber);
+an outbox scheduled while the flusher writes goes in a later flush; and work
+a stopped loop left behind is flushed by the next loop the flusher is used on.
 """
 
 from __future__ import annotations
@@ -27,22 +28,33 @@ class Noted:
         self.log.append(self.name)
 
 
-def test_outboxes_scheduled_in_one_turn_are_flushed_at_its_end_in_one_callback():
+async def turns(count: int) -> None:
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
+def test_outboxes_scheduled_in_one_turn_are_flushed_after_what_it_started_in_one_callback():
     log: list[str] = []
     flusher = Flusher()
-    first, second, third = (Noted(name, log) for name in ("first", "second", "third"))
+    first, second, third, from_task = (Noted(name, log) for name in ("first", "second", "third", "from a task"))
+
+    async def started_in_the_turn() -> None:
+        log.append("task ran")
+        flusher.schedule(from_task)
 
     async def one_turn() -> None:
         loop = asyncio.get_running_loop()
         flusher.schedule(first)
         loop.call_soon(log.append, "queued after the first")
         flusher.schedule(second)
+        task = asyncio.ensure_future(started_in_the_turn())
         flusher.schedule(third)
         assert log == []  # not during the turn
-        await asyncio.sleep(0)  # the turn ends
-        assert log == ["first", "second", "third", "queued after the first"]
-        await asyncio.sleep(0)
-        assert log == ["first", "second", "third", "queued after the first"]  # each once
+        await turns(2)
+        assert task.done()
+        assert log == ["queued after the first", "task ran", "first", "second", "third", "from a task"]
+        await turns(2)
+        assert log == ["queued after the first", "task ran", "first", "second", "third", "from a task"]  # each once
 
     asyncio.run(one_turn())
 
@@ -52,13 +64,13 @@ def test_each_turn_is_flushed_on_its_own():
     flusher = Flusher()
     outbox = Noted("outbox", log)
 
-    async def turns() -> None:
+    async def each() -> None:
         for turn in range(1, 4):
             flusher.schedule(outbox)
-            await asyncio.sleep(0)
+            await turns(2)
             assert log == ["outbox"] * turn
 
-    asyncio.run(turns())
+    asyncio.run(each())
 
 
 class Chained(Noted):
@@ -81,9 +93,9 @@ def test_an_outbox_scheduled_while_flushing_is_flushed_in_the_next_turn():
 
     async def run() -> None:
         flusher.schedule(chained)
-        await asyncio.sleep(0)
+        await turns(2)
         assert log == ["chained"]
-        await asyncio.sleep(0)
+        await turns(2)
         assert log == ["chained", "later"]
 
     asyncio.run(run())
@@ -106,7 +118,7 @@ def test_work_a_stopped_loop_left_behind_is_flushed_on_the_next_loop():
 
     async def on_a_new_loop() -> None:
         flusher.schedule(fresh)
-        await asyncio.sleep(0)
+        await turns(2)
 
     asyncio.run(on_a_new_loop())
     assert log == ["stranded", "fresh"]
