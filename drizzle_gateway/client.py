@@ -404,6 +404,9 @@ class BaseClient:
     async def reconnect(self) -> dict[str, Any]:
         """Open a new socket (closing the old one) and subscribe again to every topic; their replies by topic.
 
+        A client with ``token`` or ``get_token`` authenticates the new socket
+        first (``get_token`` is asked for a fresh token); a refusal raises.
+
         Topics with history are subscribed with ``since`` the last event
         delivered, so what was published meanwhile arrives first, without
         duplicates; a reply with ``"recovered": false`` means events were
