@@ -204,7 +204,8 @@ class BaseClient:
         except BaseException:
             await self.close()
             raise
-        self.refresher.schedule(reply)
+        if self.tokens.renewable:
+            self.refresher.schedule(reply)
 
     async def _authenticate(self) -> Any:
         """Send ``__auth__`` with a token from the client's source; the reply's data."""

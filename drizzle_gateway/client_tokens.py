@@ -38,6 +38,11 @@ class TokenSource:
         """Whether the client authenticates with ``__auth__`` at all."""
         return self.token is not None or self.get_token is not None
 
+    @property
+    def renewable(self) -> bool:
+        """Whether a fresh token can be had before an expiry (``get_token``); a fixed ``token`` is never refreshed."""
+        return self.get_token is not None
+
     async def fetch(self) -> str:
         """A token to send now: a fresh one from ``get_token``, else the fixed ``token``."""
         if self.get_token is None:

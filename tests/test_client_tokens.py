@@ -145,6 +145,15 @@ async def test_get_token_is_asked_ahead_of_the_expiry_and_the_connection_outlive
 
 
 @pytest.mark.gen_test
+async def test_a_fixed_token_is_never_sent_again_and_its_connection_expires(connect, caplog):
+    caplog.set_level(logging.WARNING, logger="drizzle_gateway.client")
+    client = await connect(token=f"ann@{time.time() + 0.5}", refresh_ahead=0.3)
+    assert not client.refresher.running  # nothing fresh to send
+    assert await close_code(client) == 4003
+    assert caplog.records == []
+
+
+@pytest.mark.gen_test
 async def test_reconnect_asks_get_token_again(connect):
     tokens = iter(["ann", "ann"])
     client = await connect(get_token=lambda: next(tokens))
