@@ -3,10 +3,11 @@
 `Client` and `TestClient` take ``token=`` (a fixed string) or
 ``get_token=`` (a callable, plain or async, asked for a fresh token each
 time one is needed). They send ``__auth__`` after every connect (and so on
-every reconnect); when the reply says the identity expires (``expires_in``,
-docs/protocol.md), a `Refresher` sends ``__auth__`` again with a new token
-``refresh_ahead`` seconds before the end, or halfway for short-lived
-tokens, so the connection is never closed with 4003.
+every reconnect); with ``get_token``, when the reply says the identity
+expires (``expires_in``, docs/protocol.md), a `Refresher` sends ``__auth__``
+again with a fresh token ``refresh_ahead`` seconds before the end, or
+halfway for short-lived tokens, so the connection is never closed with
+4003. A fixed ``token`` is never sent again before an expiry.
 """
 
 from __future__ import annotations
