@@ -8,10 +8,12 @@ from .contract.resources import Resource, action
 from .contract.topics import Topic
 from .gateway import Gateway
 from .runtime.auth import AuthThrottle, Credentials
+from .runtime.identity import Identity
 from .runtime.limits import Limits
 from .wire.errors import ActionError, ErrorCode
 
 __all__ = [
-    "ActionError", "AuthThrottle", "Credentials", "ErrorCode", "Gateway", "Limits", "Resource", "Topic", "action",
+    "ActionError", "AuthThrottle", "Credentials", "ErrorCode", "Gateway", "Identity", "Limits", "Resource", "Topic",
+    "action",
 ]
 __version__ = "0.1.0"

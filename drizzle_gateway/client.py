@@ -25,8 +25,21 @@ without such a notice, the client reads the missing events with
 ``__history__`` (``since`` its position) before going on, and surfaces as a
 gap whatever the history no longer holds.
 
-`Client.subscribe`, `Client.unsubscribe`, `Client.ping` and `Client.schema` are
-safe to send twice, so after a transient refusal (``RATE_LIMITED``) they wait the
+With ``token=`` (or ``get_token=``, asked for a fresh token each time) the
+client sends ``__auth__`` after every connect; a refused token fails
+`Client.connect` with the gateway's `RemoteError` (``UNAUTHENTICATED: the
+token was refused``). When the gateway says the identity expires, the
+client sends ``__auth__`` again with a token from ``get_token`` ahead of
+the expiry (`drizzle_gateway.client_tokens`)::
+
+    async with Client(url, get_token=fetch_token) as client:
+        ...
+
+`Client.history` reads a topic's retained events as `Event` objects
+(offset and epoch set), in a `History` that says where the channel stands.
+
+`Client.subscribe`, `Client.unsubscribe`, `Client.ping`, `Client.schema` and
+`Client.history` are safe to send twice, so after a transient refusal (``RATE_LIMITED``) they wait the
 server's ``details.retry_after`` and are sent again, a bounded number of times
 (see `retry_delay`). `Client.call`, `Client.publish` and `Client.request` never
 retry: an action or a publish need not be idempotent.
@@ -44,6 +57,7 @@ from typing import Any
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
+from .client_tokens import GetToken, Refresher, TokenSource
 from .wire.dialect import SUBPROTOCOL, CloseCode, decode, encode
 from .wire.history import Position
 from .wire.recovery import Arrival, Gap, RecoveryLog, Step, missing
@@ -96,9 +110,10 @@ def retry_delay(error: BaseException) -> float | None:
 class Event:
     """One published message received on a subscribed topic (``offset`` on topics with history).
 
-    ``epoch`` is set on the first event after the channel's history was
-    lost (Redis restarted without persistence): events before it may have
-    been missed, as a reply with ``recovered: false`` would say.
+    In a subscription's stream, ``epoch`` is set on the first event after
+    the channel's history was lost (Redis restarted without persistence):
+    events before it may have been missed, as a reply with ``recovered:
+    false`` would say. Events read with `BaseClient.history` all carry it.
     ``gap`` is set (and ``data`` None) when the offsets it names cannot be
     delivered: reload what they covered.
     """
@@ -110,6 +125,21 @@ class Event:
     gap: Gap | None = None
 
 
+class History(list[Event]):
+    """The events `BaseClient.history` read, oldest first, and where their channel stands.
+
+    ``epoch`` and ``offset`` are the channel's epoch and latest offset;
+    ``recovered`` (with ``since``) says whether no event after ``since`` is
+    missing (False: some are gone, or the epoch changed), else None.
+    """
+
+    def __init__(self, events: list[Event], epoch: str, offset: int, recovered: bool | None) -> None:
+        super().__init__(events)
+        self.epoch = epoch
+        self.offset = offset
+        self.recovered = recovered
+
+
 class BaseClient:
     """What every drizzle client does, whatever carries its frames: request ids, replies, events, retries.
 
@@ -118,8 +148,11 @@ class BaseClient:
     the link to `_ended_with`.
     """
 
-    def __init__(self, *, timeout: float = 10.0, retries: int = 10, max_retry_delay: float = 10.0) -> None:
+    def __init__(self, *, timeout: float = 10.0, retries: int = 10, max_retry_delay: float = 10.0,
+                 token: str | None = None, get_token: GetToken | None = None, refresh_ahead: float = 30.0) -> None:
         self.timeout = timeout
+        self.tokens = TokenSource(token, get_token)
+        self.refresher = Refresher(self._authenticate, refresh_ahead)
         self.retries = retries
         self.max_retry_delay = max_retry_delay
         self._retry_line = asyncio.Lock()
@@ -159,6 +192,25 @@ class BaseClient:
         self.close_code = self.close_reason = None
         self._gone = asyncio.get_running_loop().create_future()
 
+    async def _sign_in(self) -> None:
+        """With a token (or ``get_token``): authenticate the new link and plan its refreshes.
+
+        A refusal closes the link and raises the gateway's `RemoteError`.
+        """
+        if not self.tokens.given:
+            return
+        try:
+            reply = await self._authenticate()
+        except BaseException:
+            await self.close()
+            raise
+        if self.tokens.renewable:
+            self.refresher.schedule(reply)
+
+    async def _authenticate(self) -> Any:
+        """Send ``__auth__`` with a token from the client's source; the reply's data."""
+        return await self.request({"action": "__auth__", "data": {"token": await self.tokens.fetch()}})
+
     # -- frames in ------------------------------------------------------------
 
     def _receive(self, frame: dict[str, Any]) -> None:
@@ -181,6 +233,7 @@ class BaseClient:
     def _ended_with(self, code: int | None, reason: str | None) -> None:
         """The link ended with this close code and reason: fail what waits for a reply."""
         self.close_code, self.close_reason = code, reason
+        self.refresher.stop()
         closed = ConnectionClosed(code, reason)
         for future in self._pending.values():
             if not future.done():
@@ -352,6 +405,9 @@ class BaseClient:
     async def reconnect(self) -> dict[str, Any]:
         """Open a new socket (closing the old one) and subscribe again to every topic; their replies by topic.
 
+        A client with ``token`` or ``get_token`` authenticates the new socket
+        first (``get_token`` is asked for a fresh token); a refusal raises.
+
         Topics with history are subscribed with ``since`` the last event
         delivered, so what was published meanwhile arrives first, without
         duplicates; a reply with ``"recovered": false`` means events were
@@ -379,6 +435,29 @@ class BaseClient:
             if isinstance(replies[topic], dict) and replies[topic].get("recovered") is False:
                 logger.warning("%s: events were lost while disconnected (recovered: false)", topic)
         return replies
+
+    async def history(self, topic: str, *, since: Position | None = None, limit: int | None = None,
+                      fields: list[str] | None = None, **params: str) -> History:
+        """The retained events of a topic with history, oldest first; retried after ``RATE_LIMITED``.
+
+        ``topic`` is a concrete channel, or a pattern whose ``{name}`` parts
+        ``params`` fill (``history("feed.{room}", room="lobby")``). With
+        ``since`` only the events after it; ``limit`` keeps the first
+        ``limit`` after ``since``, else the last ``limit``. Each `Event`
+        carries its ``offset`` and ``epoch``; the `History` says where the
+        channel stands and, with ``since``, whether it ``recovered`` them all.
+        """
+        channel = _channel(topic, params)
+        data: dict[str, Any] = {"topic": channel}
+        if since is not None:
+            data["since"] = {"epoch": since.epoch, "offset": since.offset}
+        if limit is not None:
+            data["limit"] = limit
+        if fields is not None:
+            data["fields"] = list(fields)
+        page = await self._request_retrying({"action": "__history__", "data": data})
+        events = [Event(channel, event.get("data"), event["offset"], page["epoch"]) for event in page["events"]]
+        return History(events, page["epoch"], page["offset"], page.get("recovered"))
 
     async def publish(self, topic: str, payload: Any) -> Any:
         """Publish to a topic that allows client publishing; never retried (raises `RemoteError`)."""
@@ -421,6 +500,12 @@ class Client(BaseClient):
     ``retries + 1`` of them, so nothing waits forever. Retries go single file, one per
     ``retry_after``, so concurrent ones do not compete for the same slot; a retry
     waiting for its turn ends with `ConnectionClosed` as soon as the connection closes.
+
+    ``token`` is sent with ``__auth__`` after every connect; ``get_token``
+    (plain or async) is asked for a fresh one each time instead, and again
+    ``refresh_ahead`` seconds before each expiry the gateway announces
+    (halfway, for shorter-lived tokens). ``headers`` go with the handshake
+    (``Authorization``, cookies).
     """
 
     def __init__(
@@ -431,19 +516,24 @@ class Client(BaseClient):
         headers: dict[str, str] | None = None,
         retries: int = 10,
         max_retry_delay: float = 10.0,
+        token: str | None = None,
+        get_token: GetToken | None = None,
+        refresh_ahead: float = 30.0,
     ) -> None:
-        super().__init__(timeout=timeout, retries=retries, max_retry_delay=max_retry_delay)
+        super().__init__(timeout=timeout, retries=retries, max_retry_delay=max_retry_delay, token=token,
+                         get_token=get_token, refresh_ahead=refresh_ahead)
         self.url = url
         self.headers = headers or {}
         self._ws: WebSocketClientConnection | None = None
         self._reader: asyncio.Task | None = None
 
     async def connect(self) -> Client:
-        """Open the websocket."""
+        """Open the websocket, and authenticate with the client's token if it has one."""
         request = HTTPRequest(self.url, headers=self.headers)
         self._ws = await websocket_connect(request, subprotocols=[SUBPROTOCOL])
         self._started()
         self._reader = asyncio.ensure_future(self._read())
+        await self._sign_in()
         return self
 
     async def __aenter__(self) -> Client:
@@ -473,6 +563,16 @@ class Client(BaseClient):
                 break
             self._receive(decode(text))
         self._ended_with(self._ws.close_code, self._ws.close_reason)
+
+
+def _channel(topic: str, params: dict[str, str]) -> str:
+    """``topic`` with its ``{name}`` parts filled from ``params`` (none: as it is)."""
+    if not params:
+        return topic
+    try:
+        return topic.format_map(params)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"cannot fill {topic!r} from {sorted(params)}: {exc}") from None
 
 
 def _drain(queue: asyncio.Queue) -> list[Any]:

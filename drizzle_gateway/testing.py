@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
 from .client import BaseClient, ConnectionClosed, Event, Position, RemoteError
+from .client_tokens import GetToken
 from .runtime.peer import PeerState
 from .runtime.session import Session
 from .wire.dialect import CloseCode, decode
@@ -84,8 +85,8 @@ class TestClient(BaseClient):
     hook sees (``Authorization``, cookies, ``?token=``); ``remote_ip`` is
     the client address `AuthThrottle` counts. ``loads`` reads each frame
     (e.g. ``functools.partial(json.loads, parse_float=Decimal)`` to keep
-    exact digits); ``timeout``, ``retries`` and ``max_retry_delay`` are
-    `Client`'s. Use it with ``async with``, inside the event loop that
+    exact digits); ``timeout``, ``retries``, ``max_retry_delay``, ``token``,
+    ``get_token`` and ``refresh_ahead`` are `Client`'s. Use it with ``async with``, inside the event loop that
     serves the gateway.
     """
 
@@ -102,8 +103,12 @@ class TestClient(BaseClient):
         timeout: float = 10.0,
         retries: int = 10,
         max_retry_delay: float = 10.0,
+        token: str | None = None,
+        get_token: GetToken | None = None,
+        refresh_ahead: float = 30.0,
     ) -> None:
-        super().__init__(timeout=timeout, retries=retries, max_retry_delay=max_retry_delay)
+        super().__init__(timeout=timeout, retries=retries, max_retry_delay=max_retry_delay, token=token,
+                         get_token=get_token, refresh_ahead=refresh_ahead)
         self.gateway = gateway
         self.headers = dict(headers or {})
         self.query = query
@@ -123,6 +128,8 @@ class TestClient(BaseClient):
 
         `ConnectionClosed` when the gateway refuses it: shutting down (1001),
         or the client's address failed authentication too often (HTTP 429).
+        With ``token`` or ``get_token``, ``__auth__`` follows, as `Client`
+        sends it (a refusal closes the session and raises `RemoteError`).
         """
         target = "/ws" + (f"?{self.query}" if self.query else "")
         request = HTTPServerRequest(start_line=RequestStartLine("GET", target, "HTTP/1.1"),
@@ -144,6 +151,7 @@ class TestClient(BaseClient):
         link.state = PeerState.OPEN
         self._started()
         session.start()
+        await self._sign_in()
         return self
 
     async def __aenter__(self) -> TestClient:

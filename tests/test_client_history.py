@@ -8,7 +8,7 @@ import pytest
 
 from drizzle_gateway import Gateway
 from drizzle_gateway.brokers import MemoryBroker
-from drizzle_gateway.client import Client, ConnectionClosed, Gap, Position
+from drizzle_gateway.client import Client, ConnectionClosed, Gap, Position, RemoteError
 from drizzle_gateway.wire.history import Position as HistoryPosition
 from tests.support.history import FakeClock, history_gateway, message, publish
 from tests.support.polling import wait_until
@@ -171,3 +171,43 @@ async def test_an_offset_jump_past_the_history_is_surfaced_as_a_gap(gateway, con
     assert events[0].gap == Gap(epoch, 3, 4) and events[0].data is None
     assert [(e.offset, e.data) for e in events[1:]] == [(n, {"seq": n}) for n in (5, 6, 7, 8, 9)]
     await assert_no_event(client)
+
+
+# -- reading the history: Client.history -------------------------------------------------------
+
+
+@pytest.mark.gen_test
+async def test_history_returns_events_with_their_offset_and_epoch(gateway, connect):
+    await publish(gateway, [1, 2, 3])
+    client = await connect()
+    page = await client.history("feed.{room}", room="lobby", fields=["seq"])
+    assert [(event.topic, event.offset, event.data) for event in page] == [
+        ("feed.lobby", 1, {"seq": 1}), ("feed.lobby", 2, {"seq": 2}), ("feed.lobby", 3, {"seq": 3})]
+    assert {event.epoch for event in page} == {page.epoch} and len(page.epoch) > 0
+    assert (page.offset, page.recovered) == (3, None)
+    assert [event.offset for event in await client.history("feed.lobby", limit=2)] == [2, 3]
+
+
+@pytest.mark.gen_test
+async def test_history_since_a_position_says_whether_nothing_after_it_is_missing(gateway, connect):
+    await publish(gateway, range(1, 9))  # 5 kept: offsets 4..8
+    client = await connect()
+    latest = await client.history("feed.lobby", limit=1)
+    after = await client.history("feed.lobby", since=Position(latest.epoch, 6), limit=1)
+    assert ([event.offset for event in after], after.recovered) == ([7], True)
+    lost = await client.history("feed.lobby", since=Position(latest.epoch, 1))
+    assert ([event.offset for event in lost], lost.recovered) == ([4, 5, 6, 7, 8], False)
+
+
+@pytest.mark.gen_test
+async def test_history_refusals_are_the_gateways_and_a_pattern_needs_its_params(connect):
+    client = await connect()
+    with pytest.raises(RemoteError) as plain:
+        await client.history("plain")
+    assert str(plain.value) == "INVALID_DATA: topic 'plain' keeps no history"
+    with pytest.raises(RemoteError) as forbidden:
+        await client.history("vault.{room}", room="shut")
+    assert forbidden.value.code == "FORBIDDEN"
+    with pytest.raises(ValueError) as unfilled:
+        await client.history("feed.{room}", house="x")
+    assert str(unfilled.value) == "cannot fill 'feed.{room}' from ['house']: 'room'"

@@ -20,6 +20,7 @@ PUBLIC = [
     *[("drizzle_gateway", name, where) for name, where in [
         ("ActionError", "drizzle_gateway.wire.errors"), ("ErrorCode", "drizzle_gateway.wire.errors"),
         ("AuthThrottle", "drizzle_gateway.runtime.auth"), ("Credentials", "drizzle_gateway.runtime.auth"),
+        ("Identity", "drizzle_gateway.runtime.identity"),
         ("Gateway", "drizzle_gateway.gateway"), ("Limits", "drizzle_gateway.runtime.limits"),
         ("Resource", "drizzle_gateway.contract.resources"), ("action", "drizzle_gateway.contract.resources"),
         ("Topic", "drizzle_gateway.contract.topics")]],

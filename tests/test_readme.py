@@ -89,6 +89,20 @@ def test_client_script_runs_against_the_chat_example(tmp_path):
     assert lines[3].startswith("refused: INVALID_DATA {'room': ")
 
 
+def test_the_tokens_demo_keeps_its_connection_past_the_first_token_and_reads_history(tmp_path):
+    text = README.read_text()
+    after = text[text.index("save this as `tokens_demo.py`"):]
+    script = tmp_path / "tokens_demo.py"
+    script.write_text(re.search(r"```python\n(.*?)```", after, re.S).group(1))
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "refused: UNAUTHENTICATED: the token was refused",
+        "after 3 s: pong",
+        "[(2, 'two'), (3, 'three')]",
+    ]
+
+
 def test_commands_use_the_venv_the_set_up_made():
     """Every command line runs from the venv the set-up creates (the README never activates it)."""
     programs = re.compile(r"(?:^|[\s;&|(])(drizzle-gateway|pip|python3?)(?=\s)")

@@ -4,7 +4,8 @@ A gateway built with ``authenticate=fn`` calls ``fn(credentials)`` once
 when a socket opens (with the handshake's headers, cookies and query) and
 again for each ``__auth__`` request (with the token the client sent, for
 browsers that cannot set headers). ``fn`` may be async; it returns the
-user object, or returns None / raises to refuse.
+user object or an `Identity` (the user, until when), or returns None /
+raises to refuse.
 
 Failed attempts are throttled per client address across connections by the
 gateway's `AuthThrottle`, so reconnecting does not buy more guesses.
@@ -22,6 +23,7 @@ from typing import Any
 from tornado.httputil import HTTPServerRequest
 
 from ..wire.errors import ActionError, ErrorCode
+from .identity import Identity, identity_of
 
 logger = logging.getLogger("drizzle_gateway")
 
@@ -53,27 +55,42 @@ class Credentials:
 
 
 Authenticate = Callable[[Credentials], Any]
-"""``fn(credentials) -> user | None``, plain or async."""
+"""``fn(credentials) -> user | Identity | None``, plain or async."""
+
+TOKEN_REFUSED = "the token was refused"
+"""The text of an ``__auth__`` whose token the hook refused (returned None or raised)."""
+
+HANDSHAKE_REFUSED = "the handshake's credentials were refused"
+"""The text of a handshake whose credentials (query, ``Authorization``, cookies) the hook refused."""
+
+EXPIRED = "the token has expired"
+"""The text of credentials whose `Identity` had ended already."""
 
 
-async def identify(authenticate: Authenticate, credentials: Credentials) -> Any:
-    """The user ``authenticate`` finds in ``credentials``; raises UNAUTHENTICATED when refused.
+async def identify(authenticate: Authenticate, credentials: Credentials) -> Identity:
+    """The `Identity` ``authenticate`` finds in ``credentials``; raises UNAUTHENTICATED when refused.
 
     An `ActionError` raised by the hook reaches the client as UNAUTHENTICATED
-    with the hook's message; any other exception is a plain refusal.
+    with the hook's message; any other exception, or None, is a plain
+    refusal (`TOKEN_REFUSED`, or `HANDSHAKE_REFUSED` without a token). An
+    identity that has ended already is refused too (`EXPIRED`).
     """
     try:
-        user = authenticate(credentials)
-        if inspect.isawaitable(user):
-            user = await user
+        found = authenticate(credentials)
+        if inspect.isawaitable(found):
+            found = await found
+        identity = None if found is None else identity_of(found)
     except ActionError as exc:
         raise ActionError(ErrorCode.UNAUTHENTICATED, exc.message, exc.details) from None
     except Exception as exc:
         logger.info("authentication refused: the hook raised %s", type(exc).__name__)  # its text may hold the token
-        user = None
-    if user is None:
-        raise ActionError(ErrorCode.UNAUTHENTICATED, "credentials refused")
-    return user
+        identity = None
+    if identity is None:
+        raise ActionError(ErrorCode.UNAUTHENTICATED, HANDSHAKE_REFUSED if credentials.token is None else TOKEN_REFUSED)
+    remaining = identity.remaining()
+    if remaining is not None and remaining <= 0:
+        raise ActionError(ErrorCode.UNAUTHENTICATED, EXPIRED)
+    return identity
 
 
 def requires_user(action: str, resource: str | None) -> bool:
@@ -151,7 +168,7 @@ class AuthThrottle:
         while len(self._buckets) > self.max_addresses:  # still too many: the least recently used go
             del self._buckets[next(iter(self._buckets))]
 
-    async def identify(self, authenticate: Authenticate, credentials: Credentials) -> Any:
+    async def identify(self, authenticate: Authenticate, credentials: Credentials) -> Identity:
         """`identify`, if the client's address has an attempt left (taken before the hook runs).
 
         Raises RATE_LIMITED (hook not called) or UNAUTHENTICATED.
@@ -163,9 +180,9 @@ class AuthThrottle:
         if wait:
             raise ActionError(ErrorCode.RATE_LIMITED, "too many failed authentication attempts from this address",
                               {"retry_after": round(wait, 3)})
-        user = await identify(authenticate, credentials)  # a refusal (or a cancel) keeps the token taken
+        identity = await identify(authenticate, credentials)  # a refusal (or a cancel) keeps the token taken
         self.give_back(address)
-        return user
+        return identity
 
 
 def presents_credentials(credentials: Credentials) -> bool:

@@ -84,6 +84,10 @@ class AuthInput(Schema):
 
 class AuthReply(Schema):
     authenticated = fields.Bool()
+    expires_at = fields.Float(metadata={"description": "identities that expire: when, in unix seconds; refresh "
+                                                       "before then by sending __auth__ again"})
+    expires_in = fields.Float(metadata={"description": "identities that expire: seconds left, as the server "
+                                                       "counts them (schedule refreshes on this, not on your clock)"})
 
 
 class BuiltinActions(Resource):
@@ -105,9 +109,20 @@ class BuiltinActions(Resource):
 
     @action(AuthInput, AuthReply, name="__auth__")
     async def auth(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Authenticate this connection with a token (for clients that cannot set headers)."""
-        await self.session.authenticate(data["token"])
-        return {"authenticated": True}
+        """Authenticate this connection with a token (for clients that cannot set headers).
+
+        Sent again on an authenticated connection, it refreshes the
+        identity: the token must name the same user (FORBIDDEN otherwise,
+        and the connection keeps its identity). When the identity expires
+        the reply says when (``expires_at``, ``expires_in``); a connection
+        not refreshed by then is closed with 4003.
+        """
+        identity = await self.session.authenticate(data["token"])
+        reply: dict[str, Any] = {"authenticated": True}
+        deadline, remaining = identity.deadline, identity.remaining()
+        if deadline is not None and remaining is not None:
+            reply.update(expires_at=deadline, expires_in=round(max(0.0, remaining), 3))
+        return reply
 
     async def _may_subscribe(self, channel: str) -> Any:
         """The topic of ``channel``, once this user may subscribe to it (FORBIDDEN otherwise)."""

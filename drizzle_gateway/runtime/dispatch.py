@@ -7,7 +7,8 @@ VALIDATION_ERROR    not a well-formed request: not JSON, not an object, no
                     ``request_id`` or ``action``, nested too deep (`InvalidFrame`)
 RATE_LIMITED        over the connection's ``limits.rate`` (every frame counts)
 SHUTTING_DOWN       the gateway is closing; reconnect
-UNAUTHENTICATED     the gateway authenticates and this connection has not
+UNAUTHENTICATED     the gateway authenticates and this connection has not (the
+                    text says why when an attempt was refused, `not_yet`)
 RESOURCE_NOT_FOUND  no resource of that name
 ACTION_NOT_FOUND    no action of that name on it
 INVALID_FIELDS      ``fields`` names something the output does not send
@@ -133,6 +134,13 @@ def _internal_error() -> ActionError:
     return ActionError(ErrorCode.INTERNAL_ERROR, INTERNAL_ERROR_TEXT)
 
 
+def not_yet(session: Session) -> str:
+    """What an anonymous connection is told: to authenticate, or that its last attempt was refused and why."""
+    if session.refusal is None:
+        return "authenticate first (send __auth__ with a token)"
+    return f"{session.refusal}; send __auth__ with a valid token"
+
+
 async def run(session: Session, request: Request) -> Any:
     """One request's result: auth gate, find, fields, load, permission, invoke, dump.
 
@@ -141,7 +149,7 @@ async def run(session: Session, request: Request) -> Any:
     """
     hub = session.hub
     if hub.authenticate is not None and session.user is None and requires_user(request.action, request.resource):
-        raise ActionError(ErrorCode.UNAUTHENTICATED, "authenticate first (send __auth__ with a token)")
+        raise ActionError(ErrorCode.UNAUTHENTICATED, not_yet(session))
     resource, act = hub.registry.find_action(request)  # the registry's lookup: RESOURCE_ or ACTION_NOT_FOUND
     selection = act.select(request.fields)
     data = act.load(request.data)

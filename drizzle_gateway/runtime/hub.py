@@ -25,6 +25,7 @@ from .deadlines import Deadlines
 from .eager import FirstOfTurn
 from .fanout import Fanout
 from .flusher import Flusher
+from .identity import Identity
 from .limits import Limits
 from .metrics import Metrics
 
@@ -115,8 +116,8 @@ class Hub:
         """``session`` ended."""
         self._sessions.discard(session)
 
-    async def identify(self, credentials: Credentials) -> Any:
-        """The user the ``authenticate`` hook finds, through ``auth_throttle``.
+    async def identify(self, credentials: Credentials) -> Identity:
+        """The `Identity` the ``authenticate`` hook finds, through ``auth_throttle``.
 
         Raises `ActionError` UNAUTHENTICATED, or RATE_LIMITED when the
         client's address has failed too often.

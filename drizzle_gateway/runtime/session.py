@@ -19,8 +19,9 @@ from ..wire.dialect import CloseCode
 from ..wire.errors import ActionError, ErrorCode
 from ..wire.history import Position
 from . import dispatch
-from .auth import Credentials
+from .auth import Credentials, presents_credentials
 from .fanout import Joined, View
+from .identity import Identity
 from .limits import TokenBucket
 from .pacing import Pacer
 
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     from .peer import Peer
 
 logger = logging.getLogger("drizzle_gateway")
+
+OTHER_USER = "the token names another user; a refresh must be for the user this connection authenticated as"
+"""The text of a refresh (``__auth__`` on an authenticated connection) whose token names someone else."""
 
 
 class Session:
@@ -43,6 +47,10 @@ class Session:
     they are never refused. So it does while the session is paused after a
     costly request (``limits.cpu_share``, `pacing.Pacer`). Subscriptions
     last as long as the session.
+
+    An `Identity` that expires arms one loop timer for the session (moved by
+    each refresh, cancelled when the session ends): at its ``expires_at``
+    the connection is closed with `CloseCode.TOKEN_EXPIRED`.
     """
 
     def __init__(self, hub: Hub, peer: Peer, protocol: Dialect | None = None) -> None:
@@ -50,6 +58,9 @@ class Session:
         self.peer = peer
         self.protocol = protocol or hub.dialect
         self.user: Any = None
+        self.identity: Identity | None = None
+        self.refusal: str | None = None  # while anonymous: what the last refused attempt was told
+        self.started = False
         self.channels: set[str] = set()
         self.ended = False
         limits = hub.limits
@@ -59,6 +70,7 @@ class Session:
         self._pause: tuple[asyncio.TimerHandle, asyncio.Future[None]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._auth_deadline: asyncio.TimerHandle | None = None
+        self._expiry: asyncio.TimerHandle | None = None
         self._slot_free: asyncio.Future[None] | None = None
         self._held_since: float | None = None  # reading held back since (loop time), or None
         self._released_at = float("-inf")
@@ -72,8 +84,13 @@ class Session:
     # -- life -------------------------------------------------------------------
 
     def start(self) -> None:
-        """Join the hub's sessions; without a user, start the ``limits.auth_timeout`` clock."""
+        """Join the hub's sessions; without a user, start the ``limits.auth_timeout`` clock.
+
+        With an identity that expires (from the handshake), its expiry timer starts too.
+        """
         self.hub.join(self)
+        self.started = True
+        self._arm_expiry()
         delay = self.hub.limits.auth_timeout
         if self.hub.authenticate is not None and self.user is None and delay is not None:
             self._auth_deadline = asyncio.get_running_loop().call_later(delay, self._auth_expired)
@@ -85,6 +102,9 @@ class Session:
             self._slot_free.set_result(None)
         if self._auth_deadline is not None:
             self._auth_deadline.cancel()
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
         if self._pause is not None:
             self._pause[0].cancel()
             _resolve(self._pause[1])
@@ -218,22 +238,51 @@ class Session:
 
     # -- authentication ---------------------------------------------------------
 
-    async def authenticate(self, token: str | None = None) -> Any:
+    async def authenticate(self, token: str | None = None) -> Identity:
         """Ask the gateway's ``authenticate`` hook who this is; UNAUTHENTICATED when refused.
 
-        Without ``token`` the hook sees the handshake only. On success ``user``
-        is set and the unauthenticated-close deadline is lifted.
+        Without ``token`` the hook sees the handshake only. On success
+        ``identity`` and ``user`` are set, the unauthenticated-close deadline
+        is lifted and the expiry timer set to the identity's ``expires_at``.
+        On a connection that has a user already this is a refresh: the new
+        identity must name the same user (`Identity.same_user`), else
+        FORBIDDEN. A refused refresh changes nothing: the connection keeps
+        its identity until that expires.
         """
-        self.user = await self.hub.identify(Credentials(self.peer.request, token))
+        credentials = Credentials(self.peer.request, token)
+        try:
+            identity = await self.hub.identify(credentials)
+        except ActionError as exc:
+            # an anonymous handshake is no attempt: nothing was refused, the client is told to authenticate
+            if self.identity is None and exc.code == ErrorCode.UNAUTHENTICATED and presents_credentials(credentials):
+                self.refusal = exc.message
+            raise
+        if self.identity is not None and not self.identity.same_user(identity):
+            raise ActionError(ErrorCode.FORBIDDEN, OTHER_USER)
+        self.identity, self.user, self.refusal = identity, identity.user, None
         if self._auth_deadline is not None:
             self._auth_deadline.cancel()
             self._auth_deadline = None
-        return self.user
+        self._arm_expiry()
+        return identity
 
     def _auth_expired(self) -> None:
         self._auth_deadline = None
         if self.user is None:
             self.close(CloseCode.UNAUTHENTICATED, "not authenticated in time")
+
+    def _arm_expiry(self) -> None:
+        """(Re)start the expiry timer for the identity's ``expires_at`` (once started, and if it expires)."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        remaining = self.identity.remaining() if self.identity is not None else None
+        if remaining is not None and self.started and not self.ended:
+            self._expiry = asyncio.get_running_loop().call_later(max(0.0, remaining), self._identity_expired)
+
+    def _identity_expired(self) -> None:
+        self._expiry = None
+        self.close(CloseCode.TOKEN_EXPIRED, "token expired")
 
     # -- subscriptions ----------------------------------------------------------
 

@@ -18,6 +18,7 @@ export declare const CloseCode: Readonly<{
   MESSAGE_TOO_BIG: 1009;
   INTERNAL_ERROR: 1011;
   UNAUTHENTICATED: 4001;
+  TOKEN_EXPIRED: 4003;
   SLOW_CONSUMER: 4008;
 }>;
 
@@ -38,8 +39,11 @@ export declare class DrizzleError extends Error {
   details: unknown;
 }
 
-/** Whether to reconnect after the socket closed with `code`. */
-export declare function shouldReconnect(code: number): boolean;
+/** Whether to reconnect after the socket closed with `code` (4003: only when a fresh token can be had, `canRefresh`). */
+export declare function shouldReconnect(code: number, options?: { canRefresh?: boolean }): boolean;
+
+/** ms from now until refreshing a token that expires in `expiresIn` ms: `ahead` before, or halfway when shorter-lived. */
+export declare function refreshDelay(expiresIn: number, ahead: number): number;
 
 export interface BackoffOptions {
   /** delay cap of the first retry, in ms (500) */
@@ -170,8 +174,12 @@ export interface CloseInfo {
 }
 
 export interface ConnectOptions {
-  /** sent with `__auth__` after every (re)connect */
+  /** sent with `__auth__` after every (re)connect; a function works as `getToken` */
   token?: string | (() => string | Promise<string>);
+  /** asked for a fresh token on every (re)connect and ahead of each expiry the gateway announces */
+  getToken?: () => string | Promise<string>;
+  /** ms before an expiry to refresh; halfway for shorter-lived tokens (30000) */
+  refreshAhead?: number;
   /** ms before a call without reply rejects with TIMEOUT (10000) */
   timeout?: number;
   /** ms of silence before a `__ping__`; false turns heartbeats off (15000) */

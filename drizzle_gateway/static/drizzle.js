@@ -18,9 +18,11 @@
  * once its `retry_after` has passed. On topics with history the client remembers
  * each channel's epoch and last offset, re-subscribes with `since` so the events
  * missed while disconnected arrive first, never hands an offset to a handler twice,
- * and emits "recovery" (`recovered: false`: events were lost). The pure parts (backoff, close-code policy,
- * request tracking, heartbeat decision, retry policy) are exported for tests and
- * for other clients.
+ * and emits "recovery" (`recovered: false`: events were lost). With `getToken` it
+ * authenticates on every (re)connect and, when the gateway says the identity
+ * expires, sends `__auth__` again with a fresh token ahead of the expiry.
+ * The pure parts (backoff, close-code policy, request tracking, heartbeat
+ * decision, retry policy, refresh timing) are exported for tests and for other clients.
  *
  * @module drizzle
  */
@@ -35,6 +37,7 @@ export const CloseCode = Object.freeze({
   MESSAGE_TOO_BIG: 1009,
   INTERNAL_ERROR: 1011,
   UNAUTHENTICATED: 4001,
+  TOKEN_EXPIRED: 4003,
   SLOW_CONSUMER: 4008,
 });
 
@@ -78,13 +81,30 @@ const FINAL_CLOSE_CODES = new Set([
 
 /**
  * Whether to reconnect after the socket closed with `code`.
- * 1000, 1009 and 4001 are final; 1001, 1011, 4008, 1006 (dropped) and others are not.
+ * 1000, 1009 and 4001 are final; 4003 (token expired) is final unless the client can get a
+ * fresh token (`canRefresh`); 1001, 1011, 4008, 1006 (dropped) and others are not.
  * @param {number} code
+ * @param {{canRefresh?: boolean}} [options]
  * @returns {boolean}
  */
-export function shouldReconnect(code) {
+export function shouldReconnect(code, { canRefresh = false } = {}) {
+  if (code === CloseCode.TOKEN_EXPIRED) return canRefresh;
   return !FINAL_CLOSE_CODES.has(code);
 }
+
+/**
+ * When to refresh a token that expires in `expiresIn` ms: `ahead` ms before, or halfway
+ * when the identity is shorter-lived than twice `ahead`.
+ * @param {number} expiresIn ms left, as the server counts them (`__auth__`'s `expires_in` x 1000)
+ * @param {number} ahead ms
+ * @returns {number} ms from now
+ */
+export function refreshDelay(expiresIn, ahead) {
+  return Math.max(0, expiresIn - Math.min(ahead, expiresIn / 2));
+}
+
+/** ms before an expiry under which a failed refresh is not tried again (the gateway closes with 4003). */
+const LAST_TRY_MS = 100;
 
 /**
  * @typedef {Object} BackoffOptions
@@ -393,7 +413,11 @@ export class RetryLine {
 
 /**
  * @typedef {Object} ConnectOptions
- * @property {string|(() => string|Promise<string>)} [token] sent with `__auth__` after every (re)connect
+ * @property {string|(() => string|Promise<string>)} [token] sent with `__auth__` after every (re)connect;
+ *   a function works as `getToken`
+ * @property {() => string|Promise<string>} [getToken] asked for a fresh token on every (re)connect and
+ *   ahead of each expiry the gateway announces (wins over `token`)
+ * @property {number} [refreshAhead=30000] ms before an expiry to refresh (halfway for shorter-lived tokens)
  * @property {number} [timeout=10000] ms before a call without reply rejects with TIMEOUT
  * @property {number|false} [heartbeatInterval=15000] ms of silence before a `__ping__`; false turns heartbeats off
  * @property {number} [heartbeatTimeout=10000] ms an unanswered ping may take before the server counts as dead
@@ -523,6 +547,7 @@ export class Drizzle {
     this.heartbeat = null;
     this.heartbeatTimer = null;
     this.retryTimer = null;
+    this.refreshTimer = null;
   }
 
   // -- events -----------------------------------------------------------------
@@ -530,7 +555,7 @@ export class Drizzle {
   /**
    * Listen to "open", "close" (with a CloseInfo), "reconnect" (after re-subscribing),
    * "state" (with the new state), "error" (a DrizzleError, e.g. a re-subscribe the
-   * server refused) or "recovery" (a RecoveryInfo, for each topic with history
+   * server refused, or a token refresh that failed) or "recovery" (a RecoveryInfo, for each topic with history
    * re-subscribed after a reconnect, or whose history the server lost:
    * `recovered: false` means events were lost) or "gap" (a GapInfo: offsets of a topic
    * with history that will not be delivered, in their place among its events; reload what
@@ -723,6 +748,7 @@ export class Drizzle {
     this.closedByUser = true;
     this.timers.clearTimeout(this.retryTimer);
     this._stopHeartbeat();
+    this._stopRefresh();
     const socket = this.socket;
     this.socket = null;
     if (socket) {
@@ -805,9 +831,9 @@ export class Drizzle {
       { interval: this.options.heartbeatInterval || 15000, timeout: this.options.heartbeatTimeout ?? 10000 },
       this.now(),
     );
-    if (this.options.token !== undefined) {
-      const token = typeof this.options.token === "function" ? await this.options.token() : this.options.token;
-      await this._send(socket, { action: "__auth__", data: { token } });
+    if (this._tokenSource() !== undefined) {
+      const reply = await this._send(socket, { action: "__auth__", data: { token: await this._fetchToken() } });
+      this._scheduleRefresh(socket, reply);
     }
     const reconnecting = this.state === "reconnecting";
     const refused = await this._resubscribe(socket);
@@ -854,6 +880,68 @@ export class Drizzle {
     const workers = Math.min(this.resubscribeConcurrency, todo.length);
     await Promise.all(Array.from({ length: workers }, worker));
     return refused;
+  }
+
+  // -- the token and its refresh ---------------------------------------------
+
+  /** `getToken`, else `token` (a string or a function); undefined without either. */
+  _tokenSource() {
+    return this.options.getToken ?? this.options.token;
+  }
+
+  /** Whether a fresh token can be had after an expiry (a function to call). */
+  _canRefresh() {
+    return typeof this._tokenSource() === "function";
+  }
+
+  /** A token to send now; a `getToken` that fails is a client error (worth another attempt), not a refusal. */
+  async _fetchToken() {
+    const source = this._tokenSource();
+    if (typeof source !== "function") return source;
+    try {
+      return await source();
+    } catch (error) {
+      throw new DrizzleError(ClientErrorCode.NOT_CONNECTED, `getToken failed: ${error?.message ?? error}`);
+    }
+  }
+
+  /** After an `__auth__` reply on `socket`: plan the next refresh, if the identity expires and a fresh token can be had. */
+  _scheduleRefresh(socket, reply) {
+    this._stopRefresh();
+    const expiresIn = reply?.expires_in;
+    if (typeof expiresIn !== "number" || !this._canRefresh()) return;
+    const endsAt = this.now() + expiresIn * 1000;
+    this._planRefresh(socket, endsAt);
+  }
+
+  _planRefresh(socket, endsAt) {
+    const ahead = this.options.refreshAhead ?? 30000;
+    this.refreshTimer = this.timers.setTimeout(() => {
+      this.refreshTimer = null;
+      this._refresh(socket, endsAt);
+    }, refreshDelay(endsAt - this.now(), ahead));
+  }
+
+  /**
+   * Send `__auth__` with a fresh token on `socket`. A failure (getToken threw, the gateway refused
+   * or did not answer) is emitted as "error" and tried again halfway to the expiry, while there is time;
+   * the gateway closes an identity that expires with 4003, after which the client reconnects with a fresh token.
+   */
+  async _refresh(socket, endsAt) {
+    if (this.socket !== socket) return;
+    try {
+      const reply = await this._send(socket, { action: "__auth__", data: { token: await this._fetchToken() } });
+      if (this.socket === socket) this._scheduleRefresh(socket, reply);
+    } catch (error) {
+      if (this.socket !== socket) return;
+      this._emit("error", error);
+      if (endsAt - this.now() > LAST_TRY_MS) this._planRefresh(socket, endsAt);
+    }
+  }
+
+  _stopRefresh() {
+    this.timers.clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
   }
 
   _receive(text) {
@@ -953,6 +1041,7 @@ export class Drizzle {
     detach(socket);
     this.socket = null;
     this._stopHeartbeat();
+    this._stopRefresh();
     const lost = new DrizzleError(ClientErrorCode.CONNECTION_LOST, `connection lost (close code ${code})`, { code, reason });
     this.retryLine.clear(lost);
     this.requests.failAll(lost);
@@ -960,7 +1049,8 @@ export class Drizzle {
     // A drop after being ready, or a failed attempt while reconnecting, leads to a retry;
     // a failed first connect does not (connect() rejects instead).
     const retrying = wasReady || this.state === "reconnecting";
-    const willReconnect = retrying && this.options.reconnect !== false && shouldReconnect(code);
+    const willReconnect = retrying && this.options.reconnect !== false
+      && shouldReconnect(code, { canRefresh: this._canRefresh() });
     if (wasReady) this._emit("close", { code, reason, willReconnect });
     if (willReconnect) {
       this._setState("reconnecting");

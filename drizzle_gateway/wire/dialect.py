@@ -160,6 +160,7 @@ class CloseCode:
     ABNORMAL = 1006  # the connection dropped without a close frame (network, dead peer); reconnect
     INTERNAL_ERROR = 1011  # the server failed; reconnect with backoff
     UNAUTHENTICATED = 4001  # no valid credentials in time; reconnect only with new credentials
+    TOKEN_EXPIRED = 4003  # the connection's identity expired unrefreshed; reconnect only with a fresh token
     SLOW_CONSUMER = 4008  # the client fell behind: congested for send_timeout, or past the queue's cap; reconnect
 
     RECONNECT = frozenset({GOING_AWAY, ABNORMAL, INTERNAL_ERROR, SLOW_CONSUMER})

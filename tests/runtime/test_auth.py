@@ -545,8 +545,8 @@ async def test_refusals_answer_their_exact_message_and_the_hooks_details(caplog)
                 await client.request({"action": "__auth__", "data": {"token": token}})
             answers.append((refused.value.code, refused.value.message, refused.value.details))
     assert answers == [("UNAUTHENTICATED", "token expired", {"expired_at": 1700000000}),
-                       ("UNAUTHENTICATED", "credentials refused", None),
-                       ("UNAUTHENTICATED", "credentials refused", None)]
+                       ("UNAUTHENTICATED", "the token was refused", None),
+                       ("UNAUTHENTICATED", "the token was refused", None)]
     logged = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "drizzle_gateway"]
     assert logged == [(logging.INFO, "authentication refused: the hook raised RuntimeError")]
 

@@ -108,9 +108,9 @@ def test_a_hub_without_a_hook_authenticates_no_one():
 def test_identify_asks_the_hook_every_time_without_a_throttle():
     hook = Hook()
     hub = hub_with(authenticate=hook)
-    assert asyncio.run(hub.identify(bearer("ann-token"))) == {"name": "ann"}
+    assert asyncio.run(hub.identify(bearer("ann-token"))).user == {"name": "ann"}
     for _ in range(20):
-        assert refusal(hub.identify(bearer("guess"))) == ("UNAUTHENTICATED", "credentials refused")
+        assert refusal(hub.identify(bearer("guess"))) == ("UNAUTHENTICATED", "the handshake's credentials were refused")
     assert hook.calls == 21
 
 
@@ -118,11 +118,11 @@ def test_identify_goes_through_the_throttle_which_spares_the_hook_once_an_addres
     hook = Hook()
     hub = hub_with(authenticate=hook, auth_throttle=AuthThrottle(rate=0.001, burst=2))
     for _ in range(2):
-        assert refusal(hub.identify(bearer("guess"))) == ("UNAUTHENTICATED", "credentials refused")
+        assert refusal(hub.identify(bearer("guess"))) == ("UNAUTHENTICATED", "the handshake's credentials were refused")
     code, message = refusal(hub.identify(bearer("ann-token")))
     assert (code, message) == ("RATE_LIMITED", "too many failed authentication attempts from this address")
     assert hook.calls == 2  # the third attempt never reached the hook
-    assert asyncio.run(hub.identify(bearer("ann-token", address="10.0.0.2"))) == {"name": "ann"}
+    assert asyncio.run(hub.identify(bearer("ann-token", address="10.0.0.2"))).user == {"name": "ann"}
     assert hook.calls == 3
 
 
