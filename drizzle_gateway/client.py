@@ -39,6 +39,7 @@ import itertools
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from ssl import SSLContext
 from typing import Any
 
 from tornado.httpclient import HTTPRequest
@@ -421,6 +422,10 @@ class Client(BaseClient):
     ``retries + 1`` of them, so nothing waits forever. Retries go single file, one per
     ``retry_after``, so concurrent ones do not compete for the same slot; a retry
     waiting for its turn ends with `ConnectionClosed` as soon as the connection closes.
+
+    A ``wss://`` URL speaks TLS, checking the server's certificate against
+    the system's authorities, or as ``ssl`` (an `ssl.SSLContext`) says: e.g.
+    ``ssl.create_default_context(cafile="ca.pem")`` for a private authority.
     """
 
     def __init__(
@@ -431,16 +436,18 @@ class Client(BaseClient):
         headers: dict[str, str] | None = None,
         retries: int = 10,
         max_retry_delay: float = 10.0,
+        ssl: SSLContext | None = None,
     ) -> None:
         super().__init__(timeout=timeout, retries=retries, max_retry_delay=max_retry_delay)
         self.url = url
         self.headers = headers or {}
+        self.ssl = ssl
         self._ws: WebSocketClientConnection | None = None
         self._reader: asyncio.Task | None = None
 
     async def connect(self) -> Client:
         """Open the websocket."""
-        request = HTTPRequest(self.url, headers=self.headers)
+        request = HTTPRequest(self.url, headers=self.headers, ssl_options=self.ssl)
         self._ws = await websocket_connect(request, subprotocols=[SUBPROTOCOL])
         self._started()
         self._reader = asyncio.ensure_future(self._read())

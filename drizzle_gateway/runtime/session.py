@@ -224,7 +224,7 @@ class Session:
         Without ``token`` the hook sees the handshake only. On success ``user``
         is set and the unauthenticated-close deadline is lifted.
         """
-        self.user = await self.hub.identify(Credentials(self.peer.request, token))
+        self.user = await self.hub.identify(Credentials(self.peer.request, token, self.peer.address))
         if self._auth_deadline is not None:
             self._auth_deadline.cancel()
             self._auth_deadline = None
