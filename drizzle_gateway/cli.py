@@ -186,11 +186,11 @@ def tls_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
         context.load_cert_chain(certfile, keyfile)
     except FileNotFoundError as exc:
         fail(f"cannot read {exc.filename or certfile}: no such file (--certfile, --keyfile)")
-    except OSError as exc:
-        fail(f"cannot read the certificate or key: {exc.strerror or exc} (--certfile, --keyfile)")
-    except ssl.SSLError as exc:
+    except ssl.SSLError as exc:  # an OSError too: first
         fail(f"--certfile {certfile} and --keyfile {keyfile or certfile} are not a PEM certificate chain and its "
              f"private key ({exc.reason or exc})")
+    except OSError as exc:
+        fail(f"cannot read the certificate or key: {exc.strerror or exc} (--certfile, --keyfile)")
     return context
 
 

@@ -39,7 +39,7 @@ class TextFormatter(logging.Formatter):
         super().__init__(TEXT)
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
-        line = super().formatMessage(record)
+        line = redact(super().formatMessage(record))
         who = _who(record)
         return f"{line} [{' '.join(f'{key}={value}' for key, value in who.items())}]" if who else line
 
