@@ -41,15 +41,20 @@ class Lines:
 
     def wait(self, predicate: Callable[[str], bool], timeout: float = 20.0) -> str:
         """The first line ``predicate`` accepts; fails (rather than hangs) if none comes in time."""
-        def found() -> str | None:
-            return next((line for line in self.lines if predicate(line)), None)
+        return self.matching(predicate, 1, timeout)[0]
+
+    def matching(self, predicate: Callable[[str], bool], count: int, timeout: float = 20.0) -> list[str]:
+        """The first ``count`` lines ``predicate`` accepts; fails (rather than hangs) if they do not come in time."""
+        def found() -> list[str]:
+            return [line for line in self.lines if predicate(line)][:count]
 
         with self._changed:
-            self._changed.wait_for(lambda: found() is not None or self.ended, timeout)
-            line = found()
-        if line is None:
-            raise AssertionError(f"{self.proc.args!r} logged no such line within {timeout}s:\n" + "\n".join(self.lines))
-        return line
+            self._changed.wait_for(lambda: len(found()) == count or self.ended, timeout)
+            lines = found()
+        if len(lines) < count:
+            raise AssertionError(f"{self.proc.args!r} logged {len(lines)} of {count} such lines within {timeout}s:\n"
+                                 + "\n".join(self.lines))
+        return lines
 
     def until_end(self, timeout: float = 20.0) -> list[str]:
         """Every line, once the process closed its stderr (it ended)."""
