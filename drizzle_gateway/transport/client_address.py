@@ -16,7 +16,6 @@ always the direct peer's.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -30,10 +29,6 @@ X_FORWARDED_FOR = "X-Forwarded-For"
 FORWARDED = "Forwarded"
 HEADERS = (X_FORWARDED_FOR, FORWARDED)
 """The headers a gateway can read the client's address from."""
-
-_ELEMENT = re.compile(r'(?:[^,"]|"(?:[^"\\]|\\.)*")+')  # a Forwarded element: up to a comma outside quotes
-_PAIR = re.compile(r'\s*([^=;\s]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
-
 
 def parse_network(text: str | IPNetwork) -> IPNetwork:
     """An address (``10.0.0.7``, ``::1``) or a network (``10.0.0.0/8``) as a network; ValueError if neither."""
@@ -65,14 +60,31 @@ def parse_node(text: str) -> IPAddress | None:
     return address
 
 
+def split_outside_quotes(text: str, separator: str) -> Iterator[str]:
+    """``text`` cut at each ``separator`` outside double quotes (where a backslash escapes), in one pass."""
+    start, quoted, escaped = 0, False, False
+    for at, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == separator and not quoted:
+            yield text[start:at]
+            start = at + 1
+    yield text[start:]
+
+
 def forwarded_for(values: Iterable[str]) -> Iterator[str]:
     """The ``for=`` node of each element of RFC 7239 ``Forwarded`` header lines, in order ("" without one)."""
     for value in values:
-        for element in _ELEMENT.findall(value):
+        for element in split_outside_quotes(value, ","):
             node = ""
-            for name, raw in _PAIR.findall(element):
-                if name.lower() == "for":
-                    node = raw
+            for pair in split_outside_quotes(element, ";"):
+                name, _, raw = pair.partition("=")
+                if name.strip().lower() == "for":
+                    node = raw.strip()
             yield node
 
 
