@@ -20,6 +20,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import sys
 import traceback
 from typing import Any, NoReturn
@@ -32,6 +33,8 @@ import tornado.web
 from . import __version__
 from .contract.resources import Resource
 from .gateway import Gateway
+from .transport import log_format
+from .transport.client_address import HEADERS, TrustedProxies, parse_network
 from .transport.server import RESERVED_DESCRIPTORS, raise_descriptor_limit
 from .wire.codec import encode
 
@@ -176,31 +179,50 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def tls_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
+    """A server TLS context with ``certfile``'s certificate chain and ``keyfile``'s key (else certfile's)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except FileNotFoundError as exc:
+        fail(f"cannot read {exc.filename or certfile}: no such file (--certfile, --keyfile)")
+    except ssl.SSLError as exc:  # an OSError too: first
+        fail(f"--certfile {certfile} and --keyfile {keyfile or certfile} are not a PEM certificate chain and its "
+             f"private key ({exc.reason or exc})")
+    except OSError as exc:
+        fail(f"cannot read the certificate or key: {exc.strerror or exc} (--certfile, --keyfile)")
+    return context
+
+
 async def serve(gateway: Gateway, host: str, port: int, path: str,
                 sockets: list[socket.socket] | None = None,
-                metrics_sockets: list[socket.socket] | None = None) -> None:
+                metrics_sockets: list[socket.socket] | None = None,
+                tls: ssl.SSLContext | None = None) -> None:
     """Listen until SIGINT or SIGTERM, then close the gateway.
 
     Logs the URLs really served: the websocket (with the real port when
     ``port`` is 0), the explorer and the gateway's `Gateway.pages`. With
     ``metrics_sockets`` (``--metrics-port``), ``/metrics`` is served there
-    (with the probes) rather than beside the websocket.
+    (with the probes) rather than beside the websocket. With ``tls``
+    (``--certfile``), the websocket's port speaks TLS only: ``wss://`` and
+    ``https://`` (the metrics port stays plain HTTP).
     """
     app = make_app(gateway, path, metrics=False if metrics_sockets is not None else None)
     if sockets is None:
         sockets = bind(host, port)
-    server = gateway.http_server(app)
+    server = gateway.http_server(app) if tls is None else gateway.http_server(app, ssl_options=tls)
     server.add_sockets(sockets)
     servers: list[tornado.httpserver.HTTPServer] = [server]
     if metrics_sockets is not None:
         servers.append(tornado.httpserver.HTTPServer(tornado.web.Application(gateway.metrics_routes())))
         servers[-1].add_sockets(metrics_sockets)
     origin = f"{_url_host(host or '0.0.0.0')}:{sockets[0].getsockname()[1]}"
-    logger.info("drizzle_gateway listening on ws://%s%s", origin, path)
+    secure = "s" if tls is not None else ""
+    logger.info("drizzle_gateway listening on ws%s://%s%s", secure, origin, path)
     if gateway.explorer:
-        logger.info("explorer at http://%s/_explorer", origin)
+        logger.info("explorer at http%s://%s/_explorer", secure, origin)
     for page in gateway.pages:
-        logger.info("page at http://%s%s", origin, page)
+        logger.info("page at http%s://%s%s", secure, origin, page)
     if metrics_sockets is not None:
         logger.info("metrics at http://%s:%d/metrics", _url_host(host or "0.0.0.0"),
                     metrics_sockets[0].getsockname()[1])
@@ -250,6 +272,15 @@ def log_level(value: str) -> str:
     return level
 
 
+def trusted_proxy(value: str) -> str:
+    """``--trusted-proxy``: an IP address or a network (``10.0.0.0/8``)."""
+    try:
+        parse_network(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
 def redis_url(value: str) -> str:
     """``--redis``: a redis-py URL (``redis://``, ``rediss://`` or ``unix://``)."""
     if urlsplit(value).scheme not in REDIS_SCHEMES:
@@ -275,6 +306,18 @@ def make_parser() -> argparse.ArgumentParser:
                            help="URL path of the websocket (default: %(default)s)")
     serve_cmd.add_argument("--log-level", type=log_level, default="INFO", metavar="LEVEL",
                            help=f"{', '.join(LOG_LEVELS)} (default: %(default)s)")
+    serve_cmd.add_argument("--log-format", choices=log_format.FORMATS, default="text",
+                           help="text lines, or json: one JSON object per line (default: %(default)s)")
+    serve_cmd.add_argument("--certfile", metavar="FILE", default=None,
+                           help="serve TLS (wss://, https://) with this PEM certificate chain (default: off)")
+    serve_cmd.add_argument("--keyfile", metavar="FILE", default=None,
+                           help="with --certfile: its PEM private key (default: in the certificate file)")
+    serve_cmd.add_argument("--trusted-proxy", metavar="ADDR_OR_CIDR", type=trusted_proxy, action="append",
+                           default=[], help="a reverse proxy whose forwarded header names the client (repeatable), "
+                                            "e.g. 127.0.0.1 or 10.0.0.0/8 (default: none, the gateway's own)")
+    serve_cmd.add_argument("--forwarded-header", choices=HEADERS, default=None,
+                           help="with --trusted-proxy: the header the proxies set (default: the gateway's, "
+                                "X-Forwarded-For unless it says otherwise)")
     serve_cmd.add_argument("--explorer", action=argparse.BooleanOptionalAction, default=True,
                            help="serve the schema explorer page at /_explorer (default: on)")
     serve_cmd.add_argument("--redis", metavar="URL", type=redis_url, default=None,
@@ -368,9 +411,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "codegen":
         _codegen_ts(args)
         return
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_format.configure(args.log_level, args.log_format)
+    if args.keyfile is not None and args.certfile is None:
+        fail("--keyfile needs --certfile (the certificate it is the key of)")
+    tls = tls_context(args.certfile, args.keyfile) if args.certfile is not None else None
     gateway = load_gateway(args.target)
     gateway.explorer = args.explorer
+    if args.trusted_proxy or args.forwarded_header is not None:
+        kept = gateway.trusted_proxies  # what the command line does not say stays as the gateway has it
+        gateway.trusted_proxies = TrustedProxies(args.trusted_proxy or kept.networks,
+                                                 args.forwarded_header or kept.header)
     if args.redis:
         try:
             from .brokers.redis.broker import RedisBroker
@@ -382,7 +432,7 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"--metrics-port: {args.target} was built with metrics=False; there are no metrics to serve")
     sockets = bind(args.host, args.port)
     metrics_sockets = bind(args.host, args.metrics_port) if args.metrics_port is not None else None
-    asyncio.run(serve(gateway, args.host, args.port, args.path, sockets, metrics_sockets))
+    asyncio.run(serve(gateway, args.host, args.port, args.path, sockets, metrics_sockets, tls))
 
 
 if __name__ == "__main__":

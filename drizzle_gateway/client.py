@@ -52,6 +52,7 @@ import itertools
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from ssl import SSLContext
 from typing import Any
 
 from tornado.httpclient import HTTPRequest
@@ -506,6 +507,10 @@ class Client(BaseClient):
     ``refresh_ahead`` seconds before each expiry the gateway announces
     (halfway, for shorter-lived tokens). ``headers`` go with the handshake
     (``Authorization``, cookies).
+
+    A ``wss://`` URL speaks TLS, checking the server's certificate against
+    the system's authorities, or as ``ssl`` (an `ssl.SSLContext`) says: e.g.
+    ``ssl.create_default_context(cafile="ca.pem")`` for a private authority.
     """
 
     def __init__(
@@ -519,17 +524,19 @@ class Client(BaseClient):
         token: str | None = None,
         get_token: GetToken | None = None,
         refresh_ahead: float = 30.0,
+        ssl: SSLContext | None = None,
     ) -> None:
         super().__init__(timeout=timeout, retries=retries, max_retry_delay=max_retry_delay, token=token,
                          get_token=get_token, refresh_ahead=refresh_ahead)
         self.url = url
         self.headers = headers or {}
+        self.ssl = ssl
         self._ws: WebSocketClientConnection | None = None
         self._reader: asyncio.Task | None = None
 
     async def connect(self) -> Client:
         """Open the websocket, and authenticate with the client's token if it has one."""
-        request = HTTPRequest(self.url, headers=self.headers)
+        request = HTTPRequest(self.url, headers=self.headers, ssl_options=self.ssl)
         self._ws = await websocket_connect(request, subprotocols=[SUBPROTOCOL])
         self._started()
         self._reader = asyncio.ensure_future(self._read())

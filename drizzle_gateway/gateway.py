@@ -24,6 +24,7 @@ from .runtime.hub import Hub
 from .runtime.limits import Limits
 from .transport import redaction
 from .transport.browser_routes import browser_routes
+from .transport.client_address import X_FORWARDED_FOR, TrustedProxies
 from .transport.connection import Connection
 from .transport.handshake import HandshakePolicy
 from .transport.observability import health_routes, metrics_routes
@@ -72,6 +73,13 @@ class Gateway:
     the ``/healthz`` and ``/readyz`` probes
     (`drizzle_gateway.transport.observability`).
 
+    Behind a reverse proxy, ``trusted_proxies`` lists the proxies'
+    addresses or networks (``["10.0.0.0/8"]``): from those peers only, the
+    client's address is read from ``forwarded_header`` (``X-Forwarded-For``,
+    or ``Forwarded``), rightmost hop first, skipping trusted hops; the
+    authentication throttle and the log lines use it (see
+    `drizzle_gateway.transport.client_address`).
+
     Every gateway keeps credentials out of the log lines it causes (see
     `drizzle_gateway.transport.redaction`).
     """
@@ -95,6 +103,8 @@ class Gateway:
         public_schema: bool = False,
         auth_throttle: AuthThrottle | bool | None = None,
         metrics: bool = True,
+        trusted_proxies: Iterable[str] = (),
+        forwarded_header: str = X_FORWARDED_FOR,
     ) -> None:
         self.title = title
         self.metrics = metrics
@@ -111,6 +121,7 @@ class Gateway:
         self._protocol = protocol or Dialect()
         self._broker: Broker = broker if broker is not None else MemoryBroker()
         self.handshake = HandshakePolicy(allowed_origins, allowed_hosts)
+        self.trusted_proxies = TrustedProxies(trusted_proxies, forwarded_header)
         redaction.install()
         self.state: dict[str, Any] = {}
         self.resources: dict[str, type[Resource]] = {}
@@ -358,8 +369,10 @@ class Gateway:
     def http_server(self, app: Application | None = None, path: str = "/ws", **options: Any) -> HTTPServer:
         """An HTTP server for ``app`` (default: one serving `routes` at ``path``) with `server_options`.
 
-        ``options`` go to Tornado's ``HTTPServer`` (``xheaders=True`` behind a
-        proxy) and win over `server_options`. The server pauses accepting
+        ``options`` go to Tornado's ``HTTPServer`` (``ssl_options`` for TLS)
+        and win over `server_options`. Behind a reverse proxy, give the
+        gateway ``trusted_proxies`` rather than ``xheaders=True``, which
+        believes any peer's headers. The server pauses accepting
         rather than spinning when out of file descriptors (`drizzle_gateway.transport.server`).
         Start it with ``server.listen(port)`` or ``server.add_sockets(...)``.
         """

@@ -51,6 +51,7 @@ class _InProcess:
     def __init__(self, client: TestClient, request: HTTPServerRequest) -> None:
         self.client = client
         self.request = request
+        self.address: str = request.remote_ip or ""
         self.session: Session | None = None
         self.state = PeerState.CONNECTING
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,9 +18,13 @@ from examples.chat.app import make_gateway as make_chat_gateway
 from examples.todo.app import make_gateway as make_todo_gateway
 from tests.support.browser import ARTIFACTS, BLANK_ROUTE, GatewayProcess, ServerThread, chromium
 from tests.support.gateways import rebuilt
+from tests.support.ports import free_port, wait_for_port
 from tests.support.serve_app import make_gateway as make_test_gateway
+from tests.support.tls import self_signed
 
 TIMEOUT_MS = 15000
+ROOT = Path(__file__).resolve().parent.parent
+COMMAND = str(Path(sys.executable).with_name("drizzle-gateway"))
 
 
 @pytest.fixture(scope="module")
@@ -351,3 +358,29 @@ def test_heartbeat_notices_a_frozen_server_and_reconnects_when_it_thaws(open_pag
         page.wait_for_function("seen.includes('thawed')")
     finally:
         server.stop()
+
+
+def test_a_page_served_over_https_connects_over_wss_from_a_path(browser, tmp_path):
+    """drizzle.js given "/ws" on an https page opens wss:// (Chromium told to accept the self-signed certificate)."""
+    cert, key = self_signed(tmp_path)
+    port = free_port()
+    proc = subprocess.Popen([COMMAND, "serve", "examples.chat.app:gateway", "--port", str(port),
+                             "--certfile", str(cert), "--keyfile", str(key)], cwd=ROOT, stderr=subprocess.DEVNULL)
+    context = browser.new_context(ignore_https_errors=True)
+    try:
+        wait_for_port(port, timeout=20, process=proc)
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.new_page()
+        page.goto(f"https://127.0.0.1:{port}/")
+        url, pong = page.evaluate("""async () => {
+          const { Drizzle } = await import("/drizzle.js");
+          const dz = await Drizzle.connect("/ws");
+          const pong = await dz.ping();
+          dz.close();
+          return [dz.url, pong];
+        }""")
+        assert (url, pong) == (f"wss://127.0.0.1:{port}/ws", "pong")
+    finally:
+        context.close()
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0

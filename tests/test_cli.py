@@ -6,6 +6,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -16,10 +17,11 @@ from tornado.httpclient import AsyncHTTPClient
 
 import drizzle_gateway
 from drizzle_gateway import Gateway
-from drizzle_gateway.client import Client
-from tests.support.logged_lines import listening
+from drizzle_gateway.client import Client, RemoteError
+from tests.support.logged_lines import Lines, listening
 from tests.support.ports import free_port
 from tests.support.scrape import fetch
+from tests.support.tls import self_signed
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = str(Path(sys.executable).with_name("drizzle-gateway"))
@@ -70,6 +72,19 @@ MISTAKES = {
     "redis URL": (["serve", "examples.todo.app:gateway", "--redis", "localhost:6379"],
                   "argument --redis: must be a URL such as redis://"),
     "unknown command": (["run", "examples.todo.app:gateway"], "invalid choice: 'run'"),
+    "trusted proxy": (["serve", "examples.todo.app:gateway", "--trusted-proxy", "proxy.local"],
+                      "argument --trusted-proxy: a trusted proxy must be an IP address or a network such as "
+                      "10.0.0.0/8, got 'proxy.local'"),
+    "forwarded header": (["serve", "examples.todo.app:gateway", "--forwarded-header", "X-Real-IP"],
+                         "argument --forwarded-header: invalid choice: 'X-Real-IP'"),
+    "log format": (["serve", "examples.todo.app:gateway", "--log-format", "yaml"],
+                   "argument --log-format: invalid choice: 'yaml'"),
+    "key without certificate": (["serve", "examples.todo.app:gateway", "--keyfile", "key.pem"],
+                                "--keyfile needs --certfile"),
+    "missing certificate": (["serve", "examples.todo.app:gateway", "--certfile", "nowhere.pem"],
+                            "cannot read nowhere.pem: no such file (--certfile, --keyfile)"),
+    "not a certificate": (["serve", "examples.todo.app:gateway", "--certfile", "README.md"],
+                          "--certfile README.md and --keyfile README.md are not a PEM certificate chain"),
 }
 
 
@@ -228,3 +243,68 @@ async def test_serve_metrics_port_serves_the_metrics_apart_from_the_websocket():
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def serving(*args: str) -> subprocess.Popen:
+    """``drizzle-gateway serve ARGS`` as a subprocess of the project root, its stderr piped as text."""
+    return subprocess.Popen([COMMAND, "serve", *args], cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_serve_over_tls_logs_wss_urls_and_answers_a_client_that_trusts_its_certificate(tmp_path):
+    cert, key = self_signed(tmp_path)
+    port = free_port()
+    proc = serving("examples.todo.app:gateway", "--port", str(port), "--certfile", str(cert), "--keyfile", str(key))
+    try:
+        lines = listening(proc, 2)
+        assert lines[0].endswith(f"listening on wss://127.0.0.1:{port}/ws\n"), lines
+        assert lines[1].endswith(f"explorer at https://127.0.0.1:{port}/_explorer\n"), lines
+        trusting = ssl.create_default_context(cafile=str(cert))
+        async with Client(f"wss://127.0.0.1:{port}/ws", ssl=trusting) as client:
+            assert await client.call("todos", "create", {"title": "tls"}, fields=["title"]) == {"title": "tls"}
+        with pytest.raises(ssl.SSLCertVerificationError):  # the system's authorities do not know it
+            await Client(f"wss://127.0.0.1:{port}/ws", timeout=5).connect()
+        with pytest.raises(Exception):  # noqa: B017, PT011 - plain ws:// to a TLS port fails, however it fails
+            await Client(f"ws://127.0.0.1:{port}/ws", timeout=5).connect()
+        page = await AsyncHTTPClient().fetch(f"https://127.0.0.1:{port}/drizzle.js", ssl_options=trusting)
+        assert b"export class Drizzle" in page.body
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_serve_logs_one_json_object_a_line_naming_the_client_and_never_a_token():
+    port = free_port()
+    proc = serving("tests.support.proxied_app:make_gateway", "--port", str(port), "--log-format", "json",
+                   "--trusted-proxy", "127.0.0.1")
+    log = Lines(proc)
+    try:
+        log.wait(lambda line: "listening on" in line)
+        forwarded = {"X-Forwarded-For": "198.51.100.7"}
+        async with Client(f"ws://127.0.0.1:{port}/ws?token=ann-token", headers=forwarded) as ann:
+            with pytest.raises(RemoteError):
+                await ann.call("lab", "fail")
+        guess = Client(f"ws://127.0.0.1:{port}/ws?token=guess-s3cret", headers={"X-Forwarded-For": "198.51.100.8"})
+        async with guess:
+            with pytest.raises(RemoteError, match="UNAUTHENTICATED"):
+                await guess.request({"action": "__auth__", "data": {"token": "second-s3cret"}})
+        log.wait(lambda line: "failed" in line)
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+    lines = log.until_end()
+    entries = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert all(set(entry) >= {"time", "level", "logger", "message"} for entry in entries)
+    assert entries[0]["message"] == f"drizzle_gateway listening on ws://127.0.0.1:{port}/ws"
+    assert entries[0]["time"].endswith("Z") and "client" not in entries[0]
+    [failure] = [entry for entry in entries if "failed" in entry["message"]]
+    assert (failure["level"], failure["logger"], failure["client"], failure["user"]) == (
+        "ERROR", "drizzle_gateway", "198.51.100.7", "ann")
+    assert failure["exc_info"].startswith("Traceback") and "RuntimeError" in failure["exc_info"]
+    access = {entry["client"]: entry["message"] for entry in entries if entry["logger"] == "tornado.access"}
+    assert access.keys() == {"198.51.100.7", "198.51.100.8"}
+    assert "GET /ws?token=[redacted] (198.51.100.8)" in access["198.51.100.8"]
+    text = "\n".join(lines)
+    assert "ann-token" not in text and "s3cret" not in text

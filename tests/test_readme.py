@@ -15,6 +15,7 @@ import tornado.web
 from drizzle_gateway.client import Client
 from tests.support.logged_lines import listening
 from tests.support.ports import free_port
+from tests.support.tls import self_signed
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -130,3 +131,27 @@ def test_the_custom_field_example_describes_itself_as_it_says(capsys):
     printed = capsys.readouterr().out.splitlines()
     said = [line.split("# ", 1)[1] for line in code.splitlines() if line.startswith("print(")]
     assert printed == said and len(said) == 2
+
+
+def test_the_tls_client_snippet_connects_to_a_gateway_with_a_private_certificate(tmp_path):
+    cert, key = self_signed(tmp_path)
+    (tmp_path / "ca.pem").write_bytes(cert.read_bytes())
+    port = free_port()
+    server = subprocess.Popen([COMMAND, "serve", "examples.chat.app:gateway", "--port", str(port),
+                               "--certfile", str(cert), "--keyfile", str(key)], cwd=ROOT,
+                              stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert f"listening on wss://127.0.0.1:{port}/ws" in listening(server, 1)[0]
+        text = README.read_text()
+        snippet = re.search(r"```python\n(.*?)```", text[text.index("### TLS"):], re.S).group(1)
+        # the one change: the example's host and port (placeholder) become the test server's
+        assert snippet.count("gateway.example:8888") == 1
+        script = tmp_path / "tls_client.py"
+        script.write_text(snippet.replace("gateway.example:8888", f"127.0.0.1:{port}")
+                          + "\n\nimport asyncio\n\nasyncio.run(main())\n")
+        result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
+                                timeout=60)
+        assert (result.returncode, result.stdout) == (0, "pong\n"), result.stderr
+    finally:
+        server.terminate()
+        assert server.wait(timeout=10) == 0

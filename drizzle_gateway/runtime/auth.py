@@ -37,6 +37,14 @@ class Credentials:
 
     request: HTTPServerRequest
     token: str | None = None
+    address: str | None = None
+    """The client's address as the transport found it (behind trusted proxies, the one they
+    forwarded); None: the handshake's ``remote_ip``."""
+
+    @property
+    def client_address(self) -> str:
+        """The address failed attempts are counted against: ``address``, else ``request.remote_ip``."""
+        return self.address if self.address is not None else (self.request.remote_ip or "")
 
     @property
     def headers(self) -> Any:
@@ -119,8 +127,10 @@ class AuthThrottle:
     full again are forgotten first. ``clock`` gives the time in seconds
     (``time.monotonic``).
 
-    The address is Tornado's ``request.remote_ip``: behind a reverse proxy,
-    serve with ``xheaders=True`` so it is the client's, not the proxy's.
+    The address is the credentials' `Credentials.client_address`: the
+    connection's, which behind a reverse proxy is the client's only when the
+    gateway trusts that proxy (``Gateway(trusted_proxies=[...])``, see
+    `drizzle_gateway.transport.client_address`).
     """
 
     def __init__(self, rate: float = 0.2, burst: int = 10, max_addresses: int = 100_000,
@@ -175,7 +185,7 @@ class AuthThrottle:
         """
         if not presents_credentials(credentials):
             return await identify(authenticate, credentials)
-        address = credentials.request.remote_ip or ""
+        address = credentials.client_address
         wait = self.take(address)
         if wait:
             raise ActionError(ErrorCode.RATE_LIMITED, "too many failed authentication attempts from this address",

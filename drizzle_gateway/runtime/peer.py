@@ -31,6 +31,9 @@ class Peer(Protocol):
     request: HTTPServerRequest
     """The handshake (what ``authenticate`` sees)."""
 
+    address: str
+    """The client's address, as the transport found it (behind trusted proxies, the one they forwarded)."""
+
     @property
     def state(self) -> PeerState:
         """Where the peer is in its life."""

@@ -249,7 +249,7 @@ class Session:
         FORBIDDEN. A refused refresh changes nothing: the connection keeps
         its identity until that expires.
         """
-        credentials = Credentials(self.peer.request, token)
+        credentials = Credentials(self.peer.request, token, self.peer.address)
         try:
             identity = await self.hub.identify(credentials)
         except ActionError as exc:

@@ -59,6 +59,13 @@ export interface BackoffOptions {
 /** The delay in ms before reconnect attempt number `attempt` (0 for the first retry). */
 export declare function backoffDelay(attempt: number, options?: BackoffOptions, random?: () => number): number;
 
+/**
+ * The websocket URL a client opens for `url`: `ws://` and `wss://` URLs as they are; a path
+ * ("/ws") or an `http(s)://` URL resolved against `base` (the page's address), http becoming
+ * ws and https becoming wss.
+ */
+export declare function resolveWebsocketUrl(url: string, base?: string): string;
+
 export interface Timers {
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;

@@ -130,6 +130,22 @@ export function backoffDelay(attempt, options = {}, random = Math.random) {
 }
 
 /**
+ * The websocket URL a client opens for `url`: a `ws://` or `wss://` URL as it is; a path
+ * ("/ws") or an `http(s)://` URL resolved against `base`, the page's address, with http
+ * becoming ws and https becoming wss, so that a page served over https connects over TLS.
+ * @param {string} url
+ * @param {string} [base] the page's address (`location.href` in a browser)
+ * @returns {string}
+ */
+export function resolveWebsocketUrl(url, base = globalThis.location?.href) {
+  if (/^wss?:\/\//i.test(url)) return url;
+  const resolved = base === undefined ? new URL(url) : new URL(url, base);
+  if (resolved.protocol === "http:") resolved.protocol = "ws:";
+  else if (resolved.protocol === "https:") resolved.protocol = "wss:";
+  return resolved.href;
+}
+
+/**
  * @typedef {Object} Timers
  * @property {(fn: () => void, ms: number) => *} setTimeout
  * @property {(handle: *) => void} clearTimeout
@@ -504,7 +520,7 @@ export class Drizzle {
   /**
    * Open a connection and resolve once it is ready (authenticated, when a token is given).
    * Rejects when the first attempt fails; later drops are repaired by reconnecting.
-   * @param {string} url e.g. "ws://localhost:8888/ws"
+   * @param {string} url e.g. "wss://example.com/ws", or "/ws" on a page (see `resolveWebsocketUrl`)
    * @param {ConnectOptions} [options]
    * @returns {Promise<Drizzle>}
    */
@@ -519,7 +535,7 @@ export class Drizzle {
    * @param {ConnectOptions} [options]
    */
   constructor(url, options = {}) {
-    this.url = url;
+    this.url = resolveWebsocketUrl(url);
     this.options = options ?? {};
     this.timeout = this.options.timeout ?? 10000;
     this.WebSocket = this.options.WebSocket ?? globalThis.WebSocket;

@@ -17,6 +17,8 @@ from ..runtime.session import Session
 from ..wire.dialect import SUBPROTOCOL, CloseCode, Dialect
 from ..wire.errors import ActionError, ErrorCode
 from ..wire.frame import Frame
+from . import log_context
+from .client_address import TrustedProxies
 from .frame_reader import ChunkReader, next_turn
 from .handshake import HandshakePolicy
 from .outbox import Outbox
@@ -35,6 +37,10 @@ class Served(Protocol):
     @property
     def handshake(self) -> HandshakePolicy:
         """Which hosts and origins may connect."""
+
+    @property
+    def trusted_proxies(self) -> TrustedProxies:
+        """Which direct peers may say who the client is (see `drizzle_gateway.transport.client_address`)."""
 
 
 class HeldReadProtocol(ChunkReader):
@@ -76,6 +82,12 @@ class Connection(WebSocketHandler):
     The session holds what the connection has (user, subscriptions, running
     requests); this class only speaks Tornado. Frames go out in order
     through an `Outbox` that watches for a peer that stops reading.
+
+    ``address`` is the client's address: the socket's peer, or behind a
+    trusted proxy the address it forwarded (`TrustedProxies`). The
+    handshake's ``request.remote_ip`` is set to it too, so Tornado's access
+    line and the ``authenticate`` hook see the client rather than the proxy.
+    Log lines written while the connection runs name it (`log_context`).
     """
 
     gateway: Served
@@ -84,6 +96,8 @@ class Connection(WebSocketHandler):
     def initialize(self, gateway: Served, protocol: Dialect | None = None) -> None:
         self.gateway = gateway
         self.hub = gateway.hub
+        self.address = gateway.trusted_proxies.client_address(self.request)
+        self.request.remote_ip = self.address
         self.state = PeerState.CONNECTING
         self.session = Session(self.hub, self, protocol)
         self.outbox: Outbox | None = None
@@ -143,6 +157,7 @@ class Connection(WebSocketHandler):
         ``authenticate`` hook runs; an address that failed authentication
         too often gets 429 with ``Retry-After``.
         """
+        log_context.bind(self)
         if not self.gateway.handshake.allows_host(self.request):
             self.set_status(400)
             self.finish("Host not allowed")

@@ -40,6 +40,7 @@ from tornado.websocket import WebSocketClosedError
 from ..runtime.flusher import Flusher
 from ..wire.dialect import CloseCode
 from ..wire.frame import Frame, text_frame
+from .log_context import user_label
 from .tornado_internals import is_compressed, write_buffer_size
 
 if TYPE_CHECKING:
@@ -260,7 +261,9 @@ class Outbox:
 
     def overflow(self, why: str = "stopped reading") -> None:
         """Drop the queue and close the connection as a slow consumer (``why`` goes to the log)."""
-        logger.warning("closing a slow consumer (%s): %s", self.handler.request.remote_ip, why)
+        address = self.handler.request.remote_ip  # the client's, behind a trusted proxy too (`Connection`)
+        logger.warning("closing a slow consumer (%s): %s", address, why,  # maybe in another connection's context
+                       extra={"client": address, "user": user_label(getattr(self.handler, "user", None))})
         self.drop()
         try:
             self.handler.close(CloseCode.SLOW_CONSUMER, "slow consumer: cannot keep up")

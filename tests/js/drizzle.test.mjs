@@ -10,6 +10,7 @@ import {
   DrizzleError,
   Heartbeat,
   RequestTracker,
+  resolveWebsocketUrl,
   shouldReconnect,
 } from "../../drizzle_gateway/static/drizzle.js";
 import { FakeServer, FakeTime, settle } from "./fakes.mjs";
@@ -33,6 +34,33 @@ describe("backoffDelay", () => {
     const delays = Array.from({ length: 200 }, () => backoffDelay(4, { initial: 500, max: 30000 }));
     for (const delay of delays) assert.ok(delay >= 4000 && delay <= 8000, String(delay));
     assert.ok(new Set(delays).size > 100);
+  });
+});
+
+describe("resolveWebsocketUrl", () => {
+  test("ws:// and wss:// URLs are kept as they are", () => {
+    assert.equal(resolveWebsocketUrl("ws://127.0.0.1:8888/ws", "https://example.com/"), "ws://127.0.0.1:8888/ws");
+    assert.equal(resolveWebsocketUrl("WSS://example.com", "http://example.com/"), "WSS://example.com");
+  });
+
+  test("a path follows the page's scheme: https pages connect over wss", () => {
+    assert.equal(resolveWebsocketUrl("/ws", "https://example.com/app/page?x=1"), "wss://example.com/ws");
+    assert.equal(resolveWebsocketUrl("/ws", "http://127.0.0.1:8888/"), "ws://127.0.0.1:8888/ws");
+    assert.equal(resolveWebsocketUrl("ws", "https://example.com/prefix/"), "wss://example.com/prefix/ws");
+    assert.equal(resolveWebsocketUrl("https://example.com:8443/ws"), "wss://example.com:8443/ws");
+  });
+
+  test("the page's address is the default base, and a path without a page is an error", () => {
+    const saved = Object.getOwnPropertyDescriptor(globalThis, "location");
+    try {
+      Object.defineProperty(globalThis, "location", { value: { href: "https://example.com/" }, configurable: true });
+      assert.equal(resolveWebsocketUrl("/ws"), "wss://example.com/ws");
+      assert.equal(new Drizzle("/ws", { WebSocket: class {} }).url, "wss://example.com/ws");
+    } finally {
+      if (saved) Object.defineProperty(globalThis, "location", saved);
+      else delete globalThis.location;
+    }
+    assert.throws(() => resolveWebsocketUrl("/ws"), TypeError);
   });
 });
 

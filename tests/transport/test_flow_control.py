@@ -290,7 +290,7 @@ async def test_a_new_stalled_reader_every_second_does_not_stall_the_channel(gate
 @pytest.mark.gen_test(timeout=40)
 @pytest.mark.gateway_options(limits=HELD)
 async def test_a_reader_that_reads_but_stays_behind_is_closed_after_send_timeout(gateway, ws_url, http_port,
-                                                                                 slow_consumer_warnings):
+                                                                                 slow_consumer_warnings, caplog):
     limits = HELD
     slow, outbox = await subscribed_stalled(gateway, http_port)
     slow.rate = SLOW_LINK
@@ -307,5 +307,7 @@ async def test_a_reader_that_reads_but_stays_behind_is_closed_after_send_timeout
     assert watch.closed_at is not None, "a reader that stays behind was never closed"
     assert watch.congested_at is not None and watch.closed_at - watch.congested_at <= limits.send_timeout + SLACK
     assert slow_consumer_warnings() == [f"closing a slow consumer (127.0.0.1): congested for {limits.send_timeout}s"]
+    # logged from a timer, outside the connection's context: the record names its client itself
+    assert [record.client for record in caplog.records if "slow consumer" in record.getMessage()] == ["127.0.0.1"]
     slow.rate = None
     assert await asyncio.wait_for(slow_reading, 10) == CloseCode.SLOW_CONSUMER
