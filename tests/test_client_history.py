@@ -171,3 +171,18 @@ async def test_an_offset_jump_past_the_history_is_surfaced_as_a_gap(gateway, con
     assert events[0].gap == Gap(epoch, 3, 4) and events[0].data is None
     assert [(e.offset, e.data) for e in events[1:]] == [(n, {"seq": n}) for n in (5, 6, 7, 8, 9)]
     await assert_no_event(client)
+
+
+@pytest.mark.gen_test
+async def test_reconnect_to_another_url_recovers_since_the_position(gateway, connect, ws_url):
+    client = await connect()
+    client.url = ws_url.replace("127.0.0.1", "localhost")  # the same server under another name
+    await client.subscribe("feed.lobby", ["seq"])
+    await publish(gateway, [1])
+    assert await offsets(client, 1) == [1]
+    await drop(client)
+    await publish(gateway, [2, 3])
+    replies = await client.reconnect(url=ws_url)
+    assert client.url == ws_url
+    assert replies["feed.lobby"]["recovered"] is True
+    assert await offsets(client, 2) == [2, 3]

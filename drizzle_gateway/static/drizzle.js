@@ -34,6 +34,7 @@ export const CloseCode = Object.freeze({
   ABNORMAL: 1006,
   MESSAGE_TOO_BIG: 1009,
   INTERNAL_ERROR: 1011,
+  SERVICE_RESTART: 1012,
   UNAUTHENTICATED: 4001,
   SLOW_CONSUMER: 4008,
 });
@@ -78,7 +79,8 @@ const FINAL_CLOSE_CODES = new Set([
 
 /**
  * Whether to reconnect after the socket closed with `code`.
- * 1000, 1009 and 4001 are final; 1001, 1011, 4008, 1006 (dropped) and others are not.
+ * 1000, 1009 and 4001 are final; 1001, 1011, 1012 (the server drained for a restart), 4008,
+ * 1006 (dropped) and others are not.
  * @param {number} code
  * @returns {boolean}
  */
