@@ -5,11 +5,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from drizzle_gateway import Gateway, Limits, Topic
+from drizzle_gateway import Gateway, Limits, Resource, Topic, action
 from examples.todo.app import make_gateway as make_todo_gateway
 from tests.support.gateways import rebuilt
 from tests.support.resources import TEST_RESOURCES, TEST_TOPICS, Author, Message
@@ -69,4 +70,27 @@ def make_history_gateway() -> Gateway:
     gateway = make_unthrottled_gateway()
     gateway.add_topic(Topic("feed.{room}", Message, history=1000, client_publish=True))
     gateway.add_topic(Topic("short.{room}", Message, history=100, client_publish=True))
+    return gateway
+
+
+class Whoami(Resource):
+    """Which process answered: the tests of ``serve --workers`` and of draining tell workers apart with it."""
+
+    name = "whoami"
+
+    @action()
+    def pid(self, data: Any) -> dict[str, int]:
+        """The answering process's id."""
+        return {"pid": os.getpid()}
+
+
+RELAY_HISTORY = 5000
+"""Events ``relay.{room}`` keeps: a rolling restart's reconnects stay well within it."""
+
+
+def make_worker_gateway() -> Gateway:
+    """`make_unthrottled_gateway` plus ``whoami`` and ``relay.{room}``, a client-published topic with history."""
+    gateway = make_unthrottled_gateway()
+    gateway.add_resource(Whoami)
+    gateway.add_topic(Topic("relay.{room}", Message, history=RELAY_HISTORY, client_publish=True))
     return gateway
