@@ -70,6 +70,9 @@ MISTAKES = {
     "redis URL": (["serve", "examples.todo.app:gateway", "--redis", "localhost:6379"],
                   "argument --redis: must be a URL such as redis://"),
     "unknown command": (["run", "examples.todo.app:gateway"], "invalid choice: 'run'"),
+    "no workers": (["serve", "examples.todo.app:gateway", "--workers", "0"], "argument --workers: must be at least 1"),
+    "workers not a number": (["serve", "examples.todo.app:gateway", "--workers", "many"],
+                             "argument --workers: must be a number of processes or auto"),
 }
 
 
@@ -77,6 +80,14 @@ MISTAKES = {
 def test_user_mistakes_are_one_clear_line_and_a_failure(mistake):
     args, expected = MISTAKES[mistake]
     assert expected in one_line_error(run(*args))
+
+
+def test_workers_without_redis_are_refused_with_the_reason_like_any_argument_error():
+    result = run("serve", "examples.todo.app:gateway", "--workers", "2")
+    line = one_line_error(result)
+    assert result.returncode == 2
+    assert line.startswith("drizzle-gateway: error: --workers 2 needs --redis URL: each worker is a process")
+    assert "only Redis carries a publish from one worker to the subscribers of another" in line
 
 
 def test_a_port_in_use_is_one_clear_line():

@@ -34,8 +34,11 @@ class Supervised:
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         for stream in (self.process.stdout, self.process.stderr):
-            threading.Thread(target=lambda s=stream: [self.lines.put(line.rstrip("\n")) for line in iter(s.readline, "")],
-                             daemon=True).start()
+            threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream) -> None:
+        for line in iter(stream.readline, ""):
+            self.lines.put(line.rstrip("\n"))
 
     def expect(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
         """The next line matching ``pattern`` (lines before it are kept in ``seen``); fails after ``timeout``."""
