@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import re
-import signal
 import socket
 import ssl
 import sys
@@ -26,16 +25,15 @@ import traceback
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-import tornado.httpserver
 import tornado.netutil
-import tornado.web
 
 from . import __version__
+from .brokers.base import Broker
 from .contract.resources import Resource
 from .gateway import Gateway
+from .serving import serve, serve_workers
 from .transport import log_format
 from .transport.client_address import HEADERS, TrustedProxies, parse_network
-from .transport.server import RESERVED_DESCRIPTORS, raise_descriptor_limit
 from .wire.codec import encode
 
 logger = logging.getLogger("drizzle_gateway")
@@ -151,11 +149,6 @@ def _as_gateway(value: Any, target: str) -> Gateway:
 # -- serving --------------------------------------------------------------------
 
 
-def make_app(gateway: Gateway, path: str = "/ws", metrics: bool | None = None) -> tornado.web.Application:
-    """A Tornado application serving ``gateway`` at ``path`` (``metrics``: `Gateway.routes`'s)."""
-    return tornado.web.Application(gateway.routes(path, metrics=metrics))
-
-
 def bind(host: str, port: int) -> list[socket.socket]:
     """Listening sockets for ``host``:``port``; a clear error when they cannot be had."""
     try:
@@ -175,10 +168,6 @@ def bind(host: str, port: int) -> list[socket.socket]:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
 def tls_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
     """A server TLS context with ``certfile``'s certificate chain and ``keyfile``'s key (else certfile's)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -192,51 +181,6 @@ def tls_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
     except OSError as exc:
         fail(f"cannot read the certificate or key: {exc.strerror or exc} (--certfile, --keyfile)")
     return context
-
-
-async def serve(gateway: Gateway, host: str, port: int, path: str,
-                sockets: list[socket.socket] | None = None,
-                metrics_sockets: list[socket.socket] | None = None,
-                tls: ssl.SSLContext | None = None) -> None:
-    """Listen until SIGINT or SIGTERM, then close the gateway.
-
-    Logs the URLs really served: the websocket (with the real port when
-    ``port`` is 0), the explorer and the gateway's `Gateway.pages`. With
-    ``metrics_sockets`` (``--metrics-port``), ``/metrics`` is served there
-    (with the probes) rather than beside the websocket. With ``tls``
-    (``--certfile``), the websocket's port speaks TLS only: ``wss://`` and
-    ``https://`` (the metrics port stays plain HTTP).
-    """
-    app = make_app(gateway, path, metrics=False if metrics_sockets is not None else None)
-    if sockets is None:
-        sockets = bind(host, port)
-    server = gateway.http_server(app) if tls is None else gateway.http_server(app, ssl_options=tls)
-    server.add_sockets(sockets)
-    servers: list[tornado.httpserver.HTTPServer] = [server]
-    if metrics_sockets is not None:
-        servers.append(tornado.httpserver.HTTPServer(tornado.web.Application(gateway.metrics_routes())))
-        servers[-1].add_sockets(metrics_sockets)
-    origin = f"{_url_host(host or '0.0.0.0')}:{sockets[0].getsockname()[1]}"
-    secure = "s" if tls is not None else ""
-    logger.info("drizzle_gateway listening on ws%s://%s%s", secure, origin, path)
-    if gateway.explorer:
-        logger.info("explorer at http%s://%s/_explorer", secure, origin)
-    for page in gateway.pages:
-        logger.info("page at http%s://%s%s", secure, origin, page)
-    if metrics_sockets is not None:
-        logger.info("metrics at http://%s:%d/metrics", _url_host(host or "0.0.0.0"),
-                    metrics_sockets[0].getsockname()[1])
-    files = raise_descriptor_limit()
-    logger.info("open-files limit %d: room for about %d connections", files, max(0, files - RESERVED_DESCRIPTORS))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    logger.info("shutting down")
-    for each in servers:
-        each.stop()
-    await gateway.close()
 
 
 # -- arguments ------------------------------------------------------------------
@@ -288,6 +232,19 @@ def redis_url(value: str) -> str:
     return value
 
 
+def worker_count(value: str) -> int:
+    """``--workers``: a number of processes from 1, or ``auto`` (one per CPU core)."""
+    if value.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of processes or auto, got {value!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {count}")
+    return count
+
+
 def make_parser() -> argparse.ArgumentParser:
     """The command's argument parser."""
     parser = Parser(prog=PROG, description="Serve a drizzle_gateway Gateway over websocket, or print its "
@@ -296,7 +253,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{serve,schema,codegen}")
     serve_cmd = commands.add_parser("serve", help="serve a Gateway over websocket",
-                                    description="Serve a Gateway over websocket until SIGINT or SIGTERM.")
+                                    description="Serve a Gateway over websocket until SIGINT or SIGTERM, then "
+                                                "drain: stop accepting, let running requests finish, close the "
+                                                "websockets with 1012 (clients reconnect).")
     serve_cmd.add_argument("target", metavar="MODULE:ATTR", help="the Gateway, e.g. examples.chat.app:gateway")
     serve_cmd.add_argument("--host", default="127.0.0.1",
                            help="address to listen on; 0.0.0.0: every interface (default: %(default)s)")
@@ -327,7 +286,10 @@ def make_parser() -> argparse.ArgumentParser:
                            help="prefix of this app's Redis channel names (default: %(default)s)")
     serve_cmd.add_argument("--metrics-port", type=port_number, default=None, metavar="N",
                            help="serve /metrics (and /healthz, /readyz) on this port of --host instead of the "
-                                "websocket's (default: beside the websocket)")
+                                "websocket's; with --workers, worker i on N+i (default: beside the websocket)")
+    serve_cmd.add_argument("--workers", type=worker_count, default=1, metavar="N",
+                           help="processes sharing the port, restarted when they die; auto: one per CPU core; "
+                                "more than 1 needs --redis (default: %(default)s)")
     schema_cmd = commands.add_parser("schema", help="print the Gateway's __schema__ (or AsyncAPI document) as JSON",
                                      description="Print the Gateway's __schema__ document as JSON on stdout, or "
                                                  "the same contract as an AsyncAPI 3.0 document.")
@@ -397,7 +359,8 @@ def _codegen_ts(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``drizzle-gateway`` command."""
-    args = make_parser().parse_args(argv)
+    parser = make_parser()
+    args = parser.parse_args(argv)
 
     if args.command == "schema":
         gateway = load_gateway(args.target)
@@ -411,7 +374,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "codegen":
         _codegen_ts(args)
         return
-    log_format.configure(args.log_level, args.log_format)
+    if args.workers > 1 and not args.redis:
+        parser.error(f"--workers {args.workers} needs --redis URL: each worker is a process of its own, and only "
+                     f"Redis carries a publish from one worker to the subscribers of another")
+    log_format.configure(args.log_level, args.log_format, process=args.workers > 1)
     if args.keyfile is not None and args.certfile is None:
         fail("--keyfile needs --certfile (the certificate it is the key of)")
     tls = tls_context(args.certfile, args.keyfile) if args.certfile is not None else None
@@ -421,18 +387,34 @@ def main(argv: list[str] | None = None) -> None:
         kept = gateway.trusted_proxies  # what the command line does not say stays as the gateway has it
         gateway.trusted_proxies = TrustedProxies(args.trusted_proxy or kept.networks,
                                                  args.forwarded_header or kept.header)
+    make_broker = None
     if args.redis:
         try:
             from .brokers.redis.broker import RedisBroker
         except ImportError as exc:
             fail(f"--redis needs the redis package: pip install -e '.[redis]' in a checkout of drizzle_gateway, "
                  f"or pip install 'redis>=5.0.1' ({exc})")
-        gateway.use_broker(RedisBroker(args.redis, prefix=args.redis_prefix))
+
+        def make_broker() -> Broker:
+            return RedisBroker(args.redis, prefix=args.redis_prefix)
+
     if args.metrics_port is not None and not gateway.metrics:
         fail(f"--metrics-port: {args.target} was built with metrics=False; there are no metrics to serve")
+    if args.metrics_port is not None and args.metrics_port and args.metrics_port + args.workers - 1 > 65535:
+        fail(f"--metrics-port {args.metrics_port} with --workers {args.workers} needs ports up to "
+             f"{args.metrics_port + args.workers - 1}; pick a lower --metrics-port")
     sockets = bind(args.host, args.port)
-    metrics_sockets = bind(args.host, args.metrics_port) if args.metrics_port is not None else None
-    asyncio.run(serve(gateway, args.host, args.port, args.path, sockets, metrics_sockets, tls))
+    metrics_sockets = None
+    if args.metrics_port is not None:
+        metrics_sockets = [bind(args.host, args.metrics_port + index if args.metrics_port else 0)
+                           for index in range(args.workers)]
+    if args.workers > 1:
+        raise SystemExit(serve_workers(gateway, args.workers, args.host, args.path, sockets, metrics_sockets,
+                                       make_broker, tls=tls))
+    if make_broker is not None:
+        gateway.use_broker(make_broker())
+    asyncio.run(serve(gateway, args.host, args.path, sockets,
+                      metrics_sockets[0] if metrics_sockets is not None else None, tls=tls))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,21 @@ could all be recovered (``recovered: false``: reload your state)::
     replies = await client.reconnect()
     lost = [topic for topic, reply in replies.items() if reply.get("recovered") is False]
 
+When the server closes with a code after which reconnecting helps
+(`ConnectionClosed.should_reconnect`: 1001 and 1012 when an instance shuts
+down or drains for a deploy, 1006, 1011, 4008), wait `backoff_delay` first,
+so that the clients of a drained instance do not all arrive at once, and
+pass ``url`` to reconnect to another instance::
+
+    attempt = 0
+    while True:
+        await asyncio.sleep(backoff_delay(attempt))
+        try:
+            await client.reconnect(url=next_instance())
+            break
+        except OSError:
+            attempt += 1
+
 While subscribed, offsets the server cannot deliver arrive as an `Event`
 whose ``gap`` names them (a `Gap`: epoch, first and last offset), in their
 place; reload what they covered. Should an offset ever jump within one epoch
@@ -50,7 +65,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from ssl import SSLContext
 from typing import Any
@@ -88,6 +104,19 @@ class ConnectionClosed(Exception):
         """What the close-code table says: reconnect (with backoff) after this close?"""
         code = CloseCode.ABNORMAL if self.code is None else self.code
         return code in CloseCode.RECONNECT or self.reason == "ping timed out"
+
+
+def backoff_delay(attempt: int, *, initial: float = 0.5, maximum: float = 30.0, factor: float = 2.0,
+                  jitter: float = 0.5, uniform: Callable[[], float] = random.random) -> float:
+    """Seconds to wait before reconnect attempt number ``attempt`` (0 for the first), as drizzle.js waits.
+
+    The cap grows as ``initial * factor ** attempt`` up to ``maximum``; a
+    random share of it (``jitter``: 0 none, 1 all of it) is spread out, so
+    the many clients a drained instance closes at once do not all come back
+    at the same moment.
+    """
+    cap = min(maximum, initial * factor ** max(0, attempt))
+    return cap * (1 - jitter) + cap * jitter * uniform()
 
 
 def retry_delay(error: BaseException) -> float | None:
@@ -403,11 +432,14 @@ class BaseClient:
         self._log.forget(topic)
         return reply
 
-    async def reconnect(self) -> dict[str, Any]:
+    async def reconnect(self, url: str | None = None) -> dict[str, Any]:
         """Open a new socket (closing the old one) and subscribe again to every topic; their replies by topic.
 
         A client with ``token`` or ``get_token`` authenticates the new socket
         first (``get_token`` is asked for a fresh token); a refusal raises.
+
+        With ``url`` (`Client` only) the new socket goes there: another
+        instance, after the one it was on closed with 1001 or 1012.
 
         Topics with history are subscribed with ``since`` the last event
         delivered, so what was published meanwhile arrives first, without
@@ -418,6 +450,8 @@ class BaseClient:
         server refuses now is dropped, logged, and its reply is the
         `RemoteError`; the other topics are subscribed all the same.
         """
+        if url is not None:
+            self._move_to(url)
         await self.close()
         kept = [event for event in _drain(self._events) if event is not None]
         for event in kept:
@@ -459,6 +493,10 @@ class BaseClient:
         page = await self._request_retrying({"action": "__history__", "data": data})
         events = [Event(channel, event.get("data"), event["offset"], page["epoch"]) for event in page["events"]]
         return History(events, page["epoch"], page["offset"], page.get("recovered"))
+
+    def _move_to(self, url: str) -> None:
+        """Connect to ``url`` from now on."""
+        raise TypeError(f"{type(self).__name__} cannot reconnect to another URL")
 
     async def publish(self, topic: str, payload: Any) -> Any:
         """Publish to a topic that allows client publishing; never retried (raises `RemoteError`)."""
@@ -545,6 +583,9 @@ class Client(BaseClient):
 
     async def __aenter__(self) -> Client:
         return await self.connect()
+
+    def _move_to(self, url: str) -> None:
+        self.url = url
 
     async def close(self) -> None:
         """Close the websocket and stop reading; returns within ``timeout`` seconds whatever the server does."""

@@ -380,19 +380,21 @@ class Gateway:
             app = Application(self.routes(path))
         return HTTPServer(app, **{**self.server_options(), **options})
 
-    async def close(self, timeout: float | None = None) -> None:
+    async def close(self, timeout: float | None = None, *, restart: bool = False) -> None:
         """Shut down gracefully, then close the broker.
 
         New sockets are refused and new requests answered SHUTTING_DOWN;
         in-flight actions get up to ``timeout`` seconds (default
         ``limits.shutdown_timeout``) to finish and reply; then the rest are
-        cancelled and every socket is closed with 1001 (going away), which
-        tells clients to reconnect, to another instance if there is one.
+        cancelled and every socket is closed with 1001 (going away), or with
+        1012 (service restart) when ``restart`` (``drizzle-gateway serve``
+        on SIGTERM: a drain for a deploy). Both tell clients to reconnect, to
+        another instance if there is one.
         Finally the broker gets up to `hub.BROKER_CLOSE_WAIT` seconds to close,
         so the whole takes at most ``timeout`` + `hub.CLOSE_HANDSHAKE_WAIT` +
         `hub.BROKER_CLOSE_WAIT` seconds, whatever state the peers or the broker are in.
         """
-        await self.hub.close(self._limits.shutdown_timeout if timeout is None else timeout)
+        await self.hub.close(self._limits.shutdown_timeout if timeout is None else timeout, restart=restart)
 
 def _check_keeps_history(broker: Broker, topic: Topic) -> None:
     """Refuse a topic with history on a broker that cannot keep it."""

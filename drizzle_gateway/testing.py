@@ -147,7 +147,7 @@ class TestClient(BaseClient):
                     raise ConnectionClosed(None, f"HTTP 429: {exc.message}") from None
         if hub.closing:
             link.state = PeerState.CLOSED
-            raise ConnectionClosed(CloseCode.GOING_AWAY, "server shutting down")
+            raise ConnectionClosed(*hub.farewell)
         self._link, link.session, self._reading = link, session, None
         link.state = PeerState.OPEN
         self._started()

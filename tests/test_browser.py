@@ -242,7 +242,7 @@ def test_chat_refuses_a_too_long_message_and_nobody_sees_it(open_page):
         assert message_texts(carol) == ["short enough"]
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL], ids=["going-away-1001", "killed"])
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL], ids=["service-restart-1012", "killed"])
 def test_chat_page_reconnects_and_resubscribes_after_a_server_restart(open_page, stop_signal):
     server = GatewayProcess("examples.chat.app:gateway").start()
     try:

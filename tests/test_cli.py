@@ -85,6 +85,9 @@ MISTAKES = {
                             "cannot read nowhere.pem: no such file (--certfile, --keyfile)"),
     "not a certificate": (["serve", "examples.todo.app:gateway", "--certfile", "README.md"],
                           "--certfile README.md and --keyfile README.md are not a PEM certificate chain"),
+    "no workers": (["serve", "examples.todo.app:gateway", "--workers", "0"], "argument --workers: must be at least 1"),
+    "workers not a number": (["serve", "examples.todo.app:gateway", "--workers", "many"],
+                             "argument --workers: must be a number of processes or auto"),
 }
 
 
@@ -92,6 +95,14 @@ MISTAKES = {
 def test_user_mistakes_are_one_clear_line_and_a_failure(mistake):
     args, expected = MISTAKES[mistake]
     assert expected in one_line_error(run(*args))
+
+
+def test_workers_without_redis_are_refused_with_the_reason_like_any_argument_error():
+    result = run("serve", "examples.todo.app:gateway", "--workers", "2")
+    line = one_line_error(result)
+    assert result.returncode == 2
+    assert line.startswith("drizzle-gateway: error: --workers 2 needs --redis URL: each worker is a process")
+    assert "only Redis carries a publish from one worker to the subscribers of another" in line
 
 
 def test_a_port_in_use_is_one_clear_line():

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from drizzle_gateway import Limits
-from drizzle_gateway.client import Client, ConnectionClosed, RemoteError, retry_delay
+from drizzle_gateway.client import Client, ConnectionClosed, RemoteError, backoff_delay, retry_delay
 from tests.support.polling import wait_until
 
 
@@ -146,3 +146,21 @@ def test_retry_delay_retries_only_transient_refusals():
     ]
     for error in final:
         assert retry_delay(error) is None, error
+
+
+def test_close_codes_of_a_drain_or_restart_say_reconnect():
+    assert ConnectionClosed(1012, "server restarting").should_reconnect
+    assert ConnectionClosed(1001, "server shutting down").should_reconnect
+    assert not ConnectionClosed(1000, None).should_reconnect
+    assert not ConnectionClosed(4001, "not authenticated in time").should_reconnect
+
+
+def test_backoff_delay_grows_to_its_maximum_and_spreads_clients_out():
+    fixed = [backoff_delay(n, initial=0.1, maximum=1.0, jitter=0) for n in range(6)]
+    assert fixed == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
+    assert backoff_delay(3, initial=1.0, uniform=lambda: 0.0) == 4.0
+    assert backoff_delay(3, initial=1.0, uniform=lambda: 0.5) == 6.0
+    delays = [backoff_delay(0) for _ in range(200)]
+    assert all(0.25 <= delay <= 0.5 for delay in delays)
+    assert len(set(delays)) > 100  # clients closed at once do not all come back at once
+

@@ -211,3 +211,18 @@ async def test_history_refusals_are_the_gateways_and_a_pattern_needs_its_params(
     with pytest.raises(ValueError) as unfilled:
         await client.history("feed.{room}", house="x")
     assert str(unfilled.value) == "cannot fill 'feed.{room}' from ['house']: 'room'"
+
+
+@pytest.mark.gen_test
+async def test_reconnect_to_another_url_recovers_since_the_position(gateway, connect, ws_url):
+    client = await connect()
+    client.url = ws_url.replace("127.0.0.1", "localhost")  # the same server under another name
+    await client.subscribe("feed.lobby", ["seq"])
+    await publish(gateway, [1])
+    assert await offsets(client, 1) == [1]
+    await drop(client)
+    await publish(gateway, [2, 3])
+    replies = await client.reconnect(url=ws_url)
+    assert client.url == ws_url
+    assert replies["feed.lobby"]["recovered"] is True
+    assert await offsets(client, 2) == [2, 3]

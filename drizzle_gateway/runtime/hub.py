@@ -44,6 +44,12 @@ CLOSE_HANDSHAKE_WAIT = 2.0
 BROKER_CLOSE_WAIT = 5.0
 """Seconds `Hub.close` gives the broker to unsubscribe, flush and close."""
 
+SHUTDOWN: tuple[int, str] = (CloseCode.GOING_AWAY, "server shutting down")
+"""The close code and reason of the sockets `Hub.close` ends for a shutdown."""
+
+RESTART: tuple[int, str] = (CloseCode.SERVICE_RESTART, "server restarting")
+"""The close code and reason of the sockets `Hub.close` ends with ``restart`` (a drain for a deploy)."""
+
 
 class Registry(Host, Protocol):
     """What the runtime asks of the gateway: its lookups, and what resources and built-in actions use."""
@@ -83,6 +89,7 @@ class Hub:
         self.deadlines = Deadlines(limits.action_timeout)
         self.starter = FirstOfTurn()
         self.closing = False
+        self.farewell: tuple[int, str] = SHUTDOWN  # the close code and reason of the sockets it ends
         self._sessions: set[Session] = set()
 
     @property
@@ -133,11 +140,15 @@ class Hub:
                 self.metrics.auth_failed(exc.code)
             raise
 
-    async def close(self, timeout: float | None) -> None:
+    async def close(self, timeout: float | None, *, restart: bool = False) -> None:
         """Shut down: refuse new work, give running actions ``timeout`` seconds, close every peer, then the broker.
 
-        Takes at most ``timeout`` + `CLOSE_HANDSHAKE_WAIT` + `BROKER_CLOSE_WAIT` seconds.
+        Peers are closed with 1001 (`SHUTDOWN`), or with 1012 (`RESTART`)
+        when ``restart``: both tell clients to reconnect, to another
+        instance if there is one. Takes at most ``timeout`` +
+        `CLOSE_HANDSHAKE_WAIT` + `BROKER_CLOSE_WAIT` seconds.
         """
+        self.farewell = RESTART if restart else SHUTDOWN
         self.closing = True
         in_flight = [task for session in self._sessions for task in session.tasks]
         if in_flight:
@@ -148,7 +159,7 @@ class Hub:
                     task.cancel()
         await asyncio.sleep(0)  # let the last replies be written
         for session in list(self._sessions):
-            session.close(CloseCode.GOING_AWAY, "server shutting down")
+            session.close(*self.farewell)
         loop = asyncio.get_running_loop()
         goodbye = loop.time() + CLOSE_HANDSHAKE_WAIT
         while self._sessions and loop.time() < goodbye:  # let peers answer the close frames

@@ -51,7 +51,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 KNOWN_CLOSE_CODES = frozenset({
     CloseCode.NORMAL, CloseCode.GOING_AWAY, CloseCode.PROTOCOL_ERROR, 1003, 1005, CloseCode.ABNORMAL, 1007,
-    CloseCode.POLICY_VIOLATION, CloseCode.MESSAGE_TOO_BIG, CloseCode.INTERNAL_ERROR, 1012,
+    CloseCode.POLICY_VIOLATION, CloseCode.MESSAGE_TOO_BIG, CloseCode.INTERNAL_ERROR, CloseCode.SERVICE_RESTART,
     CloseCode.UNAUTHENTICATED, CloseCode.TOKEN_EXPIRED, CloseCode.SLOW_CONSUMER,
 })
 """Close codes counted under their own label; any other is counted as ``other``."""

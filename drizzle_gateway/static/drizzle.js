@@ -36,6 +36,7 @@ export const CloseCode = Object.freeze({
   ABNORMAL: 1006,
   MESSAGE_TOO_BIG: 1009,
   INTERNAL_ERROR: 1011,
+  SERVICE_RESTART: 1012,
   UNAUTHENTICATED: 4001,
   TOKEN_EXPIRED: 4003,
   SLOW_CONSUMER: 4008,
@@ -82,7 +83,8 @@ const FINAL_CLOSE_CODES = new Set([
 /**
  * Whether to reconnect after the socket closed with `code`.
  * 1000, 1009 and 4001 are final; 4003 (token expired) is final unless the client can get a
- * fresh token (`canRefresh`); 1001, 1011, 4008, 1006 (dropped) and others are not.
+ * fresh token (`canRefresh`); 1001, 1011, 1012 (the server drained for a restart), 4008,
+ * 1006 (dropped) and others are not.
  * @param {number} code
  * @param {{canRefresh?: boolean}} [options]
  * @returns {boolean}

@@ -181,7 +181,7 @@ class Connection(WebSocketHandler):
 
     def open(self, *args: str, **kwargs: str) -> Awaitable[None] | None:  # as Tornado's: subclasses may await
         if self.hub.closing:
-            self.close(CloseCode.GOING_AWAY, "server shutting down")
+            self.close(*self.hub.farewell)
             return None
         self.state = PeerState.OPEN
         self.set_nodelay(True)  # the outbox already coalesces small frames per loop turn; Nagle would only delay

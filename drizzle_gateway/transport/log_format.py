@@ -25,6 +25,8 @@ FORMATS = ("text", "json")
 """The values of ``--log-format``."""
 
 TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+TEXT_WITH_PROCESS = "%(asctime)s %(levelname)s %(name)s [%(process)d]: %(message)s"
+"""The text format under ``--workers``: which worker logged the line."""
 
 
 def _who(record: logging.LogRecord) -> dict[str, str]:
@@ -35,8 +37,8 @@ def _who(record: logging.LogRecord) -> dict[str, str]:
 class TextFormatter(logging.Formatter):
     """``time LEVEL logger: message [client=... user=...]``, redacted."""
 
-    def __init__(self) -> None:
-        super().__init__(TEXT)
+    def __init__(self, process: bool = False) -> None:
+        super().__init__(TEXT_WITH_PROCESS if process else TEXT)
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
         line = redact(super().formatMessage(record))
@@ -48,7 +50,11 @@ class TextFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record, on one line (see the module's docstring)."""
+    """One JSON object per record, on one line (see the module's docstring); ``process`` adds ``"pid"``."""
+
+    def __init__(self, process: bool = False) -> None:
+        super().__init__()
+        self.process = process
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, str] = {
@@ -59,6 +65,8 @@ class JsonFormatter(logging.Formatter):
             "message": redact(record.getMessage()),
             **_who(record),
         }
+        if self.process:
+            entry["pid"] = str(record.process)
         if record.exc_info:
             entry["exc_info"] = redact(self.formatException(record.exc_info))
         elif record.exc_text:
@@ -68,8 +76,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure(level: str | int = "INFO", style: str = "text", stream: TextIO | None = None) -> logging.Handler:
+def configure(level: str | int = "INFO", style: str = "text", stream: TextIO | None = None,
+              process: bool = False) -> logging.Handler:
     """Send every log record of ``level`` and above to ``stream`` (stderr) in ``style`` (`FORMATS`).
+
+    ``process`` names the process of each record (``--workers``): ``[pid]``
+    in text, ``"pid"`` in JSON.
 
     The root logger gets one handler, replacing those it had; the handler
     adds `ConnectionContext` and redacts every record (`RedactCredentials`).
@@ -77,7 +89,7 @@ def configure(level: str | int = "INFO", style: str = "text", stream: TextIO | N
     if style not in FORMATS:
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}, got {style!r}")
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter() if style == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter(process) if style == "json" else TextFormatter(process))
     handler.addFilter(RedactCredentials())
     handler.addFilter(ConnectionContext())
     root = logging.getLogger()

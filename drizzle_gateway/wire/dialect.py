@@ -159,9 +159,10 @@ class CloseCode:
     MESSAGE_TOO_BIG = 1009  # a frame exceeded the size limit; do not resend it
     ABNORMAL = 1006  # the connection dropped without a close frame (network, dead peer); reconnect
     INTERNAL_ERROR = 1011  # the server failed; reconnect with backoff
+    SERVICE_RESTART = 1012  # the server drained for a restart or deploy; reconnect (elsewhere) with jitter
     UNAUTHENTICATED = 4001  # no valid credentials in time; reconnect only with new credentials
     TOKEN_EXPIRED = 4003  # the connection's identity expired unrefreshed; reconnect only with a fresh token
     SLOW_CONSUMER = 4008  # the client fell behind: congested for send_timeout, or past the queue's cap; reconnect
 
-    RECONNECT = frozenset({GOING_AWAY, ABNORMAL, INTERNAL_ERROR, SLOW_CONSUMER})
+    RECONNECT = frozenset({GOING_AWAY, ABNORMAL, INTERNAL_ERROR, SERVICE_RESTART, SLOW_CONSUMER})
     """Codes after which a client should reconnect (with backoff); after the others it should not."""

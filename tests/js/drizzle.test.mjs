@@ -71,6 +71,7 @@ describe("shouldReconnect follows the gateway's close-code table", () => {
     [CloseCode.ABNORMAL, true],
     [CloseCode.MESSAGE_TOO_BIG, false],
     [CloseCode.INTERNAL_ERROR, true],
+    [CloseCode.SERVICE_RESTART, true],
     [CloseCode.UNAUTHENTICATED, false],
     [CloseCode.SLOW_CONSUMER, true],
   ];
@@ -232,6 +233,28 @@ describe("Drizzle over a fake socket", () => {
     server.last.reply(null, { code: "TOPIC_NOT_FOUND", error: "topic 'nope' is not declared" });
     await assert.rejects(subscribing, { code: "TOPIC_NOT_FOUND" });
     assert.equal(dz.subscriptions.size, 0);
+  });
+
+  test("after 1012 (a server drained for a restart) it reconnects after a jittered delay", async () => {
+    const realRandom = Math.random;
+    Math.random = () => 0.5;
+    try {
+      const { dz, time, server, events } = await connected({ backoff: { initial: 1000, jitter: 0.5 } });
+      const inFlight = dz.call("todos", "list");
+      server.last.drop(CloseCode.SERVICE_RESTART, "server restarting");
+      await assert.rejects(inFlight, { code: "CONNECTION_LOST" });
+      assert.deepEqual(events, [["close", { code: 1012, reason: "server restarting", willReconnect: true }]]);
+      assert.equal(dz.state, "reconnecting");
+      await time.advance(749);
+      assert.equal(server.sockets.length, 1, "waits 500 ms plus the random share of the other 500 ms");
+      await time.advance(1);
+      assert.equal(server.sockets.length, 2);
+      server.last.accept();
+      await settle();
+      assert.equal(dz.state, "open");
+    } finally {
+      Math.random = realRandom;
+    }
   });
 
   test("after 1001 it rejects calls in flight, reconnects with backoff and re-subscribes", async () => {

@@ -26,8 +26,8 @@ async function subscribed(server, dz, seen) {
   return subscribing;
 }
 
-async function reconnect(time, server) {
-  server.last.drop(CloseCode.ABNORMAL);
+async function reconnect(time, server, code = CloseCode.ABNORMAL) {
+  server.last.drop(code);
   await time.advance(100);
   server.last.accept();
   await settle();
@@ -69,6 +69,20 @@ describe("history over a fake socket", () => {
     assert.deepEqual(seen.map(([offset]) => offset), [1, 2, 3, 4]);
     assert.deepEqual(recoveries, [{ topic: "feed.lobby", recovered: true, epoch: "e1", offset: 3 }]);
     assert.equal(dz.state, "open");
+  });
+
+  test("after 1012 (a drained server) it re-subscribes since its position on the next socket", async () => {
+    const { dz, time, server, recoveries } = await connected();
+    const seen = [];
+    await subscribed(server, dz, seen);
+    server.last.deliver(event(1));
+    const resubscribe = await reconnect(time, server, CloseCode.SERVICE_RESTART);
+    assert.deepEqual(resubscribe.data, { topic: "feed.lobby", since: { epoch: "e1", offset: 1 } });
+    server.last.deliver(event(2));
+    server.last.reply({ topic: "feed.lobby", epoch: "e1", offset: 2, recovered: true });
+    await settle();
+    assert.deepEqual(seen.map(([offset]) => offset), [1, 2]);
+    assert.deepEqual(recoveries, [{ topic: "feed.lobby", recovered: true, epoch: "e1", offset: 2 }]);
   });
 
   test("recovered: false is emitted and the new epoch's events are delivered", async () => {

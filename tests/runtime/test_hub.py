@@ -189,6 +189,21 @@ async def test_close_refuses_new_work_finishes_running_actions_closes_sessions_t
     assert broker.log == ["unsubscribed chat.lobby", "closed with 0 sessions"]
 
 
+@pytest.mark.gen_test
+async def test_a_restart_closes_with_1012_and_refuses_latecomers_with_it(gateway, broker):
+    hub = gateway.hub
+    client = await TestClient(gateway).connect()
+    running = asyncio.ensure_future(client.call("lab", "sleep", {"seconds": 0.2, "tag": "in flight"}))
+    await wait_until(lambda: client.session.tasks, 5)
+    await hub.close(5, restart=True)
+    assert await running == {"tag": "in flight"}
+    gone = await ended(client)
+    assert (gone.code, gone.reason, gone.should_reconnect) == (1012, "server restarting", True)
+    with pytest.raises(ConnectionClosed) as late:
+        await TestClient(gateway).connect()
+    assert late.value.code == 1012
+
+
 class Peer:
     """A peer of the test's own that answers the close frame ``answer_after`` seconds later, or never (None)."""
 

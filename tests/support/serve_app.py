@@ -5,11 +5,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from drizzle_gateway import Gateway, Limits, Topic
+from drizzle_gateway import Gateway, Limits, Resource, Topic, action
 from examples.todo.app import make_gateway as make_todo_gateway
 from tests.support.gateways import rebuilt
 from tests.support.resources import TEST_RESOURCES, TEST_TOPICS, Author, Message
@@ -69,4 +71,44 @@ def make_history_gateway() -> Gateway:
     gateway = make_unthrottled_gateway()
     gateway.add_topic(Topic("feed.{room}", Message, history=1000, client_publish=True))
     gateway.add_topic(Topic("short.{room}", Message, history=100, client_publish=True))
+    return gateway
+
+
+class Record(Schema):
+    """A numbered request: wait ``seconds``, then publish ``seq``."""
+
+    seq = fields.Int(required=True)
+    seconds = fields.Float(required=True)
+
+
+class Whoami(Resource):
+    """Which process answered, and a request whose every run leaves a trace (for the draining tests)."""
+
+    name = "whoami"
+
+    @action()
+    def pid(self, data: Any) -> dict[str, int]:
+        """The answering process's id."""
+        return {"pid": os.getpid()}
+
+    @action(input=Record)
+    async def record(self, data: dict[str, Any]) -> dict[str, int]:
+        """Wait ``seconds``, publish ``seq`` on ``relay.ledger`` (each run once), answer with ``seq``."""
+        await asyncio.sleep(data["seconds"])
+        await self.gateway.publish("relay.ledger", {"author": {"name": "record"}, "text": "run", "seq": data["seq"]})
+        return {"seq": data["seq"]}
+
+
+RELAY_HISTORY = 5000
+"""Events ``relay.{room}`` keeps: a rolling restart's reconnects stay well within it."""
+
+
+def make_worker_gateway() -> Gateway:
+    """`make_unthrottled_gateway` plus ``whoami`` and ``relay.{room}``, a client-published topic with history.
+
+    ``relay.ledger`` holds one event per run of ``whoami.record``.
+    """
+    gateway = make_unthrottled_gateway()
+    gateway.add_resource(Whoami)
+    gateway.add_topic(Topic("relay.{room}", Message, history=RELAY_HISTORY, client_publish=True))
     return gateway
