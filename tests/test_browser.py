@@ -270,7 +270,7 @@ def test_explorer_lists_the_todo_actions_and_calls_one_through_its_form(open_pag
         assert page.inner_text("#title") == "todo example"
 
         page.click("button[data-key='action:todos.create']")
-        assert json.loads(page.input_value("#action-input")) == {"title": "title", "tags": []}
+        assert json.loads(page.input_value("#action-input")) == {"title": "example", "tags": []}
         assert "Add a todo" in page.inner_text("#panel .doc")
         page.fill("#action-input", '{"title": "buy milk", "tags": ["shop"]}')
         page.check("#action-fields input[value='id']")
