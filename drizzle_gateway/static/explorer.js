@@ -373,20 +373,23 @@ export async function main(document) {
     return current;
   }
 
-  /** Refuse to send what does not parse or fails the check, unless `anyway`; true when it may go. */
-  function mayGo(now, target, anyway) {
+  /**
+   * Whether `now` may be sent: not when it does not parse, nor when it fails the check
+   * (unless `force`); then `target` says why and offers `sendAnyway`.
+   */
+  function mayGo(now, target, force, sendAnyway) {
     if (now.error) {
       target.dataset.status = "error";
       target.replaceChildren(el("h3", {}, "Error"), el("div", { class: "code" }, "NOT JSON"),
         el("div", { class: "message" }, now.error));
       return false;
     }
-    if (now.problems.length && !anyway) {
+    if (now.problems.length && !force) {
       target.dataset.status = "error";
       target.replaceChildren(el("h3", {}, "Not sent"), el("div", { class: "code" }, "SCHEMA CHECK"),
         el("ul", { class: "message" }, now.problems.map((p) => el("li", {}, say(p)))),
         el("p", { class: "hint" }, "The server is the judge: ",
-          el("button", { type: "button", class: "secondary", id: "send-anyway", onclick: () => anyway?.() }, "Send anyway")));
+          el("button", { type: "button", class: "secondary", id: "send-anyway", onclick: sendAnyway }, "Send anyway")));
       return false;
     }
     return true;
@@ -422,7 +425,7 @@ export async function main(document) {
     const current = checked(input, act.input, checkLine, refreshCode);
     const send = (anyway = false) => {
       const now = current();
-      if (!mayGo(now, result, anyway ? undefined : () => send(true))) return;
+      if (!mayGo(now, result, anyway, () => send(true))) return;
       const frame = frameOf(now.value);
       showResult(result, (dz) => dz.request(frame), key, frame,
         act.name === "__auth__" && !resourceName ? () => authenticated(frame.data.token) : undefined);
@@ -468,8 +471,8 @@ export async function main(document) {
 
     const refreshCode = () => {
       const now = publishCurrent?.();
-      const op = now && !now.error
-        ? { kind: "publish", channel: channel.value, payload: now.value ?? null }
+      const op = now && !now.error && now.value !== undefined // a payload to publish, else the subscription
+        ? { kind: "publish", channel: channel.value, payload: now.value }
         : { kind: "subscribe", channel: channel.value, fields: chosenFields("topic") };
       code.update(snippets(op, target()));
     };
@@ -568,7 +571,7 @@ export async function main(document) {
       publishCurrent = checked(payload, schema, checkLine, () => refreshCode());
       const publish = (anyway = false) => {
         const now = publishCurrent();
-        if (!mayGo(now, result, anyway ? undefined : () => publish(true))) return;
+        if (!mayGo(now, result, anyway, () => publish(true))) return;
         const frame = { action: "__publish__", data: { topic: channel.value, payload: now.value ?? null } };
         showResult(result, (dz) => dz.publish(frame.data.topic, frame.data.payload), key, frame);
       };

@@ -1,8 +1,8 @@
 """HTTP routes for the browser: ``/drizzle.js`` and the ``/_explorer`` page.
 
 The files live in the package's ``static/`` folder and are served as they
-are (the explorer is a few ES modules, ``explorer*.js``): no build step, no templates beyond the websocket path the explorer
-connects to. Beside the page, ``/_explorer/asyncapi.json`` and
+are (the explorer is a few ES modules, ``explorer*.js``): no build step, no
+templates beyond the websocket path the explorer connects to. Beside the page, ``/_explorer/asyncapi.json`` and
 ``/_explorer/api.ts`` give the contract the page shows as an AsyncAPI 3.0
 document and as TypeScript (see `drizzle_gateway.contract.asyncapi` and
 `drizzle_gateway.contract.typescript`), as an unauthenticated connection's
