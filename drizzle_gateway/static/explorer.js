@@ -600,8 +600,9 @@ export async function main(document) {
   });
   $("back").addEventListener("click", () => show("list"));
   $("reconnect").addEventListener("click", connect);
-  $("token").addEventListener("keydown", (event) => {
-    if (event.key === "Enter") connect();
+  $("auth").addEventListener("submit", (event) => { // Enter in the token box
+    event.preventDefault();
+    connect();
   });
   show("list");
   await connect();
