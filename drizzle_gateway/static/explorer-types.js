@@ -128,7 +128,7 @@ export function notes(schema) {
  * @property {string} type its TypeScript type
  * @property {string[]} notes its constraints
  * @property {string} [description]
- * @property {Shape|null} shape what it nests (a component or an inline object), to unfold
+ * @property {{component: string|null, node: Object}|null} shape the object it nests (`fieldsOf(node)` unfolds it)
  */
 
 /**
