@@ -1,361 +1,23 @@
 /**
- * The schema explorer: reads `__schema__`, lists resources, actions and topics,
- * calls actions from a JSON form and watches or publishes to topics.
+ * The explorer page: connects (with a token, when one is entered), reads `__schema__`,
+ * lists resources, actions and topics, calls actions from a JSON form checked against
+ * its schema, watches and publishes to topics, keeps a call history and a frame log,
+ * and writes each call as code.
  *
- * The schema helpers are pure and exported for tests; `main(document)` runs the page.
+ * The parts live beside it: explorer-schema.js (pre-fills), explorer-check.js (the
+ * schema check), explorer-types.js (TypeScript names), explorer-code.js (snippets),
+ * explorer-store.js (history, frames, close codes), explorer-view.js (DOM pieces).
+ * `main(document)` runs the page.
  * @module explorer
  */
 
-/**
- * Follow a local `$ref` ("#/components/schemas/Name") into the schema document.
- * @param {Object|null|undefined} schema
- * @param {Object} components the `components` of `__schema__`
- * @returns {Object|null}
- */
-export function resolve(schema, components) {
-  let current = schema ?? null;
-  for (let hops = 0; current && current.$ref && hops < 20; hops++) {
-    const name = current.$ref.split("/").at(-1);
-    current = components?.schemas?.[name] ?? null;
-  }
-  return current;
-}
+import { check, say } from "./explorer-check.js";
+import { operationOf, snippets } from "./explorer-code.js";
+import { defaultChannel, fieldPaths, offered, prefill, skeleton } from "./explorer-schema.js";
+import { CallHistory, closeText, FrameLog, recordingWebSocket } from "./explorer-store.js";
+import { codeCard, docNodes, elements, frameItem, pretty, schemaCard } from "./explorer-view.js";
 
-/**
- * `schema` with every local `$ref` replaced by what it points to, for reading.
- * @param {*} schema
- * @param {Object} components
- * @returns {*}
- */
-export function expandRefs(schema, components, depth = 0) {
-  if (Array.isArray(schema)) return schema.map((item) => expandRefs(item, components, depth));
-  if (!schema || typeof schema !== "object") return schema;
-  if (schema.$ref) return depth > 6 ? schema : expandRefs(resolve(schema, components), components, depth + 1);
-  return Object.fromEntries(Object.entries(schema).map(([key, value]) => [key, expandRefs(value, components, depth)]));
-}
-
-function mainType(schema) {
-  const type = schema.type;
-  if (Array.isArray(type)) return type.find((t) => t !== "null") ?? "null";
-  if (type) return type;
-  if (schema.properties) return "object";
-  return undefined;
-}
-
-/** Values for string formats that marshmallow's fields accept. */
-const FORMAT_SAMPLES = {
-  email: () => "ada@example.com",
-  uuid: () => "123e4567-e89b-42d3-a456-426614174000",
-  uri: () => "https://example.com/",
-  url: () => "https://example.com/",
-  hostname: () => "example.com",
-  ipv4: () => "127.0.0.1",
-  ipv6: () => "::1",
-  "date-time": (now) => now.toISOString(),
-  date: (now) => now.toISOString().slice(0, 10),
-  time: (now) => now.toISOString().slice(11, 19),
-};
-
-/**
- * A JSON value shaped like `schema` that its own validation accepts, to pre-fill an input form.
- *
- * Each value is, in this order: the schema's `default` (marshmallow's `load_default`),
- * `const`, first of `examples`, `example` (from a field's metadata), first `enum` value;
- * else one built from the type: a current time for `format: date-time` (and the like),
- * a string matching `pattern` (the property's name when it does), within
- * `minLength`/`maxLength`, a number inside `minimum`/`maximum`, `minItems` items.
- * @param {Object|null} schema
- * @param {Object} components
- * @param {{now?: Date, name?: string}} [options] `now` for date-times; `name` of the property
- * @returns {*}
- */
-export function skeleton(schema, components, options = {}) {
-  return sample(schema, components, options.now ?? new Date(), options.name ?? "", 0);
-}
-
-function sample(schema, components, now, name, depth) {
-  const resolved = resolve(schema, components);
-  if (!resolved || depth > 6) return null;
-  if ("default" in resolved) return resolved.default;
-  if ("const" in resolved) return resolved.const;
-  if (Array.isArray(resolved.examples) && resolved.examples.length) return resolved.examples[0];
-  if ("example" in resolved) return resolved.example;
-  if (Array.isArray(resolved.enum) && resolved.enum.length) return resolved.enum[0];
-  const variants = resolved.oneOf ?? resolved.anyOf;
-  if (Array.isArray(variants) && variants.length) return sample(variants[0], components, now, name, depth + 1);
-  switch (mainType(resolved)) {
-    case "object": {
-      const value = {};
-      const required = new Set(resolved.required ?? []);
-      for (const [property, propertySchema] of Object.entries(resolved.properties ?? {})) {
-        if (propertySchema.readOnly) continue;
-        value[property] = !required.has(property) && nullable(resolve(propertySchema, components))
-          ? null // an optional list that may be null: null says "not given" (an empty `fields` selects nothing)
-          : sample(propertySchema, components, now, property, depth + 1);
-      }
-      return value;
-    }
-    case "array": {
-      const count = Math.max(0, resolved.minItems ?? 0);
-      return Array.from({ length: count }, () => sample(resolved.items, components, now, name, depth + 1));
-    }
-    case "string":
-      return sampleString(resolved, name, now);
-    case "integer":
-      return sampleNumber(resolved, true);
-    case "number":
-      return sampleNumber(resolved, false);
-    case "boolean":
-      return false;
-    default:
-      return null;
-  }
-}
-
-function nullable(schema) {
-  const type = schema?.type;
-  return Array.isArray(type) && type.includes("null") && type.includes("array") && !("default" in schema);
-}
-
-function sampleString(schema, name, now) {
-  const format = FORMAT_SAMPLES[schema.format];
-  if (format) return format(now);
-  if (typeof schema["x-strftime"] === "string") return strftime(schema["x-strftime"], now);
-  const iso = now.toISOString();
-  if (schema.pattern) return matchingString(schema.pattern, [name, iso, iso.slice(0, 19), iso.slice(0, 10)]);
-  const min = schema.minLength ?? 0;
-  const max = schema.maxLength ?? Infinity;
-  return (name || "text").padEnd(min, "x").slice(0, max);
-}
-
-/**
- * `now` (UTC) written with a Python strftime `format`, as marshmallow's DateTime/Date/Time
- * fields with a custom `format` read it; directives other than %Y %m %d %H %M %S %f %y %%
- * are left as they are.
- * @param {string} format
- * @param {Date} now
- * @returns {string}
- */
-export function strftime(format, now) {
-  const two = (n) => String(n).padStart(2, "0");
-  const parts = {
-    Y: String(now.getUTCFullYear()), y: two(now.getUTCFullYear() % 100), m: two(now.getUTCMonth() + 1),
-    d: two(now.getUTCDate()), H: two(now.getUTCHours()), M: two(now.getUTCMinutes()),
-    S: two(now.getUTCSeconds()), f: String(now.getUTCMilliseconds() * 1000).padStart(6, "0"), "%": "%",
-  };
-  return format.replace(/%(.)/g, (directive, letter) => parts[letter] ?? directive);
-}
-
-/**
- * 0 when the bounds allow it, else a value one step inside them: apispec writes
- * `Range(min=0, min_inclusive=False)` as a plain `minimum: 0`, so a bound itself
- * may be refused.
- */
-function sampleNumber(schema, integer) {
-  const step = integer ? 1 : 0.5;
-  const number = (value) => (typeof value === "number" ? value : undefined);
-  const low = number(schema.exclusiveMinimum) ?? number(schema.minimum);
-  const high = number(schema.exclusiveMaximum) ?? number(schema.maximum);
-  let value = 0;
-  if (low !== undefined && high !== undefined) {
-    value = low + step < high ? low + step : (low + high) / 2;
-  } else if (low !== undefined) {
-    value = low < 0 ? 0 : low + step;
-  } else if (high !== undefined) {
-    value = high > 0 ? 0 : high - step;
-  }
-  if (integer) value = Math.floor(value);
-  if (typeof schema.multipleOf === "number" && schema.multipleOf > 0) {
-    value = Math.ceil(value / schema.multipleOf) * schema.multipleOf;
-  }
-  return value;
-}
-
-function compile(pattern) {
-  for (const flags of ["u", ""]) {
-    try {
-      return new RegExp(pattern, flags);
-    } catch {
-      // a Python-only construct: try without the unicode flag, then give up
-    }
-  }
-  return null;
-}
-
-/**
- * A string that matches the regular expression `pattern`: the first of `hints`
- * that does, else a few common words, else one built from the pattern itself.
- * @param {string} pattern a JSON Schema `pattern` (ECMA-262 syntax)
- * @param {string[]} [hints] preferred values, e.g. the property's name
- * @returns {string} "" when nothing matching was found
- */
-export function matchingString(pattern, hints = []) {
-  const regex = compile(pattern);
-  if (!regex) return hints.find(Boolean) ?? "";
-  const candidates = [...hints, "example", "a", "A", "1", "0", "a1", "x", "abc", "123", "a-b", "a_b", "a.b"];
-  for (const candidate of candidates) {
-    if (candidate && regex.test(candidate)) return candidate;
-  }
-  const built = buildFrom(pattern);
-  return built !== null && regex.test(built) ? built : "";
-}
-
-/** One short string for the common regex constructs (classes, groups, quantifiers), or null. */
-function buildFrom(pattern) {
-  let at = 0;
-  const escapes = { d: "0", w: "a", s: " ", D: "a", W: "-", S: "a", b: "", B: "", n: "\n", t: "\t" };
-
-  const charClass = () => {
-    const start = at;
-    if (pattern[at] === "]") at++;
-    while (at < pattern.length && pattern[at] !== "]") at += pattern[at] === "\\" ? 2 : 1;
-    const body = pattern.slice(start, at);
-    at++; // "]"
-    const test = compile(`^[${body}]$`);
-    const literal = body.replace(/^\^/, "")[0] ?? "a";
-    return ["a", "A", "0", literal, "_", "-", ".", " ", "@"].find((c) => test?.test(c)) ?? null;
-  };
-
-  const atom = () => {
-    const c = pattern[at++];
-    if (c === "^" || c === "$") return "";
-    if (c === ".") return "a";
-    if (c === "\\") {
-      const e = pattern[at++];
-      return e in escapes ? escapes[e] : e;
-    }
-    if (c === "[") return charClass();
-    if (c === "(") {
-      let lookaround = false;
-      if (pattern[at] === "?") {
-        const rest = pattern.slice(at + 1);
-        if (rest.startsWith(":")) at += 2;
-        else if (/^P?<[A-Za-z_]/.test(rest)) at = pattern.indexOf(">", at) + 1;
-        else {
-          lookaround = true;
-          at += rest.startsWith("<") ? 3 : 2;
-        }
-      }
-      const inner = alternatives();
-      at++; // ")"
-      return lookaround ? "" : inner;
-    }
-    return c;
-  };
-
-  const minimumRepeat = () => {
-    const c = pattern[at];
-    let min = 1;
-    if (c === "*" || c === "?") [min, at] = [0, at + 1];
-    else if (c === "+") at++;
-    else if (c === "{") {
-      const found = /^\{(\d*)(,\d*)?\}/.exec(pattern.slice(at));
-      if (found) [min, at] = [Number(found[1] || 0), at + found[0].length];
-    }
-    if (min !== 1 || c === "+") {
-      if (pattern[at] === "?" || pattern[at] === "+") at++; // lazy or possessive
-    }
-    return min;
-  };
-
-  const sequence = () => {
-    let out = "";
-    while (at < pattern.length && pattern[at] !== "|" && pattern[at] !== ")") {
-      const piece = atom();
-      if (piece === null) return null;
-      out += piece.repeat(minimumRepeat());
-    }
-    return out;
-  };
-
-  const alternatives = () => {
-    const first = sequence();
-    while (at < pattern.length && pattern[at] === "|") {
-      at++;
-      sequence();
-    }
-    return first;
-  };
-
-  try {
-    return alternatives();
-  } catch {
-    return null;
-  }
-}
-
-/** Built-in actions whose input names a channel: pre-filled with one of the contract's topics. */
-const CHANNEL_BUILTINS = new Set(["__subscribe__", "__unsubscribe__", "__publish__", "__history__"]);
-
-/**
- * The pre-filled input of an action: `skeleton` of its input schema; for the channel
- * built-ins, a channel of a topic that allows it (and, to publish, a payload of that topic).
- * @param {{name: string, input: Object|null}} act an action of `__schema__`
- * @param {{components: Object, topics: Array}} contract the `__schema__` document
- * @param {{now?: Date}} [options]
- * @returns {*} undefined when the action takes no input
- */
-export function prefill(act, contract, options = {}) {
-  if (!act.input) return undefined;
-  const value = skeleton(act.input, contract.components, options);
-  if (!CHANNEL_BUILTINS.has(act.name) || !value || typeof value !== "object") return value;
-  const topics = contract.topics ?? [];
-  const allowed = act.name === "__publish__" ? topics.filter((t) => t.client_publish)
-    : act.name === "__subscribe__" || act.name === "__history__" ? topics.filter((t) => t.client_subscribe) : topics;
-  const topic = allowed[0] ?? topics[0];
-  if (!topic) return value;
-  value.topic = defaultChannel(topic.name);
-  if ("payload" in value) value.payload = skeleton(topic.publish ?? topic.payload, contract.components, options);
-  return value;
-}
-
-/**
- * The selectable field paths of an output schema ("id", "owner", "owner.name"), two levels deep.
- * @param {Object|null} schema
- * @param {Object} components
- * @returns {string[]}
- */
-export function fieldPaths(schema, components, prefix = "", depth = 0) {
-  let resolved = resolve(schema, components);
-  if (resolved && mainType(resolved) === "array") resolved = resolve(resolved.items, components);
-  if (!resolved || mainType(resolved) !== "object" || depth > 1) return [];
-  const paths = [];
-  for (const [name, property] of Object.entries(resolved.properties ?? {})) {
-    const path = prefix + name;
-    paths.push(path);
-    paths.push(...fieldPaths(property, components, `${path}.`, depth + 1));
-  }
-  return paths;
-}
-
-/**
- * A default concrete channel for a topic pattern: each parameter named after itself,
- * "chat.{room}" -> "chat.room".
- * @param {string} pattern
- * @returns {string}
- */
-export function defaultChannel(pattern) {
-  return pattern.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, "$1");
-}
-
-/**
- * Split a docstring into plain text and inline code: reST literals (``x``),
- * interpreted text (`x`) and roles (:class:`x`) become code.
- * @param {string} text
- * @returns {Array<{text: string, code: boolean}>}
- */
-export function docSegments(text) {
-  const segments = [];
-  const inline = /``(.+?)``|(?::[A-Za-z][\w.:+-]*:)?`([^`]+)`_{0,2}/g;
-  let last = 0;
-  for (const found of text.matchAll(inline)) {
-    if (found.index > last) segments.push({ text: text.slice(last, found.index), code: false });
-    segments.push({ text: found[1] ?? found[2], code: true });
-    last = found.index + found[0].length;
-  }
-  if (last < text.length) segments.push({ text: text.slice(last), code: false });
-  return segments;
-}
+export { docSegments, pretty } from "./explorer-view.js";
 
 /**
  * The websocket URL the explorer connects to by default: `wsPath` under the root the
@@ -370,51 +32,59 @@ export function websocketUrl(moduleUrl, wsPath) {
   return url.href;
 }
 
-/** Pretty JSON for display. */
-export function pretty(value) {
-  return value === undefined ? "(nothing)" : JSON.stringify(value, null, 2);
-}
-
-// -- the page ------------------------------------------------------------------
-
-/** Build an element: h("div", {class: "x"}, "text", child). */
-function h(document, tag, attrs = {}, ...children) {
-  const element = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
-    else element.setAttribute(name, value === true ? "" : value);
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    element.append(typeof child === "string" ? document.createTextNode(child) : child);
-  }
-  return element;
-}
+/** What to do after a close, by code. */
+const CLOSE_ADVICE = {
+  4001: "Enter a token above and press Connect.",
+  1009: "Send a smaller frame.",
+};
 
 /**
  * Run the explorer in `document`. Never rejects: every failure is shown on the page.
  * @param {Document} document
  */
 export async function main(document) {
-  const el = (...args) => h(document, ...args);
+  const window = document.defaultView;
+  const el = elements(document);
   const $ = (id) => document.getElementById(id);
-  const location = document.defaultView.location;
   const wsPath = document.querySelector('meta[name="drizzle-ws-path"]').content || "/ws";
-  $("endpoint").value = new URLSearchParams(location.search).get("ws") ?? websocketUrl(import.meta.url, wsPath);
+  $("endpoint").value = new URLSearchParams(window.location.search).get("ws") ?? websocketUrl(import.meta.url, wsPath);
+  const clientUrl = new URL("../drizzle.js", import.meta.url).href;
+
+  let storage = null;
+  try {
+    storage = window.localStorage;
+  } catch {
+    // storage disabled: the history lasts for the page
+  }
+  const history = new CallHistory(storage);
+  const frames = new FrameLog();
 
   /**
-   * @type {{dz: any, schema: any, attempt: number, channels: Map<string, string>,
+   * @type {{dz: any, options: any, schema: any, attempt: number, token: string, url: string,
+   *   closed: {code: number, reason: string}|null, channels: Map<string, string>,
    *   subscriptions: Map<string, {sub: any, topic: string, events: Array}>}}
    */
-  const state = { dz: null, schema: null, attempt: 0, channels: new Map(), subscriptions: new Map() };
+  const state = {
+    dz: null, options: null, schema: null, attempt: 0, token: "", url: "", closed: null,
+    channels: new Map(), subscriptions: new Map(),
+  };
 
   function showState(name, text) {
     $("status").dataset.state = name;
     $("status").textContent = text ?? name;
   }
 
-  const doc = (text) => docSegments(text).map(({ text: part, code }) => (code ? el("code", {}, part) : part));
+  /** Say why the connection closed (or clear it, with no text). */
+  function notice(text) {
+    $("notice").textContent = text ?? "";
+    $("notice").hidden = !text;
+  }
+
+  /** Narrow screens show the list or the panel: `view` says which. */
+  function show(view) {
+    document.body.dataset.view = view;
+    if (view === "panel") window.scrollTo(0, 0);
+  }
 
   function problem(title, error, hint) {
     return el("section", { class: "card result", id: "problem", "data-status": "error" },
@@ -424,55 +94,121 @@ export async function main(document) {
       hint ? el("p", { class: "hint" }, hint) : null);
   }
 
+  // -- the frame log -------------------------------------------------------------
+
+  frames.listen((record) => {
+    const list = $("frame-list");
+    if (record === null) list.replaceChildren();
+    else list.append(frameItem(el, record));
+    while (list.childElementCount > frames.records.length) list.firstElementChild.remove();
+    $("frame-count").textContent = String(frames.records.length);
+    if ($("frames").open) list.lastElementChild?.scrollIntoView({ block: "nearest" });
+  });
+  $("clear-frames").addEventListener("click", () => frames.clear());
+
   let Drizzle;
+  let shouldReconnect;
   try {
-    ({ Drizzle } = await import(new URL("../drizzle.js", import.meta.url).href));
+    ({ Drizzle, shouldReconnect } = await import(clientUrl));
   } catch (error) {
     showState("closed", "no client");
     $("panel").replaceChildren(problem("Could not load drizzle.js", error));
     return;
   }
 
+  // -- connecting ------------------------------------------------------------------
+
   async function connect() {
     const attempt = ++state.attempt;
     const url = $("endpoint").value.trim();
+    state.token = $("token").value;
     state.dz?.close();
     state.dz = null;
     state.schema = null;
+    state.url = url;
+    state.closed = null;
     state.subscriptions.clear();
+    notice(null);
     $("title").textContent = "";
     $("sidebar").replaceChildren(el("p", { class: "hint" }, "No contract: not connected."));
     $("panel").replaceChildren(el("p", { class: "hint" }, `Connecting to ${url}…`));
     showState("connecting", "connecting…");
+    const live = () => attempt === state.attempt;
+    const closed = (event) => {
+      state.closed = { code: event.code, reason: event.reason };
+      const reconnecting = state.dz !== null && state.dz.state !== "closed" && shouldReconnect(event.code);
+      notice(`Connection closed: ${closeText(event.code, event.reason)}.`
+        + (reconnecting ? " Reconnecting…" : ` ${CLOSE_ADVICE[event.code] ?? ""}`).trimEnd());
+      $("status").title = closeText(event.code, event.reason);
+    };
+    const options = {
+      backoff: { initial: 300, max: 5000 },
+      WebSocket: recordingWebSocket(window.WebSocket, frames, { live, closed }),
+    };
+    if (state.token) options.token = () => state.token; // sent with __auth__ on every (re)connect
     let dz;
     try {
-      dz = await Drizzle.connect(url, { backoff: { initial: 300, max: 5000 } });
+      dz = await Drizzle.connect(url, options);
     } catch (error) {
-      if (attempt !== state.attempt) return;
+      if (!live()) return;
       showState("closed", "not connected");
+      show("panel");
       $("panel").replaceChildren(problem(`Could not connect to ${url}`, error,
-        "Check the websocket address above and press Connect."));
+        error.code === "UNAUTHENTICATED" ? "The gateway refused the token: check it and press Connect."
+          : "Check the websocket address above and press Connect."));
       return;
     }
-    if (attempt !== state.attempt) {
+    if (!live()) {
       dz.close();
       return;
     }
     state.dz = dz;
+    state.options = options;
     dz.on("state", (name) => {
-      if (state.dz === dz) showState(name);
+      if (state.dz !== dz) return;
+      showState(name, name === "closed" && state.closed ? `closed (${state.closed.code})` : undefined);
+      if (name === "open") notice(null);
     });
+    $("status").title = "";
     showState(dz.state);
-    try {
-      state.schema = await dz.schema();
-    } catch (error) {
-      if (attempt === state.attempt) $("panel").replaceChildren(problem("Could not read __schema__", error));
-      return;
+    if (await loadContract()) {
+      $("panel").replaceChildren(el("p", { class: "hint" }, locked()
+        ? "This gateway shows its contract once you authenticate: enter a token above and press Connect, or call __auth__."
+        : "Pick an action to call it, or a topic to watch its events."));
     }
-    if (attempt !== state.attempt) return;
-    renderSidebar();
-    $("panel").replaceChildren(el("p", { class: "hint" }, "Pick an action to call it, or a topic to watch its events."));
   }
+
+  /** Read `__schema__` again and list it; false (and the problem shown) when it failed. */
+  async function loadContract() {
+    const dz = state.dz;
+    let schema;
+    try {
+      schema = await dz.schema();
+    } catch (error) {
+      if (state.dz === dz) $("panel").replaceChildren(problem("Could not read __schema__", error));
+      return false;
+    }
+    if (state.dz !== dz) return false;
+    state.schema = schema;
+    renderSidebar();
+    return true;
+  }
+
+  /** Whether the contract is hidden until authentication (only the built-ins are listed). */
+  function locked() {
+    const schema = state.schema;
+    return !schema.resources.length && !schema.topics.length && schema.builtins.some((b) => b.name === "__auth__");
+  }
+
+  /** After a successful `__auth__`: use its token from now on, and list what the user may now see. */
+  async function authenticated(token) {
+    state.token = token;
+    $("token").value = token;
+    if (state.options) state.options.token = () => state.token;
+    await loadContract();
+  }
+
+  // -- the sidebar -------------------------------------------------------------------
 
   function renderSidebar() {
     const schema = state.schema;
@@ -482,25 +218,72 @@ export async function main(document) {
         badge ? el("span", { class: "badge" }, badge) : null));
     const resources = schema.resources.map((resource) => el("section", { class: "resource" },
       el("h3", {}, resource.name),
-      resource.description ? el("p", {}, doc(resource.description)) : null,
+      resource.description ? el("p", {}, docNodes(el, resource.description)) : null,
       el("ul", {}, resource.actions.map((act) =>
         item(act.name, null, () => showAction(resource.name, act), `action:${resource.name}.${act.name}`)))));
     const topics = el("ul", {}, schema.topics.map((topic) =>
       item(topic.name, topic.client_publish ? "pub/sub" : "sub", () => showTopic(topic), `topic:${topic.name}`)));
-    const builtins = el("ul", {}, schema.builtins.map((act) =>
+    const builtins = el("ul", {}, schema.builtins.filter((act) => offered(act.name, schema)).map((act) =>
       item(act.name, null, () => showAction(null, act), `action:${act.name}`)));
     $("sidebar").replaceChildren(
       el("h2", {}, "Resources"), ...resources,
       el("h2", {}, "Topics"), topics,
       el("h2", {}, "Built-in actions"), builtins,
+      el("section", { id: "history" }),
     );
+    renderHistory();
     markLive();
   }
 
+  function renderHistory() {
+    const entries = history.of(state.url).slice(0, 10);
+    const box = $("history");
+    if (!box) return;
+    box.replaceChildren(
+      el("h2", {}, "History", entries.length
+        ? el("button", { type: "button", class: "clear", id: "clear-history", onclick: clearHistory }, "clear") : null),
+      entries.length ? el("ol", { class: "history" }, entries.map((entry, index) =>
+        el("li", {}, el("button", { type: "button", "data-history": String(index), onclick: () => replay(entry) },
+          historyLabel(entry), el("span", { class: `badge outcome-${entry.outcome === "ok" ? "ok" : "error"}` },
+            entry.outcome))))) : el("p", {}, "Calls you make are kept here (in this browser)."));
+  }
+
+  function clearHistory() {
+    history.clear(state.url);
+    renderHistory();
+  }
+
+  function historyLabel(entry) {
+    const { resource, action, data } = entry.frame;
+    if (resource) return `${resource}.${action}`;
+    return data?.topic ? `${action} ${data.topic}` : action;
+  }
+
+  /** Open what `entry` called, its input as it was sent; nothing is sent. */
+  function replay(entry) {
+    const schema = state.schema;
+    if (entry.key.startsWith("topic:")) {
+      const topic = schema.topics.find((t) => `topic:${t.name}` === entry.key);
+      if (topic) showTopic(topic, { channel: entry.frame.data?.topic, payload: entry.frame.data?.payload });
+      return;
+    }
+    const { resource, action, data, fields } = entry.frame;
+    const act = resource
+      ? schema.resources.find((r) => r.name === resource)?.actions.find((a) => a.name === action)
+      : schema.builtins.find((b) => b.name === action);
+    if (act) showAction(resource ?? null, act, { data, fields });
+  }
+
+  function record(key, frame, outcome) {
+    history.add({ at: Date.now(), gateway: state.url, key, frame, outcome });
+    renderHistory();
+  }
+
   function markCurrent(key) {
-    for (const button of $("sidebar").querySelectorAll("button")) {
+    for (const button of $("sidebar").querySelectorAll("button[data-key]")) {
       button.setAttribute("aria-current", String(button.dataset.key === key));
     }
+    show("panel");
   }
 
   /** Mark the topics with live subscriptions in the sidebar. */
@@ -514,10 +297,12 @@ export async function main(document) {
     }
   }
 
-  function fieldPicker(paths, name) {
+  // -- forms ---------------------------------------------------------------------------
+
+  function fieldPicker(paths, name, chosen = [], onchange = undefined) {
     if (!paths.length) return el("p", { class: "hint" }, "No output schema: the whole reply comes back.");
-    return el("div", { class: "fields", id: `${name}-fields` },
-      paths.map((path) => el("label", {}, el("input", { type: "checkbox", value: path }), ` ${path}`)));
+    return el("div", { class: "fields", id: `${name}-fields` }, paths.map((path) => el("label", {},
+      el("input", { type: "checkbox", value: path, checked: chosen.includes(path), onchange }), ` ${path}`)));
   }
 
   function chosenFields(name) {
@@ -535,7 +320,8 @@ export async function main(document) {
     );
   }
 
-  function showResult(target, send) {
+  /** Send with `send(dz)`, show the reply or the error in `target`, keep the call in the history. */
+  function showResult(target, send, key, frame, onReply = undefined) {
     if (!state.dz) {
       showError(target, { code: "NOT_CONNECTED", message: "not connected: press Connect" });
       return;
@@ -545,66 +331,151 @@ export async function main(document) {
     send(state.dz).then((data) => {
       target.dataset.status = "ok";
       target.replaceChildren(el("h3", {}, "Reply"), el("pre", { class: "reply" }, pretty(data)));
-    }, (error) => showError(target, error));
+      record(key, frame, "ok");
+      onReply?.(data);
+    }, (error) => {
+      showError(target, error);
+      record(key, frame, error.code ?? "ERROR");
+    });
   }
 
-  function parseJson(text, target) {
+  function parseJson(text) {
     if (!text.trim()) return { ok: true, value: undefined };
     try {
       return { ok: true, value: JSON.parse(text) };
     } catch (error) {
-      target.dataset.status = "error";
-      target.replaceChildren(el("h3", {}, "Error"), el("div", { class: "code" }, "NOT JSON"),
-        el("div", { class: "message" }, String(error.message)));
-      return { ok: false };
+      return { ok: false, error: String(error.message) };
     }
   }
 
-  function schemaBox(title, schema) {
-    return el("section", { class: "card" }, el("h3", {}, title),
-      el("pre", { class: "schema" }, pretty(expandRefs(schema, state.schema.components))));
+  /**
+   * The JSON in `textarea`, checked against `schema` as the user types: `current()` gives
+   * {value, problems} or {error} (not JSON), and the line under the box says which.
+   */
+  function checked(textarea, schema, line, onchange) {
+    const components = state.schema.components;
+    const current = () => {
+      const parsed = parseJson(textarea.value);
+      if (!parsed.ok) return { error: parsed.error };
+      if (parsed.value === undefined || !schema) return { value: parsed.value, problems: [] };
+      return { value: parsed.value, problems: check(parsed.value, schema, components) };
+    };
+    const render = () => {
+      const now = current();
+      line.dataset.status = now.error || now.problems.length ? "error" : "ok";
+      if (now.error) line.replaceChildren(`Not JSON: ${now.error}`);
+      else if (!now.problems.length) line.replaceChildren(schema ? "✓ matches the schema" : "any JSON");
+      else line.replaceChildren(el("ul", {}, now.problems.map((p) => el("li", {}, say(p)))));
+      onchange?.(now);
+    };
+    textarea.addEventListener("input", render);
+    render();
+    return current;
   }
 
-  function showAction(resourceName, act) {
+  /**
+   * Whether `now` may be sent: not when it does not parse, nor when it fails the check
+   * (unless `force`); then `target` says why and offers `sendAnyway`.
+   */
+  function mayGo(now, target, force, sendAnyway) {
+    if (now.error) {
+      target.dataset.status = "error";
+      target.replaceChildren(el("h3", {}, "Error"), el("div", { class: "code" }, "NOT JSON"),
+        el("div", { class: "message" }, now.error));
+      return false;
+    }
+    if (now.problems.length && !force) {
+      target.dataset.status = "error";
+      target.replaceChildren(el("h3", {}, "Not sent"), el("div", { class: "code" }, "SCHEMA CHECK"),
+        el("ul", { class: "message" }, now.problems.map((p) => el("li", {}, say(p)))),
+        el("p", { class: "hint" }, "The server is the judge: ",
+          el("button", { type: "button", class: "secondary", id: "send-anyway", onclick: sendAnyway }, "Send anyway")));
+      return false;
+    }
+    return true;
+  }
+
+  function target() {
+    return { url: state.url, clientUrl, token: state.token || undefined, topics: state.schema.topics };
+  }
+
+  // -- an action -------------------------------------------------------------------------
+
+  /** The panel of an action; `initial` (from the history) replaces the pre-fill. Nothing is sent until Call. */
+  function showAction(resourceName, act, initial = undefined) {
     const key = resourceName ? `action:${resourceName}.${act.name}` : `action:${act.name}`;
     markCurrent(key);
     const components = state.schema.components;
-    const value = prefill(act, state.schema);
-    const input = el("textarea", { id: "action-input", spellcheck: "false" }, value === undefined ? "" : pretty(value));
+    const value = initial ? initial.data : prefill(act, state.schema);
+    const input = el("textarea", { id: "action-input", spellcheck: "false", "data-send": "call" },
+      value === undefined ? "" : pretty(value));
+    const checkLine = el("div", { class: "check", id: "action-check", role: "status" });
     const result = el("section", { class: "card result", id: "result" }, el("p", { class: "hint" }, "No call yet."));
-    const call = () => {
-      const parsed = parseJson(input.value, result);
-      if (!parsed.ok) return;
-      const fields = chosenFields("action");
+    const code = codeCard(el, window);
+    const frameOf = (data) => {
       const frame = { action: act.name };
       if (resourceName) frame.resource = resourceName;
-      if (parsed.value !== undefined) frame.data = parsed.value;
+      if (data !== undefined) frame.data = data;
+      const fields = chosenFields("action");
       if (fields) frame.fields = fields;
-      showResult(result, (dz) => dz.request(frame));
+      return frame;
     };
+    const refreshCode = (now) => code.update(now.error ? `// the data is not JSON yet: ${now.error}\n`
+      : snippets(operationOf(frameOf(now.value)), target()));
+    const current = checked(input, act.input, checkLine, refreshCode);
+    const send = (anyway = false) => {
+      const now = current();
+      if (!mayGo(now, result, anyway, () => send(true))) return;
+      const frame = frameOf(now.value);
+      showResult(result, (dz) => dz.request(frame), key, frame,
+        act.name === "__auth__" && !resourceName ? () => authenticated(frame.data.token) : undefined);
+    };
+    const paths = fieldPaths(act.output, components);
     $("panel").replaceChildren(
       el("h2", {}, resourceName ? `${resourceName}.${act.name}` : act.name),
-      el("p", { class: "doc" }, act.description ? doc(act.description) : "(no description)"),
-      el("div", { class: "columns" }, schemaBox("Input schema", act.input), schemaBox("Output schema", act.output)),
+      el("p", { class: "doc" }, act.description ? docNodes(el, act.description) : "(no description)"),
+      el("div", { class: "columns" },
+        schemaCard(el, "Input", act.input, "in", components, "none: the action takes no data"),
+        schemaCard(el, "Output", act.output, "out", components, "none: the reply is any JSON")),
       el("section", { class: "card" },
-        el("h3", {}, "Data (JSON)"), input,
-        el("h3", {}, "Fields (none checked: all)"), fieldPicker(fieldPaths(act.output, components), "action"),
-        el("div", { class: "actions" }, el("button", { type: "button", id: "call", onclick: call }, "Call"))),
+        el("h3", {}, "Data (JSON)"),
+        act.input ? el("p", { class: "hint" }, initial ? "As sent before. Nothing is sent until you press Call."
+          : "Pre-filled with example values from the schema. Nothing is sent until you press Call.") : null,
+        input, checkLine,
+        el("h3", {}, "Fields (none checked: all)"),
+        fieldPicker(paths, "action", initial?.fields ?? [], () => refreshCode(current())),
+        el("div", { class: "actions" },
+          el("button", { type: "button", id: "call", onclick: () => send() }, "Call"),
+          el("span", { class: "hint keys" }, "Ctrl+Enter (⌘+Enter)"))),
       result,
+      code.card,
     );
+    refreshCode(current());
   }
 
-  function showTopic(topic) {
-    markCurrent(`topic:${topic.name}`);
+  // -- a topic -----------------------------------------------------------------------------
+
+  function showTopic(topic, initial = {}) {
+    const key = `topic:${topic.name}`;
+    markCurrent(key);
     const components = state.schema.components;
     const channel = el("input", {
-      type: "text", id: "channel", spellcheck: "false",
-      value: state.channels.get(topic.name) ?? defaultChannel(topic.name),
+      type: "text", id: "channel", spellcheck: "false", "data-send": "subscribe",
+      value: initial.channel ?? state.channels.get(topic.name) ?? defaultChannel(topic.name),
     });
     const log = el("ul", { class: "events", id: "events" });
     const subscribeResult = el("div", { class: "result", id: "subscribe-result", role: "status" });
     const liveList = el("p", { class: "live-list", id: "live-channels" });
+    const code = codeCard(el, window);
+    let publishCurrent = null;
 
+    const refreshCode = () => {
+      const now = publishCurrent?.();
+      const op = now && !now.error && now.value !== undefined // a payload to publish, else the subscription
+        ? { kind: "publish", channel: channel.value, payload: now.value }
+        : { kind: "subscribe", channel: channel.value, fields: chosenFields("topic") };
+      code.update(snippets(op, target()));
+    };
     const renderLog = () => {
       const entry = state.subscriptions.get(channel.value);
       log.replaceChildren(...(entry?.events ?? []).map(({ at, data, offset }) =>
@@ -632,6 +503,7 @@ export async function main(document) {
       state.channels.set(topic.name, channel.value);
       renderLog();
       renderSubscription();
+      refreshCode();
     };
     const switchTo = (name) => {
       channel.value = name;
@@ -643,17 +515,21 @@ export async function main(document) {
       if (!state.dz) return renderSubscription("NOT_CONNECTED: press Connect");
       const entry = { sub: null, topic: topic.name, events: [] };
       const previous = state.subscriptions.get(name);
+      const fields = chosenFields("topic");
+      const frame = { action: "__subscribe__", data: { topic: name, ...(fields ? { fields } : {}) } };
       try {
         await previous?.sub.unsubscribe();
         state.subscriptions.delete(name);
         entry.sub = await state.dz.subscribe(name, (data, meta) => {
           entry.events.unshift({ at: new Date().toLocaleTimeString(), data, offset: meta.offset });
           if (channel.value === name) renderLog();
-        }, { fields: chosenFields("topic") });
+        }, { fields });
       } catch (error) {
+        record(key, frame, error.code ?? "ERROR");
         if (channel.value === name) renderSubscription(`${error.code ?? "ERROR"}: ${error.message}`);
         return;
       }
+      record(key, frame, "ok");
       state.subscriptions.set(name, entry);
       if (channel.value === name) refresh();
       else markLive();
@@ -673,11 +549,13 @@ export async function main(document) {
     channel.addEventListener("input", refresh);
     const sections = [
       el("h2", {}, topic.name),
-      el("p", { class: "doc" }, topic.description ? doc(topic.description) : "(no description)"),
-      schemaBox("Payload schema", topic.payload),
+      el("p", { class: "doc" }, topic.description ? docNodes(el, topic.description) : "(no description)"),
+      el("div", { class: "columns" },
+        schemaCard(el, "Events", topic.payload, "out", components),
+        topic.client_publish ? schemaCard(el, "Publish", topic.publish ?? topic.payload, "in", components) : null),
       el("section", { class: "card" },
         el("h3", {}, "Channel"), channel, liveList,
-        el("h3", {}, "Fields (none checked: all)"), fieldPicker(fieldPaths(topic.payload, components), "topic"),
+        el("h3", {}, "Fields (none checked: all)"), fieldPicker(fieldPaths(topic.payload, components), "topic", [], refreshCode),
         el("div", { class: "actions" },
           el("button", { type: "button", id: "subscribe", onclick: subscribe, disabled: !topic.client_subscribe }, "Subscribe"),
           el("button", { type: "button", class: "secondary", id: "unsubscribe", onclick: unsubscribe }, "Unsubscribe"),
@@ -685,22 +563,47 @@ export async function main(document) {
         el("h3", {}, "Live events (newest first)"), log),
     ];
     if (topic.client_publish) {
-      const payload = el("textarea", { id: "publish-input", spellcheck: "false" },
-        pretty(skeleton(topic.publish ?? topic.payload, components))); // the load side, what __publish__ takes
+      const schema = topic.publish ?? topic.payload; // the load side, what __publish__ takes
+      const payload = el("textarea", { id: "publish-input", spellcheck: "false", "data-send": "publish" },
+        pretty(initial.payload !== undefined ? initial.payload : skeleton(schema, components)));
+      const checkLine = el("div", { class: "check", id: "publish-check", role: "status" });
       const result = el("section", { class: "card result", id: "publish-result" });
-      const publish = () => {
-        const parsed = parseJson(payload.value, result);
-        if (parsed.ok) showResult(result, (dz) => dz.publish(channel.value, parsed.value ?? null));
+      publishCurrent = checked(payload, schema, checkLine, () => refreshCode());
+      const publish = (anyway = false) => {
+        const now = publishCurrent();
+        if (!mayGo(now, result, anyway, () => publish(true))) return;
+        const frame = { action: "__publish__", data: { topic: channel.value, payload: now.value ?? null } };
+        showResult(result, (dz) => dz.publish(frame.data.topic, frame.data.payload), key, frame);
       };
       sections.push(
-        el("section", { class: "card" }, el("h3", {}, "Publish (JSON payload)"), payload,
-          el("div", { class: "actions" }, el("button", { type: "button", id: "publish", onclick: publish }, "Publish"))),
+        el("section", { class: "card" }, el("h3", {}, "Publish (JSON payload)"),
+          el("p", { class: "hint" }, "Pre-filled with example values from the schema. Nothing is sent until you press Publish."),
+          payload, checkLine,
+          el("div", { class: "actions" }, el("button", { type: "button", id: "publish", onclick: () => publish() }, "Publish"),
+            el("span", { class: "hint keys" }, "Ctrl+Enter (⌘+Enter)"))),
         result);
     }
+    sections.push(code.card);
     $("panel").replaceChildren(...sections);
     refresh();
   }
 
+  // -- keys, buttons ------------------------------------------------------------------------
+
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
+    const id = event.target?.dataset?.send ?? (document.getElementById("call") ? "call" : null);
+    const button = id ? document.getElementById(id) : null;
+    if (!button || button.disabled) return;
+    event.preventDefault();
+    button.click();
+  });
+  $("back").addEventListener("click", () => show("list"));
   $("reconnect").addEventListener("click", connect);
+  $("auth").addEventListener("submit", (event) => { // Enter in the token box
+    event.preventDefault();
+    connect();
+  });
+  show("list");
   await connect();
 }

@@ -1,8 +1,8 @@
 """HTTP routes for the browser: ``/drizzle.js`` and the ``/_explorer`` page.
 
 The files live in the package's ``static/`` folder and are served as they
-are: no build step, no templates beyond the websocket path the explorer
-connects to. Beside the page, ``/_explorer/asyncapi.json`` and
+are (the explorer is a few ES modules, ``explorer*.js``): no build step, no
+templates beyond the websocket path the explorer connects to. Beside the page, ``/_explorer/asyncapi.json`` and
 ``/_explorer/api.ts`` give the contract the page shows as an AsyncAPI 3.0
 document and as TypeScript (see `drizzle_gateway.contract.asyncapi` and
 `drizzle_gateway.contract.typescript`), as an unauthenticated connection's
@@ -26,6 +26,9 @@ from ..wire.codec import encode
 STATIC_DIR = Path(__file__).parent.parent / "static"
 EXPLORER_PATH = "/_explorer"
 
+
+EXPLORER_FILES = r"explorer(?:-[a-z]+)?\.js|explorer\.css"
+"""The explorer's own files: its page module, the modules beside it (``explorer-check.js``...), its CSS."""
 
 CONTENT_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
@@ -95,7 +98,7 @@ def browser_routes(ws_path: str, *, explorer: bool) -> list[tuple[str, type, dic
     if explorer:
         routes += [
             (rf"{EXPLORER_PATH}/?", ExplorerPage, {"ws_path": ws_path}),
-            (rf"{EXPLORER_PATH}/(explorer\.js|explorer\.css)", StaticFile, {"path": str(STATIC_DIR)}),
+            (rf"{EXPLORER_PATH}/({EXPLORER_FILES})", StaticFile, {"path": str(STATIC_DIR)}),
             (rf"{EXPLORER_PATH}/(asyncapi\.json|api\.ts)", ContractFile, {"ws_path": ws_path}),
         ]
     return routes

@@ -3,9 +3,11 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  defaultChannel, docSegments, expandRefs, fieldPaths, matchingString, prefill, resolve, skeleton, strftime,
-  websocketUrl,
-} from "../../drizzle_gateway/static/explorer.js";
+  channelParams, defaultChannel, expandRefs, fieldPaths, matchingString, nullable, offered, prefill, resolve, skeleton,
+  strftime,
+} from "../../drizzle_gateway/static/explorer-schema.js";
+import { docSegments } from "../../drizzle_gateway/static/explorer-view.js";
+import { websocketUrl } from "../../drizzle_gateway/static/explorer.js";
 
 const components = {
   schemas: {
@@ -35,8 +37,8 @@ test("resolve follows $ref and passes plain schemas through", () => {
 
 test("skeleton fills every property with a value its schema accepts", () => {
   assert.deepEqual(skeleton({ $ref: "#/components/schemas/Todo" }, components), {
-    id: 0, title: "title", done: false, tags: [], owner: { name: "name", email: "ada@example.com" }, kind: "a",
-    note: "note", level: 3,
+    id: 0, title: "example", done: false, tags: [], owner: { name: "example", email: "ada@example.com" }, kind: "a",
+    note: null, level: 3,
   });
   assert.equal(skeleton(null, components), null);
 });
@@ -70,7 +72,7 @@ test("skeleton honours formats, patterns, lengths and bounds", () => {
     },
   };
   assert.deepEqual(skeleton(message, components, { now }), {
-    room: "room", code: "AAA-00", author: "author", pin: "pinxxxxx", tiny: "ti",
+    room: "example", code: "AAA-00", author: "example", pin: "examplex", tiny: "ex",
     sent_at: "2026-11-24T08:30:00.000Z", day: "2026-11-24", count: 6, ratio: 0.5, stock: -4, pair: [2, 2],
   });
 });
@@ -89,7 +91,7 @@ test("numbers stay inside their bounds, off a bound that may be exclusive", () =
 
 test("matchingString finds a value for a pattern, preferring the hints", () => {
   for (const [pattern, hints, expected] of [
-    ["^[A-Za-z0-9_-]{1,40}$", ["room"], "room"],
+    ["^[A-Za-z0-9_-]{1,40}$", ["example"], "example"],
     ["^[a-z]+$", ["Room"], "example"],
     ["^\\d{4}-\\d{2}$", [], "0000-00"],
     ["^(?:red|green)$", ["blue"], "red"],
@@ -103,22 +105,49 @@ test("matchingString finds a value for a pattern, preferring the hints", () => {
   assert.equal(matchingString("(?P<bad", ["hint"]), "hint", "a pattern JS cannot compile falls back to the hint");
 });
 
-test("prefill gives the channel built-ins a real channel and a payload of its topic", () => {
+test("prefill gives the channel built-ins a channel of a topic that allows them", () => {
   const contract = {
     components,
     topics: [
-      { name: "todos", client_subscribe: true, client_publish: false, payload: null },
-      { name: "chat.{room}", client_subscribe: true, client_publish: true, payload: { $ref: "#/components/schemas/Owner" } },
+      { name: "todos", client_subscribe: true, client_publish: false, payload: null, history: null },
+      { name: "chat.{room}", client_subscribe: true, client_publish: true, payload: { $ref: "#/components/schemas/Owner" },
+        history: null },
+      { name: "log.{day}", client_subscribe: true, client_publish: false, payload: null, history: { size: 10 } },
     ],
   };
   const publishInput = { type: "object", properties: { topic: { type: "string" }, payload: {} } };
   const subscribeInput = { type: "object", properties: { topic: { type: "string" }, fields: { type: ["array", "null"], default: null } } };
   assert.deepEqual(prefill({ name: "__publish__", input: publishInput }, contract),
-    { topic: "chat.room", payload: { name: "name", email: "ada@example.com" } });
+    { topic: "chat.example", payload: { name: "example", email: "ada@example.com" } });
   assert.deepEqual(prefill({ name: "__subscribe__", input: subscribeInput }, contract), { topic: "todos", fields: null });
-  const historyInput = { type: "object", properties: { topic: { type: "string" }, limit: { type: ["integer", "null"], default: null } } };
-  assert.deepEqual(prefill({ name: "__history__", input: historyInput }, contract), { topic: "todos", limit: null });
+  const historyInput = { type: "object", required: ["topic"],
+    properties: { topic: { type: "string" }, limit: { type: ["integer", "null"], minimum: 1 } } };
+  assert.deepEqual(prefill({ name: "__history__", input: historyInput }, contract), { topic: "log.example", limit: null },
+    "only a topic that keeps history");
   assert.equal(prefill({ name: "__ping__", input: null }, contract), undefined);
+});
+
+test("offered leaves out the channel built-ins no topic allows", () => {
+  const quiet = { topics: [{ name: "todos", client_subscribe: true, client_publish: false, history: null }] };
+  assert.deepEqual(["__history__", "__publish__", "__subscribe__", "__ping__"].map((name) => offered(name, quiet)),
+    [false, false, true, true]);
+  const none = { topics: [] };
+  assert.equal(offered("__subscribe__", none), false);
+  assert.equal(offered("__schema__", none), true);
+});
+
+test("nullable sees null in a type list, a union or behind a $ref, unless there is a default", () => {
+  assert.equal(nullable({ type: ["integer", "null"] }, components), true);
+  assert.equal(nullable({ anyOf: [{ $ref: "#/components/schemas/Owner" }, { type: "null" }] }, components), true);
+  assert.equal(nullable({ type: ["integer", "null"], default: 3 }, components), false);
+  assert.equal(nullable({ type: "string" }, components), false);
+});
+
+test("channelParams reads a concrete channel's params, as the gateway matches them", () => {
+  assert.deepEqual(channelParams("chat.{room}", "chat.lobby"), { room: "lobby" });
+  assert.deepEqual(channelParams("todos", "todos"), {});
+  assert.equal(channelParams("chat.{room}", "chat.a.b"), null, "a param holds no dot");
+  assert.equal(channelParams("chat.{room}", "chatXlobby"), null, "the dot is literal");
 });
 
 test("prefill fills a publish payload from the load side of its topic, where __schema__ gives one", () => {
@@ -129,7 +158,7 @@ test("prefill fills a publish payload from the load side of its topic, where __s
   };
   const publishInput = { type: "object", properties: { topic: { type: "string" }, payload: {} } };
   assert.deepEqual(prefill({ name: "__publish__", input: publishInput }, contract),
-    { topic: "notes", payload: { name: "name", email: "ada@example.com" } });
+    { topic: "notes", payload: { name: "example", email: "ada@example.com" } });
 });
 
 test("docSegments turns reST literals, interpreted text and roles into code", () => {
@@ -160,8 +189,8 @@ test("expandRefs inlines references for reading", () => {
   assert.deepEqual(expanded.properties.owner, components.schemas.Owner);
 });
 
-test("defaultChannel names a concrete channel after the pattern's params", () => {
-  assert.equal(defaultChannel("chat.{room}"), "chat.room");
+test("defaultChannel fills a pattern's params with an example value", () => {
+  assert.equal(defaultChannel("chat.{room}"), "chat.example");
   assert.equal(defaultChannel("todos"), "todos");
 });
 
