@@ -97,25 +97,41 @@ class Action:
 
 
 def action(
-    input: SchemaLike | None = None,
+    input: SchemaLike | Callable | None = None,
     output: SchemaLike | None = None,
     *,
     name: str | None = None,
     allow: Permission | None = None,
-) -> Callable[[Callable], Callable]:
-    """Declare a resource method callable over the wire.
+) -> Any:
+    """Declare a resource method callable over the wire: ``@action(input=..., output=...)``, or bare ``@action``.
 
     ``input`` validates and loads the request's ``data``; ``output`` dumps
     the return value and is what ``fields`` select from. Only decorated
     methods are ever reachable.
     """
+    if _is_method(input):  # written without parentheses: `input` is the method itself
+        method: Any = input
+        return action()(method)
 
     def decorate(func: Callable) -> Callable:
         # An attribute of the function (Resource collects them); setattr, as Callable declares no such attribute.
         setattr(func, "__drizzle_action__", Action(func, name=name, input=input, output=output, allow=allow))  # noqa: B010
         return func
 
+    if input is not None and not _is_schema(input):
+        raise TypeError(f"@action(input=...) takes a marshmallow Schema class or instance, not {input!r}")
+    if output is not None and not _is_schema(output):
+        raise TypeError(f"@action(output=...) takes a marshmallow Schema class or instance, not {output!r}")
     return decorate
+
+
+def _is_method(value: object) -> bool:
+    """True for what ``def`` makes (plain, ``async`` or ``@gen.coroutine``), which no schema is."""
+    return inspect.isfunction(value)
+
+
+def _is_schema(value: object) -> bool:
+    return isinstance(value, Schema) or (isinstance(value, type) and issubclass(value, Schema))
 
 
 class Resource:

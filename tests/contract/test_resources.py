@@ -112,3 +112,27 @@ async def test_an_array_is_for_an_input_schema_to_load(gateway, test_client):
     assert await exchange(client, call(2, "items", "anything", [1])) == {
         "request_id": 2, "code": "VALIDATION_ERROR", "error": "'data' must be a JSON object"}
     assert await exchange(client, call(3, "items", "anything", {"a": [1]})) == {"request_id": 3, "data": {"a": [1]}}
+
+
+class Bare(Resource):
+    name = "bare"
+
+    @action
+    async def hello(self, data):
+        return {"hello": data}
+
+
+@pytest.mark.gen_test
+async def test_action_without_parentheses_is_an_action(gateway, test_client):
+    gateway.add_resource(Bare)
+    client = await test_client()
+    assert Bare.get_action("hello") is not None
+    assert await client.call("bare", "hello", {"x": 1}) == {"hello": {"x": 1}}
+
+
+@pytest.mark.parametrize("keyword", ["input", "output"])
+def test_an_action_schema_that_is_not_a_schema_is_refused_at_declaration(keyword):
+    with pytest.raises(TypeError) as refused:
+        action(**{keyword: {"title": "str"}})
+    assert str(refused.value) == (f"@action({keyword}=...) takes a marshmallow Schema class or instance, "
+                                  "not {'title': 'str'}")
