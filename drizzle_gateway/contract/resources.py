@@ -134,6 +134,12 @@ def _is_schema(value: object) -> bool:
     return isinstance(value, Schema) or (isinstance(value, type) and issubclass(value, Schema))
 
 
+def instance_refused(cls: type) -> str:
+    """What to say when a resource is made by hand: the gateway makes one per request."""
+    return (f"the gateway makes a {cls.__name__} for each request: pass the class {cls.__name__}, "
+            f"not an instance (Gateway(resources=[{cls.__name__}]))")
+
+
 class Resource:
     """Base class of resources: subclass it, set ``name``, decorate actions.
 
@@ -156,7 +162,9 @@ class Resource:
         if not cls.name:
             cls.name = cls.__name__.lower()
 
-    def __init__(self, session: Caller, gateway: Host) -> None:
+    def __init__(self, session: Caller | None = None, gateway: Host | None = None) -> None:
+        if session is None or gateway is None:
+            raise TypeError(instance_refused(type(self)))
         self.session = session
         self.gateway = gateway
 
