@@ -170,7 +170,8 @@ def test_two_resources_under_one_name_are_refused():
 
 
 def test_a_resource_instance_is_refused_saying_to_pass_the_class():
-    said = "the gateway makes a Notes for each request: pass the class Notes, not an instance (Gateway(resources=[Notes]))"
+    said = ("the gateway makes a Notes for each request: pass the class Notes, not an instance "
+            "(Gateway(resources=[Notes]))")
     with pytest.raises(TypeError) as made:
         Gateway(resources=[Notes()])
     assert str(made.value) == said
