@@ -142,6 +142,12 @@ def test_codegen_needs_a_target_or_a_url():
                                     "(not both)"
 
 
+def test_codegen_of_a_gateway_without_resources_or_topics_is_not_an_error():
+    with ServerThread(Gateway()) as server:
+        module = codegen("--url", server.url("/ws", scheme="ws"))
+    assert "export function typed(" in module
+
+
 def test_codegen_says_when_no_gateway_answers():
     with GatewayProcess("examples.chat.app:gateway") as server:
         port = server.port
@@ -370,15 +376,20 @@ def _token_gateway() -> Gateway:
         "ada" if credentials.token == "s3cret" else None))
 
 
-def test_codegen_from_a_gateway_that_authenticates_needs_its_token():
-    """Without --token a gateway that hides its contract gives the built-ins only; with it, everything."""
+def test_codegen_from_a_gateway_that_authenticates_needs_its_token(tmp_path):
+    """Without --token a gateway that hides its contract is an error, and no file is written; with it, everything."""
+    out = tmp_path / "api.ts"
     with ServerThread(_token_gateway()) as server:
         url = server.url("/ws", scheme="ws")
-        anonymous = codegen("--url", url)
+        anonymous = subprocess.run([COMMAND, "codegen", "ts", "--url", url, "-o", str(out)], cwd=ROOT,
+                                   capture_output=True, text=True, timeout=60)
         authenticated = codegen("--url", url, "--token", "s3cret")
         refused = subprocess.run([COMMAND, "codegen", "ts", "--url", url, "--token", "wrong"], cwd=ROOT,
                                  capture_output=True, text=True, timeout=60)
-    assert "create<" not in anonymous
+    assert (anonymous.returncode, anonymous.stdout) == (1, "")
+    assert anonymous.stderr == (f"drizzle-gateway: error: the gateway at {url} authenticates and shows its "
+                                "contract only after: give --token TOKEN\n")
+    assert not out.exists()
     assert "create<const F extends readonly (TodoPath)[] = []>(data: NewTodoInput" in authenticated
     assert refused.returncode == 1
     assert refused.stderr.startswith(f"drizzle-gateway: error: could not read __schema__ from {url}: ")
