@@ -396,7 +396,15 @@ def main(argv: list[str] | None = None) -> None:
         except ImportError as exc:
             fail(f"--redis needs the redis package: pip install -e '.[redis]' in a checkout of drizzle_gateway, "
                  f"or pip install 'redis>=5.0.1' ({exc})")
-        gateway.use_broker(RedisBroker(args.redis, prefix=args.redis_prefix))
+        broker = RedisBroker(args.redis, prefix=args.redis_prefix)
+        try:
+            server = asyncio.run(broker.probe())
+        except Exception as exc:  # noqa: BLE001 - whatever keeps Redis from answering ends the command the same way
+            why = str(exc).rstrip(".") or type(exc).__name__
+            fail(f"--redis: no Redis answers at {broker.where} ({why}); start redis-server "
+                 f"there (e.g. redis-server --port {urlsplit(args.redis).port or 6379}) or fix the URL")
+        logger.info("topics shared through %s, channel prefix %r", server, args.redis_prefix)
+        gateway.use_broker(broker)
     if args.metrics_port is not None and not gateway.metrics:
         fail(f"--metrics-port: {args.target} was built with metrics=False; there are no metrics to serve")
     sockets = bind(args.host, args.port)
