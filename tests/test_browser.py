@@ -213,18 +213,27 @@ def test_chat_pages_exchange_messages_through_the_typed_topic(open_page):
 
 
 def test_chat_refuses_a_too_long_message_and_nobody_sees_it(open_page):
+    """Over the schema's maxLength Send is off and the page says so; what the server refuses is said for people."""
     with ServerThread(make_chat_gateway()) as server:
         ada = open_chat(open_page, server.url("/"), "ada")
         bob = open_chat(open_page, server.url("/"), "bob")
+        ada.fill("#text", "x" * 500)
+        assert (ada.inner_text("#counter"), ada.is_enabled("#send"), ada.inner_text("#error")) == ("500/500", True, "")
         ada.fill("#text", "x" * 501)
         assert ada.inner_text("#counter") == "501/500"
-        ada.click("#send")
-        ada.wait_for_function("document.getElementById('error').textContent.length > 0")
-        error = ada.inner_text("#error")
-        assert error.startswith("INVALID_DATA:")
-        assert '"text"' in error and "500" in error
+        assert ada.is_disabled("#send")
+        assert ada.inner_text("#error") == "Message too long (501/500)"
+        ada.press("#text", "Enter")  # no implicit submission past a disabled Send
         assert ada.input_value("#text") == "x" * 501, "the refused text stays for editing"
         screenshot(ada, "chat-refused.png")
+        ada.fill("#text", "x" * 499)
+        assert (ada.is_enabled("#send"), ada.inner_text("#error")) == (True, "")
+        # a refusal the page cannot foresee (a name over 40 characters, past the input's maxlength) is said plainly
+        ada.evaluate("document.getElementById('author').value = 'a'.repeat(41)")
+        say(ada, "from a long name")
+        ada.wait_for_function("document.getElementById('error').textContent.length > 0")
+        assert ada.inner_text("#error") == "Name: Length must be between 1 and 40."
+        ada.fill("#author", "ada")
         say(ada, "short enough")
         bob.wait_for_selector("#messages li:has-text('short enough')")
         ada.wait_for_selector("#messages li:has-text('short enough')")
