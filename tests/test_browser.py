@@ -7,13 +7,14 @@ Without a browser these tests skip with the reason; with
 from __future__ import annotations
 
 import json
+import re
 import signal
 
 import pytest
 
 from examples.chat.app import make_gateway as make_chat_gateway
 from examples.todo.app import make_gateway as make_todo_gateway
-from tests.support.browser import ARTIFACTS, BLANK_ROUTE, GatewayProcess, ServerThread, chromium
+from tests.support.browser import ARTIFACTS, BLANK_ROUTE, ROOT, GatewayProcess, ServerThread, chromium
 from tests.support.gateways import rebuilt
 from tests.support.serve_app import make_gateway as make_test_gateway
 
@@ -360,3 +361,21 @@ def test_heartbeat_notices_a_frozen_server_and_reconnects_when_it_thaws(open_pag
         page.wait_for_function("seen.includes('thawed')")
     finally:
         server.stop()
+
+
+def test_the_readme_browser_snippet_runs_on_a_page_of_the_chat_example(open_page):
+    """The README's module script, as written, in a page the chat example serves."""
+    text = (ROOT / "README.md").read_text()
+    intro = text[text.index("## In the browser"):]
+    assert "of a page the chat example serves" in intro
+    snippet = re.search(r"```js\n(.*?)```", intro, re.S).group(1)
+    with ServerThread(make_chat_gateway()) as server:
+        page = open_chat(open_page, server.url("/"), "carol")
+        logged: list[str] = []
+        page.on("console", lambda message: logged.append(message.text))
+        page.add_script_tag(content=snippet + "\nwindow.readmeHistory = history;\n", type="module")
+        page.wait_for_function("window.readmeHistory !== undefined")
+        assert page.evaluate("window.readmeHistory") == [{"text": "hi"}]  # publishes skip rooms.say and its history
+        page.wait_for_function("document.querySelectorAll('#messages li .text').length === 2")
+    assert logged[:1] == ["chat.lobby ada hi"] and "chat.lobby bob hello" in logged
+    assert any(re.fullmatch(r"sent at \d{4}-\d\d-\d\dT[\d:.]+(Z|[+-]\d\d:\d\d)", line) for line in logged), logged

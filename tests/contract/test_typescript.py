@@ -488,3 +488,24 @@ def test_what_marshmallow_takes_and_sends_fits_the_generated_types(tmp_path, gen
     found = diagnostics(tsc_files(where, "check.ts").stdout)
     assert sorted({int(d["line"]) - 2 for d in found}) == list(range(len(fitting), len(fitting) + len(wrong))), \
         [(d["line"], d["text"]) for d in found]
+
+
+@pytest.mark.timeout(180)
+def test_the_readme_typescript_runs_on_node_with_the_flag_it_names(tmp_path, generated):
+    """Compiled as written (the port aside) and run with the README's node command against the todo example."""
+    text = (ROOT / "README.md").read_text()
+    assert "run it there with `node --experimental-websocket main.js`" in text
+    block = re.findall(r"```ts\n(.*?)```", text, re.S)[0]
+    where = project(tmp_path, *generated)
+    (where / "app" / "api.ts").write_text(generated[0])
+    config = {"extends": "./tsconfig.json", "compilerOptions": {"types": []}, "include": ["app/main_readme.ts",
+                                                                                         "app/api.ts"]}
+    (where / "tsconfig.readme.json").write_text(json.dumps(config))
+    with GatewayProcess("examples.todo.app:gateway") as todo:
+        (where / "app" / "main_readme.ts").write_text(block.replace("127.0.0.1:8889", f"127.0.0.1:{todo.port}"))
+        build = tsc(where, "-p", "tsconfig.readme.json")
+        assert build.returncode == 0, build.stdout + build.stderr
+        ran = run_node("--experimental-websocket", "dist/app/main_readme.js", cwd=where, timeout=60)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    said = re.search(r'console\.log\(todo\.id, owner\);  // (.+) \(after "(.+)"\)', block).groups()
+    assert ran.stdout.splitlines() == [said[1], said[0]]
