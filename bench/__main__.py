@@ -460,6 +460,7 @@ def plot(results: list[dict], path: Path) -> bool:
         logger.warning("matplotlib is not installed (pip install -e '.[bench]'); no plot")
         return False
     if not any(r["scenario"] == "fanout" for r in results):
+        logger.warning("no fan-out scenario ran; no plot")
         return False
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for kind in ("gateway", "tornado", "socketio"):
@@ -494,7 +495,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", metavar="SCENARIO[,SCENARIO...]",
                         help=f"run only these scenarios ({', '.join(SCENARIOS + OPTIONAL_SCENARIOS)}); "
                              "repeat or separate with commas")
-    parser.add_argument("--output", type=Path, default=HERE / "results.json")
+    parser.add_argument("--output", type=Path, default=HERE / "out" / "results.json", metavar="FILE",
+                        help="where the raw figures go (default: bench/out/results.json, untracked; the committed "
+                             "bench/results.json is the README's run)")
+    parser.add_argument("--plot", type=Path, default=None, metavar="FILE",
+                        help="also draw fan-out deliveries/s vs subscribers into this PNG (needs matplotlib)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = QUICK if args.quick else Settings()
@@ -549,10 +554,11 @@ def main(argv: list[str] | None = None) -> int:
               "machine": machine(), "quick": args.quick, "seconds": time.monotonic() - started,
               "settings": settings.__dict__, "results": results, "failures": failures.items,
               "table": table(rows)}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2, default=list))
     print(table(rows))
-    if plot(results, args.output.with_name("fanout.png")):
-        print(f"plot: {args.output.with_name('fanout.png')}")
+    if args.plot is not None and plot(results, args.plot):
+        print(f"plot: {args.plot}")
     print(f"results: {args.output} ({report['seconds']:.0f} s)")
     if failures.items:
         print("FAILURES:\n  " + "\n  ".join(failures.items))

@@ -319,14 +319,30 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class NeedsToken(Exception):
+    """The gateway authenticates, and without a token it shows only its built-ins."""
+
+
 async def fetch_schema(url: str, token: str | None = None) -> dict:
-    """The ``__schema__`` document of the gateway serving websocket ``url``."""
-    from .client import Client
+    """The ``__schema__`` document of the gateway serving websocket ``url``.
+
+    Without ``token``, a document with no resources and no topics is
+    checked: if the gateway refuses an anonymous request with
+    UNAUTHENTICATED, `NeedsToken` is raised (its contract is hidden).
+    """
+    from .client import Client, RemoteError
 
     async with Client(url, timeout=30.0) as client:
         if token is not None:
             await client.request({"action": "__auth__", "data": {"token": token}})
-        return await client.schema()
+        schema = await client.schema()
+        if token is None and not schema.get("resources") and not schema.get("topics"):
+            try:  # an authenticating gateway answers any non-built-in request UNAUTHENTICATED before looking it up
+                await client.request({"resource": "__codegen__", "action": "__codegen__"})
+            except RemoteError as error:
+                if error.code == "UNAUTHENTICATED":
+                    raise NeedsToken() from None
+        return schema
 
 
 def _codegen_ts(args: argparse.Namespace) -> None:
@@ -339,6 +355,9 @@ def _codegen_ts(args: argparse.Namespace) -> None:
             fail(f"--url must be a websocket URL such as ws://127.0.0.1:8888/ws, got {args.url!r}")
         try:
             schema = asyncio.run(fetch_schema(args.url, args.token))
+        except NeedsToken:
+            fail(f"the gateway at {args.url} authenticates and shows its contract only after: "
+                 f"give --token TOKEN")
         except Exception as exc:  # noqa: BLE001 - any failure to reach the gateway ends the command the same way
             fail(f"could not read __schema__ from {args.url}: {exc or type(exc).__name__}")
     else:
@@ -397,6 +416,15 @@ def main(argv: list[str] | None = None) -> None:
 
         def make_broker() -> Broker:
             return RedisBroker(args.redis, prefix=args.redis_prefix)
+
+        probed = RedisBroker(args.redis, prefix=args.redis_prefix)  # each process builds its own: this one only asks
+        try:
+            server = asyncio.run(probed.probe())
+        except Exception as exc:  # noqa: BLE001 - whatever keeps Redis from answering ends the command the same way
+            why = str(exc).rstrip(".") or type(exc).__name__
+            fail(f"--redis: no Redis answers at {probed.where} ({why}); start redis-server "
+                 f"there (e.g. redis-server --port {urlsplit(args.redis).port or 6379}) or fix the URL")
+        logger.info("topics shared through %s, channel prefix %r", server, args.redis_prefix)
 
     if args.metrics_port is not None and not gateway.metrics:
         fail(f"--metrics-port: {args.target} was built with metrics=False; there are no metrics to serve")

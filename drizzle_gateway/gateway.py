@@ -15,7 +15,7 @@ from tornado.websocket import WebSocketHandler
 
 from .brokers import Broker, BrokerUnavailable, HistoryBroker, MemoryBroker
 from .contract.introspection import describe
-from .contract.resources import Resource
+from .contract.resources import Resource, instance_refused
 from .contract.topics import Topic
 from .contract.visibility import builtins_only, visible_schema
 from .runtime.auth import Authenticate, AuthThrottle
@@ -193,6 +193,10 @@ class Gateway:
 
     def add_resource(self, resource: type[Resource]) -> None:
         """Serve ``resource`` under its ``name``."""
+        if isinstance(resource, Resource):
+            raise TypeError(instance_refused(type(resource)))
+        if not (isinstance(resource, type) and issubclass(resource, Resource)):
+            raise TypeError(f"a resource is a subclass of drizzle_gateway.Resource, not {resource!r}")
         if resource.name in self.resources:
             raise ValueError(f"two resources are named {resource.name!r}")
         self.resources[resource.name] = resource

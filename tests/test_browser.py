@@ -7,6 +7,7 @@ Without a browser these tests skip with the reason; with
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -16,14 +17,13 @@ import pytest
 
 from examples.chat.app import make_gateway as make_chat_gateway
 from examples.todo.app import make_gateway as make_todo_gateway
-from tests.support.browser import ARTIFACTS, BLANK_ROUTE, GatewayProcess, ServerThread, chromium
+from tests.support.browser import ARTIFACTS, BLANK_ROUTE, ROOT, GatewayProcess, ServerThread, chromium
 from tests.support.gateways import rebuilt
 from tests.support.ports import free_port, wait_for_port
 from tests.support.serve_app import make_gateway as make_test_gateway
 from tests.support.tls import self_signed
 
 TIMEOUT_MS = 15000
-ROOT = Path(__file__).resolve().parent.parent
 COMMAND = str(Path(sys.executable).with_name("drizzle-gateway"))
 
 
@@ -220,18 +220,27 @@ def test_chat_pages_exchange_messages_through_the_typed_topic(open_page):
 
 
 def test_chat_refuses_a_too_long_message_and_nobody_sees_it(open_page):
+    """Over the schema's maxLength Send is off and the page says so; what the server refuses is said for people."""
     with ServerThread(make_chat_gateway()) as server:
         ada = open_chat(open_page, server.url("/"), "ada")
         bob = open_chat(open_page, server.url("/"), "bob")
+        ada.fill("#text", "x" * 500)
+        assert (ada.inner_text("#counter"), ada.is_enabled("#send"), ada.inner_text("#error")) == ("500/500", True, "")
         ada.fill("#text", "x" * 501)
         assert ada.inner_text("#counter") == "501/500"
-        ada.click("#send")
-        ada.wait_for_function("document.getElementById('error').textContent.length > 0")
-        error = ada.inner_text("#error")
-        assert error.startswith("INVALID_DATA:")
-        assert '"text"' in error and "500" in error
+        assert ada.is_disabled("#send")
+        assert ada.inner_text("#error") == "Message too long (501/500)"
+        ada.press("#text", "Enter")  # no implicit submission past a disabled Send
         assert ada.input_value("#text") == "x" * 501, "the refused text stays for editing"
         screenshot(ada, "chat-refused.png")
+        ada.fill("#text", "x" * 499)
+        assert (ada.is_enabled("#send"), ada.inner_text("#error")) == (True, "")
+        # a refusal the page cannot foresee (a name over 40 characters, past the input's maxlength) is said plainly
+        ada.evaluate("document.getElementById('author').value = 'a'.repeat(41)")
+        say(ada, "from a long name")
+        ada.wait_for_function("document.getElementById('error').textContent.length > 0")
+        assert ada.inner_text("#error") == "Name: Length must be between 1 and 40."
+        ada.fill("#author", "ada")
         say(ada, "short enough")
         bob.wait_for_selector("#messages li:has-text('short enough')")
         ada.wait_for_selector("#messages li:has-text('short enough')")
@@ -388,3 +397,21 @@ def test_a_page_served_over_https_connects_over_wss_from_a_path(browser, tmp_pat
         context.close()
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_the_readme_browser_snippet_runs_on_a_page_of_the_chat_example(open_page):
+    """The README's module script, as written, in a page the chat example serves."""
+    text = (ROOT / "README.md").read_text()
+    intro = text[text.index("## In the browser"):]
+    assert "of a page the chat example serves" in intro
+    snippet = re.search(r"```js\n(.*?)```", intro, re.S).group(1)
+    with ServerThread(make_chat_gateway()) as server:
+        page = open_chat(open_page, server.url("/"), "carol")
+        logged: list[str] = []
+        page.on("console", lambda message: logged.append(message.text))
+        page.add_script_tag(content=snippet + "\nwindow.readmeHistory = history;\n", type="module")
+        page.wait_for_function("window.readmeHistory !== undefined")
+        assert page.evaluate("window.readmeHistory") == [{"text": "hi"}]  # publishes skip rooms.say and its history
+        page.wait_for_function("document.querySelectorAll('#messages li .text').length === 2")
+    assert logged[:1] == ["chat.lobby ada hi"] and "chat.lobby bob hello" in logged
+    assert any(re.fullmatch(r"sent at \d{4}-\d\d-\d\dT[\d:.]+(Z|[+-]\d\d:\d\d)", line) for line in logged), logged

@@ -163,6 +163,35 @@ def test_redis_without_the_extra_says_how_to_install_it_from_a_checkout():
     assert "pip install -e '.[redis]'" in line
 
 
+def test_serve_refuses_to_start_on_a_redis_that_does_not_answer():
+    port = free_port()  # nothing listens there
+    line = one_line_error(run("serve", "examples.todo.app:gateway", "--port", "0",
+                              "--redis", f"redis://:secret@127.0.0.1:{port}/0"))
+    assert line.startswith(f"drizzle-gateway: error: --redis: no Redis answers at redis://127.0.0.1:{port}/0 (")
+    assert line.endswith(f"); start redis-server there (e.g. redis-server --port {port}) or fix the URL")
+    assert "secret" not in line
+
+
+def test_serve_logs_the_redis_it_shares_topics_through(redis_server):
+    server = subprocess.Popen([COMMAND, "serve", "examples.todo.app:gateway", "--port", "0", "--redis",
+                               redis_server.url, "--redis-prefix", "todo:"], cwd=ROOT, stderr=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        shared, served = listening(server, 2)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    pid = redis_server.process.pid
+    assert shared.endswith(f"INFO drizzle_gateway: topics shared through redis {redis_version()} at "
+                           f"{redis_server.url} (process {pid}, config file none), channel prefix 'todo:'\n")
+    assert "listening on" in served
+
+
+def redis_version() -> str:
+    out = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, timeout=30).stdout
+    return re.search(r"v=(\S+)", out).group(1)
+
+
 def test_help_shows_defaults_and_no_markup():
     for args in (["--help"], ["serve", "--help"], ["schema", "--help"]):
         result = run(*args)

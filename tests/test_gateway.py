@@ -169,6 +169,19 @@ def test_two_resources_under_one_name_are_refused():
     assert gateway.resources == {"notes": Notes}
 
 
+def test_a_resource_instance_is_refused_saying_to_pass_the_class():
+    said = ("the gateway makes a Notes for each request: pass the class Notes, not an instance "
+            "(Gateway(resources=[Notes]))")
+    with pytest.raises(TypeError) as made:
+        Gateway(resources=[Notes()])
+    assert str(made.value) == said
+    with pytest.raises(TypeError) as added:
+        Gateway().add_resource(object.__new__(Notes))
+    assert str(added.value) == said
+    with pytest.raises(TypeError, match="a resource is a subclass of drizzle_gateway.Resource, not 'notes'"):
+        Gateway(resources=["notes"])
+
+
 def test_a_pattern_declared_twice_is_refused():
     gateway = Gateway(topics=[room])
     with pytest.raises(ValueError, match=r"topic 'room.\{name\}' is declared twice"):

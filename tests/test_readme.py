@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +16,8 @@ import tornado.web
 
 from drizzle_gateway.client import Client
 from tests.support.logged_lines import listening
-from tests.support.ports import free_port
+from tests.support.ports import free_port, wait_for_port
+from tests.support.redis_server import no_redis
 from tests.support.tls import self_signed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,13 +40,46 @@ def tour_namespace() -> dict:
     return namespace
 
 
-def test_the_testing_example_passes_against_the_tour():
+def section(title: str) -> str:
+    """The README from heading ``title`` to the next heading of the same level."""
     text = README.read_text()
-    section = text[text.index("## Testing your gateway"):]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    namespace = tour_namespace()
-    exec(compile(code, "README.md (testing)", "exec"), namespace)  # noqa: S102 - our own README
-    asyncio.run(namespace["test_create_announces_the_new_todo"]())
+    level = title.split(" ")[0]
+    start = text.index(title + "\n")
+    end = text.find("\n" + level + " ", start + len(title))
+    return text[start:end if end != -1 else len(text)]
+
+
+def block_after(text: str, marker: str, language: str = "python") -> str:
+    """The first fenced ``language`` block of ``text`` after ``marker``."""
+    return re.search(rf"```{language}\n(.*?)```", text[text.index(marker):], re.S).group(1)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("runner", ["pytest-asyncio", "pytest-tornado"])
+def test_the_testing_example_passes_against_the_saved_tour(tmp_path, runner):
+    """The tour saved as mytodo/app.py, the test as mytodo/test_app.py, run by the README's command."""
+    testing = section("## Testing your gateway")
+    project = tmp_path / "mytodo"
+    project.mkdir()
+    (project / "app.py").write_text(block_after(section("## A tour"), "## A tour"))
+    test = block_after(testing, "mytodo/test_app.py")
+    if runner == "pytest-tornado":  # as the README says: the other marker, nothing else
+        assert "write `@pytest.mark.gen_test` in place of\n`@pytest.mark.asyncio`" in testing
+        test = test.replace("@pytest.mark.asyncio", "@pytest.mark.gen_test")
+    (project / "test_app.py").write_text(test)
+    command = block_after(testing, "and run it from the checkout", "sh").strip()
+    install = ".venv/bin/pip install pytest pytest-asyncio && "
+    assert install in command  # (installed here by the test extra)
+    command = command.replace(install, "").replace("../.venv/bin/python", sys.executable)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    result = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, timeout=100,
+                            env={**env, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"^1 passed", result.stdout.splitlines()[-1]), result.stdout
+    if runner == "pytest-asyncio":
+        assert "warning" not in result.stdout.lower(), result.stdout
+    else:
+        assert "DeprecationWarning: make_current is deprecated" in result.stdout  # what the README warns of
 
 
 @pytest.fixture
@@ -67,6 +103,14 @@ def client_script() -> str:
     text = README.read_text()
     after = text[text.index("save this as `chat_client.py`"):]
     return re.search(r"```python\n(.*?)```", after, re.S).group(1)
+
+
+def test_the_history_example_prints_what_it_says(capsys):
+    code = block_after(README.read_text(), "(`TestClient` has the client's methods)")
+    exec(compile(code, "README.md (history)", "exec"), {"__name__": "readme_history"})  # noqa: S102 - our README
+    printed = capsys.readouterr().out.splitlines()
+    said = [line.rsplit("  # ", 1)[1] for line in code.splitlines() if line.strip().startswith("print(")]
+    assert printed == said and len(said) == 3
 
 
 def test_client_script_runs_against_the_chat_example(tmp_path):
@@ -155,3 +199,55 @@ def test_the_tls_client_snippet_connects_to_a_gateway_with_a_private_certificate
     finally:
         server.terminate()
         assert server.wait(timeout=10) == 0
+
+
+def test_every_table_has_one_separator_row_under_its_header():
+    tables: list[list[str]] = []
+    previous = ""
+    for line in README.read_text().splitlines():
+        if line.startswith("|"):
+            if not previous.startswith("|"):
+                tables.append([])
+            tables[-1].append(line)
+        previous = line
+    separator = re.compile(r"^\|(\s*:?-{3,}:?\s*\|)+$")
+    assert tables
+    for table in tables:
+        rows = [n for n, line in enumerate(table) if separator.match(line)]
+        assert rows == [1], table[:3]
+
+
+@pytest.mark.timeout(90)
+def test_the_two_process_redis_command_runs_its_own_redis_and_stops_on_ctrl_c(tmp_path):
+    """The README's command, on free ports: both gateways share topics through the Redis it started."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        no_redis("redis-server and redis-cli are not installed (apt-get install redis-server)")
+    block = block_after(section("## Scaling out: several processes on one Redis"), "Ctrl-C stops all three", "bash")
+    redis_port, first, second = free_port(), free_port(), free_port()
+    command = (block.replace("6390", str(redis_port)).replace("8001 8002", f"{first} {second}")
+               .replace(".venv/bin/drizzle-gateway", COMMAND))
+    shell = subprocess.Popen(["bash", "-c", command], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, start_new_session=True)
+    try:
+        for port in (first, second):
+            wait_for_port(port, timeout=30, process=shell)
+        heard = asyncio.run(publish_across(first, second))
+        assert heard == {"author": "ada", "text": "across"}
+        os.killpg(shell.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group gets SIGINT
+        output, _ = shell.communicate(timeout=30)
+    finally:
+        if shell.poll() is None:
+            os.killpg(shell.pid, signal.SIGKILL)
+            shell.wait()
+    assert "topics shared through redis " in output and f"at redis://127.0.0.1:{redis_port}/0" in output
+    listed = subprocess.run(["ps", "-o", "pid=,stat=,args=", "-s", str(shell.pid)], capture_output=True, text=True,
+                            timeout=10).stdout.splitlines()
+    running = [line for line in listed if line.split()[1][0] != "Z"]  # (a zombie waits on whoever reaps orphans)
+    assert running == [], "processes of the command still run after Ctrl-C"
+
+
+async def publish_across(first: int, second: int) -> dict:
+    async with Client(f"ws://127.0.0.1:{first}/ws") as publisher, Client(f"ws://127.0.0.1:{second}/ws") as listener:
+        await listener.subscribe("chat.lobby", fields=["author", "text"])
+        await publisher.publish("chat.lobby", {"author": "ada", "text": "across"})
+        return (await listener.next_event(timeout=10)).data

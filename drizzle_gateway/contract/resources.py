@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+import numbers
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast, overload
 
 from marshmallow import Schema, ValidationError
 
@@ -88,6 +89,20 @@ class Action:
             return None
         return self.output.select(fields)
 
+    def dump(self, selection: Selection, result: Any) -> Any:
+        """The action's result through its output selection.
+
+        A value the output schema can only misread (a string, a number, None,
+        or a list for a schema not declared ``many=True``) is a server-side
+        bug: `TypeError` naming the action, which the request answers with
+        INTERNAL_ERROR, never a silent ``{}``.
+        """
+        wrong = _undumpable(result, selection.schema.many)
+        if wrong:
+            raise TypeError(f"action {self.name!r} returned {wrong}, which its output schema "
+                            f"{type(selection.schema).__name__} cannot dump: {_dumpable(selection.schema.many)}")
+        return selection.dump(result)
+
     async def invoke(self, instance: Resource, data: Any, request: Request) -> Any:
         """Call the action; works for ``async def``, plain and ``@gen.coroutine`` functions."""
         result = self.func(instance, data)
@@ -96,26 +111,92 @@ class Action:
         return result
 
 
+def _undumpable(result: Any, many: bool) -> str:
+    """What is wrong with ``result`` as the input of a schema's dump ("" when nothing is)."""
+    if result is None or isinstance(result, str | bytes | bytearray | numbers.Number):
+        return f"{_short(result)} ({type(result).__name__})"
+    if many and (isinstance(result, Mapping) or not isinstance(result, Iterable)):
+        return f"one {type(result).__name__} where many are declared"
+    if not many and isinstance(result, list | tuple | set | frozenset):
+        return f"a {type(result).__name__}"
+    if many and isinstance(result, list | tuple):  # (a generator is left alone: checking would consume it)
+        return next((f"a {type(result).__name__} holding {_short(item)} ({type(item).__name__})" for item in result
+                     if _undumpable(item, False)), "")
+    return ""
+
+
+def _dumpable(many: bool) -> str:
+    if many:
+        return "return a list of dicts or objects with the schema's attributes"
+    return ("return a dict or an object with the schema's attributes "
+            "(declare the schema with many=True to return a list)")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+@overload
+def action(input: _Method) -> _Method: ...
+
+
+@overload
 def action(
     input: SchemaLike | None = None,
     output: SchemaLike | None = None,
     *,
     name: str | None = None,
     allow: Permission | None = None,
-) -> Callable[[Callable], Callable]:
-    """Declare a resource method callable over the wire.
+) -> Callable[[_Method], _Method]: ...
+
+
+def action(
+    input: SchemaLike | Callable[..., Any] | None = None,
+    output: SchemaLike | None = None,
+    *,
+    name: str | None = None,
+    allow: Permission | None = None,
+) -> Any:
+    """Declare a resource method callable over the wire: ``@action(input=..., output=...)``, or bare ``@action``.
 
     ``input`` validates and loads the request's ``data``; ``output`` dumps
     the return value and is what ``fields`` select from. Only decorated
     methods are ever reachable.
     """
+    if _is_method(input):  # written without parentheses: `input` is the method itself
+        method: Any = input
+        return action()(method)
+    if input is not None and not _is_schema(input):
+        raise TypeError(f"@action(input=...) takes a marshmallow Schema class or instance, not {input!r}")
+    if output is not None and not _is_schema(output):
+        raise TypeError(f"@action(output=...) takes a marshmallow Schema class or instance, not {output!r}")
+    schema_in = cast("SchemaLike | None", input)
 
-    def decorate(func: Callable) -> Callable:
+    def decorate(func: _Method) -> _Method:
         # An attribute of the function (Resource collects them); setattr, as Callable declares no such attribute.
-        setattr(func, "__drizzle_action__", Action(func, name=name, input=input, output=output, allow=allow))  # noqa: B010
+        setattr(func, "__drizzle_action__", Action(func, name=name, input=schema_in, output=output, allow=allow))  # noqa: B010
         return func
 
     return decorate
+
+
+def _is_method(value: object) -> bool:
+    """True for what ``def`` makes (plain, ``async`` or ``@gen.coroutine``), which no schema is."""
+    return inspect.isfunction(value)
+
+
+def _is_schema(value: object) -> bool:
+    return isinstance(value, Schema) or (isinstance(value, type) and issubclass(value, Schema))
+
+
+def instance_refused(cls: type) -> str:
+    """What to say when a resource is made by hand: the gateway makes one per request."""
+    return (f"the gateway makes a {cls.__name__} for each request: pass the class {cls.__name__}, "
+            f"not an instance (Gateway(resources=[{cls.__name__}]))")
 
 
 class Resource:
@@ -140,7 +221,9 @@ class Resource:
         if not cls.name:
             cls.name = cls.__name__.lower()
 
-    def __init__(self, session: Caller, gateway: Host) -> None:
+    def __init__(self, session: Caller | None = None, gateway: Host | None = None) -> None:
+        if session is None or gateway is None:
+            raise TypeError(instance_refused(type(self)))
         self.session = session
         self.gateway = gateway
 

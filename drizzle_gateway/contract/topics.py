@@ -15,6 +15,17 @@ _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 PARAM_VALUE = r"[A-Za-z0-9_\-:@]+"
 
 
+def _check_pattern(pattern: str, params: list[str]) -> None:
+    """Refuse a pattern whose braces are not all ``{name}`` params, or that names a param twice."""
+    stray = _PARAM.sub("", pattern)
+    if "{" in stray or "}" in stray:
+        raise ValueError(f"topic pattern {pattern!r} has an unmatched brace or a param that is not a name "
+                         "(params are written {name}: letters, digits and _)")
+    repeated = sorted({name for name in params if params.count(name) > 1})
+    if repeated:
+        raise ValueError(f"topic pattern {pattern!r} names the param {repeated[0]!r} more than once")
+
+
 class Topic:
     """A typed channel such as ``Topic("todos", Todo)`` or ``Topic("chat.{room}", Message)``.
 
@@ -43,6 +54,7 @@ class Topic:
     ) -> None:
         self.pattern = pattern
         self.params: list[str] = _PARAM.findall(pattern)
+        _check_pattern(pattern, self.params)
         self.selector: Selector | None = Selector(schema) if schema is not None else None
         self._check = PublishCheck(self.selector.schema) if self.selector is not None else None
         self.client_subscribe = client_subscribe

@@ -157,5 +157,5 @@ async def run(session: Session, request: Request) -> Any:
         params = {"resource": request.resource, "action": act.name, "data": data}
         await require(act.allow, session.user, params, f"call {act.name!r}")
     result = await act.invoke(resource(session, hub.registry), data, request)
-    return result if selection is None else selection.dump(result)
+    return result if selection is None else act.dump(selection, result)
 

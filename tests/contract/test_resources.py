@@ -112,3 +112,92 @@ async def test_an_array_is_for_an_input_schema_to_load(gateway, test_client):
     assert await exchange(client, call(2, "items", "anything", [1])) == {
         "request_id": 2, "code": "VALIDATION_ERROR", "error": "'data' must be a JSON object"}
     assert await exchange(client, call(3, "items", "anything", {"a": [1]})) == {"request_id": 3, "data": {"a": [1]}}
+
+
+class Bare(Resource):
+    name = "bare"
+
+    @action
+    async def hello(self, data):
+        return {"hello": data}
+
+
+@pytest.mark.gen_test
+async def test_action_without_parentheses_is_an_action(gateway, test_client):
+    gateway.add_resource(Bare)
+    client = await test_client()
+    assert Bare.get_action("hello") is not None
+    assert await client.call("bare", "hello", {"x": 1}) == {"hello": {"x": 1}}
+
+
+@pytest.mark.parametrize("keyword", ["input", "output"])
+def test_an_action_schema_that_is_not_a_schema_is_refused_at_declaration(keyword):
+    with pytest.raises(TypeError) as refused:
+        action(**{keyword: {"title": "str"}})
+    assert str(refused.value) == (f"@action({keyword}=...) takes a marshmallow Schema class or instance, "
+                                  "not {'title': 'str'}")
+
+
+class Msg(Schema):
+    text = fields.Str()
+
+
+class Wrong(Resource):
+    name = "wrong"
+
+    @action(input=Item, output=Msg)
+    async def text(self, data):
+        return "hello"  # should have been {"text": "hello"}
+
+    @action(output=Msg)
+    async def nothing(self, data):
+        return None
+
+    @action(output=Msg)
+    async def many(self, data):
+        return [{"text": "a"}]
+
+    @action(output=Msg(many=True))
+    async def one(self, data):
+        return {"text": "a"}
+
+    @action(output=Msg(many=True))
+    async def items(self, data):
+        return [{"text": "a"}, 7]
+
+    @action(output=Msg)
+    async def obj(self, data):
+        return Item  # any object: its attributes are read (it has no "text")
+
+    @action(output=Msg(many=True))
+    async def gen(self, data):
+        return ({"text": t} for t in "ab")
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize(("name", "logged"), [
+    ("text", "action 'text' returned 'hello' (str), which its output schema Msg cannot dump: return a dict or an "
+             "object with the schema's attributes (declare the schema with many=True to return a list)"),
+    ("nothing", "action 'nothing' returned None (NoneType), which its output schema Msg cannot dump"),
+    ("many", "action 'many' returned a list, which its output schema Msg cannot dump"),
+    ("one", "action 'one' returned one dict where many are declared, which its output schema Msg cannot dump: "
+            "return a list of dicts or objects with the schema's attributes"),
+    ("items", "action 'items' returned a list holding 7 (int), which its output schema Msg cannot dump"),
+])
+async def test_a_result_the_output_schema_cannot_dump_is_an_internal_error_logged_with_why(
+        gateway, test_client, caplog, name, logged):
+    gateway.add_resource(Wrong)
+    client = await test_client()
+    with caplog.at_level("ERROR", logger="drizzle_gateway"):
+        answer = await exchange(client, call(1, "wrong", name, {"id": 1}))
+    assert answer == {"request_id": 1, "code": "INTERNAL_ERROR",
+                      "error": "internal error; the server log has the details"}
+    assert any(logged in str(record.exc_info[1]) for record in caplog.records if record.exc_info), caplog.text
+
+
+@pytest.mark.gen_test
+async def test_objects_and_iterables_still_dump_through_the_output_schema(gateway, test_client):
+    gateway.add_resource(Wrong)
+    client = await test_client()
+    assert await client.call("wrong", "obj") == {}
+    assert await client.call("wrong", "gen") == [{"text": "a"}, {"text": "b"}]

@@ -34,6 +34,18 @@ def test_topic_patterns_match_and_build_channels():
     assert Topic("todos", None).match("todos") == {}
 
 
+@pytest.mark.parametrize("pattern", ["notes.{board", "notes.board}", "notes.{board-id}", "notes.{}"])
+def test_a_pattern_with_a_stray_brace_is_refused_naming_it(pattern):
+    with pytest.raises(ValueError) as refused:
+        Topic(pattern, None)
+    assert str(refused.value).startswith(f"topic pattern {pattern!r} has an unmatched brace")
+
+
+def test_a_pattern_naming_a_param_twice_is_refused():
+    with pytest.raises(ValueError, match=r"topic pattern 'a\.\{x\}\.\{x\}' names the param 'x' more than once"):
+        Topic("a.{x}.{x}", None)
+
+
 @pytest.mark.gen_test
 async def test_server_publish_reaches_subscribers_of_that_channel_only(gateway, test_client):
     lobby, kitchen = await test_client(), await test_client()

@@ -142,6 +142,12 @@ def test_codegen_needs_a_target_or_a_url():
                                     "(not both)"
 
 
+def test_codegen_of_a_gateway_without_resources_or_topics_is_not_an_error():
+    with ServerThread(Gateway()) as server:
+        module = codegen("--url", server.url("/ws", scheme="ws"))
+    assert "export function typed(" in module
+
+
 def test_codegen_says_when_no_gateway_answers():
     with GatewayProcess("examples.chat.app:gateway") as server:
         port = server.port
@@ -370,15 +376,20 @@ def _token_gateway() -> Gateway:
         "ada" if credentials.token == "s3cret" else None))
 
 
-def test_codegen_from_a_gateway_that_authenticates_needs_its_token():
-    """Without --token a gateway that hides its contract gives the built-ins only; with it, everything."""
+def test_codegen_from_a_gateway_that_authenticates_needs_its_token(tmp_path):
+    """Without --token a gateway that hides its contract is an error, and no file is written; with it, everything."""
+    out = tmp_path / "api.ts"
     with ServerThread(_token_gateway()) as server:
         url = server.url("/ws", scheme="ws")
-        anonymous = codegen("--url", url)
+        anonymous = subprocess.run([COMMAND, "codegen", "ts", "--url", url, "-o", str(out)], cwd=ROOT,
+                                   capture_output=True, text=True, timeout=60)
         authenticated = codegen("--url", url, "--token", "s3cret")
         refused = subprocess.run([COMMAND, "codegen", "ts", "--url", url, "--token", "wrong"], cwd=ROOT,
                                  capture_output=True, text=True, timeout=60)
-    assert "create<" not in anonymous
+    assert (anonymous.returncode, anonymous.stdout) == (1, "")
+    assert anonymous.stderr == (f"drizzle-gateway: error: the gateway at {url} authenticates and shows its "
+                                "contract only after: give --token TOKEN\n")
+    assert not out.exists()
     assert "create<const F extends readonly (TodoPath)[] = []>(data: NewTodoInput" in authenticated
     assert refused.returncode == 1
     assert refused.stderr.startswith(f"drizzle-gateway: error: could not read __schema__ from {url}: ")
@@ -477,3 +488,24 @@ def test_what_marshmallow_takes_and_sends_fits_the_generated_types(tmp_path, gen
     found = diagnostics(tsc_files(where, "check.ts").stdout)
     assert sorted({int(d["line"]) - 2 for d in found}) == list(range(len(fitting), len(fitting) + len(wrong))), \
         [(d["line"], d["text"]) for d in found]
+
+
+@pytest.mark.timeout(180)
+def test_the_readme_typescript_runs_on_node_with_the_flag_it_names(tmp_path, generated):
+    """Compiled as written (the port aside) and run with the README's node command against the todo example."""
+    text = (ROOT / "README.md").read_text()
+    assert "run it there with `node --experimental-websocket main.js`" in text
+    block = re.findall(r"```ts\n(.*?)```", text, re.S)[0]
+    where = project(tmp_path, *generated)
+    (where / "app" / "api.ts").write_text(generated[0])
+    config = {"extends": "./tsconfig.json", "compilerOptions": {"types": []}, "include": ["app/main_readme.ts",
+                                                                                         "app/api.ts"]}
+    (where / "tsconfig.readme.json").write_text(json.dumps(config))
+    with GatewayProcess("examples.todo.app:gateway") as todo:
+        (where / "app" / "main_readme.ts").write_text(block.replace("127.0.0.1:8889", f"127.0.0.1:{todo.port}"))
+        build = tsc(where, "-p", "tsconfig.readme.json")
+        assert build.returncode == 0, build.stdout + build.stderr
+        ran = run_node("--experimental-websocket", "dist/app/main_readme.js", cwd=where, timeout=60)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    said = re.search(r'console\.log\(todo\.id, owner\);  // (.+) \(after "(.+)"\)', block).groups()
+    assert ran.stdout.splitlines() == [said[1], said[0]]

@@ -114,6 +114,22 @@ class RedisBroker:
         """How many times Redis came back after an outage."""
         return self._link.reconnects
 
+    @property
+    def where(self) -> str:
+        """The Redis URL without credentials, as log lines show it."""
+        return self._link.where()
+
+    async def probe(self) -> str:
+        """Check that Redis answers now; what it is, for a log line (``redis 7.0.15 at redis://...``).
+
+        Raises what an unreachable Redis raises, within ``timeout``. The
+        broker itself still connects on first use.
+        """
+        info = await self._link.server()
+        config = info.get("config_file") or "none"
+        return (f"redis {info.get('redis_version', '?')} at {self.where} "
+                f"(process {info.get('process_id', '?')}, config file {config})")
+
     def connect(self) -> None:
         """Connect now rather than on first use (a readiness probe asks before anything was published)."""
         self._start()

@@ -62,6 +62,22 @@ class Link:
         self.publisher = Redis.from_url(self.url, **options)
         self.subscriber = Redis.from_url(self.url, **options)
 
+    async def server(self) -> dict[str, Any]:
+        """The server section of Redis's ``INFO``, read on a connection of its own (closed after).
+
+        Raises what an unreachable Redis raises (`REDIS_ERRORS`), within ``timeout``.
+        """
+        client = Redis.from_url(self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
+                                retry=Retry(NoBackoff(), 0))
+        try:
+            info: dict[str, Any] = await self.bounded(client.info("server"))
+            return info
+        finally:
+            try:
+                await self.bounded(client.aclose())
+            except Exception:
+                pass
+
     async def bounded(self, awaitable: Awaitable[T]) -> T:
         """Await one Redis call for at most ``timeout`` seconds (TimeoutError after).
 
