@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tornado.httpclient import HTTPRequest
-from tornado.websocket import WebSocketClientConnection, websocket_connect
+from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
 from .wire.dialect import SUBPROTOCOL, CloseCode, decode, encode
 from .wire.history import Position
@@ -505,7 +505,10 @@ class Client(BaseClient):
 
     async def _send(self, text: str) -> None:
         assert self._ws is not None
-        await self._ws.write_message(text)
+        try:
+            await self._ws.write_message(text)
+        except WebSocketClosedError:  # closed before the reader saw it
+            raise ConnectionClosed(self._ws.close_code, self._ws.close_reason) from None
 
     async def _read(self) -> None:
         assert self._ws is not None
