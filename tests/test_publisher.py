@@ -180,3 +180,28 @@ async def test_a_key_is_delivered_again_once_its_window_has_passed(gateways, ope
     finally:
         inspect.close()
         await short.aclose()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_worker_example_publishes_todos_every_process_delivers_once(gateways, open_client, redis_server):
+    import subprocess
+    import sys
+
+    from examples.worker import todo
+    from tests.support.redis_server import REPO
+
+    clients = await subscribed(gateways, open_client, "todos")
+
+    def run_worker() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "examples.worker", "--redis", redis_server.url, "--count", "3"],
+                              cwd=REPO, capture_output=True, text=True, timeout=30)
+
+    done = await asyncio.get_running_loop().run_in_executor(None, run_worker)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [f"todo {1000 + n} published" for n in (1, 2, 3)]
+    again = await asyncio.get_running_loop().run_in_executor(None, run_worker)  # the same keys: nothing twice
+    assert again.stderr.splitlines() == [f"todo {1000 + n} was published already" for n in (1, 2, 3)]
+    for client in clients:
+        assert [event.data for event in await received(client, 3)] == [todo(n) for n in (1, 2, 3)]
+        await client.call("todos", "create", {"title": "after"})  # the next event is the gateway's own
+        assert (await client.next_event(5)).data["title"] == "after"
