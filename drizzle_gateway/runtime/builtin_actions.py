@@ -72,7 +72,7 @@ class UnsubscribeInput(Schema):
 
 def _whole_key(key: str) -> None:
     """What ``Regexp`` lets through but is no key (a final newline)."""
-    if not valid_key(key):
+    if KEY_PATTERN.match(key) is not None and not valid_key(key):
         raise ValidationError(f"must be {KEY_RULE}")
 
 

@@ -9,7 +9,8 @@ import pytest
 from drizzle_gateway.wire.idempotency import KEY_PATTERN, MAX_KEY_LENGTH, new_key, valid_key
 
 
-@pytest.mark.parametrize("key", ["a", "k-1", "0f3a.b_c-D", "x" * MAX_KEY_LENGTH, "123e4567-e89b-12d3-a456-426614174000"])
+@pytest.mark.parametrize("key", ["a", "k-1", "0f3a.b_c-D", "x" * MAX_KEY_LENGTH,
+                                 "123e4567-e89b-12d3-a456-426614174000"])
 def test_keys_of_the_documented_form_are_valid(key):
     assert valid_key(key)
 

@@ -7,7 +7,9 @@ retained events (entry id ``<offset>-0``, fields ``t``: Redis time in ms,
 one Lua script per publish, which also PUBLISHes the event on the
 channel's pub/sub name, so every process sees offsets in order and agrees
 on them. When Redis loses these keys (restarted without persistence, or
-they expired), the next publish starts a new epoch at offset 0.
+they expired), the next publish starts a new epoch at offset 0. A
+publish with an idempotency key is checked and remembered by the same
+script (see `idempotency`).
 
 Every key has a TTL, renewed by each publish: the meta hash ``meta_ttl``
 (at least the topic's ``history_ttl``), the stream the topic's
