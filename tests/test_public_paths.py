@@ -21,6 +21,7 @@ PUBLIC = [
         ("ActionError", "drizzle_gateway.wire.errors"), ("ErrorCode", "drizzle_gateway.wire.errors"),
         ("AuthThrottle", "drizzle_gateway.runtime.auth"), ("Credentials", "drizzle_gateway.runtime.auth"),
         ("Gateway", "drizzle_gateway.gateway"), ("Limits", "drizzle_gateway.runtime.limits"),
+        ("Publisher", "drizzle_gateway.publisher"),
         ("Resource", "drizzle_gateway.contract.resources"), ("action", "drizzle_gateway.contract.resources"),
         ("Topic", "drizzle_gateway.contract.topics")]],
     ("drizzle_gateway.client", "Client", "drizzle_gateway.client"),

@@ -518,7 +518,8 @@ async def test_history_reads_write_no_key_and_every_key_written_expires():
             assert (await client.next_event(10)).epoch is None  # numbered in the epoch the reply gave
             assert joined["offset"] == 0
             count, forever = await keys_without_ttl(redis, "audit:*")
-            assert (count, forever) == (6, [])  # per channel published to: its stream, meta hash, applied sequence
+            # per channel published to: its stream, meta hash, applied sequence; per client publish its idempotency key
+            assert (count, forever) == (6 + 4, [])
     finally:
         await gateway.broker.close()
         await redis.aclose()
