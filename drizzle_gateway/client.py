@@ -56,8 +56,11 @@ the expiry (`drizzle_gateway.client_tokens`)::
 `Client.subscribe`, `Client.unsubscribe`, `Client.ping`, `Client.schema` and
 `Client.history` are safe to send twice, so after a transient refusal (``RATE_LIMITED``) they wait the
 server's ``details.retry_after`` and are sent again, a bounded number of times
-(see `retry_delay`). `Client.call`, `Client.publish` and `Client.request` never
-retry: an action or a publish need not be idempotent.
+(see `retry_delay`). `Client.call` and `Client.request` never retry: an action
+need not be idempotent. `Client.publish` sends an idempotency key (a random one
+unless given), so when the connection drops before its reply it is sent again,
+with the same key, on the next connection (`Client.reconnect`): the server
+delivers it once whichever attempt reached it.
 """
 
 from __future__ import annotations
@@ -72,11 +75,12 @@ from ssl import SSLContext
 from typing import Any
 
 from tornado.httpclient import HTTPRequest
-from tornado.websocket import WebSocketClientConnection, websocket_connect
+from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
 from .client_tokens import GetToken, Refresher, TokenSource
 from .wire.dialect import SUBPROTOCOL, CloseCode, decode, encode
 from .wire.history import Position
+from .wire.idempotency import new_key
 from .wire.recovery import Arrival, Gap, RecoveryLog, Step, missing
 
 logger = logging.getLogger("drizzle_gateway.client")
@@ -192,6 +196,8 @@ class BaseClient:
         self._pending: dict[Any, asyncio.Future] = {}
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()
         self._gone: asyncio.Future | None = None  # resolves when the link ends; None before connect
+        self._next_link = asyncio.Event()  # set when the next link is up (replaced by each one)
+        self._ended_for_good = False  # closed by `close`, not to be reconnected
         self._subscriptions: dict[str, list[str] | None] = {}
         self._log: RecoveryLog[None] = RecoveryLog()  # per topic with history: the last offset delivered
         self._subscribing: dict[Any, str] = {}
@@ -208,6 +214,10 @@ class BaseClient:
         """Close the link; returns within ``timeout`` seconds."""
         raise NotImplementedError
 
+    async def _close_link(self) -> None:
+        """Close the link to open another (`reconnect`): publishes in flight are sent again on the next."""
+        await self.close()
+
     async def _send(self, text: str) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
@@ -220,7 +230,10 @@ class BaseClient:
     def _started(self) -> None:
         """A new link is up: forget how the last one ended."""
         self.close_code = self.close_reason = None
+        self._ended_for_good = False
         self._gone = asyncio.get_running_loop().create_future()
+        linked, self._next_link = self._next_link, asyncio.Event()
+        linked.set()
 
     async def _sign_in(self) -> None:
         """With a token (or ``get_token``): authenticate the new link and plan its refreshes.
@@ -452,7 +465,7 @@ class BaseClient:
         """
         if url is not None:
             self._move_to(url)
-        await self.close()
+        await self._close_link()
         kept = [event for event in _drain(self._events) if event is not None]
         for event in kept:
             self._events.put_nowait(event)
@@ -498,9 +511,31 @@ class BaseClient:
         """Connect to ``url`` from now on."""
         raise TypeError(f"{type(self).__name__} cannot reconnect to another URL")
 
-    async def publish(self, topic: str, payload: Any) -> Any:
-        """Publish to a topic that allows client publishing; never retried (raises `RemoteError`)."""
-        return await self.request({"action": "__publish__", "data": {"topic": topic, "payload": payload}})
+    async def publish(self, topic: str, payload: Any, *, idempotency_key: str | None = None) -> Any:
+        """Publish to a topic that allows client publishing; the reply's data, or `RemoteError`.
+
+        The publish carries ``idempotency_key`` (a fresh random one by
+        default). When the connection ends before the reply, it waits (up to
+        ``timeout``) for the next connection, made by `reconnect`, and sends
+        the publish again with the same key, at most ``retries`` times: the
+        server delivers it once, and answers a repeat with ``duplicate: true``.
+        Error frames are never retried.
+        """
+        data = {"topic": topic, "payload": payload, "idempotency_key": idempotency_key or new_key()}
+        attempt = 0
+        while True:
+            next_link = self._next_link
+            try:
+                return await self.request({"action": "__publish__", "data": data})
+            except ConnectionClosed:
+                if attempt >= self.retries or self._ended_for_good:
+                    raise
+                try:
+                    await asyncio.wait_for(next_link.wait(), self.timeout)
+                except TimeoutError:
+                    raise ConnectionClosed(self.close_code, self.close_reason) from None
+                attempt += 1
+                logger.debug("publish to %s sent again after a reconnect (attempt %d)", topic, attempt)
 
     async def schema(self) -> dict:
         """The gateway's ``__schema__`` document; retried after ``RATE_LIMITED``."""
@@ -588,7 +623,14 @@ class Client(BaseClient):
         self.url = url
 
     async def close(self) -> None:
-        """Close the websocket and stop reading; returns within ``timeout`` seconds whatever the server does."""
+        """Close the websocket and stop reading; returns within ``timeout`` seconds whatever the server does.
+
+        Publishes waiting for a reply fail at once, not sent again.
+        """
+        self._ended_for_good = True
+        await self._close_link()
+
+    async def _close_link(self) -> None:
         if self._ws is not None:
             self._ws.close()
         if self._reader is not None:
@@ -601,7 +643,10 @@ class Client(BaseClient):
 
     async def _send(self, text: str) -> None:
         assert self._ws is not None
-        await self._ws.write_message(text)
+        try:
+            await self._ws.write_message(text)
+        except WebSocketClosedError:  # closed before the reader saw it
+            raise ConnectionClosed(self._ws.close_code, self._ws.close_reason) from None
 
     async def _read(self) -> None:
         assert self._ws is not None

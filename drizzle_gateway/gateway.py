@@ -9,14 +9,13 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
-from marshmallow import ValidationError
 from tornado.web import Application, URLSpec
 from tornado.websocket import WebSocketHandler
 
-from .brokers import Broker, BrokerUnavailable, HistoryBroker, MemoryBroker
+from .brokers import Broker, BrokerUnavailable, HistoryBroker, IdempotentBroker, MemoryBroker, Receipt
 from .contract.introspection import describe
 from .contract.resources import Resource, instance_refused
-from .contract.topics import Topic
+from .contract.topics import Topic, find_topic, prepare_publish, resolve
 from .contract.visibility import builtins_only, visible_schema
 from .runtime.auth import Authenticate, AuthThrottle
 from .runtime.builtin_actions import BuiltinActions
@@ -216,25 +215,14 @@ class Gateway:
 
         Raises `ActionError` TOPIC_NOT_FOUND.
         """
-        for topic in self.topics:
-            params = topic.match(channel)
-            if params is not None:
-                return topic, params
-        raise ActionError(ErrorCode.TOPIC_NOT_FOUND, f"topic {channel!r} is not declared")
+        return find_topic(self.topics, channel)
 
     def resolve(self, topic: Topic | str, **params: str) -> tuple[Topic, str]:
         """The declared topic and concrete channel for a Topic, a pattern (with params) or a channel name.
 
         Raises `ActionError` TOPIC_NOT_FOUND.
         """
-        if isinstance(topic, Topic):
-            if topic not in self.topics:
-                raise ActionError(ErrorCode.TOPIC_NOT_FOUND, f"topic {topic.pattern!r} is not declared")
-            return topic, topic.channel(**params)
-        for declared in self.topics:
-            if declared.pattern == topic:
-                return declared, declared.channel(**params)
-        return self.find_topic(topic)[0], topic
+        return resolve(self.topics, topic, **params)
 
     def channel(self, topic: Topic | str, **params: str) -> str:
         """The concrete channel of ``topic`` (a Topic, a pattern or a channel name)."""
@@ -255,27 +243,34 @@ class Gateway:
 
     # -- publishing -----------------------------------------------------------
 
-    async def publish(self, topic: Topic | str, payload: Any, **params: str) -> None:
+    async def publish(self, topic: Topic | str, payload: Any, *, idempotency_key: str | None = None,
+                      **params: str) -> Receipt:
         """Dump ``payload`` with the topic's schema as a reply would, check the dump, then deliver it.
 
         ``topic`` is a `Topic`, its pattern (with ``params``) or a concrete
         channel name. Raises marshmallow's `ValidationError` when the
-        payload does not fit or the topic is not declared; then nothing is
-        delivered to anyone.
+        payload does not fit, the topic is not declared or the
+        ``idempotency_key`` is malformed; then nothing is delivered to anyone.
+
+        With an ``idempotency_key`` (see `drizzle_gateway.wire.idempotency`),
+        a repeat of the key on the same channel within the broker's window
+        is delivered to nobody: the `Receipt` says ``duplicate`` and, on a
+        topic with history, carries the original's position (when the broker
+        knew it in time). A broker that cannot check keys publishes as if
+        there were none.
         """
-        try:
-            declared, channel = self.resolve(topic, **params)
-        except ActionError as exc:
-            raise ValidationError({"topic": [exc.message]}) from None
-        data = declared.prepare(payload)
+        declared, channel, data = prepare_publish(self.topics, topic, payload, idempotency_key, params)
         hub = self.hub
         if hub.metrics is not None:
             hub.metrics.published(declared.pattern)
         broker = hub.broker
+        if idempotency_key is not None and isinstance(broker, IdempotentBroker):
+            return await broker.publish_once(channel, data, idempotency_key, declared.history)
         if declared.history is None:
             await broker.publish(channel, data)
         else:
             await cast(HistoryBroker, broker).publish_logged(channel, data, declared.history)
+        return Receipt()
 
     async def history(self, channel: str, since: Position | None = None, limit: int | None = None) -> Page:
         """The retained events of a concrete ``channel`` whose topic has history (see `Page`).

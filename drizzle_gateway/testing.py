@@ -160,6 +160,10 @@ class TestClient(BaseClient):
 
     async def close(self) -> None:
         """End the session: its requests are cancelled and its subscriptions dropped."""
+        self._ended_for_good = True
+        await self._close_link()
+
+    async def _close_link(self) -> None:
         if self._link is not None:
             self._link.end(CloseCode.NORMAL, None)
         await asyncio.sleep(0)  # let the cancelled requests of the session unwind

@@ -172,7 +172,7 @@ def test_invalid_publish_is_refused_and_seen_by_nobody(served, open_page):
     }""")
     assert outcomes["refused"]["code"] == "INVALID_DATA"
     assert outcomes["refused"]["details"] == {"payload": {"text": ["Longer than maximum length 100."]}}
-    assert outcomes["accepted"] == {"ok": True, "data": {"topic": "chat.room1"}}
+    assert outcomes["accepted"] == {"ok": True, "data": {"topic": "chat.room1", "duplicate": False}}
     listener.wait_for_function("seen.length >= 1")
     assert listener.evaluate("seen") == ["ok"]
 

@@ -31,8 +31,8 @@ CLIENT_JS = """async (channels) => {
   return dz.subscriptions.size;
 }"""
 
-# A publish is not retried by drizzle.js (it need not be idempotent); this one is,
-# so the publishing page waits out a RATE_LIMITED itself.
+# drizzle.js does not send a publish again after a RATE_LIMITED (only after a
+# reconnect), so the publishing page waits out a RATE_LIMITED itself.
 PUBLISH_JS = """async (channels) => {
   const { Drizzle } = await import("/drizzle.js");
   const dz = await Drizzle.connect(`ws://${location.host}/ws`);

@@ -164,3 +164,46 @@ def test_backoff_delay_grows_to_its_maximum_and_spreads_clients_out():
     assert all(0.25 <= delay <= 0.5 for delay in delays)
     assert len(set(delays)) > 100  # clients closed at once do not all come back at once
 
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_publish_cut_off_before_its_reply_is_sent_again_after_reconnect_and_delivered_once(
+        http_server, http_port, connect):
+    """The connection drops between the server's publish and its reply; after `reconnect` the client sends
+    it again with the same key, and the subscriber still gets it once."""
+    from tests.support.reply_holder import ReplyHolder
+
+    proxy = await ReplyHolder(http_port).start()
+    reader = await connect()
+    await reader.subscribe("chat.retry")
+    client = await Client(f"ws://127.0.0.1:{proxy.port}/ws", timeout=5).connect()
+    try:
+        proxy.hold()
+        publishing = asyncio.ensure_future(client.publish("chat.retry", {"author": {"name": "a"}, "text": "once"}))
+        assert (await reader.next_event(5)).data["text"] == "once"  # the server published it
+        assert not publishing.done()  # its reply is held back
+        proxy.cut()
+        await wait_until(lambda: client.close_code is not None or client._gone.done(), 5)
+        assert not publishing.done()  # waiting for the next connection, not failed
+        await client.reconnect()
+        reply = await asyncio.wait_for(publishing, 5)
+        assert reply == {"topic": "chat.retry", "duplicate": True}  # the second attempt found the first
+        await client.publish("chat.retry", {"author": {"name": "a"}, "text": "next"})
+        assert (await reader.next_event(5)).data["text"] == "next"  # nothing came in between
+    finally:
+        await client.close()
+        await proxy.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_publish_waiting_for_a_connection_fails_when_none_comes_or_the_client_is_closed(ws_url):
+    client = await Client(ws_url, timeout=0.5).connect()
+    client._ws.close()  # the link drops; nobody reconnects
+    started = time.monotonic()
+    with pytest.raises(ConnectionClosed):
+        await client.publish("chat.gone", {"author": {"name": "a"}, "text": "x"})
+    assert 0.4 < time.monotonic() - started < 3
+    await client.connect()
+    waiting = asyncio.ensure_future(client.publish("chat.gone", {"author": {"name": "a"}, "text": "y"}))
+    await client.close()
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(waiting, 0.3)  # at once: closed for good, not waiting for a reconnect

@@ -22,6 +22,7 @@ PUBLIC = [
         ("AuthThrottle", "drizzle_gateway.runtime.auth"), ("Credentials", "drizzle_gateway.runtime.auth"),
         ("Identity", "drizzle_gateway.runtime.identity"),
         ("Gateway", "drizzle_gateway.gateway"), ("Limits", "drizzle_gateway.runtime.limits"),
+        ("Publisher", "drizzle_gateway.publisher"),
         ("Resource", "drizzle_gateway.contract.resources"), ("action", "drizzle_gateway.contract.resources"),
         ("Topic", "drizzle_gateway.contract.topics")]],
     ("drizzle_gateway.client", "Client", "drizzle_gateway.client"),

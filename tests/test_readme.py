@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -251,3 +252,25 @@ async def publish_across(first: int, second: int) -> dict:
         await listener.subscribe("chat.lobby", fields=["author", "text"])
         await publisher.publish("chat.lobby", {"author": "ada", "text": "across"})
         return (await listener.next_event(timeout=10)).data
+
+
+def test_the_publisher_snippet_reaches_redis_as_it_says(redis_server, capsys):
+    """"Publishing from your backend": two events on ``drizzle:todos``, then ``False`` printed."""
+    import redis
+
+    text = README.read_text()
+    code = re.search(r"```python\n(.*?)```", text[text.index("### Publishing from your backend"):], re.S).group(1)
+    assert "redis://127.0.0.1:6379/0" in code
+    observer = redis.Redis.from_url(redis_server.url).pubsub(ignore_subscribe_messages=True)
+    observer.subscribe("drizzle:todos")
+    try:
+        assert observer.get_message(timeout=5) is None  # the subscribe confirmation
+        namespace: dict = {}
+        exec(compile(code.replace("redis://127.0.0.1:6379/0", redis_server.url), "README.md (publisher)", "exec"),
+             namespace)  # noqa: S102 - our own README
+        namespace["publisher"].close()
+        heard = [observer.get_message(timeout=5) for _ in range(2)]
+    finally:
+        observer.close()
+    assert [json.loads(message["data"].partition(b" ")[2])["done"] for message in heard] == [False, True]
+    assert capsys.readouterr().out == "False\n"

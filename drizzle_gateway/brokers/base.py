@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from ..wire.history import Page, Position, Retention
@@ -72,6 +73,42 @@ class HistoryBroker(Broker, Protocol):
 
     async def position(self, channel: str, retention: Retention) -> Position:
         """The channel's epoch and latest offset."""
+
+
+IDEMPOTENCY_WINDOW = 300.0
+"""Seconds a broker remembers a publish's idempotency key, by default."""
+
+IDEMPOTENCY_KEYS = 100_000
+"""Idempotency keys a process remembers in memory, by default (the least recently used go first)."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What became of one publish with an idempotency key.
+
+    ``duplicate``: the key was published on the channel within the window,
+    so this publish reached nobody. ``position``: on a channel with
+    history, the event's (the original's, for a duplicate), when the
+    broker knew it before answering; None otherwise.
+    """
+
+    position: Position | None = None
+    duplicate: bool = False
+
+
+@runtime_checkable
+class IdempotentBroker(Protocol):
+    """A broker that delivers a publish carrying an idempotency key at most once within its window.
+
+    A broker that is not one publishes such a publish as if it had no key.
+    """
+
+    async def publish_once(self, channel: str, data: Any, key: str, retention: Retention | None) -> Receipt:
+        """Publish ``data`` (with history when ``retention`` is given) unless ``key`` was, on ``channel``.
+
+        A repeat within the broker's window is answered as a duplicate
+        (with the original's position, when known) and delivered to nobody.
+        """
 
 
 @runtime_checkable

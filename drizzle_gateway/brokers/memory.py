@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable
 from typing import Any
 
 from ..wire.dialect import encode
 from ..wire.history import Clock, Page, Position, Retention, new_epoch
-from .base import Listener
+from .base import IDEMPOTENCY_KEYS, IDEMPOTENCY_WINDOW, Listener, Receipt
+from .idempotency import SeenKeys
 from .ring import Ring
 
 logger = logging.getLogger("drizzle_gateway")
@@ -37,11 +39,17 @@ class MemoryBroker:
     channel's history is forgotten: a channel that comes back numbers its
     events in a new epoch, so a client recovering from before gets
     ``recovered: false``, never a silent skip. ``clock`` times
-    ``history_ttl`` (tests inject one).
+    ``history_ttl`` and the idempotency window (tests inject one).
+
+    A publish with an idempotency key (`publish_once`) is delivered unless
+    the key was published on the channel in the last
+    ``idempotency_window`` seconds; the broker remembers at most
+    ``idempotency_keys`` keys (see `SeenKeys`).
     """
 
     def __init__(self, clock: Clock = time.monotonic, *, history_channels: int | None = HISTORY_CHANNELS,
-                 history_bytes: int | None = HISTORY_BYTES) -> None:
+                 history_bytes: int | None = HISTORY_BYTES, idempotency_window: float = IDEMPOTENCY_WINDOW,
+                 idempotency_keys: int = IDEMPOTENCY_KEYS) -> None:
         for name, value in (("history_channels", history_channels), ("history_bytes", history_bytes)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer or None (no bound), got {value!r}")
@@ -53,6 +61,7 @@ class MemoryBroker:
         self._clock = clock
         self._epoch = new_epoch()
         self._swept = clock()
+        self.seen_keys = SeenKeys(idempotency_window, idempotency_keys, clock)
 
     @property
     def history_weight(self) -> tuple[int, int]:
@@ -67,8 +76,32 @@ class MemoryBroker:
             if congested is not None:
                 await congested
 
+    async def publish_once(self, channel: str, data: Any, key: str, retention: Retention | None) -> Receipt:
+        """`publish` (`publish_logged` with ``retention``) unless ``key`` was published on ``channel`` in the window."""
+        seen = self.seen_keys.seen(channel, key)
+        if seen is not None:
+            return seen
+        if retention is None:
+            receipt = Receipt()
+            self.seen_keys.remember(channel, key, receipt)
+            await self.publish(channel, data)
+            return receipt
+        position, congested = self._append(channel, data, retention)
+        receipt = Receipt(position)
+        self.seen_keys.remember(channel, key, receipt)  # before waiting: a repeat meanwhile is a duplicate
+        if congested is not None:
+            await congested
+        return receipt
+
     async def publish_logged(self, channel: str, data: Any, retention: Retention) -> int | None:
         """Append ``data`` to the channel's ring, then hand it to the listener with its position."""
+        position, congested = self._append(channel, data, retention)
+        if congested is not None:
+            await congested
+        return position.offset
+
+    def _append(self, channel: str, data: Any, retention: Retention) -> tuple[Position, Awaitable[None] | None]:
+        """Append ``data`` to the channel's ring and hand it to the listener; its position, and the congestion."""
         self._sweep()
         ring = self._rings.get(channel)
         if ring is None:
@@ -79,12 +112,9 @@ class MemoryBroker:
         offset = ring.append(data, len(encode(data)))
         self._bytes += ring.bytes - before
         self._bound(ring)
+        position = Position(ring.epoch, offset)
         listener = self._listeners.get(channel)
-        if listener is not None:
-            congested = listener(channel, data, Position(ring.epoch, offset))
-            if congested is not None:
-                await congested
-        return offset
+        return position, listener(channel, data, position) if listener is not None else None
 
     async def history(self, channel: str, retention: Retention, since: Position | None = None,
                       limit: int | None = None) -> Page:

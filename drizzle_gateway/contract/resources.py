@@ -15,6 +15,7 @@ from ..wire.errors import ActionError, ErrorCode
 from .permissions import Permission
 
 if TYPE_CHECKING:
+    from ..brokers.base import Receipt
     from ..wire.dialect import Request
     from .topics import Topic
 
@@ -37,8 +38,9 @@ class Host(Protocol):
     state: dict[str, Any]
     """The application's own shared objects."""
 
-    async def publish(self, topic: Topic | str, payload: Any, **params: str) -> None:
-        """Publish ``payload`` to a topic, checked against its schema first."""
+    async def publish(self, topic: Topic | str, payload: Any, *, idempotency_key: str | None = None,
+                      **params: str) -> Receipt:
+        """Publish ``payload`` to a topic, checked against its schema first (once per ``idempotency_key``)."""
 
     def channel(self, topic: Topic | str, **params: str) -> str:
         """The concrete channel of ``topic``."""
@@ -242,9 +244,14 @@ class Resource:
         """The declared action called ``name``, or None."""
         return cls.actions.get(name)
 
-    async def publish(self, topic: Topic | str, payload: Any, **params: str) -> None:
-        """Publish ``payload`` to a topic: what a reply through its schema takes (checked before delivery)."""
-        await self.gateway.publish(topic, payload, **params)
+    async def publish(self, topic: Topic | str, payload: Any, *, idempotency_key: str | None = None,
+                      **params: str) -> Receipt:
+        """Publish ``payload`` to a topic: what a reply through its schema takes (checked before delivery).
+
+        A repeat of ``idempotency_key`` on the channel within the broker's window reaches nobody (see
+        `drizzle_gateway.Gateway.publish`).
+        """
+        return await self.gateway.publish(topic, payload, idempotency_key=idempotency_key, **params)
 
     async def subscribe(self, topic: Topic | str, fields: list[str] | None = None, **params: str) -> str:
         """Subscribe this connection to a topic; in effect when this returns."""

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
+
+from marshmallow import ValidationError
 
 from ..schema.publication import PublishCheck, Published
 from ..schema.selection import SchemaLike, Selection, Selector
 from ..wire.errors import ActionError, ErrorCode
 from ..wire.history import Retention
+from ..wire.idempotency import KEY_RULE, valid_key
 from .permissions import Permission
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -122,3 +126,46 @@ class Topic:
                                   {"fields": list(fields)})
             return None
         return self.selector.select(fields)
+
+
+def find_topic(topics: Iterable[Topic], channel: str) -> tuple[Topic, dict[str, str]]:
+    """The topic among ``topics`` a concrete channel belongs to, and its params; TOPIC_NOT_FOUND otherwise."""
+    for topic in topics:
+        params = topic.match(channel)
+        if params is not None:
+            return topic, params
+    raise ActionError(ErrorCode.TOPIC_NOT_FOUND, f"topic {channel!r} is not declared")
+
+
+def resolve(topics: Iterable[Topic], topic: Topic | str, **params: str) -> tuple[Topic, str]:
+    """The topic among ``topics`` and the concrete channel for a Topic, a pattern (with params) or a channel name.
+
+    Raises `ActionError` TOPIC_NOT_FOUND.
+    """
+    declared = list(topics)
+    if isinstance(topic, Topic):
+        if topic not in declared:
+            raise ActionError(ErrorCode.TOPIC_NOT_FOUND, f"topic {topic.pattern!r} is not declared")
+        return topic, topic.channel(**params)
+    for candidate in declared:
+        if candidate.pattern == topic:
+            return candidate, candidate.channel(**params)
+    return find_topic(declared, topic)[0], topic
+
+
+def prepare_publish(topics: Iterable[Topic], topic: Topic | str, payload: Any, idempotency_key: str | None,
+                    params: dict[str, str]) -> tuple[Topic, str, Any]:
+    """A server-side publish checked and dumped once: its topic, its concrete channel, what subscribers get.
+
+    What `Gateway.publish` and `drizzle_gateway.Publisher` both run. Raises
+    marshmallow's `ValidationError` when the topic is not among ``topics``,
+    the idempotency key is malformed, or the payload does not fit the
+    topic's schema (`Topic.prepare`).
+    """
+    try:
+        declared, channel = resolve(topics, topic, **params)
+    except ActionError as exc:
+        raise ValidationError({"topic": [exc.message]}) from None
+    if idempotency_key is not None and not valid_key(idempotency_key):
+        raise ValidationError({"idempotency_key": [f"must be {KEY_RULE}"]})
+    return declared, channel, declared.prepare(payload)

@@ -72,6 +72,13 @@ export interface ChannelReply {
   topic: string;
 }
 
+/** The reply of __publish__: with an idempotency key, whether it was a repeat, and its position on history. */
+export interface PublishReply extends ChannelReply {
+  epoch?: string;
+  offset?: number;
+  duplicate?: boolean;
+}
+
 export interface EventMeta {
   /** the concrete channel the event came on, e.g. "chat.lobby" */
   topic: string;
@@ -103,7 +110,7 @@ export interface TopicHandle<T, P extends string> {
 
 /** A channel of a topic declared with `client_publish=True`. */
 export interface PublishableTopic<T, P extends string, In> extends TopicHandle<T, P> {
-  publish(payload: In): Promise<ChannelReply>;
+  publish(payload: In): Promise<PublishReply>;
 }
 '''
 

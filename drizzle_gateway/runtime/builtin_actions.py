@@ -11,6 +11,7 @@ from ..contract.resources import Resource, action
 from ..schema.publication import payload_of
 from ..wire.errors import ActionError, ErrorCode
 from ..wire.history import Position
+from ..wire.idempotency import KEY_PATTERN, KEY_RULE, valid_key
 
 if TYPE_CHECKING:
     from .hub import Registry
@@ -69,9 +70,29 @@ class UnsubscribeInput(Schema):
     topic = fields.Str(required=True)
 
 
+def _whole_key(key: str) -> None:
+    """What ``Regexp`` lets through but is no key (a final newline)."""
+    if KEY_PATTERN.match(key) is not None and not valid_key(key):
+        raise ValidationError(f"must be {KEY_RULE}")
+
+
 class PublishInput(Schema):
     topic = fields.Str(required=True)
     payload = fields.Raw(required=True, metadata={"description": "checked against the topic's schema"})
+    idempotency_key = fields.Str(
+        load_default=None, validate=[validate.Regexp(KEY_PATTERN, error=f"must be {KEY_RULE}"), _whole_key],
+        metadata={"description": f"{KEY_RULE}: a repeat of this key on the topic within the gateway's "
+                                 "idempotency window is acknowledged (duplicate: true) and delivered to nobody"})
+
+
+class PublishReply(Schema):
+    topic = fields.Str()
+    epoch = fields.Str(metadata={"description": "topics with history, with an idempotency_key: the channel's epoch, "
+                                                "when the event's position was known in time"})
+    offset = fields.Int(metadata={"description": "topics with history, with an idempotency_key: the event's offset "
+                                                 "(the original's for a duplicate), when known in time"})
+    duplicate = fields.Bool(metadata={"description": "with an idempotency_key: true when an earlier publish carried "
+                                                     "it, so this one reached nobody"})
 
 
 class ChannelReply(Schema):
@@ -177,19 +198,31 @@ class BuiltinActions(Resource):
             await self.session.unsubscribe(data["topic"])
         return {"topic": data["topic"]}
 
-    @action(PublishInput, ChannelReply, name="__publish__")
+    @action(PublishInput, PublishReply, name="__publish__")
     async def publish_channel(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Publish a payload to a topic declared with ``client_publish=True``."""
+        """Publish a payload to a topic declared with ``client_publish=True``.
+
+        With an ``idempotency_key``, a repeat within the window is answered
+        ``duplicate: true`` (with the original's ``epoch`` and ``offset`` on
+        topics with history, when known) and delivered to nobody.
+        """
         topic, params = self.gateway.find_topic(data["topic"])
         if not topic.client_publish:
             raise ActionError(ErrorCode.FORBIDDEN, f"clients may not publish to {topic.pattern!r}")
         await require(topic.can_publish, self.user, params, f"publish to {data['topic']!r}")
         try:
-            await self.gateway.publish(data["topic"], topic.accept(data["payload"]))
+            payload = topic.accept(data["payload"])
         except ValidationError as exc:
             raise ActionError(ErrorCode.INVALID_DATA, "payload does not match the topic's schema",
                               {"payload": exc.messages}) from None
-        return {"topic": data["topic"]}
+        key = data["idempotency_key"]
+        receipt = await self.gateway.publish(data["topic"], payload, idempotency_key=key)
+        reply: dict[str, Any] = {"topic": data["topic"]}
+        if key is not None:
+            if receipt.position is not None:
+                reply.update(epoch=receipt.position.epoch, offset=receipt.position.offset)
+            reply["duplicate"] = receipt.duplicate
+        return reply
 
 
 def _position(since: dict[str, Any] | None) -> Position | None:

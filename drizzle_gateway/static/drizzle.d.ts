@@ -121,6 +121,26 @@ export interface RequestFrame {
 
 /** Built-in actions that are safe to send again after a transient refusal. */
 export declare const RETRYABLE_ACTIONS: readonly string[];
+/** A fresh random idempotency key (128 bits, hex). */
+export declare function newIdempotencyKey(): string;
+/** Whether a request failed because the connection was lost (a publish is then sent again). */
+export declare function isConnectionLoss(error: unknown): boolean;
+
+export interface PublishOptions {
+  /** 1 to 64 characters of A-Z a-z 0-9 _ - . (default: a fresh random key) */
+  idempotencyKey?: string;
+  timeout?: number;
+}
+
+/** The reply of `__publish__`. */
+export interface PublishReply {
+  topic: string;
+  /** topics with history: the event's position (the original's for a duplicate), when known in time */
+  epoch?: string;
+  offset?: number;
+  /** true when an earlier publish carried the same idempotency key: this one reached nobody */
+  duplicate?: boolean;
+}
 
 /** Whether a request frame may be sent again after a transient refusal. */
 export declare function isRetryable(frame: RequestFrame): boolean;
@@ -261,8 +281,11 @@ export declare class Drizzle {
   subscribe(topic: string, handler: EventHandler<any>, options?: { fields?: readonly string[] }): Promise<Subscription>;
   /** Topics with history: the channel's epoch and the offset of the last event delivered. */
   position(topic: string): Position | undefined;
-  /** Publish to a topic declared with client_publish; the server validates the payload. */
-  publish(topic: string, payload: unknown): Promise<{ topic: string }>;
+  /**
+   * Publish to a topic declared with client_publish; the server validates the payload. It carries an
+   * idempotency key (random unless given) and is sent again with it after a reconnect.
+   */
+  publish(topic: string, payload: unknown, options?: PublishOptions): Promise<PublishReply>;
   /** The gateway's `__schema__` document. */
   schema(): Promise<Record<string, unknown>>;
   /** Round-trip a `__ping__`: "pong". */

@@ -15,7 +15,9 @@
  * heartbeats, and after a dropped connection reconnects with jittered exponential
  * backoff and re-subscribes everything. Requests that are safe to send twice
  * (subscribe, unsubscribe, ping, schema) are sent again after a `RATE_LIMITED`,
- * once its `retry_after` has passed. On topics with history the client remembers
+ * once its `retry_after` has passed. A publish carries a random idempotency key,
+ * so one whose connection drops before its reply is sent again, with the same
+ * key, once the client has reconnected: the server delivers it once. On topics with history the client remembers
  * each channel's epoch and last offset, re-subscribes with `since` so the events
  * missed while disconnected arrive first, never hands an offset to a handler twice,
  * and emits "recovery" (`recovered: false`: events were lost). With `getToken` it
@@ -306,6 +308,27 @@ export function classifyFrame(text) {
 // -- retrying what is safe to retry -------------------------------------------
 
 /**
+ * A fresh random idempotency key (128 bits, hex): what `publish` sends unless given one.
+ * @returns {string}
+ */
+export function newIdempotencyKey() {
+  const bytes = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Whether a request failed because the connection was lost (or is being re-established):
+ * a publish with an idempotency key is then sent again on the next connection.
+ * @param {*} error
+ * @returns {boolean}
+ */
+export function isConnectionLoss(error) {
+  return error instanceof DrizzleError
+    && (error.code === ClientErrorCode.CONNECTION_LOST || error.code === ClientErrorCode.NOT_CONNECTED);
+}
+
+/**
  * Built-in actions that are safe to send again after a transient refusal: sending one
  * twice has the effect of sending it once. Application actions and `__publish__` are not
  * retried (they need not be idempotent).
@@ -566,6 +589,8 @@ export class Drizzle {
     this.heartbeatTimer = null;
     this.retryTimer = null;
     this.refreshTimer = null;
+    /** How many times the connection became open (a publish waits for the next one to send again). */
+    this.opens = 0;
   }
 
   // -- events -----------------------------------------------------------------
@@ -733,12 +758,47 @@ export class Drizzle {
 
   /**
    * Publish to a topic declared with client_publish; the server validates the payload.
+   * The publish carries `options.idempotencyKey` (a fresh random key by default). When the
+   * connection drops before the reply, it is sent again with the same key once the client
+   * has reconnected (at most `retries` times, each waiting up to `timeout` ms for the
+   * connection): the server delivers it once, and answers a repeat with `duplicate: true`.
+   * Error frames (RATE_LIMITED included) and timeouts are not retried.
    * @param {string} topic
    * @param {*} payload
-   * @returns {Promise<{topic: string}>}
+   * @param {{idempotencyKey?: string, timeout?: number}} [options]
+   * @returns {Promise<{topic: string, epoch?: string, offset?: number, duplicate?: boolean}>}
    */
-  publish(topic, payload) {
-    return this.request({ action: "__publish__", data: { topic, payload } });
+  async publish(topic, payload, options = {}) {
+    const key = options.idempotencyKey ?? newIdempotencyKey();
+    const frame = { action: "__publish__", data: { topic, payload, idempotency_key: key } };
+    for (let attempt = 0; ; attempt++) {
+      const opens = this.opens;
+      try {
+        return await this.request(frame, options.timeout);
+      } catch (error) {
+        if (!isConnectionLoss(error) || attempt >= this.retries || this.state === "closed") throw error;
+        await this._reopened(opens);
+      }
+    }
+  }
+
+  /** Resolves once the connection is open again after `opens`; rejects when closed for good or after `timeout`. */
+  _reopened(opens) {
+    if (this.opens > opens && this._isOpen()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const finish = (settle, value) => {
+        stopOpen();
+        stopState();
+        this.timers.clearTimeout(timer);
+        settle(value);
+      };
+      const stopOpen = this.on("open", () => finish(resolve));
+      const stopState = this.on("state", (state) => {
+        if (state === "closed") finish(reject, new DrizzleError(ClientErrorCode.CLOSED, "the client was closed"));
+      });
+      const timer = this.timers.setTimeout(() => finish(reject, new DrizzleError(ClientErrorCode.CONNECTION_LOST,
+        "the connection did not come back in time to send the publish again")), this.timeout);
+    });
   }
 
   /**
@@ -865,6 +925,7 @@ export class Drizzle {
       this._emit("error", error);
     }
     this.attempt = 0;
+    this.opens += 1;
     this._setState("open");
     this._startHeartbeat();
     this._emit("open", undefined);

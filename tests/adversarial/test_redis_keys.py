@@ -3,9 +3,10 @@
 The gateway runs in process on a `RedisBroker` whose ``meta_ttl`` is
 `META_TTL` seconds, against a real redis-server the module starts. The
 README's table of keys is the bound: a subscription to a channel nobody
-published to makes one meta hash, a publish a stream, a meta hash and the
-publishing process's applied-sequence key, ``__history__`` nothing; every
-key has a TTL, so what a client made Redis hold is gone after it.
+published to makes one meta hash, a publish a stream, a meta hash, the
+publishing process's applied-sequence key and its idempotency key (the
+client sends one with every publish), ``__history__`` nothing; every key
+has a TTL, so what a client made Redis hold is gone after it.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ BATCH = 32
 def gateway(redis_server, io_loop) -> Gateway:
     """Rooms with history on Redis, with no per-connection rate limit, so one client pushes thousands of rooms."""
     gw = Gateway(topics=[Topic("feed.{room}", Message, history=100, client_publish=True)],
-                 broker=RedisBroker(redis_server.url, prefix=PREFIX, meta_ttl=META_TTL),
+                 broker=RedisBroker(redis_server.url, prefix=PREFIX, meta_ttl=META_TTL,
+                                    idempotency_window=META_TTL),
                  limits=Limits(rate=None))
     yield gw
     io_loop.run_sync(gw.close)
@@ -91,11 +93,15 @@ async def test_thousands_of_fresh_rooms_leave_only_documented_keys_and_each_expi
         expected = {f"{PREFIX}h:feed.s{n}:meta" for n in range(SUBSCRIBED)} | {
             f"{PREFIX}h:feed.p{n}{suffix}" for n in range(PUBLISHED) for suffix in suffixes}
         held = await keys_and_ttls(inspect)
+        keyed = {key for key in held if key.startswith(f"{PREFIX}i:")}  # one idempotency key per publish
+        assert sorted(key.rpartition(":")[0] for key in keyed) == sorted(f"{PREFIX}i:feed.p{n}"
+                                                                       for n in range(PUBLISHED))
+        held = {key: ttl for key, ttl in held.items() if key not in keyed}
         # Nothing for the rooms only read, at most one key per room only joined (the first may have expired
         # already), and each published room's three.
         assert set(held) <= expected and {key for key in expected if "feed.p" in key} <= set(held)
-        for key, ttl in held.items():
-            bound = APPLIED_TTL * 1000 if ":applied:" in key else META_TTL * 1000
+        for key, ttl in (held | await keys_and_ttls(inspect)).items():
+            bound = APPLIED_TTL * 1000 if ":applied:" in key else META_TTL * 1000  # the window, for keyed ones
             assert 0 < ttl <= bound, (key, ttl)
 
         async def only_applied_left() -> bool:

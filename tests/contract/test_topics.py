@@ -91,7 +91,7 @@ async def test_client_publish_is_validated_before_anyone_sees_it(test_client):
     assert caught.value.details == {"payload": {"author": {"name": ["Missing data for required field."]},
                                                 "text": ["Longer than maximum length 100."]}}
     await assert_no_event(listener)
-    assert await publisher.publish("chat.lobby", MESSAGE) == {"topic": "chat.lobby"}
+    assert await publisher.publish("chat.lobby", MESSAGE) == {"topic": "chat.lobby", "duplicate": False}
     assert (await listener.next_event(2)).data == MESSAGE
 
 
@@ -154,7 +154,7 @@ async def test_one_connections_publishes_arrive_in_the_order_sent(test_client):
     publisher = await test_client()
     # all sent before any reply: they run concurrently on the server (beyond max_in_flight, reading waits)
     replies = await asyncio.gather(*(publisher.publish("chat.order", {**MESSAGE, "seq": seq}) for seq in range(100)))
-    assert replies == [{"topic": "chat.order"}] * 100
+    assert replies == [{"topic": "chat.order", "duplicate": False}] * 100
     assert [(await listener.next_event(2)).data["seq"] for _ in range(100)] == list(range(100))
 
 

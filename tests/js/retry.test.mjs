@@ -3,7 +3,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { CloseCode, Drizzle, DrizzleError, isRetryable, retryDelay } from "../../drizzle_gateway/static/drizzle.js";
+import {
+  CloseCode, Drizzle, DrizzleError, isConnectionLoss, isRetryable, newIdempotencyKey, retryDelay,
+} from "../../drizzle_gateway/static/drizzle.js";
 import { FakeServer, FakeTime, settle } from "./fakes.mjs";
 
 const rateLimited = (seconds) => ({ code: "RATE_LIMITED", error: "too many requests; slow down", details: { retry_after: seconds } });
@@ -319,5 +321,83 @@ describe("re-subscribing after a reconnect", () => {
     assert.equal(dz.state, "open");
     assert.deepEqual(errors, []);
     assert.deepEqual([...dz.subscriptions.keys()], ["chat.a", "chat.b"]);
+  });
+});
+
+describe("a publish carries an idempotency key and is sent again with it after a reconnect", () => {
+  test("each publish gets a fresh random key of the documented form", async () => {
+    const { dz, server } = await connected();
+    const first = track(dz.publish("chat.a", { text: "1" }));
+    const firstFrame = server.last.sent.at(-1);
+    answer(server.last, firstFrame, { topic: "chat.a", duplicate: false });
+    const second = track(dz.publish("chat.a", { text: "2" }));
+    const secondFrame = server.last.sent.at(-1);
+    answer(server.last, secondFrame, { topic: "chat.a", duplicate: false });
+    await settle();
+    assert.deepEqual(first.outcome, ["resolved", { topic: "chat.a", duplicate: false }]);
+    assert.equal(second.outcome[0], "resolved");
+    for (const frame of [firstFrame, secondFrame]) {
+      assert.equal(frame.action, "__publish__");
+      assert.match(frame.data.idempotency_key, /^[0-9a-f]{32}$/);
+    }
+    assert.notEqual(firstFrame.data.idempotency_key, secondFrame.data.idempotency_key);
+    assert.match(newIdempotencyKey(), /^[0-9a-f]{32}$/);
+  });
+
+  test("a publish whose connection drops before the reply is sent again, same key, once reconnected", async () => {
+    const { dz, time, server } = await connected({ backoff: { initial: 100, jitter: 0 } });
+    const publishing = track(dz.publish("chat.a", { text: "hi" }, { idempotencyKey: "k-1" }));
+    const sent = server.last.sent.at(-1);
+    assert.deepEqual(sent.data, { topic: "chat.a", payload: { text: "hi" }, idempotency_key: "k-1" });
+    server.last.drop(CloseCode.ABNORMAL); // between the server's publish and its reply
+    await settle();
+    assert.equal(publishing.outcome, "pending", "waits for the next connection");
+    await time.advance(100);
+    server.last.accept();
+    await settle();
+    const again = server.last.sent.at(-1);
+    assert.equal(again.action, "__publish__");
+    assert.deepEqual(again.data, sent.data);
+    assert.notEqual(again.request_id, undefined);
+    answer(server.last, again, { topic: "chat.a", duplicate: true });
+    await settle();
+    assert.deepEqual(publishing.outcome, ["resolved", { topic: "chat.a", duplicate: true }]);
+    assert.equal(server.sockets.length, 2);
+  });
+
+  test("a publish made while reconnecting is sent once the connection is back", async () => {
+    const { dz, time, server } = await connected({ backoff: { initial: 100, jitter: 0 } });
+    server.last.drop(CloseCode.ABNORMAL);
+    const publishing = track(dz.publish("chat.a", { text: "hi" }));
+    await time.advance(100);
+    server.last.accept();
+    await settle();
+    const sent = server.last.sent.at(-1);
+    assert.equal(sent.action, "__publish__");
+    answer(server.last, sent, { topic: "chat.a", duplicate: false });
+    await settle();
+    assert.deepEqual(publishing.outcome, ["resolved", { topic: "chat.a", duplicate: false }]);
+  });
+
+  test("a waiting publish rejects when the client is closed, or the connection does not come back in time", async () => {
+    const { dz, server } = await connected({ backoff: { initial: 100, jitter: 0 }, timeout: 1000 });
+    const closing = track(dz.publish("chat.a", { text: "1" }));
+    server.last.drop(CloseCode.ABNORMAL);
+    await settle();
+    dz.close();
+    await settle();
+    assert.equal(closing.outcome[0], "rejected");
+    assert.equal(closing.outcome[1].code, "CLOSED");
+
+    const other = await connected({ backoff: { initial: 5000, jitter: 0 }, timeout: 1000 });
+    const late = track(other.dz.publish("chat.a", { text: "2" }));
+    other.server.last.drop(CloseCode.ABNORMAL);
+    await settle();
+    await other.time.advance(999);
+    assert.equal(late.outcome, "pending");
+    await other.time.advance(1);
+    assert.equal(late.outcome[0], "rejected");
+    assert.equal(late.outcome[1].code, "CONNECTION_LOST");
+    assert.equal(isConnectionLoss(late.outcome[1]), true);
   });
 });

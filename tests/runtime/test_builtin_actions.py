@@ -15,6 +15,7 @@ import pytest
 from marshmallow import ValidationError
 
 from drizzle_gateway import Topic
+from drizzle_gateway.client import RemoteError
 from drizzle_gateway.runtime.builtin_actions import BuiltinActions
 from tests.support.inprocess import exchange
 from tests.support.resources import Message
@@ -163,3 +164,19 @@ async def test_a_publish_that_fails_a_union_answers_invalid_data(gateway, test_c
     assert await exchange(client, builtin(2, "__publish__", topic="picks", payload={"value": "a"})) == {
         "request_id": 2, "data": {"topic": "picks"}}
     assert (await listener.next_event(5)).data == {"value": "a"}
+
+
+@pytest.mark.parametrize("key", ["a:b", "", "x" * 65, "abc\n", 7])
+@pytest.mark.gen_test
+async def test_publish_refuses_a_malformed_idempotency_key_and_delivers_nothing(test_client, key):
+    reader, publisher = await test_client(), await test_client()
+    await reader.subscribe("chat.keys")
+    payload = {"author": {"name": "a"}, "text": "x"}
+    with pytest.raises(RemoteError) as refused:
+        await publisher.request({"action": "__publish__",
+                                 "data": {"topic": "chat.keys", "payload": payload, "idempotency_key": key}})
+    assert refused.value.code == "INVALID_DATA" and list(refused.value.details) == ["idempotency_key"]
+    assert len(refused.value.details["idempotency_key"]) == 1
+    assert await publisher.publish("chat.keys", {**payload, "text": "next"}) == {"topic": "chat.keys",
+                                                                                "duplicate": False}
+    assert (await reader.next_event(2)).data["text"] == "next"

@@ -21,23 +21,31 @@ from pub/sub with its offset. A process that finds a gap in the offsets
 events from the stream before going on; those the stream no longer holds
 (trimmed or expired) are handed on as one `Gap`, so none is skipped
 silently (see `catchup`).
+
+A publish with an idempotency key (`publish_once`) is run by a script that
+sets the key and publishes at once, or finds the key set and publishes
+nothing (see `idempotency`); on channels without history this process's
+subscribers get it once Redis has said it is not a repeat.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-import uuid
 from typing import Any
 
 from ...wire.dialect import encode
 from ...wire.history import Page, Position, Retention
-from ..base import BrokerUnavailable, Listener
+from ..base import IDEMPOTENCY_KEYS, IDEMPOTENCY_WINDOW, BrokerUnavailable, Listener, Receipt
+from ..idempotency import SeenKeys
 from . import streams
 from .catchup import CatchUp
+from .idempotency import Once
 from .link import REDIS_ERRORS, Link
+from .messages import new_origin, tagged
 from .reader import Reader
-from .sender import Sender
+from .sender import Answer, Sender
 
 logger = logging.getLogger("drizzle_gateway")
 
@@ -59,6 +67,12 @@ class RedisBroker:
     request's ``action_timeout``, not counted in ``timeout``), so a burst
     of reads never exhausts the connection pool. A channel's history keys
     expire ``meta_ttl`` seconds after its last publish (see `streams`).
+
+    A publish with an idempotency key is delivered once across every
+    process on this Redis for ``idempotency_window`` seconds (each key is a
+    Redis key for that long); the process also remembers the last
+    ``idempotency_keys`` keys published through it, which is all that is
+    checked while Redis is unreachable (see `publish_once`).
     """
 
     def __init__(
@@ -74,6 +88,8 @@ class RedisBroker:
         batch_size: int = 500,
         max_reads: int = 64,
         meta_ttl: float = streams.META_TTL,
+        idempotency_window: float = IDEMPOTENCY_WINDOW,
+        idempotency_keys: int = IDEMPOTENCY_KEYS,
     ) -> None:
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
@@ -87,8 +103,9 @@ class RedisBroker:
         self.batch_size = batch_size
         self.meta_ttl = meta_ttl
         self._reads = asyncio.Semaphore(max_reads)
-        self.origin = uuid.uuid4().hex
-        self._header = f"{self.origin} ".encode()
+        self.origin = new_origin()
+        self.seen_keys = SeenKeys(idempotency_window, idempotency_keys)
+        self._tokens = itertools.count(1)
         self._listeners: dict[str, Listener] = {}
         self._link = Link(url, timeout=timeout, max_pending=max_pending, reconnect_min=reconnect_min,
                           reconnect_max=reconnect_max)
@@ -143,7 +160,7 @@ class RedisBroker:
 
     async def publish(self, channel: str, data: Any) -> None:
         """Deliver locally now; send to the other processes through Redis, in order."""
-        message = self._header + encode(data).encode()
+        message = tagged(self.origin, encode(data).encode())
         listener = self._listeners.get(channel)
         congested = listener(channel, data) if listener is not None else None
         self._start()
@@ -159,6 +176,49 @@ class RedisBroker:
         """
         self._start()
         self._sender.put(channel, encode(data).encode(), retention)
+
+    async def publish_once(self, channel: str, data: Any, key: str, retention: Retention | None) -> Receipt:
+        """Publish unless ``key`` was published on ``channel`` within the window, by any process on this Redis.
+
+        The answer is awaited for at most ``timeout`` while Redis is
+        reachable. Without history, the publish reaches this process's
+        subscribers once Redis says it is no repeat; while Redis is
+        unreachable (or slower than ``timeout``) it reaches them at once,
+        and the queued script reaches the other processes later unless it
+        finds the key (so a repeat made meanwhile through another process
+        reaches that process's subscribers twice). With history every
+        process delivers it from Redis as usual, and the script's check
+        holds whenever it runs; the receipt then carries no position.
+        """
+        seen = self.seen_keys.seen(channel, key)
+        if seen is not None:
+            return seen
+        self._start()
+        once = Once(key, f"{self.origin}:{next(self._tokens)}", int(self.seen_keys.window * 1000))
+        body = encode(data).encode()
+        if retention is not None:
+            receipt = await self._answer(self._sender.put_once(channel, body, retention, once)) or Receipt()
+            self.seen_keys.remember(channel, key, Receipt(receipt.position))
+            return receipt
+        answered = await self._answer(self._sender.put_once(channel, tagged(self.origin, body), None, once))
+        self.seen_keys.remember(channel, key, Receipt())
+        if answered is not None and answered.duplicate:
+            return answered
+        listener = self._listeners.get(channel)
+        congested = listener(channel, data) if listener is not None else None
+        if congested is not None:
+            await congested
+        return Receipt()
+
+    async def _answer(self, answer: Answer) -> Receipt | None:
+        """What Redis made of a keyed publish, or None when it is unreachable or did not answer within ``timeout``."""
+        if self._link.outage_since is not None:
+            return None
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await asyncio.shield(answer)
+        except TimeoutError:
+            return None
 
     async def history(self, channel: str, retention: Retention, since: Position | None = None,
                       limit: int | None = None) -> Page:
@@ -238,6 +298,7 @@ class RedisBroker:
         if len(self._sender):
             logger.warning("closing with %d publishes not sent to redis", len(self._sender))
         link.closed = True
+        self._sender.abandon()
         tasks = [task for task in (*self._tasks, self._reader.task) if task is not None and not task.done()]
         for task in tasks:
             task.cancel()

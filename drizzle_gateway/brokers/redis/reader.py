@@ -25,11 +25,11 @@ from ..base import Listener
 from . import streams
 from .catchup import CatchUp
 from .link import REDIS_ERRORS, Link
+from .messages import ORIGIN_LENGTH
 
 logger = logging.getLogger("drizzle_gateway")
 
-ORIGIN_LENGTH = 32  # uuid4().hex
-"""Every message a broker PUBLISHes starts with its origin (this many characters) and a space."""
+__all__ = ["ORIGIN_LENGTH", "Reader"]
 
 _CAUGHT_UP = b"drizzle:caught-up"
 """The PING a reconnected subscriber sends after its catch-up reads: its PONG follows every event numbered before."""

@@ -2,9 +2,11 @@
 
 Plain publishes go as PUBLISH; publishes with history as the `streams`
 APPEND script, each with a sequence number so a batch sent again after a
-failure is applied once. While Redis is unreachable the outbox keeps the
-latest ``max_pending`` publishes (the oldest are dropped, counted in the
-outage log) and sends them, in order, when it is back.
+failure is applied once; plain publishes with an idempotency key as the
+`idempotency` ONCE script. A publish with a key is answered (`put_once`).
+While Redis is unreachable the outbox keeps the latest ``max_pending``
+publishes (the oldest are dropped, counted in the outage log) and sends
+them, in order, when it is back.
 """
 
 from __future__ import annotations
@@ -16,14 +18,19 @@ import random
 from collections import deque
 
 from ...wire.history import Retention
-from . import streams
+from ..base import Receipt
+from . import idempotency, streams
+from .idempotency import Once
 from .link import Link
 
 logger = logging.getLogger("drizzle_gateway")
 
-Queued = tuple[str, bytes, Retention | None, int]
-"""One publish waiting: the channel's Redis name (the bare channel with history), the body, the
-retention (None: a plain PUBLISH) and its sequence number (0 for a plain one)."""
+Answer = asyncio.Future[Receipt | None]
+"""What Redis made of a publish with an idempotency key; None when it was never applied (dropped, closed)."""
+
+Queued = tuple[str, bytes, Retention | None, int, tuple[Once, Answer] | None]
+"""One publish waiting: the channel's Redis name (the bare channel with history or a key), the body, the
+retention (None: a plain publish), its sequence number (0 for a plain one), and its key and answer if keyed."""
 
 
 class Sender:
@@ -56,15 +63,33 @@ class Sender:
 
     def put(self, name: str, message: bytes, retention: Retention | None) -> None:
         """Queue one publish (``retention``: append it to the channel's stream), dropping the oldest when full."""
+        self._put(name, message, retention, None)
+
+    def put_once(self, channel: str, message: bytes, retention: Retention | None, once: Once) -> Answer:
+        """Queue one publish with an idempotency key; its answer, once Redis ran it.
+
+        ``message`` is the tagged pub/sub message without history, the JSON body with.
+        """
+        answer: Answer = asyncio.get_running_loop().create_future()
+        self._put(channel, message, retention, (once, answer))
+        return answer
+
+    def _put(self, name: str, message: bytes, retention: Retention | None,
+             keyed: tuple[Once, Answer] | None) -> None:
         if len(self._queue) >= self.max_pending:
-            self._queue.popleft()
+            _unanswered(self._queue.popleft())
             self._link.dropped += 1
             if self._link.dropped == 1:
                 logger.warning("redis outbox full (%d publishes): dropping the oldest until redis catches up",
                                self.max_pending)
-        self._queue.append((name, message, retention, next(self._sequence) if retention is not None else 0))
+        self._queue.append((name, message, retention, next(self._sequence) if retention is not None else 0, keyed))
         self.idle.clear()
         self._ready.set()
+
+    def abandon(self) -> None:
+        """Forget what waits (the broker closes): publishes with a key are answered None."""
+        while self._queue:
+            _unanswered(self._queue.popleft())
 
     async def run(self) -> None:
         """Send batches of PUBLISH in one pipeline each, until the broker closes.
@@ -88,23 +113,29 @@ class Sender:
             try:
                 assert link.publisher is not None
                 pipe = link.publisher.pipeline(transaction=False)
-                for name, message, retention, sequence in batch:
-                    if retention is None:
-                        pipe.publish(name, message)
-                    else:
+                for name, message, retention, sequence, keyed in batch:
+                    once = keyed[0] if keyed is not None else None
+                    if retention is not None:
                         pipe.eval(streams.APPEND, *streams.append_args(
-                            self.prefix, name, message, retention, self.origin, sequence, self.meta_ttl))
-                await link.bounded(pipe.execute())
+                            self.prefix, name, message, retention, self.origin, sequence, self.meta_ttl, once))
+                    elif once is not None:
+                        pipe.eval(idempotency.ONCE, *idempotency.once_args(self.prefix, name, message, once))
+                    else:
+                        pipe.publish(name, message)
+                answers = await link.bounded(pipe.execute())
             except Exception as exc:
                 self._sending = 0
                 self._queue.extendleft(reversed(batch))
                 while len(self._queue) > self.max_pending:
-                    self._queue.popleft()
+                    _unanswered(self._queue.popleft())
                     link.dropped += 1
                 link.note_outage(exc)
                 await self._await_publisher()
                 continue
             self._sending = 0
+            for (_, _, _, _, keyed), answer in zip(batch, answers, strict=True):
+                if keyed is not None and not keyed[1].done():
+                    keyed[1].set_result(idempotency.receipt(answer, keyed[0].token))
             if link.outage_since is not None and link.up.is_set():
                 link.came_up(0, len(self._queue))
 
@@ -122,3 +153,10 @@ class Sender:
                 return
             except Exception:
                 continue
+
+
+def _unanswered(item: Queued) -> None:
+    """A publish that will never be sent: its answer, if it has one, is None."""
+    keyed = item[4]
+    if keyed is not None and not keyed[1].done():
+        keyed[1].set_result(None)

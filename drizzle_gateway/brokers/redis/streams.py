@@ -7,7 +7,9 @@ retained events (entry id ``<offset>-0``, fields ``t``: Redis time in ms,
 one Lua script per publish, which also PUBLISHes the event on the
 channel's pub/sub name, so every process sees offsets in order and agrees
 on them. When Redis loses these keys (restarted without persistence, or
-they expired), the next publish starts a new epoch at offset 0.
+they expired), the next publish starts a new epoch at offset 0. A
+publish with an idempotency key is checked and remembered by the same
+script (see `idempotency`).
 
 Every key has a TTL, renewed by each publish: the meta hash ``meta_ttl``
 (at least the topic's ``history_ttl``), the stream the topic's
@@ -24,13 +26,23 @@ from typing import Any
 
 from ...wire.dialect import decode
 from ...wire.history import Logged, Page, Position, Retention, new_epoch
+from . import idempotency
+from .idempotency import Once
 
 APPEND = """
-local applied = tonumber(redis.call('GET', KEYS[3]) or '0')
-if tonumber(ARGV[7]) <= applied then
-  return 0
+if KEYS[4] then
+  local seen = redis.call('GET', KEYS[4])
+  if seen then
+    return seen
+  end
 end
-redis.call('SET', KEYS[3], ARGV[7], 'EX', 86400)
+if tonumber(ARGV[7]) > 0 then
+  local applied = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if tonumber(ARGV[7]) <= applied then
+    return 0
+  end
+  redis.call('SET', KEYS[3], ARGV[7], 'EX', 86400)
+end
 local epoch = redis.call('HGET', KEYS[2], 'epoch')
 if not epoch then
   epoch = ARGV[1]
@@ -42,13 +54,25 @@ local ms = string.format('%d', tonumber(now[1]) * 1000 + math.floor(tonumber(now
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], string.format('%d-0', offset), 't', ms, 'd', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[8])
-redis.call('PUBLISH', ARGV[5], ARGV[6] .. ' #' .. epoch .. ':' .. string.format('%d', offset) .. ' ' .. ARGV[2])
-return offset
+local position = epoch .. ':' .. string.format('%d', offset)
+redis.call('PUBLISH', ARGV[5], ARGV[6] .. ' #' .. position .. ' ' .. ARGV[2])
+local record = ARGV[9] .. ' ' .. position
+if KEYS[4] then
+  redis.call('SET', KEYS[4], record, 'PX', ARGV[10])
+end
+return record
 """
-"""KEYS: stream, meta, the origin's last applied sequence. ARGV: epoch if new, data, size, the stream's ttl ms,
-pub/sub name, origin, sequence, the meta hash's ttl ms. A batch resent after a connection failure (Redis may
-have applied it before the failure) is applied once: each process numbers its publishes, and the script skips a
-number it has applied already (remembered for a day). Returns the offset, or 0 for a skipped resend."""
+"""KEYS: stream, meta, the origin's last applied sequence, and the publish's idempotency key if it has one.
+ARGV: epoch if new, data, size, the stream's ttl ms, pub/sub name, origin, sequence (0: not numbered), the meta
+hash's ttl ms, the publish's token, the idempotency window ms.
+
+Returns the publish's record, ``<token> <epoch>:<offset>``, or 0 for a skipped resend. A batch resent after a
+connection failure (Redis may have applied it before the failure) is applied once: each broker numbers its
+publishes, and the script skips a number it has applied already (remembered for a day). A publish with an
+idempotency key is applied unless the key holds a record: then that record (the first publish's) is the answer
+and nothing is written or published. The record is set in the same script that numbers and publishes the
+event, so no failure can leave one done without the other: either the event was published and its key
+remembers it, or neither happened and a retry publishes it."""
 
 READ = """
 local epoch = redis.call('HGET', KEYS[2], 'epoch')
@@ -97,12 +121,16 @@ def meta_ttl_ms(retention: Retention, meta_ttl: float) -> int:
 
 
 def append_args(prefix: str, channel: str, body: bytes, retention: Retention, origin: str,
-                sequence: int, meta_ttl: float = META_TTL) -> list[Any]:
-    """The arguments of `EVAL APPEND`, from the number of keys on."""
+                sequence: int, meta_ttl: float = META_TTL, once: Once | None = None) -> list[Any]:
+    """The arguments of `EVAL APPEND`, from the number of keys on; ``once``: the publish's idempotency key."""
     stream_ttl_ms = int((retention.ttl or meta_ttl) * 1000)
     stream, meta = keys(prefix, channel)
-    return [3, stream, meta, f"{meta}:applied:{origin}", new_epoch(), body, retention.size, stream_ttl_ms,
-            prefix + channel, origin, sequence, meta_ttl_ms(retention, meta_ttl)]
+    names = [stream, meta, f"{meta}:applied:{origin}"]
+    if once is not None:
+        names.append(idempotency.key_name(prefix, channel, once.key))
+    return [len(names), *names, new_epoch(), body, retention.size, stream_ttl_ms, prefix + channel, origin,
+            sequence, meta_ttl_ms(retention, meta_ttl), once.token if once is not None else "",
+            once.window_ms if once is not None else 0]
 
 
 def read_args(prefix: str, channel: str, since: int | None, count: int, retention: Retention,

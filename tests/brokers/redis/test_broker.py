@@ -64,7 +64,7 @@ async def test_publishes_made_while_redis_is_down_are_delivered_locally_and_queu
     redis_server.kill()
     try:
         for seq in range(1, 6):  # no error frame: the publish is accepted
-            assert await publisher.publish("chat.queue", message(seq)) == {"topic": "chat.queue"}
+            assert await publisher.publish("chat.queue", message(seq)) == {"topic": "chat.queue", "duplicate": False}
         for seq in range(1, 6):
             assert (await neighbour.next_event()).data == message(seq)
     finally:

@@ -110,7 +110,7 @@ def described(command: tuple[Any, ...]) -> tuple[Any, ...]:
     """A sent command without what varies (the script's text, a fresh epoch): kind, key or name, body, sequence."""
     if command[0] == "PUBLISH":
         return command
-    _, script, _count, stream, _meta, _applied, _epoch, body, *_, sequence, _meta_ttl = command
+    _, script, _count, stream, _meta, _applied, _epoch, body, *_, sequence, _meta_ttl, _token, _window = command
     assert script == streams.APPEND
     return "APPEND", stream, body, sequence
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from drizzle_gateway.brokers.redis import streams
+from drizzle_gateway.brokers.redis.idempotency import Once
 from drizzle_gateway.wire.history import Logged, Page, Position, Retention
 
 NOW_MS = 1_700_000_000_000
@@ -31,12 +32,22 @@ def test_the_meta_hash_outlives_the_stream():
 
 def test_append_args_name_three_keys_then_the_scripts_values():
     args = streams.append_args("app:", "feed.x", b'{"n":1}', Retention(100, ttl=30), "origin-a", 7, meta_ttl=60)
-    count, stream, meta, applied, epoch, body, size, stream_ttl, channel, origin, sequence, meta_ttl = args
+    count, stream, meta, applied, epoch, body, size, stream_ttl, channel, origin, sequence, meta_ttl, token, window = \
+        args
     assert (count, stream, meta) == (3, "app:h:feed.x", "app:h:feed.x:meta")
     assert applied == "app:h:feed.x:meta:applied:origin-a"
     assert len(epoch) == 8 and int(epoch, 16) >= 0  # a fresh epoch, used only if the channel has none
     assert (body, size, stream_ttl, channel, origin, sequence, meta_ttl) == (
         b'{"n":1}', 100, 30_000, "app:feed.x", "origin-a", 7, 60_000)
+    assert (token, window) == ("", 0)  # no idempotency key
+
+
+def test_append_args_with_an_idempotency_key_name_it_fourth_with_the_token_and_window():
+    once = Once("k-1", "origin-a:9", 300_000)
+    args = streams.append_args("app:", "feed.x", b'{"n":1}', Retention(100), "origin-a", 7, meta_ttl=60, once=once)
+    assert args[:5] == [4, "app:h:feed.x", "app:h:feed.x:meta", "app:h:feed.x:meta:applied:origin-a",
+                        "app:i:feed.x:k-1"]
+    assert args[-2:] == ["origin-a:9", 300_000]
 
 
 def test_a_stream_without_a_ttl_expires_with_the_meta_hash():
