@@ -16,7 +16,8 @@ INVALID_DATA        ``data`` does not load with the action's input schema (an ar
 FORBIDDEN           the action's ``allow`` said no
 (the action's own)  an `ActionError` the action raised (built-ins: TOPIC_NOT_FOUND,
                     LIMIT_EXCEEDED, UNAVAILABLE...)
-TIMEOUT             the action ran longer than ``limits.action_timeout``
+TIMEOUT             the action ran longer than ``limits.action_timeout`` (a
+                    stream: waited that long for its next item)
 INTERNAL_ERROR      anything else the action raised (logged, never sent)
 ==================  ==============================================================
 
@@ -35,6 +36,7 @@ from ..wire.dialect import InvalidFrame, NestedTooDeep, Request
 from ..wire.errors import ActionError, ErrorCode
 from .auth import requires_user
 from .metrics import OK
+from .streams import Ended, relay
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -110,6 +112,8 @@ async def _answer(session: Session, request: Request) -> tuple[str, str]:
         return session.protocol.reply(request.request_id, await run(session, request)), OK
     except ActionError as exc:
         error = exc
+    except Ended as end:  # a streaming action's items went out: this is its end frame
+        return end.frame, OK
     except asyncio.CancelledError:
         task = asyncio.current_task()
         if task is None or not session.hub.deadlines.expired(task):
@@ -136,6 +140,8 @@ def _internal_error() -> ActionError:
 async def run(session: Session, request: Request) -> Any:
     """One request's result: auth gate, find, fields, load, permission, invoke, dump.
 
+    A streaming action sends its items from here (`streams.relay`) and raises `Ended`.
+
     An action's ``allow(user, params)`` gets ``{"resource", "action", "data"}``
     with the loaded input as ``data``.
     """
@@ -149,5 +155,7 @@ async def run(session: Session, request: Request) -> Any:
         params = {"resource": request.resource, "action": act.name, "data": data}
         await require(act.allow, session.user, params, f"call {act.name!r}")
     result = await act.invoke(resource(session, hub.registry), data, request)
+    if act.stream:  # set when the action was declared: an async generator's items go out one by one
+        await relay(session, request, result, selection)
     return result if selection is None else selection.dump(result)
 

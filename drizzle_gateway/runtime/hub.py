@@ -79,7 +79,7 @@ class Hub:
         self.metrics = Metrics(registry, self) if metrics else None
         self.fanout = Fanout(broker, self.metrics.deliveries if self.metrics is not None else None)
         self.flusher = Flusher()
-        self.deadlines = Deadlines(limits.action_timeout)
+        self.deadlines: Deadlines = Deadlines(limits.action_timeout)
         self.starter = FirstOfTurn()
         self.closing = False
         self._sessions: set[Session] = set()
@@ -135,9 +135,13 @@ class Hub:
     async def close(self, timeout: float | None) -> None:
         """Shut down: refuse new work, give running actions ``timeout`` seconds, close every peer, then the broker.
 
+        Streaming replies end at once, with SHUTTING_DOWN after the items already sent.
+
         Takes at most ``timeout`` + `CLOSE_HANDSHAKE_WAIT` + `BROKER_CLOSE_WAIT` seconds.
         """
         self.closing = True
+        for session in self._sessions:  # a stream may never run out: its generator is closed now
+            session.streams.shut()
         in_flight = [task for session in self._sessions for task in session.tasks]
         if in_flight:
             _, late = await asyncio.wait(in_flight, timeout=timeout)

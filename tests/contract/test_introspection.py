@@ -57,7 +57,7 @@ async def test_schema_describes_resources_actions_and_topics(test_client):
     assert message["properties"]["text"]["maxLength"] == 100
     assert {b["name"] for b in document["builtins"]} == {
         "__ping__", "__schema__", "__subscribe__", "__unsubscribe__", "__publish__", "__auth__",
-        "__history__"}
+        "__history__", "__cancel__"}
 
 
 @pytest.mark.gen_test
