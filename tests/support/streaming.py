@@ -61,7 +61,7 @@ class Feed(Resource):
 
     @property
     def probe(self) -> Probe:
-        return self.gateway.state["probe"]
+        return self.gateway.state.setdefault("probe", Probe())
 
     @action(CountInput, Numbered)
     async def count(self, data: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
