@@ -116,3 +116,13 @@ def test_the_custom_field_example_describes_itself_as_it_says(capsys):
     printed = capsys.readouterr().out.splitlines()
     said = [line.split("# ", 1)[1] for line in code.splitlines() if line.startswith("print(")]
     assert printed == said and len(said) == 2
+
+
+def test_the_streaming_example_prints_what_it_says(capsys):
+    text = README.read_text()
+    section = text[text.index("## Streaming replies"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code, "README.md (streaming)", "exec"), {"__name__": "readme"})  # noqa: S102 - our own README
+    printed = capsys.readouterr().out.splitlines()
+    assert [line for line in printed if line != "generator closed"] == ["{'id': 1}", "{'id': 3}"]
+    assert printed.count("generator closed") == 2  # the stream that ran out, and the one left early
