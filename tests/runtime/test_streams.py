@@ -189,9 +189,9 @@ async def test_action_timeout_bounds_the_wait_for_each_item_not_the_whole_stream
     frames = await frames_until_end(sock, 1)
     assert loop.time() - started > 0.3
     assert frames[-1] == {"request_id": 1, "more": False} and len(frames) == 7
-    await sock.send(count(2, ["n"], upto=6, gap=1.0))  # 1 s between items: one item, then TIMEOUT
+    await sock.send(count(2, ["n"], upto=6, gap=0.1, hold_at=3))  # three items, then it waits for good
     assert await frames_until_end(sock, 2) == [
-        {"request_id": 2, "data": {"n": 0}, "more": True},
+        *({"request_id": 2, "data": {"n": n}, "more": True} for n in range(3)),
         {"request_id": 2, "code": "TIMEOUT", "error": "the stream sent no item for 0.3s and was cancelled",
          "details": {"timeout": 0.3}}]
     assert gateway.state["probe"].closed == 2
