@@ -201,6 +201,7 @@ class BaseClient:
         self._subscriptions: dict[str, list[str] | None] = {}
         self._log: RecoveryLog[None] = RecoveryLog()  # per topic with history: the last offset delivered
         self._subscribing: dict[Any, str] = {}
+        self._streams: dict[Any, asyncio.Queue[dict[str, Any] | None]] = {}  # per streaming request: its frames
         self._held: dict[str, list[dict[str, Any]]] = {}  # per topic: events that wait while a hole is read
         self._fills: set[asyncio.Task] = set()
         self.close_code: int | None = None
@@ -261,6 +262,10 @@ class BaseClient:
         if "topic" in frame and "request_id" not in frame:
             self._on_event(frame)
             return
+        stream = self._streams.get(frame.get("request_id"))
+        if stream is not None:
+            stream.put_nowait(frame)
+            return
         topic = self._subscribing.pop(frame.get("request_id"), None)
         if topic is not None and isinstance(frame.get("data"), dict) and "epoch" in frame["data"]:
             # the reply's position is where the live events take over from the replayed ones
@@ -282,6 +287,8 @@ class BaseClient:
             if not future.done():
                 future.set_exception(closed)
         self._pending.clear()
+        for stream in self._streams.values():
+            stream.put_nowait(None)
         self._events.put_nowait(None)
         if self._gone is not None and not self._gone.done():
             self._gone.set_result(None)
@@ -419,6 +426,55 @@ class BaseClient:
         if fields is not None:
             frame["fields"] = list(fields)
         return await self.request(frame)
+
+    async def stream(
+        self, resource: str, action: str, data: dict | list | None = None, *, fields: list[str] | None = None
+    ) -> AsyncIterator[Any]:
+        """Call a streaming action; its items as they arrive (never retried).
+
+        ``async for item in client.stream("todos", "search", {"q": "milk"}, fields=["id"])``.
+        An error frame raises `RemoteError` after the items before it; a dropped
+        connection raises `ConnectionClosed`. Leaving the loop early cancels the
+        stream on the server (``__cancel__``) once the generator is closed:
+        at once with ``contextlib.aclosing``, else when it is dropped. Items the
+        loop has not taken yet wait in memory. An action that does not stream
+        gives its one reply as the only item.
+        """
+        if self._gone is None:
+            raise RuntimeError(f"not connected; use 'async with {type(self).__name__}(...)' or connect()")
+        if self._gone.done():
+            raise ConnectionClosed(self.close_code, self.close_reason)
+        request: dict[str, Any] = {"request_id": next(self._ids), "resource": resource, "action": action}
+        if data is not None:
+            request["data"] = data
+        if fields is not None:
+            request["fields"] = list(fields)
+        frames: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._streams[request["request_id"]] = frames
+        ended = False
+        try:
+            await self._send(encode(request))
+            while True:
+                frame = await frames.get()
+                if frame is None:
+                    ended = True
+                    raise ConnectionClosed(self.close_code, self.close_reason)
+                if "code" in frame:
+                    ended = True
+                    raise RemoteError(frame["code"], frame.get("error", ""), frame.get("details"))
+                if frame.get("more") is not True:
+                    ended = True
+                if "data" in frame:
+                    yield frame["data"]
+                if ended:
+                    return
+        finally:
+            self._streams.pop(request["request_id"], None)
+            if not ended and not self._gone.done():
+                try:
+                    await self.request({"action": "__cancel__", "data": {"request_id": request["request_id"]}})
+                except (RemoteError, ConnectionClosed, TimeoutError) as exc:
+                    logger.debug("stream %r: cancelling it failed (%s)", request["request_id"], exc)
 
     async def subscribe(self, topic: str, fields: list[str] | None = None, *,
                         since: Position | None = None) -> Any:

@@ -13,7 +13,7 @@
             assert refused.value.code == "INVALID_DATA"
 
 `TestClient` has the methods of `drizzle_gateway.client.Client` (``call``,
-``subscribe``, ``unsubscribe``, ``publish``, ``schema``, ``ping``,
+``stream``, ``subscribe``, ``unsubscribe``, ``publish``, ``schema``, ``ping``,
 ``next_event``, ``events``, ``reconnect``...) and raises the same
 `RemoteError` and `ConnectionClosed`. Each request is encoded as JSON and
 read by the gateway's own parser, every reply and event is the frame a

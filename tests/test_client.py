@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -11,7 +12,9 @@ import pytest
 
 from drizzle_gateway import Limits
 from drizzle_gateway.client import Client, ConnectionClosed, RemoteError, backoff_delay, retry_delay
+from tests.support.gateways import listening
 from tests.support.polling import wait_until
+from tests.support.streaming import make_stream_gateway
 
 
 @pytest.mark.gen_test
@@ -207,3 +210,56 @@ async def test_a_publish_waiting_for_a_connection_fails_when_none_comes_or_the_c
     await client.close()
     with pytest.raises(ConnectionClosed):
         await asyncio.wait_for(waiting, 0.3)  # at once: closed for good, not waiting for a reconnect
+
+# -- streaming replies -------------------------------------------------------------
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_stream_yields_every_item_in_order_with_the_fields_selected():
+    gateway = make_stream_gateway()
+    async with listening(gateway) as url, Client(url) as client:
+        items = [item async for item in client.stream("feed", "count", {"upto": 5}, fields=["n", "tag.name"])]
+        assert items == [{"n": n, "tag": {"name": f"t{n % 3}"}} for n in range(5)]
+        assert [item async for item in client.stream("feed", "one", {"upto": 3}, fields=["n"])] == [{"n": 3}]
+    assert gateway.state["probe"].closed == 1
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_leaving_a_stream_early_cancels_it_on_the_server():
+    gateway = make_stream_gateway()
+    probe = gateway.state["probe"]
+    async with listening(gateway) as url, Client(url) as client:
+        async with contextlib.aclosing(client.stream("feed", "count", {"upto": 1_000_000, "gap": 0.001})) as items:
+            async for item in items:
+                if item["n"] == 2:
+                    break
+        assert probe.closed == 1  # aclose waited for the __cancel__ reply, which follows the generator's close
+        async for item in client.stream("feed", "count", {"upto": 1_000_000, "gap": 0.001}):
+            if item["n"] == 2:
+                break  # no aclosing: the dropped generator is closed, which cancels the stream
+        await wait_until(lambda: probe.closed == 2, 5)
+        assert all(len(session.streams) == 0 for session in gateway.hub.sessions)
+        assert await client.ping() == "pong"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_error_frame_raises_after_the_items_before_it():
+    async with listening(make_stream_gateway()) as url, Client(url) as client:
+        got = []
+        with pytest.raises(RemoteError) as failed:
+            async for item in client.stream("feed", "count", {"upto": 5, "fail_at": 2}, fields=["n"]):
+                got.append(item["n"])
+        assert (got, failed.value.code, failed.value.details) == ([0, 1], "NOT_FOUND", {"n": 2})
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_stream_whose_connection_drops_raises_connection_closed():
+    gateway = make_stream_gateway()
+    async with listening(gateway) as url, Client(url) as client:
+        items = client.stream("feed", "count", {"upto": 5, "hold_at": 1})
+        assert (await anext(items))["n"] == 0
+        for session in gateway.hub.sessions:
+            session.close(1011, "gone")
+        with pytest.raises(ConnectionClosed):
+            await anext(items)
+    await wait_until(lambda: gateway.state["probe"].closed == 1, 5)

@@ -274,3 +274,13 @@ def test_the_publisher_snippet_reaches_redis_as_it_says(redis_server, capsys):
         observer.close()
     assert [json.loads(message["data"].partition(b" ")[2])["done"] for message in heard] == [False, True]
     assert capsys.readouterr().out == "False\n"
+
+
+def test_the_streaming_example_prints_what_it_says(capsys):
+    text = README.read_text()
+    section = text[text.index("## Streaming replies"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code, "README.md (streaming)", "exec"), {"__name__": "readme"})  # noqa: S102 - our own README
+    printed = capsys.readouterr().out.splitlines()
+    assert [line for line in printed if line != "generator closed"] == ["{'id': 1}", "{'id': 3}"]
+    assert printed.count("generator closed") == 2  # the stream that ran out, and the one left early

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from marshmallow import Schema, fields
@@ -14,6 +15,7 @@ from drizzle_gateway.testing import TestClient
 from tests.support.polling import wait_until
 from tests.support.resources import Message
 from tests.support.serve_app import make_gateway
+from tests.support.streaming import make_stream_gateway
 
 # One conversation, played by a websocket Client and by a TestClient: each step's outcome as data.
 CONVERSATION = [
@@ -178,3 +180,21 @@ async def test_exchange_returns_the_error_frame_of_a_malformed_request():
         frame = await client.exchange('{"action": "__ping__"}')
         assert frame["code"] == "VALIDATION_ERROR" and frame["request_id"] is None
         assert await client.exchange('{"request_id": 3, "action": "__ping__"}') == {"request_id": 3, "data": "pong"}
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_a_test_client_streams_and_cancels_as_a_socket_client_does():
+    gateway = make_stream_gateway()
+    probe = gateway.state["probe"]
+    async with TestClient(gateway) as client:
+        assert [item async for item in client.stream("feed", "count", {"upto": 3}, fields=["n"])] == [
+            {"n": 0}, {"n": 1}, {"n": 2}]
+        async with contextlib.aclosing(client.stream("feed", "count", {"upto": 10, "hold_at": 2})) as items:
+            async for item in items:
+                if item["n"] == 1:
+                    break
+        assert probe.closed == 2 and len(client.session.streams) == 0
+        with pytest.raises(RemoteError) as failed:
+            async for _ in client.stream("feed", "count", {"upto": 3, "fail_at": 0}):
+                pass
+        assert failed.value.code == "NOT_FOUND"

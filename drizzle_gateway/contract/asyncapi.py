@@ -12,6 +12,8 @@ server:
   address: all of them travel on the websocket) with a ``request``, a
   ``reply`` and an ``error`` message, and an operation the gateway
   ``receive``\\ s and answers with a reply (correlated by ``request_id``);
+  a streaming action answers with ``item`` messages and an ``end`` message
+  instead, and its operation says ``x-stream: true``;
 - every topic is a channel whose address is the topic's name or pattern
   (``chat.{room}``, with its parameters) carrying ``event`` messages, and
   an operation the gateway ``send``\\ s.
@@ -134,35 +136,53 @@ class _Builder:
             "correlationId": correlation,
             "payload": {"type": "object", "properties": request_props, "required": required},
         }
-        self.messages[f"{key}.reply"] = {
-            "name": f"{key}.reply",
-            "title": f"{resource + '.' if resource else ''}{name} reply",
-            "correlationId": correlation,
-            "payload": {"type": "object", "properties": {"request_id": _request_id(), "data": output},
-                        "required": ["request_id", "data"]},
-        }
+        title = f"{resource + '.' if resource else ''}{name}"
+        answers = self._stream_messages(key, title, output) if act.get("stream") else {
+            "reply": {"name": f"{key}.reply", "title": f"{title} reply", "correlationId": correlation,
+                      "payload": {"type": "object", "properties": {"request_id": _request_id(), "data": output},
+                                  "required": ["request_id", "data"]}}}
+        for kind, message in answers.items():
+            self.messages[f"{key}.{kind}"] = message
         self.channels[key] = {
             "address": None,
-            "title": f"{resource + '.' if resource else ''}{name}",
+            "title": title,
             "description": "Requests and their replies travel on the gateway's websocket, matched by request_id.",
             "messages": {
                 "request": _ref("components", "messages", f"{key}.request"),
-                "reply": _ref("components", "messages", f"{key}.reply"),
+                **{kind: _ref("components", "messages", f"{key}.{kind}") for kind in answers},
                 "error": _ref("components", "messages", "error"),
             },
         }
         operation: dict[str, Any] = {
             "action": "receive",
             "channel": _ref("channels", key),
-            "title": self.channels[key]["title"],
+            "title": title,
             "messages": [_ref("channels", key, "messages", "request")],
             "reply": {"channel": _ref("channels", key),
-                      "messages": [_ref("channels", key, "messages", "reply"),
-                                   _ref("channels", key, "messages", "error")]},
+                      "messages": [_ref("channels", key, "messages", kind) for kind in (*answers, "error")]},
         }
         if act["description"]:
             operation["description"] = act["description"]
+        if act.get("stream"):
+            operation["x-stream"] = True
         self.operations[key] = operation
+
+    @staticmethod
+    def _stream_messages(key: str, title: str, output: Any) -> dict[str, Any]:
+        """A streaming action's answers: an item message per item, then the end message (or the error)."""
+        correlation = {"location": "$message.payload#/request_id"}
+        return {
+            "item": {"name": f"{key}.item", "title": f"{title} item", "correlationId": correlation,
+                     "summary": "One item of the streaming reply; more follow.",
+                     "payload": {"type": "object",
+                                 "properties": {"request_id": _request_id(), "data": output, "more": {"const": True}},
+                                 "required": ["request_id", "data", "more"]}},
+            "end": {"name": f"{key}.end", "title": f"{title} end", "correlationId": correlation,
+                    "summary": "The streaming reply ended (ran out, or was cancelled with __cancel__).",
+                    "payload": {"type": "object",
+                                "properties": {"request_id": _request_id(), "more": {"const": False}},
+                                "required": ["request_id", "more"]}},
+        }
 
     def topic(self, topic: dict[str, Any]) -> None:
         key = _id("topic." + topic["name"])

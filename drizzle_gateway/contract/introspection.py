@@ -492,6 +492,7 @@ class _Describer:
             "description": act.doc,
             "input": self.schema(act.input, INPUT),
             "output": self.schema(act.output.schema if act.output else None, OUTPUT),
+            "stream": act.stream,
         }
 
     def resource(self, resource: type[Resource]) -> dict:

@@ -63,6 +63,8 @@ class Action:
         self.output: Selector | None = Selector(output) if output is not None else None
         self.allow = allow
         self.doc = inspect.getdoc(func) or ""
+        self.stream = inspect.isasyncgenfunction(func)
+        """An ``async def`` that yields: it answers with a stream of items, each dumped by ``output``."""
 
     def load(self, data: dict | list | None) -> Any:
         """Validate and load the request's ``data``; INVALID_DATA when it does not fit.
@@ -167,7 +169,9 @@ def action(
 
     ``input`` validates and loads the request's ``data``; ``output`` dumps
     the return value and is what ``fields`` select from. Only decorated
-    methods are ever reachable.
+    methods are ever reachable. An ``async def`` that yields is a
+    streaming action: each item it yields is dumped by ``output`` and sent
+    as it comes (see `drizzle_gateway.runtime.streams`).
     """
     if _is_method(input):  # written without parentheses: `input` is the method itself
         method: Any = input

@@ -13,8 +13,11 @@
   sub-fields select the sub-field, as marshmallow's ``only`` does);
 - every topic's params, payload and selection; the error codes;
 - `typed(dz)`: wraps a drizzle.js client (anything with its ``call``,
-  ``subscribe`` and ``publish``) as ``api.todos.create({...})`` and
-  ``api.topics.chat({room: "lobby"}).subscribe(handler)``.
+  ``stream``, ``subscribe`` and ``publish``) as ``api.todos.create({...})``
+  and ``api.topics.chat({room: "lobby"}).subscribe(handler)``; a streaming
+  action is an ``AsyncIterableIterator`` of its selected items
+  (``for await (const todo of api.todos.search({q}))``; ``return()``, as a
+  ``break`` calls it, cancels the stream).
 
 Every output field is typed as present: marshmallow dumps what the object
 has, and the types assume the object has what its schema declares; only
@@ -40,13 +43,19 @@ RECURSION_DEPTH = 3
 _REF = "#/components/schemas/"
 _IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 _HELPERS = frozenset({"Api", "Select", "Selected", "TopicHandle", "PublishableTopic", "DrizzleLike", "EventMeta",
-                      "SubscriptionLike", "CallOptions", "ErrorCode", "AnyErrorCode", "ChannelReply", "typed"})
+                      "SubscriptionLike", "CallOptions", "StreamOptions", "ErrorCode", "AnyErrorCode",
+                      "ChannelReply", "typed"})
 
 _PRELUDE = '''\
 /** What every call may add: a `fields` selection and a timeout (ms). */
 export interface CallOptions<F extends readonly string[]> {
   fields?: F;
   timeout?: number;
+}
+
+/** What a stream call may add: a `fields` selection (each item carries it). */
+export interface StreamOptions<F extends readonly string[]> {
+  fields?: F;
 }
 
 type Head<P extends string> = P extends `${infer H}.${string}` ? H : P;
@@ -97,6 +106,8 @@ export interface DrizzleLike {
   subscribe(topic: string, handler: (data: any, meta: EventMeta) => void,
             options?: { fields?: readonly string[] }): Promise<SubscriptionLike>;
   publish(topic: string, payload: unknown): Promise<unknown>;
+  stream(resource: string, action: string, data?: unknown,
+         options?: { fields?: readonly string[] }): AsyncIterableIterator<unknown>;
 }
 
 /** One concrete channel of a topic. */
@@ -290,10 +301,14 @@ class _Generator:
             data = f"data{optional}: {self.type_of(input_schema, 'in', '    ')}"
         output = self.type_of(output_schema, "out", "    ") if output_schema is not None else "unknown"
         paths = self.output_paths(output_schema)
+        if act.get("stream"):
+            options, answer, maker = "StreamOptions<F>", f"AsyncIterableIterator<Selected<{output}, F>>", "stream"
+        else:
+            options, answer, maker = "CallOptions<F>", f"Promise<Selected<{output}, F>>", "call"
         signature = (f"{_doc(act['description'], '    ')}"
                      f"    {_key(act['name'])}<const F extends readonly ({paths})[] = []>({data}, "
-                     f"options?: CallOptions<F>): Promise<Selected<{output}, F>>;\n")
-        runtime = f"      {_key(act['name'])}: call({json.dumps(resource)}, {json.dumps(act['name'])}),\n"
+                     f"options?: {options}): {answer};\n")
+        runtime = f"      {_key(act['name'])}: {maker}({json.dumps(resource)}, {json.dumps(act['name'])}),\n"
         return signature, runtime
 
     def topic_member(self, name: str, taken: set[str]) -> str:
@@ -371,6 +386,9 @@ class _Generator:
             "  const call = (resource: string, action: string) =>\n",
             "    (data?: unknown, options?: { fields?: readonly string[]; timeout?: number }) =>\n",
             "      dz.call(resource, action, data, options);\n",
+            "  const stream = (resource: string, action: string) =>\n",
+            "    (data?: unknown, options?: { fields?: readonly string[] }) =>\n",
+            "      dz.stream(resource, action, data, options);\n",
             "  const channel = (name: string) => ({\n",
             "    channel: name,\n",
             "    subscribe: (handler: (data: any, meta: EventMeta) => void,\n",

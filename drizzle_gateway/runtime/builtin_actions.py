@@ -99,6 +99,27 @@ class ChannelReply(Schema):
     topic = fields.Str()
 
 
+class RequestId(fields.Field):  # type: ignore[type-arg]  # generic on marshmallow 4 only
+    """A request's id, as drizzle.v1 takes it: a string or an integer."""
+
+    json_schema = {"type": ["string", "integer"]}  # read by __schema__'s description of custom fields
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        raise ValidationError("Not a string or an integer.")
+
+
+class CancelInput(Schema):
+    request_id = RequestId(required=True, metadata={"description": "the request_id of a running stream"})
+
+
+class CancelReply(Schema):
+    request_id = RequestId()
+    cancelled = fields.Bool(metadata={"description": "whether a stream of that request_id was running "
+                                                    "(its end frame came before this reply)"})
+
+
 class AuthInput(Schema):
     token = fields.Str(required=True, metadata={"description": "credentials for the gateway's authenticate hook"})
 
@@ -223,6 +244,12 @@ class BuiltinActions(Resource):
                 reply.update(epoch=receipt.position.epoch, offset=receipt.position.offset)
             reply["duplicate"] = receipt.duplicate
         return reply
+
+    @action(CancelInput, CancelReply, name="__cancel__")
+    async def cancel(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Stop a streaming reply of this connection; its generator is closed and its end frame sent first."""
+        cancelled = await self.session.streams.cancel(data["request_id"])
+        return {"request_id": data["request_id"], "cancelled": cancelled}
 
 
 def _position(since: dict[str, Any] | None) -> Position | None:

@@ -45,6 +45,15 @@ class Deadlines:
             return True
         return False
 
+    def renew(self, task: asyncio.Task[Any]) -> None:
+        """Give ``task`` a fresh ``timeout`` from now (a stream between two items)."""
+        self._running.pop(task, None)
+        self.watch(task)
+
+    def pause(self, task: asyncio.Task[Any]) -> None:
+        """No deadline for ``task`` until `renew`; one that already expired stays expired."""
+        self._running.pop(task, None)
+
     def forget(self, task: asyncio.Task[Any]) -> None:
         """``task`` is done: no deadline for it any more."""
         self._running.pop(task, None)

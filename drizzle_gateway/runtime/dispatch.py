@@ -17,7 +17,8 @@ INVALID_DATA        ``data`` does not load with the action's input schema (an ar
 FORBIDDEN           the action's ``allow`` said no
 (the action's own)  an `ActionError` the action raised (built-ins: TOPIC_NOT_FOUND,
                     LIMIT_EXCEEDED, UNAVAILABLE...)
-TIMEOUT             the action ran longer than ``limits.action_timeout``
+TIMEOUT             the action ran longer than ``limits.action_timeout`` (a
+                    stream: waited that long for its next item)
 INTERNAL_ERROR      anything else the action raised (logged, never sent)
 ==================  ==============================================================
 
@@ -28,6 +29,7 @@ and give back text frames, which the session hands to its transport.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +38,7 @@ from ..wire.dialect import InvalidFrame, NestedTooDeep, Request
 from ..wire.errors import ActionError, ErrorCode
 from .auth import requires_user
 from .metrics import OK
+from .streams import Ended, relay
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -111,6 +114,8 @@ async def _answer(session: Session, request: Request) -> tuple[str, str]:
         return session.protocol.reply(request.request_id, await run(session, request)), OK
     except ActionError as exc:
         error = exc
+    except Ended as end:  # a streaming action's items went out: this is its end frame
+        return end.frame, OK
     except asyncio.CancelledError:
         task = asyncio.current_task()
         if task is None or not session.hub.deadlines.expired(task):
@@ -144,6 +149,8 @@ def not_yet(session: Session) -> str:
 async def run(session: Session, request: Request) -> Any:
     """One request's result: auth gate, find, fields, load, permission, invoke, dump.
 
+    A streaming action sends its items from here (`streams.relay`) and raises `Ended`.
+
     An action's ``allow(user, params)`` gets ``{"resource", "action", "data"}``
     with the loaded input as ``data``.
     """
@@ -157,5 +164,7 @@ async def run(session: Session, request: Request) -> Any:
         params = {"resource": request.resource, "action": act.name, "data": data}
         await require(act.allow, session.user, params, f"call {act.name!r}")
     result = await act.invoke(resource(session, hub.registry), data, request)
+    if act.stream:  # set when the action was declared: an async generator's items go out one by one
+        await relay(session, request, result, None if selection is None else functools.partial(act.dump, selection))
     return result if selection is None else act.dump(selection, result)
 

@@ -86,7 +86,7 @@ class Hub:
         self.metrics = Metrics(registry, self) if metrics else None
         self.fanout = Fanout(broker, self.metrics.deliveries if self.metrics is not None else None)
         self.flusher = Flusher()
-        self.deadlines = Deadlines(limits.action_timeout)
+        self.deadlines: Deadlines = Deadlines(limits.action_timeout)
         self.starter = FirstOfTurn()
         self.closing = False
         self.farewell: tuple[int, str] = SHUTDOWN  # the close code and reason of the sockets it ends
@@ -147,9 +147,12 @@ class Hub:
         when ``restart``: both tell clients to reconnect, to another
         instance if there is one. Takes at most ``timeout`` +
         `CLOSE_HANDSHAKE_WAIT` + `BROKER_CLOSE_WAIT` seconds.
+        Streaming replies end at once, with SHUTTING_DOWN after the items already sent.
         """
         self.farewell = RESTART if restart else SHUTDOWN
         self.closing = True
+        for session in self._sessions:  # a stream may never run out: its generator is closed now
+            session.streams.shut()
         in_flight = [task for session in self._sessions for task in session.tasks]
         if in_flight:
             _, late = await asyncio.wait(in_flight, timeout=timeout)

@@ -24,6 +24,7 @@ from .fanout import Joined, View
 from .identity import Identity
 from .limits import TokenBucket
 from .pacing import Pacer
+from .streams import Streams
 
 if TYPE_CHECKING:
     from ..wire.dialect import Dialect, Request
@@ -63,6 +64,8 @@ class Session:
         self.started = False
         self.channels: set[str] = set()
         self.ended = False
+        self.streams = Streams()
+        """The streaming replies running now, by request_id (``__cancel__`` stops one)."""
         limits = hub.limits
         self._bucket = TokenBucket(limits.rate, limits.burst_size) if limits.rate else None
         self._pacer = Pacer(limits.cpu_share) if limits.cpu_share is not None else None

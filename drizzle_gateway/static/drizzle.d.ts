@@ -253,6 +253,23 @@ export declare class Subscription {
   unsubscribe(): Promise<void>;
 }
 
+/**
+ * The items of one streaming reply (`Drizzle.stream`), as an async iterator. `return()`, which a
+ * `break` out of `for await` calls, cancels the stream on the server while it runs.
+ */
+export declare class StreamReader<T = unknown> implements AsyncIterableIterator<T> {
+  constructor(cancel: () => Promise<unknown>);
+  /** no more frames will come (the end, an error, a drop, or `return()`) */
+  ended: boolean;
+  /** Hand it one frame of the stream; true when that frame ended it. */
+  push(frame: Record<string, unknown>): boolean;
+  /** End it with `error`, after the items already pushed. */
+  fail(error: Error): void;
+  next(): Promise<IteratorResult<T, undefined>>;
+  return(value?: unknown): Promise<IteratorResult<T, undefined>>;
+  [Symbol.asyncIterator](): StreamReader<T>;
+}
+
 export interface DrizzleEvents {
   open: undefined;
   close: CloseInfo;
@@ -277,6 +294,11 @@ export declare class Drizzle {
   call(resource: string, action: string, data?: unknown, options?: CallOptions): Promise<unknown>;
   /** Send any request frame (a request_id is added) and await its reply's data. */
   request(frame: RequestFrame, timeout?: number): Promise<unknown>;
+  /**
+   * Call a streaming action: its items, as they arrive. Leaving a `for await` loop (or
+   * `return()`) cancels the stream on the server; an error frame rejects `next()`.
+   */
+  stream(resource: string, action: string, data?: unknown, options?: { fields?: readonly string[] }): StreamReader;
   /** Receive the events of a concrete channel such as "chat.lobby". */
   subscribe(topic: string, handler: EventHandler<any>, options?: { fields?: readonly string[] }): Promise<Subscription>;
   /** Topics with history: the channel's epoch and the offset of the last event delivered. */

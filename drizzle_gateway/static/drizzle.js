@@ -6,6 +6,7 @@
  *     import { Drizzle } from "/drizzle.js";
  *     const dz = await Drizzle.connect("ws://localhost:8888/ws");
  *     const todo = await dz.call("todos", "create", { title: "milk" }, { fields: ["id"] });
+ *     for await (const found of dz.stream("todos", "search", { q: "mi" }, { fields: ["id"] })) console.log(found.id);
  *     const sub = await dz.subscribe("chat.lobby", (data, meta) => console.log(meta.topic, data));
  *     await dz.publish("chat.lobby", { author: "ada", text: "hi" });
  *     sub.unsubscribe();
@@ -305,6 +306,97 @@ export function classifyFrame(text) {
   return { kind: "junk" };
 }
 
+// -- streaming replies --------------------------------------------------------
+
+/**
+ * The items of one streaming reply, as an async iterator (`for await ... of`). The client
+ * pushes the stream's frames in as they arrive (`push`, `fail`); `next()` takes them in
+ * order: `{"data", "more": true}` is an item, `{"more": false}` the end, an error frame
+ * rejects with a DrizzleError after the items before it. `return()` (a `break` out of
+ * `for await` calls it) drops what is left and, while the stream runs, calls `cancel`.
+ * Items the consumer has not taken yet wait in memory.
+ */
+export class StreamReader {
+  /** @param {() => Promise<*>} cancel asks the server to stop the stream (`__cancel__`) */
+  constructor(cancel) {
+    this.cancel = cancel;
+    /** @type {Array<{value: *} | {error: Error} | {done: true}>} what arrived and was not taken yet */
+    this.queue = [];
+    /** @type {Array<{resolve: Function, reject: Function}>} `next()` calls waiting for a frame */
+    this.waiting = [];
+    /** no more frames will come: the end, an error or a drop was seen, or `return()` was called */
+    this.ended = false;
+    /** the consumer was given the end (or the error): `next()` answers done from now on */
+    this.finished = false;
+  }
+
+  [Symbol.asyncIterator]() {
+    return this;
+  }
+
+  /**
+   * One frame of this stream.
+   * @param {Object} frame a decoded frame with the stream's request_id
+   * @returns {boolean} whether it ended the stream
+   */
+  push(frame) {
+    if (this.ended) return true;
+    if (typeof frame.code === "string") {
+      this.fail(new DrizzleError(frame.code, frame.error ?? "", frame.details));
+      return true;
+    }
+    if ("data" in frame) this._put({ value: frame.data });
+    if (frame.more !== true) { // the end frame; a plain reply (an action that does not stream) is its only item
+      this.ended = true;
+      this._put({ done: true });
+    }
+    return this.ended;
+  }
+
+  /** End the stream with `error` (after the items already pushed). */
+  fail(error) {
+    if (this.ended) return;
+    this.ended = true;
+    this._put({ error });
+  }
+
+  /** @returns {Promise<IteratorResult<*>>} */
+  next() {
+    if (this.finished) return Promise.resolve({ value: undefined, done: true });
+    if (this.queue.length > 0) return this._take(this.queue.shift());
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+
+  /** Stop reading: what is left is dropped and, while the stream runs, it is cancelled on the server. */
+  async return(value = undefined) {
+    this.finished = true;
+    this.queue = [];
+    for (const waiter of this.waiting.splice(0)) waiter.resolve({ value: undefined, done: true });
+    if (!this.ended) {
+      this.ended = true;
+      await this.cancel();
+    }
+    return { value, done: true };
+  }
+
+  _put(entry) {
+    const waiter = this.waiting.shift();
+    if (waiter === undefined) {
+      this.queue.push(entry);
+      return;
+    }
+    this._take(entry).then(waiter.resolve, waiter.reject);
+  }
+
+  _take(entry) {
+    if ("value" in entry) return Promise.resolve({ value: entry.value, done: false });
+    this.finished = true;
+    this.queue = [];
+    for (const waiter of this.waiting.splice(0)) waiter.resolve({ value: undefined, done: true });
+    return "error" in entry ? Promise.reject(entry.error) : Promise.resolve({ value: undefined, done: true });
+  }
+}
+
 // -- retrying what is safe to retry -------------------------------------------
 
 /**
@@ -577,6 +669,8 @@ export class Drizzle {
     this.subscriptions = new Map();
     /** @type {Map<string, Position>} topics with history: where each subscription stands */
     this.positions = new Map();
+    /** @type {Map<number, StreamReader>} streaming replies running, by request id */
+    this.streams = new Map();
     /** @type {Map<number, string>} request ids of `__subscribe__` in flight, and their topics */
     this.subscribing = new Map();
     /** @type {Map<string, Object[]>} topics whose offsets jumped: events held while the hole is read */
@@ -651,6 +745,49 @@ export class Drizzle {
     if (data !== undefined) frame.data = data;
     if (options.fields !== undefined) frame.fields = [...options.fields];
     return this.request(frame, options.timeout);
+  }
+
+  /**
+   * Call a streaming action: its items, as they arrive, each carrying `fields`.
+   * `for await (const item of dz.stream(...))`; leaving the loop early (or `return()`)
+   * sends `__cancel__`, so the server closes the action's generator. An error frame
+   * rejects `next()` after the items before it; a dropped connection rejects it with
+   * CONNECTION_LOST (a stream is not resumed after a reconnect: call it again).
+   * @param {string} resource
+   * @param {string} action
+   * @param {Object} [data]
+   * @param {{fields?: string[]}} [options]
+   * @returns {StreamReader}
+   */
+  stream(resource, action, data = undefined, options = {}) {
+    const frame = { resource, action };
+    if (data !== undefined) frame.data = data;
+    if (options?.fields !== undefined) frame.fields = [...options.fields];
+    const id = this.requests.nextId++;
+    const socket = this.socket;
+    const reader = new StreamReader(async () => {
+      this.streams.delete(id);
+      if (this.socket !== socket || !this._isOpen()) return;
+      try {
+        await this.request({ action: "__cancel__", data: { request_id: id } });
+      } catch {
+        // the connection dropped meanwhile: the server ends the stream with it
+      }
+    });
+    if (this.state === "closed") {
+      reader.fail(new DrizzleError(ClientErrorCode.CLOSED, "the client was closed"));
+    } else if (!this._isOpen()) {
+      reader.fail(new DrizzleError(ClientErrorCode.NOT_CONNECTED, "not connected; reconnecting"));
+    } else {
+      this.streams.set(id, reader);
+      try {
+        socket.send(JSON.stringify({ request_id: id, ...frame }));
+      } catch (error) {
+        this.streams.delete(id);
+        reader.fail(new DrizzleError(ClientErrorCode.NOT_CONNECTED, String(error)));
+      }
+    }
+    return reader;
   }
 
   /**
@@ -840,6 +977,7 @@ export class Drizzle {
     const closed = new DrizzleError(ClientErrorCode.CLOSED, "the client was closed");
     this.retryLine.clear(closed);
     this.requests.failAll(closed);
+    this._failStreams(closed);
     const wasClosed = this.state === "closed";
     this._setState("closed");
     if (!wasClosed) this._emit("close", { code, reason, willReconnect: false });
@@ -1029,6 +1167,11 @@ export class Drizzle {
     if (frame.kind === "event") {
       this._onEvent(frame);
     } else if (frame.kind === "reply") {
+      const stream = this.streams.get(frame.frame.request_id);
+      if (stream !== undefined) {
+        if (stream.push(frame.frame)) this.streams.delete(frame.frame.request_id);
+        return;
+      }
       const topic = this.subscribing.get(frame.frame.request_id);
       const data = frame.frame.data;
       if (topic !== undefined && data !== null && typeof data === "object" && typeof data.epoch === "string") {
@@ -1124,6 +1267,7 @@ export class Drizzle {
     const lost = new DrizzleError(ClientErrorCode.CONNECTION_LOST, `connection lost (close code ${code})`, { code, reason });
     this.retryLine.clear(lost);
     this.requests.failAll(lost);
+    this._failStreams(lost);
     if (this.closedByUser) return;
     // A drop after being ready, or a failed attempt while reconnecting, leads to a retry;
     // a failed first connect does not (connect() rejects instead).
@@ -1137,6 +1281,12 @@ export class Drizzle {
     } else {
       this._setState("closed");
     }
+  }
+
+  _failStreams(error) {
+    const streams = [...this.streams.values()];
+    this.streams.clear();
+    for (const stream of streams) stream.fail(error);
   }
 
   _scheduleRetry() {

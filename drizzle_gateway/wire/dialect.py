@@ -119,6 +119,14 @@ class Dialect:
         """The frame answering a request that succeeded."""
         return encode({"request_id": request_id, "data": data})
 
+    def item(self, request_id: RequestId, data: Any) -> str:
+        """One item of a streaming reply: ``{"request_id": 7, "data": ..., "more": true}``."""
+        return encode({"request_id": request_id, "data": data, "more": True})
+
+    def end(self, request_id: RequestId) -> str:
+        """The frame ending a streaming reply that ran out (or was cancelled): ``{"request_id": 7, "more": false}``."""
+        return encode({"request_id": request_id, "more": False})
+
     def error(self, request_id: RequestId, error: ActionError) -> str:
         """The frame answering a request that failed, within the error frame's bounds (see `errors.bounded`).
 

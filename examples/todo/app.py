@@ -6,6 +6,7 @@ Run it with ``drizzle-gateway serve examples.todo.app:gateway``.
 from __future__ import annotations
 
 import itertools
+from collections.abc import AsyncIterator
 
 from marshmallow import Schema, fields, validate
 
@@ -25,6 +26,10 @@ class TodoUpdate(Schema):
     id = fields.Int(required=True)
     title = fields.Str(validate=validate.Length(min=1, max=200))
     done = fields.Bool()
+
+
+class TodoQuery(Schema):
+    q = fields.Str(load_default="", metadata={"description": "text the title contains (every todo when empty)"})
 
 
 class Owner(Schema):
@@ -67,6 +72,13 @@ class Todos(Resource):
     async def get(self, data: dict) -> dict:
         """One todo by id."""
         return self._find(data["id"])
+
+    @action(input=TodoQuery, output=Todo)
+    async def search(self, data: dict) -> AsyncIterator[dict]:
+        """The todos whose title contains ``q``, oldest first, streamed one by one."""
+        for todo in list(self.gateway.state["todos"].values()):
+            if data["q"].lower() in todo["title"].lower():
+                yield todo
 
     @action(input=TodoUpdate, output=Todo)
     async def update(self, data: dict) -> dict:

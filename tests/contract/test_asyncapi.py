@@ -59,6 +59,20 @@ def test_cli_writes_an_asyncapi_document_of_the_todo_example():
     assert document["channels"]["topic.todos"]["address"] == "todos"
 
 
+def test_a_streaming_action_answers_with_items_then_an_end():
+    document = todo_gateway().asyncapi()
+    search = document["operations"]["todos.search"]
+    assert search["x-stream"] is True and "x-stream" not in document["operations"]["todos.create"]
+    assert search["reply"]["messages"] == [{"$ref": f"#/channels/todos.search/messages/{kind}"}
+                                           for kind in ("item", "end", "error")]
+    messages = document["components"]["messages"]
+    assert "todos.search.reply" not in messages
+    item, end = messages["todos.search.item"]["payload"], messages["todos.search.end"]["payload"]
+    assert item["properties"]["data"] == {"$ref": "#/components/schemas/Todo"}
+    assert (item["properties"]["more"], item["required"]) == ({"const": True}, ["request_id", "data", "more"])
+    assert (end["properties"]["more"], end["required"]) == ({"const": False}, ["request_id", "more"])
+
+
 def test_default_format_is_still_the_schema_document():
     out = subprocess.run([COMMAND, "schema", "examples.chat.app:gateway"], cwd=ROOT, capture_output=True,
                          text=True, timeout=60, check=True).stdout

@@ -36,7 +36,8 @@ async def test_schema_describes_resources_actions_and_topics(test_client):
     todos = next(r for r in document["resources"] if r["name"] == "todos")
     assert todos["description"] == "The shared todo list."
     actions = {a["name"]: a for a in todos["actions"]}
-    assert set(actions) == {"create", "get", "list", "update", "watch"}
+    assert set(actions) == {"create", "get", "list", "update", "watch", "search"}
+    assert [name for name, act in actions.items() if act["stream"]] == ["search"]
     create = actions["create"]
     assert create["description"] == 'Add a todo; subscribers of "todos" hear about it.'
     new_todo = resolve(document, create["input"])
@@ -57,7 +58,7 @@ async def test_schema_describes_resources_actions_and_topics(test_client):
     assert message["properties"]["text"]["maxLength"] == 100
     assert {b["name"] for b in document["builtins"]} == {
         "__ping__", "__schema__", "__subscribe__", "__unsubscribe__", "__publish__", "__auth__",
-        "__history__"}
+        "__history__", "__cancel__"}
 
 
 @pytest.mark.gen_test

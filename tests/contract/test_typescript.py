@@ -202,7 +202,10 @@ def test_a_misuse_compiles_once_the_types_are_loosened(tmp_path, generated):
 def _type_of(seen: dict) -> str:
     """The TypeScript type the generated module gives a reply or an event the sample app got."""
     section, name = seen["member"]
-    if section == "topics":
+    if seen.get("stream"):
+        full = f'ReturnType<{seen["module"]}.Api["{section}"]["{name}"]> extends AsyncIterable<infer T> ? T : never'
+        full = f"({full})"
+    elif section == "topics":
         handler = f'Parameters<ReturnType<{seen["module"]}.Api["topics"]["{name}"]>["subscribe"]>[0]'
         full = f"Parameters<{handler}>[0]"
     else:
@@ -230,7 +233,7 @@ def test_the_sample_app_runs_against_live_gateways_and_the_wire_fits_the_types(t
         run = run_node(*websocket_flags(), "dist/app/main.js", f"ws://127.0.0.1:{todo.port}/ws",
                        f"ws://127.0.0.1:{chat.port}/ws", replies_file, cwd=app)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert run.stdout.startswith("ok: 10 replies and events")
+    assert run.stdout.startswith("ok: 11 replies and events")
     replies = json.loads(replies_file.read_text())
     called = {(r["module"], *r["member"]) for r in replies}
     for gateway, module in ((todo_gateway(), "todo"), (chat_gateway(), "chat")):
@@ -241,13 +244,15 @@ def test_the_sample_app_runs_against_live_gateways_and_the_wire_fits_the_types(t
     tampered = json.loads(json.dumps(replies))
     tampered[0]["value"]["id"] = "1"
     tampered[2]["value"]["title"] = "not selected"
-    del tampered[6]["value"]["author"]
+    tampered[6]["value"]["done"] = True  # a stream's item carries only its selection
+    del tampered[7]["value"]["author"]
     where = project(tmp_path, *generated)
     (where / "check.ts").write_text(check_module(replies))
     (where / "tampered.ts").write_text(check_module(tampered))
     found = diagnostics(tsc_files(where, "check.ts", "tampered.ts").stdout)
     assert [(d["file"], d["line"], d["code"]) for d in found] == [
-        ("tampered.ts", "3", "TS2322"), ("tampered.ts", "5", "TS2353"), ("tampered.ts", "9", "TS2741")], found
+        ("tampered.ts", "3", "TS2322"), ("tampered.ts", "5", "TS2353"), ("tampered.ts", "9", "TS2353"),
+        ("tampered.ts", "10", "TS2741")], found
 
 
 def test_every_marshmallow_field_has_a_type():

@@ -63,6 +63,11 @@ def test_frames_out_are_compact_json_and_keep_unicode():
     assert V1.error(2, ActionError("X", "no", {"a": 1})).endswith(',"details":{"a":1}}')
 
 
+def test_stream_frames_are_replies_with_more():
+    assert V1.item("s", {"n": 1}) == '{"request_id":"s","data":{"n":1},"more":true}'
+    assert V1.end("s") == '{"request_id":"s","more":false}'
+
+
 # -- over the wire: every malformed frame gets an error frame, the socket stays usable --
 
 

@@ -15,6 +15,7 @@ from tests.support.serve_app import make_gateway as make_test_gateway
 SCHEMAS = Path(__file__).resolve().parent.parent.parent / "schemas"
 KINDS = ("request", "reply", "error", "event")
 REPLY_DATA = ("subscribe-reply", "history-reply")
+STREAM = ("stream-item", "stream-end")
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def validator(kind: str) -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
-@pytest.mark.parametrize("kind", KINDS + REPLY_DATA)
+@pytest.mark.parametrize("kind", KINDS + REPLY_DATA + STREAM)
 def test_example_frames_match_their_schema(kind):
     examples = json.loads((SCHEMAS / "examples" / f"{kind}.json").read_text())
     check = validator(kind)
@@ -90,3 +91,16 @@ async def test_real_history_frames_match_the_schemas(gateway, raw):
     reply.validate(answer)
     history.validate(answer["data"])
     assert [e["offset"] for e in answer["data"]["events"]] == [1]
+
+
+@pytest.mark.gen_test
+async def test_real_stream_frames_match_the_schemas_and_no_other(raw):
+    reply, item, end = validator("reply"), validator("stream-item"), validator("stream-end")
+    sock = await raw()
+    await sock.send({"request_id": 1, "resource": "todos", "action": "create", "data": {"title": "milk"}})
+    reply.validate(await sock.recv())
+    await sock.send({"request_id": 2, "resource": "todos", "action": "search", "data": {"q": "mil"}})
+    first, last = await sock.recv(), await sock.recv()
+    item.validate(first)
+    end.validate(last)
+    assert not reply.is_valid(first) and not reply.is_valid(last) and not item.is_valid(last)

@@ -19,12 +19,15 @@ interface Seen {
   member: [string, string];
   fields: readonly string[] | null;
   value: unknown;
+  /** an item of a streaming action */
+  stream: boolean;
 }
 
 const [todoUrl, chatUrl, out] = process.argv.slice(2);
 const seen: Seen[] = [];
-const note = <T>(module: Seen["module"], member: [string, string], fields: readonly string[] | null, value: T): T => {
-  seen.push({ module, member, fields, value });
+const note = <T>(module: Seen["module"], member: [string, string], fields: readonly string[] | null, value: T,
+  stream = false): T => {
+  seen.push({ module, member, fields, value, stream });
   return value;
 };
 
@@ -58,6 +61,17 @@ const listed = note("todo", ["todos", "list"], ["title", "done"],
   await todo.todos.list(undefined, { fields: ["title", "done"] }));
 const titles: string[] = listed.map((item) => item.title);
 note("todo", ["todos", "watch"], null, await todo.todos.watch());
+
+const found: Array<Pick<Todo, "id" | "title">> = [];
+for await (const item of todo.todos.search({ q: "MIL" }, { fields: ["id", "title"] })) {
+  found.push(note("todo", ["todos", "search"], ["id", "title"], item, true));
+}
+if (found.length !== 1 || found[0].id !== createdId) throw new Error(`search found ${JSON.stringify(found)}`);
+for await (const item of todo.todos.search({})) {
+  const doneFlag: boolean = item.done;
+  if (doneFlag !== true) throw new Error("the updated todo is done");
+  break; // cancels the stream
+}
 
 try {
   await todo.todos.get({ id: 999 });
