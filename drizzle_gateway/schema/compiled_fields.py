@@ -168,7 +168,7 @@ def _nested_load(field: fields.Nested, partial: Any, slow: Callable, check: Call
             many = bool(schema.many or field.many)
             unknown = schema.unknown if field.unknown is None else field.unknown
             fast = compile_schema(schema).loader(schema.partial if partial is None else partial, unknown)
-            found.append((fast if schema.many == many else None, list if many else dict))
+            found.append((fast if bool(schema.many) == many else None, list if many else dict))
         fast, container = found[0]
         if fast is None:  # marshmallow runs the nested schema (its hooks, say): it runs the whole one, hooks once
             raise GiveUp

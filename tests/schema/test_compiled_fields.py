@@ -120,6 +120,13 @@ def test_a_nested_field_loads_through_its_schemas_compiled_loader():
     assert field_dumper(fields.Nested(Inner))(None) is None
 
 
+@pytest.mark.parametrize("nested", [Inner, lambda: Inner], ids=["class", "lambda"])
+def test_a_nested_field_given_many_none_loads_fast_on_every_marshmallow(nested):
+    """marshmallow 3 leaves ``many=None`` on the nested schema it builds (4 makes it False): still one object."""
+    load = field_loader(fields.Nested(nested, many=None), None)
+    assert load({"n": "4"}) == {"n": 4}
+
+
 class Names(Schema):
     """A pre_load that is not idempotent: it splits the string it expects."""
 
