@@ -50,6 +50,8 @@ def test_an_untrusted_peer_is_its_own_address_whatever_it_forwards():
     (["2001:db8::7"], "2001:db8::7"),
     (["::ffff:198.51.100.7"], "198.51.100.7"),  # IPv4-mapped is IPv4
     (["198.51.100.7, ::ffff:10.0.0.2"], "198.51.100.7"),
+    (["fe80::7%eth0"], "fe80::7"),  # a zone is no part of who the client is (nor a way to new throttle buckets)
+    (['fe80::7%1 "<b>'], "fe80::7"),
 ])
 def test_the_client_is_the_rightmost_hop_that_is_not_a_trusted_proxy(chain, client):
     assert TRUSTED.resolve(PROXY, chain) == client
@@ -84,9 +86,21 @@ def test_a_hostile_forwarded_header_is_read_in_one_pass():
     proxies = TrustedProxies(["127.0.0.1"], header="Forwarded")
     hostile = 'for="' + '\\"' * 30_000 + ", for=198.51.100.7"
     began = time.perf_counter()
-    assert proxies.resolve(PROXY, [hostile]) == PROXY  # one unclosed quoted element: no address in it
+    assert proxies.resolve(PROXY, [hostile]) == "198.51.100.7"  # the unclosed quote stays in the client's element
     assert time.perf_counter() - began < 1.0
     assert proxies.resolve(PROXY, ["for=6.6.6.6, " * 5_000 + "for=198.51.100.7"]) == "198.51.100.7"
+
+
+@pytest.mark.parametrize("forged", [
+    'for=6.6.6.6;x="',  # a quote that never closes
+    'for="6.6.6.6\\"',  # one whose closing quote is escaped
+    'for=6.6.6.6;x="\\\\"\\"',  # escaped backslashes, then an escaped quote
+])
+def test_a_quote_a_client_leaves_open_cannot_swallow_what_an_appending_proxy_adds(forged):
+    """A proxy that appends its element to the client's ``Forwarded`` line: the client's address is the appended one."""
+    proxies = TrustedProxies(["127.0.0.1"], header="Forwarded")
+    assert proxies.resolve(PROXY, [f"{forged}, for=198.51.100.7"]) == "198.51.100.7"
+    assert proxies.resolve(PROXY, [f"{forged}, for=198.51.100.7;proto=https, for=127.0.0.1"]) == "198.51.100.7"
 
 
 @pytest.mark.parametrize("node", ["unknown", "_hidden", "", "1.2.3", "[::1", "example.com"])
