@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from marshmallow import Schema, fields
 
-from drizzle_gateway import Limits, Topic
+from drizzle_gateway import ActionError, ErrorCode, Limits, Resource, Topic, action
 from drizzle_gateway.contract.introspection import ISO_DATETIME
 from drizzle_gateway.contract.typescript import typescript
 from drizzle_gateway.wire.codec import encode
@@ -423,3 +424,55 @@ def test_on_a_desktop_the_list_and_the_panel_sit_side_by_side_and_call_is_in_vie
         call_and_settle(page)
         page.click("#frames summary")
         screenshot(page, "explorer-1280.png")
+
+
+# -- what the gateway sends is shown as text, never run as HTML ----------------------------------
+
+MARKUP = '<img src="x" onerror="window.__ran = true"><b>bold</b>'
+
+
+class Shouted(Schema):
+    text = fields.Str(required=True, metadata={"description": f"what to say {MARKUP}"})
+
+
+class Loud(Resource):
+    """A resource whose docs, errors and events hold markup: <script>window.__ran = true</script>."""
+
+    name = "loud"
+
+    @action(Shouted, Shouted)
+    async def refuse(self, data):
+        """Refuses, with markup in its message: <img src="x" onerror="window.__ran = true">."""
+        raise ActionError(ErrorCode.FORBIDDEN, f"no {MARKUP}")
+
+    @action(Shouted, Shouted)
+    async def announce(self, data):
+        """Publishes what it is given to the news."""
+        await self.gateway.publish("news", data)
+        return data
+
+
+def test_markup_in_docs_errors_events_and_frames_is_shown_as_text(pages):
+    gateway = rebuilt(make_chat_gateway(), explorer=True, resources=[Loud], topics=[Topic("news", Shouted)])
+    with ServerThread(gateway) as server:
+        page = open_explorer(pages, server.url("/_explorer"))
+        assert "<script>window.__ran = true</script>" in page.inner_text("#sidebar")
+        page.click("#frames summary")
+        page.click("button[data-key='topic:news']")
+        page.click("#subscribe")
+        page.wait_for_selector("#subscribe-result[data-status='ok']")
+        page.click("button[data-key='action:loud.refuse']")
+        assert MARKUP in page.inner_text("#panel"), "the field's description"
+        page.fill("#action-input", json.dumps({"text": MARKUP}))
+        assert call_and_settle(page) == "error"
+        assert page.inner_text("#result .message") == f"no {MARKUP}"
+        page.click("button[data-key='action:loud.announce']")
+        page.fill("#action-input", json.dumps({"text": MARKUP}))
+        assert call_and_settle(page) == "ok"
+        assert json.dumps(MARKUP) in page.text_content("#code-drizzle"), "the copied code"
+        page.click("button[data-key='topic:news']")
+        page.wait_for_selector("#events li")
+        assert json.loads(page.inner_text("#events li pre")) == {"text": MARKUP}
+        assert json.dumps(MARKUP) in page.inner_text("#frame-list")
+        assert page.evaluate("document.querySelectorAll('#sidebar b, #panel img, #panel b, #frames img').length") == 0
+        assert page.evaluate("window.__ran") is None
