@@ -12,12 +12,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.websocket import websocket_connect
 
 from drizzle_gateway import Gateway
 from drizzle_gateway.runtime.auth import AuthThrottle, Credentials, presents_credentials
 from drizzle_gateway.transport.client_address import TrustedProxies, forwarded_for, parse_node
+from tests.support.handshakes import WRONG_TOKEN, handshake_status
 
 PROXY = "127.0.0.1"
 TRUSTED = TrustedProxies(["127.0.0.1", "10.0.0.0/8", "fd00::/8"])
@@ -124,17 +123,6 @@ def test_a_gateway_trusts_no_proxy_unless_told():
 # -- over real sockets: the throttle counts the client, not the proxy ---------------------
 
 
-async def bad_handshake(ws_url: str, source: str, headers: dict[str, str]) -> int:
-    """The HTTP status of a handshake with a wrong token from loopback address ``source`` (101: it opened)."""
-    request = HTTPRequest(ws_url, headers={"Authorization": "Bearer wrong", **headers}, network_interface=source)
-    try:
-        ws = await websocket_connect(request)
-    except HTTPClientError as refused:
-        return refused.code
-    ws.close()
-    return 101
-
-
 class TestOverRealSockets:
     """127.0.0.1 is a trusted proxy; a throttle of one failed attempt per address; a hook that refuses everyone."""
 
@@ -157,28 +145,28 @@ class TestOverRealSockets:
 
     @pytest.mark.gen_test
     async def test_clients_behind_the_trusted_proxy_each_have_their_own_bucket(self, ws_url, seen, throttle):
-        first = {"X-Forwarded-For": "198.51.100.7"}
-        assert [await bad_handshake(ws_url, PROXY, first) for _ in range(2)] == [101, 429]
-        assert await bad_handshake(ws_url, PROXY, {"X-Forwarded-For": "198.51.100.8"}) == 101
+        first = {**WRONG_TOKEN, "X-Forwarded-For": "198.51.100.7"}
+        assert [await handshake_status(ws_url, first, PROXY) for _ in range(2)] == [101, 429]
+        assert await handshake_status(ws_url, {**WRONG_TOKEN, "X-Forwarded-For": "198.51.100.8"}, PROXY) == 101
         assert seen == [("198.51.100.7", "198.51.100.7"), ("198.51.100.8", "198.51.100.8")]
         assert set(throttle._buckets) == {"198.51.100.7", "198.51.100.8"}
 
     @pytest.mark.gen_test
     async def test_a_client_spoofing_through_the_proxy_is_counted_at_its_own_address(self, ws_url, seen):
-        spoofs = [{"X-Forwarded-For": f"6.6.6.{n}, 198.51.100.7"} for n in range(2)]
-        assert [await bad_handshake(ws_url, PROXY, spoof) for spoof in spoofs] == [101, 429]
+        spoofs = [{**WRONG_TOKEN, "X-Forwarded-For": f"6.6.6.{n}, 198.51.100.7"} for n in range(2)]
+        assert [await handshake_status(ws_url, spoof, PROXY) for spoof in spoofs] == [101, 429]
         assert seen == [("198.51.100.7", "198.51.100.7")]
 
     @pytest.mark.gen_test
     async def test_a_direct_client_gains_nothing_by_forwarding_addresses_itself(self, ws_url, seen, throttle):
-        spoofs = [{"X-Forwarded-For": f"198.51.100.{n}"} for n in range(3)]
-        assert [await bad_handshake(ws_url, "127.0.0.2", spoof) for spoof in spoofs] == [101, 429, 429]
+        spoofs = [{**WRONG_TOKEN, "X-Forwarded-For": f"198.51.100.{n}"} for n in range(3)]
+        assert [await handshake_status(ws_url, spoof, "127.0.0.2") for spoof in spoofs] == [101, 429, 429]
         assert seen == [("127.0.0.2", "127.0.0.2")]
         assert set(throttle._buckets) == {"127.0.0.2"}
 
     @pytest.mark.gen_test
     @pytest.mark.gateway_options(forwarded_header="Forwarded")
     async def test_only_the_chosen_header_is_read(self, ws_url, seen):
-        both = {"X-Forwarded-For": "6.6.6.6", "Forwarded": 'for="198.51.100.7:1234";proto=http'}
-        assert await bad_handshake(ws_url, PROXY, both) == 101
+        both = {**WRONG_TOKEN, "X-Forwarded-For": "6.6.6.6", "Forwarded": 'for="198.51.100.7:1234";proto=http'}
+        assert await handshake_status(ws_url, both, PROXY) == 101
         assert seen == [("198.51.100.7", "198.51.100.7")]
