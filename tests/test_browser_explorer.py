@@ -28,21 +28,12 @@ from drizzle_gateway.wire.codec import encode
 from examples.chat.app import ChatMessage
 from examples.chat.app import make_gateway as make_chat_gateway
 from examples.todo.app import make_gateway as make_todo_gateway
-from tests.support.browser import ROOT, ServerThread, chromium
+from tests.support.browser import ROOT, Pages, ServerThread, chromium
 from tests.support.gateways import rebuilt
 from tests.support.node_tools import CONTRACT, TSC, require, run_node
 
-TIMEOUT_MS = 15000
 TOKEN = "s3cret"
 ARTIFACTS = Path(os.environ.get("DRIZZLE_ARTIFACTS") or Path(tempfile.gettempdir()) / "drizzle-artifacts")
-
-RECORD_REJECTIONS = """
-window.__rejections = [];
-window.addEventListener("unhandledrejection", (event) => {
-  window.__rejections.push(String(event.reason && (event.reason.stack || event.reason.message) || event.reason));
-});
-"""
-
 
 @pytest.fixture(scope="module")
 def browser():
@@ -50,45 +41,13 @@ def browser():
         yield launched
 
 
-class Pages:
-    """Opens pages in fresh contexts; remembers uncaught errors, rejections and console lines."""
-
-    def __init__(self, browser: Any) -> None:
-        self.browser = browser
-        self.contexts: list = []
-        self.pages: list = []
-        self.errors: list[str] = []
-        self.console: list[str] = []
-
-    def open(self, url: str, width: int = 1280, height: int = 860, context: Any = None):
-        if context is None:
-            context = self.browser.new_context(viewport={"width": width, "height": height})
-            context.set_default_timeout(TIMEOUT_MS)
-            context.add_init_script(RECORD_REJECTIONS)
-            self.contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda error: self.errors.append(str(error)))
-        page.on("console", lambda message: self.console.append(message.text))
-        self.pages.append(page)
-        page.goto(url)
-        return page
-
-    def problems(self) -> list[str]:
-        rejections = []
-        for page in self.pages:
-            if not page.is_closed():
-                rejections += page.evaluate("window.__rejections")
-        return self.errors + rejections
-
-
 @pytest.fixture
 def pages(browser):
     opened = Pages(browser)
     yield opened
-    problems = opened.problems()
-    for context in opened.contexts:
-        context.close()
+    problems = opened.close()
     assert not problems, f"uncaught errors or unhandled rejections in the page: {problems}"
+
 
 
 def screenshot(page, name: str) -> None:
