@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.websocket import websocket_connect
 
 from drizzle_gateway.client import Client
+from tests.support.handshakes import handshake_status
 from tests.support.logged_lines import Lines
 from tests.support.nginx import Nginx
 from tests.support.ports import free_port, wait_for_port
@@ -87,15 +86,9 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         assert gateway.wait(timeout=10) == 0
 
 
-async def bad_handshake(port: int, source: str, headers: dict[str, str] | None = None) -> int:
-    """The HTTP status of a handshake with a wrong token, to 127.0.0.1:``port`` from ``source`` (101: it opened)."""
-    request = HTTPRequest(f"ws://127.0.0.1:{port}/ws?token=wrong", headers=headers, network_interface=source)
-    try:
-        ws = await websocket_connect(request)
-    except HTTPClientError as refused:
-        return refused.code
-    ws.close()
-    return 101
+def wrong_token(port: int) -> str:
+    """The gateway's websocket URL through 127.0.0.1:``port``, with a token it refuses in the query."""
+    return f"ws://127.0.0.1:{port}/ws?token=wrong"
 
 
 def spoof(n: int) -> dict[str, str]:
@@ -119,9 +112,9 @@ async def test_a_websocket_client_is_served_through_nginx(stack):
 
 @pytest.mark.gen_test(timeout=30)
 async def test_clients_behind_nginx_are_throttled_and_logged_at_their_own_addresses(stack):
-    first = [await bad_handshake(stack.port, "127.0.0.2") for _ in range(BURST + 1)]
+    first = [await handshake_status(wrong_token(stack.port), None, "127.0.0.2") for _ in range(BURST + 1)]
     assert first == [101] * BURST + [429]
-    assert await bad_handshake(stack.port, "127.0.0.3") == 101  # not throttled by the first client's failures
+    assert await handshake_status(wrong_token(stack.port), None, "127.0.0.3") == 101  # not throttled by the first
     access = stack.access("127.0.0.2", BURST + 1)
     assert [status(entry) for entry in access] == first
     assert all("GET /ws?token=[redacted] (127.0.0.2)" in entry["message"] for entry in access)
@@ -130,7 +123,7 @@ async def test_clients_behind_nginx_are_throttled_and_logged_at_their_own_addres
 
 @pytest.mark.gen_test(timeout=30)
 async def test_a_client_forging_forwarded_headers_through_nginx_gains_nothing(stack):
-    attempts = [await bad_handshake(stack.port, "127.0.0.4", spoof(n)) for n in range(BURST + 1)]
+    attempts = [await handshake_status(wrong_token(stack.port), spoof(n), "127.0.0.4") for n in range(BURST + 1)]
     assert attempts == [101] * BURST + [429]  # counted at the address nginx saw, whatever it forged
     assert [status(entry) for entry in stack.access("127.0.0.4", BURST + 1)] == attempts
     assert not [entry for entry in stack.entries() if "198.51.100" in entry.get("client", "")]
@@ -138,7 +131,8 @@ async def test_a_client_forging_forwarded_headers_through_nginx_gains_nothing(st
 
 @pytest.mark.gen_test(timeout=30)
 async def test_a_client_forging_forwarded_headers_straight_to_the_gateway_gains_nothing(stack):
-    attempts = [await bad_handshake(stack.gateway_port, "127.0.0.5", spoof(n)) for n in range(BURST + 1)]
+    url = wrong_token(stack.gateway_port)
+    attempts = [await handshake_status(url, spoof(n), "127.0.0.5") for n in range(BURST + 1)]
     assert attempts == [101] * BURST + [429]  # its peer is not a trusted proxy: its headers are not read
     access = stack.access("127.0.0.5", BURST + 1)
     assert [status(entry) for entry in access] == attempts

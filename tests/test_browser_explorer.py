@@ -19,29 +19,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from marshmallow import Schema, fields
 
-from drizzle_gateway import Limits, Topic
+from drizzle_gateway import ActionError, ErrorCode, Limits, Resource, Topic, action
 from drizzle_gateway.contract.introspection import ISO_DATETIME
 from drizzle_gateway.contract.typescript import typescript
 from drizzle_gateway.wire.codec import encode
 from examples.chat.app import ChatMessage
 from examples.chat.app import make_gateway as make_chat_gateway
 from examples.todo.app import make_gateway as make_todo_gateway
-from tests.support.browser import ROOT, ServerThread, chromium
+from tests.support.browser import ROOT, Pages, ServerThread, chromium
 from tests.support.gateways import rebuilt
 from tests.support.node_tools import CONTRACT, TSC, require, run_node
 
-TIMEOUT_MS = 15000
 TOKEN = "s3cret"
 ARTIFACTS = Path(os.environ.get("DRIZZLE_ARTIFACTS") or Path(tempfile.gettempdir()) / "drizzle-artifacts")
-
-RECORD_REJECTIONS = """
-window.__rejections = [];
-window.addEventListener("unhandledrejection", (event) => {
-  window.__rejections.push(String(event.reason && (event.reason.stack || event.reason.message) || event.reason));
-});
-"""
-
 
 @pytest.fixture(scope="module")
 def browser():
@@ -49,45 +41,13 @@ def browser():
         yield launched
 
 
-class Pages:
-    """Opens pages in fresh contexts; remembers uncaught errors, rejections and console lines."""
-
-    def __init__(self, browser: Any) -> None:
-        self.browser = browser
-        self.contexts: list = []
-        self.pages: list = []
-        self.errors: list[str] = []
-        self.console: list[str] = []
-
-    def open(self, url: str, width: int = 1280, height: int = 860, context: Any = None):
-        if context is None:
-            context = self.browser.new_context(viewport={"width": width, "height": height})
-            context.set_default_timeout(TIMEOUT_MS)
-            context.add_init_script(RECORD_REJECTIONS)
-            self.contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda error: self.errors.append(str(error)))
-        page.on("console", lambda message: self.console.append(message.text))
-        self.pages.append(page)
-        page.goto(url)
-        return page
-
-    def problems(self) -> list[str]:
-        rejections = []
-        for page in self.pages:
-            if not page.is_closed():
-                rejections += page.evaluate("window.__rejections")
-        return self.errors + rejections
-
-
 @pytest.fixture
 def pages(browser):
     opened = Pages(browser)
     yield opened
-    problems = opened.problems()
-    for context in opened.contexts:
-        context.close()
+    problems = opened.close()
     assert not problems, f"uncaught errors or unhandled rejections in the page: {problems}"
+
 
 
 def screenshot(page, name: str) -> None:
@@ -423,3 +383,55 @@ def test_on_a_desktop_the_list_and_the_panel_sit_side_by_side_and_call_is_in_vie
         call_and_settle(page)
         page.click("#frames summary")
         screenshot(page, "explorer-1280.png")
+
+
+# -- what the gateway sends is shown as text, never run as HTML ----------------------------------
+
+MARKUP = '<img src="x" onerror="window.__ran = true"><b>bold</b>'
+
+
+class Shouted(Schema):
+    text = fields.Str(required=True, metadata={"description": f"what to say {MARKUP}"})
+
+
+class Loud(Resource):
+    """A resource whose docs, errors and events hold markup: <script>window.__ran = true</script>."""
+
+    name = "loud"
+
+    @action(Shouted, Shouted)
+    async def refuse(self, data):
+        """Refuses, with markup in its message: <img src="x" onerror="window.__ran = true">."""
+        raise ActionError(ErrorCode.FORBIDDEN, f"no {MARKUP}")
+
+    @action(Shouted, Shouted)
+    async def announce(self, data):
+        """Publishes what it is given to the news."""
+        await self.gateway.publish("news", data)
+        return data
+
+
+def test_markup_in_docs_errors_events_and_frames_is_shown_as_text(pages):
+    gateway = rebuilt(make_chat_gateway(), explorer=True, resources=[Loud], topics=[Topic("news", Shouted)])
+    with ServerThread(gateway) as server:
+        page = open_explorer(pages, server.url("/_explorer"))
+        assert "<script>window.__ran = true</script>" in page.inner_text("#sidebar")
+        page.click("#frames summary")
+        page.click("button[data-key='topic:news']")
+        page.click("#subscribe")
+        page.wait_for_selector("#subscribe-result[data-status='ok']")
+        page.click("button[data-key='action:loud.refuse']")
+        assert MARKUP in page.inner_text("#panel"), "the field's description"
+        page.fill("#action-input", json.dumps({"text": MARKUP}))
+        assert call_and_settle(page) == "error"
+        assert page.inner_text("#result .message") == f"no {MARKUP}"
+        page.click("button[data-key='action:loud.announce']")
+        page.fill("#action-input", json.dumps({"text": MARKUP}))
+        assert call_and_settle(page) == "ok"
+        assert json.dumps(MARKUP) in page.text_content("#code-drizzle"), "the copied code"
+        page.click("button[data-key='topic:news']")
+        page.wait_for_selector("#events li")
+        assert json.loads(page.inner_text("#events li pre")) == {"text": MARKUP}
+        assert json.dumps(MARKUP) in page.inner_text("#frame-list")
+        assert page.evaluate("document.querySelectorAll('#sidebar b, #panel img, #panel b, #frames img').length") == 0
+        assert page.evaluate("window.__ran") is None

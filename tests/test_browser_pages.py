@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -20,19 +19,9 @@ from marshmallow import Schema, fields, validate
 from drizzle_gateway import Gateway, Limits, Resource, action
 from examples.chat.app import make_gateway as make_chat_gateway
 from examples.todo.app import make_gateway as make_todo_gateway
-from tests.support.browser import ARTIFACTS, ROOT, ServerThread, chromium
+from tests.support.browser import ARTIFACTS, ROOT, Pages, ServerThread, chromium
 from tests.support.gateways import rebuilt
 from tests.support.ports import free_port
-
-TIMEOUT_MS = 15000
-
-# Recorded in the page: Playwright reports uncaught errors, this catches rejections too.
-RECORD_REJECTIONS = """
-window.__rejections = [];
-window.addEventListener("unhandledrejection", (event) => {
-  window.__rejections.push(String(event.reason && (event.reason.stack || event.reason.message) || event.reason));
-});
-"""
 
 
 @pytest.fixture(scope="module")
@@ -41,44 +30,13 @@ def browser():
         yield launched
 
 
-@dataclass
-class Pages:
-    """Opens pages in fresh contexts and remembers every uncaught error and unhandled rejection."""
-
-    browser: Any
-    contexts: list
-    pages: list
-    errors: list
-
-    def open(self, url: str, width: int = 1280, height: int = 860, context: Any = None):
-        if context is None:
-            context = self.browser.new_context(viewport={"width": width, "height": height})
-            context.set_default_timeout(TIMEOUT_MS)
-            context.add_init_script(RECORD_REJECTIONS)
-            self.contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda error: self.errors.append(str(error)))
-        self.pages.append(page)
-        page.goto(url)
-        return page
-
-    def problems(self) -> list[str]:
-        """Uncaught errors and unhandled rejections of every open page so far."""
-        rejections = []
-        for page in self.pages:
-            if not page.is_closed():
-                rejections += page.evaluate("window.__rejections")
-        return self.errors + rejections
-
-
 @pytest.fixture
 def pages(browser):
-    opened = Pages(browser, [], [], [])
+    opened = Pages(browser)
     yield opened
-    problems = opened.problems()
-    for context in opened.contexts:
-        context.close()
+    problems = opened.close()
     assert not problems, f"uncaught errors or unhandled rejections in the page: {problems}"
+
 
 
 def screenshot(page, name: str) -> None:

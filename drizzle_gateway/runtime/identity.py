@@ -21,7 +21,7 @@ class Identity:
     """A user, until ``expires_at``; what an ``authenticate`` hook may return instead of the user itself.
 
     ``expires_at`` is unix seconds (int or float) or a `datetime` (a naive
-    one is read as UTC); None: never. ``key`` names the user across
+    one is read as UTC); None (or infinity): never. ``key`` names the user across
     tokens: a refresh is accepted when the new identity's `key` equals the
     old one's. It defaults to the user itself (compared with ``==``), so
     give one (a user id) when the hook builds a new user object per token
@@ -47,7 +47,7 @@ class Identity:
         expires = self.expires_at
         if isinstance(expires, datetime):
             return (expires if expires.tzinfo is not None else expires.replace(tzinfo=UTC)).timestamp()
-        return None if expires is None else float(expires)
+        return None if expires is None or expires == math.inf else float(expires)
 
     @property
     def who(self) -> Any:

@@ -74,6 +74,7 @@ class Session:
         self._tasks: set[asyncio.Task[None]] = set()
         self._auth_deadline: asyncio.TimerHandle | None = None
         self._expiry: asyncio.TimerHandle | None = None
+        self._authenticating = asyncio.Lock()  # one attempt at a time: refreshes apply in the order sent
         self._slot_free: asyncio.Future[None] | None = None
         self._held_since: float | None = None  # reading held back since (loop time), or None
         self._released_at = float("-inf")
@@ -250,16 +251,23 @@ class Session:
         On a connection that has a user already this is a refresh: the new
         identity must name the same user (`Identity.same_user`), else
         FORBIDDEN. A refused refresh changes nothing: the connection keeps
-        its identity until that expires.
+        its identity until that expires. Attempts run one at a time, in the
+        order they came, so the token sent last is the one that holds.
         """
+        async with self._authenticating:
+            return self._authenticated(await self._identify(token))
+
+    async def _identify(self, token: str | None) -> Identity:
         credentials = Credentials(self.peer.request, token, self.peer.address)
         try:
-            identity = await self.hub.identify(credentials)
+            return await self.hub.identify(credentials)
         except ActionError as exc:
             # an anonymous handshake is no attempt: nothing was refused, the client is told to authenticate
             if self.identity is None and exc.code == ErrorCode.UNAUTHENTICATED and presents_credentials(credentials):
                 self.refusal = exc.message
             raise
+
+    def _authenticated(self, identity: Identity) -> Identity:
         if self.identity is not None and not self.identity.same_user(identity):
             raise ActionError(ErrorCode.FORBIDDEN, OTHER_USER)
         self.identity, self.user, self.refusal = identity, identity.user, None

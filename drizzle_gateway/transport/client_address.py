@@ -42,7 +42,8 @@ def parse_network(text: str | IPNetwork) -> IPNetwork:
 def parse_node(text: str) -> IPAddress | None:
     """The IP address of one hop (``1.2.3.4``, ``1.2.3.4:5678``, ``"[2001:db8::1]:80"``), or None.
 
-    IPv4-mapped IPv6 addresses (``::ffff:1.2.3.4``) are the IPv4 address.
+    IPv4-mapped IPv6 addresses (``::ffff:1.2.3.4``) are the IPv4 address, and
+    a zone (``fe80::1%eth0``) is dropped: the address alone names the client.
     ``unknown``, obfuscated identifiers (``_hidden``) and anything else that
     is not an address are None.
     """
@@ -51,6 +52,7 @@ def parse_node(text: str) -> IPAddress | None:
         node = node[1:node.find("]")] if "]" in node else ""
     elif node.count(":") == 1:  # IPv4 with a port
         node = node.split(":", 1)[0]
+    node = node.partition("%")[0]
     try:
         address = ipaddress.ip_address(node)
     except ValueError:
@@ -60,20 +62,31 @@ def parse_node(text: str) -> IPAddress | None:
     return address
 
 
-def split_outside_quotes(text: str, separator: str) -> Iterator[str]:
-    """``text`` cut at each ``separator`` outside double quotes (where a backslash escapes), in one pass."""
-    start, quoted, escaped = 0, False, False
-    for at, char in enumerate(text):
-        if escaped:
-            escaped = False
-        elif quoted and char == "\\":
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
+def split_outside_quotes(text: str, separator: str) -> list[str]:
+    """``text`` cut at each ``separator`` outside double quotes (where a backslash escapes), in one pass.
+
+    It is read from the right, as a proxy appends: a quote that a client
+    left open on the left keeps to the client's part, and never swallows
+    what a proxy added after it.
+    """
+    parts: list[str] = []
+    end, quoted = len(text), False
+    for at in range(len(text) - 1, -1, -1):
+        char = text[at]
+        if char == '"':
+            if quoted:  # the quote that opens a string, unless an odd run of backslashes escapes it
+                run = at
+                while run > 0 and text[run - 1] == "\\":
+                    run -= 1
+                quoted = (at - run) % 2 == 1
+            else:
+                quoted = True
         elif char == separator and not quoted:
-            yield text[start:at]
-            start = at + 1
-    yield text[start:]
+            parts.append(text[at + 1:end])
+            end = at
+    parts.append(text[:end])
+    parts.reverse()
+    return parts
 
 
 def forwarded_for(values: Iterable[str]) -> Iterator[str]:

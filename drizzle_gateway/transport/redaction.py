@@ -18,7 +18,7 @@ import re
 
 REDACTED = "[redacted]"
 
-_STOP = r"&;#\s'\"()"  # what ends a query value in a log line
+_STOP = r"&;#\s'\""  # what ends a query value in a log line (not ( or ): a browser sends them as they are)
 _QUERY_VALUE = re.compile(rf"([?&;][^={_STOP}]*=)[^{_STOP}]*")
 _QUERY_BARE = re.compile(rf"([?&])[^={_STOP}]+(?=[{_STOP}]|$)")  # ``?abc123``: a value without a name
 _URL_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/\s'\"]*@", re.IGNORECASE)

@@ -59,3 +59,33 @@ test("TypeScript: typed(dz), members named as the codegen names them", () => {
   assert.match(typescriptCode({ kind: "subscribe", channel: "todos" }, target),
     /await api\.topics\.todos\(\)\.subscribe\(\(data, meta\) => console\.log\(meta\.topic, data\)\);/);
 });
+
+test("names and values with quotes, backslashes, newlines and ${} stay strings in every snippet", async () => {
+  const { spawnSync } = await import("node:child_process");
+  const hostile = 'a"b\'c\\d\ne${f}`g\u2028h</script>';
+  const op = { kind: "publish", channel: hostile, payload: { [hostile]: hostile } };
+  const seen = [];
+  const Drizzle = { connect: async (url, options) => ({ publish: async (...args) => seen.push(url, options, ...args) }) };
+  const console = { log() {} };
+  const body = drizzleCode(op, { ...target, url: hostile, token: hostile }).replace(/^import .*\n/, "");
+  await new Function("Drizzle", "console", `return (async () => {\n${body}\n})();`)(Drizzle, console);
+  assert.deepEqual(seen, [hostile, { token: hostile }, hostile, { [hostile]: hostile }]);
+
+  const python = pythonCode(op, { ...target, url: hostile, token: hostile });
+  const read = spawnSync(process.env.PYTHON ?? "python3", ["-c", `
+import ast, json, sys
+def literal(node):
+    try:
+        return [ast.literal_eval(node)]
+    except ValueError:
+        return []
+calls = [node for node in ast.walk(ast.parse(sys.stdin.read())) if isinstance(node, ast.Call) and node.args]
+print(json.dumps([[value for arg in call.args for value in literal(arg)] for call in calls]))
+`], { input: python, encoding: "utf8" });
+  assert.equal(read.status, 0, read.stderr);
+  assert.deepEqual(JSON.parse(read.stdout).filter((args) => args.length), [
+    [hostile], // Client(url)
+    [{ action: "__auth__", data: { token: hostile } }],
+    [hostile, { [hostile]: hostile }], // client.publish(channel, payload)
+  ]);
+});

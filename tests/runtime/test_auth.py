@@ -23,6 +23,7 @@ from drizzle_gateway.client import Client, ConnectionClosed, RemoteError
 from drizzle_gateway.runtime.auth import AuthThrottle, Credentials, presents_credentials
 from drizzle_gateway.runtime.limits import Limits
 from drizzle_gateway.testing import TestClient
+from tests.support.handshakes import WRONG_TOKEN, handshake_status
 from tests.support.resources import Message
 from tests.support.serve_app import make_gateway as make_test_gateway
 
@@ -454,17 +455,6 @@ class TestTheOriginCheck:
 # -- the auth throttle under concurrent attempts, over real sockets ---------------------
 
 
-async def bad_handshake(ws_url: str, interface: str | None = None) -> int:
-    """The HTTP status of a handshake with a wrong bearer token (from ``interface``), 101 when it opened."""
-    request = HTTPRequest(ws_url, headers={"Authorization": "Bearer wrong"}, network_interface=interface)
-    try:
-        ws = await websocket_connect(request)
-    except HTTPClientError as refused:
-        return refused.code
-    ws.close()
-    return 101
-
-
 class TestConcurrentAttempts:
     """A 50 ms async hook that refuses everyone but ann, recording the address of each attempt; a burst of 5.
 
@@ -512,15 +502,15 @@ class TestConcurrentAttempts:
 
     @pytest.mark.gen_test(timeout=20)
     async def test_concurrent_bad_handshakes_beyond_the_burst_get_429(self, ws_url, slow_hook):
-        statuses = await asyncio.gather(*(bad_handshake(ws_url) for _ in range(20)))
+        statuses = await asyncio.gather(*(handshake_status(ws_url, WRONG_TOKEN) for _ in range(20)))
         assert len(slow_hook) == 5
         assert sorted(statuses) == [101] * 5 + [429] * 15
 
 
     @pytest.mark.gen_test(timeout=20)
     async def test_each_client_address_has_its_own_bucket(self, ws_url, slow_hook, throttle):
-        assert [await bad_handshake(ws_url) for _ in range(6)] == [101] * 5 + [429]
-        assert await bad_handshake(ws_url, "127.0.0.2") == 101  # another address: not throttled by the first
+        assert [await handshake_status(ws_url, WRONG_TOKEN) for _ in range(6)] == [101] * 5 + [429]
+        assert await handshake_status(ws_url, WRONG_TOKEN, "127.0.0.2") == 101  # another address: a bucket of its own
         assert slow_hook == ["127.0.0.1"] * 5 + ["127.0.0.2"]
         assert set(throttle._buckets) == {"127.0.0.1", "127.0.0.2"}
 

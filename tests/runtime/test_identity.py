@@ -9,6 +9,7 @@ the original expiry has passed.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -29,6 +30,7 @@ def test_expires_at_is_unix_seconds_whatever_it_was_given_as():
     assert Identity("ann").deadline is None
     assert Identity("ann", expires_at=1_900_000_000).deadline == 1_900_000_000.0
     assert Identity("ann", expires_at=1.5).deadline == 1.5
+    assert Identity("ann", expires_at=float("inf")).deadline is None  # never, as None
     assert Identity("ann", expires_at=moment).deadline == moment.timestamp()
     assert Identity("ann", expires_at=moment.replace(tzinfo=None)).deadline == moment.timestamp()  # naive: UTC
     east = moment.astimezone(timezone(timedelta(hours=5)))
@@ -132,6 +134,7 @@ async def test_the_auth_reply_says_when_the_identity_expires(connect):
     assert reply["authenticated"] is True and reply["expires_at"] == deadline
     assert 28 < reply["expires_in"] <= 30
     assert await auth(client, "ann") == {"authenticated": True}  # never expires: nothing to say
+    assert await auth(client, "ann@inf") == {"authenticated": True}  # nor does an infinite expiry
 
 
 @pytest.mark.gen_test
@@ -231,3 +234,47 @@ async def test_a_session_that_ended_leaves_no_expiry_timer(test_client):
     assert session is not None and session._expiry is not None
     await client.close()
     assert session._expiry is None
+
+
+# -- refreshes that overlap -------------------------------------------------------------------
+
+
+class TestOverlappingRefreshes:
+    """A hook that holds the tokens ending in ``/held`` until the test lets them through."""
+
+    class Gate:
+        def __init__(self) -> None:
+            self.entered = asyncio.Event()
+            self.release = asyncio.Event()
+
+        async def authenticate(self, credentials: Credentials):
+            token = credentials.token or ""
+            if token.endswith("/held"):
+                self.entered.set()
+                await self.release.wait()
+            name, _, deadline = token.removesuffix("/held").partition("@")
+            return Identity({"name": name}, expires_at=float(deadline)) if name else None
+
+    @pytest.fixture
+    def gate(self) -> TestOverlappingRefreshes.Gate:
+        return self.Gate()
+
+    @pytest.fixture
+    def gateway_options(self, gateway_options, gate):
+        return {**gateway_options, "authenticate": gate.authenticate}
+
+    @pytest.mark.gen_test
+    async def test_two_refreshes_at_once_apply_in_the_order_they_were_sent(self, connect, gateway, gate):
+        client = await connect()
+        soon, later = time.time() + 2, time.time() + 60
+        first = asyncio.ensure_future(auth(client, f"ann@{soon}/held"))  # sent first, its hook slow
+        await asyncio.wait_for(gate.entered.wait(), 5)
+        second = asyncio.ensure_future(auth(client, f"ann@{later}"))  # sent second, its hook quick
+        assert await client.ping() == "pong"  # answered in order: a second refresh that overtook is answered by now
+        overtook = second.done()
+        gate.release.set()
+        replies = [await first, await second]
+        assert [reply["expires_at"] for reply in replies] == [soon, later]
+        (session,) = gateway.hub.sessions
+        assert session.identity.deadline == later, "the token sent last is the one the connection holds"
+        assert not overtook, "the second refresh waited for the first"

@@ -50,6 +50,58 @@ def browser_unavailable(reason: str) -> None:
     pytest.skip(f"no browser: {reason}")
 
 
+PAGE_TIMEOUT_MS = 15000
+"""How long a page's waits (selectors, clicks) may take."""
+
+RECORD_REJECTIONS = """
+window.__rejections = [];
+window.addEventListener("unhandledrejection", (event) => {
+  window.__rejections.push(String(event.reason && (event.reason.stack || event.reason.message) || event.reason));
+});
+"""
+"""Recorded in each page: Playwright reports uncaught errors, this catches unhandled rejections too."""
+
+
+class Pages:
+    """Opens pages in fresh contexts; remembers uncaught errors, unhandled rejections and console lines."""
+
+    def __init__(self, browser: Any) -> None:
+        self.browser = browser
+        self.contexts: list = []
+        self.pages: list = []
+        self.errors: list[str] = []
+        self.console: list[str] = []
+
+    def open(self, url: str, width: int = 1280, height: int = 860, context: Any = None):
+        """A page at ``url`` in ``context``, or in a new context with a ``width`` x ``height`` viewport."""
+        if context is None:
+            context = self.browser.new_context(viewport={"width": width, "height": height})
+            context.set_default_timeout(PAGE_TIMEOUT_MS)
+            context.add_init_script(RECORD_REJECTIONS)
+            self.contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("console", lambda message: self.console.append(message.text))
+        self.pages.append(page)
+        page.goto(url)
+        return page
+
+    def problems(self) -> list[str]:
+        """Uncaught errors and unhandled rejections of every open page so far."""
+        rejections = []
+        for page in self.pages:
+            if not page.is_closed():
+                rejections += page.evaluate("window.__rejections")
+        return self.errors + rejections
+
+    def close(self) -> list[str]:
+        """Close every context; the `problems` seen until then."""
+        problems = self.problems()
+        for context in self.contexts:
+            context.close()
+        return problems
+
+
 @contextmanager
 def chromium() -> Iterator[Any]:
     """Debian's Chromium, headless, launched by Playwright (which downloads nothing)."""

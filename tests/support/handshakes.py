@@ -1,9 +1,12 @@
-"""Handshakes that never finish: a connection that sends part of its opening and stalls."""
+"""Handshakes: the status of one, and one that never finishes (it sends part of its opening and stalls)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.websocket import websocket_connect
 
 HANDSHAKE_TIMEOUT = 1.0  # seconds: the `handshake_timeout` of the `served` fixture (tests/conftest.py)
 SLACK = 2.0  # seconds past it a stalled connection may wait for its close on a loaded machine
@@ -24,3 +27,18 @@ async def stall(port: int, opening: bytes, opened: Callable[[], object] = lambda
         return loop.time() - started
     finally:
         writer.close()
+
+
+WRONG_TOKEN = {"Authorization": "Bearer wrong"}
+"""Handshake headers with a token every test hook refuses."""
+
+
+async def handshake_status(url: str, headers: dict[str, str] | None = None, source: str | None = None) -> int:
+    """The HTTP status of a websocket handshake to ``url`` from loopback address ``source`` (101: it opened)."""
+    request = HTTPRequest(url, headers=headers, network_interface=source)
+    try:
+        ws = await websocket_connect(request)
+    except HTTPClientError as refused:
+        return refused.code
+    ws.close()
+    return 101

@@ -12,12 +12,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.websocket import websocket_connect
 
 from drizzle_gateway import Gateway
 from drizzle_gateway.runtime.auth import AuthThrottle, Credentials, presents_credentials
 from drizzle_gateway.transport.client_address import TrustedProxies, forwarded_for, parse_node
+from tests.support.handshakes import WRONG_TOKEN, handshake_status
 
 PROXY = "127.0.0.1"
 TRUSTED = TrustedProxies(["127.0.0.1", "10.0.0.0/8", "fd00::/8"])
@@ -50,6 +49,8 @@ def test_an_untrusted_peer_is_its_own_address_whatever_it_forwards():
     (["2001:db8::7"], "2001:db8::7"),
     (["::ffff:198.51.100.7"], "198.51.100.7"),  # IPv4-mapped is IPv4
     (["198.51.100.7, ::ffff:10.0.0.2"], "198.51.100.7"),
+    (["fe80::7%eth0"], "fe80::7"),  # a zone is no part of who the client is (nor a way to new throttle buckets)
+    (['fe80::7%1 "<b>'], "fe80::7"),
 ])
 def test_the_client_is_the_rightmost_hop_that_is_not_a_trusted_proxy(chain, client):
     assert TRUSTED.resolve(PROXY, chain) == client
@@ -84,9 +85,21 @@ def test_a_hostile_forwarded_header_is_read_in_one_pass():
     proxies = TrustedProxies(["127.0.0.1"], header="Forwarded")
     hostile = 'for="' + '\\"' * 30_000 + ", for=198.51.100.7"
     began = time.perf_counter()
-    assert proxies.resolve(PROXY, [hostile]) == PROXY  # one unclosed quoted element: no address in it
+    assert proxies.resolve(PROXY, [hostile]) == "198.51.100.7"  # the unclosed quote stays in the client's element
     assert time.perf_counter() - began < 1.0
     assert proxies.resolve(PROXY, ["for=6.6.6.6, " * 5_000 + "for=198.51.100.7"]) == "198.51.100.7"
+
+
+@pytest.mark.parametrize("forged", [
+    'for=6.6.6.6;x="',  # a quote that never closes
+    'for="6.6.6.6\\"',  # one whose closing quote is escaped
+    'for=6.6.6.6;x="\\\\"\\"',  # escaped backslashes, then an escaped quote
+])
+def test_a_quote_a_client_leaves_open_cannot_swallow_what_an_appending_proxy_adds(forged):
+    """A proxy that appends its element to the client's ``Forwarded`` line: the client's address is the appended one."""
+    proxies = TrustedProxies(["127.0.0.1"], header="Forwarded")
+    assert proxies.resolve(PROXY, [f"{forged}, for=198.51.100.7"]) == "198.51.100.7"
+    assert proxies.resolve(PROXY, [f"{forged}, for=198.51.100.7;proto=https, for=127.0.0.1"]) == "198.51.100.7"
 
 
 @pytest.mark.parametrize("node", ["unknown", "_hidden", "", "1.2.3", "[::1", "example.com"])
@@ -108,17 +121,6 @@ def test_a_gateway_trusts_no_proxy_unless_told():
 
 
 # -- over real sockets: the throttle counts the client, not the proxy ---------------------
-
-
-async def bad_handshake(ws_url: str, source: str, headers: dict[str, str]) -> int:
-    """The HTTP status of a handshake with a wrong token from loopback address ``source`` (101: it opened)."""
-    request = HTTPRequest(ws_url, headers={"Authorization": "Bearer wrong", **headers}, network_interface=source)
-    try:
-        ws = await websocket_connect(request)
-    except HTTPClientError as refused:
-        return refused.code
-    ws.close()
-    return 101
 
 
 class TestOverRealSockets:
@@ -143,28 +145,28 @@ class TestOverRealSockets:
 
     @pytest.mark.gen_test
     async def test_clients_behind_the_trusted_proxy_each_have_their_own_bucket(self, ws_url, seen, throttle):
-        first = {"X-Forwarded-For": "198.51.100.7"}
-        assert [await bad_handshake(ws_url, PROXY, first) for _ in range(2)] == [101, 429]
-        assert await bad_handshake(ws_url, PROXY, {"X-Forwarded-For": "198.51.100.8"}) == 101
+        first = {**WRONG_TOKEN, "X-Forwarded-For": "198.51.100.7"}
+        assert [await handshake_status(ws_url, first, PROXY) for _ in range(2)] == [101, 429]
+        assert await handshake_status(ws_url, {**WRONG_TOKEN, "X-Forwarded-For": "198.51.100.8"}, PROXY) == 101
         assert seen == [("198.51.100.7", "198.51.100.7"), ("198.51.100.8", "198.51.100.8")]
         assert set(throttle._buckets) == {"198.51.100.7", "198.51.100.8"}
 
     @pytest.mark.gen_test
     async def test_a_client_spoofing_through_the_proxy_is_counted_at_its_own_address(self, ws_url, seen):
-        spoofs = [{"X-Forwarded-For": f"6.6.6.{n}, 198.51.100.7"} for n in range(2)]
-        assert [await bad_handshake(ws_url, PROXY, spoof) for spoof in spoofs] == [101, 429]
+        spoofs = [{**WRONG_TOKEN, "X-Forwarded-For": f"6.6.6.{n}, 198.51.100.7"} for n in range(2)]
+        assert [await handshake_status(ws_url, spoof, PROXY) for spoof in spoofs] == [101, 429]
         assert seen == [("198.51.100.7", "198.51.100.7")]
 
     @pytest.mark.gen_test
     async def test_a_direct_client_gains_nothing_by_forwarding_addresses_itself(self, ws_url, seen, throttle):
-        spoofs = [{"X-Forwarded-For": f"198.51.100.{n}"} for n in range(3)]
-        assert [await bad_handshake(ws_url, "127.0.0.2", spoof) for spoof in spoofs] == [101, 429, 429]
+        spoofs = [{**WRONG_TOKEN, "X-Forwarded-For": f"198.51.100.{n}"} for n in range(3)]
+        assert [await handshake_status(ws_url, spoof, "127.0.0.2") for spoof in spoofs] == [101, 429, 429]
         assert seen == [("127.0.0.2", "127.0.0.2")]
         assert set(throttle._buckets) == {"127.0.0.2"}
 
     @pytest.mark.gen_test
     @pytest.mark.gateway_options(forwarded_header="Forwarded")
     async def test_only_the_chosen_header_is_read(self, ws_url, seen):
-        both = {"X-Forwarded-For": "6.6.6.6", "Forwarded": 'for="198.51.100.7:1234";proto=http'}
-        assert await bad_handshake(ws_url, PROXY, both) == 101
+        both = {**WRONG_TOKEN, "X-Forwarded-For": "6.6.6.6", "Forwarded": 'for="198.51.100.7:1234";proto=http'}
+        assert await handshake_status(ws_url, both, PROXY) == 101
         assert seen == [("198.51.100.7", "198.51.100.7")]

@@ -38,6 +38,7 @@ QUERIES = {  # the query a client sends -> what the access log shows of it
     "?%74oken=s3cret-encoded": "?%74oken=[redacted]",
     "?room=lobby&s3cret-bare": "?room=[redacted]&[redacted]",
     "?s3cret-alone": "?[redacted]",
+    "?token=ab(s3cret-in-parens)cd": "?token=[redacted]",  # browsers do not percent-encode ( and ) in a query
 }
 
 
