@@ -155,8 +155,9 @@ class Supervisor:
         status = 1
         try:
             signal.set_wakeup_fd(-1)
-            for sig in (*STOP_SIGNALS, signal.SIGCHLD):
-                signal.signal(sig, signal.SIG_DFL)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            for sig in STOP_SIGNALS:  # until the worker's own loop handles them: stopped before it served, status 0
+                signal.signal(sig, _stop_before_serving)
             assert self._wakeup is not None
             for fd in self._wakeup:
                 os.close(fd)
@@ -243,6 +244,11 @@ class Supervisor:
             if not data:
                 return received
             received.update(data)
+
+
+def _stop_before_serving(signum: int, frame: FrameType | None) -> None:
+    """A worker told to stop while it starts (before its event loop took the signal over) ends with status 0."""
+    raise SystemExit(0)
 
 
 def _noted(signum: int, frame: FrameType | None) -> None:

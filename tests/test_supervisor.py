@@ -108,6 +108,18 @@ def test_a_dead_worker_is_restarted_and_sigterm_drains_every_worker_then_exits_0
 
 
 @pytest.mark.timeout(30)
+def test_a_worker_stopped_while_it_starts_ends_with_status_0_and_so_does_the_supervisor():
+    supervised = Supervised("starting", 1)
+    try:
+        supervised.expect(r"^starting 0 \d+$")
+        supervised.process.send_signal(signal.SIGTERM)
+        assert supervised.process.wait(10) == 0
+        supervised.expect("all workers stopped")
+    finally:
+        supervised.stop()
+
+
+@pytest.mark.timeout(30)
 def test_a_worker_that_keeps_crashing_is_restarted_ever_later():
     supervised = Supervised("crash", 1)
     try:

@@ -4,7 +4,8 @@ MODE says what each worker does:
 
 - ``serve``: print ``ready INDEX PID``, wait for SIGTERM, print ``drained INDEX PID``, exit 0;
 - ``crash``: exit 3 at once (a worker that cannot start);
-- ``stubborn``: print ``ready INDEX PID``, then ignore SIGTERM and never exit.
+- ``stubborn``: print ``ready INDEX PID``, then ignore SIGTERM and never exit;
+- ``starting``: print ``starting INDEX PID``, then take a long time to start (SIGTERM arrives meanwhile).
 
 The supervisor logs to stderr and exits with `Supervisor.run`'s status.
 """
@@ -44,11 +45,17 @@ def stubborn(index: int) -> int:
         time.sleep(60)
 
 
+def starting(index: int) -> int:
+    say("starting", index, os.getpid())
+    time.sleep(60)  # importing, connecting...: the worker's own signal handling is not set up yet
+    return 5
+
+
 def main() -> None:
     mode, count = sys.argv[1], int(sys.argv[2])
     drain = float(sys.argv[3]) if len(sys.argv) > 3 else 5.0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    work = {"serve": serve, "crash": crash, "stubborn": stubborn}[mode]
+    work = {"serve": serve, "crash": crash, "stubborn": stubborn, "starting": starting}[mode]
     sys.exit(Supervisor(count, work, drain_timeout=drain,
                         on_stop=lambda: logging.getLogger("drizzle_gateway").info("on_stop ran")).run())
 
