@@ -9,6 +9,7 @@ to ``$DRIZZLE_ARTIFACTS`` (a temporary folder when unset).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -221,6 +222,55 @@ def test_ctrl_enter_sends(pages, keys):
         page.press("#action-input", keys)
         page.wait_for_selector("#result[data-status='ok']")
         assert [todo["title"] for todo in gateway.state["todos"].values()] == ["by keyboard"]
+
+
+def test_a_streaming_action_lists_its_items_as_they_come(pages):
+    gateway = rebuilt(make_todo_gateway(), explorer=True)
+    with ServerThread(gateway) as server:
+        page = open_explorer(pages, server.url("/_explorer"))
+        page.click("button[data-key='action:todos.create']")
+        for title in ("milk", "eggs", "oat milk"):
+            page.fill("#action-input", json.dumps({"title": title}))
+            assert call_and_settle(page) == "ok"
+        page.click("button[data-key='action:todos.search']")
+        page.fill("#action-input", json.dumps({"q": "milk"}))
+        assert call_and_settle(page) == "ok"
+        items = page.eval_on_selector_all("#stream-items li pre", "pres => pres.map(p => JSON.parse(p.textContent))")
+        assert [item["title"] for item in items] == ["milk", "oat milk"]
+        assert page.inner_text("#stream-status") == "ended: 2 items"
+
+
+class Endless(Resource):
+    """A stream that sends one item, then waits for ever; its ``finally`` is noted."""
+
+    name = "endless"
+    closed: list[str] = []  # noqa: RUF012 (the test reads what the server's generator did)
+
+    @action(output=ChatMessage)
+    async def tail(self, data: Any):
+        try:
+            yield {"author": "ada", "text": "first"}
+            await asyncio.Event().wait()
+        finally:
+            Endless.closed.append("closed")
+
+
+def test_stop_cancels_a_stream_and_its_generator_is_closed(pages):
+    Endless.closed.clear()
+    gateway = rebuilt(make_chat_gateway(), explorer=True)
+    gateway.add_resource(Endless)
+    with ServerThread(gateway) as server:
+        page = open_explorer(pages, server.url("/_explorer"))
+        page.click("button[data-key='action:endless.tail']")
+        page.click("#call")
+        page.wait_for_selector("#stream-items li")
+        assert page.get_attribute("#result", "data-status") == "pending"
+        page.click("#stream-stop")
+        page.wait_for_selector("#result[data-status='ok']")
+        assert page.inner_text("#stream-status") == "ended: 1 item"
+        assert page.query_selector("#stream-stop") is None
+        assert "__cancel__" in [frame.get("action") for frame in sent_frames(page)]
+    assert Endless.closed == ["closed"]
 
 
 def test_the_history_survives_a_reload_and_replays_without_sending(pages):

@@ -32,9 +32,9 @@ import { channelParams } from "./explorer-schema.js";
  * @param {{resource?: string, action: string, data?: *, fields?: string[]}} frame
  * @returns {Operation}
  */
-export function operationOf(frame) {
+export function operationOf(frame, stream = false) {
   const { resource, action, data, fields } = frame;
-  if (resource !== undefined) return { kind: "call", resource, action, data, fields };
+  if (resource !== undefined) return { kind: stream ? "stream" : "call", resource, action, data, fields };
   const channel = data?.topic;
   if (action === "__subscribe__" && typeof channel === "string" && data.since == null) {
     return { kind: "subscribe", channel, fields: data.fields ?? undefined };
@@ -99,6 +99,11 @@ function jsOperation(op, api) {
       const data = op.data === undefined ? (op.fields?.length ? "undefined" : "") : jsLiteral(op.data);
       const args = [json(op.resource), json(op.action), data].filter(Boolean).join(", ");
       return `const reply = await ${api ?? "dz"}.call(${args}${fields(op.fields)});\nconsole.log(reply);`;
+    }
+    case "stream": {
+      const data = op.data === undefined ? (op.fields?.length ? "undefined" : "") : jsLiteral(op.data);
+      const args = [json(op.resource), json(op.action), data].filter(Boolean).join(", ");
+      return `for await (const item of dz.stream(${args}${fields(op.fields)})) console.log(item);`;
     }
     case "subscribe":
       return `await dz.subscribe(${json(op.channel)}, (data, meta) => console.log(meta.topic, data)${fields(op.fields)});`;
@@ -176,6 +181,9 @@ export function typescriptCode(op, target) {
   if (op.kind === "call") {
     const data = op.data === undefined ? (op.fields?.length ? "undefined" : "") : jsLiteral(op.data);
     body = `const reply = await api${tsKey(op.resource)}${tsKey(op.action)}(${data}${fields(op.fields)});\nconsole.log(reply);`;
+  } else if (op.kind === "stream") {
+    const data = op.data === undefined ? (op.fields?.length ? "undefined" : "") : jsLiteral(op.data);
+    body = `for await (const item of api${tsKey(op.resource)}${tsKey(op.action)}(${data}${fields(op.fields)})) {\n  console.log(item);\n}`;
   } else if (op.kind === "subscribe" && handle) {
     body = `await ${handle}.subscribe((data, meta) => console.log(meta.topic, data)${fields(op.fields)});`;
   } else if (op.kind === "publish" && handle) {
@@ -207,6 +215,11 @@ function pyOperation(op) {
       }
       return [`reply = await client.call(${json(op.resource)}, ${json(op.action)}${data}${fields(op.fields)})`,
         "print(reply)"];
+    }
+    case "stream": {
+      const data = op.data === undefined ? "" : `, ${pyLiteral(op.data, indent)}`;
+      return [`async for item in client.stream(${json(op.resource)}, ${json(op.action)}${data}${fields(op.fields)}):`,
+        "    print(item)"];
     }
     case "subscribe":
       return [`await client.subscribe(${json(op.channel)}${fields(op.fields)})`,

@@ -339,6 +339,43 @@ export async function main(document) {
     });
   }
 
+  /**
+   * Run a streaming action (`"stream": true` in the contract): each item is listed as it comes,
+   * Stop cancels the stream (`__cancel__`), and the end or the error closes the list.
+   */
+  function showStream(target, frame, key) {
+    if (!state.dz) {
+      showError(target, { code: "NOT_CONNECTED", message: "not connected: press Connect" });
+      return;
+    }
+    const items = el("ol", { class: "stream-items", id: "stream-items" });
+    const status = el("p", { class: "hint", id: "stream-status", role: "status" }, "streaming…");
+    const reader = state.dz.stream(frame.resource, frame.action, frame.data, frame.fields ? { fields: frame.fields } : {});
+    const stop = el("button", { type: "button", class: "secondary", id: "stream-stop", onclick: () => reader.return() },
+      "Stop");
+    target.dataset.status = "pending";
+    target.replaceChildren(el("h3", {}, "Items"), items, status, stop);
+    (async () => {
+      let count = 0;
+      try {
+        for await (const item of reader) {
+          count += 1;
+          items.append(el("li", {}, el("pre", { class: "reply" }, pretty(item))));
+        }
+        target.dataset.status = "ok";
+        status.textContent = `ended: ${count} item${count === 1 ? "" : "s"}`;
+        record(key, frame, "ok");
+      } catch (error) {
+        target.dataset.status = "error";
+        status.replaceWith(el("div", { class: "code" }, error.code ?? "ERROR"),
+          el("div", { class: "message" }, `after ${count} item${count === 1 ? "" : "s"}: ${error.message ?? String(error)}`));
+        record(key, frame, error.code ?? "ERROR");
+      } finally {
+        stop.remove();
+      }
+    })();
+  }
+
   function parseJson(text) {
     if (!text.trim()) return { ok: true, value: undefined };
     try {
@@ -421,12 +458,16 @@ export async function main(document) {
       return frame;
     };
     const refreshCode = (now) => code.update(now.error ? `// the data is not JSON yet: ${now.error}\n`
-      : snippets(operationOf(frameOf(now.value)), target()));
+      : snippets(operationOf(frameOf(now.value), act.stream === true), target()));
     const current = checked(input, act.input, checkLine, refreshCode);
     const send = (anyway = false) => {
       const now = current();
       if (!mayGo(now, result, anyway, () => send(true))) return;
       const frame = frameOf(now.value);
+      if (act.stream) {
+        showStream(result, frame, key);
+        return;
+      }
       showResult(result, (dz) => dz.request(frame), key, frame,
         act.name === "__auth__" && !resourceName ? () => authenticated(frame.data.token) : undefined);
     };

@@ -89,3 +89,14 @@ print(json.dumps([[value for arg in call.args for value in literal(arg)] for cal
     [hostile, { [hostile]: hostile }], // client.publish(channel, payload)
   ]);
 });
+
+test("a streaming action is copied as a loop over its items in each language", () => {
+  const search = operationOf({ resource: "todos", action: "search", data: { q: "milk" }, fields: ["id"] }, true);
+  assert.equal(search.kind, "stream");
+  assert.match(drizzleCode(search, target),
+    /for await \(const item of dz\.stream\("todos", "search", \{ q: "milk" \}, \{ fields: \["id"\] \}\)\) console\.log\(item\);/);
+  assert.match(pythonCode(search, target),
+    /async for item in client\.stream\("todos", "search", \{"q": "milk"\}, fields=\["id"\]\):\n {12}print\(item\)/);
+  assert.match(typescriptCode(search, target),
+    /for await \(const item of api\.todos\.search\(\{ q: "milk" \}, \{ fields: \["id"\] as const \}\)\) \{\n {2}console\.log\(item\);\n\}/);
+});
