@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -284,3 +285,37 @@ def test_the_streaming_example_prints_what_it_says(capsys):
     printed = capsys.readouterr().out.splitlines()
     assert [line for line in printed if line != "generator closed"] == ["{'id': 1}", "{'id': 3}"]
     assert printed.count("generator closed") == 2  # the stream that ran out, and the one left early
+
+
+def serve_commands() -> list[str]:
+    """Every one-line ``drizzle-gateway serve`` command of the README (the shell loop excepted), as written."""
+    lines = [line.split("  #")[0].strip() for block in code_blocks("sh") for line in block.splitlines()]
+    return [line.removesuffix("&").strip() for line in lines
+            if line.startswith(".venv/bin/drizzle-gateway serve ") and "$" not in line and "--help" not in line]
+
+
+@pytest.mark.timeout(240)
+def test_every_serve_command_starts_serves_and_drains_on_sigterm(redis_server, tmp_path):
+    """Each README ``serve`` line runs as written; only ports, the Redis URL and the certificate's path change."""
+    commands = serve_commands()
+    assert any("--workers" in command for command in commands) and any("--certfile" in command for command in commands)
+    cert, key = self_signed(tmp_path)
+    for command in commands:
+        port = free_port()
+        line = re.sub(r"--port \d+", f"--port {port}", command) if "--port" in command else f"{command} --port {port}"
+        line = re.sub(r"--metrics-port \d+", lambda _: f"--metrics-port {free_port()}", line)
+        line = re.sub(r"redis://127\.0\.0\.1:6379/0", redis_server.url, line)
+        line = line.replace("cert.pem", str(cert)).replace("key.pem", str(key))
+        line = line.replace(".venv/bin/drizzle-gateway", COMMAND)
+        server = subprocess.Popen(shlex.split(line), cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                                  start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            wait_for_port(port, timeout=30, process=server)
+            server.send_signal(signal.SIGTERM)
+            _, errors = server.communicate(timeout=60)
+        finally:
+            if server.poll() is None:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+        assert server.returncode == 0, (command, errors[-2000:])
+        assert "listening on ws" in errors, (command, errors[-2000:])
