@@ -10,6 +10,7 @@ from typing import Any
 from ..wire.dialect import encode
 from ..wire.history import Clock, Page, Position, Retention, new_epoch
 from .base import Listener
+from .memory_presence import MemoryPresence
 from .ring import Ring
 
 logger = logging.getLogger("drizzle_gateway")
@@ -53,6 +54,12 @@ class MemoryBroker:
         self._clock = clock
         self._epoch = new_epoch()
         self._swept = clock()
+        self._presence = MemoryPresence()
+
+    @property
+    def presence(self) -> MemoryPresence:
+        """Who is on each channel (see `MemoryPresence`)."""
+        return self._presence
 
     @property
     def history_weight(self) -> tuple[int, int]:
