@@ -20,6 +20,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..brokers.base import BrokerUnavailable
 from ..wire.errors import ActionError, ErrorCode
 from ..wire.frame import Frame
 from ..wire.presence import Change, Member
@@ -70,8 +71,7 @@ class Presences:
         self._stale: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.dropped = 0  # changes not sent for being over the rate (for tests and metrics)
-        if store is not None:
-            store.listen(self.deliver)
+        self._listening = False
 
     def connections(self, channel: str, key: str) -> int:
         """How many of this process's subscriptions to ``channel`` count for member ``key``."""
@@ -136,18 +136,27 @@ class Presences:
             logger.exception("presence of %s on %s could not be updated", key, channel)
 
     async def members(self, channel: str) -> list[Member]:
-        """The members of ``channel`` over every process."""
-        return await self._require().members(channel)
+        """The members of ``channel`` over every process (UNAVAILABLE while the store cannot be reached)."""
+        try:
+            return await self._require().members(channel)
+        except BrokerUnavailable as exc:
+            logger.warning("members of %s are unavailable: %s", channel, exc)
+            raise ActionError(ErrorCode.UNAVAILABLE, "the members cannot be listed right now; retry later") from None
 
     def _require(self) -> PresenceStore:
+        """The store, listened to from the first use on (a process that never uses presence takes no part)."""
         if self._store is None:
             raise ActionError(ErrorCode.INVALID_DATA, NO_STORE)
+        if not self._listening:
+            self._listening = True
+            self._store.listen(self.deliver)
         return self._store
 
     # -- joins and leaves -------------------------------------------------------
 
     def watch(self, subscriber: Subscriber, channel: str, selection: Selection | None) -> None:
         """Send ``subscriber`` the joins and leaves of ``channel``, members cut to ``selection``."""
+        self._require()
         self.unwatch(subscriber, channel)
         key: Hashable = (id(subscriber.protocol), selection.fields if selection is not None else None)
         watches = self._watchers.setdefault(channel, {})

@@ -36,6 +36,7 @@ from ..base import BrokerUnavailable, Listener
 from . import streams
 from .catchup import CatchUp
 from .link import REDIS_ERRORS, Link
+from .presence import RedisPresence
 from .reader import Reader
 from .sender import Sender
 
@@ -59,6 +60,9 @@ class RedisBroker:
     request's ``action_timeout``, not counted in ``timeout``), so a burst
     of reads never exhausts the connection pool. A channel's history keys
     expire ``meta_ttl`` seconds after its last publish (see `streams`).
+    Presence is kept in Redis too (see `presence`): the members of a
+    process that stops beating leave everywhere within two
+    ``presence_heartbeat`` seconds.
     """
 
     def __init__(
@@ -74,6 +78,7 @@ class RedisBroker:
         batch_size: int = 500,
         max_reads: int = 64,
         meta_ttl: float = streams.META_TTL,
+        presence_heartbeat: float = 1.0,
     ) -> None:
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
@@ -97,8 +102,11 @@ class RedisBroker:
         # `history` is looked up at each read, so what replaces it on the instance (tests do) reads the gaps too
         self._catch_up = CatchUp(self._listeners, lambda channel, retention, since: self.history(
             channel, retention, since), self._read_since)
+        self._presence = RedisPresence(self._link, prefix=prefix, origin=self.origin, heartbeat=presence_heartbeat,
+                                       timeout=timeout, start=self._start)
         self._reader = Reader(self._link, self._listeners, self._catch_up, prefix=prefix, origin=self.origin,
-                              health_interval=health_interval, queued=lambda: len(self._sender))
+                              health_interval=health_interval, queued=lambda: len(self._sender),
+                              presence=self._presence.handle)
         self._tasks: list[asyncio.Task[None]] = []
 
     def __repr__(self) -> str:
@@ -133,6 +141,11 @@ class RedisBroker:
     def connect(self) -> None:
         """Connect now rather than on first use (a readiness probe asks before anything was published)."""
         self._start()
+
+    @property
+    def presence(self) -> RedisPresence:
+        """Who is on each channel, over every process on this Redis (see `presence`)."""
+        return self._presence
 
     @property
     def pending(self) -> int:
@@ -229,6 +242,7 @@ class RedisBroker:
         link = self._link
         if link.closed:
             return
+        await self._presence.close()
         if self._tasks and not self._sender.idle.is_set() and link.outage_since is None:
             try:
                 async with asyncio.timeout(self.timeout):
