@@ -5,8 +5,9 @@ every subscription to a channel of the topic a member of it. Its entry is
 ``fn(user, params)`` (plain or async: a dict or object by attribute names,
 or None), merged over what the client sent with ``__subscribe__`` as
 ``"presence": {...}`` when the topic allows it (``client_presence=True``;
-loaded through the schema, INVALID_DATA when it does not fit), then dumped
-through the schema. The server's fields win over the client's.
+loaded through the schema, as partial when there is a ``presence_of``;
+INVALID_DATA when it does not fit), then dumped through the schema. The
+server's fields win over the client's.
 
 The member's identity is its dumped ``key`` field (``presence_key``, "id"
 by default): subscriptions with the same key are one member, however many
@@ -45,8 +46,8 @@ class Presence:
         self.of = of
         self.client = client
         self.key = key
-        names = {field.data_key or name for name, field in self.schema.dump_fields.items()}
-        if key not in names:
+        self._order = [field.data_key or name for name, field in self.schema.dump_fields.items()]
+        if key not in self._order:
             raise ValueError(f"presence_key {key!r} is not a field {type(self.schema).__name__} dumps")
 
     @property
@@ -59,13 +60,17 @@ class Presence:
         return self.selector.select(fields)
 
     def load_client(self, data: Any) -> dict[str, Any] | None:
-        """What a client sent as its presence, loaded through the schema; INVALID_DATA when refused."""
+        """What a client sent as its presence, loaded through the schema; INVALID_DATA when refused.
+
+        With ``presence_of`` the client's part is loaded as partial: the
+        server's part gives the rest (the key, typically).
+        """
         if data is None:
             return None
         if not self.client:
             raise ActionError(ErrorCode.INVALID_DATA, NOT_ACCEPTED, {"presence": [NOT_ACCEPTED]})
         try:
-            loaded = self.schema.load(data)
+            loaded = self.schema.load(data, partial=self.of is not None)
         except ValidationError as exc:
             raise ActionError(ErrorCode.INVALID_DATA, "presence does not match the topic's member schema",
                               {"presence": exc.messages}) from None
@@ -88,13 +93,15 @@ class Presence:
         if server is None and client is None:
             return None
         dump = self.selector.all.dump
-        data = {**(dump(client) if client is not None else {}), **(dump(server) if server is not None else {})}
+        merged = {**(dump(client) if client is not None else {}), **(dump(server) if server is not None else {})}
+        data = {name: merged[name] for name in self._order if name in merged}  # in the schema's order
         key = data.get(self.key)
         if isinstance(key, bool) or not isinstance(key, str | int) or not str(key) or len(str(key)) > MAX_KEY_LENGTH:
             if server is not None:
                 raise TypeError(f"presence_of returned an entry whose {self.key!r} is {key!r}, not a member key")
+            why = "Missing data for required field." if key is None else "Invalid key."
             raise ActionError(ErrorCode.INVALID_DATA, f"presence needs a {self.key!r}: a string of 1 to "
-                              f"{MAX_KEY_LENGTH} characters or a number", {"presence": {self.key: ["Invalid key."]}})
+                              f"{MAX_KEY_LENGTH} characters or a number", {"presence": {self.key: [why]}})
         if max_bytes is not None and len(encode(data)) > max_bytes:
             raise ActionError(ErrorCode.INVALID_DATA, f"presence is larger than {max_bytes} bytes",
                               {"presence": [f"Longer than {max_bytes} bytes."], "limit": "max_member_bytes"})

@@ -54,7 +54,7 @@ async def test_what_a_client_may_not_give_is_invalid_data():
     presence = Presence(Member, client=True, key="nickname")
     with pytest.raises(ActionError) as no_key:
         await presence.entry(None, {}, presence.load_client({"id": 1, "name": "x"}))
-    assert no_key.value.details == {"presence": {"nickname": ["Invalid key."]}}
+    assert no_key.value.details == {"presence": {"nickname": ["Missing data for required field."]}}
     with pytest.raises(ActionError) as long_key:
         await presence.entry(None, {}, presence.load_client({"id": 1, "name": "x", "nickname": "k" * 201}))
     assert long_key.value.code == "INVALID_DATA" and MAX_KEY_LENGTH == 200
