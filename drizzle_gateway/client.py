@@ -81,6 +81,7 @@ from .client_tokens import GetToken, Refresher, TokenSource
 from .wire.dialect import SUBPROTOCOL, CloseCode, decode, encode
 from .wire.history import Position
 from .wire.idempotency import new_key
+from .wire.presence import Member
 from .wire.recovery import Arrival, Gap, RecoveryLog, Step, missing
 
 logger = logging.getLogger("drizzle_gateway.client")
@@ -150,6 +151,11 @@ class Event:
     false`` would say. Events read with `BaseClient.history` all carry it.
     ``gap`` is set (and ``data`` None) when the offsets it names cannot be
     delivered: reload what they covered.
+
+    On a subscription with ``join_leave``, ``presence`` is ``"join"`` or
+    ``"leave"`` for a member's change (``key`` is the member's key and
+    ``data`` its entry), or ``"stale"`` when changes were not sent (over the
+    gateway's rate): list the members again with `BaseClient.presence`.
     """
 
     topic: str
@@ -157,6 +163,8 @@ class Event:
     offset: int | None = None
     epoch: str | None = None
     gap: Gap | None = None
+    presence: str | None = None
+    key: str | None = None
 
 
 class History(list[Event]):
@@ -199,6 +207,7 @@ class BaseClient:
         self._next_link = asyncio.Event()  # set when the next link is up (replaced by each one)
         self._ended_for_good = False  # closed by `close`, not to be reconnected
         self._subscriptions: dict[str, list[str] | None] = {}
+        self._attendance: dict[str, dict[str, Any]] = {}  # per topic: the presence options it subscribed with
         self._log: RecoveryLog[None] = RecoveryLog()  # per topic with history: the last offset delivered
         self._subscribing: dict[Any, str] = {}
         self._streams: dict[Any, asyncio.Queue[dict[str, Any] | None]] = {}  # per streaming request: its frames
@@ -294,6 +303,10 @@ class BaseClient:
             self._gone.set_result(None)
 
     def _on_event(self, frame: dict[str, Any]) -> None:
+        if isinstance(frame.get("presence"), str):
+            self._events.put_nowait(Event(frame["topic"], frame.get("member"), presence=frame["presence"],
+                                          key=frame.get("key")))
+            return
         topic, offset, epoch = frame["topic"], frame.get("offset"), frame.get("epoch")
         held = self._held.get(topic)
         if held is not None:  # a hole before it is being read
@@ -477,27 +490,49 @@ class BaseClient:
                     logger.debug("stream %r: cancelling it failed (%s)", request["request_id"], exc)
 
     async def subscribe(self, topic: str, fields: list[str] | None = None, *,
-                        since: Position | None = None) -> Any:
+                        since: Position | None = None, presence: dict[str, Any] | None = None,
+                        join_leave: bool = False, member_fields: list[str] | None = None) -> Any:
         """Subscribe to a concrete channel such as ``chat.lobby``; retried after ``RATE_LIMITED``.
 
         On a topic with history the reply carries ``epoch`` and ``offset``,
         which the client remembers; with ``since`` the server first replays
         the events after it (those this client delivered already are
         dropped) and the reply says whether it ``recovered`` them all.
+        On a topic with presence, ``presence`` is this subscription's entry
+        (topics with ``client_presence``) and ``join_leave`` asks for the
+        members' joins and leaves as events (`Event.presence`), cut to
+        ``member_fields``; `reconnect` asks for them again.
         """
         data: dict[str, Any] = {"topic": topic}
         if fields is not None:
             data["fields"] = list(fields)
         if since is not None:
             data["since"] = {"epoch": since.epoch, "offset": since.offset}
-        reply = await self._request_retrying({"action": "__subscribe__", "data": data})
+        attendance = {key: value for key, value in (("presence", presence), ("join_leave", join_leave or None),
+                                                    ("member_fields", member_fields)) if value is not None}
+        reply = await self._request_retrying({"action": "__subscribe__", "data": {**data, **attendance}})
         self._subscriptions[topic] = list(fields) if fields is not None else None
+        self._attendance[topic] = attendance
         return reply
+
+    async def presence(self, topic: str, *, fields: list[str] | None = None, **params: str) -> list[Member]:
+        """The members of a channel of a topic with presence; retried after ``RATE_LIMITED``.
+
+        ``topic`` is a concrete channel, or a pattern whose ``{name}`` parts
+        ``params`` fill. Each `Member` has its ``key``, its entry (``data``,
+        cut to ``fields``) and its ``connections`` over every gateway process.
+        """
+        data: dict[str, Any] = {"topic": _channel(topic, params)}
+        if fields is not None:
+            data["fields"] = list(fields)
+        reply = await self._request_retrying({"action": "__presence__", "data": data})
+        return [Member(entry["key"], entry["member"], entry["connections"]) for entry in reply["members"]]
 
     async def unsubscribe(self, topic: str) -> Any:
         """Stop receiving ``topic``; retried after ``RATE_LIMITED``."""
         reply = await self._request_retrying({"action": "__unsubscribe__", "data": {"topic": topic}})
         self._subscriptions.pop(topic, None)
+        self._attendance.pop(topic, None)
         self._log.forget(topic)
         return reply
 
@@ -529,7 +564,8 @@ class BaseClient:
         replies = {}
         for topic, fields in list(self._subscriptions.items()):
             try:
-                replies[topic] = await self.subscribe(topic, fields, since=self._log.position(topic))
+                replies[topic] = await self.subscribe(topic, fields, since=self._log.position(topic),
+                                                      **self._attendance.get(topic, {}))
             except RemoteError as refused:
                 logger.warning("%s: not subscribed again (%s)", topic, refused)
                 self._subscriptions.pop(topic, None)

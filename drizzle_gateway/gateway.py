@@ -13,6 +13,7 @@ from tornado.web import Application, URLSpec
 from tornado.websocket import WebSocketHandler
 
 from .brokers import Broker, BrokerUnavailable, HistoryBroker, IdempotentBroker, MemoryBroker, Receipt
+from .brokers.base import PresenceBroker
 from .contract.introspection import describe
 from .contract.resources import Resource, instance_refused
 from .contract.topics import Topic, find_topic, prepare_publish, resolve
@@ -205,8 +206,7 @@ class Gateway:
         """Declare ``topic``; only declared topics can be published or subscribed."""
         if any(t.pattern == topic.pattern for t in self.topics):
             raise ValueError(f"topic {topic.pattern!r} is declared twice")
-        if topic.history is not None:
-            _check_keeps_history(self.broker, topic)
+        _check_broker_keeps(self.broker, topic)
         self.topics.append(topic)
         self._schema = None
 
@@ -236,8 +236,7 @@ class Gateway:
         if self._hub is not None and self._hub.sessions:
             raise RuntimeError("cannot change the broker while connections are open")
         for topic in self.topics:
-            if topic.history is not None:
-                _check_keeps_history(broker, topic)
+            _check_broker_keeps(broker, topic)
         self._broker = broker
         self._hub = None
 
@@ -395,10 +394,12 @@ class Gateway:
         """
         await self.hub.close(self._limits.shutdown_timeout if timeout is None else timeout, restart=restart)
 
-def _check_keeps_history(broker: Broker, topic: Topic) -> None:
-    """Refuse a topic with history on a broker that cannot keep it."""
-    if not isinstance(broker, HistoryBroker):
+def _check_broker_keeps(broker: Broker, topic: Topic) -> None:
+    """Refuse a topic with history or presence on a broker that cannot keep it."""
+    if topic.history is not None and not isinstance(broker, HistoryBroker):
         raise ValueError(f"topic {topic.pattern!r} has history, which {type(broker).__name__} cannot keep")
+    if topic.presence is not None and not isinstance(broker, PresenceBroker):
+        raise ValueError(f"topic {topic.pattern!r} has presence, which {type(broker).__name__} cannot keep")
 
 
 def fixed_path(route: Any) -> str | None:

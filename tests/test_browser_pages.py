@@ -77,8 +77,9 @@ EXPECTED_REFUSALS = {
     "chat": {"action:__auth__": "UNAUTHENTICATED"},
 }
 # Built-ins no topic of the example allows are not offered: the examples' topics keep
-# no history, and the todo example's topic takes no client publish.
-NOT_OFFERED = {"todo": {"action:__history__", "action:__publish__"}, "chat": {"action:__history__"}}
+# no history, and the todo example's topic takes no client publish and has no presence.
+NOT_OFFERED = {"todo": {"action:__history__", "action:__publish__", "action:__presence__"},
+               "chat": {"action:__history__"}}
 
 
 @pytest.mark.parametrize("example", ["todo", "chat"])
@@ -104,7 +105,7 @@ def test_every_prefilled_input_of_the_examples_is_accepted_by_the_server(pages, 
                 # the published pre-fill reached the subscription: the payload, sent_at and all
                 page.wait_for_selector("#events li")
                 published.append(json.loads(page.inner_text("#events li pre")))
-        expected_actions = {"todo": 12, "chat": 9}[example]  # __cancel__ among the built-ins, todos.search
+        expected_actions = {"todo": 12, "chat": 10}[example]  # __cancel__, todos.search; __presence__ on chat
         assert len([k for k in outcomes if k.startswith("action:")]) == expected_actions, outcomes
         refusals = EXPECTED_REFUSALS[example]
         for key, outcome in outcomes.items():
@@ -445,6 +446,44 @@ def test_a_room_name_the_server_refuses_shows_the_error_and_keeps_the_text(pages
         assert page.input_value("#text") == "is anyone here?"
         assert page.input_value("#room") == "has space"
         screenshot(page, "chat-bad-room.png")
+
+
+def member_list(page) -> list[str]:
+    return page.eval_on_selector_all("#members li", "items => items.map(item => item.textContent)")
+
+
+def wait_for_members(page, names: list[str]) -> None:
+    """Wait until the page lists exactly ``names`` as the room's members (and counts them)."""
+    page.wait_for_function("expected => [...document.querySelectorAll('#members li')].map(li => li.textContent)"
+                           ".join(',') === expected", arg=",".join(names))
+    assert page.inner_text("#member-count") == f"{len(names)} here:"
+
+
+def test_the_chat_page_lists_who_is_in_the_room_by_joins_and_leaves(pages):
+    with ServerThread(make_chat_gateway()) as server:
+        ada = open_chat(pages, server.url("/?room=people&name=ada"), width=390, height=760)
+        wait_for_members(ada, ["ada"])
+        assert ada.get_attribute("#members li", "class") == "me"
+        bob = open_chat(pages, server.url("/?room=people&name=bob"))
+        wait_for_members(bob, ["ada", "bob"])  # listed when it joined
+        wait_for_members(ada, ["ada", "bob"])  # told by bob's join
+        second_tab = open_chat(pages, server.url("/?room=people&name=bob"))
+        wait_for_members(second_tab, ["ada", "bob"])  # one bob, however many tabs
+        bob.close()
+        ada.evaluate("window.stillOne = true")
+        second_tab.fill("#text", "still here")
+        second_tab.click("#send")
+        ada.wait_for_selector("#messages li:has-text('still here')")  # after bob's first tab went
+        assert member_list(ada) == ["ada", "bob"], "closing one of two tabs is no leave"
+        second_tab.close()
+        wait_for_members(ada, ["ada"])
+        ada.fill("#author", "ada lovelace")
+        ada.press("#author", "Enter")
+        wait_for_members(ada, ["ada lovelace"])
+        other_room = open_chat(pages, server.url("/?room=elsewhere&name=carol"))
+        wait_for_members(other_room, ["carol"])
+        assert member_list(ada) == ["ada lovelace"]
+        screenshot(ada, "chat-members-390.png")
 
 
 def test_the_explorer_links_its_contract_under_a_path_prefix(pages):

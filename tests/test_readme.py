@@ -115,6 +115,14 @@ def test_the_history_example_prints_what_it_says(capsys):
     assert printed == said and len(said) == 3
 
 
+def test_the_presence_example_prints_what_it_says(capsys):
+    code = block_after(section("## Presence"), "member cut to their `member_fields`:")
+    exec(compile(code, "README.md (presence)", "exec"), {"__name__": "readme_presence"})  # noqa: S102 - our README
+    printed = capsys.readouterr().out.splitlines()
+    said = [line.rsplit("  # ", 1)[1] for line in code.splitlines() if line.strip().startswith("print(")]
+    assert printed == said and len(said) == 3
+
+
 def test_client_script_runs_against_the_chat_example(tmp_path):
     port = free_port()
     server = subprocess.Popen([COMMAND, "serve", "examples.chat.app:gateway", "--port", str(port)], cwd=ROOT,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from ..wire.history import Page, Position, Retention
+from ..wire.presence import Change, Member
 
 
 class Listener(Protocol):
@@ -109,6 +110,47 @@ class IdempotentBroker(Protocol):
         A repeat within the broker's window is answered as a duplicate
         (with the original's position, when known) and delivered to nobody.
         """
+
+
+class PresenceListener(Protocol):
+    """What a presence store hands each member's join and leave to: the process's `runtime.presence.Presences`."""
+
+    def __call__(self, channel: str, change: Change) -> None:
+        """Take one change of ``channel``'s members (from any process the store spans)."""
+
+
+class PresenceStore(Protocol):
+    """Who is on each channel, over every process a broker spans.
+
+    Each process tells the store how many connections it has of each
+    member; the store sums them, and announces a member's `JOIN` when its
+    first connection anywhere arrives and its `LEAVE` when its last one
+    goes (or its process is gone), to the listener of every process.
+    """
+
+    def listen(self, listener: PresenceListener) -> None:
+        """Hand this process's listener every change of the channels it listens to (one listener)."""
+
+    async def update(self, channel: str, key: str, data: dict[str, Any], connections: int,
+                     max_members: int | None = None) -> bool:
+        """This process now has ``connections`` (0: none) connections of member ``key`` on ``channel``.
+
+        ``data`` is the member's dumped entry (kept from its first
+        connection). Returns False, changing nothing, when ``key`` is not a
+        member yet and the channel has ``max_members`` already.
+        """
+
+    async def members(self, channel: str) -> list[Member]:
+        """The members of ``channel`` now, with their connections over every process."""
+
+
+@runtime_checkable
+class PresenceBroker(Broker, Protocol):
+    """A broker that also keeps presence (``isinstance(broker, PresenceBroker)`` tells)."""
+
+    @property
+    def presence(self) -> PresenceStore:
+        """The broker's presence store."""
 
 
 @runtime_checkable

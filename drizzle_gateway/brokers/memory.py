@@ -12,6 +12,7 @@ from ..wire.dialect import encode
 from ..wire.history import Clock, Page, Position, Retention, new_epoch
 from .base import IDEMPOTENCY_KEYS, IDEMPOTENCY_WINDOW, Listener, Receipt
 from .idempotency import SeenKeys
+from .memory_presence import MemoryPresence
 from .ring import Ring
 
 logger = logging.getLogger("drizzle_gateway")
@@ -62,6 +63,12 @@ class MemoryBroker:
         self._epoch = new_epoch()
         self._swept = clock()
         self.seen_keys = SeenKeys(idempotency_window, idempotency_keys, clock)
+        self._presence = MemoryPresence()
+
+    @property
+    def presence(self) -> MemoryPresence:
+        """Who is on each channel (see `MemoryPresence`)."""
+        return self._presence
 
     @property
     def history_weight(self) -> tuple[int, int]:

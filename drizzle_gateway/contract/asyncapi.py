@@ -198,10 +198,15 @@ class _Builder:
                 "required": ["topic", "data"],
             },
         }
+        messages = {"event": _ref("components", "messages", f"{key}.event")}
+        presence = topic.get("presence")
+        if presence is not None:
+            self.messages[f"{key}.presence"] = _presence_message(key, topic["name"], presence)
+            messages["presence"] = _ref("components", "messages", f"{key}.presence")
         channel: dict[str, Any] = {
             "address": topic["name"],
             "title": topic["name"],
-            "messages": {"event": _ref("components", "messages", f"{key}.event")},
+            "messages": messages,
             "x-client-subscribe": topic["client_subscribe"],
             "x-client-publish": topic["client_publish"],
         }
@@ -217,8 +222,27 @@ class _Builder:
             "title": f"{topic['name']} events",
             "description": "Sent to connections subscribed with __subscribe__"
                            + (" (clients may publish with __publish__)." if topic["client_publish"] else "."),
-            "messages": [_ref("channels", key, "messages", "event")],
+            "messages": [_ref("channels", key, "messages", name) for name in messages],
         }
+
+
+def _presence_message(key: str, name: str, presence: dict[str, Any]) -> dict[str, Any]:
+    """The message of a member's join or leave (or a stale notice), sent to subscribers with ``join_leave``."""
+    return {
+        "name": f"{key}.presence",
+        "title": f"{name} join or leave",
+        "summary": f"a member (identified by its {presence['key']!r}) joined or left; \"stale\": list them again",
+        "payload": {
+            "type": "object",
+            "properties": {
+                "topic": {"type": "string", "description": "the concrete channel, e.g. chat.lobby"},
+                "presence": {"type": "string", "enum": ["join", "leave", "stale"]},
+                "key": {"type": "string", "description": f"the member's {presence['key']}, as a string"},
+                "member": copy.deepcopy(presence["member"]),
+            },
+            "required": ["topic", "presence"],
+        },
+    }
 
 
 def draft07(node: Any) -> Any:

@@ -512,6 +512,12 @@ class _Describer:
             "client_subscribe": topic.client_subscribe,
             "client_publish": topic.client_publish,
             "history": None if topic.history is None else {"size": topic.history.size, "ttl": topic.history.ttl},
+            "presence": None if topic.presence is None else {
+                "member": self.schema(topic.presence.schema, OUTPUT),
+                "input": self.schema(topic.presence.schema, INPUT) if topic.presence.client else None,
+                "key": topic.presence.key,
+                "client_presence": topic.presence.client,
+            },
         }
 
     def components(self) -> dict:

@@ -14,6 +14,7 @@ from ..wire.errors import ActionError, ErrorCode
 from ..wire.history import Retention
 from ..wire.idempotency import KEY_RULE, valid_key
 from .permissions import Permission
+from .presence import Presence, PresenceOf
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 PARAM_VALUE = r"[A-Za-z0-9_\-:@]+"
@@ -41,6 +42,10 @@ class Topic:
     ``history`` keeps the last N events of each concrete channel (for
     ``history_ttl`` seconds, if given): its events then carry offsets and
     clients can recover what they missed (see `drizzle_gateway.wire.history`).
+    ``presence`` (a member schema) lists who is on each channel: each
+    subscription's entry comes from ``presence_of(user, params)`` and, with
+    ``client_presence``, from what the client sends; ``presence_key`` names
+    the field that identifies a member (see `drizzle_gateway.contract.presence`).
     """
 
     def __init__(
@@ -55,6 +60,10 @@ class Topic:
         description: str = "",
         history: int | None = None,
         history_ttl: float | None = None,
+        presence: SchemaLike | None = None,
+        presence_of: PresenceOf | None = None,
+        client_presence: bool = False,
+        presence_key: str = "id",
     ) -> None:
         self.pattern = pattern
         self.params: list[str] = _PARAM.findall(pattern)
@@ -69,6 +78,11 @@ class Topic:
         if history_ttl is not None and history is None:
             raise ValueError("history_ttl needs history")
         self.history: Retention | None = Retention(history, history_ttl) if history is not None else None
+        if presence is None and (presence_of is not None or client_presence):
+            raise ValueError("presence_of and client_presence need presence (the member schema)")
+        self.presence: Presence | None = (
+            Presence(presence, of=presence_of, client=client_presence, key=presence_key)
+            if presence is not None else None)
         parts = _PARAM.split(pattern)
         regex = "".join(
             re.escape(part) if i % 2 == 0 else f"(?P<{part}>{PARAM_VALUE})" for i, part in enumerate(parts)

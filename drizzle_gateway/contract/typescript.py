@@ -11,7 +11,9 @@
   dotted paths into nested schemas included, and ``Select<Name, Paths>``,
   the exact shape such a selection returns (a parent and one of its
   sub-fields select the sub-field, as marshmallow's ``only`` does);
-- every topic's params, payload and selection; the error codes;
+- every topic's params, payload and selection, and on topics with
+  presence the member type (``Selected<Member, F>`` for the joins, leaves
+  and lists of ``memberFields``/``fields``); the error codes;
 - `typed(dz)`: wraps a drizzle.js client (anything with its ``call``,
   ``stream``, ``subscribe`` and ``publish``) as ``api.todos.create({...})``
   and ``api.topics.chat({room: "lobby"}).subscribe(handler)``; a streaming
@@ -44,7 +46,7 @@ _REF = "#/components/schemas/"
 _IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 _HELPERS = frozenset({"Api", "Select", "Selected", "TopicHandle", "PublishableTopic", "DrizzleLike", "EventMeta",
                       "SubscriptionLike", "CallOptions", "StreamOptions", "ErrorCode", "AnyErrorCode",
-                      "ChannelReply", "typed"})
+                      "ChannelReply", "typed", "PresenceTopic", "PresenceEntry", "MemberMeta", "Publishes"})
 
 _PRELUDE = '''\
 /** What every call may add: a `fields` selection and a timeout (ms). */
@@ -108,6 +110,7 @@ export interface DrizzleLike {
   publish(topic: string, payload: unknown): Promise<unknown>;
   stream(resource: string, action: string, data?: unknown,
          options?: { fields?: readonly string[] }): AsyncIterableIterator<unknown>;
+  presence?(topic: string, options?: { fields?: readonly string[] }): Promise<unknown>;
 }
 
 /** One concrete channel of a topic. */
@@ -122,6 +125,45 @@ export interface TopicHandle<T, P extends string> {
 /** A channel of a topic declared with `client_publish=True`. */
 export interface PublishableTopic<T, P extends string, In> extends TopicHandle<T, P> {
   publish(payload: In): Promise<PublishReply>;
+}
+
+/** What a channel that clients may publish to adds. */
+export interface Publishes<In> {
+  publish(payload: In): Promise<ChannelReply>;
+}
+
+/** Who a join or leave is about: the channel, and the member's key. */
+export interface MemberMeta {
+  topic: string;
+  key: string;
+}
+
+/** One member of a channel, as `presence()` lists it. */
+export interface PresenceEntry<M> {
+  key: string;
+  /** its connections, over every gateway process */
+  connections: number;
+  member: M;
+}
+
+/**
+ * A channel of a topic with presence: members `M` (selectable by `MP`); `MIn` is the
+ * entry a client may give (`never` unless the topic has `client_presence`).
+ */
+export interface PresenceTopic<T, P extends string, M, MP extends string, MIn> {
+  readonly channel: string;
+  subscribe<const F extends readonly P[] = [], const MF extends readonly MP[] = []>(
+    handler: (data: Selected<T, F>, meta: EventMeta) => void,
+    options?: {
+      fields?: F;
+      presence?: MIn;
+      memberFields?: MF;
+      onJoin?: (member: Selected<M, MF>, meta: MemberMeta) => void;
+      onLeave?: (member: Selected<M, MF>, meta: MemberMeta) => void;
+      onStale?: (meta: { topic: string }) => void;
+    },
+  ): Promise<SubscriptionLike>;
+  presence<const F extends readonly MP[] = []>(options?: { fields?: F }): Promise<PresenceEntry<Selected<M, F>>[]>;
 }
 '''
 
@@ -328,8 +370,16 @@ class _Generator:
         payload = topic["payload"]
         out = self.type_of(payload, "out", "    ") if payload is not None else "unknown"
         paths = self.output_paths(payload) if payload is not None else "never"
-        if topic["client_publish"]:
-            taken = topic.get("publish") or payload  # what __publish__ loads (older documents: the payload)
+        presence = topic.get("presence")
+        taken = topic.get("publish") or payload  # what __publish__ loads (older documents: the payload)
+        if presence is not None:
+            schema = presence["member"]
+            entry = self.type_of(presence["input"], "in", "    ") if presence.get("input") else "never"
+            handle = (f"PresenceTopic<{out}, {paths}, {self.type_of(schema, 'out', '    ')}, "
+                      f"{self.output_paths(schema)}, {entry}>")
+            if topic["client_publish"]:
+                handle += f" & Publishes<{self.type_of(taken, 'in', '    ')}>"
+        elif topic["client_publish"]:
             handle = f"PublishableTopic<{out}, {paths}, {self.type_of(taken, 'in', '    ')}>"
         else:
             handle = f"TopicHandle<{out}, {paths}>"
@@ -395,6 +445,7 @@ class _Generator:
             "                options?: { fields?: readonly string[] }) =>\n",
             "      dz.subscribe(name, handler, options),\n",
             "    publish: (payload: unknown) => dz.publish(name, payload),\n",
+            "    presence: (options?: { fields?: readonly string[] }) => dz.presence!(name, options),\n",
             "  });\n",
             "  const api = {\n",
             "".join(runtime),
@@ -413,6 +464,10 @@ class _Generator:
             self.type_of(topic["payload"], "out")
             if topic["client_publish"]:
                 self.type_of(topic.get("publish") or topic["payload"], "in")
+            if topic.get("presence"):
+                self.type_of(topic["presence"]["member"], "out")
+                if topic["presence"].get("input"):
+                    self.type_of(topic["presence"]["input"], "in")
         written: dict[tuple[str, str], str] = {}
         while True:
             todo = [(side, name) for side in ("out", "in") for name in sorted(self.wanted[side])

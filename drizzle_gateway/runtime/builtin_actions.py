@@ -12,8 +12,12 @@ from ..schema.publication import payload_of
 from ..wire.errors import ActionError, ErrorCode
 from ..wire.history import Position
 from ..wire.idempotency import KEY_PATTERN, KEY_RULE, valid_key
+from .presence import Attendance
+
+NO_PRESENCE = "this topic has no presence"
 
 if TYPE_CHECKING:
+    from ..contract.topics import Topic
     from .hub import Registry
     from .session import Session
 
@@ -28,6 +32,13 @@ class SubscribeInput(Schema):
     topic = fields.Str(required=True, metadata={"description": "a concrete channel, e.g. chat.lobby"})
     since = fields.Nested(PositionSchema, load_default=None,
                           metadata={"description": "replay the events after this position first (topics with history)"})
+    presence = fields.Dict(load_default=None, metadata={
+        "description": "topics with client_presence: this subscription's presence entry (checked against the "
+                       "topic's member schema)"})
+    join_leave = fields.Bool(load_default=False, metadata={
+        "description": "topics with presence: also receive the channel's member joins and leaves"})
+    member_fields = fields.List(fields.Str(), load_default=None, metadata={
+        "description": "with join_leave: the member fields each join and leave carries"})
     # The wire key "fields": marshmallow's metaclass takes declared fields off the class, so this never
     # replaces Schema.fields, but its types cannot say so.
     fields = fields.List(fields.Str(), load_default=None,  # type: ignore[assignment]
@@ -64,6 +75,24 @@ class HistoryReply(Schema):
     offset = fields.Int(metadata={"description": "the channel's latest offset"})
     events = fields.List(fields.Nested(LoggedEvent))
     recovered = fields.Bool(metadata={"description": "with since: whether no event after it is missing"})
+
+
+class PresenceInput(Schema):
+    topic = fields.Str(required=True, metadata={"description": "a concrete channel of a topic with presence"})
+    fields = fields.List(fields.Str(), load_default=None,  # type: ignore[assignment]  # as in SubscribeInput
+                         metadata={"description": "the member fields each entry carries"})
+
+
+class MemberEntry(Schema):
+    key = fields.Str(metadata={"description": "the member's identity: its presence key field, as a string"})
+    connections = fields.Int(metadata={"description": "how many connections of the member subscribe, over "
+                                                      "every process"})
+    member = fields.Raw(metadata={"description": "its presence entry (the topic's member schema)"})
+
+
+class PresenceReply(Schema):
+    topic = fields.Str()
+    members = fields.List(fields.Nested(MemberEntry))
 
 
 class UnsubscribeInput(Schema):
@@ -166,13 +195,29 @@ class BuiltinActions(Resource):
             reply.update(expires_at=deadline, expires_in=round(max(0.0, remaining), 3))
         return reply
 
-    async def _may_subscribe(self, channel: str) -> Any:
-        """The topic of ``channel``, once this user may subscribe to it (FORBIDDEN otherwise)."""
+    async def _may_subscribe(self, channel: str) -> tuple[Topic, dict[str, str]]:
+        """The topic of ``channel`` and its params, once this user may subscribe to it (FORBIDDEN otherwise)."""
         topic, params = self.gateway.find_topic(channel)
         if not topic.client_subscribe:
             raise ActionError(ErrorCode.FORBIDDEN, f"clients may not subscribe to {topic.pattern!r}")
         await require(topic.can_subscribe, self.user, params, f"subscribe to {channel!r}")
-        return topic
+        return topic, params
+
+    async def _attendance(self, topic: Topic, params: dict[str, str], data: dict[str, Any]) -> Attendance | None:
+        """What a subscription asks of the channel's presence (INVALID_DATA on a topic without it)."""
+        declared = topic.presence
+        if declared is None:
+            asked = [name for name in ("presence", "member_fields") if data[name] is not None]
+            if data["join_leave"]:
+                asked.append("join_leave")
+            if asked:
+                raise ActionError(ErrorCode.INVALID_DATA, f"topic {topic.pattern!r} has no presence",
+                                  {name: [NO_PRESENCE] for name in asked})
+            return None
+        client = declared.load_client(data["presence"])
+        selection = declared.select(data["member_fields"]) if data["member_fields"] is not None else None
+        entry = await declared.entry(self.user, params, client, self.session.hub.limits.max_member_bytes)
+        return Attendance(entry, data["join_leave"], selection)
 
     @action(SubscribeInput, SubscribeReply, name="__subscribe__")
     async def subscribe_channel(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -184,8 +229,9 @@ class BuiltinActions(Resource):
         history ``since`` replays nothing and the reply says ``recovered: false``.
         """
         async with self.session.in_order(data["topic"]):
-            await self._may_subscribe(data["topic"])
-            joined = await self.session.join(data["topic"], data["fields"], _position(data["since"]))
+            topic, params = await self._may_subscribe(data["topic"])
+            attendance = await self._attendance(topic, params, data)
+            joined = await self.session.join(data["topic"], data["fields"], _position(data["since"]), attendance)
         reply: dict[str, Any] = {"topic": data["topic"]}
         if joined is not None:
             if joined.position is not None:
@@ -199,7 +245,7 @@ class BuiltinActions(Resource):
     @action(HistoryInput, HistoryReply, name="__history__")
     async def history(self, data: dict[str, Any]) -> dict[str, Any]:
         """The retained events of a topic with history; the same permissions as subscribing."""
-        topic = await self._may_subscribe(data["topic"])
+        topic, _ = await self._may_subscribe(data["topic"])
         selection = topic.select(data["fields"])
         since = _position(data["since"])
         page = await self.gateway.history(data["topic"], since, data["limit"])
@@ -210,6 +256,19 @@ class BuiltinActions(Resource):
         if since is not None:
             reply["recovered"] = page.complete
         return reply
+
+    @action(PresenceInput, PresenceReply, name="__presence__")
+    async def presence(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The members of a channel of a topic with presence, one entry each; the same permissions as subscribing."""
+        topic, _ = await self._may_subscribe(data["topic"])
+        if topic.presence is None:
+            raise ActionError(ErrorCode.INVALID_DATA, f"topic {topic.pattern!r} has no presence",
+                              {"topic": [NO_PRESENCE]})
+        selection = topic.presence.select(data["fields"])
+        members = await self.session.hub.presence.members(data["topic"])
+        return {"topic": data["topic"], "members": [
+            {"key": member.key, "connections": member.connections, "member": selection.cut(member.data)}
+            for member in members]}
 
     @action(UnsubscribeInput, ChannelReply, name="__unsubscribe__")
     async def unsubscribe_channel(self, data: dict[str, Any]) -> dict[str, Any]:

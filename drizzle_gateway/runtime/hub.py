@@ -16,7 +16,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..brokers.base import Broker, Monitored
+from ..brokers.base import Broker, Monitored, PresenceBroker
 from ..contract.resources import Host
 from ..wire.dialect import CloseCode, Dialect
 from ..wire.errors import ActionError, ErrorCode
@@ -28,6 +28,7 @@ from .flusher import Flusher
 from .identity import Identity
 from .limits import Limits
 from .metrics import Metrics
+from .presence import Presences
 
 if TYPE_CHECKING:
     from ..contract.resources import Action, Resource
@@ -68,7 +69,7 @@ class Registry(Host, Protocol):
 
 
 class Hub:
-    """What a serving gateway runs: broker, fan-out, flusher, deadlines, eager starts, live sessions.
+    """What a serving gateway runs: broker, fan-out, presence, flusher, deadlines, eager starts, live sessions.
 
     With ``metrics`` it keeps its Prometheus series (`Metrics`, a registry of its own) in ``metrics``;
     without, ``metrics`` is None and nothing is counted.
@@ -85,6 +86,7 @@ class Hub:
         self.auth_throttle = auth_throttle
         self.metrics = Metrics(registry, self) if metrics else None
         self.fanout = Fanout(broker, self.metrics.deliveries if self.metrics is not None else None)
+        self.presence = Presences(broker.presence if isinstance(broker, PresenceBroker) else None, limits)
         self.flusher = Flusher()
         self.deadlines: Deadlines = Deadlines(limits.action_timeout)
         self.starter = FirstOfTurn()
@@ -170,6 +172,7 @@ class Hub:
         try:
             async with asyncio.timeout(BROKER_CLOSE_WAIT):
                 await self.fanout.drain()
+                await self.presence.drain()
                 await self.broker.close()
         except TimeoutError:
             logger.warning("shutdown: the broker did not close within %ss", BROKER_CLOSE_WAIT)

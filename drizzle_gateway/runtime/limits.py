@@ -60,6 +60,14 @@ class Limits:
     - ``publish_wait``: seconds one congested peer may hold the publishers of its
       channels, once per congestion; after that they go on and its queue grows (to
       the cap). None: publishers wait until it drains or is closed.
+    - ``max_members``: members one channel of a topic with presence may have, over every
+      process; a subscription that would add one more is refused (LIMIT_EXCEEDED).
+    - ``max_member_bytes``: the largest presence entry (its JSON) a subscription may have
+      (INVALID_DATA).
+    - ``presence_rate``, ``presence_burst``: joins and leaves per second sent to the
+      subscribers of one channel on average, and in a burst (None: one second's worth of
+      ``presence_rate``). Those over it are not sent; once the rate allows, the channel's
+      subscribers get one ``stale`` notice telling them to list the members again.
     - ``handshake_timeout``: seconds a connection may take to send its request headers (and
       body), and may stay idle between HTTP requests; then the server closes it. Applied by
       the server `Gateway.http_server` makes (None: Tornado's default, an hour).
@@ -83,6 +91,10 @@ class Limits:
     publish_wait: float | None = 0.5
     handshake_timeout: float | None = 10.0
     cpu_share: float | None = 0.25
+    max_members: int | None = 1000
+    max_member_bytes: int | None = 4096
+    presence_rate: float | None = 100.0
+    presence_burst: int | None = 1000
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -91,6 +103,7 @@ class Limits:
                 continue
             counts = field.type.startswith("int")
             kinds = {"rate": "a positive number of frames per second",
+                     "presence_rate": "a positive number of events per second",
                      "cpu_share": "a share of the loop, above 0 and at most 1"}
             kind = "a positive integer" if counts else kinds.get(field.name, "a positive number of seconds")
             valid = not isinstance(value, bool) and (

@@ -24,6 +24,7 @@ from .fanout import Joined, View
 from .identity import Identity
 from .limits import TokenBucket
 from .pacing import Pacer
+from .presence import Attendance
 from .streams import Streams
 
 if TYPE_CHECKING:
@@ -118,6 +119,7 @@ class Session:
             task.cancel()
         for channel in self.channels:
             self.hub.fanout.discard(self, channel)
+            self.hub.presence.forget(self, channel)
         self.channels.clear()
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
@@ -328,12 +330,14 @@ class Session:
         return channel
 
     async def join(self, channel: str, fields: list[str] | tuple[str, ...] | None = None,
-                   since: Position | None = None) -> Joined | None:
+                   since: Position | None = None, attendance: Attendance | None = None) -> Joined | None:
         """Listen to a concrete ``channel``; on a channel with history, say where the subscription began.
 
         With ``since`` (an earlier position of this client) the events
         missed since then are sent first; `Joined.recovered` says whether
-        they could be. Returns None on channels without history.
+        they could be. Returns None on channels without history. On a
+        channel with presence, ``attendance`` says whether the subscription
+        is a member and hears joins and leaves (it hears its own join too).
         """
         topic, _ = self.hub.registry.find_topic(channel)
         limit = self.hub.limits.max_subscriptions
@@ -341,19 +345,23 @@ class Session:
             raise ActionError(ErrorCode.LIMIT_EXCEEDED, "too many subscriptions on this connection",
                               {"limit": "max_subscriptions", "max": limit})
         view = View(self.protocol, topic.select(fields))
-        fanout = self.hub.fanout
+        fanout, presence = self.hub.fanout, self.hub.presence
         joined = None
         try:
             if topic.history is None:
                 await fanout.add(self, channel, view)
             else:
                 joined = await fanout.add_logged(self, channel, view, topic.history, since)
+            if topic.presence is not None:
+                await self._attend(channel, attendance or Attendance())
         except BaseException:  # refused, timed out or cancelled mid-join (e.g. a replay): not subscribed
             fanout.discard(self, channel)
+            presence.forget(self, channel)
             self.channels.discard(channel)
             raise
         if self.ended:  # closed while joining
             fanout.discard(self, channel)
+            presence.forget(self, channel)
             self.channels.discard(channel)
         else:
             # Subscribing again (other fields) swaps the view in place: the channel is never left, so no
@@ -362,12 +370,25 @@ class Session:
             self.channels.add(channel)
         return joined
 
+    async def _attend(self, channel: str, attendance: Attendance) -> None:
+        """Hear the joins and leaves of ``channel`` (or not), then count as its member (or not)."""
+        presence = self.hub.presence
+        if attendance.watch:
+            presence.watch(self, channel, attendance.selection)
+        else:
+            presence.unwatch(self, channel)
+        if attendance.entry is None:
+            presence.leave(self, channel)
+        else:
+            await presence.enter(self, channel, *attendance.entry)
+
     async def unsubscribe(self, channel: str) -> bool:
         """Stop listening to ``channel``; False if this session was not listening."""
         if channel not in self.channels:
             return False
         self.channels.discard(channel)
         self.hub.fanout.discard(self, channel)
+        self.hub.presence.forget(self, channel)
         return True
 
 

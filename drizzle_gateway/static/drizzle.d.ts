@@ -241,13 +241,43 @@ export interface CallOptions {
 
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
 
+/** Who a join or leave is about: the channel, and the member's key. */
+export interface MemberMeta {
+  topic: string;
+  key: string;
+}
+
+/** What a subscription to a topic with presence may ask. */
+export interface PresenceOptions<Member = any, Entry = Record<string, unknown>> {
+  /** this connection's entry (topics with `client_presence`) */
+  presence?: Entry;
+  /** the member fields each join and leave carries */
+  memberFields?: readonly string[];
+  /** a member's first connection came (this connection's own join included) */
+  onJoin?: (member: Member, meta: MemberMeta) => void;
+  /** a member's last connection went */
+  onLeave?: (member: Member, meta: MemberMeta) => void;
+  /** joins and leaves were not sent (over the server's rate): list the members again */
+  onStale?: (meta: { topic: string }) => void;
+}
+
+/** One member of a channel, as `presence(topic)` lists it. */
+export interface PresenceEntry<Member = any> {
+  key: string;
+  /** its connections, over every gateway process */
+  connections: number;
+  member: Member;
+}
+
 /** One active subscription; `unsubscribe()` ends it. */
 export declare class Subscription {
-  constructor(client: Drizzle, topic: string, handler: EventHandler<any>, fields: string[] | undefined);
+  constructor(client: Drizzle, topic: string, handler: EventHandler<any>, fields: string[] | undefined,
+              attendance?: PresenceOptions);
   readonly client: Drizzle;
   readonly topic: string;
   handler: EventHandler<any>;
   fields: string[] | undefined;
+  attendance: PresenceOptions;
   active: boolean;
   /** Stop receiving events; the server subscription ends with the last local one. */
   unsubscribe(): Promise<void>;
@@ -300,7 +330,10 @@ export declare class Drizzle {
    */
   stream(resource: string, action: string, data?: unknown, options?: { fields?: readonly string[] }): StreamReader;
   /** Receive the events of a concrete channel such as "chat.lobby". */
-  subscribe(topic: string, handler: EventHandler<any>, options?: { fields?: readonly string[] }): Promise<Subscription>;
+  subscribe(topic: string, handler: EventHandler<any>,
+            options?: { fields?: readonly string[] } & PresenceOptions): Promise<Subscription>;
+  /** The members of a channel of a topic with presence, one entry each. */
+  presence(topic: string, options?: { fields?: readonly string[] }): Promise<PresenceEntry[]>;
   /** Topics with history: the channel's epoch and the offset of the last event delivered. */
   position(topic: string): Position | undefined;
   /**

@@ -282,7 +282,9 @@ export class Heartbeat {
  * Split frames from the server into events and replies.
  * @param {string} text
  * A gap notice (`{"topic", "epoch", "gap": {"from", "to"}}`) is an event with `gap` and no `data`.
- * @returns {{kind: "event", topic: string, data: *, offset?: number, epoch?: string, gap?: {from: number, to: number}} | {kind: "reply", frame: Object} | {kind: "junk"}}
+ * A member's join or leave (`{"topic", "presence": "join"|"leave", "key", "member"}`), or a
+ * `{"topic", "presence": "stale"}` notice, is a "presence" frame.
+ * @returns {{kind: "event", topic: string, data: *, offset?: number, epoch?: string, gap?: {from: number, to: number}} | {kind: "presence", topic: string, presence: string, key?: string, member?: *} | {kind: "reply", frame: Object} | {kind: "junk"}}
  */
 export function classifyFrame(text) {
   let frame;
@@ -292,6 +294,9 @@ export function classifyFrame(text) {
     return { kind: "junk" };
   }
   if (frame === null || typeof frame !== "object" || Array.isArray(frame)) return { kind: "junk" };
+  if (typeof frame.topic === "string" && typeof frame.presence === "string" && !("request_id" in frame)) {
+    return { kind: "presence", topic: frame.topic, presence: frame.presence, key: frame.key, member: frame.member };
+  }
   if (typeof frame.topic === "string" && !("request_id" in frame)) {
     const event = { kind: "event", topic: frame.topic, data: frame.data };
     if (Number.isInteger(frame.offset)) event.offset = frame.offset;
@@ -605,6 +610,17 @@ export class RetryLine {
  * @property {boolean} willReconnect
  */
 
+/**
+ * What a subscription to a topic with presence may ask (see `Drizzle.subscribe`).
+ * @typedef {Object} PresenceOptions
+ * @property {Object} [presence] this connection's entry (topics with `client_presence`)
+ * @property {string[]} [memberFields] the member fields each join and leave carries
+ * @property {(member: *, meta: {topic: string, key: string}) => void} [onJoin] a member's first connection came
+ * @property {(member: *, meta: {topic: string, key: string}) => void} [onLeave] a member's last connection went
+ * @property {(meta: {topic: string}) => void} [onStale] joins and leaves were not sent (over the server's
+ *   rate): list the members again with `presence(topic)`
+ */
+
 /** One active subscription; `unsubscribe()` ends it. */
 export class Subscription {
   /**
@@ -612,12 +628,14 @@ export class Subscription {
    * @param {string} topic
    * @param {EventHandler} handler
    * @param {string[]|undefined} fields
+   * @param {PresenceOptions} [attendance]
    */
-  constructor(client, topic, handler, fields) {
+  constructor(client, topic, handler, fields, attendance = {}) {
     this.client = client;
     this.topic = topic;
     this.handler = handler;
     this.fields = fields;
+    this.attendance = attendance;
     this.active = true;
   }
 
@@ -849,18 +867,22 @@ export class Drizzle {
   /**
    * Receive the events of a concrete channel such as "chat.lobby".
    * One field selection per channel and connection: the latest subscribe's `fields` win.
+   * On a topic with presence, `presence` is this connection's entry, and `onJoin`, `onLeave`
+   * and `onStale` hear the members' joins and leaves (cut to `memberFields`), this
+   * connection's own join included; re-subscribing after a reconnect asks for them again.
    * @param {string} topic
    * @param {EventHandler} handler
-   * @param {{fields?: string[]}} [options]
+   * @param {{fields?: string[]} & PresenceOptions} [options]
    * @returns {Promise<Subscription>}
    */
   async subscribe(topic, handler, options = {}) {
-    const subscription = new Subscription(this, topic, handler, options.fields);
+    const { fields, ...attendance } = options ?? {};
+    const subscription = new Subscription(this, topic, handler, fields, attendance);
     if (!this.subscriptions.has(topic)) this.subscriptions.set(topic, new Set());
     const group = this.subscriptions.get(topic);
     group.add(subscription); // before the reply: events may arrive first
     try {
-      await this.request({ action: "__subscribe__", data: subscribeData(topic, options.fields) });
+      await this.request({ action: "__subscribe__", data: subscribeData(topic, fields, undefined, group) });
     } catch (error) {
       subscription.active = false;
       group.delete(subscription);
@@ -880,6 +902,21 @@ export class Drizzle {
     if (this._isOpen()) {
       await this.request({ action: "__unsubscribe__", data: { topic: subscription.topic } });
     }
+  }
+
+  /**
+   * The members of a channel of a topic with presence: one entry per member, with its
+   * `key`, how many `connections` it has (over every gateway process) and its `member`
+   * entry (cut to `fields`).
+   * @param {string} topic
+   * @param {{fields?: string[]}} [options]
+   * @returns {Promise<{key: string, connections: number, member: *}[]>}
+   */
+  async presence(topic, options = {}) {
+    const data = { topic };
+    if (options?.fields !== undefined) data.fields = [...options.fields];
+    const reply = await this.request({ action: "__presence__", data });
+    return reply.members;
   }
 
   /**
@@ -1085,7 +1122,7 @@ export class Drizzle {
         const since = this.positions.get(topic);
         try {
           const reply = await this._sendRetrying(socket,
-            { action: "__subscribe__", data: subscribeData(topic, fields, since) });
+            { action: "__subscribe__", data: subscribeData(topic, fields, since, group) });
           if (since !== undefined && reply !== null && typeof reply === "object" && "recovered" in reply) {
             this._emit("recovery", { topic, recovered: reply.recovered, epoch: reply.epoch, offset: reply.offset });
           }
@@ -1166,6 +1203,8 @@ export class Drizzle {
     const frame = classifyFrame(text);
     if (frame.kind === "event") {
       this._onEvent(frame);
+    } else if (frame.kind === "presence") {
+      this._onPresence(frame);
     } else if (frame.kind === "reply") {
       const stream = this.streams.get(frame.frame.request_id);
       if (stream !== undefined) {
@@ -1215,6 +1254,23 @@ export class Drizzle {
         subscription.handler(frame.data, { ...meta });
       } catch (error) {
         console.error("drizzle event handler failed", error);
+      }
+    }
+  }
+
+  /** A member's join or leave, or a stale notice: handed to the subscriptions of its topic that listen. */
+  _onPresence(frame) {
+    const callback = { join: "onJoin", leave: "onLeave", stale: "onStale" }[frame.presence];
+    if (callback === undefined) return;
+    const meta = frame.presence === "stale" ? { topic: frame.topic } : { topic: frame.topic, key: frame.key };
+    for (const subscription of [...(this.subscriptions.get(frame.topic) ?? [])]) {
+      const handler = subscription.attendance[callback];
+      if (typeof handler !== "function") continue;
+      try {
+        if (frame.presence === "stale") handler(meta);
+        else handler(frame.member, { ...meta });
+      } catch (error) {
+        console.error("drizzle presence handler failed", error);
       }
     }
   }
@@ -1333,10 +1389,19 @@ function isClientError(error) {
   return error instanceof DrizzleError && Object.values(ClientErrorCode).includes(error.code);
 }
 
-function subscribeData(topic, fields, since = undefined) {
+function subscribeData(topic, fields, since = undefined, group = undefined) {
   const data = { topic };
   if (fields !== undefined) data.fields = [...fields];
   if (since !== undefined) data.since = { epoch: since.epoch, offset: since.offset };
+  // presence: the latest entry and member fields given win; joins and leaves while any subscription listens
+  const asked = [...(group ?? [])].map((subscription) => subscription.attendance ?? {});
+  const entry = asked.findLast((attendance) => attendance.presence !== undefined)?.presence;
+  if (entry !== undefined) data.presence = entry;
+  if (asked.some((attendance) => ["onJoin", "onLeave", "onStale"].some((name) => attendance[name] !== undefined))) {
+    data.join_leave = true;
+    const memberFields = asked.findLast((attendance) => attendance.memberFields !== undefined)?.memberFields;
+    if (memberFields !== undefined) data.member_fields = [...memberFields];
+  }
   return data;
 }
 

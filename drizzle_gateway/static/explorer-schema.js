@@ -300,6 +300,7 @@ const CHANNEL_BUILTINS = {
   __unsubscribe__: (topic) => topic.client_subscribe,
   __publish__: (topic) => topic.client_publish,
   __history__: (topic) => topic.client_subscribe && Boolean(topic.history),
+  __presence__: (topic) => topic.client_subscribe && Boolean(topic.presence),
 };
 
 /**

@@ -16,6 +16,7 @@ from .codec import decode as decode  # re-exported: the JSON rule lives in codec
 from .codec import decode_request as decode_request  # re-exported too
 from .codec import encode as encode  # re-exported too
 from .errors import ActionError, ErrorCode, bounded
+from .presence import STALE
 
 PROTOCOL_VERSION = "drizzle.v1"
 SUBPROTOCOL = "drizzle.v1"
@@ -155,6 +156,17 @@ class Dialect:
     def gap(self, topic: str, epoch: str, first: int, last: int) -> str:
         """The frame telling a subscriber that offsets ``first`` to ``last`` of ``epoch`` cannot be delivered."""
         return encode({"topic": topic, "epoch": epoch, "gap": {"from": first, "to": last}})
+
+    def presence(self, topic: str, kind: str, key: str, member: Any) -> str:
+        """The frame telling a subscriber that a member joined or left (``kind``: ``join`` or ``leave``).
+
+        ``member`` is its presence entry, cut to the subscriber's ``member_fields``.
+        """
+        return encode({"topic": topic, "presence": kind, "key": key, "member": member})
+
+    def presence_stale(self, topic: str) -> str:
+        """The notice that join and leave events of ``topic`` were not sent (over the rate): list its members again."""
+        return encode({"topic": topic, "presence": STALE})
 
 
 class CloseCode:

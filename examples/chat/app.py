@@ -3,7 +3,11 @@
 Run it with ``drizzle-gateway serve examples.chat.app:gateway`` and open
 http://127.0.0.1:8888/ in two browser windows. The page (index.html, next
 to this file) uses drizzle.js: it posts through ``rooms.say``, which keeps
-the room's history and publishes to ``chat.{room}``.
+the room's history and publishes to ``chat.{room}``. The topic has
+presence: each page subscribes with its name as its entry (a `ChatMember`,
+the member's key), and shows who is in the room, kept up to date by the
+joins and leaves. The chat does not authenticate, so a name is whatever a
+page says it is; a gateway with users would give ``presence_of`` instead.
 """
 
 from __future__ import annotations
@@ -36,7 +40,13 @@ class NewMessage(RoomRef):
     text = fields.Str(required=True, validate=validate.Length(min=1, max=500))
 
 
-chat = Topic("chat.{room}", ChatMessage, client_publish=True, description="messages of one room")
+class ChatMember(Schema):
+    name = fields.Str(required=True, validate=validate.Length(min=1, max=40),
+                      metadata={"description": "who is in the room (one member per name, however many tabs)"})
+
+
+chat = Topic("chat.{room}", ChatMessage, client_publish=True, description="messages of one room",
+             presence=ChatMember, client_presence=True, presence_key="name")
 
 
 class Rooms(Resource):

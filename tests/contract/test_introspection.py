@@ -15,9 +15,11 @@ from marshmallow import Schema, ValidationError
 
 from drizzle_gateway.contract.introspection import ISO_DATETIME
 from drizzle_gateway.wire.codec import encode
+from examples.chat.app import make_gateway as chat_gateway
 from tests.support import described
 from tests.support.described import action_of, topic_of, validator
 from tests.support.inprocess import InProcess
+from tests.support.serve_app import make_gateway as make_test_gateway
 
 
 def resolve(document: dict, node: dict) -> dict:
@@ -58,7 +60,7 @@ async def test_schema_describes_resources_actions_and_topics(test_client):
     assert message["properties"]["text"]["maxLength"] == 100
     assert {b["name"] for b in document["builtins"]} == {
         "__ping__", "__schema__", "__subscribe__", "__unsubscribe__", "__publish__", "__auth__",
-        "__history__", "__cancel__"}
+        "__history__", "__cancel__", "__presence__"}
 
 
 @pytest.mark.gen_test
@@ -275,3 +277,21 @@ async def _ask(act: str, data: object) -> dict:
         return await client.ask("described", act, data)
     finally:
         await client.close()
+
+
+def test_a_topic_with_presence_describes_its_member_schema_key_and_client_entry():
+    document = chat_gateway().schema()
+    (topic,) = document["topics"]
+    presence = topic["presence"]
+    assert (presence["key"], presence["client_presence"]) == ("name", True)
+    member = resolve(document, presence["member"])
+    assert member["properties"]["name"] == {"type": "string", "minLength": 1, "maxLength": 40,
+                                            "description": "who is in the room (one member per name, however "
+                                                           "many tabs)"}
+    assert resolve(document, presence["input"])["required"] == ["name"]
+    todo_topics = make_test_gateway().schema()["topics"]
+    assert all(t["presence"] is None for t in todo_topics)
+    asyncapi = chat_gateway().asyncapi()
+    message = asyncapi["components"]["messages"]["topic.chat.room.presence"]
+    assert message["payload"]["properties"]["presence"]["enum"] == ["join", "leave", "stale"]
+    assert set(asyncapi["channels"]["topic.chat.room"]["messages"]) == {"event", "presence"}

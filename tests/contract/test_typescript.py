@@ -131,8 +131,8 @@ def test_codegen_from_a_running_gateway_matches_the_module(tmp_path):
     with GatewayProcess("examples.chat.app:gateway") as server:
         remote = codegen("--url", f"ws://127.0.0.1:{server.port}/ws")
     assert remote == codegen("examples.chat.app:gateway")
-    assert "chat(params: { room: string; }): PublishableTopic<ChatMessage, ChatMessagePath, ChatMessageInput>;" \
-        in remote
+    assert ("chat(params: { room: string; }): PresenceTopic<ChatMessage, ChatMessagePath, ChatMember, ChatMemberPath, "
+            "ChatMemberInput> & Publishes<ChatMessageInput>;") in remote
 
 
 def test_codegen_needs_a_target_or_a_url():
@@ -196,6 +196,21 @@ def test_a_misuse_compiles_once_the_types_are_loosened(tmp_path, generated):
     loose = re.sub(r"export type TodoPath = [^;]+;", "export type TodoPath = string;", todo_ts)
     where = project(tmp_path, loose, chat_ts)
     result = tsc_files(where, "fail/unknown_selected_field.ts")
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.timeout(120)
+def test_presence_misuses_compile_once_the_member_types_are_loosened(tmp_path, generated):
+    """The presence failures come from the generated member types: loosened, they vanish."""
+    todo_ts, chat_ts = generated
+    assert "PresenceTopic<ChatMessage, ChatMessagePath, ChatMember, ChatMemberPath, ChatMemberInput>" in chat_ts
+    loose = re.sub(r"export type ChatMemberPath = [^;]+;", "export type ChatMemberPath = string;", chat_ts)
+    loose = re.sub(r"export interface ChatMember(Input)? \{",
+                   r"export interface ChatMember\1 {\n  [more: string]: unknown;", loose)
+    loose = loose.replace("  name: string;\n}", "  name?: string;\n}")
+    where = project(tmp_path, todo_ts, loose)
+    result = tsc_files(where, "fail/unknown_member_field.ts", "fail/wrong_presence_entry.ts",
+                       "fail/member_field_not_selected.ts")
     assert result.returncode == 0, result.stdout
 
 

@@ -44,6 +44,7 @@ from .catchup import CatchUp
 from .idempotency import Once
 from .link import REDIS_ERRORS, Link
 from .messages import new_origin, tagged
+from .presence import RedisPresence
 from .reader import Reader
 from .sender import Answer, Sender
 
@@ -73,6 +74,10 @@ class RedisBroker:
     Redis key for that long); the process also remembers the last
     ``idempotency_keys`` keys published through it, which is all that is
     checked while Redis is unreachable (see `publish_once`).
+
+    Presence is kept in Redis too (see `presence`): the members of a
+    process that stops beating leave everywhere within two
+    ``presence_heartbeat`` seconds.
     """
 
     def __init__(
@@ -90,6 +95,7 @@ class RedisBroker:
         meta_ttl: float = streams.META_TTL,
         idempotency_window: float = IDEMPOTENCY_WINDOW,
         idempotency_keys: int = IDEMPOTENCY_KEYS,
+        presence_heartbeat: float = 1.0,
     ) -> None:
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
@@ -114,8 +120,11 @@ class RedisBroker:
         # `history` is looked up at each read, so what replaces it on the instance (tests do) reads the gaps too
         self._catch_up = CatchUp(self._listeners, lambda channel, retention, since: self.history(
             channel, retention, since), self._read_since)
+        self._presence = RedisPresence(self._link, prefix=prefix, origin=self.origin, heartbeat=presence_heartbeat,
+                                       timeout=timeout, start=self._start)
         self._reader = Reader(self._link, self._listeners, self._catch_up, prefix=prefix, origin=self.origin,
-                              health_interval=health_interval, queued=lambda: len(self._sender))
+                              health_interval=health_interval, queued=lambda: len(self._sender),
+                              presence=self._presence.handle)
         self._tasks: list[asyncio.Task[None]] = []
 
     def __repr__(self) -> str:
@@ -150,6 +159,11 @@ class RedisBroker:
     def connect(self) -> None:
         """Connect now rather than on first use (a readiness probe asks before anything was published)."""
         self._start()
+
+    @property
+    def presence(self) -> RedisPresence:
+        """Who is on each channel, over every process on this Redis (see `presence`)."""
+        return self._presence
 
     @property
     def pending(self) -> int:
@@ -289,6 +303,7 @@ class RedisBroker:
         link = self._link
         if link.closed:
             return
+        await self._presence.close()
         if self._tasks and not self._sender.idle.is_set() and link.outage_since is None:
             try:
                 async with asyncio.timeout(self.timeout):

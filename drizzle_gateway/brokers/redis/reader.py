@@ -6,7 +6,8 @@ reads until the connection fails, and reconnects with backoff. An idle
 connection is pinged every ``health_interval`` seconds so a frozen Redis
 is noticed too. Plain messages of other processes go to the channel's
 listener (this process's own were delivered when published); numbered
-ones go through `CatchUp`.
+ones go through `CatchUp`; presence changes (every process's, its own
+included) go to the presence store's handler.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from . import streams
 from .catchup import CatchUp
 from .link import REDIS_ERRORS, Link
 from .messages import ORIGIN_LENGTH
+from .presence import PRESENCE_MARK
 
 logger = logging.getLogger("drizzle_gateway")
 
@@ -43,7 +45,8 @@ class Reader:
     """
 
     def __init__(self, link: Link, listeners: dict[str, Listener], catch_up: CatchUp, *, prefix: str,
-                 origin: str, health_interval: float, queued: Callable[[], int]) -> None:
+                 origin: str, health_interval: float, queued: Callable[[], int],
+                 presence: Callable[[str, bytes], None] | None = None) -> None:
         self._link = link
         self._listeners = listeners
         self._catch_up = catch_up
@@ -51,6 +54,7 @@ class Reader:
         self.origin = origin
         self.health_interval = health_interval
         self._queued = queued
+        self._presence = presence
         self._header = f"{origin} ".encode()
         self._prefix_bytes = prefix.encode()
         self.pubsub: PubSub | None = None
@@ -207,6 +211,10 @@ class Reader:
         channel = name[len(self._prefix_bytes):].decode()
         if payload[ORIGIN_LENGTH + 1] == streams.LOGGED_MARK:
             return self._catch_up.handle(channel, payload[ORIGIN_LENGTH + 1:])
+        if payload[ORIGIN_LENGTH + 1] == PRESENCE_MARK:  # every process hears these, their origin's too
+            if self._presence is not None:
+                self._presence(channel, payload[ORIGIN_LENGTH + 2:])
+            return None
         if payload.startswith(self._header):
             return None  # our own publish, delivered locally already
         listener = self._listeners.get(channel)

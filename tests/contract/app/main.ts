@@ -98,6 +98,21 @@ note("chat", ["topics", "chat"], null, await published.wait);
 note("chat", ["rooms", "history"], null, await chat.rooms.history({ room: "lobby" }));
 await subscription.unsubscribe();
 await everything.unsubscribe();
+
+// presence: this connection's entry, its own join (member cut to memberFields), the list
+const joined = nextEvent<{ name: string; key: string }>();
+const present = await lobby.subscribe(() => {}, {
+  presence: { name: "ada" },
+  memberFields: ["name"],
+  onJoin: (member, meta) => joined.handler({ name: member.name, key: meta.key }),
+});
+const me = await joined.wait;
+if (me.name !== "ada" || me.key !== "ada") throw new Error(`joined as ${JSON.stringify(me)}`);
+const members = await lobby.presence({ fields: ["name"] });
+const names: string[] = members.map((entry) => entry.member.name);
+const connections: number = members[0].connections;
+if (names.join() !== "ada" || connections !== 1) throw new Error(`members ${JSON.stringify(members)}`);
+await present.unsubscribe();
 chatClient.close();
 
 writeFileSync(out, JSON.stringify(seen, null, 1));
