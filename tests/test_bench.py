@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.skipif(
+    any(importlib.util.find_spec(name) is None for name in ("picows", "socketio", "aiohttp", "matplotlib")),
+    reason="the bench needs its extra: pip install -e '.[bench]'")
 
 
 def test_help_names_an_untracked_default_output_and_a_plot_only_on_request():
