@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...wire.dialect import encode
 from ...wire.history import Page, Position, Retention
@@ -38,6 +38,9 @@ from .catchup import CatchUp
 from .link import REDIS_ERRORS, Link
 from .reader import Reader
 from .sender import Sender
+
+if TYPE_CHECKING:
+    from redis.commands.core import AsyncScript
 
 logger = logging.getLogger("drizzle_gateway")
 
@@ -87,6 +90,7 @@ class RedisBroker:
         self.batch_size = batch_size
         self.meta_ttl = meta_ttl
         self._reads = asyncio.Semaphore(max_reads)
+        self._read_script: AsyncScript | None = None
         self.origin = uuid.uuid4().hex
         self._header = f"{self.origin} ".encode()
         self._listeners: dict[str, Listener] = {}
@@ -200,7 +204,9 @@ class RedisBroker:
                                  retention, create, self.meta_ttl)
         assert self._link.publisher is not None
         async with self._reads:  # waits for a free connection rather than failing on a full pool
-            answer = await self._link.bounded(self._link.publisher.eval(streams.READ, *args))
+            if self._read_script is None:  # EVALSHA, loading the script on NOSCRIPT (redis-py's `Script`)
+                self._read_script = self._link.publisher.register_script(streams.READ)
+            answer = await self._link.bounded(self._read_script(keys=args[1:3], args=args[3:]))
         return streams.page(answer, retention, since, limit, newer_than)
 
     async def _read_since(self, channel: str, retention: Retention, since: float) -> Page:

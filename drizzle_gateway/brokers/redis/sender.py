@@ -2,7 +2,9 @@
 
 Plain publishes go as PUBLISH; publishes with history as the `streams`
 APPEND script, each with a sequence number so a batch sent again after a
-failure is applied once. While Redis is unreachable the outbox keeps the
+failure is applied once. The script goes by its SHA (``EVALSHA``), loaded
+once per connection; a publish Redis answers NOSCRIPT (its script cache
+was flushed) is sent again, first, once the script is loaded again. While Redis is unreachable the outbox keeps the
 latest ``max_pending`` publishes (the oldest are dropped, counted in the
 outage log) and sends them, in order, when it is back.
 """
@@ -14,6 +16,8 @@ import itertools
 import logging
 import random
 from collections import deque
+
+from redis.exceptions import NoScriptError
 
 from ...wire.history import Retention
 from . import streams
@@ -41,6 +45,7 @@ class Sender:
         self._sending = 0  # publishes of the batch on its way to Redis, not yet answered
         self._sequence = itertools.count(1)  # numbers publishes with history: a resend is applied once
         self._ready = asyncio.Event()
+        self._script_loaded = False  # on the publisher's connection (a new one may be to a restarted Redis)
         self.idle = asyncio.Event()
         """Set while nothing waits to be sent and no batch is on its way."""
         self.idle.set()
@@ -87,15 +92,19 @@ class Sender:
             self._sending = len(batch)
             try:
                 assert link.publisher is not None
+                if not self._script_loaded and any(retention is not None for _, _, retention, _ in batch):
+                    await link.bounded(link.publisher.script_load(streams.APPEND))
+                    self._script_loaded = True
                 pipe = link.publisher.pipeline(transaction=False)
                 for name, message, retention, sequence in batch:
                     if retention is None:
                         pipe.publish(name, message)
                     else:
-                        pipe.eval(streams.APPEND, *streams.append_args(
+                        pipe.evalsha(streams.APPEND_SHA, *streams.append_args(
                             self.prefix, name, message, retention, self.origin, sequence, self.meta_ttl))
-                await link.bounded(pipe.execute())
+                unloaded = _unloaded(batch, await link.bounded(pipe.execute(raise_on_error=False)))
             except Exception as exc:
+                self._script_loaded = False
                 self._sending = 0
                 self._queue.extendleft(reversed(batch))
                 while len(self._queue) > self.max_pending:
@@ -105,6 +114,10 @@ class Sender:
                 await self._await_publisher()
                 continue
             self._sending = 0
+            if unloaded:  # the script cache was flushed: load it again, and send these first
+                self._script_loaded = False
+                self._queue.extendleft(reversed(unloaded))
+                continue
             if link.outage_since is not None and link.up.is_set():
                 link.came_up(0, len(self._queue))
 
@@ -122,3 +135,14 @@ class Sender:
                 return
             except Exception:
                 continue
+
+
+def _unloaded(batch: list[Queued], results: list[object]) -> list[Queued]:
+    """The publishes of ``batch`` Redis answered NOSCRIPT; any other error is raised (the batch failed)."""
+    unloaded = []
+    for queued, result in zip(batch, results, strict=True):
+        if isinstance(result, NoScriptError):
+            unloaded.append(queued)
+        elif isinstance(result, Exception):
+            raise result
+    return unloaded
