@@ -56,7 +56,8 @@ class Settings:
     client_fanout_size: int = 30  # __publish__ frames sent back to back...
     client_fanout_bursts: int = 4  # ...this many times a window
     client_fanout_repeats: int = 5
-    mixed_members: int = 1000
+    mixed_members: int = 100
+    mixed_interval: float = 0.5  # a burst of client_fanout_size notes this often: 6,000 deliveries/s, for every server
     mixed_connections: int = 16
     mixed_seconds: float = 2.0
     mixed_repeats: int = 3
@@ -477,8 +478,8 @@ def run(args: argparse.Namespace, settings: Settings, only: set[str], failures: 
                                 settings.request_repeats, failures.add)
     if "mixed" in only and settings.mixed_repeats:
         attempt("mixed", shapes.mixed, {"gateway": local("gateway"), "tornado": local("tornado")},
-                settings.mixed_members, settings.client_fanout_size, settings.mixed_connections,
-                settings.mixed_seconds, settings.mixed_repeats, failures.add)
+                settings.mixed_members, settings.client_fanout_size, settings.mixed_interval,
+                settings.mixed_connections, settings.mixed_seconds, settings.mixed_repeats, failures.add)
     if "workers" in only:
         workers = args.workers or settings.workers
         for connections in settings.worker_connections:

@@ -141,7 +141,7 @@ async def room_publisher(targets: dict[str, tuple[int, int | list[int], int]], p
 
     Each ``("window", {"target", "bursts", "size"})`` answers the window's deliveries,
     seconds, server CPU seconds and problems (with ``"seconds"``: the bursts stop
-    once that long has passed).
+    once that long has passed; with ``"interval"``: a burst starts at most every that many seconds).
     """
     publishers = {}
     for kind, (port, _, _) in targets.items():
@@ -162,9 +162,13 @@ async def room_publisher(targets: dict[str, tuple[int, int | list[int], int]], p
         cpu = server_cpu(pids)
         started = time.perf_counter()
         until = time.perf_counter() + args["seconds"] if args.get("seconds") else None
-        for _ in range(args["bursts"]):
+        interval = args.get("interval") or 0.0
+        for burst in range(args["bursts"]):
             if until is not None and time.perf_counter() > until:
                 break
+            pause = started + burst * interval - time.perf_counter()
+            if pause > 0:
+                await asyncio.sleep(pause)
             base = sum(counters)
             answered = publisher.burst(args["size"])
             if not await wait_for_deliveries(counters, base + args["size"] * members):

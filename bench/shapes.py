@@ -164,11 +164,12 @@ def client_fanout(targets: dict[str, Starter], members: int, bursts: int, size: 
             for name, results in rounds.items()]
 
 
-def mixed(targets: dict[str, Starter], members: int, size: int, connections: int, seconds: float,
+def mixed(targets: dict[str, Starter], members: int, size: int, interval: float, connections: int, seconds: float,
           repeats: int, problem: Report) -> list[dict]:
-    """Requests (one in flight on each of ``connections``) while one client publishes bursts to ``members``.
+    """Requests (one in flight on each of ``connections``) while one client publishes to ``members``.
 
-    The requests' p50 and p99 per server, the servers taking turns.
+    The publisher sends a burst of ``size`` notes every ``interval`` seconds, the same
+    fan-out for every server. The requests' p50 and p99 per server, the servers taking turns.
     """
     rooms: dict[str, Room] = {}
     publisher: Process | None = None
@@ -186,7 +187,7 @@ def mixed(targets: dict[str, Starter], members: int, size: int, connections: int
             for name in order:
                 room = rooms[name]
                 publisher.pipe.send(("window", {"target": name, "bursts": 1_000_000, "size": size,
-                                                "seconds": seconds + 1.0}))
+                                                "seconds": seconds + 1.0, "interval": interval}))
                 load = client("requests", kind=name, port=room.server.port, count=connections, warmup=0.5,
                               seconds=seconds, repeats=1, server_pid=room.server.pids[0])
                 report = load.expect(300)
