@@ -268,8 +268,9 @@ def _versus(r: dict, base: dict | None, name: str) -> str:
         rate, p99 = _times(r["rps"], base["rps"]), _times(r["p99_ms"], base["p99_ms"])
         return f"{rate:.2f}× {name} rate, {p99:.2f}× {name} p99" if rate and p99 else ""
     rate = _times(r["deliveries_per_s"], base["deliveries_per_s"])
-    cpu = _times(base["cpu_us_per_delivery"], r["cpu_us_per_delivery"])
-    return f"{rate:.2f}× {name} rate, {cpu:.2f}× less CPU than {name}" if rate and cpu else ""
+    cpu = _times(base["cpu_us_per_delivery"], r["cpu_us_per_delivery"])  # None when a window was too short to tick
+    return ", ".join(part for part in (rate and f"{rate:.2f}× {name} rate",
+                                       cpu and f"{cpu:.2f}× less CPU than {name}") if part)
 
 
 def rows(results: list[dict]) -> list[tuple[str, str, str]]:
