@@ -53,9 +53,27 @@ def test_against_serves_the_ref_from_its_own_worktree_in_turns_and_removes_it(tm
     assert "× the gateway rate" in ref_row[2]
 
 
+REFUSED = """
+import sys
+from bench.ref import RefServer
+
+if __name__ == "__main__":
+    try:
+        RefServer(__import__("pathlib").Path(sys.argv[1]))  # no drizzle_gateway there: it falls through to ours
+    except RuntimeError as exc:
+        print(exc)
+"""
+
+
+@pytest.mark.timeout(120)
 def test_a_ref_server_that_imports_this_checkout_is_refused(tmp_path):
     """The REF server says where its drizzle_gateway came from; a tree without one would silently serve ours."""
-    from bench.ref import RefServer
-
-    with pytest.raises(RuntimeError, match="imported drizzle_gateway from"):
-        RefServer(tmp_path)  # no drizzle_gateway there: it falls through to this checkout's
+    script = tmp_path / "refused.py"
+    script.write_text(REFUSED)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = subprocess.run([sys.executable, str(script), str(empty)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=110, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert "the REF server imported drizzle_gateway from" in result.stdout
+    assert f"not from {empty}" in result.stdout
