@@ -10,9 +10,9 @@ subscriber was closed, or a pipelined request got an error reply.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
-import multiprocessing
 import os
 import platform
 import statistics
@@ -20,18 +20,16 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from bench import clients, server
-from tests.support.ports import free_port
+from bench import clients, shapes
+from bench.harness import CONTEXT, Process, Server, client, collect_reports, split, start_subscribers, stop_all
+from bench.shapes import Starter, local
 
 logger = logging.getLogger("bench")
 HERE = Path(__file__).resolve().parent
-CONTEXT = multiprocessing.get_context("spawn")
-SUBSCRIBERS_PER_PROCESS = 2500
-SCENARIOS = ("fanout", "burst", "requests", "pipelined", "memory")
-OPTIONAL_SCENARIOS = ("history",)
-"""Run only when named with ``--only``."""
+SCENARIOS = ("fanout", "client_fanout", "burst", "requests", "mixed", "pipelined", "memory")
+OPTIONAL_SCENARIOS = ("history", "workers")
+"""Run only when named with ``--only`` (``workers`` also with ``--workers N``)."""
 HISTORY = 1000
 """Events the history scenario keeps per channel (``--only history``; not part of the default run)."""
 
@@ -46,8 +44,25 @@ class Settings:
     request_actions: tuple[tuple[str, tuple[int, ...]], ...] = (("orders.create", (1, 16, 128)),
                                                                 ("posts.publish", (1, 16, 128)))
     """Each action of the requests scenario (a key of `bench.app.REQUESTS`) and its connection counts."""
+    request_depths: tuple[int, ...] = (1, 8)
+    """Requests each connection keeps in flight (pipelined: sent back to back, one more per reply)."""
     request_controls: tuple[int, ...] = (1,)
     """Connection counts at which a second echo takes turns with the first: the noise floor of one server."""
+    baselines: tuple[str, ...] = ("tornado", "picows")
+    """The baselines the requests and client-published fan-out shapes take turns with."""
+    metrics: bool = True
+    """Also run the gateway with ``metrics=True`` in those shapes (its overhead, as a same-run ratio)."""
+    client_fanout_members: tuple[int, ...] = (100, 400, 1000, 5000)
+    client_fanout_size: int = 30  # __publish__ frames sent back to back...
+    client_fanout_bursts: int = 4  # ...this many times a window
+    client_fanout_repeats: int = 5
+    mixed_members: int = 100
+    mixed_interval: float = 0.5  # a burst of client_fanout_size notes this often: 6,000 deliveries/s, for every server
+    mixed_connections: int = 16
+    mixed_seconds: float = 2.0
+    mixed_repeats: int = 3
+    workers: int = 2
+    worker_connections: tuple[int, ...] = (16, 128)
     request_seconds: float = 3.0
     request_repeats: int = 5
     request_warmup: float = 0.5
@@ -70,6 +85,9 @@ class Settings:
 QUICK = Settings(fanout_subscribers=(1000,), fanout_deliveries=30_000, fanout_repeats=3,
                  request_actions=(("orders.create", (16, 128)), ("posts.publish", (16,))), request_seconds=0.7,
                  request_controls=(), request_repeats=3, request_warmup=0.3, idle_connections=1000,
+                 request_depths=(1,), baselines=("tornado",), metrics=False,
+                 client_fanout_members=(100,), client_fanout_bursts=2, client_fanout_repeats=1, mixed_repeats=0,
+                 worker_connections=(16,),
                  burst_subscribers=(50,), burst_repeats=3,
                  pipelined_connections=(16,), pipelined_seconds=0.7, pipelined_repeats=3)
 
@@ -83,85 +101,6 @@ class Failures:
     def add(self, scenario: str, text: str) -> None:
         logger.error("%s: %s", scenario, text)
         self.items.append(f"{scenario}: {text}")
-
-
-class Process:
-    """A child process with a command pipe."""
-
-    def __init__(self, target, *args: Any) -> None:
-        self.pipe, child = CONTEXT.Pipe()
-        self.process = CONTEXT.Process(target=target, args=(*args, child), daemon=True)
-        self.process.start()
-
-    def expect(self, timeout: float = 180.0) -> Any:
-        if not self.pipe.poll(timeout):
-            raise TimeoutError("child process did not answer")
-        answer = self.pipe.recv()
-        if isinstance(answer, dict) and "crash" in answer:
-            raise RuntimeError(answer["crash"])
-        return answer
-
-    def ask(self, command: str, args: dict | None = None, timeout: float = 300.0) -> Any:
-        self.pipe.send((command, args or {}))
-        return self.expect(timeout)
-
-    def stop(self) -> None:
-        self.process.join(5)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
-
-
-class Server(Process):
-    def __init__(self, kind: str, progress, options: dict | None = None) -> None:
-        self.port = free_port()
-        super().__init__(server.main, kind, self.port, progress, options or {})
-        self.expect(60)
-
-    def close(self) -> None:
-        try:
-            self.ask("stop", timeout=10)
-        except Exception:  # already gone
-            pass
-        self.stop()
-
-
-def client(role: str, **kwargs: Any) -> Process:
-    proc = Process(clients.main, role, kwargs)
-    return proc
-
-
-def split(total: int) -> list[int]:
-    parts = max(1, -(-total // SUBSCRIBERS_PER_PROCESS)) if total > 500 else 1
-    parts = max(parts, 2) if total > 500 else parts
-    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
-
-
-def start_subscribers(procs: list[Process], kind: str, port: int, sizes: list[int], selections: bool,
-                      progress) -> None:
-    """One subscriber process per size, appended to ``procs`` (so the caller stops them), each ready on return."""
-    first = 0
-    for slot, size in enumerate(sizes):
-        procs.append(client("subscribers", kind=kind, port=port, count=size, first=first,
-                            selections=selections, slot=slot, progress=progress))
-        first += size
-    for proc in procs:
-        if proc.expect() != "ready":
-            raise RuntimeError("subscriber process failed to start")
-
-
-def collect_reports(procs: list[Process]) -> list[Any]:
-    """Each load process's report, in order."""
-    for proc in procs:
-        proc.pipe.send("report")
-    return [proc.expect() for proc in procs]
-
-
-def stop_all(procs: list[Process], srv: Server) -> None:
-    """Stop the load processes, then the server."""
-    for proc in procs:
-        proc.stop()
-    srv.close()
 
 
 def pct(values: list[float], p: float) -> float:
@@ -215,42 +154,18 @@ CONTROL = "tornado-control"
 """The requests scenario's second echo: the same server as ``tornado``, measured as if it were another."""
 
 
-def requests(action: str, connections: int, settings: Settings, failures: Failures) -> list[dict]:
-    """``connections`` clients each keeping one ``action`` request in flight, on the gateway and on the echo.
-
-    One client process loads both servers in turn, window by window (see
-    `bench.clients.paired_requests`), so both see the same machine. At the
-    ``request_controls`` connection counts a second echo (`CONTROL`) takes
-    its turns too: its ratio to the first is the noise floor of the others.
-    """
-    kinds = {"gateway": "gateway", "tornado": "tornado"}
+def request_targets(settings: Settings, connections: int, ref: Starter | None, label: str) -> dict[str, Starter]:
+    """The servers a requests shape takes turns between: the gateway, its variants and the baselines."""
+    targets = {"gateway": local("gateway")}
+    if settings.metrics:
+        targets["gateway-metrics"] = local("gateway-metrics")
+    if ref is not None:
+        targets[label] = ref
+    for kind in settings.baselines:
+        targets[kind] = local(kind)
     if connections in settings.request_controls:
-        kinds[CONTROL] = "tornado"
-    servers = {name: Server(kind, CONTEXT.RawArray("q", 1)) for name, kind in kinds.items()}
-    try:
-        proc = client("paired_requests", targets={kind: (srv.port, srv.process.pid) for kind, srv in servers.items()},
-                      count=connections, warmup=settings.request_warmup, seconds=settings.request_seconds,
-                      repeats=settings.request_repeats, action=action)
-        reports = proc.expect(600)
-        proc.stop()
-    finally:
-        for srv in servers.values():
-            srv.close()
-    results = []
-    for kind, report in reports.items():
-        name = f"requests[{kind},{action},{connections}]"
-        for text in report["errors"]:
-            failures.add(name, text)
-        rounds = report["rounds"]
-        if not all(r["rps"] > 0 for r in rounds):
-            failures.add(name, "no replies")
-        results.append({
-            "scenario": "requests", "kind": kind, "action": action, "connections": connections,
-            "rps": statistics.median(r["rps"] for r in rounds), "rates": [r["rps"] for r in rounds],
-            "p50_ms": statistics.median(r["p50"] for r in rounds) * 1e3,
-            "p99_ms": statistics.median(r["p99"] for r in rounds) * 1e3,
-            "cpu_us_per_request": statistics.median(r["cpu"] / max(1, r["count"]) * 1e6 for r in rounds)})
-    return results
+        targets[CONTROL] = local("tornado")
+    return targets
 
 
 def burst(kind: str, subscribers: int, settings: Settings, failures: Failures) -> dict:
@@ -398,34 +313,6 @@ def summarize(results: list[dict]) -> list[tuple[str, str, str]]:
                          f"{r['cpu_us_per_delivery']:.2f} µs server CPU/delivery, "
                          f"peak +{r['peak_rss_growth_mib']:,.0f} MiB",
                          f"{rel:.2f}× tornado rate, {cpu:.2f}× less CPU" if rel and cpu else ""))
-        elif r["scenario"] == "requests" and r["kind"] == CONTROL:
-            base = index.get(("requests", "tornado", r["connections"], r["action"]))
-            rel = against(r, base, "rps")
-            p99 = against(r, base, "p99_ms")
-            rows.append((f"requests {r['action']} {r['connections']} conns: a second echo (noise floor)",
-                         f"{r['rps']:,.0f} round trips/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms",
-                         f"{rel:.2f}× echo rate, {p99:.2f}× echo p99" if rel and p99 else ""))
-        elif r["scenario"] == "requests":
-            if r["kind"] != "gateway":  # the echo's figures go in its gateway's row
-                if ("requests", "gateway", r["connections"], r["action"]) not in index:
-                    rows.append((f"requests {r['action']} {r['connections']} conns: echo alone",
-                                 f"{r['rps']:,.0f} round trips/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms",
-                                 ""))
-                continue
-            base = index.get(("requests", "tornado", r["connections"], r["action"]))
-            rel = against(r, base, "rps")
-            p99 = against(r, base, "p99_ms")
-            echo_rps = f" (echo {base['rps']:,.0f})" if base else ""
-            echo_p50 = f" (echo {base['p50_ms']:.2f} ms)" if base else ""
-            echo_p99 = f" (echo {base['p99_ms']:.2f} ms)" if base else ""
-            echo_cpu = f" (echo {base['cpu_us_per_request']:.1f})" if base else ""
-            cpu = less(r, base, "cpu_us_per_request")
-            rows.append((f"requests {r['action']} {r['connections']} conns",
-                         f"{r['rps']:,.0f} round trips/s{echo_rps}, p50 {r['p50_ms']:.2f} ms{echo_p50}, "
-                         f"p99 {r['p99_ms']:.2f} ms{echo_p99}, "
-                         f"{r['cpu_us_per_request']:.1f}{echo_cpu} µs server CPU/request",
-                         f"{rel:.2f}× echo rate, {p99:.2f}× echo p99, {cpu:.2f}× less CPU" if rel and p99 and cpu
-                         else "no echo figures"))
         elif r["scenario"] == "pipelined":
             base = index.get((r["scenario"], "tornado", r["connections"], None))
             rel = against(r, base, "rps")
@@ -440,7 +327,7 @@ def summarize(results: list[dict]) -> list[tuple[str, str, str]]:
             rel = against(r, base, "kib_per_connection")
             rows.append((f"memory {r['connections']} idle conns: {r['kind']}",
                          f"{r['kib_per_connection']:.1f} KiB/connection", f"{rel:.2f}× tornado" if rel else ""))
-    return rows
+    return rows + shapes.rows(results)
 
 
 def table(rows: list[tuple[str, str, str]]) -> str:
@@ -498,12 +385,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=HERE / "out" / "results.json", metavar="FILE",
                         help="where the raw figures go (default: bench/out/results.json, untracked; the committed "
                              "bench/results.json is the README's run)")
+    parser.add_argument("--against", metavar="REF",
+                        help="also serve the gateway at git REF (a temporary worktree, this venv), taking turns "
+                             "with this checkout's window by window in the requests and client_fanout shapes")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="run the workers shape (drizzle-gateway serve --workers N --redis, against the echo)")
     parser.add_argument("--plot", type=Path, default=None, metavar="FILE",
                         help="also draw fan-out deliveries/s vs subscribers into this PNG (needs matplotlib)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = QUICK if args.quick else Settings()
     only = {name.strip() for item in args.only or SCENARIOS for name in item.split(",") if name.strip()}
+    if args.workers and not args.only:
+        only.add("workers")
     known = set(SCENARIOS + OPTIONAL_SCENARIOS)
     if only - known:
         parser.error(f"--only: unknown scenario {', '.join(sorted(only - known))} "
@@ -511,9 +405,38 @@ def main(argv: list[str] | None = None) -> int:
     failures = Failures()
     results: list[dict] = []
     started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        ref: Starter | None = None
+        label = f"gateway@{args.against}"
+        if args.against:
+            from bench.ref import RefServer, checkout
+
+            tree = stack.enter_context(checkout(args.against))
+            ref = lambda: RefServer(tree)  # noqa: E731
+        run(args, settings, only, failures, results, ref, label)
+    return report(args, argv, settings, failures, results, started)
+
+
+def workers_shape(workers: int, connections: int, settings: Settings, failures: Failures) -> list[dict]:
+    """The requests shape on ``serve --workers N --redis`` against the echo; workers x cores, CPU per request."""
+    if not shapes.can_serve_workers():
+        raise RuntimeError("the workers shape needs redis-server")
+    made = shapes.requests({"gateway-workers": lambda: shapes.Workers(workers), "tornado": local("tornado")},
+                           "orders.create", connections, 1, settings.request_warmup, settings.request_seconds,
+                           settings.request_repeats, failures.add)
+    for r in made:
+        r["scenario"] = "workers"
+        if r["kind"] == "gateway-workers":
+            r.update(workers=workers, cores=os.cpu_count())
+    return made
+
+
+def run(args: argparse.Namespace, settings: Settings, only: set[str], failures: Failures, results: list[dict],
+        ref: Starter | None, label: str) -> None:
+    """Run the scenarios in ``only``, adding their figures to ``results``."""
 
     def attempt(name: str, func, *func_args) -> None:
-        what = f"{name}{[a for a in func_args if not isinstance(a, (Settings, Failures))]}"
+        what = f"{name}{[a for a in func_args if isinstance(a, str | int | float)]}"
         began = time.monotonic()
         try:
             made = func(*func_args)
@@ -536,11 +459,31 @@ def main(argv: list[str] | None = None) -> int:
     if "history" in only:  # the memory broker's ring on and off, same subscribers, same run
         for history in (None, HISTORY):
             attempt("fanout", fanout, "gateway", 1000, False, settings, failures, history)
+    if "client_fanout" in only:
+        targets = {"gateway": local("gateway"), **({"gateway-metrics": local("gateway-metrics")}
+                                                   if settings.metrics else {}),
+                   **({label: ref} if ref is not None else {}), **{kind: local(kind) for kind in settings.baselines}}
+        for members in settings.client_fanout_members:
+            if members > 1000:  # the gateway and the baselines only: each server holds its own room
+                targets = {name: start for name, start in targets.items() if name in ("gateway", *settings.baselines)}
+            attempt("client_fanout", shapes.client_fanout, targets, members, settings.client_fanout_bursts,
+                    settings.client_fanout_size, settings.client_fanout_repeats, failures.add)
     if "requests" in only:
         for connections in sorted({n for _, counts in settings.request_actions for n in counts}):
-            for action, counts in settings.request_actions:
-                if connections in counts:
-                    attempt("requests", requests, action, connections, settings, failures)
+            for depth in settings.request_depths:
+                for action, counts in settings.request_actions:
+                    if connections in counts:
+                        attempt("requests", shapes.requests, request_targets(settings, connections, ref, label),
+                                action, connections, depth, settings.request_warmup, settings.request_seconds,
+                                settings.request_repeats, failures.add)
+    if "mixed" in only and settings.mixed_repeats:
+        attempt("mixed", shapes.mixed, {"gateway": local("gateway"), "tornado": local("tornado")},
+                settings.mixed_members, settings.client_fanout_size, settings.mixed_interval,
+                settings.mixed_connections, settings.mixed_seconds, settings.mixed_repeats, failures.add)
+    if "workers" in only:
+        workers = args.workers or settings.workers
+        for connections in settings.worker_connections:
+            attempt("workers", workers_shape, workers, connections, settings, failures)
     if "pipelined" in only:
         for connections in settings.pipelined_connections:
             for kind in ("gateway", "tornado"):
@@ -549,17 +492,23 @@ def main(argv: list[str] | None = None) -> int:
         for kind in ("gateway", "tornado"):
             attempt("memory", memory, kind, settings.idle_connections, failures)
 
+
+
+def report(args: argparse.Namespace, argv: list[str] | None, settings: Settings, failures: Failures,
+           results: list[dict], started: float) -> int:
+    """Print the table, write the figures; the exit status."""
     rows = summarize(results)
-    report = {"command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
-              "machine": machine(), "quick": args.quick, "seconds": time.monotonic() - started,
-              "settings": settings.__dict__, "results": results, "failures": failures.items,
-              "table": table(rows)}
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    figures = {"command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
+               "machine": machine(), "load_average_after": load, "quick": args.quick,
+               "seconds": time.monotonic() - started, "settings": settings.__dict__, "results": results,
+               "failures": failures.items, "table": table(rows)}
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2, default=list))
+    args.output.write_text(json.dumps(figures, indent=2, default=list))
     print(table(rows))
     if args.plot is not None and plot(results, args.plot):
         print(f"plot: {args.plot}")
-    print(f"results: {args.output} ({report['seconds']:.0f} s)")
+    print(f"results: {args.output} ({figures['seconds']:.0f} s; load average after: {load})")
     if failures.items:
         print("FAILURES:\n  " + "\n  ".join(failures.items))
     return 1 if (args.check and failures.items) else 0

@@ -74,6 +74,18 @@ class PostEvent(Schema):
 posted = Topic("posts", PostEvent)
 """The publish action's typed topic: nobody subscribes in the bench, but every publish is dumped and checked."""
 
+
+class Note(Schema):
+    """What a client publishes to a room: two fields, one with a validator."""
+
+    seq = fields.Int(required=True)
+    text = fields.Str(required=True, validate=validate.Length(min=1, max=200))
+
+
+room = Topic("room.{name}", Note, client_publish=True)
+"""The client-published fan-out's topic: clients publish to it with ``__publish__``."""
+ROOM = "room.bench"
+
 AUTHOR = {"name": "Ada", "id": 42}
 
 
@@ -116,6 +128,12 @@ def padded_text(frame_bytes: int) -> str:
     return repeated.encode()[:size].decode(errors="ignore")
 
 
+def note_publish(request_id: int, seq: int) -> dict[str, Any]:
+    """One ``__publish__`` frame of the client-published fan-out: note ``seq`` to `ROOM`."""
+    return {"request_id": request_id, "action": "__publish__",
+            "data": {"topic": ROOM, "payload": {"seq": seq, "text": "the quick brown fox jumps over the lazy dog"}}}
+
+
 def order_request(request_id: int) -> dict[str, Any]:
     """One request/response frame for the ``orders.create`` action."""
     return {"request_id": request_id, "resource": "orders", "action": "create",
@@ -140,14 +158,16 @@ class GatewayServer:
 
     ``history`` declares the ``feed`` topic with that much history (events then carry offsets).
 
-    A load generator sends thousands of requests a second on one connection,
-    which the default rate limit (100 frames/s) is there to refuse.
+    A load generator sends thousands of requests (or ``__publish__`` frames) a
+    second on one connection, which the default rate limit (100 frames/s, a
+    burst of 200) is there to refuse: ``Limits(rate=None)``. Everything else
+    (``max_in_flight``, ``cpu_share``, the send queue, the deadlines) is the default.
     """
 
     def __init__(self, history: int | None = None, **gateway_options: Any) -> None:
         gateway_options.setdefault("limits", Limits(rate=None))
         self.topic = Topic("feed", Tick, history=history) if history else feed
-        self.gateway = Gateway([Orders, Posts], [self.topic, posted], **gateway_options)
+        self.gateway = Gateway([Orders, Posts], [self.topic, posted, room], **gateway_options)
         self.app = tornado.web.Application(self.gateway.routes())
 
     def subscribers(self) -> int:
@@ -157,11 +177,16 @@ class GatewayServer:
         await self.gateway.publish(self.topic, payload)
 
 
+def served() -> Gateway:
+    """The bench's gateway for ``drizzle-gateway serve bench.app:served`` (the workers shape)."""
+    return GatewayServer().gateway
+
+
 class BareHandler(tornado.websocket.WebSocketHandler):
     """Bare Tornado: echo does json.loads/json.dumps; fan-out members say hello once registered.
 
     The echo replies with the same ``data`` the gateway's action returns (no validation, no publish),
-    so both send the same bytes.
+    so both send the same bytes. A ``__publish__`` frame goes to every member as an event, unchecked.
     """
 
     def initialize(self, members: set) -> None:
@@ -179,7 +204,13 @@ class BareHandler(tornado.websocket.WebSocketHandler):
     def on_message(self, message: str | bytes) -> None:
         request = json.loads(message)
         data = request["data"]
-        if request.get("resource") == "posts":
+        if request.get("action") == "__publish__":  # a client's publish: one frame to every member
+            text = json.dumps({"topic": data["topic"], "data": data["payload"]}, ensure_ascii=False,
+                              separators=(",", ":"))
+            for member in list(self.members):
+                member.write_message(text)
+            reply = {"topic": data["topic"]}
+        elif request.get("resource") == "posts":
             reply = {"id": 7, **data, "author": AUTHOR}
         else:
             reply = {"id": 1, **data, "total": data["quantity"] * data["price"]}

@@ -18,6 +18,11 @@ CONNECT_BATCH = 100
 LATENCY_EVERY = 7
 
 
+def speaks_gateway(kind: str) -> bool:
+    """Whether a server kind is the gateway (``gateway``, ``gateway-metrics``, ``gateway@REF``...), not a baseline."""
+    return kind.startswith("gateway")
+
+
 class Subscriber(WSListener):
     """One fan-out subscriber: checks that ticks arrive complete, in order, with the fields asked for."""
 
@@ -32,7 +37,7 @@ class Subscriber(WSListener):
         self.close_code: int | None = None
 
     def on_ws_connected(self, transport: WSTransport) -> None:
-        if self.kind == "gateway":
+        if speaks_gateway(self.kind):
             data: dict[str, Any] = {"topic": "feed"}
             if self.fields:
                 data["fields"] = list(self.fields)
@@ -84,7 +89,7 @@ class Subscriber(WSListener):
                 return
             if not payload.startswith(b"40"):
                 return
-        elif self.kind == "gateway":
+        elif speaks_gateway(self.kind):
             reply = orjson.loads(payload)
             if "data" not in reply:
                 self.ready.set_exception(RuntimeError(f"subscribe failed: {reply}"))
@@ -113,7 +118,7 @@ class Tally:
 def url_for(kind: str, port: int, fanout: bool) -> str:
     if kind == "socketio":
         return f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
-    return f"ws://127.0.0.1:{port}/ws" + ("?fanout=1" if fanout and kind == "tornado" else "")
+    return f"ws://127.0.0.1:{port}/ws" + ("?fanout=1" if fanout and not speaks_gateway(kind) else "")
 
 
 async def open_all(factories, url: str) -> list[tuple[WSTransport, Any]]:
@@ -154,24 +159,31 @@ async def idle(kind: str, port: int, count: int, pipe: Pipe) -> None:
 
 
 class Requester(WSListener):
-    """Keeps one request of ``action`` (a key of `bench.app.REQUESTS`) in flight; checks each reply."""
+    """Keeps ``depth`` requests of ``action`` (a key of `bench.app.REQUESTS`) in flight; checks each reply.
 
-    def __init__(self, run: RequestRun, action: str = "orders.create") -> None:
+    ``send`` tops the requests in flight up to ``depth``, back to back; each reply sends one more.
+    """
+
+    def __init__(self, run: RequestRun, action: str = "orders.create", depth: int = 1) -> None:
         self.run = run
         self.frame, self.right = REQUESTS[action]
+        self.depth = depth
         self.request_id = 0
-        self.sent = 0.0
-        self.in_flight = False
+        self.sent: dict[int, float] = {}  # request_id -> when it was sent, for the requests not yet answered
         self.transport: WSTransport | None = None
+
+    @property
+    def in_flight(self) -> bool:
+        return bool(self.sent)
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
 
     def send(self) -> None:
-        self.request_id += 1
-        self.sent = time.perf_counter()
-        self.in_flight = True
-        self.transport.send(WSMsgType.TEXT, orjson.dumps(self.frame(self.request_id)))
+        while len(self.sent) < self.depth:
+            self.request_id += 1
+            self.sent[self.request_id] = time.perf_counter()
+            self.transport.send(WSMsgType.TEXT, orjson.dumps(self.frame(self.request_id)))
 
     def on_ws_frame(self, transport: WSTransport, frame) -> None:
         if frame.msg_type != WSMsgType.TEXT:
@@ -179,12 +191,12 @@ class Requester(WSListener):
                 self.run.error("connection closed")
                 transport.disconnect()
             return
-        took = time.perf_counter() - self.sent
-        self.in_flight = False
         reply = orjson.loads(frame.get_payload_as_bytes())
-        if reply.get("request_id") != self.request_id or not self.right(reply.get("data", {})):
+        sent = self.sent.pop(reply.get("request_id"), None)
+        if sent is None or not self.right(reply.get("data", {})):
             self.run.error(f"wrong reply {reply}")
-        self.run.done(took)
+        else:
+            self.run.done(time.perf_counter() - sent)
         if self.run.running:
             self.send()
 
@@ -222,19 +234,26 @@ async def measure(run: RequestRun, seconds: float, repeats: int,
     return [await window(run, seconds, server_pid) for _ in range(repeats)]
 
 
-async def window(run: RequestRun, seconds: float, server_pid: int | None = None) -> dict[str, float]:
-    """Round trips/s, latency percentiles and (with ``server_pid``) server CPU seconds over one window."""
+def server_cpu(pids: int | list[int] | None) -> float:
+    """CPU seconds the server's processes (one pid, or a supervisor's workers) have used so far."""
+    if not pids:
+        return 0.0
+    return sum(process_cpu(pid) for pid in (pids if isinstance(pids, list) else [pids]))
+
+
+async def window(run: RequestRun, seconds: float, server_pid: int | list[int] | None = None) -> dict[str, float]:
+    """Round trips/s, latency percentiles and (with ``server_pid``: one, or several) server CPU seconds."""
     run.count, run.latencies = 0, []
     run.measuring = True
     started = time.perf_counter()
-    cpu = process_cpu(server_pid) if server_pid else 0.0
+    cpu = server_cpu(server_pid)
     await asyncio.sleep(seconds)
     run.measuring = False
     elapsed = time.perf_counter() - started
     latencies = sorted(run.latencies)
     return {"rps": run.count / elapsed, "count": run.count, "p50": percentile(latencies, 50),
             "p90": percentile(latencies, 90), "p99": percentile(latencies, 99),
-            "cpu": process_cpu(server_pid) - cpu if server_pid else float("nan")}
+            "cpu": server_cpu(server_pid) - cpu if server_pid else float("nan")}
 
 
 async def requests(kind: str, port: int, count: int, warmup: float, seconds: float, repeats: int,
@@ -259,12 +278,14 @@ async def requests(kind: str, port: int, count: int, warmup: float, seconds: flo
         transport.disconnect()
 
 
-async def paired_requests(targets: dict[str, tuple[int, int]], count: int, warmup: float, seconds: float,
-                          repeats: int, pipe: Pipe, action: str = "orders.create") -> None:
-    """The requests scenario against two servers at once, their windows taking turns.
+async def paired_requests(targets: dict[str, tuple[int, int | list[int]]], count: int, warmup: float,
+                          seconds: float, repeats: int, pipe: Pipe, action: str = "orders.create",
+                          depth: int = 1) -> None:
+    """The requests scenario against several servers at once, their windows taking turns.
 
-    ``targets`` maps a server kind to its (port, pid). Each gets ``count``
-    connections; in each of ``repeats`` rounds every server has one window
+    ``targets`` maps a server kind to its (port, pid or pids). Each gets ``count``
+    connections, each keeping ``depth`` requests in flight; in each of
+    ``repeats`` rounds every server has one window
     of ``seconds`` (after ``warmup`` of load) while the others' connections
     are idle, the order flipping from round to round. A machine that slows
     down for a while then slows both alike, where back-to-back runs of
@@ -274,7 +295,7 @@ async def paired_requests(targets: dict[str, tuple[int, int]], count: int, warmu
     for kind, (port, _) in targets.items():
         run = RequestRun()
         run.running = False
-        loads[kind] = run, await open_all([lambda run=run: Requester(run, action)] * count,
+        loads[kind] = run, await open_all([lambda run=run: Requester(run, action, depth)] * count,
                                           url_for(kind, port, fanout=False))
     rounds: dict[str, list] = {kind: [] for kind in targets}
     order = list(targets)
@@ -370,8 +391,10 @@ def percentile(values: list[float], pct: float) -> float:
 def main(role: str, kwargs: dict[str, Any], pipe: Pipe) -> None:
     """Process entry point."""
     raise_fd_limit()
+    from bench.client_publish import room_publisher, room_subscribers
+
     target = {"subscribers": subscribers, "idle": idle, "requests": requests, "paired_requests": paired_requests,
-              "pipelined": pipelined}[role]
+              "pipelined": pipelined, "room_subscribers": room_subscribers, "room_publisher": room_publisher}[role]
     try:
         asyncio.run(target(pipe=pipe, **kwargs))
     except Exception as exc:  # report, so the harness fails with the reason

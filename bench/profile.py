@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable
 
 from bench import server
-from bench.__main__ import client
+from bench.harness import client
 from tests.support.ports import free_port
 
 ACTIONS = {"orders": "orders.create", "publish": "posts.publish"}

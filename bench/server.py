@@ -28,11 +28,21 @@ def raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+KINDS = ("gateway", "gateway-metrics", "tornado", "picows", "socketio")
+"""The servers a scenario can run: the gateway (``gateway-metrics``: with ``metrics=True``) and the baselines."""
+
+
 def make(kind: str, options: dict[str, Any]):
     if kind == "gateway":
         return GatewayServer(**options)
+    if kind == "gateway-metrics":
+        return GatewayServer(metrics=True, **options)
     if kind == "tornado":
         return TornadoServer()
+    if kind == "picows":
+        from bench.picows_server import PicowsServer
+
+        return PicowsServer()
     if kind == "socketio":
         return SocketIOServer()
     raise ValueError(kind)
@@ -45,6 +55,8 @@ async def listen(kind: str, server, port: int) -> None:
         runner = web.AppRunner(server.app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port, backlog=4096).start()
+    elif kind == "picows":
+        await server.listen(port)
     else:
         server.app.listen(port, "127.0.0.1", backlog=4096)
 

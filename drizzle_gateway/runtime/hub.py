@@ -25,6 +25,7 @@ from .deadlines import Deadlines
 from .eager import FirstOfTurn
 from .fanout import Fanout
 from .flusher import Flusher
+from .heartbeat import Heartbeat
 from .identity import Identity
 from .limits import Limits
 from .metrics import Metrics
@@ -69,7 +70,7 @@ class Registry(Host, Protocol):
 
 
 class Hub:
-    """What a serving gateway runs: broker, fan-out, presence, flusher, deadlines, eager starts, live sessions.
+    """What a serving gateway runs: broker, fan-out, presence, flusher, deadlines, heartbeat, eager starts, sessions.
 
     With ``metrics`` it keeps its Prometheus series (`Metrics`, a registry of its own) in ``metrics``;
     without, ``metrics`` is None and nothing is counted.
@@ -90,6 +91,8 @@ class Hub:
         self.flusher = Flusher()
         self.deadlines: Deadlines = Deadlines(limits.action_timeout)
         self.starter = FirstOfTurn()
+        interval, timeout = limits.ping_interval, limits.ping_timeout
+        self.heartbeat = Heartbeat(interval, interval if timeout is None else timeout) if interval else None
         self.closing = False
         self.farewell: tuple[int, str] = SHUTDOWN  # the close code and reason of the sockets it ends
         self._sessions: set[Session] = set()

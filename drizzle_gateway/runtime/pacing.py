@@ -23,6 +23,9 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
+NEVER = float("-inf")
+"""A loop time before any other: one float shared by every connection that has not been paused."""
+
 COSTLY_STEP = 0.002
 """Seconds of the loop a request may hold (all its steps so far) before its connection is paused for it."""
 
@@ -30,18 +33,18 @@ COSTLY_STEP = 0.002
 class Pacer:
     """One connection's pacing: when its next request may start (loop time), after the costly ones it ran."""
 
-    __slots__ = ("_rest", "clock", "resume_at")
+    __slots__ = ("_share", "clock", "resume_at")
 
     def __init__(self, share: float, clock: Callable[[], float] = time.perf_counter) -> None:
-        self._rest = 1 / share - 1  # seconds of the loop left to others per second spent
+        self._share = share  # the limits' own float, kept rather than a float of its own per connection
         self.clock = clock
         """What steps are timed with (seconds): the wall clock, so a step the OS preempted counts as held."""
-        self.resume_at = float("-inf")
+        self.resume_at = NEVER
 
     def charge(self, spent: float) -> None:
         """Pause the connection for ``spent`` seconds of loop time (times ``1 / share - 1``) from now or its pause."""
         now = asyncio.get_running_loop().time()
-        self.resume_at = max(self.resume_at, now) + spent * self._rest
+        self.resume_at = max(self.resume_at, now) + spent * (1 / self._share - 1)  # the others' time per second
 
     def costly(self, spent: float) -> bool:
         """Charge ``spent`` (one uninterrupted step) if it is over `COSTLY_STEP`; whether it was."""

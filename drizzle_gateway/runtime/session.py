@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from collections.abc import Set as AbstractSet
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ from .auth import Credentials, presents_credentials
 from .fanout import Joined, View
 from .identity import Identity
 from .limits import TokenBucket
-from .pacing import Pacer
+from .pacing import NEVER, Pacer
 from .presence import Attendance
 from .streams import Streams
 
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from .peer import Peer
 
 logger = logging.getLogger("drizzle_gateway")
+
+_NO_CHANNELS: frozenset[str] = frozenset()
 
 OTHER_USER = "the token names another user; a refresh must be for the user this connection authenticated as"
 """The text of a refresh (``__auth__`` on an authenticated connection) whose token names someone else."""
@@ -63,7 +66,7 @@ class Session:
         self.identity: Identity | None = None
         self.refusal: str | None = None  # while anonymous: what the last refused attempt was told
         self.started = False
-        self.channels: set[str] = set()
+        self._channels: set[str] | None = None  # made on the first subscription, as the tables below
         self.ended = False
         self.streams = Streams()
         """The streaming replies running now, by request_id (``__cancel__`` stops one)."""
@@ -72,19 +75,24 @@ class Session:
         self._pacer = Pacer(limits.cpu_share) if limits.cpu_share is not None else None
         # While paused after a costly request: the pause's end, and the future the reader waits on.
         self._pause: tuple[asyncio.TimerHandle, asyncio.Future[None]] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] | None = None
         self._auth_deadline: asyncio.TimerHandle | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._authenticating = asyncio.Lock()  # one attempt at a time: refreshes apply in the order sent
         self._slot_free: asyncio.Future[None] | None = None
         self._held_since: float | None = None  # reading held back since (loop time), or None
-        self._released_at = float("-inf")
-        self._turns: dict[str, asyncio.Future[None]] = {}  # per channel: the last subscribe/unsubscribe to finish
+        self._released_at = NEVER
+        self._turns: dict[str, asyncio.Future[None]] | None = None  # per channel: the last (un)subscribe to finish
 
     @property
     def tasks(self) -> frozenset[asyncio.Task[None]]:
         """The requests of this session still running."""
-        return frozenset(self._tasks)
+        return frozenset(self._tasks or ())
+
+    @property
+    def channels(self) -> AbstractSet[str]:
+        """The channels this session listens to."""
+        return self._channels if self._channels is not None else _NO_CHANNELS
 
     # -- life -------------------------------------------------------------------
 
@@ -115,12 +123,12 @@ class Session:
             _resolve(self._pause[1])
             self._pause = None
         self.hub.leave(self)
-        for task in self._tasks:
+        for task in self._tasks or ():
             task.cancel()
-        for channel in self.channels:
+        for channel in self._channels or ():
             self.hub.fanout.discard(self, channel)
             self.hub.presence.forget(self, channel)
-        self.channels.clear()
+        self._channels = None
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close the connection (after the frames already queued)."""
@@ -182,6 +190,8 @@ class Session:
         """Track a request that goes on waiting; while ``max_in_flight`` run, the future `receive` returns."""
         if task is None:  # answered at once, as most requests are
             return None
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)
         task.add_done_callback(self._request_done)
         self.hub.deadlines.watch(task)
@@ -204,7 +214,8 @@ class Session:
             await self.drained()
 
     def _request_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        if self._tasks is not None:
+            self._tasks.discard(task)
         self.hub.deadlines.forget(task)
         waiting = self._slot_free
         if waiting is not None and not waiting.done():
@@ -306,6 +317,8 @@ class Session:
         Entered before the request's first await, it makes a subscribe and an
         unsubscribe sent back to back take effect in the order they were sent.
         """
+        if self._turns is None:
+            self._turns = {}
         previous = self._turns.get(channel)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._turns[channel] = done
@@ -321,7 +334,7 @@ class Session:
 
     def _end_turn(self, channel: str, done: asyncio.Future[None]) -> None:
         done.set_result(None)
-        if self._turns.get(channel) is done:
+        if self._turns is not None and self._turns.get(channel) is done:
             del self._turns[channel]
 
     async def subscribe(self, channel: str, fields: list[str] | tuple[str, ...] | None = None) -> str:
@@ -357,17 +370,19 @@ class Session:
         except BaseException:  # refused, timed out or cancelled mid-join (e.g. a replay): not subscribed
             fanout.discard(self, channel)
             presence.forget(self, channel)
-            self.channels.discard(channel)
+            self._leave(channel)
             raise
         if self.ended:  # closed while joining
             fanout.discard(self, channel)
             presence.forget(self, channel)
-            self.channels.discard(channel)
+            self._leave(channel)
         else:
             # Subscribing again (other fields) swaps the view in place: the channel is never left, so no
             # event falls between the old view and the new one.
             fanout.keep_only(self, channel, view)
-            self.channels.add(channel)
+            if self._channels is None:
+                self._channels = set()
+            self._channels.add(channel)
         return joined
 
     async def _attend(self, channel: str, attendance: Attendance) -> None:
@@ -386,10 +401,14 @@ class Session:
         """Stop listening to ``channel``; False if this session was not listening."""
         if channel not in self.channels:
             return False
-        self.channels.discard(channel)
+        self._leave(channel)
         self.hub.fanout.discard(self, channel)
         self.hub.presence.forget(self, channel)
         return True
+
+    def _leave(self, channel: str) -> None:
+        if self._channels is not None:
+            self._channels.discard(channel)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 from tornado.iostream import StreamClosedError
 
@@ -49,70 +50,72 @@ _FRAME_COST = 1024
 class ChunkReader(Protocol13):
     """Tornado's websocket protocol, reading its peer's frames a chunk at a time (see the module)."""
 
-    async def receive_frames(self) -> None:
+    __slots__ = ()
+
+    def receive_frames(self) -> Coroutine[Any, Any, None]:
         """Read and handle the peer's frames a chunk at a time, until the connection ends."""
         if self.inflates:  # compressed frames: Tornado's reader, which inflates them
-            await super().receive_frames()
-            return
+            return super().receive_frames()
+        return self._receive_chunks()
+
+    async def _receive_chunks(self) -> None:
+        """Read, parse and handle frames until the peer closes (one coroutine: it lives as long as the connection)."""
         try:
-            await self._read_frames()
+            stream = self.stream
+            assert stream is not None
+            unparsed = b""  # the start of a frame whose header is not complete yet
+            work = 0
+            read_since_turn = False  # a message was handled since this reader last let a loop turn pass
+            while not self.client_terminated:
+                chunk = await stream.read_bytes(CHUNK_BYTES, partial=True)
+                self.count_bytes_in(len(chunk))
+                data = unparsed + chunk if unparsed else chunk
+                at = 0
+                while not self.client_terminated:
+                    have = len(data) - at
+                    if have < 2:
+                        break
+                    head, second = data[at], data[at + 1]
+                    length, header = second & _LENGTH, 2
+                    if length == 126:
+                        if have < 4:
+                            break
+                        length, header = _U16(data, at + 2)[0], 4
+                    elif length == 127:
+                        if have < 10:
+                            break
+                        length, header = _U64(data, at + 2)[0], 10
+                    if not self._acceptable(head, second, length):
+                        return
+                    masked = second & _MASKED
+                    if masked:
+                        header += 4
+                    end = at + header + length
+                    if end > len(data):  # the mask or payload is cut short: read exactly what is missing
+                        rest = await stream.read_bytes(end - len(data))
+                        self.count_bytes_in(len(rest))
+                        data, end, at = data[at:] + rest, end - at, 0
+                    payload = data[at + header:end]
+                    if masked:
+                        payload = websocket_mask(data[at + header - 4:at + header], payload)
+                    at = end
+                    handled = self._frame(head, payload)
+                    if handled is not None:
+                        await handled
+                    elif head & _OPCODE < _CONTROL:
+                        read_since_turn = True
+                    work += _FRAME_COST + header + length
+                    if work >= _YIELD_EVERY:
+                        work = 0
+                        await asyncio.sleep(0)
+                unparsed = data[at:]
+                if read_since_turn:  # every whole frame of the chunk is handled: the next turn reads on
+                    read_since_turn = False
+                    await next_turn()
         except StreamClosedError:
             self.abort_connection()
         finally:
             self.handler.on_ws_connection_close(self.close_code, self.close_reason)
-
-    async def _read_frames(self) -> None:
-        stream = self.stream
-        assert stream is not None
-        unparsed = b""  # the start of a frame whose header is not complete yet
-        work = 0
-        read_since_turn = False  # a message was handled since this reader last let a loop turn pass
-        while not self.client_terminated:
-            chunk = await stream.read_bytes(CHUNK_BYTES, partial=True)
-            self.count_bytes_in(len(chunk))
-            data = unparsed + chunk if unparsed else chunk
-            at = 0
-            while not self.client_terminated:
-                have = len(data) - at
-                if have < 2:
-                    break
-                head, second = data[at], data[at + 1]
-                length, header = second & _LENGTH, 2
-                if length == 126:
-                    if have < 4:
-                        break
-                    length, header = _U16(data, at + 2)[0], 4
-                elif length == 127:
-                    if have < 10:
-                        break
-                    length, header = _U64(data, at + 2)[0], 10
-                if not self._acceptable(head, second, length):
-                    return
-                masked = second & _MASKED
-                if masked:
-                    header += 4
-                end = at + header + length
-                if end > len(data):  # the mask or payload is cut short: read exactly what is missing
-                    rest = await stream.read_bytes(end - len(data))
-                    self.count_bytes_in(len(rest))
-                    data, end, at = data[at:] + rest, end - at, 0
-                payload = data[at + header:end]
-                if masked:
-                    payload = websocket_mask(data[at + header - 4:at + header], payload)
-                at = end
-                handled = self._frame(head, payload)
-                if handled is not None:
-                    await handled
-                elif head & _OPCODE < _CONTROL:
-                    read_since_turn = True
-                work += _FRAME_COST + header + length
-                if work >= _YIELD_EVERY:
-                    work = 0
-                    await asyncio.sleep(0)
-            unparsed = data[at:]
-            if read_since_turn:  # every whole frame of the chunk is handled: the next turn reads on
-                read_since_turn = False
-                await next_turn()
 
     def reads_ahead(self) -> bool:
         """Whether this reader handles every frame already read before letting a loop turn pass.

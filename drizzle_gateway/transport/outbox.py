@@ -79,8 +79,8 @@ class Outbox:
         self._compressed = is_compressed(protocol)  # compressed connections go through write_message
         self._pending: list[bytes] = []
         self._pending_bytes = 0
-        self._waiters: list[asyncio.Future[None]] = []  # in `drained`: until relieved
-        self._held: list[asyncio.Future[None]] = []  # in `released`: until relieved or the hold is spent
+        self._waiters: list[asyncio.Future[None]] | None = None  # in `drained`: until relieved (made when needed)
+        self._held: list[asyncio.Future[None]] | None = None  # in `released`: until relieved or the hold is spent
         self._deadline: asyncio.TimerHandle | None = None
         self._hold_end: asyncio.TimerHandle | None = None
 
@@ -152,6 +152,8 @@ class Outbox:
         if not self.congested or self.closed:
             return
         waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
         self._waiters.append(waiter)
         await waiter
 
@@ -160,6 +162,8 @@ class Outbox:
         if not self.holding or self.closed:
             return
         waiter = asyncio.get_running_loop().create_future()
+        if self._held is None:
+            self._held = []
         self._held.append(waiter)
         await waiter
 
@@ -228,8 +232,8 @@ class Outbox:
         """The hold is spent: publishers go on without this peer (its queue may grow to the cap)."""
         self._hold_end = None
         self.holding = False
-        held, self._held = self._held, []
-        for waiter in held:
+        held, self._held = self._held, None
+        for waiter in held or ():
             if not waiter.done():
                 waiter.set_result(None)
 
@@ -242,8 +246,8 @@ class Outbox:
         if self._hold_end is not None:
             self._hold_end.cancel()
         self._release()
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
             if not waiter.done():
                 waiter.set_result(None)
 

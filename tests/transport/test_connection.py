@@ -10,13 +10,19 @@ in tests/runtime/test_auth.py.
 
 from __future__ import annotations
 
+import gc
 import json
+import sys
 
 import pytest
+import tornado.web
+import tornado.websocket
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
 from drizzle_gateway.wire.dialect import SUBPROTOCOL
+from tests.support.polling import wait_until
+from tests.support.ports import free_port
 
 hook_calls: list[str | None] = []
 
@@ -66,3 +72,31 @@ async def test_drizzle_v1_is_spoken_when_asked_for_and_no_subprotocol_is_served_
         assert json.loads(await ws.read_message()) == {"request_id": 1, "data": "pong"}
     finally:
         ws.close()
+
+
+class Bare(tornado.websocket.WebSocketHandler):
+    """Bare Tornado's handler, to compare an idle connection's footprint with."""
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_an_idle_connection_keeps_dicts_no_bigger_than_bare_tornados_and_no_outbox(gateway, ws_url):
+    bare_port = free_port()
+    bare_server = tornado.web.Application([("/ws", Bare)]).listen(bare_port, "127.0.0.1")
+    bare_client = await websocket_connect(f"ws://127.0.0.1:{bare_port}/ws")
+    client = await websocket_connect(ws_url)
+    try:
+        await wait_until(lambda: gateway.hub.session_count == 1, 5)
+        (session,) = gateway.hub.sessions
+        connection = session.peer
+        bare = next(o for o in gc.get_objects() if type(o) is Bare)
+        # Tornado's own attributes stay in a small shared-key dict; the gateway's are in slots
+        assert sys.getsizeof(vars(connection)) <= sys.getsizeof(vars(bare))
+        assert sys.getsizeof(vars(connection.ws_connection)) <= sys.getsizeof(vars(bare.ws_connection))
+        assert connection.outbox is None and not session.channels and not session.tasks  # made on first use
+        client.write_message(json.dumps({"request_id": 1, "action": "__ping__"}))
+        assert json.loads(await client.read_message())["data"] == "pong"
+        assert connection.outbox is not None
+    finally:
+        client.close()
+        bare_client.close()
+        bare_server.stop()

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...wire.dialect import encode
 from ...wire.history import Page, Position, Retention
@@ -47,6 +47,9 @@ from .messages import new_origin, tagged
 from .presence import RedisPresence
 from .reader import Reader
 from .sender import Answer, Sender
+
+if TYPE_CHECKING:
+    from redis.commands.core import AsyncScript
 
 logger = logging.getLogger("drizzle_gateway")
 
@@ -112,6 +115,7 @@ class RedisBroker:
         self.origin = new_origin()
         self.seen_keys = SeenKeys(idempotency_window, idempotency_keys)
         self._tokens = itertools.count(1)
+        self._read_script: AsyncScript | None = None
         self._listeners: dict[str, Listener] = {}
         self._link = Link(url, timeout=timeout, max_pending=max_pending, reconnect_min=reconnect_min,
                           reconnect_max=reconnect_max)
@@ -274,7 +278,9 @@ class RedisBroker:
                                  retention, create, self.meta_ttl)
         assert self._link.publisher is not None
         async with self._reads:  # waits for a free connection rather than failing on a full pool
-            answer = await self._link.bounded(self._link.publisher.eval(streams.READ, *args))
+            if self._read_script is None:  # EVALSHA, loading the script on NOSCRIPT (redis-py's `Script`)
+                self._read_script = self._link.publisher.register_script(streams.READ)
+            answer = await self._link.bounded(self._read_script(keys=args[1:3], args=args[3:]))
         return streams.page(answer, retention, since, limit, newer_than)
 
     async def _read_since(self, channel: str, retention: Retention, since: float) -> Page:

@@ -4,9 +4,12 @@ Plain publishes go as PUBLISH; publishes with history as the `streams`
 APPEND script, each with a sequence number so a batch sent again after a
 failure is applied once; plain publishes with an idempotency key as the
 `idempotency` ONCE script. A publish with a key is answered (`put_once`).
-While Redis is unreachable the outbox keeps the latest ``max_pending``
-publishes (the oldest are dropped, counted in the outage log) and sends
-them, in order, when it is back.
+The history script goes by its SHA (``EVALSHA``), loaded once per
+connection; a publish Redis answers NOSCRIPT (its script cache was flushed)
+is sent again, first, once the script is loaded again. While Redis is
+unreachable the outbox keeps the latest ``max_pending`` publishes (the
+oldest are dropped, counted in the outage log) and sends them, in order,
+when it is back.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import itertools
 import logging
 import random
 from collections import deque
+
+from redis.exceptions import NoScriptError
 
 from ...wire.history import Retention
 from ..base import Receipt
@@ -48,6 +53,7 @@ class Sender:
         self._sending = 0  # publishes of the batch on its way to Redis, not yet answered
         self._sequence = itertools.count(1)  # numbers publishes with history: a resend is applied once
         self._ready = asyncio.Event()
+        self._script_loaded = False  # on the publisher's connection (a new one may be to a restarted Redis)
         self.idle = asyncio.Event()
         """Set while nothing waits to be sent and no batch is on its way."""
         self.idle.set()
@@ -112,18 +118,23 @@ class Sender:
             self._sending = len(batch)
             try:
                 assert link.publisher is not None
+                if not self._script_loaded and any(item[2] is not None for item in batch):
+                    await link.bounded(link.publisher.script_load(streams.APPEND))
+                    self._script_loaded = True
                 pipe = link.publisher.pipeline(transaction=False)
                 for name, message, retention, sequence, keyed in batch:
                     once = keyed[0] if keyed is not None else None
                     if retention is not None:
-                        pipe.eval(streams.APPEND, *streams.append_args(
+                        pipe.evalsha(streams.APPEND_SHA, *streams.append_args(
                             self.prefix, name, message, retention, self.origin, sequence, self.meta_ttl, once))
                     elif once is not None:
                         pipe.eval(idempotency.ONCE, *idempotency.once_args(self.prefix, name, message, once))
                     else:
                         pipe.publish(name, message)
-                answers = await link.bounded(pipe.execute())
+                answers = await link.bounded(pipe.execute(raise_on_error=False))
+                unloaded = _unloaded(batch, answers)
             except Exception as exc:
+                self._script_loaded = False
                 self._sending = 0
                 self._queue.extendleft(reversed(batch))
                 while len(self._queue) > self.max_pending:
@@ -133,9 +144,15 @@ class Sender:
                 await self._await_publisher()
                 continue
             self._sending = 0
-            for (_, _, _, _, keyed), answer in zip(batch, answers, strict=True):
-                if keyed is not None and not keyed[1].done():
+            resent = {id(item) for item in unloaded}
+            for item, answer in zip(batch, answers, strict=True):
+                keyed = item[4]
+                if id(item) not in resent and keyed is not None and not keyed[1].done():
                     keyed[1].set_result(idempotency.receipt(answer, keyed[0].token))
+            if unloaded:  # the script cache was flushed: load it again, and send these first
+                self._script_loaded = False
+                self._queue.extendleft(reversed(unloaded))
+                continue
             if link.outage_since is not None and link.up.is_set():
                 link.came_up(0, len(self._queue))
 
@@ -160,3 +177,14 @@ def _unanswered(item: Queued) -> None:
     keyed = item[4]
     if keyed is not None and not keyed[1].done():
         keyed[1].set_result(None)
+
+
+def _unloaded(batch: list[Queued], results: list[object]) -> list[Queued]:
+    """The publishes of ``batch`` Redis answered NOSCRIPT; any other error is raised (the batch failed)."""
+    unloaded = []
+    for queued, result in zip(batch, results, strict=True):
+        if isinstance(result, NoScriptError):
+            unloaded.append(queued)
+        elif isinstance(result, Exception):
+            raise result
+    return unloaded

@@ -4,12 +4,13 @@ For a channel ``C`` under ``prefix``: the stream ``{prefix}h:C`` holds the
 retained events (entry id ``<offset>-0``, fields ``t``: Redis time in ms,
 ``d``: the dumped JSON), trimmed with ``MAXLEN ~ size``; the hash
 ``{prefix}h:C:meta`` holds ``epoch`` and ``offset``. Both are written by
-one Lua script per publish, which also PUBLISHes the event on the
-channel's pub/sub name, so every process sees offsets in order and agrees
-on them. When Redis loses these keys (restarted without persistence, or
-they expired), the next publish starts a new epoch at offset 0. A
-publish with an idempotency key is checked and remembered by the same
-script (see `idempotency`).
+one Lua script per publish (sent as ``EVALSHA``: Redis keeps the script
+once loaded), which also PUBLISHes the event on the channel's pub/sub
+name, so every process sees offsets in order and agrees on them. When
+Redis loses these keys (restarted without persistence, or they
+expired), the next publish starts a new epoch at offset 0. A publish with
+an idempotency key is checked and remembered by the same script (see
+`idempotency`).
 
 Every key has a TTL, renewed by each publish: the meta hash ``meta_ttl``
 (at least the topic's ``history_ttl``), the stream the topic's
@@ -22,6 +23,7 @@ subscriber was given; that hash also expires after ``meta_ttl``.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from ...wire.dialect import decode
@@ -100,6 +102,9 @@ return {epoch, offset, ms, entries}
 """
 """KEYS: stream, meta. ARGV: epoch if new, since offset (-1: none), count (0: position only), and the meta
 hash's ttl ms when a missing one is to be made (``create``; 0: make none, answer the new epoch unkept)."""
+
+APPEND_SHA = hashlib.sha1(APPEND.encode()).hexdigest()
+"""What Redis names `APPEND` in its script cache: publishes send ``EVALSHA`` with it, not the script's text."""
 
 LOGGED_MARK = ord("#")
 """A pub/sub payload whose body starts with ``#`` carries ``#<epoch>:<offset> <json>`` (JSON never starts so)."""

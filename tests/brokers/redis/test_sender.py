@@ -39,10 +39,10 @@ class FakePipeline:
     def publish(self, name: str, message: bytes) -> None:
         self.commands.append(("PUBLISH", name, message))
 
-    def eval(self, script: str, *args: Any) -> None:
-        self.commands.append(("EVAL", script, *args))
+    def evalsha(self, sha: str, *args: Any) -> None:
+        self.commands.append(("EVALSHA", sha, *args))
 
-    async def execute(self) -> list[int]:
+    async def execute(self, raise_on_error: bool = True) -> list[int]:
         return await self.redis.run(self.commands)
 
 
@@ -70,7 +70,12 @@ class FakeRedis:
         self.pings: deque[BaseException | asyncio.Event] = deque()
         self.ping_count = 0
         self.resets = 0
+        self.scripts_loaded: list[str] = []
         self.connection_pool = FakePool(self)
+
+    async def script_load(self, script: str) -> str:
+        self.scripts_loaded.append(script)
+        return streams.APPEND_SHA
 
     def pipeline(self, transaction: bool = True) -> FakePipeline:
         assert transaction is False  # pipelined, not MULTI/EXEC
@@ -110,8 +115,8 @@ def described(command: tuple[Any, ...]) -> tuple[Any, ...]:
     """A sent command without what varies (the script's text, a fresh epoch): kind, key or name, body, sequence."""
     if command[0] == "PUBLISH":
         return command
-    _, script, _count, stream, _meta, _applied, _epoch, body, *_, sequence, _meta_ttl, _token, _window = command
-    assert script == streams.APPEND
+    _, sha, _count, stream, _meta, _applied, _epoch, body, *_, sequence, _meta_ttl, _token, _window = command
+    assert sha == streams.APPEND_SHA
     return "APPEND", stream, body, sequence
 
 
@@ -172,7 +177,8 @@ async def test_a_publish_with_history_is_the_append_script_with_the_senders_sett
         await idle(sender)
     [[command]] = sender._link.publisher.sent
     expected = streams.append_args(PREFIX, "feed.x", b'{"n":1}', Retention(5, ttl=30), ORIGIN, 1, meta_ttl=60)
-    assert command[0] == "EVAL" and command[1] == streams.APPEND
+    assert command[0] == "EVALSHA" and command[1] == streams.APPEND_SHA
+    assert sender._link.publisher.scripts_loaded == [streams.APPEND]  # once, before the first
     assert command[2:6] == tuple(expected[:4])  # three keys: stream, meta, the origin's applied sequence
     assert command[7:] == tuple(expected[5:])  # all but the fresh epoch
 
@@ -364,3 +370,38 @@ async def test_a_batch_that_timed_out_in_a_frozen_redis_is_applied_once(redis_se
         await observer.delete(PREFIX + "h:frozen", PREFIX + "h:frozen:meta", f"{PREFIX}h:frozen:meta:applied:{ORIGIN}")
         await observer.aclose()
         await link.close()
+
+
+async def command_calls(observer: Redis) -> dict[str, int]:
+    """How many times Redis ran each command (``INFO commandstats``), by lower-case name."""
+    stats = await observer.info("commandstats")
+    return {name.removeprefix("cmdstat_"): value["calls"] for name, value in stats.items()}
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_the_append_script_is_loaded_once_and_sent_by_its_sha_even_after_a_script_flush(redis_server) -> None:
+    """Each publish with history is one EVALSHA, never the script's text; NOSCRIPT loads it again, nothing lost."""
+    observer = Redis.from_url(redis_server.url)
+    await observer.config_resetstat()
+    sender = opened(redis_server.url)
+    try:
+        async with Running(sender):
+            for n in range(1, 6):
+                sender.put("cached", f'{{"n":{n}}}'.encode(), RETENTION)
+            await idle(sender)
+            calls = await command_calls(observer)
+            assert (calls.get("eval", 0), calls.get("evalsha"), calls.get("script|load")) == (0, 5, 1)
+            await observer.script_flush()  # as after a restart, or an operator's SCRIPT FLUSH
+            for n in range(6, 11):
+                sender.put("cached", f'{{"n":{n}}}'.encode(), RETENTION)
+                sender.put(*plain(n))
+            await idle(sender)
+        calls = await command_calls(observer)
+        # each plain publish once (not sent again with the appends NOSCRIPT refused), and one per append's script
+        assert (calls.get("eval", 0), calls.get("script|load"), calls.get("publish")) == (0, 2, 5 + 10)
+        entries = await observer.xrange(PREFIX + "h:cached")
+        assert [fields[b"d"] for _, fields in entries] == [f'{{"n":{n}}}'.encode() for n in range(1, 11)]
+    finally:
+        await observer.delete(PREFIX + "h:cached", PREFIX + "h:cached:meta", f"{PREFIX}h:cached:meta:applied:{ORIGIN}")
+        await observer.aclose()
+        await sender._link.close()
