@@ -242,11 +242,11 @@ async def test_a_reader_that_stalls_pauses_the_generator_and_gets_every_item_onc
         gateway, http_server, http_port):
     probe = gateway.state["probe"]
     sock = await StalledSocket.open(http_port)
-    outbox = server_side(gateway, sock.port()).outbox
-    probe.watch = lambda: outbox.queued_bytes
+    peer = server_side(gateway, sock.port())  # its outbox is made with its first frame
+    probe.watch = lambda: peer.outbox.queued_bytes if peer.outbox is not None else 0
     before = rss_bytes()
     await sock.send(count(1, ["n", "body"], upto=ITEMS, body="x" * 300))
-    await wait_until(lambda: outbox.congested, 30)
+    await wait_until(lambda: peer.outbox is not None and peer.outbox.congested, 30)
     paused_at = probe.produced
     stalled_until = asyncio.get_running_loop().time() + 1.0
     await wait_until(lambda: asyncio.get_running_loop().time() >= stalled_until or probe.produced > paused_at + 1, 5)
