@@ -86,6 +86,7 @@ class RecordingTransport:
 
 
 @pytest.mark.gen_test
+@pytest.mark.gateway_options(limits=Limits(cpu_share=None))  # a slow first step (a busy machine) is not paced here
 async def test_a_request_that_never_waits_is_answered_before_the_next_frame_is_read(gateway):
     transport = RecordingTransport()
     session = Session(gateway.hub, transport)
@@ -111,6 +112,7 @@ class BrokenTransport(RecordingTransport):
         raise ValueError("the transport broke")
 
 
+@pytest.mark.gateway_options(limits=Limits(cpu_share=None))  # a slow first step (a busy machine) is not paced here
 def test_a_request_failing_in_its_first_step_leaves_no_cyclic_garbage(gateway, caplog):
     async def garbage_after_failed_request() -> int:
         session = Session(gateway.hub, BrokenTransport())
