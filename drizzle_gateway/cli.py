@@ -18,10 +18,12 @@ import json
 import logging
 import os
 import re
+import signal
 import socket
 import ssl
 import sys
 import traceback
+from types import FrameType
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -181,6 +183,11 @@ def tls_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
     except OSError as exc:
         fail(f"cannot read the certificate or key: {exc.strerror or exc} (--certfile, --keyfile)")
     return context
+
+
+def _stopped_before_serving(signum: int, frame: FrameType | None) -> None:
+    """SIGINT or SIGTERM while the app loads or Redis is checked: nothing is served yet, so exit 0 quietly."""
+    raise SystemExit(0)
 
 
 # -- arguments ------------------------------------------------------------------
@@ -393,6 +400,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "codegen":
         _codegen_ts(args)
         return
+    for sig in (signal.SIGINT, signal.SIGTERM):  # until serving takes them over: stopped before it began, status 0
+        signal.signal(sig, _stopped_before_serving)
     if args.workers > 1 and not args.redis:
         parser.error(f"--workers {args.workers} needs --redis URL: each worker is a process of its own, and only "
                      f"Redis carries a publish from one worker to the subscribers of another")

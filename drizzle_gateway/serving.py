@@ -63,6 +63,10 @@ async def serve(gateway: Gateway, host: str, path: str, sockets: list[socket.soc
     (``--certfile``), the websocket's port speaks TLS only: ``wss://`` and
     ``https://`` (the metrics port stays plain HTTP).
     """
+    stop = asyncio.Event()  # first: a SIGTERM from here on drains, however early it comes
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     app = make_app(gateway, path, metrics=False if metrics_sockets is not None or not metrics_beside else None)
     server = gateway.http_server(app) if tls is None else gateway.http_server(app, ssl_options=tls)
     server.add_sockets(sockets)
@@ -82,10 +86,6 @@ async def serve(gateway: Gateway, host: str, path: str, sockets: list[socket.soc
                     metrics_sockets[0].getsockname()[1])
     files = raise_descriptor_limit()
     logger.info("open-files limit %d: room for about %d connections", files, max(0, files - RESERVED_DESCRIPTORS))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     if supervisor is not None:
         _watch_supervisor(supervisor, stop)
     await stop.wait()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import ssl
 import subprocess
@@ -348,3 +349,26 @@ async def test_serve_logs_one_json_object_a_line_naming_the_client_and_never_a_t
     assert "GET /ws?token=[redacted] (198.51.100.8)" in access["198.51.100.8"]
     text = "\n".join(lines)
     assert "ann-token" not in text and "s3cret" not in text
+
+
+@pytest.mark.timeout(60)
+def test_serve_stopped_while_the_app_loads_exits_0_without_a_traceback(tmp_path):
+    """SIGTERM before serving began (here: an app whose import takes long) ends the command quietly, status 0."""
+    (tmp_path / "slow_app.py").write_text(
+        "import sys, time\n"
+        "from drizzle_gateway import Gateway\n"
+        "print('importing', flush=True)\n"
+        "time.sleep(60)\n"
+        "gateway = Gateway([])\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    proc = subprocess.Popen([COMMAND, "serve", "slow_app:gateway", "--port", str(free_port())], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline() == "importing\n"
+        proc.send_signal(signal.SIGTERM)
+        _, errors = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (proc.returncode, errors) == (0, "")

@@ -17,7 +17,7 @@ import pytest
 import tornado.web
 
 from drizzle_gateway.client import Client
-from tests.support.logged_lines import listening
+from tests.support.logged_lines import Lines, listening
 from tests.support.ports import free_port, wait_for_port
 from tests.support.redis_server import no_redis
 from tests.support.tls import self_signed
@@ -317,10 +317,13 @@ def test_every_serve_command_starts_serves_and_drains_on_sigterm(redis_server, t
         line = line.replace(".venv/bin/drizzle-gateway", COMMAND)
         server = subprocess.Popen(shlex.split(line), cwd=ROOT, stderr=subprocess.PIPE, text=True,
                                   start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        logged = Lines(server)
         try:
-            wait_for_port(port, timeout=30, process=server)
+            # its port is bound before it serves: wait for the line that says it does (a worker's, with --workers)
+            logged.wait(lambda text: "listening on ws" in text, timeout=30)
             server.send_signal(signal.SIGTERM)
-            _, errors = server.communicate(timeout=60)
+            server.wait(timeout=60)
+            errors = "\n".join(logged.until_end(timeout=10))
         finally:
             if server.poll() is None:
                 os.killpg(server.pid, signal.SIGKILL)
