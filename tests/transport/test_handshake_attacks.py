@@ -23,6 +23,7 @@ logger = logging.getLogger("drizzle_gateway.tests")
 STALLED = 50
 
 
+@pytest.mark.adversarial  # 100 sockets held open and their timing: in the serial step, beside no other test
 @pytest.mark.gen_test(timeout=20)
 async def test_stalled_handshakes_are_closed_within_the_timeout_while_others_are_served(served):
     opened: list[None] = []
