@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.bench_extra import needs_bench_extra
+
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(
-    any(importlib.util.find_spec(name) is None for name in ("picows", "socketio", "aiohttp", "matplotlib")),
-    reason="the bench needs its extra: pip install -e '.[bench]'")
+pytestmark = needs_bench_extra
 
 
 def test_help_names_an_untracked_default_output_and_a_plot_only_on_request():

@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.bench_extra import needs_bench_extra
+
+pytestmark = needs_bench_extra
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
