@@ -28,15 +28,15 @@ def raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-KINDS = ("gateway", "gateway-metrics", "tornado", "picows", "socketio")
-"""The servers a scenario can run: the gateway (``gateway-metrics``: with ``metrics=True``) and the baselines."""
+KINDS = ("gateway", "gateway-no-metrics", "tornado", "picows", "socketio")
+"""The servers a scenario can run: the gateway (metrics on, its default; ``gateway-no-metrics``: ``metrics=False``) and the baselines."""
 
 
 def make(kind: str, options: dict[str, Any]):
     if kind == "gateway":
         return GatewayServer(**options)
-    if kind == "gateway-metrics":
-        return GatewayServer(metrics=True, **options)
+    if kind == "gateway-no-metrics":
+        return GatewayServer(metrics=False, **options)
     if kind == "tornado":
         return TornadoServer()
     if kind == "picows":

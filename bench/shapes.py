@@ -2,7 +2,7 @@
 
 - `requests`: connections keeping 1 or 8 requests in flight, on the gateway
   and on each baseline (the Tornado echo, the picows echo), plus the gateway
-  with ``metrics=True`` and the gateway at another commit when asked;
+  with ``metrics=False`` (metrics are on by default) and the gateway at another commit when asked;
 - `client_fanout`: one client publishing bursts of ``__publish__`` frames to a room of subscribers;
 - `mixed`: requests while a client-published fan-out runs, their p99;
 - `workers`: the requests shape on ``drizzle-gateway serve --workers N --redis``.
@@ -304,7 +304,7 @@ def rows(results: list[dict]) -> list[tuple[str, str, str]]:
                 figure = (f"{r['deliveries_per_s']:,.0f} deliveries/s, "
                           f"{r['cpu_us_per_delivery']:.2f} µs server CPU/delivery")
             if kind.startswith("gateway") and kind != "gateway" and gateway is not None:
-                ratio = _versus(r, gateway, "the gateway")  # metrics on, another commit, workers
+                ratio = _versus(r, gateway, "the gateway")  # metrics off, another commit, workers
             elif kind.startswith("gateway"):
                 ratio = "; ".join(filter(None, (_versus(r, kinds.get(name), name)
                                                 for name in ("tornado", "picows"))))

@@ -23,7 +23,7 @@ from bench.shapes import local
 problems = []
 if __name__ == "__main__":
     report = lambda what, text: problems.append(f"{what}: {text}")
-    targets = {kind: local(kind) for kind in ("gateway", "gateway-metrics", "tornado", "picows")}
+    targets = {kind: local(kind) for kind in ("gateway", "gateway-no-metrics", "tornado", "picows")}
     made = shapes.client_fanout(targets, 5, 2, 10, 1, report)
     made += shapes.requests(targets, "posts.publish", 2, 8, 0.1, 0.3, 1, report)
     made += shapes.mixed({"gateway": local("gateway")}, 3, 5, 0.1, 2, 0.5, 1, report)
@@ -42,7 +42,7 @@ def test_a_tiny_run_of_each_shape_takes_turns_on_every_server_and_sees_every_not
     assert out["problems"] == []
     fanout = {r["kind"]: r for r in out["results"] if r["scenario"] == "client_fanout"}
     requests = {r["kind"]: r for r in out["results"] if r["scenario"] == "requests"}
-    assert set(fanout) == set(requests) == {"gateway", "gateway-metrics", "tornado", "picows"}
+    assert set(fanout) == set(requests) == {"gateway", "gateway-no-metrics", "tornado", "picows"}
     assert all(r["deliveries_per_s"] > 0 for r in fanout.values())  # 2 bursts of 10 notes to 5 members each
     assert all(r["rps"] > 0 and r["depth"] == 8 for r in requests.values())
     (mixed,) = (r for r in out["results"] if r["scenario"] == "mixed")
@@ -50,4 +50,4 @@ def test_a_tiny_run_of_each_shape_takes_turns_on_every_server_and_sees_every_not
     rows = {row[0]: row for row in out["rows"]}
     assert "tornado rate" in rows["requests posts.publish 2 conns x 8 in flight: gateway"][2]
     assert "picows rate" in rows["requests posts.publish 2 conns x 8 in flight: gateway"][2]
-    assert "the gateway rate" in rows["client-published fan-out 10 x 2 notes to 5 subs: gateway-metrics"][2]
+    assert "the gateway rate" in rows["client-published fan-out 10 x 2 notes to 5 subs: gateway-no-metrics"][2]

@@ -20,7 +20,10 @@ import asyncio
 import contextvars
 import sys
 from collections.abc import Coroutine, Generator
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from .flusher import Flusher
 
 if sys.version_info >= (3, 12):
     _eager_factory = asyncio.create_eager_task_factory(asyncio.Task)
@@ -80,10 +83,13 @@ class FirstOfTurn:
     the rest queue as tasks and run together on the next turn, which costs
     less per request than interleaving each with Tornado's frame reading.
     One per gateway: it holds whether this turn already started one.
+    With a ``flusher``, its `Flusher.direct` is True while that first step
+    runs: its reply goes out at once, the later ones together.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, flusher: Flusher | None = None) -> None:
         self._busy_loop: asyncio.AbstractEventLoop | None = None  # the loop whose current turn started one
+        self._flusher = flusher
 
     def start(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
         """Like `start` for the turn's first coroutine; a task scheduled for the next turn for the others."""
@@ -92,7 +98,14 @@ class FirstOfTurn:
             return loop.create_task(coro)
         self._busy_loop = loop  # a loop stopped before its next turn holds nothing back in another
         loop.call_soon(self._next_turn)
-        return _start(loop, coro)
+        flusher = self._flusher
+        if flusher is None:
+            return _start(loop, coro)
+        flusher.direct = True
+        try:
+            return _start(loop, coro)
+        finally:
+            flusher.direct = False
 
     def _next_turn(self) -> None:
         self._busy_loop = None

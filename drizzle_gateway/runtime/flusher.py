@@ -4,6 +4,12 @@ Each connection's outbox asks to be flushed when a frame is queued on it; a
 publish that reaches a thousand subscribers in one turn then costs each
 socket one write, not one per frame. The flusher is shared by the
 connections of one gateway (it lives on the `Hub`).
+
+A reply answered in the step that read its request's frame (`direct`, set
+by `eager.FirstOfTurn` around that step) goes out at once, as the echo's
+would. Replies answered later, by requests that ran together as tasks on a
+later turn (pipelined, or from many connections), are queued and flushed
+with the rest: eight pipelined replies then cost their socket one write.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ class Flusher:
     """Writes the outboxes that received frames during this event-loop turn, once each."""
 
     def __init__(self) -> None:
+        self.direct = False
+        """Whether a reply may be written at once: True while a request's first step runs as its frame is read."""
         self._dirty: list[Flushable] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 

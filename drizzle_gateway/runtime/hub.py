@@ -90,7 +90,7 @@ class Hub:
         self.presence = Presences(broker.presence if isinstance(broker, PresenceBroker) else None, limits)
         self.flusher = Flusher()
         self.deadlines: Deadlines = Deadlines(limits.action_timeout)
-        self.starter = FirstOfTurn()
+        self.starter = FirstOfTurn(self.flusher)
         interval, timeout = limits.ping_interval, limits.ping_timeout
         self.heartbeat = Heartbeat(interval, interval if timeout is None else timeout) if interval else None
         self.closing = False

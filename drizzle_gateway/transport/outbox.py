@@ -6,7 +6,9 @@ and the same bytes are queued on every subscriber's `Outbox`. Queued frames
 are joined and handed to the connection's Tornado ``IOStream`` once per
 event-loop turn (`Flusher`), instead of one ``write_message`` (utf-8 encode,
 header build, a task) per frame per connection. A reply with nothing queued
-ahead of it is written at once: batching would only delay it.
+ahead of it, answered in the step that read its request (`Flusher.direct`),
+is written at once: batching would only delay it. Replies answered later
+are flushed together, once per turn.
 
 Where per-message compression was negotiated, frames go through Tornado's
 ``write_message``, which compresses per connection.
@@ -114,8 +116,8 @@ class Outbox:
             self._pending.append(wire)
             self._pending_bytes += len(wire)
             return reply or self.holding
-        if reply and not self._pending:
-            # A reply with nothing queued ahead of it goes out now, as the echo's would.
+        if reply and not self._pending and self.flusher.direct:
+            # Answered as its frame was read, with nothing queued ahead of it: it goes out now, as the echo's would.
             written = self._write(wire)
             if written is not None and self._buffered() > self.limit:
                 self._congest(written)
@@ -124,8 +126,10 @@ class Outbox:
             self.flusher.schedule(self)
         self._pending.append(wire)
         self._pending_bytes += len(wire)
-        if self._pending_bytes + self._buffered() > self.limit:
-            self._congest(self._flush())
+        if self._pending_bytes + self._buffered() > self.limit:  # hand it over now; congested if the socket balks
+            written = self._flush()
+            if written is not None and self._buffered() > self.limit:
+                self._congest(written)
         return self.congested
 
     def _send_compressed(self, frame: str | Frame) -> bool:
