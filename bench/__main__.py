@@ -51,7 +51,7 @@ class Settings:
     baselines: tuple[str, ...] = ("tornado", "picows")
     """The baselines the requests and client-published fan-out shapes take turns with."""
     metrics: bool = True
-    """Also run the gateway with ``metrics=False`` in those shapes (the overhead of its default metrics, as a same-run ratio)."""
+    """Also run the gateway with ``metrics=False`` in those shapes (what its default metrics cost, same-run)."""
     client_fanout_members: tuple[int, ...] = (100, 400, 1000, 5000)
     client_fanout_size: int = 30  # __publish__ frames sent back to back...
     client_fanout_bursts: int = 4  # ...this many times a window

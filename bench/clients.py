@@ -19,7 +19,7 @@ LATENCY_EVERY = 7
 
 
 def speaks_gateway(kind: str) -> bool:
-    """Whether a server kind is the gateway (``gateway``, ``gateway-no-metrics``, ``gateway@REF``...), not a baseline."""
+    """Whether a server kind is the gateway (``gateway``, ``gateway-no-metrics``, ``gateway@REF``), not a baseline."""
     return kind.startswith("gateway")
 
 

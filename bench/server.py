@@ -29,7 +29,7 @@ def raise_fd_limit() -> None:
 
 
 KINDS = ("gateway", "gateway-no-metrics", "tornado", "picows", "socketio")
-"""The servers a scenario can run: the gateway (metrics on, its default; ``gateway-no-metrics``: ``metrics=False``) and the baselines."""
+"""The servers a scenario can run: the gateway (its default, metrics on), ``gateway-no-metrics`` and the baselines."""
 
 
 def make(kind: str, options: dict[str, Any]):

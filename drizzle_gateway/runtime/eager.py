@@ -91,15 +91,18 @@ class FirstOfTurn:
         self._busy_loop: asyncio.AbstractEventLoop | None = None  # the loop whose current turn started one
         self._flusher = flusher
 
-    def start(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
-        """Like `start` for the turn's first coroutine; a task scheduled for the next turn for the others."""
+    def start(self, coro: Coroutine[Any, Any, None], direct: bool = True) -> asyncio.Task[None] | None:
+        """Like `start` for the turn's first coroutine; a task scheduled for the next turn for the others.
+
+        ``direct`` False keeps `Flusher.direct` False in that first step too (more frames follow its own).
+        """
         loop = asyncio.get_running_loop()
         if self._busy_loop is loop:
             return loop.create_task(coro)
         self._busy_loop = loop  # a loop stopped before its next turn holds nothing back in another
         loop.call_soon(self._next_turn)
         flusher = self._flusher
-        if flusher is None:
+        if flusher is None or not direct:
             return _start(loop, coro)
         flusher.direct = True
         try:

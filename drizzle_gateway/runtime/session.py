@@ -136,7 +136,7 @@ class Session:
 
     # -- frames in --------------------------------------------------------------
 
-    def receive(self, message: str | bytes) -> asyncio.Future[None] | None:
+    def receive(self, message: str | bytes, more: bool = False) -> asyncio.Future[None] | None:
         """Start the frame's request; while ``max_in_flight`` run, a future to wait for before reading on.
 
         The first request of a loop turn runs its first step now
@@ -146,7 +146,8 @@ class Session:
         goes on as its own task, under the ``limits.action_timeout`` deadline.
         A request read while the session is paused after a costly one
         (``limits.cpu_share``) starts when the pause ends; the future
-        returned resolves then.
+        returned resolves then. ``more`` says that more frames were read
+        with this one: its reply then waits to go out with theirs.
         """
         pacer = self._pacer
         began = pacer.clock() if pacer is not None else 0.0
@@ -158,14 +159,14 @@ class Session:
             return None
         if pacer is None:
             # Handed on, never held in this frame: a first-step error's frames link back to it (a cycle for the GC).
-            return self._running(self.hub.starter.start(self._serve(request)))
+            return self._running(self.hub.starter.start(self._serve(request), direct=not more))
         if pacer.paused():
             return self._start_later(request, pacer.resume_at)
-        return self._start(request, pacer.clock() - began)
+        return self._start(request, pacer.clock() - began, not more)
 
-    def _start(self, request: Request, spent: float = 0.0) -> asyncio.Future[None] | None:
+    def _start(self, request: Request, spent: float = 0.0, direct: bool = True) -> asyncio.Future[None] | None:
         """Start a request whose intake took ``spent`` seconds; a future to wait for while it runs or pauses."""
-        held = self._running(self.hub.starter.start(self._paced(request, spent)))
+        held = self._running(self.hub.starter.start(self._paced(request, spent), direct=direct))
         if held is None and self._pacer is not None and self._pacer.paused():  # its first step was costly
             return self._start_later(None, self._pacer.resume_at)
         return held

@@ -247,11 +247,12 @@ class Connection(WebSocketHandler):
         a loop turn later (`frame_reader.next_turn`), when the peer's next
         frame has often arrived.
         """
-        held = self.session.receive(message)
+        protocol = self.ws_connection
+        chunked = protocol if isinstance(protocol, ChunkReader) else None
+        held = self.session.receive(message, chunked is not None and chunked.frames_ahead)
         if held is not None:
             return held
-        protocol = self.ws_connection
-        if isinstance(protocol, ChunkReader) and protocol.reads_ahead():
+        if chunked is not None and chunked.reads_ahead():
             return None
         return next_turn()
 

@@ -50,10 +50,14 @@ _FRAME_COST = 1024
 class ChunkReader(Protocol13):
     """Tornado's websocket protocol, reading its peer's frames a chunk at a time (see the module)."""
 
-    __slots__ = ()
+    __slots__ = ("frames_ahead",)
+
+    frames_ahead: bool
+    """Whether more of the chunk follows the message being handled: its reply may wait to go out with theirs."""
 
     def receive_frames(self) -> Coroutine[Any, Any, None]:
         """Read and handle the peer's frames a chunk at a time, until the connection ends."""
+        self.frames_ahead = False
         if self.inflates:  # compressed frames: Tornado's reader, which inflates them
             return super().receive_frames()
         return self._receive_chunks()
@@ -99,6 +103,7 @@ class ChunkReader(Protocol13):
                     if masked:
                         payload = websocket_mask(data[at + header - 4:at + header], payload)
                     at = end
+                    self.frames_ahead = len(data) - at >= 2  # another frame (or its start) was read with this one
                     handled = self._frame(head, payload)
                     if handled is not None:
                         await handled
