@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Coroutine
 from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
 
-from tornado.ioloop import IOLoop
 from tornado.websocket import WebSocketClosedError, WebSocketHandler, WebSocketProtocol
 
 from ..runtime.hub import Hub
@@ -68,7 +67,7 @@ class HeldReadProtocol(ChunkReader):
         """Tornado's record of a pong; as it clears it to send a ping, the ping's time is noted."""
         super().set_pong_received(value)
         if not value:  # Tornado clears it as it sends a ping
-            self._pinged_at = IOLoop.current().time()
+            self._pinged_at = asyncio.get_running_loop().time()  # the session's clock (IOLoop's is the wall clock)
 
     # -- the hub's heartbeat: one timer for every connection, in place of Tornado's ping task per connection --
 

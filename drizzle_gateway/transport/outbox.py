@@ -126,9 +126,11 @@ class Outbox:
             self.flusher.schedule(self)
         self._pending.append(wire)
         self._pending_bytes += len(wire)
-        if self._pending_bytes + self._buffered() > self.limit:  # hand it over now; congested if the socket balks
+        if self._pending_bytes + self._buffered() > self.limit:
+            # Hand it over now. Events congest the peer at once: what follows waits here, shared with the other
+            # subscribers, not copied into each stream. Replies are the peer's own: congested if the socket balks.
             written = self._flush()
-            if written is not None and self._buffered() > self.limit:
+            if not reply or (written is not None and self._buffered() > self.limit):
                 self._congest(written)
         return self.congested
 

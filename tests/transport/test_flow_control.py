@@ -36,7 +36,7 @@ from tests.support.polling import wait_until
 from tests.support.procstat import rss_bytes
 from tests.support.resources import Lab
 from tests.support.serve_app import make_flow_gateway
-from tests.support.stalled_socket import StalledSocket
+from tests.support.stalled_socket import StalledSocket, server_side
 
 HELD = hold_limits()
 """The flow gateway's limits with a short publish_wait."""
@@ -136,6 +136,22 @@ async def test_stalled_readers_are_closed_in_bounded_time_and_memory(gateway, ht
     # (two rounds' worth would pass 2 x bound). The allocator decides which round the cost shows in.
     growth = [rss - baseline for rss in after]
     assert max(growth) <= 1.5 * bound, growth
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.gateway_options(resources=[Lab], limits=Limits(ping_interval=None, max_in_flight=1))
+async def test_a_ping_sent_before_reading_was_held_and_released_counts_as_answered(http_server, http_port, gateway):
+    sock = await StalledSocket.open(http_port)  # never answers a ping
+    connection = server_side(gateway, sock.port())
+    protocol = connection.ws_connection
+    protocol.set_pong_received(False)  # a ping goes out: its time is noted
+    await sock.send_all([{"request_id": n, "resource": "lab", "action": "sleep", "data": {"seconds": 0.2, "tag": "x"}}
+                         for n in range(2)])  # the second waits unread behind the first (max_in_flight=1)
+    frames = sock.frames()
+    assert [json.loads((await anext(frames))[1])["request_id"] for _ in range(2)] == [0, 1]
+    await wait_until(lambda: not connection.session.reading_held_since(float("inf")), 5)  # released again
+    assert protocol.pong_received()  # no pong came, but reading was held since the ping: it may wait unread
+    sock.sock.close()
 
 
 class Big(Resource):
