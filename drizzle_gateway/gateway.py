@@ -260,16 +260,18 @@ class Gateway:
         """
         declared, channel, data = prepare_publish(self.topics, topic, payload, idempotency_key, params)
         hub = self.hub
-        if hub.metrics is not None:
-            hub.metrics.published(declared.pattern)
         broker = hub.broker
         if idempotency_key is not None and isinstance(broker, IdempotentBroker):
-            return await broker.publish_once(channel, data, idempotency_key, declared.history)
-        if declared.history is None:
-            await broker.publish(channel, data)
+            receipt = await broker.publish_once(channel, data, idempotency_key, declared.history)
         else:
-            await cast(HistoryBroker, broker).publish_logged(channel, data, declared.history)
-        return Receipt()
+            if declared.history is None:
+                await broker.publish(channel, data)
+            else:
+                await cast(HistoryBroker, broker).publish_logged(channel, data, declared.history)
+            receipt = Receipt()
+        if hub.metrics is not None and not receipt.duplicate:  # a duplicate was delivered to nobody
+            hub.metrics.published(declared.pattern)
+        return receipt
 
     async def history(self, channel: str, since: Position | None = None, limit: int | None = None) -> Page:
         """The retained events of a concrete ``channel`` whose topic has history (see `Page`).

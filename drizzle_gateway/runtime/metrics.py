@@ -121,7 +121,8 @@ class Metrics:
         self._latency = Histogram("drizzle_request_duration_seconds", "Seconds from a request's start to its "
                                   "reply or error frame, by resource and action.", ("resource", "action"),
                                   buckets=LATENCY_BUCKETS, registry=self.registry)
-        self._publishes = Counter("drizzle_publishes", "Events published from this process, by topic pattern.",
+        self._publishes = Counter("drizzle_publishes", "Events published from this process, by topic pattern "
+                                  "(an idempotency duplicate, delivered to nobody, is not counted).",
                                   ("topic",), registry=self.registry)
         self._deliveries = Counter("drizzle_deliveries", "Event frames handed to this process's subscribers, by "
                                    "topic pattern.", ("topic",), registry=self.registry)
@@ -163,7 +164,7 @@ class Metrics:
     # -- events -----------------------------------------------------------------
 
     def published(self, pattern: str) -> None:
-        """One event published on a topic of ``pattern``."""
+        """One event published on a topic of ``pattern`` (not a duplicate: one that was delivered)."""
         child = self._topics.get(pattern)
         if child is None:
             child = self._topics[pattern] = self._publishes.labels(pattern)

@@ -71,6 +71,19 @@ async def test_publishes_and_deliveries_count_by_pattern_and_200_rooms_make_one_
 
 
 @pytest.mark.gen_test
+async def test_an_idempotency_duplicate_is_not_counted_as_a_publish(gateway, test_client):
+    """A repeat of a key is delivered to nobody: from the server or a client's __publish__, it is not counted."""
+    client = await test_client()
+    event = {"text": "once", "author": {"name": "a"}}
+    assert not (await gateway.publish("chat.a", event, idempotency_key="k1")).duplicate
+    assert (await gateway.publish("chat.a", event, idempotency_key="k1")).duplicate
+    assert (await client.publish("chat.a", event, idempotency_key="k2"))["duplicate"] is False
+    assert (await client.publish("chat.a", event, idempotency_key="k2"))["duplicate"] is True
+    await gateway.publish("chat.a", event)
+    assert series(scraped(gateway), "drizzle_publishes_total") == {labels(topic="chat.{room}"): 3.0}
+
+
+@pytest.mark.gen_test
 async def test_the_hub_is_read_at_scrape_time():
     gateway = Gateway(topics=[chat, Topic("feed.{room}", Message, history=10)])
     client = await TestClient(gateway).connect()

@@ -12,6 +12,7 @@ script answer that record and publish nothing.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,9 @@ return redis.call('GET', KEYS[1])
 """
 """KEYS: the idempotency key. ARGV: the publish's token, the window ms, the pub/sub name, the message.
 Sets the key and PUBLISHes the message, atomically, unless the key holds a record; answers the record."""
+
+ONCE_SHA = hashlib.sha1(ONCE.encode()).hexdigest()
+"""What Redis names `ONCE` in its script cache: keyed publishes send ``EVALSHA`` with it, not the script's text."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ def key_name(prefix: str, channel: str, key: str) -> str:
 
 
 def once_args(prefix: str, channel: str, message: bytes, once: Once) -> list[Any]:
-    """The arguments of `EVAL ONCE`, from the number of keys on: ``message`` is what pub/sub carries."""
+    """The arguments of `EVAL ONCE` (or ``EVALSHA``), from the number of keys on; ``message``: what pub/sub carries."""
     return [1, key_name(prefix, channel, once.key), once.token, once.window_ms, prefix + channel, message]
 
 

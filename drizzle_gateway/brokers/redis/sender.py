@@ -4,12 +4,12 @@ Plain publishes go as PUBLISH; publishes with history as the `streams`
 APPEND script, each with a sequence number so a batch sent again after a
 failure is applied once; plain publishes with an idempotency key as the
 `idempotency` ONCE script. A publish with a key is answered (`put_once`).
-The history script goes by its SHA (``EVALSHA``), loaded once per
-connection; a publish Redis answers NOSCRIPT (its script cache was flushed)
-is sent again, first, once the script is loaded again. While Redis is
-unreachable the outbox keeps the latest ``max_pending`` publishes (the
-oldest are dropped, counted in the outage log) and sends them, in order,
-when it is back.
+Both scripts go by their SHA (``EVALSHA``), each loaded once per
+connection, before the first batch that runs it; a publish Redis answers
+NOSCRIPT (its script cache was flushed) is sent again, first, once its
+script is loaded again. While Redis is unreachable the outbox keeps the
+latest ``max_pending`` publishes (the oldest are dropped, counted in the
+outage log) and sends them, in order, when it is back.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Sender:
         self._sending = 0  # publishes of the batch on its way to Redis, not yet answered
         self._sequence = itertools.count(1)  # numbers publishes with history: a resend is applied once
         self._ready = asyncio.Event()
-        self._script_loaded = False  # on the publisher's connection (a new one may be to a restarted Redis)
+        self._loaded: set[str] = set()  # scripts loaded on the publisher's connection (a new one: maybe a new Redis)
         self.idle = asyncio.Event()
         """Set while nothing waits to be sent and no batch is on its way."""
         self.idle.set()
@@ -118,9 +118,10 @@ class Sender:
             self._sending = len(batch)
             try:
                 assert link.publisher is not None
-                if not self._script_loaded and any(item[2] is not None for item in batch):
-                    await link.bounded(link.publisher.script_load(streams.APPEND))
-                    self._script_loaded = True
+                if len(self._loaded) < len(_SCRIPTS):
+                    for script in sorted(_scripts(batch) - self._loaded, key=_SCRIPTS.index):
+                        await link.bounded(link.publisher.script_load(script))
+                        self._loaded.add(script)
                 pipe = link.publisher.pipeline(transaction=False)
                 for name, message, retention, sequence, keyed in batch:
                     once = keyed[0] if keyed is not None else None
@@ -128,13 +129,13 @@ class Sender:
                         pipe.evalsha(streams.APPEND_SHA, *streams.append_args(
                             self.prefix, name, message, retention, self.origin, sequence, self.meta_ttl, once))
                     elif once is not None:
-                        pipe.eval(idempotency.ONCE, *idempotency.once_args(self.prefix, name, message, once))
+                        pipe.evalsha(idempotency.ONCE_SHA, *idempotency.once_args(self.prefix, name, message, once))
                     else:
                         pipe.publish(name, message)
                 answers = await link.bounded(pipe.execute(raise_on_error=False))
                 unloaded = _unloaded(batch, answers)
             except Exception as exc:
-                self._script_loaded = False
+                self._loaded.clear()
                 self._sending = 0
                 self._queue.extendleft(reversed(batch))
                 while len(self._queue) > self.max_pending:
@@ -149,8 +150,8 @@ class Sender:
                 keyed = item[4]
                 if id(item) not in resent and keyed is not None and not keyed[1].done():
                     keyed[1].set_result(idempotency.receipt(answer, keyed[0].token))
-            if unloaded:  # the script cache was flushed: load it again, and send these first
-                self._script_loaded = False
+            if unloaded:  # the script cache was flushed: load the scripts again, and send these first
+                self._loaded.clear()
                 self._queue.extendleft(reversed(unloaded))
                 continue
             if link.outage_since is not None and link.up.is_set():
@@ -170,6 +171,16 @@ class Sender:
                 return
             except Exception:
                 continue
+
+
+_SCRIPTS = (streams.APPEND, idempotency.ONCE)
+"""The scripts a batch may run, each sent as ``EVALSHA`` once loaded on the connection."""
+
+
+def _scripts(batch: list[Queued]) -> set[str]:
+    """The scripts ``batch`` runs: `streams.APPEND` for a publish with history, `idempotency.ONCE` for a keyed one."""
+    return {streams.APPEND if item[2] is not None else idempotency.ONCE
+            for item in batch if item[2] is not None or item[4] is not None}
 
 
 def _unanswered(item: Queued) -> None:

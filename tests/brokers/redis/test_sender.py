@@ -3,9 +3,10 @@
 Most tests give the sender a `Link` whose publisher is a `FakeRedis`
 recording each pipeline it executes (and failing or holding one when told
 to), so what is sent, in which batches and in which order is seen
-directly. Two tests send to a redis-server of the module's own: what
-lands there, and a batch that timed out in a frozen Redis and was sent
-again is applied once.
+directly. The others send to a redis-server of the module's own: what lands
+there, a batch that timed out in a frozen Redis and was sent again is
+applied once, and the scripts go by their SHA, loaded again after a
+``SCRIPT FLUSH``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from drizzle_gateway.brokers import Receipt
 from drizzle_gateway.brokers.redis import streams
+from drizzle_gateway.brokers.redis.idempotency import Once, key_name
 from drizzle_gateway.brokers.redis.link import Link
+from drizzle_gateway.brokers.redis.messages import tagged
 from drizzle_gateway.brokers.redis.sender import Sender
 from drizzle_gateway.wire.history import Retention
 from tests.support.polling import wait_until
@@ -403,5 +407,45 @@ async def test_the_append_script_is_loaded_once_and_sent_by_its_sha_even_after_a
         assert [fields[b"d"] for _, fields in entries] == [f'{{"n":{n}}}'.encode() for n in range(1, 11)]
     finally:
         await observer.delete(PREFIX + "h:cached", PREFIX + "h:cached:meta", f"{PREFIX}h:cached:meta:applied:{ORIGIN}")
+        await observer.aclose()
+        await sender._link.close()
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_the_once_script_is_sent_by_its_sha_and_a_keyed_publish_is_applied_once_after_a_script_flush(
+        redis_server) -> None:
+    """A keyed publish without history is one EVALSHA of ONCE; after NOSCRIPT it is sent again, published once."""
+    observer = Redis.from_url(redis_server.url)
+    pubsub = observer.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(PREFIX + "chat")
+    await observer.config_resetstat()
+    sender = opened(redis_server.url)
+    first, second = tagged(ORIGIN, b'{"n":1}'), tagged(ORIGIN, b'{"n":2}')
+    try:
+        async with Running(sender):
+            assert await sender.put_once("chat", first, None, Once("k1", "t:1", 60_000)) == Receipt()
+            calls = await command_calls(observer)
+            assert (calls.get("eval", 0), calls.get("evalsha"), calls.get("script|load")) == (0, 1, 1)
+            await observer.script_flush()  # as after a restart, or an operator's SCRIPT FLUSH
+            answers = [sender.put_once("chat", second, None, Once("k2", "t:2", 60_000))]
+            sender.put(*plain(3))
+            answers.append(sender.put_once("chat", tagged(ORIGIN, b'{"n":4}'), None, Once("k2", "t:4", 60_000)))
+            async with asyncio.timeout(5):
+                assert await asyncio.gather(*answers) == [Receipt(), Receipt(duplicate=True)]
+            await idle(sender)
+        calls = await command_calls(observer)
+        # the keyed publishes NOSCRIPT refused are sent again once ONCE is loaded again: each published once
+        assert (calls.get("eval", 0), calls.get("script|load"), calls.get("publish")) == (0, 2, 3)
+        heard = []
+        async with asyncio.timeout(5):
+            while len(heard) < 3:
+                message = await pubsub.get_message(timeout=1)
+                if message is not None:
+                    heard.append(message["data"])
+        assert heard == [first, plain(3)[1], second]  # the plain publish was not sent again
+        assert await pubsub.get_message(timeout=0.2) is None
+    finally:
+        await pubsub.aclose()
+        await observer.delete(*(key_name(PREFIX, "chat", key) for key in ("k1", "k2")))
         await observer.aclose()
         await sender._link.close()
