@@ -19,7 +19,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -121,16 +122,16 @@ class Room:
         self.server.close()
 
 
-def client_fanout(targets: dict[str, Starter], members: int, bursts: int, size: int, repeats: int,
-                  problem: Report) -> list[dict]:
-    """One client sends ``size`` ``__publish__`` frames back to back, ``bursts`` times a window, to ``members``.
+@contextmanager
+def rooms_and_publisher(targets: dict[str, Starter], members: int, published: dict[str, int],
+                        problem: Report) -> Iterator[tuple[dict[str, Room], Process]]:
+    """A `Room` of ``members`` per target and one publisher process for them all.
 
-    Deliveries/s and server CPU per delivery, each server's windows taking turns with the others'.
+    On leaving, the publisher stops and each room is checked and closed (`Room.finish`)
+    against its count in ``published``, which the body adds to as it publishes.
     """
     rooms: dict[str, Room] = {}
     publisher: Process | None = None
-    published = dict.fromkeys(targets, 0)
-    rounds: dict[str, list[dict]] = {name: [] for name in targets}
     try:
         for name, start in targets.items():
             rooms[name] = Room(name, start, members)
@@ -138,6 +139,23 @@ def client_fanout(targets: dict[str, Starter], members: int, bursts: int, size: 
                            progress={name: room.progress for name, room in rooms.items()})
         if publisher.expect() != "ready":
             raise RuntimeError("the publisher failed to start")
+        yield rooms, publisher
+    finally:
+        if publisher is not None:
+            publisher.stop()
+        for name, room in rooms.items():
+            room.finish(published[name], problem)
+
+
+def client_fanout(targets: dict[str, Starter], members: int, bursts: int, size: int, repeats: int,
+                  problem: Report) -> list[dict]:
+    """One client sends ``size`` ``__publish__`` frames back to back, ``bursts`` times a window, to ``members``.
+
+    Deliveries/s and server CPU per delivery, each server's windows taking turns with the others'.
+    """
+    published = dict.fromkeys(targets, 0)
+    rounds: dict[str, list[dict]] = {name: [] for name in targets}
+    with rooms_and_publisher(targets, members, published, problem) as (rooms, publisher):
         order = list(targets)
         for repeat in range(repeats + 1):  # the first round warms up
             for name in order:
@@ -152,11 +170,6 @@ def client_fanout(targets: dict[str, Starter], members: int, bursts: int, size: 
         for name, codes in refused.items():
             if codes:
                 problem(f"client_fanout[{name},{members}]", f"publishes refused: {codes}")
-    finally:
-        if publisher is not None:
-            publisher.stop()
-        for name, room in rooms.items():
-            room.finish(published[name], problem)
     return [{"scenario": "client_fanout", "kind": name, "subscribers": members, "burst": size, "bursts": bursts,
              "deliveries_per_s": median([r["deliveries"] / r["seconds"] for r in results]),
              "rates": [r["deliveries"] / r["seconds"] for r in results],
@@ -171,17 +184,9 @@ def mixed(targets: dict[str, Starter], members: int, size: int, interval: float,
     The publisher sends a burst of ``size`` notes every ``interval`` seconds, the same
     fan-out for every server. The requests' p50 and p99 per server, the servers taking turns.
     """
-    rooms: dict[str, Room] = {}
-    publisher: Process | None = None
     published = dict.fromkeys(targets, 0)
     rounds: dict[str, list[dict]] = {name: [] for name in targets}
-    try:
-        for name, start in targets.items():
-            rooms[name] = Room(name, start, members)
-        publisher = client("room_publisher", targets={name: room.target() for name, room in rooms.items()},
-                           progress={name: room.progress for name, room in rooms.items()})
-        if publisher.expect() != "ready":
-            raise RuntimeError("the publisher failed to start")
+    with rooms_and_publisher(targets, members, published, problem) as (rooms, publisher):
         order = list(targets)
         for _ in range(repeats):
             for name in order:
@@ -200,11 +205,6 @@ def mixed(targets: dict[str, Starter], members: int, size: int, interval: float,
                 rounds[name].append({**report["rounds"][0], "deliveries_per_s": rate})
             order.reverse()
         publisher.ask("stop")
-    finally:
-        if publisher is not None:
-            publisher.stop()
-        for name, room in rooms.items():
-            room.finish(published[name], problem)
     return [{"scenario": "mixed", "kind": name, "subscribers": members, "connections": connections,
              "rps": median([r["rps"] for r in results]), "p50_ms": median([r["p50"] for r in results]) * 1e3,
              "p99_ms": median([r["p99"] for r in results]) * 1e3,

@@ -29,26 +29,14 @@ from drizzle_gateway.wire.codec import encode
 from examples.chat.app import ChatMessage
 from examples.chat.app import make_gateway as make_chat_gateway
 from examples.todo.app import make_gateway as make_todo_gateway
-from tests.support.browser import ROOT, Pages, ServerThread, chromium
+from tests.support.browser import ROOT, ServerThread, open_explorer, sidebar_keys
+from tests.support.browser import browser_fixture as browser_fixture  # the fixtures browser and pages
+from tests.support.browser import pages_fixture as pages_fixture
 from tests.support.gateways import rebuilt
 from tests.support.node_tools import CONTRACT, TSC, require, run_node
 
 TOKEN = "s3cret"
 ARTIFACTS = Path(os.environ.get("DRIZZLE_ARTIFACTS") or Path(tempfile.gettempdir()) / "drizzle-artifacts")
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def pages(browser):
-    opened = Pages(browser)
-    yield opened
-    problems = opened.close()
-    assert not problems, f"uncaught errors or unhandled rejections in the page: {problems}"
-
 
 
 def screenshot(page, name: str) -> None:
@@ -64,17 +52,6 @@ def check_token(credentials: Any) -> str | None:
 def authenticating(**options: Any):
     """The chat example behind a token, with the explorer."""
     return rebuilt(make_chat_gateway(), explorer=True, authenticate=check_token, **options)
-
-
-def open_explorer(pages: Pages, url: str, width: int = 1280, height: int = 860):
-    page = pages.open(url, width, height)
-    page.wait_for_selector("#status[data-state='open']")
-    page.wait_for_selector("#sidebar button[data-key]")
-    return page
-
-
-def sidebar_keys(page) -> list[str]:
-    return page.eval_on_selector_all("#sidebar button[data-key]", "buttons => buttons.map(b => b.dataset.key)")
 
 
 def sent_frames(page) -> list[dict]:

@@ -19,24 +19,11 @@ from marshmallow import Schema, fields, validate
 from drizzle_gateway import Gateway, Limits, Resource, action
 from examples.chat.app import make_gateway as make_chat_gateway
 from examples.todo.app import make_gateway as make_todo_gateway
-from tests.support.browser import ARTIFACTS, ROOT, Pages, ServerThread, chromium
+from tests.support.browser import ARTIFACTS, ROOT, Pages, ServerThread, open_explorer, sidebar_keys
+from tests.support.browser import browser_fixture as browser_fixture  # the fixtures browser and pages
+from tests.support.browser import pages_fixture as pages_fixture
 from tests.support.gateways import rebuilt
 from tests.support.ports import free_port
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def pages(browser):
-    opened = Pages(browser)
-    yield opened
-    problems = opened.close()
-    assert not problems, f"uncaught errors or unhandled rejections in the page: {problems}"
-
 
 
 def screenshot(page, name: str) -> None:
@@ -47,17 +34,6 @@ def screenshot(page, name: str) -> None:
 def explorer_gateway(make=make_todo_gateway, **options: Any) -> Gateway:
     """The gateway ``make`` builds (an example's), with the explorer and ``options`` (of `Gateway` and `rebuilt`)."""
     return rebuilt(make(), explorer=True, **options)
-
-
-def open_explorer(pages: Pages, url: str, width: int = 1280, height: int = 860):
-    page = pages.open(url, width, height)
-    page.wait_for_selector("#status[data-state='open']")
-    page.wait_for_selector("#sidebar button")
-    return page
-
-
-def sidebar_keys(page) -> list[str]:
-    return page.eval_on_selector_all("#sidebar button", "buttons => buttons.map(b => b.dataset.key)")
 
 
 def settled(page, selector: str) -> dict:

@@ -31,6 +31,7 @@ from drizzle_gateway.wire.dialect import decode
 from tests.stress.app import HISTORY_SIZE
 from tests.stress.checker import DeliveryChecker, Score
 from tests.stress.proxy import Proxy
+from tests.support.own_closes import ClosesNoticed
 from tests.support.redis_server import REPO, GatewayProcess, RedisServer
 
 logger = logging.getLogger("drizzle_gateway")
@@ -57,7 +58,7 @@ def message(author: str, seq: int) -> dict[str, Any]:
     return {"author": {"name": author}, "text": "s", "seq": seq}
 
 
-class RecordingClient(Client):
+class RecordingClient(ClosesNoticed):
     """A `Client` whose every frame, both ways, is shown to the checker under its ``name``."""
 
     def __init__(self, name: str, url: str, checker: DeliveryChecker, **kwargs: Any) -> None:
@@ -66,7 +67,6 @@ class RecordingClient(Client):
         self.checker = checker
         self.closes: list[int] = []  # the close codes of the connections it did not close itself
         self._sent: dict[Any, tuple[str, str]] = {}
-        self._closing = False
 
     async def _send(self, text: str) -> None:
         frame = decode(text)
@@ -95,17 +95,8 @@ class RecordingClient(Client):
                 self._events.put_nowait(None)
                 break
 
-    async def close(self) -> None:
-        self._closing = True
-        try:
-            await super().close()
-        finally:
-            self._closing = False
-
-    def _ended_with(self, code: int | None, reason: str | None) -> None:
-        if not self._closing:
-            self.closes.append(1006 if code is None else code)
-        super()._ended_with(code, reason)
+    def _ended_under(self, code: int | None, reason: str | None) -> None:
+        self.closes.append(1006 if code is None else code)
 
     async def rejoin(self, urls: Callable[[], list[str]], start: int = 0, attempts: int = 100) -> None:
         """Reconnect (``since`` the positions) to the first gateway of ``urls()`` that takes every subscription."""

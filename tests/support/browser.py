@@ -122,6 +122,35 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
+@pytest.fixture(scope="module", name="browser")
+def browser_fixture() -> Iterator[Any]:
+    """The module's `chromium` (import it as ``browser_fixture``; tests take it as ``browser``)."""
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture(name="pages")
+def pages_fixture(browser: Any) -> Iterator[Pages]:
+    """A test's `Pages`; an uncaught error or unhandled rejection in any of them fails the test."""
+    opened = Pages(browser)
+    yield opened
+    problems = opened.close()
+    assert not problems, f"uncaught errors or unhandled rejections in the page: {problems}"
+
+
+def open_explorer(pages: Pages, url: str, width: int = 1280, height: int = 860) -> Any:
+    """The explorer at ``url``, once connected and its contract listed in the sidebar."""
+    page = pages.open(url, width, height)
+    page.wait_for_selector("#status[data-state='open']")
+    page.wait_for_selector("#sidebar button[data-key]")
+    return page
+
+
+def sidebar_keys(page: Any) -> list[str]:
+    """The keys (``action:...``, ``topic:...``) of the explorer's sidebar entries, in order."""
+    return page.eval_on_selector_all("#sidebar button[data-key]", "buttons => buttons.map(b => b.dataset.key)")
+
+
 class BlankPage(tornado.web.RequestHandler):
     """An empty same-origin page from which tests import ``/drizzle.js``."""
 

@@ -17,8 +17,9 @@ from typing import Any
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError
 
-from drizzle_gateway.client import Client, ConnectionClosed, Event, RemoteError, backoff_delay
+from drizzle_gateway.client import ConnectionClosed, Event, RemoteError, backoff_delay
 from drizzle_gateway.wire.dialect import decode
+from tests.support.own_closes import ClosesNoticed
 
 logger = logging.getLogger("drizzle_gateway")
 
@@ -26,7 +27,7 @@ GONE = (ConnectionClosed, WebSocketClosedError, StreamClosedError, OSError, Time
 """What a client sees when its socket closed under a request (or the gateway it tried was not up)."""
 
 
-class Counting(Client):
+class Counting(ClosesNoticed):
     """A `Client` that counts the answers (reply or error frame) to each of its request ids."""
 
     def __init__(self, url: str, **options: Any) -> None:
@@ -36,7 +37,6 @@ class Counting(Client):
         self.closes: list[int | None] = []  # the close codes of the sockets the server ended
         self.reasons: list[str | None] = []
         self.moves = 0
-        self._closing = False
 
     async def _send(self, text: str) -> None:
         self.sent.append(decode(text)["request_id"])
@@ -47,18 +47,10 @@ class Counting(Client):
             self.answers[frame["request_id"]] += 1
         super()._receive(frame)
 
-    async def close(self) -> None:
-        self._closing = True
-        try:
-            await super().close()
-        finally:
-            self._closing = False
-
-    def _ended_with(self, code: int | None, reason: str | None) -> None:
-        if self._gone is not None and not self._gone.done() and not self._closing:
+    def _ended_under(self, code: int | None, reason: str | None) -> None:
+        if self._gone is not None and not self._gone.done():
             self.closes.append(code)
             self.reasons.append(reason)
-        super()._ended_with(code, reason)
 
     async def move(self, urls: Callable[[], list[str]]) -> dict[str, Any]:
         """Reconnect (with jittered backoff, ``since`` its positions) to another gateway than the one it was on."""
