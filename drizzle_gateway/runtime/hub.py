@@ -87,6 +87,7 @@ class Hub:
         self.auth_throttle = auth_throttle
         self.metrics = Metrics(registry, self) if metrics else None
         self.fanout = Fanout(broker, self.metrics.deliveries if self.metrics is not None else None)
+        self.pacing_clock = self.fanout.charged_clock  # one bound method, shared by every session's `Pacer`
         self.presence = Presences(broker.presence if isinstance(broker, PresenceBroker) else None, limits)
         self.flusher = Flusher()
         self.deadlines: Deadlines = Deadlines(limits.action_timeout)

@@ -35,7 +35,9 @@ class Limits:
     - ``cpu_share``: the share of the event loop one connection's costly requests may take on
       average: a request that held the loop for more than `pacing.COSTLY_STEP` (2 ms) pauses
       its connection (nothing more is read) for ``1 / cpu_share - 1`` times that long
-      (backpressure, never a refusal). Cheap requests are never paused.
+      (backpressure, never a refusal). Cheap requests are never paused. Delivering a publish
+      to the channel's subscribers is not counted: the publish ``rate`` bounds it, and a
+      connection's publishes cost least when they run together and share one flush.
     - ``rate``, ``burst``: frames per second a connection may send on average, and in a
       burst (RATE_LIMITED, with ``details.retry_after`` in seconds). ``burst=None``: one
       second's worth of ``rate``.

@@ -72,7 +72,7 @@ class Session:
         """The streaming replies running now, by request_id (``__cancel__`` stops one)."""
         limits = hub.limits
         self._bucket = TokenBucket(limits.rate, limits.burst_size) if limits.rate else None
-        self._pacer = Pacer(limits.cpu_share) if limits.cpu_share is not None else None
+        self._pacer = Pacer(limits.cpu_share, hub.pacing_clock) if limits.cpu_share is not None else None
         # While paused after a costly request: the pause's end, and the future the reader waits on.
         self._pause: tuple[asyncio.TimerHandle, asyncio.Future[None]] | None = None
         self._tasks: set[asyncio.Task[None]] | None = None
