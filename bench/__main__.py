@@ -464,8 +464,9 @@ def run(args: argparse.Namespace, settings: Settings, only: set[str], failures: 
                                                    if settings.metrics else {}),
                    **({label: ref} if ref is not None else {}), **{kind: local(kind) for kind in settings.baselines}}
         for members in settings.client_fanout_members:
-            if members > 1000:  # the gateway and the baselines only: each server holds its own room
-                targets = {name: start for name, start in targets.items() if name in ("gateway", *settings.baselines)}
+            if members > 1000:  # the gateway, REF and the baselines only: each server holds its own room
+                targets = {name: start for name, start in targets.items()
+                           if name in ("gateway", label, *settings.baselines)}
             attempt("client_fanout", shapes.client_fanout, targets, members, settings.client_fanout_bursts,
                     settings.client_fanout_size, settings.client_fanout_repeats, failures.add)
     if "requests" in only:

@@ -60,8 +60,8 @@ class Outbox:
     """
 
     __slots__ = ("handler", "limit", "low", "cap", "timeout", "hold", "flusher", "closed", "congested", "holding",
-                 "_stream", "_compressed", "_pending", "_pending_bytes", "_waiters", "_held", "_deadline",
-                 "_hold_end")
+                 "_stream", "_compressed", "_pending", "_pending_bytes", "_buffered_then", "_waiters", "_held",
+                 "_deadline", "_hold_end")
 
     def __init__(self, handler: WebSocketHandler, limit: float, flusher: Flusher, timeout: float | None = None,
                  hold: float | None = None, cap: float | None = None) -> None:
@@ -81,6 +81,7 @@ class Outbox:
         self._compressed = is_compressed(protocol)  # compressed connections go through write_message
         self._pending: list[bytes] = []
         self._pending_bytes = 0
+        self._buffered_then = 0  # what the stream held when the first pending frame was queued (see `send`)
         self._waiters: list[asyncio.Future[None]] | None = None  # in `drained`: until relieved (made when needed)
         self._held: list[asyncio.Future[None]] | None = None  # in `released`: until relieved or the hold is spent
         self._deadline: asyncio.TimerHandle | None = None
@@ -124,9 +125,11 @@ class Outbox:
             return self.congested
         if not self._pending:
             self.flusher.schedule(self)
+            # Until the flush the stream only drains: what it held now bounds it (one look per turn, not per frame).
+            self._buffered_then = self._buffered()
         self._pending.append(wire)
         self._pending_bytes += len(wire)
-        if self._pending_bytes + self._buffered() > self.limit:
+        if self._pending_bytes + self._buffered_then > self.limit:
             # Hand it over now. Events congest the peer at once: what follows waits here, shared with the other
             # subscribers, not copied into each stream. Replies are the peer's own: congested if the socket balks.
             written = self._flush()
