@@ -7,11 +7,13 @@ import gc
 import itertools
 import json
 import logging
+import time
 
 import pytest
 
 from drizzle_gateway.client import RemoteError
 from drizzle_gateway.runtime.limits import Limits
+from drizzle_gateway.runtime.fanout import View
 from drizzle_gateway.runtime.pacing import COSTLY_STEP
 from drizzle_gateway.runtime.session import Session
 from tests.support.polling import wait_until
@@ -165,6 +167,46 @@ async def test_a_costly_request_pauses_its_connection_for_three_times_its_cost(g
         assert json.loads(transport.frames[1]) == {"request_id": 2, "data": {"kind": "plain", "data": None}}
     finally:
         session.end()
+
+
+class SlowMember(RecordingTransport):
+    """A subscriber that takes ``seconds`` to be handed each event, as thousands of members together would."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def send_frame(self, frame) -> bool:
+        time.sleep(self.seconds)  # the loop is held, as a long delivery holds it
+        return super().send_frame(frame)
+
+    async def released(self) -> None:
+        return None
+
+
+@pytest.mark.gen_test
+async def test_handing_a_publish_to_its_subscribers_is_not_charged_to_the_publisher(gateway):
+    transport = RecordingTransport()
+    session = Session(gateway.hub, transport)
+    session.start()
+    member = SlowMember(4 * COSTLY_STEP)
+    try:
+        def publish(request_id: int) -> asyncio.Future | None:
+            return session.receive(json.dumps({"request_id": request_id, "action": "__publish__",
+                                               "data": {"topic": "chat.a", "payload": MESSAGE}}))
+
+        warm = publish(1)  # the first use of the topic's schemas compiles them: that step may be costly
+        if warm is not None:
+            await asyncio.wait_for(warm, 5)
+        resume_at = session._pacer.resume_at
+        await gateway.hub.fanout.add(member, "chat.a", View(gateway.hub.dialect, None))
+        assert publish(2) is None  # answered in its first step, and not paused
+        assert [json.loads(frame)["request_id"] for frame in transport.frames] == [1, 2]
+        assert len(member.frames) == 1  # the delivery held the loop for 4 x COSTLY_STEP ...
+        assert session._pacer.resume_at == resume_at  # ... which the publisher is not charged for
+    finally:
+        session.end()
+        gateway.hub.fanout.discard(member, "chat.a")
 
 
 @pytest.mark.gen_test
