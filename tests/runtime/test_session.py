@@ -12,8 +12,8 @@ import time
 import pytest
 
 from drizzle_gateway.client import RemoteError
-from drizzle_gateway.runtime.limits import Limits
 from drizzle_gateway.runtime.fanout import View
+from drizzle_gateway.runtime.limits import Limits
 from drizzle_gateway.runtime.pacing import COSTLY_STEP
 from drizzle_gateway.runtime.session import Session
 from tests.support.polling import wait_until
