@@ -13,6 +13,7 @@ from tornado.websocket import websocket_connect
 
 from drizzle_gateway import Limits, Topic
 from drizzle_gateway.transport.connection import Connection
+from drizzle_gateway.transport.outbox import Outbox
 from drizzle_gateway.wire.dialect import CloseCode
 from tests.support.polling import wait_until
 from tests.support.resources import chat
@@ -138,3 +139,22 @@ async def test_frames_queued_before_a_server_close_go_out_first(gateway, raw):
     reading = asyncio.ensure_future(read_to_the_close())
     await gateway.close()  # same loop turn: the three events are still queued
     assert await reading == [0, 1, 2]
+
+
+@pytest.mark.gen_test
+async def test_pipelined_replies_go_out_in_one_write(http_server, http_port, monkeypatch):
+    sock = await StalledSocket.open(http_port)
+    writes: list[bytes] = []
+    wrote = Outbox._write
+
+    def counted(outbox: Outbox, data: bytes):
+        writes.append(bytes(data))
+        return wrote(outbox, data)
+
+    monkeypatch.setattr(Outbox, "_write", counted)
+    await sock.send_all([{"request_id": n, "resource": "lab", "action": "plain"} for n in range(8)])  # one write
+    frames = sock.frames()
+    assert [json.loads((await anext(frames))[1])["request_id"] for _ in range(8)] == list(range(8))
+    # Read together, answered together: the first reply too waits for the seven read with it.
+    assert len(writes) == 1, [len(data) for data in writes]
+    sock.sock.close()
