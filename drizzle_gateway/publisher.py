@@ -113,11 +113,12 @@ class Publisher:
             once = idempotency.Once(key, f"{self.origin}:{next(self._tokens)}", int(self.idempotency_window * 1000))
         token = once.token if once is not None else ""
         if declared.history is not None:  # sequence 0: a publisher never resends, so it numbers nothing
-            return _Command(streams.APPEND, streams.append_args(
+            return _Command((streams.APPEND, streams.APPEND_SHA), streams.append_args(
                 self.prefix, channel, body, declared.history, self.origin, 0, self.meta_ttl, once), token)
         message = tagged(self.origin, body)
         if once is not None:
-            return _Command(idempotency.ONCE, idempotency.once_args(self.prefix, channel, message, once), token)
+            return _Command((idempotency.ONCE, idempotency.ONCE_SHA),
+                            idempotency.once_args(self.prefix, channel, message, once), token)
         return _Command(None, [self.prefix + channel, message], token)
 
     def _options(self) -> dict[str, Any]:
@@ -140,9 +141,13 @@ class Publisher:
 
 
 class _Command:
-    """One publish as Redis runs it: a script and its arguments, or (``script`` None) a plain PUBLISH."""
+    """One publish as Redis runs it: a script (its text and SHA) and its arguments, or (None) a plain PUBLISH.
 
-    def __init__(self, script: str | None, args: list[Any], token: str) -> None:
+    A script goes by its SHA (``EVALSHA``); one Redis does not hold yet (NOSCRIPT: nothing ran)
+    is sent with its text, which loads it for the next publishes.
+    """
+
+    def __init__(self, script: tuple[str, str] | None, args: list[Any], token: str) -> None:
         self.script = script
         self.args = args
         self.token = token
@@ -150,12 +155,24 @@ class _Command:
     async def run_async(self, client: AsyncRedis) -> Any:
         if self.script is None:
             return await client.publish(*self.args)
-        return await client.eval(self.script, *self.args)
+        from redis.exceptions import NoScriptError
+
+        text, sha = self.script
+        try:
+            return await client.evalsha(sha, *self.args)
+        except NoScriptError:
+            return await client.eval(text, *self.args)
 
     def run_sync(self, client: SyncRedis) -> Any:
         if self.script is None:
             return client.publish(*self.args)
-        return client.eval(self.script, *self.args)
+        from redis.exceptions import NoScriptError
+
+        text, sha = self.script
+        try:
+            return client.evalsha(sha, *self.args)
+        except NoScriptError:
+            return client.eval(text, *self.args)
 
     def read(self, answer: Any) -> Receipt:
         if self.script is None:

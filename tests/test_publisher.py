@@ -12,6 +12,7 @@ or publisher it goes through, until its window has passed.
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from marshmallow import ValidationError
@@ -20,7 +21,7 @@ from drizzle_gateway import Publisher
 from drizzle_gateway.brokers import Receipt
 from drizzle_gateway.client import Client
 from tests.support.polling import wait_until
-from tests.support.redis_server import gateway_processes
+from tests.support.redis_server import command_calls, gateway_processes
 from tests.support.serve_app import make_history_gateway
 
 redis = pytest.importorskip("redis")
@@ -205,3 +206,28 @@ async def test_the_worker_example_publishes_todos_every_process_delivers_once(ga
         assert [event.data for event in await received(client, 3)] == [todo(n) for n in (1, 2, 3)]
         await client.call("todos", "create", {"title": "after"})  # the next event is the gateway's own
         assert (await client.next_event(5)).data["title"] == "after"
+
+
+@pytest.mark.parametrize("mode", ["async", "sync"])
+@pytest.mark.gen_test(timeout=30)
+async def test_scripts_go_by_their_sha_and_are_loaded_again_after_a_script_flush(redis_server, publisher, mode):
+    import redis.asyncio
+
+    observer = redis.asyncio.Redis.from_url(redis_server.url)
+    channel, room = f"feed.sha-{mode}", f"chat.sha-{mode}"
+    try:
+        await observer.script_flush()  # as after a restart of Redis: neither script is held
+        await observer.config_resetstat()
+        for seq in range(4):  # with history (APPEND), then keyed without history (ONCE)
+            for topic, key in ((channel, None), (room, f"k{seq}")):
+                if mode == "async":
+                    await publisher.publish(topic, message(seq), idempotency_key=key)
+                else:
+                    publisher.publish_sync(topic, message(seq), idempotency_key=key)
+        calls = await command_calls(observer)
+        # each script's text goes once (after NOSCRIPT); every publish goes by its SHA
+        assert (calls.get("eval", 0), calls.get("evalsha", 0)) == (2, 8)
+        entries = await observer.xrange(f"drizzle:h:{channel}")
+        assert [json.loads(fields[b"d"])["seq"] for _, fields in entries] == [0, 1, 2, 3]
+    finally:
+        await observer.aclose()

@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -157,3 +158,9 @@ def gateway_processes(redis_url: str, count: int, target: str = GatewayProcess.D
         for process in processes:
             process.stop()
             process.remove_log()
+
+
+async def command_calls(observer: Any) -> dict[str, int]:
+    """How many times Redis ran each command (``INFO commandstats``), by lower-case name; ``observer``: asyncio."""
+    stats = await observer.info("commandstats")
+    return {name.removeprefix("cmdstat_"): value["calls"] for name, value in stats.items()}

@@ -27,6 +27,7 @@ from drizzle_gateway.brokers.redis.messages import tagged
 from drizzle_gateway.brokers.redis.sender import Sender
 from drizzle_gateway.wire.history import Retention
 from tests.support.polling import wait_until
+from tests.support.redis_server import command_calls
 
 PREFIX = "out:"
 ORIGIN = "o" * 32
@@ -374,12 +375,6 @@ async def test_a_batch_that_timed_out_in_a_frozen_redis_is_applied_once(redis_se
         await observer.delete(PREFIX + "h:frozen", PREFIX + "h:frozen:meta", f"{PREFIX}h:frozen:meta:applied:{ORIGIN}")
         await observer.aclose()
         await link.close()
-
-
-async def command_calls(observer: Redis) -> dict[str, int]:
-    """How many times Redis ran each command (``INFO commandstats``), by lower-case name."""
-    stats = await observer.info("commandstats")
-    return {name.removeprefix("cmdstat_"): value["calls"] for name, value in stats.items()}
 
 
 @pytest.mark.gen_test(timeout=20)
