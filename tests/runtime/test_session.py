@@ -198,6 +198,7 @@ async def test_handing_a_publish_to_its_subscribers_is_not_charged_to_the_publis
         warm = publish(1)  # the first use of the topic's schemas compiles them: that step may be costly
         if warm is not None:
             await asyncio.wait_for(warm, 5)
+        await asyncio.sleep(0)  # a new loop turn: the next request is its first, started at once (FirstOfTurn)
         resume_at = session._pacer.resume_at
         await gateway.hub.fanout.add(member, "chat.a", View(gateway.hub.dialect, None))
         assert publish(2) is None  # answered in its first step, and not paused
