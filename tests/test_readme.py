@@ -18,7 +18,7 @@ import tornado.web
 
 from drizzle_gateway.client import Client
 from tests.support.logged_lines import Lines, listening
-from tests.support.ports import free_port, wait_for_port
+from tests.support.ports import free_port, free_ports, wait_for_port
 from tests.support.redis_server import no_redis
 from tests.support.tls import self_signed
 
@@ -311,7 +311,9 @@ def test_every_serve_command_starts_serves_and_drains_on_sigterm(redis_server, t
     for command in commands:
         port = free_port()
         line = re.sub(r"--port \d+", f"--port {port}", command) if "--port" in command else f"{command} --port {port}"
-        line = re.sub(r"--metrics-port \d+", lambda _: f"--metrics-port {free_port()}", line)
+        workers = re.search(r"--workers (\w+)", line)
+        count = 1 if workers is None else (os.cpu_count() or 1) if workers[1] == "auto" else int(workers[1])
+        line = re.sub(r"--metrics-port \d+", f"--metrics-port {free_ports(count)}", line)  # P, P+1... per worker
         line = re.sub(r"redis://127\.0\.0\.1:6379/0", redis_server.url, line)
         line = line.replace("cert.pem", str(cert)).replace("key.pem", str(key))
         line = line.replace(".venv/bin/drizzle-gateway", COMMAND)

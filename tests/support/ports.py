@@ -14,6 +14,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_ports(count: int) -> int:
+    """A port P on 127.0.0.1 such that P to P + ``count`` - 1 are all free right now (one metrics port per worker)."""
+    for _ in range(100):
+        base, held = free_port(), []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                held.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+    raise RuntimeError(f"no {count} free ports in a row on 127.0.0.1")
+
+
 def wait_for_port(port: int, timeout: float = 10.0, process: subprocess.Popen | None = None) -> None:
     """Block until something accepts connections on 127.0.0.1:``port``; fail early if ``process`` exits."""
     deadline = time.monotonic() + timeout
