@@ -117,6 +117,8 @@ class Action:
 
 def _undumpable(result: Any, many: bool) -> str:
     """What is wrong with ``result`` as the input of a schema's dump ("" when nothing is)."""
+    if type(result) is dict and not many:  # what most actions return: skip the ABC checks below
+        return ""
     if result is None or isinstance(result, str | bytes | bytearray | numbers.Number):
         return f"{_short(result)} ({type(result).__name__})"
     if many and (isinstance(result, Mapping) or not isinstance(result, Iterable)):

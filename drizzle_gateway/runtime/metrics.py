@@ -6,8 +6,11 @@ nothing here is module-level state. What the hub already knows (open
 connections, the broker's state, the history kept) is read at scrape time by
 `HubCollector`, which costs nothing between scrapes. What happens (requests,
 publishes, deliveries, closes, authentication failures) is counted as it
-happens, through label children bound once per action, topic pattern and code:
-the hot paths pay one dictionary lookup and one increment.
+happens, in plain Python numbers held per action, topic pattern and code, and
+exported at scrape time by `CountedCollector`: the hot paths pay a dictionary
+lookup and an integer addition, not a prometheus_client child's lock and
+checks (about 0.4 µs a counter and 0.8 µs a histogram observation, on a path
+that costs 40-50 µs a request).
 
 Labels are bounded whatever clients send: requests are labelled by the
 resource and action they found (an unknown one is ``unknown``), publishes and
@@ -18,11 +21,12 @@ the known close codes (``other`` for the rest).
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from ..brokers.base import Monitored
@@ -48,6 +52,8 @@ BUILTIN = "__builtin__"
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Upper bounds (seconds) of the request latency histogram's buckets."""
+
+_BOUNDS = (*(repr(bound) for bound in LATENCY_BUCKETS), "+Inf")  # each bucket's ``le`` label
 
 KNOWN_CLOSE_CODES = frozenset({
     CloseCode.NORMAL, CloseCode.GOING_AWAY, CloseCode.PROTOCOL_ERROR, 1003, 1005, CloseCode.ABNORMAL, 1007,
@@ -84,28 +90,43 @@ class Observed(Protocol):
 
 
 class Increment(Protocol):
-    """A counter child bound to its labels."""
+    """A counter bound to its labels."""
 
     def inc(self, amount: float = 1) -> None:
         """Add ``amount``."""
 
 
+class Count:
+    """One counter's value, for one set of labels (`Increment`)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: float = 0
+
+    def inc(self, amount: float = 1) -> None:
+        """Add ``amount``."""
+        self.value += amount
+
+
 class _Series:
-    """One action's bound children: its latency histogram and its count per outcome code."""
+    """One action's counts: replies per outcome code, and its latency histogram (per bucket, not cumulative)."""
 
-    __slots__ = ("labels", "latency", "codes", "counter")
+    __slots__ = ("labels", "codes", "buckets", "seconds")
 
-    def __init__(self, counter: Counter, latency: Histogram, resource: str, action: str) -> None:
-        self.counter = counter
+    def __init__(self, resource: str, action: str) -> None:
         self.labels = (resource, action)
-        self.latency = latency.labels(resource, action)
-        self.codes: dict[str, Increment] = {}
+        self.codes: dict[str, int] = {}
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # the last: over every bound (+Inf)
+        self.seconds = 0.0
 
     def count(self, code: str) -> None:
-        child = self.codes.get(code)
-        if child is None:
-            child = self.codes[code] = self.counter.labels(*self.labels, code)
-        child.inc()
+        codes = self.codes
+        codes[code] = codes.get(code, 0) + 1
+
+    def observe(self, seconds: float) -> None:
+        self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1  # the first bound at or above: Prometheus's le
+        self.seconds += seconds
 
 
 class Metrics:
@@ -116,26 +137,14 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.clock = clock
         self._lookups = lookups
-        self._requests = Counter("drizzle_requests", "Requests answered, by resource, action and outcome code "
-                                 "(OK or the error code).", ("resource", "action", "code"), registry=self.registry)
-        self._latency = Histogram("drizzle_request_duration_seconds", "Seconds from a request's start to its "
-                                  "reply or error frame, by resource and action.", ("resource", "action"),
-                                  buckets=LATENCY_BUCKETS, registry=self.registry)
-        self._publishes = Counter("drizzle_publishes", "Events published from this process, by topic pattern "
-                                  "(an idempotency duplicate, delivered to nobody, is not counted).",
-                                  ("topic",), registry=self.registry)
-        self._deliveries = Counter("drizzle_deliveries", "Event frames handed to this process's subscribers, by "
-                                   "topic pattern.", ("topic",), registry=self.registry)
-        self._closes = Counter("drizzle_closes", "Websocket connections closed, by close code (4008: slow "
-                               "consumer; 1006: dropped without a close frame).", ("code",), registry=self.registry)
-        self._auth_refusals = Counter("drizzle_auth_refusals", "Authentication attempts refused (credentials "
-                                      "presented and not accepted).", registry=self.registry)
-        self._auth_throttled = Counter("drizzle_auth_throttled", "Authentication attempts refused unchecked: the "
-                                       "client's address failed too often.", registry=self.registry)
         self._series: dict[tuple[str | None, str], _Series] = {}
-        self._unknown = _Series(self._requests, self._latency, UNKNOWN, UNKNOWN)
-        self._topics: dict[str, Increment] = {}  # per pattern: its publishes
-        self._delivered: dict[str, Increment] = {}  # per pattern: its deliveries
+        self._unknown = _Series(UNKNOWN, UNKNOWN)
+        self._published: dict[str, Count] = {}  # per pattern: its publishes
+        self._delivered: dict[str, Count] = {}  # per pattern: its deliveries
+        self._closes: dict[str, Count] = {}  # per close code label
+        self._auth_refusals = Count()
+        self._auth_throttled = Count()
+        self.registry.register(CountedCollector(self))
         if hub is not None:
             self.registry.register(HubCollector(hub))
 
@@ -143,32 +152,28 @@ class Metrics:
 
     def request_done(self, request: Request, code: str, began: float | None = None) -> None:
         """Count ``request`` under ``code`` (`OK` or an `ErrorCode`); with ``began`` (a `clock` reading), time it."""
-        series = self._series_of(request)
+        series = self._series.get((request.resource, request.action)) or self._series_of(request)
         series.count(code)
         if began is not None:
-            series.latency.observe(self.clock() - began)
+            series.observe(self.clock() - began)
 
     def _series_of(self, request: Request) -> _Series:
-        key = (request.resource, request.action)
-        series = self._series.get(key)
-        if series is not None:
-            return series
         try:
             resource, action = self._lookups.find_action(request)
         except ActionError:
             return self._unknown  # not kept: a client naming a new action each time grows nothing
         name = request.resource if request.resource is not None else BUILTIN
-        series = self._series[key] = _Series(self._requests, self._latency, name, action.name)
+        series = self._series[(request.resource, request.action)] = _Series(name, action.name)
         return series
 
     # -- events -----------------------------------------------------------------
 
     def published(self, pattern: str) -> None:
         """One event published on a topic of ``pattern`` (not a duplicate: one that was delivered)."""
-        child = self._topics.get(pattern)
-        if child is None:
-            child = self._topics[pattern] = self._publishes.labels(pattern)
-        child.inc()
+        count = self._published.get(pattern)
+        if count is None:
+            count = self._published[pattern] = Count()
+        count.value += 1
 
     def deliveries(self, channel: str) -> Increment:
         """The deliveries counter of ``channel``'s topic pattern (bind it once per channel)."""
@@ -176,10 +181,10 @@ class Metrics:
             pattern = self._lookups.find_topic(channel)[0].pattern
         except ActionError:
             pattern = UNKNOWN
-        child = self._delivered.get(pattern)
-        if child is None:
-            child = self._delivered[pattern] = self._deliveries.labels(pattern)
-        return child
+        count = self._delivered.get(pattern)
+        if count is None:
+            count = self._delivered[pattern] = Count()
+        return count
 
     # -- connections and authentication -----------------------------------------
 
@@ -187,11 +192,63 @@ class Metrics:
         """One websocket closed with ``code`` (None: dropped without one)."""
         if code is None:
             code = CloseCode.ABNORMAL
-        self._closes.labels(str(code) if code in KNOWN_CLOSE_CODES else "other").inc()
+        label = str(code) if code in KNOWN_CLOSE_CODES else "other"
+        count = self._closes.get(label)
+        if count is None:
+            count = self._closes[label] = Count()
+        count.value += 1
 
     def auth_failed(self, code: str) -> None:
         """An authentication attempt failed with ``code`` (UNAUTHENTICATED, or RATE_LIMITED when throttled)."""
-        (self._auth_throttled if code == ErrorCode.RATE_LIMITED else self._auth_refusals).inc()
+        (self._auth_throttled if code == ErrorCode.RATE_LIMITED else self._auth_refusals).value += 1
+
+    # -- at scrape time ---------------------------------------------------------
+
+    def families(self) -> Iterator[Metric]:
+        """What has been counted, as Prometheus metric families (read by `CountedCollector`)."""
+        requests = CounterMetricFamily("drizzle_requests", "Requests answered, by resource, action and outcome code "
+                                       "(OK or the error code).", labels=("resource", "action", "code"))
+        latency = HistogramMetricFamily("drizzle_request_duration_seconds", "Seconds from a request's start to its "
+                                        "reply or error frame, by resource and action.", labels=("resource", "action"))
+        for series in (*self._series.values(), self._unknown):
+            for code, value in list(series.codes.items()):
+                requests.add_metric((*series.labels, code), value)
+            if series.codes:
+                cumulative, buckets = 0, []
+                for bound, count in zip(_BOUNDS, list(series.buckets), strict=True):
+                    cumulative += count
+                    buckets.append((bound, cumulative))
+                latency.add_metric(series.labels, buckets, series.seconds)
+        yield requests
+        yield latency
+        yield _counters("drizzle_publishes", "Events published from this process, by topic pattern (an idempotency "
+                        "duplicate, delivered to nobody, is not counted).", "topic", self._published)
+        yield _counters("drizzle_deliveries", "Event frames handed to this process's subscribers, by topic pattern.",
+                        "topic", self._delivered)
+        yield _counters("drizzle_closes", "Websocket connections closed, by close code (4008: slow consumer; 1006: "
+                        "dropped without a close frame).", "code", self._closes)
+        yield CounterMetricFamily("drizzle_auth_refusals", "Authentication attempts refused (credentials presented "
+                                  "and not accepted).", self._auth_refusals.value)
+        yield CounterMetricFamily("drizzle_auth_throttled", "Authentication attempts refused unchecked: the "
+                                  "client's address failed too often.", self._auth_throttled.value)
+
+
+def _counters(name: str, documentation: str, label: str, counts: dict[str, Count]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=(label,))
+    for value, count in list(counts.items()):
+        family.add_metric((value,), count.value)
+    return family
+
+
+class CountedCollector(Collector):
+    """What `Metrics` counted, read at each scrape."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        """The counts now."""
+        return self._metrics.families()
 
 
 class HubCollector(Collector):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -55,11 +55,12 @@ class Pacer:
 
     def paused(self) -> bool:
         """Whether the connection's next request must wait (`resume_at` is still ahead)."""
-        return self.resume_at > asyncio.get_running_loop().time()
+        resume_at = self.resume_at
+        return resume_at is not NEVER and resume_at > asyncio.get_running_loop().time()
 
-    async def metered(self, coro: Coroutine[Any, Any, T], spent: float = 0.0) -> T:
-        """Await ``coro``, timing each of its steps; ``spent`` is what the request already held (its intake)."""
-        return await _Metered(coro, self, spent)
+    def metered(self, coro: Coroutine[Any, Any, T], spent: float = 0.0) -> Awaitable[T]:
+        """``coro`` to await, each of its steps timed; ``spent`` is what the request already held (its intake)."""
+        return _Metered(coro, self, spent)
 
 
 class _Metered(Generic[T]):

@@ -17,6 +17,7 @@ from drizzle_gateway.client import RemoteError
 from drizzle_gateway.runtime.auth import Credentials
 from drizzle_gateway.runtime.metrics import BUILTIN, UNKNOWN
 from drizzle_gateway.testing import TestClient
+from drizzle_gateway.wire.dialect import Request
 from drizzle_gateway.wire.errors import ActionError
 from tests.support.resources import Message, chat
 from tests.support.scrape import labels, samples, series
@@ -129,3 +130,23 @@ def test_close_codes_are_bounded():
         metrics.closed(code)
     assert series(samples(generate_latest(metrics.registry).decode()), "drizzle_closes_total") == {
         labels(code="4008"): 2.0, labels(code="1000"): 1.0, labels(code="1006"): 1.0, labels(code="other"): 2.0}
+
+
+def test_latency_falls_in_the_first_bucket_whose_bound_it_does_not_exceed():
+    """Prometheus's ``le``: a duration equal to a bound counts in that bound's bucket; buckets are cumulative."""
+    metrics = Gateway().hub.metrics
+    assert metrics is not None
+    took = iter((0.0005, 0.0007, 0.001, 0.0011, 20.0))
+    metrics.clock = lambda: next(took)  # each request began at 0
+    ping = Request(request_id=1, action="__ping__")
+    for _ in range(5):
+        metrics.request_done(ping, "OK", began=0.0)
+    found = series(samples(generate_latest(metrics.registry).decode()), "drizzle_request_duration_seconds_bucket")
+    ping_labels = {"resource": BUILTIN, "action": "__ping__"}
+    assert found[labels(**ping_labels, le="0.0005")] == 1.0
+    assert found[labels(**ping_labels, le="0.001")] == 3.0
+    assert found[labels(**ping_labels, le="0.0025")] == 4.0
+    assert found[labels(**ping_labels, le="10.0")] == 4.0
+    assert found[labels(**ping_labels, le="+Inf")] == 5.0
+    total = series(samples(generate_latest(metrics.registry).decode()), "drizzle_request_duration_seconds_sum")
+    assert total[labels(**ping_labels)] == pytest.approx(20.0033)
