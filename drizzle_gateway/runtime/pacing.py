@@ -55,8 +55,12 @@ class Pacer:
 
     def paused(self) -> bool:
         """Whether the connection's next request must wait (`resume_at` is still ahead)."""
-        resume_at = self.resume_at
-        return resume_at is not NEVER and resume_at > asyncio.get_running_loop().time()
+        if self.resume_at is NEVER:
+            return False
+        if self.resume_at > asyncio.get_running_loop().time():
+            return True
+        self.resume_at = NEVER  # the pause is over: the next check reads no clock
+        return False
 
     def metered(self, coro: Coroutine[Any, Any, T], spent: float = 0.0) -> Awaitable[T]:
         """``coro`` to await, each of its steps timed; ``spent`` is what the request already held (its intake)."""
