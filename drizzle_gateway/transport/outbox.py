@@ -43,7 +43,7 @@ from ..runtime.flusher import Flusher
 from ..wire.dialect import CloseCode
 from ..wire.frame import Frame, text_frame
 from .log_context import user_label
-from .tornado_internals import is_compressed, write_buffer_size
+from .tornado_internals import is_compressed, write_buffer_size, write_now
 
 if TYPE_CHECKING:
     from tornado.websocket import WebSocketHandler
@@ -194,13 +194,17 @@ class Outbox:
         return self._write(pending[0] if len(pending) == 1 else b"".join(pending))
 
     def _write(self, data: bytes) -> asyncio.Future[None] | None:
-        """Write to the stream; the future resolves once the stream has written ``data`` to the socket."""
+        """Write to the socket, through the stream if it must wait (`write_now`).
+
+        None when the socket took ``data`` at once or the connection is closing; else a future that
+        resolves once the stream has written the rest.
+        """
         protocol = self.handler.ws_connection
         if protocol is None or protocol.is_closing():  # nothing may follow a close frame
             self.drop()
             return None
         try:
-            return self._stream.write(data)
+            return write_now(self._stream, data)
         except StreamClosedError:
             self.drop()
             return None
@@ -235,6 +239,8 @@ class Outbox:
             newest = self._flush()
             if newest is not None:
                 newest.add_done_callback(self._written)
+            else:  # the socket took that at once too (or the connection is closing): nothing is left
+                self._relieve()
         # else: a later watched write (compressed connections) still holds bytes; its callback decides
 
     def _release(self) -> None:

@@ -8,6 +8,9 @@ accessor for what these give:
 - `write_buffer_size`: how many bytes an ``IOStream`` still buffers for its
   socket (``BaseIOStream._write_buffer``, a ``_StreamBuffer`` supporting
   ``len()``), by which `drizzle_gateway.transport.outbox` judges flow control;
+- `write_now`: a write handed straight to the socket when the stream holds
+  nothing for it (``_write_buffer`` empty), sparing ``IOStream.write``'s future
+  and buffer bookkeeping; what the socket does not take goes to ``write``;
 - `is_compressed`: whether per-message deflate was negotiated on a websocket
   (``WebSocketProtocol13._compressor``, None when it was not);
 - `Protocol13`: Tornado's server-side websocket protocol with the members a
@@ -200,6 +203,33 @@ def write_buffer_size(stream: BaseIOStream) -> int:
     """Bytes ``stream`` still holds for its socket (0 once it is closed)."""
     buffer = stream._write_buffer
     return len(buffer) if buffer is not None else 0
+
+
+def write_now(stream: BaseIOStream, data: bytes) -> Future[None] | None:
+    """Write ``data`` to ``stream``'s socket; None when the socket took it all at once.
+
+    When the stream holds nothing for its socket, ``data`` goes straight to
+    the socket's ``send``. Whatever was not taken (all of it, when the
+    stream holds bytes ahead of it) goes through ``stream.write``, whose
+    future is returned: it resolves once the stream has written it. A send
+    that fails is left to ``stream.write`` too, which meets the error again
+    and closes the stream as Tornado does. Plain sockets only: a TLS stream
+    always goes through ``write``. Raises ``StreamClosedError`` as
+    ``write`` does.
+    """
+    sock = stream.socket if type(stream) is tornado.iostream.IOStream else None
+    if sock is not None and not stream._write_buffer:
+        try:
+            sent = sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            return stream.write(data)
+        if sent == len(data):
+            return None
+        if sent:
+            data = memoryview(data)[sent:]  # type: ignore[assignment]  # IOStream.write takes any bytes-like
+    return stream.write(data)
 
 
 def is_compressed(protocol: WebSocketProtocol) -> bool:

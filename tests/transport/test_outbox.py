@@ -158,3 +158,40 @@ async def test_pipelined_replies_go_out_in_one_write(http_server, http_port, mon
     # Read together, answered together: the first reply too waits for the seven read with it.
     assert len(writes) == 1, [len(data) for data in writes]
     sock.sock.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.gen_test(timeout=50)
+@pytest.mark.gateway_options(limits=Limits(send_queue_bytes=64 * 1024, send_timeout=3.0, publish_wait=0.05))
+async def test_a_congested_reader_that_reads_again_is_relieved_and_gets_every_event(gateway, http_server, http_port):
+    """What waited in the outbox goes out once the peer reads; a socket that takes it whole relieves the peer."""
+    gateway.add_topic(bulk)
+    stalled = await StalledSocket.open(http_port)
+    await stalled.send({"request_id": 1, "action": "__subscribe__", "data": {"topic": "bulk"}})
+    await wait_until(lambda: gateway.hub.fanout.subscribers("bulk") == 1
+                     and not any(session.tasks for session in gateway.hub.sessions), 5)
+    slow = server_side(gateway, stalled.port())
+    seq = 0
+    while not slow.outbox.congested:  # the kernel's buffers fill first, then the stream's
+        assert seq < MAX_PUBLISHED, "the stalled reader never congested"
+        await gateway.publish(bulk, {"seq": seq, "body": BODY})
+        seq += 1
+    for _ in range(100):  # about 100 KB more waits in the outbox, past the hold
+        await gateway.publish(bulk, {"seq": seq, "body": BODY})
+        seq += 1
+    assert slow.outbox.congested and slow.outbox.queued_bytes > slow.outbox.low
+
+    events: list[int] = []
+
+    async def read() -> None:
+        async for opcode, payload in stalled.frames():
+            message = json.loads(payload)
+            if opcode == 0x1 and "topic" in message:
+                events.append(message["data"]["seq"])
+                if len(events) == seq:
+                    return
+
+    await asyncio.wait_for(read(), 20)
+    assert events == list(range(seq))
+    await wait_until(lambda: not slow.outbox.congested, 2)  # well within send_timeout: relieved, not closed
+    assert not slow.outbox.closed
