@@ -36,9 +36,10 @@ class Flusher:
 
     def schedule(self, outbox: Flushable) -> None:
         """Flush ``outbox`` at the end of this loop turn."""
-        loop = asyncio.get_running_loop()
-        if not self._dirty or loop is not self._loop:  # a loop that stopped before flushing left work behind
-            self._loop = loop
+        if not self._dirty or self._loop is None or not self._loop.is_running():
+            # The turn's first (one loop lookup per turn, not per outbox), or a loop that stopped before
+            # flushing left work behind: the running loop flushes it.
+            loop = self._loop = asyncio.get_running_loop()
             loop.call_soon(self._after_this_turn, loop)
         self._dirty.append(outbox)
 
