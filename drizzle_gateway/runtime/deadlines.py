@@ -33,7 +33,7 @@ class Deadlines:
         """Cancel ``task`` if it still runs ``timeout`` seconds from now; `forget` it when done."""
         if self.timeout is None:
             return
-        deadline = asyncio.get_running_loop().time() + self.timeout
+        deadline = task.get_loop().time() + self.timeout  # the task's loop: no running-loop lookup
         self._running[task] = deadline
         if self._timer is None or deadline < self._timer.when():
             self._arm(deadline)
