@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -139,9 +140,9 @@ class Metrics:
         self._lookups = lookups
         self._series: dict[tuple[str | None, str], _Series] = {}
         self._unknown = _Series(UNKNOWN, UNKNOWN)
-        self._published: dict[str, Count] = {}  # per pattern: its publishes
-        self._delivered: dict[str, Count] = {}  # per pattern: its deliveries
-        self._closes: dict[str, Count] = {}  # per close code label
+        self._published: defaultdict[str, Count] = defaultdict(Count)  # per pattern: its publishes
+        self._delivered: defaultdict[str, Count] = defaultdict(Count)  # per pattern: its deliveries
+        self._closes: defaultdict[str, Count] = defaultdict(Count)  # per close code label
         self._auth_refusals = Count()
         self._auth_throttled = Count()
         self.registry.register(CountedCollector(self))
@@ -170,10 +171,7 @@ class Metrics:
 
     def published(self, pattern: str) -> None:
         """One event published on a topic of ``pattern`` (not a duplicate: one that was delivered)."""
-        count = self._published.get(pattern)
-        if count is None:
-            count = self._published[pattern] = Count()
-        count.value += 1
+        self._published[pattern].value += 1
 
     def deliveries(self, channel: str) -> Increment:
         """The deliveries counter of ``channel``'s topic pattern (bind it once per channel)."""
@@ -181,10 +179,7 @@ class Metrics:
             pattern = self._lookups.find_topic(channel)[0].pattern
         except ActionError:
             pattern = UNKNOWN
-        count = self._delivered.get(pattern)
-        if count is None:
-            count = self._delivered[pattern] = Count()
-        return count
+        return self._delivered[pattern]
 
     # -- connections and authentication -----------------------------------------
 
@@ -192,11 +187,7 @@ class Metrics:
         """One websocket closed with ``code`` (None: dropped without one)."""
         if code is None:
             code = CloseCode.ABNORMAL
-        label = str(code) if code in KNOWN_CLOSE_CODES else "other"
-        count = self._closes.get(label)
-        if count is None:
-            count = self._closes[label] = Count()
-        count.value += 1
+        self._closes[str(code) if code in KNOWN_CLOSE_CODES else "other"].value += 1
 
     def auth_failed(self, code: str) -> None:
         """An authentication attempt failed with ``code`` (UNAUTHENTICATED, or RATE_LIMITED when throttled)."""
