@@ -12,6 +12,7 @@ a tenth of an idle connection).
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Protocol
 
 SLACK = 0.05
@@ -45,6 +46,7 @@ class Heartbeat:
         self._pings: dict[Beating, float] = {}  # member -> when its next ping is due, in that order
         self._checks: dict[Beating, float] = {}  # member -> when its last ping's answer is checked, in that order
         self._timer: asyncio.TimerHandle | None = None
+        self._last_due = -math.inf  # the due time `add` gave last
 
     def __len__(self) -> int:
         return len(self._pings)
@@ -52,7 +54,10 @@ class Heartbeat:
     def add(self, member: Beating) -> None:
         """Ping ``member`` from ``interval`` seconds on (until `discard`)."""
         due = asyncio.get_running_loop().time() + self.interval
-        self._pings[member] = due
+        last = self._last_due
+        if 0.0 <= due - last < self._slack / 4:
+            due = last  # joined close behind the last: one float for both (a storm of connections shares a few)
+        self._pings[member] = self._last_due = due
         if self._timer is None:
             self._arm(due)
 
@@ -81,6 +86,7 @@ class Heartbeat:
                 self.discard(member)
                 member.heartbeat_missed()
         pings = self._pings
+        next_ping, check_at = now + self.interval, now + self.timeout  # shared by every member pinged now
         while pings:
             member, due = next(iter(pings.items()))
             if due > ripe:
@@ -89,9 +95,9 @@ class Heartbeat:
             if not member.send_heartbeat():
                 checks.pop(member, None)
                 continue
-            pings[member] = now + self.interval  # at the end: every other member is due earlier
+            pings[member] = next_ping  # at the end: every other member is due earlier
             if self.timeout > 0:
-                checks[member] = now + self.timeout
+                checks[member] = check_at
         earliest = min((next(iter(table.values())) for table in (checks, pings) if table), default=None)
         if earliest is not None:
             self._arm(earliest)

@@ -158,7 +158,7 @@ class Hub:
         self.farewell = RESTART if restart else SHUTDOWN
         self.closing = True
         for session in self._sessions:  # a stream may never run out: its generator is closed now
-            session.streams.shut()
+            session.shut_streams()
         in_flight = [task for session in self._sessions for task in session.tasks]
         if in_flight:
             _, late = await asyncio.wait(in_flight, timeout=timeout)

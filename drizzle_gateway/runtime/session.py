@@ -58,6 +58,10 @@ class Session:
     the connection is closed with `CloseCode.TOKEN_EXPIRED`.
     """
 
+    __slots__ = ("hub", "peer", "protocol", "user", "identity", "refusal", "started", "ended", "_channels", "_streams",
+                 "_bucket", "_pacer", "_pause", "_tasks", "_auth_deadline", "_expiry", "_authenticating", "_slot_free",
+                 "_held_since", "_released_at", "_turns")
+
     def __init__(self, hub: Hub, peer: Peer, protocol: Dialect | None = None) -> None:
         self.hub = hub
         self.peer = peer
@@ -68,17 +72,16 @@ class Session:
         self.started = False
         self._channels: set[str] | None = None  # made on the first subscription, as the tables below
         self.ended = False
-        self.streams = Streams()
-        """The streaming replies running now, by request_id (``__cancel__`` stops one)."""
+        self._streams: Streams | None = None  # made on first use, as the pacer and the lock: idle sessions stay small
         limits = hub.limits
         self._bucket = TokenBucket(limits.rate, limits.burst_size) if limits.rate else None
-        self._pacer = Pacer(limits.cpu_share, hub.pacing_clock) if limits.cpu_share is not None else None
+        self._pacer: Pacer | None = None  # made on the first frame, when ``limits.cpu_share`` paces
         # While paused after a costly request: the pause's end, and the future the reader waits on.
         self._pause: tuple[asyncio.TimerHandle, asyncio.Future[None]] | None = None
         self._tasks: set[asyncio.Task[None]] | None = None
         self._auth_deadline: asyncio.TimerHandle | None = None
         self._expiry: asyncio.TimerHandle | None = None
-        self._authenticating = asyncio.Lock()  # one attempt at a time: refreshes apply in the order sent
+        self._authenticating: asyncio.Lock | None = None  # one attempt at a time: refreshes apply in the order sent
         self._slot_free: asyncio.Future[None] | None = None
         self._held_since: float | None = None  # reading held back since (loop time), or None
         self._released_at = NEVER
@@ -88,6 +91,27 @@ class Session:
     def tasks(self) -> frozenset[asyncio.Task[None]]:
         """The requests of this session still running."""
         return frozenset(self._tasks or ())
+
+    @property
+    def streams(self) -> Streams:
+        """The streaming replies running now, by request_id (``__cancel__`` stops one)."""
+        streams = self._streams
+        if streams is None:
+            streams = self._streams = Streams()
+        return streams
+
+    @property
+    def pacer(self) -> Pacer | None:
+        """What paces this session's CPU (made on first use); None when ``limits.cpu_share`` is None."""
+        pacer = self._pacer
+        if pacer is None and self.hub.limits.cpu_share is not None:
+            pacer = self._pacer = Pacer(self.hub.limits.cpu_share, self.hub.pacing_clock)
+        return pacer
+
+    def shut_streams(self) -> None:
+        """Stop every streaming reply (the gateway is closing)."""
+        if self._streams is not None:
+            self._streams.shut()
 
     @property
     def channels(self) -> AbstractSet[str]:
@@ -149,7 +173,7 @@ class Session:
         returned resolves then. ``more`` says that more frames were read
         with this one: its reply then waits to go out with theirs.
         """
-        pacer = self._pacer
+        pacer = self._pacer or self.pacer
         began = pacer.clock() if pacer is not None else 0.0
         request = dispatch.intake(self, message)
         if isinstance(request, str):
@@ -268,6 +292,8 @@ class Session:
         its identity until that expires. Attempts run one at a time, in the
         order they came, so the token sent last is the one that holds.
         """
+        if self._authenticating is None:
+            self._authenticating = asyncio.Lock()
         async with self._authenticating:
             return self._authenticated(await self._identify(token))
 

@@ -159,7 +159,7 @@ async def test_a_costly_request_pauses_its_connection_for_three_times_its_cost(g
         assert json.loads(transport.frames[0])["code"] == "INVALID_DATA"  # answered at once, then paused
         assert paused is not None and not paused.done()
         # A frame read meanwhile is not started before the pause ends: three times the cost (cpu_share 1/4).
-        resume_at = session._pacer.resume_at
+        resume_at = session.pacer.resume_at
         assert began + 3 * COSTLY_STEP < resume_at <= began + 4 * spent
         await asyncio.wait_for(paused, 5)
         assert loop.time() >= resume_at
@@ -203,7 +203,7 @@ async def test_handing_a_publish_to_its_subscribers_is_not_charged_to_the_publis
         assert publish(2) is None  # answered in its first step, and not paused
         assert [json.loads(frame)["request_id"] for frame in transport.frames] == [1, 2]
         assert len(member.frames) == 1  # the delivery held the loop for 4 x COSTLY_STEP ...
-        assert not session._pacer.paused()  # ... which the publisher is not charged for
+        assert not session.pacer.paused()  # ... which the publisher is not charged for
     finally:
         session.end()
         gateway.hub.fanout.discard(member, "chat.a")
@@ -216,8 +216,8 @@ async def test_a_frame_read_while_paused_starts_when_the_pause_ends(gateway):
     session.start()
     loop = asyncio.get_running_loop()
     try:
-        session._pacer.charge(0.02)  # as a 20 ms request would: paused for 60 ms
-        resume_at = session._pacer.resume_at
+        session.pacer.charge(0.02)  # as a 20 ms request would: paused for 60 ms
+        resume_at = session.pacer.resume_at
         waiting = session.receive('{"request_id": 1, "resource": "lab", "action": "plain"}')
         assert waiting is not None and transport.frames == []  # read, not started
         await asyncio.wait_for(waiting, 5)
@@ -233,13 +233,13 @@ async def test_cheap_requests_never_pause_and_cpu_share_none_never_does(gateway)
     session = Session(gateway.hub, transport)
     session.start()
     ticks = itertools.count()
-    session._pacer.clock = lambda: next(ticks) * 50e-6  # each step 50 µs: cheap, whatever else the machine runs
+    session.pacer.clock = lambda: next(ticks) * 50e-6  # each step 50 µs: cheap, whatever else the machine runs
     try:
         for request_id in range(200):  # cheap: never charged
             session.receive(json.dumps({"request_id": request_id, "resource": "lab", "action": "plain"}))
         await wait_until(lambda: len(transport.frames) == 200, 5)  # the first ran at once, the others as tasks
         assert sorted(json.loads(frame)["request_id"] for frame in transport.frames) == list(range(200))
-        assert session._pacer.resume_at == float("-inf")
+        assert session.pacer.resume_at == float("-inf")
     finally:
         session.end()
     unpaced = Session(make_test_gateway(limits=Limits(cpu_share=None)).hub, RecordingTransport())

@@ -10,7 +10,9 @@ module naming one of them, or reaching into a private name of a tornado module).
 from __future__ import annotations
 
 import ast
+import asyncio
 import importlib
+import socket
 import subprocess
 import sys
 import textwrap
@@ -22,6 +24,7 @@ import tornado.tcpserver
 import tornado.util
 import tornado.web
 import tornado.websocket
+from tornado.iostream import IOStream
 from tornado.websocket import WebSocketHandler
 
 from drizzle_gateway.runtime.flusher import Flusher
@@ -70,6 +73,12 @@ BREAKAGES = {
             original(self, *args, **kwargs)
         tornado.iostream.BaseIOStream.__init__ = __init__
     """,
+    "write buffer's queue renamed": """
+        original = tornado.iostream._StreamBuffer.__init__
+        def __init__(self):
+            original(self)
+        tornado.iostream._StreamBuffer.__init__ = __init__
+    """,
     "write buffer without len": """
         del tornado.iostream._StreamBuffer.__len__
     """,
@@ -98,6 +107,27 @@ def test_a_tornado_without_them_fails_at_import_naming_its_version(breakage):
     assert last.startswith("ImportError: drizzle_gateway's websocket layer does not support Tornado "
                            f"{tornado.version}: "), result.stderr
     assert "tornado>=6.3,<7" in last
+
+
+@pytest.mark.gen_test
+async def test_a_stream_with_slim_queues_writes_everything_in_order_and_resolves_every_write():
+    """Small and large writes pile up behind a reader that stalls, in the lists that replace the deques."""
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    writer, reader = IOStream(ours), IOStream(theirs)
+    try:
+        tornado_internals.slim_queues(writer)
+        chunks = [bytes([i % 251]) * (10 if i % 3 else 5000) for i in range(300)]  # merged small, queued large
+        writes = [writer.write(chunk) for chunk in chunks]
+        assert not all(write.done() for write in writes)  # the socket balked: the queues hold what waits
+        expected = b"".join(chunks)
+        received = await asyncio.wait_for(reader.read_bytes(len(expected)), 10)
+        assert received == expected
+        await asyncio.wait_for(asyncio.gather(*writes), 10)
+        assert tornado_internals.write_buffer_size(writer) == 0
+    finally:
+        writer.close()
+        reader.close()
 
 
 # -- the fence: only tornado_internals names Tornado's private members ----------------
