@@ -121,13 +121,13 @@ class _Series:
         self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # the last: over every bound (+Inf)
         self.seconds = 0.0
 
-    def count(self, code: str) -> None:
+    def done(self, code: str, seconds: float | None) -> None:
+        """One reply with outcome ``code``; with ``seconds``, its latency observed too."""
         codes = self.codes
         codes[code] = codes.get(code, 0) + 1
-
-    def observe(self, seconds: float) -> None:
-        self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1  # the first bound at or above: Prometheus's le
-        self.seconds += seconds
+        if seconds is not None:
+            self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1  # the first bound at or above: Prometheus's le
+            self.seconds += seconds
 
 
 class Metrics:
@@ -154,9 +154,7 @@ class Metrics:
     def request_done(self, request: Request, code: str, began: float | None = None) -> None:
         """Count ``request`` under ``code`` (`OK` or an `ErrorCode`); with ``began`` (a `clock` reading), time it."""
         series = self._series.get((request.resource, request.action)) or self._series_of(request)
-        series.count(code)
-        if began is not None:
-            series.observe(self.clock() - began)
+        series.done(code, None if began is None else self.clock() - began)
 
     def _series_of(self, request: Request) -> _Series:
         try:

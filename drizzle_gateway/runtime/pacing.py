@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -64,45 +65,40 @@ class Pacer:
 
     def metered(self, coro: Coroutine[Any, Any, T], spent: float = 0.0) -> Awaitable[T]:
         """``coro`` to await, each of its steps timed; ``spent`` is what the request already held (its intake)."""
-        return _Metered(coro, self, spent)
+        return cast(Awaitable[T], _metered(coro, self, spent))  # a generator-based coroutine: awaitable
 
 
-class _Metered(Generic[T]):
-    """Drives a coroutine as ``await`` would, adding up the time of its steps and charging a costly request."""
+@types.coroutine
+def _metered(coro: Coroutine[Any, Any, T], pacer: Pacer, spent: float) -> Generator[Any, Any, T]:
+    """Drive ``coro`` as ``await`` would, adding up the time of its steps and charging a costly request.
 
-    __slots__ = ("_coro", "_pacer", "_spent", "_charged")
-
-    def __init__(self, coro: Coroutine[Any, Any, T], pacer: Pacer, spent: float) -> None:
-        self._coro = coro
-        self._pacer = pacer
-        self._spent = spent
-        self._charged = 0.0
-
-    def _step(self, started: float) -> None:
-        self._spent += self._pacer.clock() - started
-        if self._spent > COSTLY_STEP:
-            self._pacer.charge(self._spent - self._charged)
-            self._charged = self._spent
-
-    def __await__(self) -> Generator[Any, Any, T]:
-        coro = self._coro
-        value: Any = None
-        thrown: BaseException | None = None
-        while True:
-            started = self._pacer.clock()
-            try:
-                yielded = coro.send(value) if thrown is None else coro.throw(thrown)
-            except StopIteration as done:
-                self._step(started)
-                result: T = done.value  # what the coroutine returned: a T, as its type says
-                return result
-            except BaseException:
-                self._step(started)
-                raise
-            finally:
-                thrown = None
-            self._step(started)
-            try:
-                value = yield yielded
-            except BaseException as error:  # noqa: B036 -- passed on to the coroutine, as await would
-                value, thrown = None, error
+    One generator (no object around it): most requests finish in their first step.
+    """
+    clock = pacer.clock
+    charged = 0.0
+    value: Any = None
+    thrown: BaseException | None = None
+    while True:
+        started = clock()
+        try:
+            yielded = coro.send(value) if thrown is None else coro.throw(thrown)
+        except StopIteration as done:
+            spent += clock() - started
+            if spent > COSTLY_STEP:
+                pacer.charge(spent - charged)
+            result: T = done.value  # what the coroutine returned: a T, as its type says
+            return result
+        except BaseException:
+            spent += clock() - started
+            if spent > COSTLY_STEP:
+                pacer.charge(spent - charged)
+            raise
+        spent += clock() - started
+        if spent > COSTLY_STEP:
+            pacer.charge(spent - charged)
+            charged = spent
+        thrown = None
+        try:
+            value = yield yielded
+        except BaseException as error:  # noqa: B036 -- passed on to the coroutine, as await would
+            value, thrown = None, error
