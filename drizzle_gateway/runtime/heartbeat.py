@@ -46,7 +46,7 @@ class Heartbeat:
         self._pings: dict[Beating, float] = {}  # member -> when its next ping is due, in that order
         self._checks: dict[Beating, float] = {}  # member -> when its last ping's answer is checked, in that order
         self._timer: asyncio.TimerHandle | None = None
-        self._last_due = -math.inf  # the due time `add` gave last
+        self._last_due = -math.inf  # the due time of the entry put last into `_pings` (the latest of them)
 
     def __len__(self) -> int:
         return len(self._pings)
@@ -56,7 +56,7 @@ class Heartbeat:
         due = asyncio.get_running_loop().time() + self.interval
         last = self._last_due
         if 0.0 <= due - last < self._slack / 4:
-            due = last  # joined close behind the last: one float for both (a storm of connections shares a few)
+            due = last  # just after the last entry, due no later: one float for both (a storm of connections)
         self._pings[member] = self._last_due = due
         if self._timer is None:
             self._arm(due)
@@ -95,7 +95,7 @@ class Heartbeat:
             if not member.send_heartbeat():
                 checks.pop(member, None)
                 continue
-            pings[member] = next_ping  # at the end: every other member is due earlier
+            pings[member] = self._last_due = next_ping  # at the end: every other member is due earlier
             if self.timeout > 0:
                 checks[member] = check_at
         earliest = min((next(iter(table.values())) for table in (checks, pings) if table), default=None)

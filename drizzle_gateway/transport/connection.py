@@ -22,7 +22,7 @@ from .client_address import TrustedProxies
 from .frame_reader import ChunkReader, next_turn
 from .handshake import HandshakePolicy
 from .outbox import Outbox
-from .tornado_internals import slim_queues, websocket_params
+from .tornado_internals import is_compressed, slim_queues, websocket_params
 
 logger = logging.getLogger("drizzle_gateway")
 
@@ -232,7 +232,7 @@ class Connection(WebSocketHandler):
         self.state = PeerState.OPEN
         self.set_nodelay(True)  # the outbox already coalesces small frames per loop turn; Nagle would only delay
         protocol = self.ws_connection
-        if protocol is not None and protocol.stream is not None:
+        if protocol is not None and protocol.stream is not None and not is_compressed(protocol):
             slim_queues(protocol.stream)  # idle connections are most of them: their stream holds no empty deques
         self.session.start()
         return None

@@ -13,8 +13,8 @@ accessor for what these give:
   and buffer bookkeeping; what the socket does not take goes to ``write``;
 - `slim_queues`: an ``IOStream``'s two write queues (``_write_futures`` and
   its ``_StreamBuffer``'s ``_buffers``, each a ``collections.deque``) moved to
-  lists, which cost 56 bytes empty where a deque costs 760: a tenth of what an
-  idle connection holds;
+  short lists, which cost 72 bytes empty where a deque costs 760: a tenth of
+  what an idle connection holds (a queue that grows long becomes a deque again);
 - `is_compressed`: whether per-message deflate was negotiated on a websocket
   (``WebSocketProtocol13._compressor``, None when it was not);
 - `Protocol13`: Tornado's server-side websocket protocol with the members a
@@ -41,8 +41,9 @@ protection off. ``install_requires`` bounds Tornado to the versions tested
 
 from __future__ import annotations
 
+import collections
 import socket
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
 import tornado
@@ -240,15 +241,35 @@ def write_now(stream: BaseIOStream, data: bytes) -> Future[None] | None:
     return stream.write(data)
 
 
-class _Queue(list[Any]):
-    """The part of ``collections.deque`` an ``IOStream`` uses for a write queue, on a list.
+SHORT_QUEUE = 16
+"""A write queue holds up to this many entries as a list; past that, its owner gets a deque in its place."""
 
-    The queues hold a few entries at a time (a write's future until the
-    socket takes it; a large write's view until it is sent), so taking the
-    first off a list costs no more than off a deque.
+
+class _Queue(list[Any]):
+    """The part of ``collections.deque`` an ``IOStream`` uses for a write queue, on a list while it is short.
+
+    An idle connection's queues are empty and a busy one's hold a few
+    entries (a write's future until the socket takes it; a large write's
+    view until it is sent), so taking the first off a short list costs no
+    more than off a deque. A queue that grows past `SHORT_QUEUE` (many
+    writes waiting on a slow socket) hands its entries to a deque that
+    takes the list's place, so draining it never costs quadratic time.
     """
 
-    __slots__ = ()
+    __slots__ = ("_owner", "_name")
+
+    def __init__(self, entries: Iterable[Any], owner: object, name: str) -> None:
+        super().__init__(entries)
+        self._owner = owner  # what holds this queue, as its attribute ``name``
+        self._name = name
+
+    def append(self, entry: Any) -> None:
+        """Add ``entry`` at the end (past `SHORT_QUEUE` entries, to the deque that replaces this list)."""
+        if len(self) < SHORT_QUEUE:
+            super().append(entry)
+            return
+        setattr(self._owner, self._name, collections.deque((*self, entry)))
+        self.clear()
 
     def popleft(self) -> Any:
         """Remove and return the first entry."""
@@ -256,11 +277,15 @@ class _Queue(list[Any]):
 
 
 def slim_queues(stream: BaseIOStream) -> None:
-    """Move ``stream``'s write queues from deques (760 bytes each, empty) to lists (56), keeping what they hold."""
-    stream._write_futures = _Queue(stream._write_futures)  # type: ignore[assignment]
+    """Move ``stream``'s write queues from deques (760 bytes each, empty) to short lists (72), keeping their entries.
+
+    For plain and TLS streams whose writes go through ``IOStream.write``;
+    a compressed websocket writes a frame at a time and keeps Tornado's deques.
+    """
+    stream._write_futures = _Queue(stream._write_futures, stream, "_write_futures")  # type: ignore[assignment]
     buffer = stream._write_buffer
     if buffer is not None:
-        buffer._buffers = _Queue(buffer._buffers)  # type: ignore[assignment]
+        buffer._buffers = _Queue(buffer._buffers, buffer, "_buffers")  # type: ignore[assignment]
 
 
 def is_compressed(protocol: WebSocketProtocol) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import collections
 import importlib
 import socket
 import subprocess
@@ -111,15 +112,19 @@ def test_a_tornado_without_them_fails_at_import_naming_its_version(breakage):
 
 @pytest.mark.gen_test
 async def test_a_stream_with_slim_queues_writes_everything_in_order_and_resolves_every_write():
-    """Small and large writes pile up behind a reader that stalls, in the lists that replace the deques."""
+    """Small and large writes pile up behind a reader that stalls: first in the short lists, then in deques."""
     ours, theirs = socket.socketpair()
     ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     writer, reader = IOStream(ours), IOStream(theirs)
     try:
         tornado_internals.slim_queues(writer)
+        assert type(writer._write_futures) is not collections.deque  # a short list while the stream is idle
         chunks = [bytes([i % 251]) * (10 if i % 3 else 5000) for i in range(300)]  # merged small, queued large
         writes = [writer.write(chunk) for chunk in chunks]
         assert not all(write.done() for write in writes)  # the socket balked: the queues hold what waits
+        # Grown past SHORT_QUEUE entries, each queue is a deque again (no quadratic draining), holding them all.
+        assert type(writer._write_futures) is collections.deque and len(writer._write_futures) > 100
+        assert type(writer._write_buffer._buffers) is collections.deque
         expected = b"".join(chunks)
         received = await asyncio.wait_for(reader.read_bytes(len(expected)), 10)
         assert received == expected
