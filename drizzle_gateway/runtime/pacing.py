@@ -72,7 +72,9 @@ class Pacer:
 def _metered(coro: Coroutine[Any, Any, T], pacer: Pacer, spent: float) -> Generator[Any, Any, T]:
     """Drive ``coro`` as ``await`` would, adding up the time of its steps and charging a costly request.
 
-    One generator (no object around it): most requests finish in their first step.
+    One generator (no object around it): most requests finish in their first step. A request
+    closed unfinished (its task collected, perhaps after its loop stopped) is discarded: what its
+    ``finally`` blocks run then is not charged.
     """
     clock = pacer.clock
     charged = 0.0
@@ -84,13 +86,13 @@ def _metered(coro: Coroutine[Any, Any, T], pacer: Pacer, spent: float) -> Genera
             yielded = coro.send(value) if thrown is None else coro.throw(thrown)
         except StopIteration as done:
             spent += clock() - started
-            if spent > COSTLY_STEP:
+            if spent > COSTLY_STEP and not isinstance(thrown, GeneratorExit):
                 pacer.charge(spent - charged)
             result: T = done.value  # what the coroutine returned: a T, as its type says
             return result
         except BaseException:
             spent += clock() - started
-            if spent > COSTLY_STEP:
+            if spent > COSTLY_STEP and not isinstance(thrown, GeneratorExit):
                 pacer.charge(spent - charged)
             raise
         spent += clock() - started

@@ -106,3 +106,35 @@ async def test_metered_counts_what_the_request_held_before_it():
 
     await pacer.metered(instant(), spent=COSTLY_STEP * 2)
     assert pacer.paused()
+
+
+def test_a_costly_request_closed_after_its_loop_stopped_closes_quietly_and_charges_nothing_more():
+    pacer = Pacer(0.25, clock=StepClock(0.1))  # each step holds the loop for 100 ms: costly
+    cleaned = []
+
+    async def request():
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            cleaned.append(True)
+
+    async def serve():  # what a request's task runs
+        await pacer.metered(request())
+
+    task_coro = serve()
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(_first_step(task_coro))  # charged for its first step, while the loop runs
+        charged_until = pacer.resume_at
+    finally:
+        loop.close()
+    assert charged_until > 0
+    task_coro.close()  # as the garbage collector closes a dropped task's coroutine: no loop runs now
+    assert cleaned == [True] and pacer.resume_at == charged_until
+
+
+async def _first_step(coro) -> None:
+    """Run the first step of ``coro`` and leave it suspended on what it waits for."""
+    waited = coro.send(None)
+    assert waited is not None  # it waits: the sleep's future
+    waited.cancel()
