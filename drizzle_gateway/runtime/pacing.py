@@ -85,20 +85,13 @@ def _metered(coro: Coroutine[Any, Any, T], pacer: Pacer, spent: float) -> Genera
         try:
             yielded = coro.send(value) if thrown is None else coro.throw(thrown)
         except StopIteration as done:
-            spent += clock() - started
-            if spent > COSTLY_STEP and not isinstance(thrown, GeneratorExit):
-                pacer.charge(spent - charged)
             result: T = done.value  # what the coroutine returned: a T, as its type says
             return result
-        except BaseException:
+        finally:  # the step ended: it returned, raised or waits
             spent += clock() - started
             if spent > COSTLY_STEP and not isinstance(thrown, GeneratorExit):
                 pacer.charge(spent - charged)
-            raise
-        spent += clock() - started
-        if spent > COSTLY_STEP:
-            pacer.charge(spent - charged)
-            charged = spent
+                charged = spent
         thrown = None
         try:
             value = yield yielded
