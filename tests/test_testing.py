@@ -110,27 +110,28 @@ async def test_an_unauthenticated_session_is_closed_after_auth_timeout():
 
 class Slow(Resource):
     name = "slow"
+    running = 0
+    most = 0
 
     @action()
     async def echo(self, data):
-        await asyncio.sleep(0.001)
+        Slow.running += 1
+        Slow.most = max(Slow.most, Slow.running)
+        try:
+            await asyncio.sleep(0.001)
+        finally:
+            Slow.running -= 1
         return data
 
 
 @pytest.mark.gen_test
 async def test_requests_beyond_max_in_flight_wait_and_are_all_answered():
     gateway = Gateway([Slow], limits=Limits(max_in_flight=4, rate=None))
+    Slow.most = 0
     async with TestClient(gateway) as client:
-        most = 0
-
-        async def one(n: int):
-            nonlocal most
-            most = max(most, len(client.session.tasks))
-            return await client.call("slow", "echo", {"n": n})
-
-        replies = await asyncio.gather(*(one(n) for n in range(100)))
+        replies = await asyncio.gather(*(client.call("slow", "echo", {"n": n}) for n in range(100)))
     assert replies == [{"n": n} for n in range(100)]
-    assert most == 4
+    assert Slow.most == 4
 
 
 @pytest.mark.gen_test

@@ -22,7 +22,6 @@ from ..wire.dialect import CloseCode, Dialect
 from ..wire.errors import ActionError, ErrorCode
 from .auth import Authenticate, AuthThrottle, Credentials, identify, presents_credentials
 from .deadlines import Deadlines
-from .eager import FirstOfTurn
 from .fanout import Fanout
 from .flusher import Flusher
 from .heartbeat import Heartbeat
@@ -30,6 +29,7 @@ from .identity import Identity
 from .limits import Limits
 from .metrics import Metrics
 from .presence import Presences
+from .runner import Runner
 
 if TYPE_CHECKING:
     from ..contract.resources import Action, Resource
@@ -91,7 +91,7 @@ class Hub:
         self.presence = Presences(broker.presence if isinstance(broker, PresenceBroker) else None, limits)
         self.flusher = Flusher()
         self.deadlines: Deadlines = Deadlines(limits.action_timeout)
-        self.starter = FirstOfTurn(self.flusher)
+        self.starter = Runner(self.flusher)
         interval, timeout = limits.ping_interval, limits.ping_timeout
         self.heartbeat = Heartbeat(interval, interval if timeout is None else timeout) if interval else None
         self.closing = False

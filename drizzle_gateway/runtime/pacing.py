@@ -5,8 +5,8 @@ coroutine up to an ``await`` that waits) hold the event loop while they
 run; nothing else is served meanwhile. Steps are cheap as a rule (tens of
 microseconds), but a client chooses its input, and some inputs cost
 milliseconds (a list of invalid items makes marshmallow raise and record an
-error per item). A `Pacer` charges each request's step time to its
-connection: once a request has held the loop for more than `COSTLY_STEP`,
+error per item). A `Pacer` is charged each request's step time (`runner.Runner`
+times the steps): once a request has held the loop for more than `COSTLY_STEP`,
 the connection is paused for ``1 / share - 1`` times what it held (three
 times, at the default ``Limits.cpu_share`` of a quarter) before its next
 request starts, so that on average it gets at most ``share`` of the loop.
@@ -18,11 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-import types
-from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import Any, TypeVar, cast
-
-T = TypeVar("T")
+from collections.abc import Callable
 
 NEVER = float("-inf")
 """A loop time before any other: one float shared by every connection that has not been paused."""
@@ -62,38 +58,3 @@ class Pacer:
             return True
         self.resume_at = NEVER  # the pause is over: the next check reads no clock
         return False
-
-    def metered(self, coro: Coroutine[Any, Any, T], spent: float = 0.0) -> Awaitable[T]:
-        """``coro`` to await, each of its steps timed; ``spent`` is what the request already held (its intake)."""
-        return cast(Awaitable[T], _metered(coro, self, spent))  # a generator-based coroutine: awaitable
-
-
-@types.coroutine
-def _metered(coro: Coroutine[Any, Any, T], pacer: Pacer, spent: float) -> Generator[Any, Any, T]:
-    """Drive ``coro`` as ``await`` would, adding up the time of its steps and charging a costly request.
-
-    One generator (no object around it): most requests finish in their first step. A request
-    closed unfinished (its task collected, perhaps after its loop stopped) is discarded: what its
-    ``finally`` blocks run then is not charged.
-    """
-    clock = pacer.clock
-    charged = 0.0
-    value: Any = None
-    thrown: BaseException | None = None
-    while True:
-        started = clock()
-        try:
-            yielded = coro.send(value) if thrown is None else coro.throw(thrown)
-        except StopIteration as done:
-            result: T = done.value  # what the coroutine returned: a T, as its type says
-            return result
-        finally:  # the step ended: it returned, raised or waits
-            spent += clock() - started
-            if spent > COSTLY_STEP and not isinstance(thrown, GeneratorExit):
-                pacer.charge(spent - charged)
-                charged = spent
-        thrown = None
-        try:
-            value = yield yielded
-        except BaseException as error:  # noqa: B036 -- passed on to the coroutine, as await would
-            value, thrown = None, error

@@ -60,7 +60,7 @@ class Session:
 
     __slots__ = ("hub", "peer", "protocol", "user", "identity", "refusal", "started", "ended", "_channels", "_streams",
                  "_bucket", "_pacer", "_pause", "_tasks", "_auth_deadline", "_expiry", "_authenticating", "_slot_free",
-                 "_held_since", "_released_at", "_turns")
+                 "_held_since", "_released_at", "_turns", "_in_flight")
 
     def __init__(self, hub: Hub, peer: Peer, protocol: Dialect | None = None) -> None:
         self.hub = hub
@@ -83,6 +83,7 @@ class Session:
         self._expiry: asyncio.TimerHandle | None = None
         self._authenticating: asyncio.Lock | None = None  # one attempt at a time: refreshes apply in the order sent
         self._slot_free: asyncio.Future[None] | None = None
+        self._in_flight = 0  # requests started and not yet answered
         self._held_since: float | None = None  # reading held back since (loop time), or None
         self._released_at = NEVER
         self._turns: dict[str, asyncio.Future[None]] | None = None  # per channel: the last (un)subscribe to finish
@@ -164,9 +165,9 @@ class Session:
         """Start the frame's request; while ``max_in_flight`` run, a future to wait for before reading on.
 
         The first request of a loop turn runs its first step now
-        (`eager.FirstOfTurn`): one that never waits, as most do, has its
+        (`runner.Runner`): one that never waits, as most do, has its
         reply handed to the transport before this returns. Later requests of
-        the same turn start as tasks on the next turn. A request that waits
+        the same turn start together on the next turn. A request that waits
         goes on as its own task, under the ``limits.action_timeout`` deadline.
         A request read while the session is paused after a costly one
         (``limits.cpu_share``) starts when the pause ends; the future
@@ -182,18 +183,25 @@ class Session:
                 return self._start_later(None, pacer.resume_at)
             return None
         if pacer is None:
-            # Handed on, never held in this frame: a first-step error's frames link back to it (a cycle for the GC).
-            return self._running(self.hub.starter.start(self._serve(request), direct=not more))
+            return self._start(request, None, 0.0, not more)
         if pacer.paused():
             return self._start_later(request, pacer.resume_at)
-        return self._start(request, pacer.clock() - began, not more)
+        return self._start(request, pacer, pacer.clock() - began, not more)
 
-    def _start(self, request: Request, spent: float = 0.0, direct: bool = True) -> asyncio.Future[None] | None:
+    def _start(self, request: Request, pacer: Pacer | None, spent: float = 0.0,
+               direct: bool = True) -> asyncio.Future[None] | None:
         """Start a request whose intake took ``spent`` seconds; a future to wait for while it runs or pauses."""
-        held = self._running(self.hub.starter.start(self._paced(request, spent), direct=direct))
-        if held is None and self._pacer is not None and self._pacer.paused():  # its first step was costly
-            return self._start_later(None, self._pacer.resume_at)
-        return held
+        self._in_flight += 1
+        self.hub.starter.start(self._serve(request), self._waits, pacer, spent, direct)
+        if pacer is not None and pacer.paused():  # its first step was costly
+            return self._start_later(None, pacer.resume_at)
+        limit = self.hub.limits.max_in_flight
+        if limit is not None and self._in_flight >= limit:
+            loop = asyncio.get_running_loop()
+            self._slot_free = loop.create_future()
+            self._held_since = loop.time()
+            return self._slot_free
+        return None
 
     def _start_later(self, request: Request | None, when: float) -> asyncio.Future[None]:
         """A future resolved once ``request`` (if any) started at loop time ``when`` and may be read past."""
@@ -202,7 +210,7 @@ class Session:
 
         def resume() -> None:
             self._pause = None
-            held = None if request is None or self.ended else self._start(request)
+            held = None if request is None or self.ended else self._start(request, self._pacer)
             if held is None:
                 _resolve(resumed)
             else:
@@ -211,42 +219,33 @@ class Session:
         self._pause = (loop.call_at(when, resume), resumed)
         return resumed
 
-    def _running(self, task: asyncio.Task[None] | None) -> asyncio.Future[None] | None:
-        """Track a request that goes on waiting; while ``max_in_flight`` run, the future `receive` returns."""
-        if task is None:  # answered at once, as most requests are
-            return None
+    async def _serve(self, request: Request) -> None:
+        try:
+            if self.ended:  # closed before its turn came: nothing to answer
+                return
+            if self.send_frame(await dispatch.respond(self, request)):
+                await self.drained()  # a peer that does not read its replies holds its in-flight slots
+        finally:
+            self._in_flight -= 1
+            waiting = self._slot_free
+            if waiting is not None:
+                self._slot_free = None
+                if not waiting.done():
+                    self._held_since, self._released_at = None, asyncio.get_running_loop().time()
+                    waiting.set_result(None)
+
+    def _waits(self, task: asyncio.Task[None]) -> None:
+        """A request waits, in ``task``: cancelled when the session ends, or by its deadline."""
         if self._tasks is None:
             self._tasks = set()
         self._tasks.add(task)
         task.add_done_callback(self._request_done)
         self.hub.deadlines.watch(task)
-        limit = self.hub.limits.max_in_flight
-        if limit is not None and len(self._tasks) >= limit:
-            loop = asyncio.get_running_loop()
-            self._slot_free = loop.create_future()
-            self._held_since = loop.time()
-            return self._slot_free
-        return None
-
-    async def _serve(self, request: Request) -> None:
-        if self.send_frame(await dispatch.respond(self, request)):
-            await self.drained()  # a peer that does not read its replies holds its in-flight slots
-
-    async def _paced(self, request: Request, spent: float) -> None:
-        """`_serve`, its steps charged to the session's `Pacer` (with ``spent``, its intake)."""
-        assert self._pacer is not None
-        if self.send_frame(await self._pacer.metered(dispatch.respond(self, request), spent)):
-            await self.drained()
 
     def _request_done(self, task: asyncio.Task[None]) -> None:
         if self._tasks is not None:
             self._tasks.discard(task)
         self.hub.deadlines.forget(task)
-        waiting = self._slot_free
-        if waiting is not None and not waiting.done():
-            self._slot_free = None
-            self._held_since, self._released_at = None, asyncio.get_running_loop().time()
-            waiting.set_result(None)
 
     def reading_held_since(self, when: float) -> bool:
         """Whether reading was held back (``max_in_flight``) at any time since loop time ``when``.

@@ -1,0 +1,238 @@
+"""Running requests: a task only for a request that waits.
+
+Most requests never wait on anything: find, load, invoke, dump and write the
+reply in one step. A task per request costs more than many such steps do
+(on Python 3.11: scheduling its first step, a weak set, a handle, a done
+callback), so `Runner` runs first steps itself:
+
+- the first request of an event-loop turn at once, while its frame is read
+  (a lone request is answered before the next frame is read, as the echo's);
+- the turn's later requests together, on the next turn, so that their
+  replies share one flush (pipelined requests, or many connections).
+
+Every first step runs inside a real task, a *spare*: ``asyncio.current_task()``,
+``asyncio.timeout``, ``TaskGroup`` and cancellation see a task there as
+anywhere else. A request that finishes in its first step leaves the spare
+to the next request; one that waits keeps it as its own task for the rest
+of its life (its ``waiting`` callback gets it), and a new spare is made for
+the requests after it. A batch of requests that never wait thus costs one
+task, not one per request.
+
+Each request runs in a copy of the context it was started in, as a task
+would. With a `Pacer` (``limits.cpu_share``), each of its steps is timed
+and a costly request is charged to it (see `pacing`).
+
+An error that escapes a request's first step (the request path answers
+every error of an action itself: this is a fault of the gateway) goes to
+the loop's exception handler, as an unretrieved task exception would; one
+that escapes a later step ends the request's task with it.
+
+This needs two private functions of asyncio, ``_enter_task`` and
+``_leave_task`` (which switch the current task); importing this module
+checks they are there and raises ImportError naming the Python version if
+they are not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import sys
+from collections.abc import Callable, Coroutine, Generator
+from typing import TYPE_CHECKING, Any
+
+from .pacing import COSTLY_STEP, Pacer
+
+if TYPE_CHECKING:
+    from .flusher import Flusher
+
+if getattr(asyncio.tasks, "_enter_task", None) is None or getattr(asyncio.tasks, "_leave_task", None) is None:
+    raise ImportError(f"drizzle_gateway.runtime.runner needs asyncio.tasks._enter_task and _leave_task, "
+                      f"which Python {sys.version.split()[0]} lacks")
+_enter_task = asyncio.tasks._enter_task
+_leave_task = asyncio.tasks._leave_task
+
+Waiting = Callable[[asyncio.Task[None]], None]
+"""Told the task of a request that waits (once, right after its first step)."""
+
+_Entry = tuple[Coroutine[Any, Any, None], contextvars.Context, Waiting | None, Pacer | None, float]
+
+
+class Runner:
+    """Starts requests: the turn's first at once, later ones with their turn's batch (see the module).
+
+    One per gateway: it holds whether this turn already started one, and
+    the turn's batch. With a ``flusher``, `Flusher.direct` is True while
+    the turn's first request runs its first step: its reply goes out at
+    once, the later ones together.
+    """
+
+    def __init__(self, flusher: Flusher | None = None) -> None:
+        self._busy_loop: asyncio.AbstractEventLoop | None = None  # the loop whose current turn started one
+        self._batch: list[_Entry] | None = None  # the turn's later requests, run on the next turn
+        self._flusher = flusher
+
+    def start(self, coro: Coroutine[Any, Any, None], waiting: Waiting | None = None, pacer: Pacer | None = None,
+              spent: float = 0.0, direct: bool = True) -> None:
+        """Run ``coro``, a request whose result is None: now if it is the turn's first, else on the next turn.
+
+        ``waiting`` is told the task that runs the rest of a request that
+        waits. ``pacer`` times its steps, ``spent`` being what the request
+        already held (its frame's intake). ``direct`` False keeps
+        `Flusher.direct` False in that first step too (more frames follow
+        its own).
+        """
+        loop = asyncio.get_running_loop()
+        entry = (coro, contextvars.copy_context(), waiting, pacer, spent)
+        if self._busy_loop is loop:
+            batch = self._batch
+            if batch is None:
+                batch = self._batch = []
+                loop.call_soon(_run, loop, batch)
+            batch.append(entry)
+            return
+        self._busy_loop = loop  # a loop stopped before its next turn holds nothing back in another
+        self._batch = None
+        loop.call_soon(self._next_turn)
+        flusher = self._flusher
+        if flusher is None or not direct:
+            _run(loop, [entry])
+            return
+        flusher.direct = True
+        try:
+            _run(loop, [entry])
+        finally:
+            flusher.direct = False
+
+    def _next_turn(self) -> None:
+        self._busy_loop = None
+        self._batch = None
+
+
+def _run(loop: asyncio.AbstractEventLoop, batch: list[_Entry]) -> None:
+    """The first step of each request in ``batch``, in order, inside a spare task."""
+    outer = asyncio.current_task(loop)
+    if outer is not None:
+        _leave_task(loop, outer)
+    spare: _Spare | None = None
+    task: asyncio.Task[None] | None = None
+    try:
+        for coro, context, waiting, pacer, spent in batch:
+            if task is None:
+                spare = _Spare()
+                task = loop.create_task(spare, context=_SPARE_CONTEXT.copy())
+                _enter_task(loop, task)
+            started = pacer.clock() if pacer is not None else 0.0
+            try:
+                yielded = context.run(coro.send, None)
+            except StopIteration:
+                yielded = _FINISHED
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except asyncio.CancelledError:  # cancelled itself in its first step: ends quietly, as its task would
+                yielded = _FINISHED
+            except BaseException as error:  # noqa: B036 -- a task would have ended with it; so does the request
+                yielded = _FINISHED
+                loop.call_exception_handler({"message": "a request failed in its first step", "exception": error})
+            charged = 0.0
+            if pacer is not None:
+                spent += pacer.clock() - started
+                if spent > COSTLY_STEP:
+                    pacer.charge(spent)
+                    charged = spent
+            if yielded is _FINISHED:
+                continue
+            assert spare is not None
+            spare.adopt(coro, context, yielded, pacer, spent, charged)
+            _leave_task(loop, task)
+            adopted, task = task, None
+            if waiting is not None:
+                waiting(adopted)
+    finally:
+        if task is not None:
+            _leave_task(loop, task)
+        if outer is not None:
+            _enter_task(loop, outer)
+
+
+_FINISHED = object()
+_SPARE_CONTEXT = contextvars.Context()  # never entered: each spare task gets an empty copy of it
+
+
+class _Spare(Coroutine[Any, Any, None]):
+    """What a spare task runs: nothing if no request waited in it, else the rest of the one that did.
+
+    The task's first ``send`` gets the future the adopted request's first
+    step waits on; every later ``send`` and ``throw`` goes to the request,
+    in its own context, timed when it is paced.
+    """
+
+    __slots__ = ("_coro", "_context", "_fresh", "_yielded", "_pacer", "_spent", "_charged", "__qualname__")
+
+    def __init__(self) -> None:
+        self.__qualname__ = "spare"  # how asyncio names the task's coroutine: the request's, once adopted
+        self._coro: Coroutine[Any, Any, None] | None = None
+        self._context: contextvars.Context | None = None
+        self._fresh = True  # the task has not stepped yet
+        self._yielded: Any = None
+        self._pacer: Pacer | None = None
+        self._spent = 0.0
+        self._charged = 0.0
+
+    def adopt(self, coro: Coroutine[Any, Any, None], context: contextvars.Context, yielded: Any,
+              pacer: Pacer | None, spent: float, charged: float) -> None:
+        """Run the rest of ``coro``, whose first step yielded ``yielded``."""
+        self._coro, self._context, self._yielded = coro, context, yielded
+        self.__qualname__ = getattr(coro, "__qualname__", type(coro).__name__)
+        self._pacer, self._spent, self._charged = pacer, spent, charged
+
+    def send(self, value: Any) -> Any:
+        if self._fresh:
+            self._fresh = False
+            if self._coro is None:  # no request waited in this spare
+                raise StopIteration
+            yielded, self._yielded = self._yielded, None
+            return yielded
+        return self._step(value, None)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        error = val if isinstance(val, BaseException) else typ() if isinstance(typ, type) else typ
+        fresh, self._fresh = self._fresh, False
+        if self._coro is None:
+            raise error
+        if fresh:
+            yielded, self._yielded = self._yielded, None
+            if isinstance(error, asyncio.CancelledError) and asyncio.isfuture(yielded) \
+                    and yielded.cancel(*error.args):
+                # Cancelled before the task's first step: cancel what the first step awaits, as
+                # `Task.cancel` does; the task then waits for it and the cancellation reaches the request.
+                return yielded
+        return self._step(None, error)
+
+    def _step(self, value: Any, error: BaseException | None) -> Any:
+        coro, context, pacer = self._coro, self._context, self._pacer
+        assert coro is not None and context is not None  # stepped only once adopted
+        if pacer is None:
+            return context.run(coro.send, value) if error is None else context.run(coro.throw, error)
+        started = pacer.clock()
+        try:
+            return context.run(coro.send, value) if error is None else context.run(coro.throw, error)
+        finally:  # the step ended: it returned, raised or waits
+            spent = self._spent = self._spent + pacer.clock() - started
+            if spent > COSTLY_STEP:
+                pacer.charge(spent - self._charged)
+                self._charged = spent
+
+    def close(self) -> None:
+        """A task collected unfinished (its loop stopped): its request is closed, and not charged for it."""
+        if self._coro is not None:
+            self._coro.close()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self
+
+    def __iter__(self) -> _Spare:
+        return self
+
+    def __next__(self) -> Any:
+        return self.send(None)
