@@ -71,6 +71,7 @@ class Runner:
         self._busy_loop: asyncio.AbstractEventLoop | None = None  # the loop whose current turn started one
         self._batch: list[_Entry] | None = None  # the turn's later requests, run on the next turn
         self._flusher = flusher
+        self._spare: tuple[_Spare, asyncio.Task[None]] | None = None  # kept from batch to batch until adopted
 
     def start(self, coro: Coroutine[Any, Any, None], waiting: Waiting | None = None, pacer: Pacer | None = None,
               spent: float = 0.0, direct: bool = True) -> None:
@@ -88,7 +89,7 @@ class Runner:
             batch = self._batch
             if batch is None:
                 batch = self._batch = []
-                loop.call_soon(_run, loop, batch)
+                loop.call_soon(self._run, loop, batch)
             batch.append(entry)
             return
         self._busy_loop = loop  # a loop stopped before its next turn holds nothing back in another
@@ -96,11 +97,11 @@ class Runner:
         loop.call_soon(self._next_turn)
         flusher = self._flusher
         if flusher is None or not direct:
-            _run(loop, [entry])
+            self._run(loop, [entry])
             return
         flusher.direct = True
         try:
-            _run(loop, [entry])
+            self._run(loop, [entry])
         finally:
             flusher.direct = False
 
@@ -108,72 +109,84 @@ class Runner:
         self._busy_loop = None
         self._batch = None
 
+    def _spare_task(self, loop: asyncio.AbstractEventLoop) -> tuple[_Spare, asyncio.Task[None]]:
+        """The spare task first steps run in: the one kept from earlier batches, or a new one."""
+        kept = self._spare
+        if kept is not None and kept[1].get_loop() is loop and not kept[1].done():
+            return kept
+        spare = _Spare(loop)
+        task: asyncio.Task[None] = loop.create_task(spare, context=contextvars.Context())  # requests: their own
+        task._log_destroy_pending = False  # type: ignore[attr-defined]  # parked: a loop may close with it pending
+        self._spare = spare, task
+        return self._spare
 
-def _run(loop: asyncio.AbstractEventLoop, batch: list[_Entry]) -> None:
-    """The first step of each request in ``batch``, in order, inside a spare task."""
-    outer = asyncio.current_task(loop)
-    if outer is not None:
-        _leave_task(loop, outer)
-    spare: _Spare | None = None
-    task: asyncio.Task[None] | None = None
-    try:
-        for coro, context, waiting, pacer, spent in batch:
-            if task is None:
-                spare = _Spare()
-                task = loop.create_task(spare, context=_SPARE_CONTEXT.copy())
-                _enter_task(loop, task)
-            started = pacer.clock() if pacer is not None else 0.0
-            try:
-                yielded = context.run(coro.send, None)
-            except StopIteration:
-                yielded = _FINISHED
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except asyncio.CancelledError:  # cancelled itself in its first step: ends quietly, as its task would
-                yielded = _FINISHED
-            except BaseException as error:  # noqa: B036 -- a task would have ended with it; so does the request
-                yielded = _FINISHED
-                loop.call_exception_handler({"message": "a request failed in its first step", "exception": error})
-            charged = 0.0
-            if pacer is not None:
-                spent += pacer.clock() - started
-                if spent > COSTLY_STEP:
-                    pacer.charge(spent)
-                    charged = spent
-            if yielded is _FINISHED:
-                continue
-            assert spare is not None
-            spare.adopt(coro, context, yielded, pacer, spent, charged)
-            _leave_task(loop, task)
-            adopted, task = task, None
-            if waiting is not None:
-                waiting(adopted)
-    finally:
-        if task is not None:
-            _leave_task(loop, task)
+    def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Entry]) -> None:
+        """The first step of each request in ``batch``, in order, the spare task current; one that waits adopts it."""
+        outer = asyncio.current_task(loop)
         if outer is not None:
-            _enter_task(loop, outer)
+            _leave_task(loop, outer)
+        spare, task = self._spare_task(loop)
+        _enter_task(loop, task)
+        try:
+            for coro, context, waiting, pacer, spent in batch:
+                started = pacer.clock() if pacer is not None else 0.0
+                try:
+                    yielded = context.run(coro.send, None)
+                except StopIteration:
+                    yielded = _FINISHED
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except asyncio.CancelledError:  # cancelled itself in its first step: ends quietly, as a task would
+                    yielded = _FINISHED
+                except BaseException as error:  # noqa: B036 -- a task would have ended with it; so does the request
+                    yielded = _FINISHED
+                    loop.call_exception_handler({"message": "a request failed in its first step", "exception": error})
+                charged = 0.0
+                if pacer is not None:
+                    spent += pacer.clock() - started
+                    if spent > COSTLY_STEP:
+                        pacer.charge(spent)
+                        charged = spent
+                if yielded is _FINISHED:
+                    continue
+                spare.adopt(coro, context, yielded, pacer, spent, charged)
+                self._spare = None
+                _leave_task(loop, task)
+                adopted = task
+                adopted._log_destroy_pending = True  # type: ignore[attr-defined]  # a request's task, as any
+                spare, task = self._spare_task(loop)  # for the requests after it
+                _enter_task(loop, task)
+                if waiting is not None:
+                    waiting(adopted)
+        finally:
+            _leave_task(loop, task)
+            if outer is not None:
+                _enter_task(loop, outer)
 
 
 _FINISHED = object()
-_SPARE_CONTEXT = contextvars.Context()  # never entered: each spare task gets an empty copy of it
 
 
 class _Spare(Coroutine[Any, Any, None]):
-    """What a spare task runs: nothing if no request waited in it, else the rest of the one that did.
+    """What a spare task runs: parked until a request waits in it, then the rest of that request.
 
-    The task's first ``send`` gets the future the adopted request's first
-    step waits on; every later ``send`` and ``throw`` goes to the request,
+    Until then the task waits on a future of its own (``_park``), so one
+    task serves batch after batch. Adopting a request resolves it; the
+    task's next ``send`` then gets the future the request's first step
+    waits on, and every later ``send`` and ``throw`` goes to the request,
     in its own context, timed when it is paced.
     """
 
-    __slots__ = ("_coro", "_context", "_fresh", "_yielded", "_pacer", "_spent", "_charged", "__qualname__")
+    __slots__ = ("_loop", "_park", "_coro", "_context", "_fresh", "_yielded", "_pacer", "_spent", "_charged",
+                 "__qualname__")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.__qualname__ = "spare"  # how asyncio names the task's coroutine: the request's, once adopted
+        self._loop = loop
+        self._park: asyncio.Future[None] | None = None
         self._coro: Coroutine[Any, Any, None] | None = None
         self._context: contextvars.Context | None = None
-        self._fresh = True  # the task has not stepped yet
+        self._fresh = True  # the task has not stepped since the adoption
         self._yielded: Any = None
         self._pacer: Pacer | None = None
         self._spent = 0.0
@@ -183,29 +196,34 @@ class _Spare(Coroutine[Any, Any, None]):
               pacer: Pacer | None, spent: float, charged: float) -> None:
         """Run the rest of ``coro``, whose first step yielded ``yielded``."""
         self._coro, self._context, self._yielded = coro, context, yielded
-        self.__qualname__ = getattr(coro, "__qualname__", type(coro).__name__)
         self._pacer, self._spent, self._charged = pacer, spent, charged
+        self.__qualname__ = getattr(coro, "__qualname__", type(coro).__name__)
+        if self._park is not None:
+            self._park.set_result(None)  # the parked task wakes, and goes on with the request
 
     def send(self, value: Any) -> Any:
         if self._fresh:
+            if self._coro is None:  # no request waited in this spare yet: park until one does
+                park = self._park = self._loop.create_future()
+                park._asyncio_future_blocking = True  # as a future's own ``__await__`` yields it
+                return park
             self._fresh = False
-            if self._coro is None:  # no request waited in this spare
-                raise StopIteration
             yielded, self._yielded = self._yielded, None
             return yielded
         return self._step(value, None)
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
         error = val if isinstance(val, BaseException) else typ() if isinstance(typ, type) else typ
-        fresh, self._fresh = self._fresh, False
-        if self._coro is None:
+        if self._coro is None:  # cancelled while parked (the loop shuts down): the runner makes another
             raise error
+        fresh, self._fresh = self._fresh, False
         if fresh:
             yielded, self._yielded = self._yielded, None
             if isinstance(error, asyncio.CancelledError) and asyncio.isfuture(yielded) \
                     and yielded.cancel(*error.args):
-                # Cancelled before the task's first step: cancel what the first step awaits, as
-                # `Task.cancel` does; the task then waits for it and the cancellation reaches the request.
+                # Cancelled before the task stepped into the request: cancel what the first step
+                # awaits, as `Task.cancel` does; the task then waits for it and the cancellation
+                # reaches the request.
                 return yielded
         return self._step(None, error)
 

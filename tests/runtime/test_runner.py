@@ -255,6 +255,31 @@ async def test_requests_that_never_wait_share_a_task_and_one_that_waits_keeps_it
 
 
 @pytest.mark.gen_test
+async def test_the_spare_task_is_kept_from_turn_to_turn_until_a_request_waits_in_it():
+    runner, tasks = Runner(), Tasks()
+    seen: dict[str, asyncio.Task | None] = {}
+    later = asyncio.get_running_loop().create_future()
+
+    async def request(name: str, wait: bool = False) -> None:
+        seen[name] = asyncio.current_task()
+        if wait:
+            await later
+
+    for name, wait in (("one", False), ("two", False), ("waits", True), ("after", False)):
+        runner.start(request(name, wait), tasks)
+        await asyncio.sleep(0)  # each its turn's first
+    assert seen["one"] is seen["two"] is seen["waits"]  # parked between turns: no task per turn
+    assert tasks == [seen["waits"]] and seen["after"] is not seen["waits"]
+    later.set_result(None)
+    await asyncio.wait_for(tasks[0], 5)  # the parked task woke and went on with the request it adopted
+    spare = seen["after"]
+    spare.cancel()  # as a loop shutting down cancels every task
+    await asyncio.sleep(0)
+    runner.start(request("replaced"))
+    assert spare.cancelled() and seen["replaced"] is not spare
+
+
+@pytest.mark.gen_test
 async def test_a_queued_coroutine_runs_in_its_own_task_with_its_own_timeout():
     runner, tasks = Runner(), Tasks()
     seen: dict[str, asyncio.Task | None] = {}
