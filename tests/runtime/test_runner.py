@@ -34,6 +34,20 @@ class Tasks(list):
         self.append(task)
 
 
+class Requests:
+    """Requests that note the task each step runs in; those told to wait await ``later``."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, asyncio.Task | None] = {}
+        self.later = asyncio.get_running_loop().create_future()
+
+    async def request(self, name: str, wait: bool = False) -> None:
+        self.seen[name] = asyncio.current_task()
+        if wait:
+            await self.later
+        self.seen[name + " after"] = asyncio.current_task()
+
+
 def start(coro, pacer: Pacer | None = None, spent: float = 0.0) -> asyncio.Task | None:
     """Start ``coro`` as the first request of a turn (a fresh runner): the task it waits in, or None."""
     tasks = Tasks()
@@ -232,16 +246,8 @@ async def test_the_turns_first_request_starts_at_once_and_the_others_together_on
 
 @pytest.mark.gen_test
 async def test_requests_that_never_wait_share_a_task_and_one_that_waits_keeps_its_own():
-    runner, tasks = Runner(), Tasks()
-    seen: dict[str, asyncio.Task | None] = {}
-    later = asyncio.get_running_loop().create_future()
-
-    async def request(name: str, wait: bool = False) -> None:
-        seen[name] = asyncio.current_task()
-        if wait:
-            await later
-        seen[name + " after"] = asyncio.current_task()
-
+    runner, tasks, requests = Runner(), Tasks(), Requests()
+    request, seen, later = requests.request, requests.seen, requests.later
     runner.start(request("turn's first"))
     for name, wait in (("a", False), ("b", False), ("c", True), ("d", False)):
         runner.start(request(name, wait), tasks)
@@ -256,15 +262,8 @@ async def test_requests_that_never_wait_share_a_task_and_one_that_waits_keeps_it
 
 @pytest.mark.gen_test
 async def test_the_spare_task_is_kept_from_turn_to_turn_until_a_request_waits_in_it():
-    runner, tasks = Runner(), Tasks()
-    seen: dict[str, asyncio.Task | None] = {}
-    later = asyncio.get_running_loop().create_future()
-
-    async def request(name: str, wait: bool = False) -> None:
-        seen[name] = asyncio.current_task()
-        if wait:
-            await later
-
+    runner, tasks, requests = Runner(), Tasks(), Requests()
+    request, seen, later = requests.request, requests.seen, requests.later
     for name, wait in (("one", False), ("two", False), ("waits", True), ("after", False)):
         runner.start(request(name, wait), tasks)
         await asyncio.sleep(0)  # each its turn's first
