@@ -1,4 +1,4 @@
-"""The bystander every attack is measured against: one well-behaved connection pinging every 20 ms.
+"""The bystander every attack is measured against: one well-behaved connection pinging every 10 ms.
 
 It sends ``__ping__`` (never retried, so a refusal or a close shows) and
 records each round trip while the attack runs; the attack passes only if the
@@ -19,8 +19,8 @@ logger = logging.getLogger("tests.adversarial")
 
 WORST_PING = 0.1
 """docs/security.md: the slowest ``__ping__`` round trip a bystander may see while any attack runs, in seconds."""
-PING_INTERVAL = 0.02
-"""Seconds between the end of one bystander ping and the next."""
+PING_INTERVAL = 0.01
+"""Seconds between the end of one bystander ping and the next: under the 100 frames/s the bystander's bucket refills."""
 PING_TIMEOUT = 2.0
 """The bound on one ping's wait: far past `WORST_PING`, so a lost reply fails the attack instead of hanging it."""
 
