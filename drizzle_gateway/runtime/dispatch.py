@@ -91,8 +91,8 @@ def _shutting_down(hub: Hub) -> ActionError | None:
 async def respond(session: Session, request: Request) -> str:
     """Run ``request``; its reply frame, or the error frame of what went wrong.
 
-    Runs as the request's own task, which `Session.receive` gave
-    ``limits.action_timeout`` (see `Deadlines`): cancelled by its deadline,
+    Runs in a task (`runner.Runner`); once it waits, that task is the
+    request's own, with ``limits.action_timeout`` (see `Deadlines`): cancelled by its deadline,
     it answers TIMEOUT; cancelled otherwise (the connection closed, the
     gateway shut down), it answers nothing. A reply or error frame that
     cannot be encoded is logged and answered INTERNAL_ERROR: a request is

@@ -6,8 +6,8 @@ socket one write, not one per frame. The flusher is shared by the
 connections of one gateway (it lives on the `Hub`).
 
 A reply answered in the step that read its request's frame (`direct`, set
-by `eager.FirstOfTurn` around that step) goes out at once, as the echo's
-would. Replies answered later, by requests that ran together as tasks on a
+by `runner.Runner` around that step) goes out at once, as the echo's
+would. Replies answered later, by requests that ran together on a
 later turn (pipelined, or from many connections), are queued and flushed
 with the rest: eight pipelined replies then cost their socket one write.
 """

@@ -3,7 +3,7 @@
 The `Gateway` is the registry and the public entry (resources, topics, the
 contract, lookups, publishing, routes). What runs while it serves lives
 here: the broker and the fan-out over it, the flusher shared by the
-connections, the action deadlines, eager starts, the live sessions and the
+connections, the action deadlines, the request runner, the live sessions and the
 closing flag. The gateway builds its hub once, when serving starts (its
 first connection, `TestClient` or publish); its limits, dialect and
 authentication policy are fixed from then on. Sessions see the gateway only
@@ -70,7 +70,7 @@ class Registry(Host, Protocol):
 
 
 class Hub:
-    """What a serving gateway runs: broker, fan-out, presence, flusher, deadlines, heartbeat, eager starts, sessions.
+    """What a serving gateway runs: broker, fan-out, presence, flusher, deadlines, heartbeat, runner, sessions.
 
     With ``metrics`` it keeps its Prometheus series (`Metrics`, a registry of its own) in ``metrics``;
     without, ``metrics`` is None and nothing is counted.
