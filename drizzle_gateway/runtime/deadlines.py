@@ -38,6 +38,11 @@ class Deadlines:
         if self._timer is None or deadline < self._timer.when():
             self._arm(deadline)
 
+    @property
+    def watching(self) -> int:
+        """How many tasks have a deadline now."""
+        return len(self._running)
+
     def expired(self, task: asyncio.Task[Any] | None) -> bool:
         """True once, for a task its deadline cancelled."""
         if task in self._expired:

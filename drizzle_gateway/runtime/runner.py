@@ -15,8 +15,11 @@ Every first step runs inside a real task, a *spare*: ``asyncio.current_task()``,
 anywhere else. A request that finishes in its first step leaves the spare
 to the next request; one that waits keeps it as its own task for the rest
 of its life (its ``waiting`` callback gets it), and a new spare is made for
-the requests after it. A batch of requests that never wait thus costs one
-task, not one per request.
+the requests after it. Between batches the spare parks on a future of its
+own, so requests that never wait cost no task at all. The one difference
+from a task per request: a request that finishes in its first step shares
+its task with others, so what it leaves on the task (a done callback, a
+deadline) outlives it; the request path clears its own (`streams.relay`).
 
 Each request runs in a copy of the context it was started in, as a task
 would. With a `Pacer` (``limits.cpu_share``), each of its steps is timed
@@ -83,15 +86,16 @@ class Runner:
         `Flusher.direct` False in that first step too (more frames follow
         its own).
         """
-        loop = asyncio.get_running_loop()
         entry = (coro, contextvars.copy_context(), waiting, pacer, spent)
-        if self._busy_loop is loop:
+        loop = self._busy_loop
+        if loop is not None and loop.is_running():  # this turn started one (no running-loop lookup: a getpid)
             batch = self._batch
             if batch is None:
                 batch = self._batch = []
                 loop.call_soon(self._run, loop, batch)
             batch.append(entry)
             return
+        loop = asyncio.get_running_loop()
         self._busy_loop = loop  # a loop stopped before its next turn holds nothing back in another
         self._batch = None
         loop.call_soon(self._next_turn)

@@ -122,8 +122,8 @@ async def relay(session: Session, request: Request, items: AsyncGenerator[Any, N
     ``dump`` turns each item into its frame's data (the action's output
     selection, as for a one-shot reply); None sends items as they are.
 
-    Runs in the request's own task, which `Session` counts against
-    ``max_in_flight`` and `Deadlines` watches.
+    Runs in the request's task (`Session` counts it against
+    ``max_in_flight``); `Deadlines` watches it while the items come.
     """
     task = asyncio.current_task()
     assert task is not None  # a request always runs in a task
@@ -146,7 +146,12 @@ async def relay(session: Session, request: Request, items: AsyncGenerator[Any, N
                               {"timeout": timeout}) from None
     finally:
         session.streams.closed(request_id)
-        await _close(items, request)
+        try:
+            await _close(items, request)
+        finally:
+            # The deadline the items renewed ends with them: a stream that ran out in its first step
+            # ran in a task it shares with other requests (`runner.Runner`), which nothing else forgets.
+            session.hub.deadlines.forget(task)
     if stream.stop is Stop.SHUTDOWN:
         raise ActionError(ErrorCode.SHUTTING_DOWN, "server is shutting down; reconnect")
     raise Ended(session.protocol.end(request_id))

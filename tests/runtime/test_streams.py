@@ -83,6 +83,14 @@ async def test_a_stream_with_no_items_sends_only_its_end(raw):
 
 
 @pytest.mark.gen_test(timeout=20)
+async def test_a_stream_that_ends_in_its_first_step_leaves_no_deadline_behind(gateway):
+    async with TestClient(gateway) as client:
+        items = [item async for item in client.stream("feed", "count", {"upto": 3})]
+        assert [item["n"] for item in items] == [0, 1, 2]
+        assert not gateway.hub.deadlines.watching  # else it would cancel whatever task runs requests then
+
+
+@pytest.mark.gen_test(timeout=20)
 async def test_bad_fields_or_data_are_refused_before_the_generator_starts(raw, gateway):
     sock = await raw()
     assert (await sock.ask(count(1, ["colour"], upto=3)))["code"] == "INVALID_FIELDS"
