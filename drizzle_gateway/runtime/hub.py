@@ -159,6 +159,7 @@ class Hub:
         self.closing = True
         for session in self._sessions:  # a stream may never run out: its generator is closed now
             session.shut_streams()
+        await asyncio.sleep(0)  # requests read in this turn start on the next: their tasks are waited for too
         in_flight = [task for session in self._sessions for task in session.tasks]
         if in_flight:
             _, late = await asyncio.wait(in_flight, timeout=timeout)

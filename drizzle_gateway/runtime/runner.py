@@ -114,15 +114,27 @@ class Runner:
         self._batch = None
 
     def _spare_task(self, loop: asyncio.AbstractEventLoop) -> tuple[_Spare, asyncio.Task[None]]:
-        """The spare task first steps run in: the one kept from earlier batches, or a new one."""
-        kept = self._spare
-        if kept is not None and kept[1].get_loop() is loop and not kept[1].done():
-            return kept
+        """A spare task for a batch: the one kept from earlier batches, or a new one.
+
+        It is taken, not shared: a batch started from inside this one (a
+        first step that starts a request) makes its own.
+        """
+        kept, self._spare = self._spare, None
+        if kept is not None:
+            if kept[1].get_loop() is loop and kept[0].usable(kept[1]):
+                return kept
+            kept[0].retire()
         spare = _Spare(loop)
         task: asyncio.Task[None] = loop.create_task(spare, context=contextvars.Context())  # requests: their own
         task._log_destroy_pending = False  # type: ignore[attr-defined]  # parked: a loop may close with it pending
-        self._spare = spare, task
-        return self._spare
+        return spare, task
+
+    def _keep(self, spare: _Spare, task: asyncio.Task[None]) -> None:
+        """Keep a spare no request waited in for the next batch (or end it, if one is kept already)."""
+        if self._spare is None and spare.usable(task):
+            self._spare = spare, task
+        else:
+            spare.retire()
 
     def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Entry]) -> None:
         """The first step of each request in ``batch``, in order, the spare task current; one that waits adopts it."""
@@ -152,9 +164,13 @@ class Runner:
                         pacer.charge(spent)
                         charged = spent
                 if yielded is _FINISHED:
+                    if task.cancelling():  # the request cancelled the task it ran in: that is not the next one's
+                        _leave_task(loop, task)
+                        spare.retire()
+                        spare, task = self._spare_task(loop)
+                        _enter_task(loop, task)
                     continue
                 spare.adopt(coro, context, yielded, pacer, spent, charged)
-                self._spare = None
                 _leave_task(loop, task)
                 adopted = task
                 adopted._log_destroy_pending = True  # type: ignore[attr-defined]  # a request's task, as any
@@ -164,6 +180,7 @@ class Runner:
                     waiting(adopted)
         finally:
             _leave_task(loop, task)
+            self._keep(spare, task)
             if outer is not None:
                 _enter_task(loop, outer)
 
@@ -181,13 +198,14 @@ class _Spare(Coroutine[Any, Any, None]):
     in its own context, timed when it is paced.
     """
 
-    __slots__ = ("_loop", "_park", "_coro", "_context", "_fresh", "_yielded", "_pacer", "_spent", "_charged",
-                 "__qualname__")
+    __slots__ = ("_loop", "_park", "_retired", "_coro", "_context", "_fresh", "_yielded", "_pacer", "_spent",
+                 "_charged", "__qualname__")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.__qualname__ = "spare"  # how asyncio names the task's coroutine: the request's, once adopted
         self._loop = loop
         self._park: asyncio.Future[None] | None = None
+        self._retired = False  # no request will wait in it: its task ends at its next step
         self._coro: Coroutine[Any, Any, None] | None = None
         self._context: contextvars.Context | None = None
         self._fresh = True  # the task has not stepped since the adoption
@@ -199,22 +217,45 @@ class _Spare(Coroutine[Any, Any, None]):
     def adopt(self, coro: Coroutine[Any, Any, None], context: contextvars.Context, yielded: Any,
               pacer: Pacer | None, spent: float, charged: float) -> None:
         """Run the rest of ``coro``, whose first step yielded ``yielded``."""
+        if asyncio.isfuture(yielded):  # released until the task takes it, as a task's step would at once:
+            yielded._asyncio_future_blocking = False  # other requests may await the same future meanwhile
         self._coro, self._context, self._yielded = coro, context, yielded
         self._pacer, self._spent, self._charged = pacer, spent, charged
         self.__qualname__ = getattr(coro, "__qualname__", type(coro).__name__)
-        if self._park is not None:
-            self._park.set_result(None)  # the parked task wakes, and goes on with the request
+        self._wake()  # the parked task goes on with the request (cancelled meanwhile: the request is told)
+
+    def usable(self, task: asyncio.Task[None]) -> bool:
+        """Whether ``task`` (this spare's) may run more first steps: not ended, retired or cancelled."""
+        return not (self._retired or task.done() or task.cancelling() or (self._park is not None and self._park.done()))
+
+    def retire(self) -> None:
+        """No request will wait in this spare: its task ends at its next step."""
+        self._retired = True
+        self._wake()
+
+    def _wake(self) -> None:
+        park = self._park
+        if park is not None and not park.done() and not park.get_loop().is_closed():
+            park.set_result(None)
 
     def send(self, value: Any) -> Any:
         if self._fresh:
             if self._coro is None:  # no request waited in this spare yet: park until one does
+                if self._retired:
+                    raise StopIteration
                 park = self._park = self._loop.create_future()
                 park._asyncio_future_blocking = True  # as a future's own ``__await__`` yields it
                 return park
             self._fresh = False
-            yielded, self._yielded = self._yielded, None
-            return yielded
+            return self._take()
         return self._step(value, None)
+
+    def _take(self) -> Any:
+        """What the adopted request's first step waits on, handed to the task as a step would hand it."""
+        yielded, self._yielded = self._yielded, None
+        if asyncio.isfuture(yielded):
+            yielded._asyncio_future_blocking = True  # what the task expects of a future awaited
+        return yielded
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
         error = val if isinstance(val, BaseException) else typ() if isinstance(typ, type) else typ
@@ -222,7 +263,7 @@ class _Spare(Coroutine[Any, Any, None]):
             raise error
         fresh, self._fresh = self._fresh, False
         if fresh:
-            yielded, self._yielded = self._yielded, None
+            yielded = self._take()
             if isinstance(error, asyncio.CancelledError) and asyncio.isfuture(yielded) \
                     and yielded.cancel(*error.args):
                 # Cancelled before the task stepped into the request: cancel what the first step
@@ -246,7 +287,7 @@ class _Spare(Coroutine[Any, Any, None]):
                 self._charged = spent
 
     def close(self) -> None:
-        """A task collected unfinished (its loop stopped): its request is closed, and not charged for it."""
+        """Close the request unfinished (its task was dropped): it is not charged for what its cleanup runs."""
         if self._coro is not None:
             self._coro.close()
 

@@ -193,14 +193,14 @@ class Session:
         """Start a request whose intake took ``spent`` seconds; a future to wait for while it runs or pauses."""
         self._in_flight += 1
         self.hub.starter.start(self._serve(request), self._waits, pacer, spent, direct)
-        if pacer is not None and pacer.paused():  # its first step was costly
-            return self._start_later(None, pacer.resume_at)
         limit = self.hub.limits.max_in_flight
-        if limit is not None and self._in_flight >= limit:
+        if limit is not None and self._in_flight >= limit:  # held first: the next frame meets a pause, if any
             loop = asyncio.get_running_loop()
             self._slot_free = loop.create_future()
             self._held_since = loop.time()
             return self._slot_free
+        if pacer is not None and pacer.paused():  # its first step was costly
+            return self._start_later(None, pacer.resume_at)
         return None
 
     def _start_later(self, request: Request | None, when: float) -> asyncio.Future[None]:
@@ -230,8 +230,9 @@ class Session:
             waiting = self._slot_free
             if waiting is not None:
                 self._slot_free = None
-                if not waiting.done():
-                    self._held_since, self._released_at = None, asyncio.get_running_loop().time()
+                loop = waiting.get_loop()  # no running-loop lookup: a request closed after its loop stopped ends here
+                if not waiting.done() and not loop.is_closed():
+                    self._held_since, self._released_at = None, loop.time()
                     waiting.set_result(None)
 
     def _waits(self, task: asyncio.Task[None]) -> None:

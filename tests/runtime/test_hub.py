@@ -190,6 +190,16 @@ async def test_close_refuses_new_work_finishes_running_actions_closes_sessions_t
 
 
 @pytest.mark.gen_test
+async def test_requests_read_in_the_turn_the_shutdown_begins_get_their_time_too(gateway):
+    client = await TestClient(gateway).connect()
+    first = asyncio.ensure_future(client.call("lab", "sleep", {"seconds": 0.01, "tag": "first"}))
+    second = asyncio.ensure_future(client.call("lab", "sleep", {"seconds": 0.2, "tag": "second"}))
+    await asyncio.sleep(0)  # both sent in one turn: the first starts at once, the second on the next turn
+    await gateway.hub.close(5)
+    assert await first == {"tag": "first"} and await second == {"tag": "second"}
+
+
+@pytest.mark.gen_test
 async def test_a_restart_closes_with_1012_and_refuses_latecomers_with_it(gateway, broker):
     hub = gateway.hub
     client = await TestClient(gateway).connect()

@@ -279,6 +279,70 @@ async def test_the_spare_task_is_kept_from_turn_to_turn_until_a_request_waits_in
 
 
 @pytest.mark.gen_test
+async def test_a_request_that_cancels_its_task_cancels_only_its_own():
+    runner, tasks, requests = Runner(), Tasks(), Requests()
+    outcome = []
+
+    async def cancels_itself(then_wait: bool) -> None:
+        asyncio.current_task().cancel()
+        if then_wait:
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                outcome.append("cancelled")
+                raise
+
+    runner.start(requests.request("turn's first"))
+    runner.start(cancels_itself(False), tasks)  # finishes: the cancel stays behind, on the task it ran in
+    runner.start(requests.request("next", wait=True), tasks)
+    await asyncio.sleep(0)
+    (task,) = tasks
+    assert task is requests.seen["next"] and task.cancelling() == 0  # a task of its own, not the cancelled one
+    requests.later.set_result(None)
+    await asyncio.wait_for(task, 5)
+    runner.start(cancels_itself(True), tasks)  # waits after cancelling itself: its wait is what is cancelled
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(tasks[1], 5)
+    assert outcome == ["cancelled"]
+
+
+@pytest.mark.gen_test
+async def test_requests_of_one_batch_may_wait_on_the_same_future():
+    runner, tasks = Runner(), Tasks()
+    shared = asyncio.get_running_loop().create_future()  # as a cache's one fetch, awaited by every request
+    got = []
+
+    async def request() -> None:
+        got.append(await shared)
+
+    for _ in range(3):  # the turn's first, then two in one batch
+        runner.start(request(), tasks)
+    await asyncio.sleep(0)
+    shared.set_result("fetched")
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert got == ["fetched"] * 3
+
+
+@pytest.mark.gen_test
+async def test_a_request_started_from_a_first_step_gets_its_own_task():
+    runner, tasks, requests = Runner(), Tasks(), Requests()
+
+    async def starts_another() -> None:
+        runner.start(requests.request("inner", wait=True), tasks)  # as an action calling a TestClient would
+        requests.seen["outer"] = asyncio.current_task()
+        await requests.later
+
+    runner.start(requests.request("turn's first"))
+    runner.start(starts_another(), tasks)  # in the next turn's batch
+    await asyncio.sleep(0)
+    inner, outer = tasks
+    assert inner is requests.seen["inner"] and outer is requests.seen["outer"] and inner is not outer
+    requests.later.set_result(None)
+    await asyncio.wait_for(asyncio.gather(inner, outer), 5)
+    assert requests.seen["inner after"] is inner
+
+
+@pytest.mark.gen_test
 async def test_a_queued_coroutine_runs_in_its_own_task_with_its_own_timeout():
     runner, tasks = Runner(), Tasks()
     seen: dict[str, asyncio.Task | None] = {}

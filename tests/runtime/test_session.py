@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from drizzle_gateway import Gateway, Resource, action
 from drizzle_gateway.client import RemoteError
 from drizzle_gateway.runtime.fanout import View
 from drizzle_gateway.runtime.limits import Limits
@@ -167,6 +168,43 @@ async def test_a_costly_request_pauses_its_connection_for_three_times_its_cost(g
         assert json.loads(transport.frames[1]) == {"request_id": 2, "data": {"kind": "plain", "data": None}}
     finally:
         session.end()
+
+
+class CostlyThenSlow(Resource):
+    """An action whose first step holds the loop past `COSTLY_STEP`, then waits: paced, and in flight a while."""
+
+    name = "costly"
+
+    @action()
+    async def run(self, data):
+        state = self.gateway.state
+        state["running"] = state.get("running", 0) + 1
+        state["most"] = max(state.get("most", 0), state["running"])
+        until = time.perf_counter() + 2 * COSTLY_STEP
+        while time.perf_counter() < until:
+            pass
+        try:
+            await asyncio.sleep(0.15)
+        finally:
+            state["running"] -= 1
+        return None
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_costly_requests_that_wait_are_held_at_max_in_flight_as_well_as_paced():
+    gateway = Gateway([CostlyThenSlow], limits=Limits(rate=None, max_in_flight=2))
+    transport = RecordingTransport()
+    session = Session(gateway.hub, transport)
+    session.start()
+    try:
+        for n in range(6):  # read as a connection's reader would: each time the session lets it
+            held = session.receive(json.dumps({"request_id": n, "resource": "costly", "action": "run"}))
+            if held is not None:
+                await asyncio.wait_for(held, 5)
+        await wait_until(lambda: len(transport.frames) == 6, 5)
+    finally:
+        session.end()
+    assert gateway.state["most"] == 2  # a pause after each costly step did not let a third one in
 
 
 class SlowMember(RecordingTransport):
