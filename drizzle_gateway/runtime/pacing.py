@@ -43,11 +43,14 @@ class Pacer:
         now = asyncio.get_running_loop().time()
         self.resume_at = max(self.resume_at, now) + spent * (1 / self._share - 1)  # the others' time per second
 
-    def costly(self, spent: float) -> bool:
-        """Charge ``spent`` (one uninterrupted step) if it is over `COSTLY_STEP`; whether it was."""
+    def costly(self, spent: float, charged: float = 0.0) -> bool:
+        """Whether a request that held the loop ``spent`` seconds in all is over `COSTLY_STEP`; if so, charge it.
+
+        ``charged`` is what its earlier steps were charged already: only the rest is charged now.
+        """
         if spent <= COSTLY_STEP:
             return False
-        self.charge(spent)
+        self.charge(spent - charged)
         return True
 
     def paused(self) -> bool:

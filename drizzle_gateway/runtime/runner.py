@@ -44,7 +44,7 @@ import sys
 from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
-from .pacing import COSTLY_STEP, Pacer
+from .pacing import Pacer
 
 if TYPE_CHECKING:
     from .flusher import Flusher
@@ -160,23 +160,21 @@ class Runner:
                 charged = 0.0
                 if pacer is not None:
                     spent += pacer.clock() - started
-                    if spent > COSTLY_STEP:
-                        pacer.charge(spent)
+                    if pacer.costly(spent):
                         charged = spent
-                if yielded is _FINISHED:
-                    if task.cancelling():  # the request cancelled the task it ran in: that is not the next one's
-                        _leave_task(loop, task)
-                        spare.retire()
-                        spare, task = self._spare_task(loop)
-                        _enter_task(loop, task)
+                adopted = None
+                if yielded is not _FINISHED:
+                    spare.adopt(coro, context, yielded, pacer, spent, charged)
+                    adopted = task
+                    adopted._log_destroy_pending = True  # type: ignore[attr-defined]  # a request's task, as any
+                elif task.cancelling():  # the request cancelled the task it ran in: that is not the next one's
+                    spare.retire()
+                else:
                     continue
-                spare.adopt(coro, context, yielded, pacer, spent, charged)
                 _leave_task(loop, task)
-                adopted = task
-                adopted._log_destroy_pending = True  # type: ignore[attr-defined]  # a request's task, as any
                 spare, task = self._spare_task(loop)  # for the requests after it
                 _enter_task(loop, task)
-                if waiting is not None:
+                if adopted is not None and waiting is not None:
                     waiting(adopted)
         finally:
             _leave_task(loop, task)
@@ -282,8 +280,7 @@ class _Spare(Coroutine[Any, Any, None]):
             return context.run(coro.send, value) if error is None else context.run(coro.throw, error)
         finally:  # the step ended: it returned, raised or waits
             spent = self._spent = self._spent + pacer.clock() - started
-            if spent > COSTLY_STEP:
-                pacer.charge(spent - self._charged)
+            if pacer.costly(spent, self._charged):
                 self._charged = spent
 
     def close(self) -> None:
