@@ -18,10 +18,14 @@ import re
 
 REDACTED = "[redacted]"
 
-_STOP = r"&;#\s'\""  # what ends a query value in a log line (not ( or ): a browser sends them as they are)
-_QUERY_VALUE = re.compile(rf"([?&;][^={_STOP}]*=)[^{_STOP}]*")
+# A value runs to the next ``&`` or whitespace, and nothing else ends it: Tornado reads ``?token=a;b``,
+# ``a#b``, ``a'b`` and ``a"b`` from a client as one value, so stopping at those would log its tail.
+# Redacting a little too much (a closing quote, a ``;`` parameter) is the safe side.
+_STOP = r"&\s"
+_NAME = r"[^=&;#\s'\"]*"  # a name ends sooner: ``?a=1;token=x`` is redacted as one value either way
+_QUERY_VALUE = re.compile(rf"([?&;]{_NAME}=)[^{_STOP}]*")
 _QUERY_BARE = re.compile(rf"([?&])[^={_STOP}]+(?=[{_STOP}]|$)")  # ``?abc123``: a value without a name
-_URL_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/\s'\"]*@", re.IGNORECASE)
+_URL_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/\s]*@", re.IGNORECASE)  # to the last @ before a /
 
 LOGGERS = ("tornado.access", "tornado.application", "tornado.general", "drizzle_gateway")
 """The loggers `install` filters: Tornado's three and the gateway's own."""

@@ -65,6 +65,21 @@ async def test_url_user_info_is_redacted_from_the_access_log(gateway, http_serve
     assert not [line for line in all_logs() if "s3cret" in line]
 
 
+@pytest.mark.gen_test
+@pytest.mark.parametrize("inside", ["'", '"', ";", "#", "(", "<", "|", "%22", "="])
+async def test_no_character_a_raw_client_sends_ends_a_value_early(gateway, http_server, http_port, all_logs, inside):
+    """Tornado reads ``?token=ab;cd`` (or ``ab#cd``, ``ab'cd``) as one value: none of its tail is logged."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", http_port)
+    writer.write(f"GET /nowhere?token=s3cret{inside}s3cret&room=x{inside}s3cret HTTP/1.1\r\n"
+                 f"Host: 127.0.0.1:{http_port}\r\n\r\n".encode())
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 404")
+    lines = [line for line in all_logs() if line.startswith("404 GET")]
+    assert lines and lines[0].startswith("404 GET /nowhere?token=[redacted]&room=[redacted] ("), lines
+    assert not [line for line in all_logs() if "s3cret" in line]
+
+
 def refuse(credentials: Credentials):
     """An ``authenticate`` hook that refuses by raising, naming the token it was given."""
     raise KeyError(credentials.token)
@@ -99,10 +114,12 @@ async def test_redis_broker_logs_its_url_without_credentials(all_logs):
 @pytest.mark.parametrize(("line", "expected"), [
     ("101 GET /ws?token=abc (127.0.0.1) 0.5ms", "101 GET /ws?token=[redacted] (127.0.0.1) 0.5ms"),
     ("GET /ws?a=1&Access_Token=x&b=2", "GET /ws?a=[redacted]&Access_Token=[redacted]&b=[redacted]"),
-    ("uri='/ws?password=hunter2'", "uri='/ws?password=[redacted]'"),
+    ("uri='/ws?password=hunter2' next", "uri='/ws?password=[redacted] next"),  # the closing quote goes too
     ("connecting to redis://user:p@ss@host:6379/0", "connecting to redis://[redacted]@host:6379/0"),
     ("GET /ws?room=lobby (127.0.0.1)", "GET /ws?room=[redacted] (127.0.0.1)"),
-    ("GET /ws?%74oken=x&t=y;sid=z#top", "GET /ws?%74oken=[redacted]&t=[redacted];sid=[redacted]#top"),
+    ("GET /ws?%74oken=x&t=y;sid=z#top", "GET /ws?%74oken=[redacted]&t=[redacted]"),  # Tornado reads t=y;sid=z#top
+    ("redis://:pa'ss\"@host/0", "redis://[redacted]@host/0"),
+    ("'redis://host/0' mailed ada@example.com", "'redis://host/0' mailed ada@example.com"),
     ("GET /ws?abc123 (127.0.0.1)", "GET /ws?[redacted] (127.0.0.1)"),
     ("GET /ws (127.0.0.1) what? a & b", "GET /ws (127.0.0.1) what? a & b"),
     ("ada@example.com wrote", "ada@example.com wrote"),
