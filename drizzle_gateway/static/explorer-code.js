@@ -47,6 +47,15 @@ export function operationOf(frame, stream = false) {
 
 const json = (value) => JSON.stringify(value);
 
+/**
+ * An object literal's key: bare where it may be, quoted where it must be, and `__proto__` computed
+ * (`["__proto__"]`): written bare or quoted it would set the object's prototype, not a field.
+ */
+function jsKey(key) {
+  if (key === "__proto__") return `[${json(key)}]`;
+  return /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key) ? key : json(key);
+}
+
 /** A JSON value as JavaScript, keys quoted only where they must be. */
 export function jsLiteral(value, indent = "") {
   if (Array.isArray(value)) {
@@ -60,8 +69,7 @@ export function jsLiteral(value, indent = "") {
     const entries = Object.entries(value);
     if (!entries.length) return "{}";
     const inner = indent + "  ";
-    const items = entries.map(([key, item]) =>
-      `${/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key) ? key : json(key)}: ${jsLiteral(item, inner)}`);
+    const items = entries.map(([key, item]) => `${jsKey(key)}: ${jsLiteral(item, inner)}`);
     const flat = `{ ${items.join(", ")} }`;
     return flat.length <= 60 && !flat.includes("\n") ? flat : `{\n${items.map((i) => inner + i).join(",\n")},\n${indent}}`;
   }

@@ -28,6 +28,19 @@ test("values are written in each language's syntax", () => {
   assert.match(pyLiteral({ text: "x".repeat(80) }), /^\{\n {4}"text": "x+",\n\}$/, "long values go one per line");
 });
 
+test("a JSON value written as JavaScript evaluates to the same value, whatever its keys", () => {
+  const values = [
+    JSON.parse('{"__proto__": {"admin": true}, "name": "ann"}'),  // JSON.parse makes __proto__ an own field
+    JSON.parse('{"nested": [{"__proto__": 1}], "constructor": "x", "": 0, "a b": null, "1": "one"}'),
+    { text: "quote \" and \u2028", list: [1.5, -0, "x".repeat(70)], deep: { deeper: { deepest: [] } } },
+  ];
+  for (const value of values) {
+    const evaluated = new Function(`return ${jsLiteral(value)};`)();
+    assert.equal(JSON.stringify(evaluated), JSON.stringify(value), jsLiteral(value));
+    assert.equal(Object.getPrototypeOf(evaluated), Object.prototype);
+  }
+});
+
 test("drizzle.js: import, connect with the token, call with the fields", () => {
   assert.equal(drizzleCode(say, { ...target, token: "s3cret" }), [
     'import { Drizzle } from "http://h:8888/drizzle.js";',
