@@ -18,6 +18,16 @@ could all be recovered (``recovered: false``: reload your state)::
     replies = await client.reconnect()
     lost = [topic for topic, reply in replies.items() if reply.get("recovered") is False]
 
+Or let the client do it: with ``auto_reconnect=True`` it reconnects on its
+own, with backoff, and puts an `Event` with ``recovered=False`` among a
+topic's events wherever some may be missing (`drizzle_gateway.client_reconnect`)::
+
+    async with Client(url, auto_reconnect=True) as client:
+        await client.subscribe("chat.lobby")
+        async for event in client.events():
+            if event.recovered is False:
+                reload(event.topic)
+
 When the server closes with a code after which reconnecting helps
 (`ConnectionClosed.should_reconnect`: 1001 and 1012 when an instance shuts
 down or drains for a deploy, 1006, 1011, 4008), wait `backoff_delay` first,
@@ -77,6 +87,7 @@ from typing import Any
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
+from .client_reconnect import LINK_FAILURES, Relinker
 from .client_tokens import GetToken, Refresher, TokenSource
 from .wire.dialect import SUBPROTOCOL, CloseCode, decode, encode
 from .wire.history import Position
@@ -150,7 +161,9 @@ class Event:
     events before it may have been missed, as a reply with ``recovered:
     false`` would say. Events read with `BaseClient.history` all carry it.
     ``gap`` is set (and ``data`` None) when the offsets it names cannot be
-    delivered: reload what they covered.
+    delivered: reload what they covered. ``recovered`` is False (and
+    ``data`` None) on the notice an automatic reconnect puts in a topic's
+    place when events published while the client was away may be missing.
 
     On a subscription with ``join_leave``, ``presence`` is ``"join"`` or
     ``"leave"`` for a member's change (``key`` is the member's key and
@@ -165,6 +178,7 @@ class Event:
     gap: Gap | None = None
     presence: str | None = None
     key: str | None = None
+    recovered: bool | None = None
 
 
 class History(list[Event]):
@@ -191,8 +205,12 @@ class BaseClient:
     """
 
     def __init__(self, *, timeout: float = 10.0, retries: int = 10, max_retry_delay: float = 10.0,
-                 token: str | None = None, get_token: GetToken | None = None, refresh_ahead: float = 30.0) -> None:
+                 token: str | None = None, get_token: GetToken | None = None, refresh_ahead: float = 30.0,
+                 auto_reconnect: bool = False, max_reconnect_delay: float = 30.0) -> None:
         self.timeout = timeout
+        self.auto_reconnect = auto_reconnect
+        self.relinker = Relinker(self._relink, lambda attempt: backoff_delay(attempt, maximum=max_reconnect_delay),
+                                 (*LINK_FAILURES, ConnectionClosed), self._gave_up)
         self.tokens = TokenSource(token, get_token)
         self.refresher = Refresher(self._authenticate, refresh_ahead)
         self.retries = retries
@@ -210,6 +228,8 @@ class BaseClient:
         self._attendance: dict[str, dict[str, Any]] = {}  # per topic: the presence options it subscribed with
         self._log: RecoveryLog[None] = RecoveryLog()  # per topic with history: the last offset delivered
         self._subscribing: dict[Any, str] = {}
+        self._relinking = False  # in `reconnect`: the old link's end is not a drop to recover from
+        self._announcing: set[str] = set()  # topics whose subscribe reply gets a notice when it recovered nothing
         self._streams: dict[Any, asyncio.Queue[dict[str, Any] | None]] = {}  # per streaming request: its frames
         self._held: dict[str, list[dict[str, Any]]] = {}  # per topic: events that wait while a hole is read
         self._fills: set[asyncio.Task] = set()
@@ -276,9 +296,8 @@ class BaseClient:
             stream.put_nowait(frame)
             return
         topic = self._subscribing.pop(frame.get("request_id"), None)
-        if topic is not None and isinstance(frame.get("data"), dict) and "epoch" in frame["data"]:
-            # the reply's position is where the live events take over from the replayed ones
-            self._log.reach(topic, Position(frame["data"]["epoch"], frame["data"]["offset"]))
+        if topic is not None:
+            self._subscribed(topic, frame)
         future = self._pending.pop(frame.get("request_id"), None)
         if future is None or future.done():
             return
@@ -286,6 +305,16 @@ class BaseClient:
             future.set_exception(RemoteError(frame["code"], frame.get("error", ""), frame.get("details")))
         else:
             future.set_result(frame.get("data"))
+
+    def _subscribed(self, topic: str, frame: dict[str, Any]) -> None:
+        """The reply to a subscribe: where the live events take over, and the notice of what was not recovered."""
+        data = frame.get("data")
+        if isinstance(data, dict) and "epoch" in data:  # where the live events take over from the replayed ones
+            self._log.reach(topic, Position(data["epoch"], data["offset"]))
+        if topic in self._announcing and "code" not in frame:  # in frame order: after replayed events, before live
+            self._announcing.discard(topic)
+            if not (isinstance(data, dict) and data.get("recovered") is True):
+                self._events.put_nowait(Event(topic, None, recovered=False))
 
     def _ended_with(self, code: int | None, reason: str | None) -> None:
         """The link ended with this close code and reason: fail what waits for a reply."""
@@ -298,7 +327,11 @@ class BaseClient:
         self._pending.clear()
         for stream in self._streams.values():
             stream.put_nowait(None)
-        self._events.put_nowait(None)
+        if self.auto_reconnect and not self._ended_for_good and (
+                self.relinker.running or (not self._relinking and closed.should_reconnect)):
+            self.relinker.start()  # the events go on after the next link
+        else:
+            self._events.put_nowait(None)
         if self._gone is not None and not self._gone.done():
             self._gone.set_result(None)
 
@@ -536,6 +569,30 @@ class BaseClient:
         self._log.forget(topic)
         return reply
 
+    async def connected(self, timeout: float | None = None) -> None:
+        """Return once a link is up and subscribed again (at once if it is); `ConnectionClosed` if none will be.
+
+        Waits up to ``timeout`` seconds (default: the client's) for an automatic reconnect.
+        """
+        task = self.relinker.task
+        if task is not None:
+            await asyncio.wait_for(asyncio.shield(task), timeout or self.timeout)
+        if self._gone is None or self._gone.done():
+            raise ConnectionClosed(self.close_code, self.close_reason)
+
+    async def _relink(self) -> None:
+        await self._reconnect(None, announce=True)
+
+    def _gave_up(self, error: BaseException) -> None:
+        """Automatic reconnecting stopped (a refused token): the events end."""
+        self._events.put_nowait(None)
+
+    def _stop_relinking(self) -> None:
+        """The client is closed: no more reconnect attempts, and the events end if an attempt was pending."""
+        if self.relinker.running:
+            self.relinker.stop()
+            self._events.put_nowait(None)
+
     async def reconnect(self, url: str | None = None) -> dict[str, Any]:
         """Open a new socket (closing the old one) and subscribe again to every topic; their replies by topic.
 
@@ -554,15 +611,27 @@ class BaseClient:
         server refuses now is dropped, logged, and its reply is the
         `RemoteError`; the other topics are subscribed all the same.
         """
+        return await self._reconnect(url, announce=False)
+
+    async def _reconnect(self, url: str | None, announce: bool) -> dict[str, Any]:
+        """`reconnect`; with ``announce``, a ``recovered=False`` event for each topic that may have lost some."""
         if url is not None:
             self._move_to(url)
-        await self._close_link()
+        self._relinking = True
+        try:
+            await self._close_link()
+        finally:
+            self._relinking = False
+        if announce and self._ended_for_good:  # closed meanwhile: its events have ended, and stay ended
+            raise ConnectionClosed(self.close_code, "the client was closed")
         kept = [event for event in _drain(self._events) if event is not None]
         for event in kept:
             self._events.put_nowait(event)
         await self.connect()
         replies = {}
         for topic, fields in list(self._subscriptions.items()):
+            if announce:
+                self._announcing.add(topic)
             try:
                 replies[topic] = await self.subscribe(topic, fields, since=self._log.position(topic),
                                                       **self._attendance.get(topic, {}))
@@ -571,6 +640,9 @@ class BaseClient:
                 self._subscriptions.pop(topic, None)
                 self._log.forget(topic)
                 replies[topic] = refused
+                if announce:  # its last event: nothing more will come
+                    self._announcing.discard(topic)
+                    self._events.put_nowait(Event(topic, None, recovered=False))
                 continue
             if isinstance(replies[topic], dict) and replies[topic].get("recovered") is False:
                 logger.warning("%s: events were lost while disconnected (recovered: false)", topic)
@@ -673,6 +745,10 @@ class Client(BaseClient):
     (halfway, for shorter-lived tokens). ``headers`` go with the handshake
     (``Authorization``, cookies).
 
+    ``auto_reconnect=True`` reconnects after a dropped connection, on its
+    own, waiting `backoff_delay` (at most ``max_reconnect_delay`` seconds)
+    between attempts (`drizzle_gateway.client_reconnect`).
+
     A ``wss://`` URL speaks TLS, checking the server's certificate against
     the system's authorities, or as ``ssl`` (an `ssl.SSLContext`) says: e.g.
     ``ssl.create_default_context(cafile="ca.pem")`` for a private authority.
@@ -690,9 +766,12 @@ class Client(BaseClient):
         get_token: GetToken | None = None,
         refresh_ahead: float = 30.0,
         ssl: SSLContext | None = None,
+        auto_reconnect: bool = False,
+        max_reconnect_delay: float = 30.0,
     ) -> None:
         super().__init__(timeout=timeout, retries=retries, max_retry_delay=max_retry_delay, token=token,
-                         get_token=get_token, refresh_ahead=refresh_ahead)
+                         get_token=get_token, refresh_ahead=refresh_ahead, auto_reconnect=auto_reconnect,
+                         max_reconnect_delay=max_reconnect_delay)
         self.url = url
         self.headers = headers or {}
         self.ssl = ssl
@@ -701,7 +780,8 @@ class Client(BaseClient):
 
     async def connect(self) -> Client:
         """Open the websocket, and authenticate with the client's token if it has one."""
-        request = HTTPRequest(self.url, headers=self.headers, ssl_options=self.ssl)
+        request = HTTPRequest(self.url, headers=self.headers, ssl_options=self.ssl, connect_timeout=self.timeout,
+                              request_timeout=self.timeout)
         self._ws = await websocket_connect(request, subprotocols=[SUBPROTOCOL])
         self._started()
         self._reader = asyncio.ensure_future(self._read())
@@ -717,9 +797,10 @@ class Client(BaseClient):
     async def close(self) -> None:
         """Close the websocket and stop reading; returns within ``timeout`` seconds whatever the server does.
 
-        Publishes waiting for a reply fail at once, not sent again.
+        Publishes waiting for a reply fail at once, not sent again; automatic reconnecting stops.
         """
         self._ended_for_good = True
+        self._stop_relinking()
         await self._close_link()
 
     async def _close_link(self) -> None:

@@ -87,8 +87,9 @@ class TestClient(BaseClient):
     the client address `AuthThrottle` counts. ``loads`` reads each frame
     (e.g. ``functools.partial(json.loads, parse_float=Decimal)`` to keep
     exact digits); ``timeout``, ``retries``, ``max_retry_delay``, ``token``,
-    ``get_token`` and ``refresh_ahead`` are `Client`'s. Use it with ``async with``, inside the event loop that
-    serves the gateway.
+    ``get_token``, ``refresh_ahead``, ``auto_reconnect`` and
+    ``max_reconnect_delay`` are `Client`'s. Use it with ``async with``,
+    inside the event loop that serves the gateway.
     """
 
     __test__ = False  # not a pytest test class
@@ -107,9 +108,12 @@ class TestClient(BaseClient):
         token: str | None = None,
         get_token: GetToken | None = None,
         refresh_ahead: float = 30.0,
+        auto_reconnect: bool = False,
+        max_reconnect_delay: float = 30.0,
     ) -> None:
         super().__init__(timeout=timeout, retries=retries, max_retry_delay=max_retry_delay, token=token,
-                         get_token=get_token, refresh_ahead=refresh_ahead)
+                         get_token=get_token, refresh_ahead=refresh_ahead, auto_reconnect=auto_reconnect,
+                         max_reconnect_delay=max_reconnect_delay)
         self.gateway = gateway
         self.headers = dict(headers or {})
         self.query = query
@@ -161,6 +165,7 @@ class TestClient(BaseClient):
     async def close(self) -> None:
         """End the session: its requests are cancelled and its subscriptions dropped."""
         self._ended_for_good = True
+        self._stop_relinking()
         await self._close_link()
 
     async def _close_link(self) -> None:

@@ -1,0 +1,226 @@
+"""The Python client's ``auto_reconnect``: after a dropped link it comes back on its own, and loses nothing silently.
+
+A real gateway on a real listening socket; links are cut at the TCP level
+(as a network change would) or refused while the server is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+import tornado.web
+from tornado.httpserver import HTTPServer
+from tornado.testing import bind_unused_port
+
+from drizzle_gateway import Gateway
+from drizzle_gateway.client import Client, ConnectionClosed, Event
+from tests.support.history import FakeClock, history_gateway, message, publish
+from tests.support.polling import wait_until
+
+QUICK = 0.3
+"""``max_reconnect_delay`` of these clients: each attempt waits 0.15-0.3 s."""
+
+
+class Served:
+    """The gateway on a port of its own that can stop listening (connections refused) and start again."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.app = tornado.web.Application(gateway.routes())
+        sock, self.port = bind_unused_port()
+        self.server: HTTPServer | None = HTTPServer(self.app)
+        self.server.add_sockets([sock])
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    async def stop(self) -> None:
+        """Stop listening and cut every websocket without a close handshake, as a killed process would."""
+        assert self.server is not None
+        self.server.stop()
+        await self.server.close_all_connections()
+        for session in self.gateway.hub.sessions:
+            session.peer.ws_connection.stream.close()  # type: ignore[attr-defined]  # a `Connection`
+        self.server = None
+
+    def start(self) -> None:
+        self.server = HTTPServer(self.app)
+        self.server.listen(self.port, "127.0.0.1")
+
+
+@pytest.fixture
+def gateway() -> Gateway:
+    return history_gateway(FakeClock())
+
+
+@pytest.fixture
+def served(gateway, io_loop):
+    served = Served(gateway)
+    yield served
+    if served.server is not None:
+        io_loop.run_sync(served.stop)
+
+
+def cut(client: Client) -> None:
+    """Cut the client's TCP connection without a close handshake."""
+    assert client._ws is not None and client._ws.protocol is not None
+    client._ws.protocol.stream.close()
+
+
+async def events(client: Client, count: int) -> list[Event]:
+    return [await client.next_event(5) for _ in range(count)]
+
+
+async def no_more_events(client: Client) -> None:
+    with pytest.raises(TimeoutError):
+        await client.next_event(0.3)
+
+
+def seen(event: Event) -> tuple:
+    """An event as the assertions compare it: a recovery notice, or its offset and seq."""
+    if event.recovered is False:
+        return ("not recovered", event.topic)
+    return (event.offset, event.data["seq"])
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_cut_link_comes_back_and_every_offset_arrives_once(gateway, served):
+    client = await Client(served.url, auto_reconnect=True, max_reconnect_delay=QUICK).connect()
+    try:
+        await client.subscribe("feed.lobby")
+        await publish(gateway, [1, 2])
+        assert [seen(e) for e in await events(client, 2)] == [(1, 1), (2, 2)]
+        cut(client)
+        await wait_until(lambda: client.relinker.running, 5)
+        await publish(gateway, [3, 4])  # before the first attempt (at least 0.15 s away): recovered with since
+        await client.connected()
+        await publish(gateway, [5])
+        assert [seen(e) for e in await events(client, 3)] == [(3, 3), (4, 4), (5, 5)]
+        await no_more_events(client)  # each offset once, and no notice: nothing was lost
+        assert client.relinker.attempts == 1
+    finally:
+        await client.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_what_the_history_no_longer_holds_is_announced_in_its_place(gateway, served):
+    client = await Client(served.url, auto_reconnect=True, max_reconnect_delay=QUICK).connect()
+    try:
+        await client.subscribe("feed.lobby")
+        await publish(gateway, [1])
+        assert [seen(e) for e in await events(client, 1)] == [(1, 1)]
+        cut(client)
+        await wait_until(lambda: client.relinker.running, 5)
+        await publish(gateway, range(2, 10))  # the history keeps 5: 2-4 are gone
+        await client.connected()
+        await publish(gateway, [10])
+        assert [seen(e) for e in await events(client, 2)] == [("not recovered", "feed.lobby"), (10, 10)]
+        await no_more_events(client)
+    finally:
+        await client.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_topic_without_history_is_told_it_may_have_missed_events(gateway, served):
+    client = await Client(served.url, auto_reconnect=True, max_reconnect_delay=QUICK).connect()
+    try:
+        await client.subscribe("plain")
+        await gateway.publish("plain", message(1))
+        assert (await client.next_event(5)).data["seq"] == 1
+        cut(client)
+        await wait_until(lambda: client.relinker.running, 5)
+        await gateway.publish("plain", message(2))  # nobody hears this one
+        await client.connected()
+        await gateway.publish("plain", message(3))
+        notice, after = await events(client, 2)
+        assert (notice.topic, notice.recovered, notice.data) == ("plain", False, None)
+        assert (after.data["seq"], after.recovered) == (3, None)
+    finally:
+        await client.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_attempts_go_on_while_the_server_is_away_and_requests_fail_fast_meanwhile(gateway, served, caplog):
+    caplog.set_level(logging.WARNING, logger="drizzle_gateway.client")
+    client = await Client(served.url, auto_reconnect=True, max_reconnect_delay=QUICK, timeout=5).connect()
+    try:
+        await client.subscribe("feed.lobby")
+        await served.stop()
+        await wait_until(lambda: client.relinker.attempts >= 3, 10)  # refused, and tried again
+        with pytest.raises(ConnectionClosed):
+            await client.ping()
+        await publish(gateway, [1, 2])
+        served.start()
+        await client.connected()
+        failed = [line for line in (record.getMessage() for record in caplog.records)
+                  if "failed (ConnectionRefusedError" in line]
+        assert len(failed) >= 2, failed
+        assert [seen(e) for e in await events(client, 2)] == [(1, 1), (2, 2)]
+        assert await client.ping() == "pong"
+    finally:
+        await client.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_closing_the_client_stops_the_attempts_and_ends_its_events(gateway, served):
+    client = await Client(served.url, auto_reconnect=True, max_reconnect_delay=QUICK).connect()
+    await client.subscribe("feed.lobby")
+    await served.stop()
+    await wait_until(lambda: client.relinker.attempts >= 1, 10)
+    await client.close()
+    assert not client.relinker.running
+    assert [event async for event in client.events()] == []  # ended, not waiting for a link that will not come
+    served.start()
+    await asyncio.sleep(QUICK * 2)  # longer than any attempt would wait: none is made
+    assert not gateway.hub.sessions
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_close_that_reconnecting_does_not_help_ends_the_events(gateway, served):
+    client = await Client(served.url, auto_reconnect=True, max_reconnect_delay=QUICK).connect()
+    try:
+        await client.subscribe("feed.lobby")
+        await wait_until(lambda: len(gateway.hub.sessions) == 1, 5)
+        next(iter(gateway.hub.sessions)).close(1008, "policy")  # 1008: not in the reconnect table
+        assert [event async for event in client.events()] == []
+        assert client.close_code == 1008 and not client.relinker.running
+    finally:
+        await client.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_refused_token_stops_the_attempts():
+    tokens = iter(["good", "bad"])
+    gateway = Gateway(authenticate=lambda credentials: {"id": 1} if credentials.token == "good" else None,
+                      auth_throttle=False)
+    served = Served(gateway)
+    client = await Client(served.url, auto_reconnect=True, max_reconnect_delay=QUICK,
+                          get_token=lambda: next(tokens)).connect()
+    try:
+        await wait_until(lambda: len(gateway.hub.sessions) == 1, 5)
+        cut(client)
+        assert [event async for event in client.events()] == []  # the second token was refused: it gave up
+        assert client.relinker.attempts == 1 and not client.relinker.running
+    finally:
+        await client.close()
+        await served.stop()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_the_test_client_reconnects_in_process_too(gateway, test_client):
+    client = await test_client(auto_reconnect=True, max_reconnect_delay=QUICK)
+    await client.subscribe("feed.lobby")
+    await client.subscribe("plain")
+    assert client.session is not None
+    client.session.close(1012, "service restart")  # what a draining instance says
+    await wait_until(lambda: client.relinker.running, 5)
+    await publish(gateway, [1])
+    await client.connected()
+    await publish(gateway, [2])
+    got = [seen(e) for e in await events(client, 3)]
+    # feed.lobby knew its position from its subscribe reply: 1 is recovered; plain can recover nothing
+    assert sorted(got, key=str) == sorted([(1, 1), ("not recovered", "plain"), (2, 2)], key=str)
+    await no_more_events(client)
