@@ -576,7 +576,9 @@ class BaseClient:
         """
         task = self.relinker.task
         if task is not None:
-            await asyncio.wait_for(asyncio.shield(task), timeout or self.timeout)
+            done, _ = await asyncio.wait({task}, timeout=timeout or self.timeout)  # whatever becomes of the attempts
+            if not done:
+                raise TimeoutError(f"not reconnected after {self.relinker.attempts} attempt(s)")
         if self._gone is None or self._gone.done():
             raise ConnectionClosed(self.close_code, self.close_reason)
 
@@ -617,6 +619,7 @@ class BaseClient:
         """`reconnect`; with ``announce``, a ``recovered=False`` event for each topic that may have lost some."""
         if url is not None:
             self._move_to(url)
+        self._announcing.clear()  # what an earlier attempt left
         self._relinking = True
         try:
             await self._close_link()
@@ -749,6 +752,13 @@ class Client(BaseClient):
     own, waiting `backoff_delay` (at most ``max_reconnect_delay`` seconds)
     between attempts (`drizzle_gateway.client_reconnect`).
 
+    A websocket ping goes out every ``ping_interval`` seconds (None: never)
+    and must be answered within ``ping_timeout`` (at most the interval), as
+    drizzle.js's heartbeat; a server that stops answering, or a link that
+    silently died, is closed within ``ping_interval + ping_timeout`` + 5 s
+    (the close handshake's wait) and counts as dropped (`ConnectionClosed`,
+    reconnected with ``auto_reconnect``).
+
     A ``wss://`` URL speaks TLS, checking the server's certificate against
     the system's authorities, or as ``ssl`` (an `ssl.SSLContext`) says: e.g.
     ``ssl.create_default_context(cafile="ca.pem")`` for a private authority.
@@ -768,11 +778,15 @@ class Client(BaseClient):
         ssl: SSLContext | None = None,
         auto_reconnect: bool = False,
         max_reconnect_delay: float = 30.0,
+        ping_interval: float | None = 15.0,
+        ping_timeout: float = 10.0,
     ) -> None:
         super().__init__(timeout=timeout, retries=retries, max_retry_delay=max_retry_delay, token=token,
                          get_token=get_token, refresh_ahead=refresh_ahead, auto_reconnect=auto_reconnect,
                          max_reconnect_delay=max_reconnect_delay)
         self.url = url
+        self.ping_interval = ping_interval
+        self.ping_timeout = min(ping_timeout, ping_interval) if ping_interval else ping_timeout
         self.headers = headers or {}
         self.ssl = ssl
         self._ws: WebSocketClientConnection | None = None
@@ -782,7 +796,8 @@ class Client(BaseClient):
         """Open the websocket, and authenticate with the client's token if it has one."""
         request = HTTPRequest(self.url, headers=self.headers, ssl_options=self.ssl, connect_timeout=self.timeout,
                               request_timeout=self.timeout)
-        self._ws = await websocket_connect(request, subprotocols=[SUBPROTOCOL])
+        self._ws = await websocket_connect(request, subprotocols=[SUBPROTOCOL], ping_interval=self.ping_interval,
+                                           ping_timeout=self.ping_timeout)
         self._started()
         self._reader = asyncio.ensure_future(self._read())
         await self._sign_in()

@@ -18,6 +18,7 @@ from drizzle_gateway import Gateway
 from drizzle_gateway.client import Client, ConnectionClosed, Event
 from tests.support.history import FakeClock, history_gateway, message, publish
 from tests.support.polling import wait_until
+from tests.support.reply_holder import ReplyHolder
 
 QUICK = 0.3
 """``max_reconnect_delay`` of these clients: each attempt waits 0.15-0.3 s."""
@@ -152,6 +153,8 @@ async def test_attempts_go_on_while_the_server_is_away_and_requests_fail_fast_me
         await wait_until(lambda: client.relinker.attempts >= 3, 10)  # refused, and tried again
         with pytest.raises(ConnectionClosed):
             await client.ping()
+        with pytest.raises(TimeoutError):
+            await client.connected(0.5)  # bounded, whatever the attempts do
         await publish(gateway, [1, 2])
         served.start()
         await client.connected()
@@ -224,3 +227,26 @@ async def test_the_test_client_reconnects_in_process_too(gateway, test_client):
     # feed.lobby knew its position from its subscribe reply: 1 is recovered; plain can recover nothing
     assert sorted(got, key=str) == sorted([(1, 1), ("not recovered", "plain"), (2, 2)], key=str)
     await no_more_events(client)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_server_that_stops_answering_is_noticed_by_the_heartbeat_and_left(gateway, served):
+    proxy = await ReplyHolder(served.port).start()
+    client = await Client(f"ws://127.0.0.1:{proxy.port}/ws", auto_reconnect=True, max_reconnect_delay=QUICK,
+                          ping_interval=0.2, ping_timeout=0.2).connect()
+    try:
+        await client.subscribe("feed.lobby")
+        assert await client.ping() == "pong"
+        await asyncio.sleep(0.6)  # three intervals: pings answered, the link kept
+        assert not client.relinker.running and client.relinker.attempts == 0
+        loop = asyncio.get_running_loop()
+        held_at = loop.time()
+        proxy.hold()  # the server's bytes stop reaching the client: a link that silently died
+        await wait_until(lambda: client.relinker.running, 10)
+        assert loop.time() - held_at <= 0.2 + 0.2 + 5 + 1  # interval + timeout + the close handshake's wait
+        await client.connected()  # a new link through the proxy passes everything
+        await publish(gateway, [1])
+        assert [seen(e) for e in await events(client, 1)] == [(1, 1)]
+    finally:
+        await client.close()
+        await proxy.close()

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from ..contract.resources import Action, Resource
     from ..contract.topics import Topic
     from ..wire.dialect import Request
+    from .presence import Presences
 
 OK = "OK"
 """The ``code`` label of a request that got its reply."""
@@ -88,6 +89,10 @@ class Observed(Protocol):
     @property
     def session_count(self) -> int:
         """How many sessions are open."""
+
+    @property
+    def presence(self) -> Presences:
+        """This process's side of presence."""
 
 
 class Increment(Protocol):
@@ -269,3 +274,10 @@ class HubCollector(Collector):
             yield GaugeMetricFamily("drizzle_history_channels", "Channels whose history this process keeps.",
                                     channels)
             yield GaugeMetricFamily("drizzle_history_bytes", "Bytes of retained events this process keeps.", size)
+        presence = hub.presence
+        yield GaugeMetricFamily("drizzle_presence_members", "Members of channels with presence that this process "
+                                "holds a connection of (one per channel and member, however many connections).",
+                                presence.member_count)
+        yield CounterMetricFamily("drizzle_presence_changes_dropped", "Joins and leaves not sent for being over "
+                                  "limits.presence_rate (their subscribers got a stale notice instead).",
+                                  presence.dropped)

@@ -73,6 +73,11 @@ class Presences:
         self.dropped = 0  # changes not sent for being over the rate (for tests and metrics)
         self._listening = False
 
+    @property
+    def member_count(self) -> int:
+        """How many (channel, member) pairs this process holds a connection of."""
+        return len(self._connections)
+
     def connections(self, channel: str, key: str) -> int:
         """How many of this process's subscriptions to ``channel`` count for member ``key``."""
         return self._connections.get((channel, key), 0)

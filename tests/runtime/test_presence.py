@@ -11,12 +11,14 @@ import time
 
 import pytest
 from marshmallow import Schema, fields
+from prometheus_client import generate_latest
 
 from drizzle_gateway import Gateway, Limits, Topic
 from drizzle_gateway.client import Client, Event, RemoteError
 from drizzle_gateway.testing import TestClient
 from drizzle_gateway.wire.presence import JOIN, LEAVE, STALE
 from tests.support.presence_app import Member, Note, make_presence_gateway, make_topics
+from tests.support.scrape import labels, samples, series
 
 
 @pytest.fixture
@@ -43,6 +45,14 @@ async def no_presence_event(client: Client, wait: float = 0.3) -> None:
         await presence_events(client, 1, timeout=wait)
 
 
+def presence_metrics(gateway: Gateway) -> tuple[float, float]:
+    """``drizzle_presence_members`` and ``drizzle_presence_changes_dropped_total`` as a scrape reads them."""
+    assert gateway.hub.metrics is not None
+    found = samples(generate_latest(gateway.hub.metrics.registry).decode())
+    return (series(found, "drizzle_presence_members")[labels()],
+            series(found, "drizzle_presence_changes_dropped_total")[labels()])
+
+
 def described(events: list[Event]) -> list[tuple[str | None, str | None, object]]:
     return [(event.presence, event.key, event.data) for event in events]
 
@@ -64,7 +74,7 @@ async def test_joins_and_leaves_carry_the_member_cut_to_each_watchers_fields(con
 
 
 @pytest.mark.gen_test(timeout=20)
-async def test_a_second_tab_is_no_second_join_and_closing_one_of_two_is_no_leave(connect):
+async def test_a_second_tab_is_no_second_join_and_closing_one_of_two_is_no_leave(connect, gateway):
     watcher = await connect()
     await watcher.subscribe("room.tabs", join_leave=True)
     first, second = await connect(), await connect()
@@ -74,13 +84,14 @@ async def test_a_second_tab_is_no_second_join_and_closing_one_of_two_is_no_leave
     await no_presence_event(watcher)
     (member,) = await watcher.presence("room.tabs")
     assert (member.key, member.connections, member.data) == ("bob", 2, {"id": "bob", "name": "first tab"})
-
+    assert presence_metrics(gateway) == (1, 0)  # one member, however many tabs
     await first.close()
     await no_presence_event(watcher)
     assert [m.connections for m in await watcher.presence("room.tabs")] == [1]
     await second.close()
     assert described(await presence_events(watcher, 1)) == [(LEAVE, "bob", {"id": "bob", "name": "first tab"})]
     assert await watcher.presence("room.tabs") == []
+    assert presence_metrics(gateway) == (0, 0)
 
 
 @pytest.mark.gen_test(timeout=20)
@@ -186,6 +197,7 @@ async def test_joins_over_the_rate_are_not_sent_and_a_stale_notice_follows(conne
     assert time.monotonic() - began >= 1 / 20 - 0.01
     assert gateway.hub.presence.dropped == 20
     assert len(await watcher.presence("room.churn")) == 30  # nothing was lost but the events
+    assert presence_metrics(gateway) == (30, 20)  # the watcher is no member
 
 
 @pytest.mark.gen_test(timeout=20)
