@@ -87,7 +87,8 @@ from typing import Any
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
-from .client_reconnect import LINK_FAILURES, Relinker
+from .client_heartbeat import PingWatch
+from .client_reconnect import Relinker
 from .client_tokens import GetToken, Refresher, TokenSource
 from .wire.dialect import SUBPROTOCOL, CloseCode, decode, encode
 from .wire.history import Position
@@ -210,7 +211,8 @@ class BaseClient:
         self.timeout = timeout
         self.auto_reconnect = auto_reconnect
         self.relinker = Relinker(self._relink, lambda attempt: backoff_delay(attempt, maximum=max_reconnect_delay),
-                                 (*LINK_FAILURES, ConnectionClosed), self._gave_up)
+                                 _refused, self._gave_up)
+        self._relink_line = asyncio.Lock()  # one reconnect at a time: the automatic one, or the caller's
         self.tokens = TokenSource(token, get_token)
         self.refresher = Refresher(self._authenticate, refresh_ahead)
         self.retries = retries
@@ -222,7 +224,8 @@ class BaseClient:
         self._pending: dict[Any, asyncio.Future] = {}
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()
         self._gone: asyncio.Future | None = None  # resolves when the link ends; None before connect
-        self._next_link = asyncio.Event()  # set when the next link is up (replaced by each one)
+        self._next_link = asyncio.Event()  # set when the next link is up and signed in (replaced by each one)
+        self._linking: asyncio.Event | None = None  # the last link's, set once this one is signed in
         self._ended_for_good = False  # closed by `close`, not to be reconnected
         self._subscriptions: dict[str, list[str] | None] = {}
         self._attendance: dict[str, dict[str, Any]] = {}  # per topic: the presence options it subscribed with
@@ -262,23 +265,30 @@ class BaseClient:
         self.close_code = self.close_reason = None
         self._ended_for_good = False
         self._gone = asyncio.get_running_loop().create_future()
-        linked, self._next_link = self._next_link, asyncio.Event()
-        linked.set()
+        self._linking, self._next_link = self._next_link, asyncio.Event()
 
     async def _sign_in(self) -> None:
         """With a token (or ``get_token``): authenticate the new link and plan its refreshes.
 
-        A refusal closes the link and raises the gateway's `RemoteError`.
+        Then what waits for the next link (a publish to send again) goes on.
+        A refusal closes the client and raises the gateway's `RemoteError`;
+        during an automatic reconnect any other failure closes only the link,
+        for the next attempt.
         """
-        if not self.tokens.given:
-            return
-        try:
-            reply = await self._authenticate()
-        except BaseException:
-            await self.close()
-            raise
-        if self.tokens.renewable:
-            self.refresher.schedule(reply)
+        if self.tokens.given:
+            try:
+                reply = await self._authenticate()
+            except BaseException as failed:
+                if self.relinker.running and not _refused(failed):
+                    await self._close_link()
+                else:
+                    await self.close()
+                raise
+            if self.tokens.renewable:
+                self.refresher.schedule(reply)
+        linked, self._linking = self._linking, None
+        if linked is not None:
+            linked.set()
 
     async def _authenticate(self) -> Any:
         """Send ``__auth__`` with a token from the client's source; the reply's data."""
@@ -613,10 +623,15 @@ class BaseClient:
         server refuses now is dropped, logged, and its reply is the
         `RemoteError`; the other topics are subscribed all the same.
         """
+        self.relinker.stop()  # the caller reconnects: no automatic attempt competes with it
         return await self._reconnect(url, announce=False)
 
     async def _reconnect(self, url: str | None, announce: bool) -> dict[str, Any]:
         """`reconnect`; with ``announce``, a ``recovered=False`` event for each topic that may have lost some."""
+        async with self._relink_line:
+            return await self._relink_now(url, announce)
+
+    async def _relink_now(self, url: str | None, announce: bool) -> dict[str, Any]:
         if url is not None:
             self._move_to(url)
         self._announcing.clear()  # what an earlier attempt left
@@ -752,12 +767,11 @@ class Client(BaseClient):
     own, waiting `backoff_delay` (at most ``max_reconnect_delay`` seconds)
     between attempts (`drizzle_gateway.client_reconnect`).
 
-    A websocket ping goes out every ``ping_interval`` seconds (None: never)
-    and must be answered within ``ping_timeout`` (at most the interval), as
-    drizzle.js's heartbeat; a server that stops answering, or a link that
-    silently died, is closed within ``ping_interval + ping_timeout`` + 5 s
-    (the close handshake's wait) and counts as dropped (`ConnectionClosed`,
-    reconnected with ``auto_reconnect``).
+    A websocket ping goes out every ``ping_interval`` seconds (None: never);
+    when nothing comes back within ``ping_timeout``, the link is cut and
+    counts as dropped (`drizzle_gateway.client_heartbeat`): a server that
+    stops answering, or a link that died silently, is left within
+    ``ping_interval + ping_timeout`` seconds (reconnected with ``auto_reconnect``).
 
     A ``wss://`` URL speaks TLS, checking the server's certificate against
     the system's authorities, or as ``ssl`` (an `ssl.SSLContext`) says: e.g.
@@ -786,22 +800,39 @@ class Client(BaseClient):
                          max_reconnect_delay=max_reconnect_delay)
         self.url = url
         self.ping_interval = ping_interval
-        self.ping_timeout = min(ping_timeout, ping_interval) if ping_interval else ping_timeout
+        self.ping_timeout = ping_timeout
         self.headers = headers or {}
         self.ssl = ssl
         self._ws: WebSocketClientConnection | None = None
         self._reader: asyncio.Task | None = None
+        self._watch: PingWatch | None = None
+        self._heard = 0  # frames and pongs read on this link (the heartbeat's evidence)
+        self._ping_missed = False
 
     async def connect(self) -> Client:
         """Open the websocket, and authenticate with the client's token if it has one."""
         request = HTTPRequest(self.url, headers=self.headers, ssl_options=self.ssl, connect_timeout=self.timeout,
                               request_timeout=self.timeout)
-        self._ws = await websocket_connect(request, subprotocols=[SUBPROTOCOL], ping_interval=self.ping_interval,
-                                           ping_timeout=self.ping_timeout)
+        ws = self._ws = await websocket_connect(request, subprotocols=[SUBPROTOCOL])
         self._started()
+        self._heard, self._ping_missed = 0, False
+        if self.ping_interval:
+            ws.on_pong = self._pong  # type: ignore[method-assign]  # this connection's pongs, counted
+            self._watch = PingWatch(self.ping_interval, self.ping_timeout, ws.ping, lambda: self._heard,
+                                    lambda: self._ping_lost(ws))
+            self._watch.start()
         self._reader = asyncio.ensure_future(self._read())
         await self._sign_in()
         return self
+
+    def _pong(self, data: bytes) -> None:
+        self._heard += 1
+
+    def _ping_lost(self, ws: WebSocketClientConnection) -> None:
+        """No answer to a ping: cut the socket now (a dead peer would never answer a close frame)."""
+        if ws is self._ws and ws.protocol is not None and ws.protocol.stream is not None:
+            self._ping_missed = True
+            ws.protocol.stream.close()
 
     async def __aenter__(self) -> Client:
         return await self.connect()
@@ -819,13 +850,16 @@ class Client(BaseClient):
         await self._close_link()
 
     async def _close_link(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()
         if self._ws is not None:
             self._ws.close()
-        if self._reader is not None:
-            try:
-                await asyncio.wait_for(self._reader, self.timeout)
-            except TimeoutError:
-                self._reader.cancel()
+        reader = self._reader
+        if reader is not None and not reader.done():
+            # Not wait_for: cancelling this wait must not cancel the reader, which ends the link (`_ended_with`).
+            done, _ = await asyncio.wait({reader}, timeout=self.timeout)
+            if not done:
+                reader.cancel()
                 if self._gone is not None and not self._gone.done():
                     self._ended_with(None, "closed by the client; the server did not answer")
 
@@ -837,13 +871,25 @@ class Client(BaseClient):
             raise ConnectionClosed(self._ws.close_code, self._ws.close_reason) from None
 
     async def _read(self) -> None:
-        assert self._ws is not None
+        ws = self._ws
+        assert ws is not None
         while True:
-            text = await self._ws.read_message()
+            text = await ws.read_message()
             if text is None:
                 break
+            self._heard += 1
             self._receive(decode(text))
-        self._ended_with(self._ws.close_code, self._ws.close_reason)
+        if self._watch is not None:
+            self._watch.stop()
+        if self._ping_missed:  # cut by the heartbeat: dropped, whatever the socket says
+            self._ended_with(None, "ping timed out")
+        else:
+            self._ended_with(ws.close_code, ws.close_reason)
+
+
+def _refused(error: BaseException) -> bool:
+    """Whether reconnecting stops on ``error``: the token or the client was refused (anything else: try again)."""
+    return isinstance(error, RemoteError) and error.code in ("UNAUTHENTICATED", "FORBIDDEN")
 
 
 def _channel(topic: str, params: dict[str, str]) -> str:

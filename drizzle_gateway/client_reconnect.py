@@ -10,7 +10,11 @@ token is refused, or the client is closed. Meanwhile the client's events
 go on: ``async for event in client.events()`` does not end, and publishes
 waiting for their reply are sent again on the new link. Requests sent
 while no link is up fail with `ConnectionClosed`; `BaseClient.connected`
-waits for the next link.
+waits for the next link. Every failed attempt is logged and tried again
+(the network, a handshake refused while an instance drains, a gateway
+answering ``RATE_LIMITED`` or ``INTERNAL_ERROR`` to ``__auth__``, a
+``get_token`` that failed); only a refusal of the client itself
+(``UNAUTHENTICATED``, ``FORBIDDEN``) ends the attempts.
 
 What the application must hear of, it does: every topic that may have
 missed events while the client was away gets one `Event` with
@@ -28,34 +32,25 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tornado.httpclient import HTTPClientError
-from tornado.iostream import StreamClosedError
-from tornado.websocket import WebSocketClosedError
-
 logger = logging.getLogger("drizzle_gateway.client")
 
 Backoff = Callable[[int], float]
 """Seconds to wait before attempt number ``n`` (0 for the first)."""
 
-LINK_FAILURES: tuple[type[BaseException], ...] = (
-    OSError, TimeoutError, HTTPClientError, StreamClosedError, WebSocketClosedError)
-"""What a failed attempt raises (besides `ConnectionClosed`): the network, a handshake refused (503 while draining)."""
-
 
 class Relinker:
     """One task at most, reconnecting a client (``relink``) until it succeeds, is refused or is stopped.
 
-    ``relink`` is the client's `reconnect`; ``retry_on`` what it raises when
-    the attempt may succeed later (the network, a closed link); anything else
-    it raises (a refused token) ends the attempts, and ``give_up`` is called
-    with it.
+    ``relink`` is the client's `reconnect`. What it raises is tried again
+    after the next backoff, unless ``final(error)`` says the client itself
+    was refused: then the attempts end and ``give_up`` is called with it.
     """
 
     def __init__(self, relink: Callable[[], Awaitable[Any]], backoff: Backoff,
-                 retry_on: tuple[type[BaseException], ...], give_up: Callable[[BaseException], None]) -> None:
+                 final: Callable[[BaseException], bool], give_up: Callable[[BaseException], None]) -> None:
         self.relink = relink
         self.backoff = backoff
-        self.retry_on = retry_on
+        self.final = final
         self.give_up = give_up
         self.attempts = 0
         """Attempts made since the link last dropped."""
@@ -92,15 +87,16 @@ class Relinker:
             self.attempts += 1
             try:
                 await self.relink()
-            except self.retry_on as failed:
+            except Exception as failed:  # noqa: BLE001 - every failure is logged, and tried again unless final
                 if self._task is not me:
+                    return
+                if self.final(failed):
+                    logger.warning("reconnecting stopped: %s: %s", type(failed).__name__, failed)
+                    self._task = None
+                    self.give_up(failed)
                     return
                 logger.warning("reconnect attempt %d failed (%s: %s); trying again", self.attempts,
                                type(failed).__name__, failed)
                 continue
-            except Exception as refused:  # noqa: BLE001 - a refusal (the token): trying again will not help
-                logger.warning("reconnecting stopped: %s: %s", type(refused).__name__, refused)
-                self.give_up(refused)
-                return
             logger.info("reconnected after %d attempt(s)", self.attempts)
             return

@@ -98,12 +98,15 @@ class Refresher:
 
     async def _run(self, expires_in: float) -> None:
         loop = asyncio.get_running_loop()
+        me = asyncio.current_task()
         ends = loop.time() + expires_in
         while True:
             await asyncio.sleep(refresh_delay(ends - loop.time(), self.ahead))
             try:
                 reply = await self.renew()
             except Exception as exc:  # noqa: BLE001 - any failure: try again while there is time
+                if self._task is not me:  # stopped meanwhile (3.11's wait_for can swallow the cancel)
+                    return
                 left = ends - loop.time()
                 if left <= LAST_TRY:
                     logger.warning("token refresh failed (%s); the connection's identity is not renewed", exc)

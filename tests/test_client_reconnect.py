@@ -233,20 +233,68 @@ async def test_the_test_client_reconnects_in_process_too(gateway, test_client):
 async def test_a_server_that_stops_answering_is_noticed_by_the_heartbeat_and_left(gateway, served):
     proxy = await ReplyHolder(served.port).start()
     client = await Client(f"ws://127.0.0.1:{proxy.port}/ws", auto_reconnect=True, max_reconnect_delay=QUICK,
-                          ping_interval=0.2, ping_timeout=0.2).connect()
+                          ping_interval=0.2, ping_timeout=1.0).connect()
     try:
         await client.subscribe("feed.lobby")
         assert await client.ping() == "pong"
-        await asyncio.sleep(0.6)  # three intervals: pings answered, the link kept
+        await asyncio.sleep(1.0)  # five intervals: pings answered, the link kept
         assert not client.relinker.running and client.relinker.attempts == 0
         loop = asyncio.get_running_loop()
         held_at = loop.time()
         proxy.hold()  # the server's bytes stop reaching the client: a link that silently died
         await wait_until(lambda: client.relinker.running, 10)
-        assert loop.time() - held_at <= 0.2 + 0.2 + 5 + 1  # interval + timeout + the close handshake's wait
+        assert loop.time() - held_at <= 0.2 + 1.0 + 1  # interval + timeout (+ slack): no close handshake waited for
+        assert client.close_reason == "ping timed out"
         await client.connected()  # a new link through the proxy passes everything
         await publish(gateway, [1])
         assert [seen(e) for e in await events(client, 1)] == [(1, 1)]
     finally:
         await client.close()
         await proxy.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_attempt_that_fails_while_authenticating_is_tried_again():
+    calls = []
+
+    def get_token() -> str:  # the token service is down for the first reconnect only
+        calls.append(len(calls))
+        if len(calls) == 2:
+            raise RuntimeError("token service unavailable")
+        return "good"
+
+    gateway = Gateway(topics=history_gateway(FakeClock()).topics,
+                      authenticate=lambda credentials: {"id": 1} if credentials.token == "good" else None,
+                      auth_throttle=False)
+    served = Served(gateway)
+    client = await Client(served.url, auto_reconnect=True, max_reconnect_delay=QUICK, get_token=get_token).connect()
+    try:
+        await client.subscribe("feed.lobby")
+        cut(client)
+        await wait_until(lambda: client.relinker.running, 5)
+        await client.connected()
+        assert (client.relinker.attempts, len(calls)) == (2, 3)  # the failed one, then the one that made it
+        await publish(gateway, [1])
+        assert [seen(e) for e in await events(client, 1)] == [(1, 1)]
+    finally:
+        await client.close()
+        await served.stop()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_reconnecting_by_hand_stops_the_automatic_attempts(gateway, served):
+    client = await Client(served.url, auto_reconnect=True, max_reconnect_delay=QUICK).connect()
+    try:
+        await client.subscribe("feed.lobby")
+        cut(client)
+        await wait_until(lambda: client.relinker.running, 5)
+        replies = await client.reconnect()  # while the automatic attempt still waits its backoff
+        assert replies["feed.lobby"]["recovered"] is True
+        await wait_until(lambda: len(gateway.hub.sessions) == 1, 5)
+        session = next(iter(gateway.hub.sessions))
+        await asyncio.sleep(QUICK * 2)  # past the backoff: no automatic attempt replaces the caller's link
+        assert gateway.hub.sessions == {session} and client.relinker.attempts == 0
+        await publish(gateway, [1])
+        assert [seen(e) for e in await events(client, 1)] == [(1, 1)]
+    finally:
+        await client.close()
