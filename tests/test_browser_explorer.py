@@ -119,7 +119,9 @@ def test_a_refused_token_says_so(pages):
 
 def test_an_auth_timeout_close_shows_its_code_and_reason(pages):
     with ServerThread(authenticating(limits=Limits(auth_timeout=0.5))) as server:
-        page = open_explorer(pages, server.url("/_explorer"))
+        # Not `open_explorer`, which waits to see the state "open": a loaded machine can take longer than the
+        # 0.5 s it lasts to show it, and then that wait never ends.
+        page = pages.open(server.url("/_explorer"), 1280, 860)
         page.wait_for_selector("#status[data-state='closed']")
         assert page.inner_text("#status") == "closed (4001)"
         notice = page.inner_text("#notice")
