@@ -813,7 +813,12 @@ class Client(BaseClient):
         """Open the websocket, and authenticate with the client's token if it has one."""
         request = HTTPRequest(self.url, headers=self.headers, ssl_options=self.ssl, connect_timeout=self.timeout,
                               request_timeout=self.timeout)
-        ws = self._ws = await websocket_connect(request, subprotocols=[SUBPROTOCOL])
+        connecting = asyncio.ensure_future(websocket_connect(request, subprotocols=[SUBPROTOCOL]))
+        try:
+            ws = self._ws = await asyncio.shield(connecting)
+        except asyncio.CancelledError:  # a handshake still under way would end in a link nobody reads: close it
+            connecting.add_done_callback(_close_late)
+            raise
         self._started()
         self._heard, self._ping_missed = 0, False
         if self.ping_interval:
@@ -885,6 +890,12 @@ class Client(BaseClient):
             self._ended_with(None, "ping timed out")
         else:
             self._ended_with(ws.close_code, ws.close_reason)
+
+
+def _close_late(connecting: asyncio.Future[WebSocketClientConnection]) -> None:
+    """Close a connection whose ``connect`` was cancelled before its handshake ended."""
+    if not connecting.cancelled() and connecting.exception() is None:
+        connecting.result().close()
 
 
 def _refused(error: BaseException) -> bool:

@@ -173,12 +173,14 @@ async def test_closing_the_client_stops_the_attempts_and_ends_its_events(gateway
     await client.subscribe("feed.lobby")
     await served.stop()
     await wait_until(lambda: client.relinker.attempts >= 1, 10)
+    await wait_until(lambda: not gateway.hub.sessions, 5)  # the cut link's session has ended
     await client.close()
     assert not client.relinker.running
     assert [event async for event in client.events()] == []  # ended, not waiting for a link that will not come
+    attempts = client.relinker.attempts
     served.start()
     await asyncio.sleep(QUICK * 2)  # longer than any attempt would wait: none is made
-    assert not gateway.hub.sessions
+    assert not gateway.hub.sessions and client.relinker.attempts == attempts
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -298,3 +300,47 @@ async def test_reconnecting_by_hand_stops_the_automatic_attempts(gateway, served
         assert [seen(e) for e in await events(client, 1)] == [(1, 1)]
     finally:
         await client.close()
+
+
+class SlowHandshakes:
+    """A TCP proxy that holds back the server's first bytes (its handshake answer) for ``delay`` seconds."""
+
+    def __init__(self, target_port: int, delay: float) -> None:
+        self.target_port = target_port
+        self.delay = delay
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> SlowHandshakes:
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter, delay: float) -> None:
+            await asyncio.sleep(delay)
+            while chunk := await source.read(65536):
+                sink.write(chunk)
+                await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pump(reader, up_writer, 0), pump(up_reader, writer, self.delay), return_exceptions=True)
+
+    async def close(self) -> None:
+        assert self.server is not None
+        self.server.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_connect_cancelled_during_its_handshake_leaves_no_connection_behind(gateway, served):
+    proxy = await SlowHandshakes(served.port, delay=0.5).start()
+    client = Client(f"ws://127.0.0.1:{proxy.port}/ws")
+    connecting = asyncio.ensure_future(client.connect())
+    await wait_until(lambda: len(gateway.hub.sessions) == 1, 5)  # the server has upgraded; its answer is held
+    connecting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await connecting
+    await wait_until(lambda: not gateway.hub.sessions, 5)  # the late connection was closed, not left open
+    await proxy.close()
