@@ -65,6 +65,11 @@ def served(gateway, io_loop):
         io_loop.run_sync(served.stop)
 
 
+async def reconnecting(served: Served, **options) -> Client:
+    """A connected `Client` of ``served`` with ``auto_reconnect`` and quick attempts."""
+    return await Client(served.url, auto_reconnect=True, max_reconnect_delay=QUICK, **options).connect()
+
+
 def cut(client: Client) -> None:
     """Cut the client's TCP connection without a close handshake."""
     assert client._ws is not None and client._ws.protocol is not None
@@ -89,7 +94,7 @@ def seen(event: Event) -> tuple:
 
 @pytest.mark.gen_test(timeout=30)
 async def test_a_cut_link_comes_back_and_every_offset_arrives_once(gateway, served):
-    client = await Client(served.url, auto_reconnect=True, max_reconnect_delay=QUICK).connect()
+    client = await reconnecting(served)
     try:
         await client.subscribe("feed.lobby")
         await publish(gateway, [1, 2])
@@ -108,7 +113,7 @@ async def test_a_cut_link_comes_back_and_every_offset_arrives_once(gateway, serv
 
 @pytest.mark.gen_test(timeout=30)
 async def test_what_the_history_no_longer_holds_is_announced_in_its_place(gateway, served):
-    client = await Client(served.url, auto_reconnect=True, max_reconnect_delay=QUICK).connect()
+    client = await reconnecting(served)
     try:
         await client.subscribe("feed.lobby")
         await publish(gateway, [1])
@@ -126,7 +131,7 @@ async def test_what_the_history_no_longer_holds_is_announced_in_its_place(gatewa
 
 @pytest.mark.gen_test(timeout=30)
 async def test_a_topic_without_history_is_told_it_may_have_missed_events(gateway, served):
-    client = await Client(served.url, auto_reconnect=True, max_reconnect_delay=QUICK).connect()
+    client = await reconnecting(served)
     try:
         await client.subscribe("plain")
         await gateway.publish("plain", message(1))
@@ -146,7 +151,7 @@ async def test_a_topic_without_history_is_told_it_may_have_missed_events(gateway
 @pytest.mark.gen_test(timeout=30)
 async def test_attempts_go_on_while_the_server_is_away_and_requests_fail_fast_meanwhile(gateway, served, caplog):
     caplog.set_level(logging.WARNING, logger="drizzle_gateway.client")
-    client = await Client(served.url, auto_reconnect=True, max_reconnect_delay=QUICK, timeout=5).connect()
+    client = await reconnecting(served, timeout=5)
     try:
         await client.subscribe("feed.lobby")
         await served.stop()
@@ -169,7 +174,7 @@ async def test_attempts_go_on_while_the_server_is_away_and_requests_fail_fast_me
 
 @pytest.mark.gen_test(timeout=30)
 async def test_closing_the_client_stops_the_attempts_and_ends_its_events(gateway, served):
-    client = await Client(served.url, auto_reconnect=True, max_reconnect_delay=QUICK).connect()
+    client = await reconnecting(served)
     await client.subscribe("feed.lobby")
     await served.stop()
     await wait_until(lambda: client.relinker.attempts >= 1, 10)
@@ -185,7 +190,7 @@ async def test_closing_the_client_stops_the_attempts_and_ends_its_events(gateway
 
 @pytest.mark.gen_test(timeout=30)
 async def test_a_close_that_reconnecting_does_not_help_ends_the_events(gateway, served):
-    client = await Client(served.url, auto_reconnect=True, max_reconnect_delay=QUICK).connect()
+    client = await reconnecting(served)
     try:
         await client.subscribe("feed.lobby")
         await wait_until(lambda: len(gateway.hub.sessions) == 1, 5)
@@ -285,7 +290,7 @@ async def test_an_attempt_that_fails_while_authenticating_is_tried_again():
 
 @pytest.mark.gen_test(timeout=30)
 async def test_reconnecting_by_hand_stops_the_automatic_attempts(gateway, served):
-    client = await Client(served.url, auto_reconnect=True, max_reconnect_delay=QUICK).connect()
+    client = await reconnecting(served)
     try:
         await client.subscribe("feed.lobby")
         cut(client)
