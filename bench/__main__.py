@@ -47,7 +47,8 @@ class Settings:
     request_depths: tuple[int, ...] = (1, 8)
     """Requests each connection keeps in flight (pipelined: sent back to back, one more per reply)."""
     request_controls: tuple[int, ...] = (1,)
-    """Connection counts at which a second echo takes turns with the first: the noise floor of one server."""
+    """Connection counts at which a second echo takes turns with the first (the noise floor of one server),
+    and the gateway with ``Limits(busy_poll=None)`` with the gateway (what busy polling buys)."""
     baselines: tuple[str, ...] = ("tornado", "picows")
     """The baselines the requests and client-published fan-out shapes take turns with."""
     metrics: bool = True
@@ -165,6 +166,7 @@ def request_targets(settings: Settings, connections: int, ref: Starter | None, l
         targets[kind] = local(kind)
     if connections in settings.request_controls:
         targets[CONTROL] = local("tornado")
+        targets["gateway-no-busy-poll"] = local("gateway-no-busy-poll")
     return targets
 
 

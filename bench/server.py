@@ -12,6 +12,7 @@ from multiprocessing.connection import Connection as Pipe
 from typing import Any
 
 from bench.app import GatewayServer, SocketIOServer, TornadoServer, padded_text, tick
+from drizzle_gateway import Limits
 from tests.support.procstat import peak_rss_bytes, rss_bytes
 
 logger = logging.getLogger("bench")
@@ -28,8 +29,8 @@ def raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-KINDS = ("gateway", "gateway-no-metrics", "tornado", "picows", "socketio")
-"""The servers a scenario can run: the gateway (its default, metrics on), ``gateway-no-metrics`` and the baselines."""
+KINDS = ("gateway", "gateway-no-metrics", "gateway-no-busy-poll", "tornado", "picows", "socketio")
+"""The servers a scenario can run: the gateway (its defaults: metrics on, busy polling), two variants, the baselines."""
 
 
 def make(kind: str, options: dict[str, Any]):
@@ -37,6 +38,8 @@ def make(kind: str, options: dict[str, Any]):
         return GatewayServer(**options)
     if kind == "gateway-no-metrics":
         return GatewayServer(metrics=False, **options)
+    if kind == "gateway-no-busy-poll":
+        return GatewayServer(limits=Limits(rate=None, busy_poll=None), **options)
     if kind == "tornado":
         return TornadoServer()
     if kind == "picows":

@@ -21,6 +21,7 @@ from ..contract.resources import Host
 from ..wire.dialect import CloseCode, Dialect
 from ..wire.errors import ActionError, ErrorCode
 from .auth import Authenticate, AuthThrottle, Credentials, identify, presents_credentials
+from .busy_poll import BusyPoll
 from .deadlines import Deadlines
 from .fanout import Fanout
 from .flusher import Flusher
@@ -72,6 +73,8 @@ class Registry(Host, Protocol):
 class Hub:
     """What a serving gateway runs: broker, fan-out, presence, flusher, deadlines, heartbeat, runner, sessions.
 
+    ``busy_poll`` (`BusyPoll`, None when ``limits.busy_poll`` is off) is touched by each message a connection reads.
+
     With ``metrics`` it keeps its Prometheus series (`Metrics`, a registry of its own) in ``metrics``;
     without, ``metrics`` is None and nothing is counted.
     """
@@ -94,6 +97,7 @@ class Hub:
         self.starter = Runner(self.flusher)
         interval, timeout = limits.ping_interval, limits.ping_timeout
         self.heartbeat = Heartbeat(interval, interval if timeout is None else timeout) if interval else None
+        self.busy_poll = BusyPoll(limits.busy_poll) if limits.busy_poll else None
         self.closing = False
         self.farewell: tuple[int, str] = SHUTDOWN  # the close code and reason of the sockets it ends
         self._sessions: set[Session] = set()

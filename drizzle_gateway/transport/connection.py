@@ -247,8 +247,12 @@ class Connection(WebSocketHandler):
         pipelined requests wait rather than being refused. Otherwise the
         frames already read are handled at once, and the socket is read again
         a loop turn later (`frame_reader.next_turn`), when the peer's next
-        frame has often arrived.
+        frame has often arrived. The loop polls its sockets for a moment before it sleeps
+        (`Hub.busy_poll`), so a peer's next request is read as soon as it comes.
         """
+        poll = self.hub.busy_poll
+        if poll is not None:
+            poll.touch()
         protocol = self.ws_connection
         chunked = protocol if isinstance(protocol, ChunkReader) else None
         held = self.session.receive(message, chunked is not None and chunked.frames_ahead)

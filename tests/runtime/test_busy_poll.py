@@ -1,0 +1,128 @@
+"""`BusyPoll`: after a message, the loop polls its sockets for ``limits.busy_poll`` seconds before it sleeps.
+
+Watched at the loop's selector over a real socket: with busy polling every
+``select`` in the window after a request has a zero timeout, and the loop
+sleeps again once the window ends; without it, the loop sleeps at once.
+The adaptive part (it rests after windows that found nothing) and a
+second event loop are checked on `BusyPoll` alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+from tornado.websocket import websocket_connect
+
+from drizzle_gateway import Limits
+from drizzle_gateway.runtime.busy_poll import MISSES_TO_REST, PROBE_EVERY, BusyPoll
+from tests.support.polling import wait_until
+
+WINDOW = 0.05
+
+
+class Selects:
+    """Wraps a loop's selector: records (when, timeout) of every ``select``; the rest passes through."""
+
+    def __init__(self, selector: Any) -> None:
+        self._selector = selector
+        self.calls: list[tuple[float, float | None]] = []
+
+    def select(self, timeout: float | None = None) -> Any:
+        self.calls.append((time.perf_counter(), timeout))
+        return self._selector.select(timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._selector, name)
+
+    def since(self, moment: float) -> list[float | None]:
+        return [timeout for when, timeout in self.calls if when >= moment]
+
+
+async def ping(http_port: int) -> Any:
+    """A websocket that sent one ``__ping__`` and read its reply."""
+    ws = await websocket_connect(f"ws://127.0.0.1:{http_port}/ws")
+    ws.write_message(json.dumps({"request_id": 1, "action": "__ping__"}))
+    reply = json.loads(await asyncio.wait_for(ws.read_message(), 5))
+    assert reply["request_id"] == 1 and "error" not in reply, reply
+    return ws
+
+
+@pytest.fixture
+def selects(io_loop):
+    loop = io_loop.asyncio_loop
+    recording = Selects(loop._selector)
+    loop._selector = recording
+    yield recording
+    loop._selector = recording._selector
+
+
+@pytest.mark.gen_test(timeout=10)
+@pytest.mark.gateway_options(limits=Limits(busy_poll=WINDOW))
+async def test_after_a_request_the_loop_polls_without_sleeping_for_the_window_then_sleeps(
+        gateway, http_server, http_port, selects):
+    ws = await ping(http_port)
+    replied = time.perf_counter()
+    poll = gateway.hub.busy_poll
+    assert poll is not None and poll.polling
+    await wait_until(lambda: not poll.polling, 5)
+    await asyncio.sleep(0.05)
+    after = [(when, timeout) for when, timeout in selects.calls if when >= replied]
+    slept = [when for when, timeout in after if timeout is None or timeout > 0]
+    assert slept, "the loop never slept again"  # then it sleeps again
+    polled = [timeout for when, timeout in after if when < slept[0]]
+    assert slept[0] - replied >= WINDOW * 0.9 and len(polled) > 20  # many turns, none asleep, for the window
+    ws.close()
+
+
+@pytest.mark.gen_test(timeout=10)
+@pytest.mark.gateway_options(limits=Limits(busy_poll=None))
+async def test_without_busy_polling_the_loop_sleeps_right_after_a_request(gateway, http_server, http_port, selects):
+    ws = await ping(http_port)
+    replied = time.perf_counter()
+    assert gateway.hub.busy_poll is None
+    await asyncio.sleep(WINDOW)
+    slept = [when for when, timeout in selects.calls if when >= replied and (timeout is None or timeout > 0)]
+    assert slept and slept[0] - replied < WINDOW / 2
+    ws.close()
+
+
+@pytest.mark.gen_test(timeout=10)
+async def test_polling_rests_after_windows_that_found_nothing_and_probes_every_so_often():
+    poll = BusyPoll(0.005)
+    for missed in range(1, MISSES_TO_REST + 1):
+        poll.touch()
+        assert poll.polling
+        await wait_until(lambda: not poll.polling, 2)
+        assert poll.misses == missed
+    for _ in range(PROBE_EVERY - 1):  # resting: these start no window
+        poll.touch()
+        assert not poll.polling
+    poll.touch()  # the probe
+    assert poll.polling
+    poll.touch()  # a message while the loop polls: polling pays again
+    assert poll.misses == 0
+    await wait_until(lambda: not poll.polling, 2)
+    poll.touch()
+    assert poll.polling
+    await wait_until(lambda: not poll.polling, 2)
+
+
+def test_a_loop_that_stopped_while_polling_does_not_keep_the_next_loop_from_polling():
+    poll = BusyPoll(0.005)
+
+    async def touched() -> bool:
+        poll.touch()
+        return poll.polling
+
+    assert asyncio.run(touched())  # that loop ends with the poll's callback still queued
+
+    async def polls_here() -> int:
+        assert await touched()
+        await wait_until(lambda: not poll.polling, 2)
+        return poll.misses
+
+    assert asyncio.run(polls_here()) == 1
