@@ -14,13 +14,16 @@ usual in those turns: nothing waits behind the polling.
 Polling costs CPU while nothing arrives, so it is adaptive, as a spinning
 lock is: after `MISSES_TO_REST` windows in a row that ended with nothing
 read (peers that pause between messages), only every `PROBE_EVERY`-th
-message starts a window, until one pays off again. A busy loop never
+message starts a window, until one pays off again. Messages read in the
+turn that starts a window do not count as paying: only one that arrives
+while the loop polls does. A busy loop never
 sleeps anyway, and pays one callback per turn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 
 MISSES_TO_REST = 4
@@ -29,11 +32,10 @@ MISSES_TO_REST = 4
 PROBE_EVERY = 16
 """While polling rests, one message in this many starts a window, to see whether it pays again."""
 
-
 class BusyPoll:
     """Keeps the running loop polling, not sleeping, for ``window`` seconds after the last `touch`."""
 
-    __slots__ = ("window", "misses", "_loop", "_fresh", "_until", "_skipped")
+    __slots__ = ("window", "misses", "_loop", "_fresh", "_until", "_skipped", "_context")
 
     def __init__(self, window: float) -> None:
         self.window = window
@@ -43,6 +45,7 @@ class BusyPoll:
         self._fresh = False  # touched since the window was last set
         self._until = 0.0
         self._skipped = 0  # messages that started no window while polling rests
+        self._context = contextvars.Context()  # the callbacks': not that of the connection whose message began them
 
     @property
     def polling(self) -> bool:
@@ -52,9 +55,10 @@ class BusyPoll:
 
     def touch(self) -> None:
         """A message was read: poll for ``window`` seconds from the end of this loop turn."""
-        self._fresh = True
-        if self.polling:  # it came while the loop polled: polling pays
-            self.misses = 0
+        fresh, self._fresh = self._fresh, True
+        if self.polling:
+            if not fresh:  # it came during a window (not in the turn that started it): polling pays
+                self.misses = 0
             return
         if self.misses >= MISSES_TO_REST:
             self._skipped += 1
@@ -62,7 +66,7 @@ class BusyPoll:
                 return
         self._skipped = 0
         loop = self._loop = asyncio.get_running_loop()  # asleep, or left on a loop that stopped meanwhile
-        loop.call_soon(self._poll, loop)
+        loop.call_soon(self._poll, loop, context=self._context)
 
     def _poll(self, loop: asyncio.AbstractEventLoop) -> None:
         """One turn of ``loop`` passed: poll on through the next one, unless the window ended with nothing read."""
@@ -76,4 +80,4 @@ class BusyPoll:
             self._loop = None
             self.misses += 1
             return
-        loop.call_soon(self._poll, loop)
+        loop.call_soon(self._poll, loop, context=self._context)

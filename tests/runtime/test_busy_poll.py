@@ -65,16 +65,17 @@ def selects(io_loop):
 async def test_after_a_request_the_loop_polls_without_sleeping_for_the_window_then_sleeps(
         gateway, http_server, http_port, selects):
     ws = await ping(http_port)
-    replied = time.perf_counter()
     poll = gateway.hub.busy_poll
-    assert poll is not None and poll.polling
+    assert poll is not None
     await wait_until(lambda: not poll.polling, 5)
+    until = poll._until  # the end of the window the request started (nothing else was read since)
+    assert until > 0
     await asyncio.sleep(0.05)
-    after = [(when, timeout) for when, timeout in selects.calls if when >= replied]
-    slept = [when for when, timeout in after if timeout is None or timeout > 0]
-    assert slept, "the loop never slept again"  # then it sleeps again
-    polled = [timeout for when, timeout in after if when < slept[0]]
-    assert slept[0] - replied >= WINDOW * 0.9 and len(polled) > 20  # many turns, none asleep, for the window
+    window = [(when, timeout) for when, timeout in selects.calls if until - WINDOW <= when]
+    slept = [when for when, timeout in window if timeout is None or timeout > 0]
+    assert slept, "the loop never slept again"
+    assert slept[0] >= until  # no sleep within the window...
+    assert any(when < until for when, timeout in window)  # ...through which it polled
     ws.close()
 
 
@@ -103,12 +104,25 @@ async def test_polling_rests_after_windows_that_found_nothing_and_probes_every_s
         assert not poll.polling
     poll.touch()  # the probe
     assert poll.polling
+    await asyncio.sleep(0)  # the window is set a turn later
     poll.touch()  # a message while the loop polls: polling pays again
     assert poll.misses == 0
     await wait_until(lambda: not poll.polling, 2)
     poll.touch()
     assert poll.polling
     await wait_until(lambda: not poll.polling, 2)
+
+
+@pytest.mark.gen_test(timeout=10)
+async def test_messages_read_in_the_turn_that_starts_a_window_do_not_count_as_paying():
+    poll = BusyPoll(0.005)
+    for missed in range(1, MISSES_TO_REST + 1):
+        for _ in range(3):  # several frames of one chunk, or several sockets ready at once
+            poll.touch()
+        await wait_until(lambda: not poll.polling, 2)
+        assert poll.misses == missed
+    poll.touch()
+    assert not poll.polling
 
 
 def test_a_loop_that_stopped_while_polling_does_not_keep_the_next_loop_from_polling():
@@ -118,7 +132,10 @@ def test_a_loop_that_stopped_while_polling_does_not_keep_the_next_loop_from_poll
         poll.touch()
         return poll.polling
 
-    assert asyncio.run(touched())  # that loop ends with the poll's callback still queued
+    first = asyncio.new_event_loop()
+    assert first.run_until_complete(touched())
+    first.close()  # stopped with the poll's callback still queued, then closed
+    assert poll._loop is first and not poll.polling
 
     async def polls_here() -> int:
         assert await touched()
