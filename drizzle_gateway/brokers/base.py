@@ -145,6 +145,18 @@ class PresenceStore(Protocol):
 
 
 @runtime_checkable
+class BeatingPresence(PresenceStore, Protocol):
+    """A presence store shared by processes that beat to say they live (Redis's), which counts its trouble."""
+
+    beats_failed: int
+    """Heartbeats the backend did not take; after enough in a row the other processes presume this one dead."""
+
+    rejoins: int
+    """Times the backend had forgotten this process and its members were sent again (their watchers saw
+    them leave, then join)."""
+
+
+@runtime_checkable
 class PresenceBroker(Broker, Protocol):
     """A broker that also keeps presence (``isinstance(broker, PresenceBroker)`` tells)."""
 

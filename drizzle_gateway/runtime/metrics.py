@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from ..brokers.base import Monitored
+from ..brokers.base import BeatingPresence, Monitored, PresenceBroker
 from ..wire.dialect import CloseCode
 from ..wire.errors import ActionError, ErrorCode
 
@@ -281,3 +281,11 @@ class HubCollector(Collector):
         yield CounterMetricFamily("drizzle_presence_changes_dropped", "Joins and leaves not sent for being over "
                                   "limits.presence_rate (their subscribers got a stale notice instead).",
                                   presence.dropped)
+        store = broker.presence if isinstance(broker, PresenceBroker) else None
+        if isinstance(store, BeatingPresence):
+            yield CounterMetricFamily("drizzle_presence_heartbeats_failed", "Presence heartbeats the broker's "
+                                      "backend did not take (five in a row: the other processes presume this one "
+                                      "dead and announce its members' leaves).", store.beats_failed)
+            yield CounterMetricFamily("drizzle_presence_rejoins", "Times the broker's backend had forgotten this "
+                                      "process and its members were sent again (their watchers saw them leave, "
+                                      "then join).", store.rejoins)

@@ -123,6 +123,12 @@ async def test_readyz_follows_the_redis_server_and_the_metrics_count_its_reconne
             found = await scrape(base)
             assert series(found, "drizzle_broker_up") == {labels(): 1.0}
             assert series(found, "drizzle_broker_reconnects_total") == {labels(): 1.0}
+            assert series(found, "drizzle_presence_heartbeats_failed_total") == {labels(): 0.0}
+            presence = gateway.broker.presence  # its counting is tested in tests/brokers/redis/test_presence.py
+            presence.beats_failed, presence.rejoins = 3, 2
+            found = await scrape(base)
+            assert series(found, "drizzle_presence_heartbeats_failed_total") == {labels(): 3.0}
+            assert series(found, "drizzle_presence_rejoins_total") == {labels(): 2.0}
             await gateway.close()
     finally:
         server.stop()

@@ -172,6 +172,11 @@ class RedisPresence:
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.ticks = 0
+        self.beats_failed = 0
+        """Heartbeats Redis did not take (unreachable, or too slow for ``timeout``): missed five in a row,
+        the other processes presume this one dead."""
+        self.rejoins = 0
+        """Times Redis no longer knew this process (presumed dead, or its data lost) and its members were sent again."""
 
     def listen(self, listener: PresenceListener) -> None:
         """Hand ``listener`` every change; from now on this process beats and removes the processes that are gone."""
@@ -318,10 +323,12 @@ class RedisPresence:
                 self.ticks += 1
                 if not known and self._local:
                     logger.warning("presence: redis did not know this process; sending its members again")
+                    self.rejoins += 1
                     self._resend_all()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - Redis is away: beat again later
+                self.beats_failed += 1
                 logger.debug("presence: heartbeat failed (%s)", exc)
             await asyncio.sleep(interval)
 

@@ -222,11 +222,39 @@ async def test_a_process_presumed_dead_sends_its_members_again(redis_server):
     try:
         assert await broker.presence.update("room.x", "ada", {"id": "ada"}, 1)
         await settles(lambda: _heard(), [("room.x", "join", "ada")], timeout=5)
+        assert broker.presence.rejoins == 0
         plain = redis_asyncio.Redis.from_url(redis_server.url)
         await plain.delete("again:pm:room.x", "again:pc:room.x", "again:pp", f"again:po:{broker.origin}")
         assert await broker.presence.members("room.x") == []
         await settles(lambda: _heard(), [("room.x", "join", "ada")] * 2, timeout=5)  # announced again
         (member,) = await broker.presence.members("room.x")
         assert (member.key, member.connections) == ("ada", 1)
+        assert broker.presence.rejoins == 1  # counted (drizzle_presence_rejoins_total)
+    finally:
+        await broker.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_heartbeats_redis_does_not_take_are_counted(redis_server):
+    """Redis frozen: each beat times out and is counted (drizzle_presence_heartbeats_failed_total); then they go on."""
+    broker = RedisBroker(redis_server.url, prefix="frozen:", presence_heartbeat=0.2, timeout=0.1)
+    await broker.subscribe("room.y", lambda *args: None)
+    try:
+        assert await broker.presence.update("room.y", "bob", {"id": "bob"}, 1)
+        assert broker.presence.beats_failed == 0
+        redis_server.freeze()
+        try:
+            async with asyncio.timeout(5):
+                while broker.presence.beats_failed < 3:
+                    await asyncio.sleep(0.05)
+        finally:
+            redis_server.thaw()
+        failed, ticks = broker.presence.beats_failed, broker.presence.ticks
+        async with asyncio.timeout(10):
+            while broker.presence.ticks < ticks + 2:
+                await asyncio.sleep(0.05)
+        assert broker.presence.beats_failed <= failed + 1  # the one under way as Redis came back, at most
+        (member,) = await broker.presence.members("room.y")
+        assert (member.key, member.connections) == ("bob", 1)
     finally:
         await broker.close()
