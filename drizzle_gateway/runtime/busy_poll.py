@@ -32,10 +32,13 @@ MISSES_TO_REST = 4
 PROBE_EVERY = 16
 """While polling rests, one message in this many starts a window, to see whether it pays again."""
 
+LATE_TURNS = 2
+"""Turns polled past a window's end: a frame its last poll found is read, and reaches `touch`, a turn later."""
+
 class BusyPoll:
     """Keeps the running loop polling, not sleeping, for ``window`` seconds after the last `touch`."""
 
-    __slots__ = ("window", "misses", "_loop", "_fresh", "_until", "_skipped", "_context")
+    __slots__ = ("window", "misses", "_loop", "_fresh", "_until", "_late", "_skipped", "_context")
 
     def __init__(self, window: float) -> None:
         self.window = window
@@ -44,6 +47,7 @@ class BusyPoll:
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop polled now, None when it may sleep
         self._fresh = False  # touched since the window was last set
         self._until = 0.0
+        self._late = 0  # turns polled past ``_until``
         self._skipped = 0  # messages that started no window while polling rests
         self._context = contextvars.Context()  # the callbacks': not that of the connection whose message began them
 
@@ -76,8 +80,12 @@ class BusyPoll:
         if self._fresh:  # the window starts once the turn that read the message is done
             self._fresh = False
             self._until = now + self.window
+            self._late = 0
         elif now >= self._until:
-            self._loop = None
-            self.misses += 1
-            return
+            if self._late < LATE_TURNS:  # what the last polls found reaches `touch` a turn later
+                self._late += 1
+            else:
+                self._loop = None
+                self.misses += 1
+                return
         loop.call_soon(self._poll, loop, context=self._context)

@@ -125,6 +125,21 @@ async def test_messages_read_in_the_turn_that_starts_a_window_do_not_count_as_pa
     assert not poll.polling
 
 
+@pytest.mark.gen_test(timeout=10)
+async def test_a_frame_the_last_poll_of_a_window_found_counts_as_paying():
+    poll = BusyPoll(0.001)
+    poll.touch()
+    await asyncio.sleep(0)  # the window is set
+    while time.perf_counter() < poll._until:  # its end passes without a loop turn...
+        pass
+    await asyncio.sleep(0)  # ...so the next poll is past it, and finds a frame, read a turn later:
+    assert poll.polling
+    poll.touch()
+    assert poll.misses == 0
+    await wait_until(lambda: not poll.polling, 2)
+    assert poll.misses == 1  # the window that frame started found nothing
+
+
 def test_a_loop_that_stopped_while_polling_does_not_keep_the_next_loop_from_polling():
     poll = BusyPoll(0.005)
 
