@@ -16,8 +16,8 @@ lock is: after `MISSES_TO_REST` windows in a row that ended with nothing
 read (peers that pause between messages), only every `PROBE_EVERY`-th
 message starts a window, until one pays off again. Messages read in the
 turn that starts a window do not count as paying: only one that arrives
-while the loop polls does. A busy loop never
-sleeps anyway, and pays one callback per turn.
+while the loop polls does. A busy loop never sleeps anyway, and pays one
+callback per turn.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from drizzle_gateway.brokers.redis.broker import RedisBroker
 from drizzle_gateway.brokers.redis.presence import EXPIRY_BEATS
 from drizzle_gateway.client import Client, Event, RemoteError
 from drizzle_gateway.wire.presence import JOIN, LEAVE
+from tests.support.polling import wait_until
 from tests.support.redis_server import GatewayProcess
 
 redis_asyncio = pytest.importorskip("redis.asyncio")
@@ -244,15 +245,11 @@ async def test_heartbeats_redis_does_not_take_are_counted(redis_server):
         assert broker.presence.beats_failed == 0
         redis_server.freeze()
         try:
-            async with asyncio.timeout(5):
-                while broker.presence.beats_failed < 3:
-                    await asyncio.sleep(0.05)
+            await wait_until(lambda: broker.presence.beats_failed >= 3, 5)
         finally:
             redis_server.thaw()
         failed, ticks = broker.presence.beats_failed, broker.presence.ticks
-        async with asyncio.timeout(10):
-            while broker.presence.ticks < ticks + 2:
-                await asyncio.sleep(0.05)
+        await wait_until(lambda: broker.presence.ticks >= ticks + 2, 10)
         assert broker.presence.beats_failed <= failed + 1  # the one under way as Redis came back, at most
         (member,) = await broker.presence.members("room.y")
         assert (member.key, member.connections) == ("bob", 1)
