@@ -258,13 +258,13 @@ async def window(run: RequestRun, seconds: float, server_pid: int | list[int] | 
 
 async def requests(kind: str, port: int, count: int, warmup: float, seconds: float, repeats: int,
                    pipe: Pipe, action: str = "orders.create", announce: bool = False,
-                   server_pid: int | None = None) -> None:
-    """``count`` connections each keeping one ``action`` request in flight (``server_pid``: see `measure`).
+                   server_pid: int | None = None, depth: int = 1) -> None:
+    """``count`` connections each keeping ``depth`` ``action`` requests in flight (``server_pid``: see `measure`).
 
     ``announce`` sends "started" once every connection has its first request out (`bench.profile` waits for it).
     """
     run = RequestRun()
-    opened = await open_all([lambda: Requester(run, action)] * count, url_for(kind, port, fanout=False))
+    opened = await open_all([lambda: Requester(run, action, depth)] * count, url_for(kind, port, fanout=False))
     for _, listener in opened:
         listener.send()
     if announce:

@@ -125,14 +125,14 @@ def buckets(stats: dict[Key, Row], requests: int) -> str:
     return out.getvalue()
 
 
-async def profile(kind: str, action: str, connections: int, seconds: float, warmup: float) -> tuple[
+async def profile(kind: str, action: str, connections: int, depth: int, seconds: float, warmup: float) -> tuple[
         cProfile.Profile, dict]:
     srv = server.make(kind, {})
     port = free_port()
     await server.listen(kind, srv, port)
     loop = asyncio.get_running_loop()
     load = client("requests", kind=kind, port=port, count=connections, warmup=warmup, seconds=seconds, repeats=1,
-                  action=action, announce=True)
+                  action=action, announce=True, depth=depth)
     try:
         if await loop.run_in_executor(None, load.expect, 120.0) != "started":
             raise RuntimeError("the load client did not start")
@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.split("\n")[0])
     parser.add_argument("--action", choices=sorted(ACTIONS), default="orders",
                         help="orders: orders.create; publish: posts.publish (default: orders)")
-    parser.add_argument("--connections", type=int, default=16, help="connections, one request in flight each")
+    parser.add_argument("--connections", type=int, default=16, help="connections (default: 16)")
+    parser.add_argument("--depth", type=int, default=1, help="requests in flight on each connection (default: 1)")
     parser.add_argument("--seconds", type=float, default=5.0, help="the profiled window (default: 5)")
     parser.add_argument("--warmup", type=float, default=1.0, help="load before the window (default: 1)")
     parser.add_argument("--kind", choices=("gateway", "tornado"), default="gateway",
@@ -161,15 +162,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     server.raise_fd_limit()
     action = ACTIONS[args.action]
-    profiler, report = asyncio.run(profile(args.kind, action, args.connections, args.seconds, args.warmup))
+    profiler, report = asyncio.run(profile(args.kind, action, args.connections, args.depth, args.seconds,
+                                                args.warmup))
     if args.save:
         profiler.dump_stats(args.save)
     stats = pstats.Stats(profiler, stream=sys.stdout)
     raw: dict[Key, Row] = stats.stats  # type: ignore[attr-defined]
     requests = served(raw, args.kind)
     rps = report["rounds"][0]["rps"] if report.get("rounds") else float("nan")
-    print(f"# {args.kind}, {action}, {args.connections} connections, {args.seconds:g} s profiled "
-          f"(client: {rps:,.0f} round trips/s under the profiler, {report.get('error_count', 0)} errors)\n")
+    print(f"# {args.kind}, {action}, {args.connections} connections x {args.depth} in flight, "
+          f"{args.seconds:g} s profiled (client: {rps:,.0f} round trips/s under the profiler, "
+          f"{report.get('error_count', 0)} errors)\n")
     print(buckets(raw, requests))
     stats.strip_dirs()
     print(f"## top {args.top} by cumulative time")

@@ -8,7 +8,10 @@ callback), so `Runner` runs first steps itself:
 - the first request of an event-loop turn at once, while its frame is read
   (a lone request is answered before the next frame is read, as the echo's);
 - the turn's later requests together, on the next turn, so that their
-  replies share one flush (pipelined requests, or many connections).
+  replies share one flush (pipelined requests, or many connections);
+- unless one client alone keeps the loop busy: then its reader may run
+  the batch as soon as it has read a chunk of pipelined frames (`settle`),
+  and hand their replies to the socket at once, with no turn between.
 
 Every first step runs inside a real task, a *spare*: ``asyncio.current_task()``,
 ``asyncio.timeout``, ``TaskGroup`` and cancellation see a task there as
@@ -75,20 +78,24 @@ class Runner:
         self._batch: list[_Entry] | None = None  # the turn's later requests, run on the next turn
         self._flusher = flusher
         self._spare: tuple[_Spare, asyncio.Task[None]] | None = None  # kept from batch to batch until adopted
+        self._owner: object = None  # whose requests this turn started: one owner, or _MANY
+        self._alone: object = None  # the owner of the last turn that started requests, if it had only one
 
     def start(self, coro: Coroutine[Any, Any, None], waiting: Waiting | None = None, pacer: Pacer | None = None,
-              spent: float = 0.0, direct: bool = True) -> None:
+              spent: float = 0.0, direct: bool = True, owner: object = None) -> None:
         """Run ``coro``, a request whose result is None: now if it is the turn's first, else on the next turn.
 
         ``waiting`` is told the task that runs the rest of a request that
         waits. ``pacer`` times its steps, ``spent`` being what the request
         already held (its frame's intake). ``direct`` False keeps
         `Flusher.direct` False in that first step too (more frames follow
-        its own).
+        its own). ``owner`` names whose request it is, for `settle`.
         """
         entry = (coro, contextvars.copy_context(), waiting, pacer, spent)
         loop = self._busy_loop
         if loop is not None and loop.is_running():  # this turn started one (no running-loop lookup: a getpid)
+            if owner is not self._owner:
+                self._owner = _MANY
             batch = self._batch
             if batch is None:
                 batch = self._batch = []
@@ -98,6 +105,7 @@ class Runner:
         loop = asyncio.get_running_loop()
         self._busy_loop = loop  # a loop stopped before its next turn holds nothing back in another
         self._batch = None
+        self._owner = owner if owner is not None else _MANY
         loop.call_soon(self._next_turn)
         flusher = self._flusher
         if flusher is None or not direct:
@@ -110,8 +118,35 @@ class Runner:
             flusher.direct = False
 
     def _next_turn(self) -> None:
+        owner = self._owner
+        self._alone = owner if owner is not _MANY else None
+        self._owner = None
         self._busy_loop = None
         self._batch = None
+
+    def settle(self, owner: object) -> bool:
+        """Run the turn's batch now if ``owner`` alone keeps the loop busy; True when it ran.
+
+        ``owner`` has just read a chunk of pipelined frames. When every
+        request this turn started is ``owner``'s, and so were those of the
+        last turn that started any, no other client's requests would join
+        the batch on the next turn: it runs now, and ``owner`` may hand the
+        replies to its socket and read on, with no loop turn between (a turn
+        costs a pipelining client more than the requests it batches). While
+        several clients are busy, False: their requests still run together
+        on the next turn, and their replies go out in one flush at its end.
+        """
+        batch = self._batch
+        if not batch or owner is None or self._alone is not owner or self._owner is not owner:
+            return False
+        loop = self._busy_loop
+        if loop is None or not loop.is_running():
+            return False
+        self._batch = None  # later requests of this turn start a batch of their own
+        entries = batch.copy()
+        batch.clear()  # the turn already scheduled it: it finds nothing left to run
+        self._run(loop, entries)
+        return True
 
     def _spare_task(self, loop: asyncio.AbstractEventLoop) -> tuple[_Spare, asyncio.Task[None]]:
         """A spare task for a batch: the one kept from earlier batches, or a new one.
@@ -138,6 +173,8 @@ class Runner:
 
     def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Entry]) -> None:
         """The first step of each request in ``batch``, in order, the spare task current; one that waits adopts it."""
+        if not batch:  # `settle` ran it already
+            return
         outer = asyncio.current_task(loop)
         if outer is not None:
             _leave_task(loop, outer)
@@ -184,6 +221,8 @@ class Runner:
 
 
 _FINISHED = object()
+_MANY = object()
+"""`Runner._owner` when the turn started requests of more than one owner (or of one not named)."""
 
 
 class _Spare(Coroutine[Any, Any, None]):

@@ -60,7 +60,7 @@ class Session:
 
     __slots__ = ("hub", "peer", "protocol", "user", "identity", "refusal", "started", "ended", "_channels", "_streams",
                  "_bucket", "_pacer", "_pause", "_tasks", "_auth_deadline", "_expiry", "_authenticating", "_slot_free",
-                 "_held_since", "_released_at", "_turns", "_in_flight")
+                 "_held_since", "_released_at", "_turns", "_in_flight", "_owner")
 
     def __init__(self, hub: Hub, peer: Peer, protocol: Dialect | None = None) -> None:
         self.hub = hub
@@ -84,6 +84,7 @@ class Session:
         self._authenticating: asyncio.Lock | None = None  # one attempt at a time: refreshes apply in the order sent
         self._slot_free: asyncio.Future[None] | None = None
         self._in_flight = 0  # requests started and not yet answered
+        self._owner = object()  # names this session's requests to the runner (`settle`), keeping nothing alive
         self._held_since: float | None = None  # reading held back since (loop time), or None
         self._released_at = NEVER
         self._turns: dict[str, asyncio.Future[None]] | None = None  # per channel: the last (un)subscribe to finish
@@ -192,7 +193,7 @@ class Session:
                direct: bool = True) -> asyncio.Future[None] | None:
         """Start a request whose intake took ``spent`` seconds; a future to wait for while it runs or pauses."""
         self._in_flight += 1
-        self.hub.starter.start(self._serve(request), self._waits, pacer, spent, direct)
+        self.hub.starter.start(self._serve(request), self._waits, pacer, spent, direct, self._owner)
         limit = self.hub.limits.max_in_flight
         if limit is not None and self._in_flight >= limit:  # held first: the next frame meets a pause, if any
             loop = asyncio.get_running_loop()
@@ -202,6 +203,14 @@ class Session:
         if pacer is not None and pacer.paused():  # its first step was costly
             return self._start_later(None, pacer.resume_at)
         return None
+
+    def settle(self) -> bool:
+        """A chunk of pipelined frames was read: run their requests now if this session alone keeps the loop busy.
+
+        True when they ran (`Runner.settle`): their replies may go to the
+        socket at once, and the socket be read on, with no loop turn between.
+        """
+        return self.hub.starter.settle(self._owner)
 
     def _start_later(self, request: Request | None, when: float) -> asyncio.Future[None]:
         """A future resolved once ``request`` (if any) started at loop time ``when`` and may be read past."""

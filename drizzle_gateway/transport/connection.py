@@ -59,6 +59,10 @@ class HeldReadProtocol(ChunkReader):
         """A control frame or a fragment takes a token of the connection's rate (``handler.admits_frame()``)."""
         return bool(self.handler.admits_frame())
 
+    def settle(self) -> bool:
+        """The chunk's requests ran and their replies went out, when this client alone keeps the loop busy."""
+        return self.handler.settle()
+
     def pong_received(self) -> bool:
         """A pong arrived since the last ping, or reading was held back meanwhile (it may wait unread)."""
         return super().pong_received() or self.handler.reading_held_since(self._pinged_at)
@@ -247,7 +251,7 @@ class Connection(WebSocketHandler):
         pipelined requests wait rather than being refused. Otherwise the
         frames already read are handled at once, and the socket is read again
         a loop turn later (`frame_reader.next_turn`), when the peer's next
-        frame has often arrived. The loop polls its sockets for a moment before it sleeps
+        frame has often arrived; or at once, after `settle` answered them. The loop polls its sockets for a moment before it sleeps
         (`Hub.busy_poll`), so a peer's next request is read as soon as it comes.
         """
         poll = self.hub.busy_poll
@@ -265,6 +269,20 @@ class Connection(WebSocketHandler):
     def reading_held_since(self, when: float) -> bool:
         """Whether reading was held back (``max_in_flight``) at any time since loop time ``when``."""
         return self.session.reading_held_since(when)
+
+    def settle(self) -> bool:
+        """A chunk of pipelined requests was read: when this client alone keeps the loop busy, answer them now.
+
+        Their requests run at once (`Session.settle`) and their replies go
+        to the socket in one write; the reader then reads on without
+        waiting for a loop turn. False otherwise: the requests run with the
+        turn's batch, and the replies go out with its flush.
+        """
+        if not self.session.settle():
+            return False
+        if self.outbox is not None:
+            self.outbox.flush()
+        return True
 
     def admits_frame(self) -> bool:
         """Whether a frame that is not a whole message (ping, pong, fragment) is within ``limits.rate``.

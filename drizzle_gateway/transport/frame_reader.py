@@ -116,7 +116,8 @@ class ChunkReader(Protocol13):
                 unparsed = data[at:]
                 if read_since_turn:  # every whole frame of the chunk is handled: the next turn reads on
                     read_since_turn = False
-                    await next_turn()
+                    if not self.settle():
+                        await next_turn()
         except StreamClosedError:
             self.abort_connection()
         finally:
@@ -130,6 +131,13 @@ class ChunkReader(Protocol13):
         Tornado's reader, which reads on as soon as a message's handler returns.
         """
         return not self.inflates
+
+    def settle(self) -> bool:
+        """The chunk's messages are handled: True to read on at once, False to let a loop turn pass first.
+
+        Always False here; a subclass may finish what the chunk started and send its replies first.
+        """
+        return False
 
     def admit(self) -> bool:
         """Whether one more frame that is not a whole message may be handled (always; subclasses may count)."""

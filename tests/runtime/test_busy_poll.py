@@ -20,26 +20,9 @@ from tornado.websocket import websocket_connect
 from drizzle_gateway import Limits
 from drizzle_gateway.runtime.busy_poll import MISSES_TO_REST, PROBE_EVERY, BusyPoll
 from tests.support.polling import wait_until
+from tests.support.selects import watching
 
 WINDOW = 0.05
-
-
-class Selects:
-    """Wraps a loop's selector: records (when, timeout) of every ``select``; the rest passes through."""
-
-    def __init__(self, selector: Any) -> None:
-        self._selector = selector
-        self.calls: list[tuple[float, float | None]] = []
-
-    def select(self, timeout: float | None = None) -> Any:
-        self.calls.append((time.perf_counter(), timeout))
-        return self._selector.select(timeout)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._selector, name)
-
-    def since(self, moment: float) -> list[float | None]:
-        return [timeout for when, timeout in self.calls if when >= moment]
 
 
 async def ping(http_port: int) -> Any:
@@ -53,11 +36,8 @@ async def ping(http_port: int) -> Any:
 
 @pytest.fixture
 def selects(io_loop):
-    loop = io_loop.asyncio_loop
-    recording = Selects(loop._selector)
-    loop._selector = recording
-    yield recording
-    loop._selector = recording._selector
+    with watching(io_loop.asyncio_loop) as recording:
+        yield recording
 
 
 @pytest.mark.gen_test(timeout=10)

@@ -482,3 +482,55 @@ def test_a_costly_request_closed_after_its_loop_stopped_closes_quietly_and_charg
     assert charged_until > 0
     tasks[0].get_coro().close()  # as the garbage collector closes a dropped task's coroutine: no loop runs now
     assert cleaned == [True] and pacer.resume_at == charged_until
+
+
+def turn_of(runner: Runner, owner: object, seen: list[str], names: list[str]) -> None:
+    """Start ``names`` as ``owner``'s requests of one turn: the first at once, the rest batched."""
+
+    async def request(name: str) -> None:
+        seen.append(name)
+
+    for name in names:
+        runner.start(request(name), owner=owner)
+
+
+@pytest.mark.gen_test
+async def test_settle_runs_the_batch_at_once_when_its_owner_alone_kept_the_last_turn_busy_too():
+    runner, seen = Runner(), []
+    alone = object()
+    turn_of(runner, alone, seen, ["a1", "a2"])
+    assert not runner.settle(alone)  # no turn before it to go by: the batch waits for the next turn
+    assert seen == ["a1"]
+    await asyncio.sleep(0)
+    assert seen == ["a1", "a2"]
+    turn_of(runner, alone, seen, ["b1", "b2", "b3"])
+    assert runner.settle(alone)  # the last busy turn was its alone: the batch runs now
+    assert seen[2:] == ["b1", "b2", "b3"]
+    assert not runner.settle(alone)  # nothing left to run
+    turn_of(runner, alone, seen, ["c1"])  # a later request of the same turn: a batch of its own
+    assert seen[-1] == "b3"
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert seen[2:] == ["b1", "b2", "b3", "c1"]  # every request ran once: the turn's scheduled batch found none left
+
+
+@pytest.mark.gen_test
+async def test_settle_leaves_the_batch_to_its_turn_while_more_than_one_owner_keeps_the_loop_busy():
+    runner, seen = Runner(), []
+    one, other = object(), object()
+    turn_of(runner, one, seen, ["one"])
+    await asyncio.sleep(0)  # the last busy turn: one's alone
+    turn_of(runner, one, seen, ["a1", "a2"])
+    turn_of(runner, other, seen, ["b1"])  # another owner joins this turn
+    assert not runner.settle(one) and not runner.settle(other)
+    assert seen == ["one", "a1"]
+    await asyncio.sleep(0)
+    assert seen == ["one", "a1", "a2", "b1"]  # together, on the next turn
+    turn_of(runner, one, seen, ["c1", "c2"])
+    assert not runner.settle(one)  # the last busy turn had two owners
+    turn_of(runner, None, seen, ["d1"])
+    await asyncio.sleep(0)
+    turn_of(runner, None, seen, ["e1", "e2"])
+    assert not runner.settle(None)  # requests of no named owner are never settled
+    await asyncio.sleep(0)
+    assert seen[-3:] == ["d1", "e1", "e2"]

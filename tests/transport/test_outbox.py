@@ -12,11 +12,13 @@ from marshmallow import Schema, fields
 from tornado.websocket import websocket_connect
 
 from drizzle_gateway import Limits, Topic
+from drizzle_gateway.runtime.session import Session
 from drizzle_gateway.transport.connection import Connection
 from drizzle_gateway.transport.outbox import Outbox
 from drizzle_gateway.wire.dialect import CloseCode
 from tests.support.polling import wait_until
 from tests.support.resources import chat
+from tests.support.selects import watching
 from tests.support.stalled_socket import StalledSocket, server_side
 
 MAX_PUBLISHED = 20_000  # ~20 MB in all, far more than the kernel's socket buffers hold
@@ -158,6 +160,76 @@ async def test_pipelined_replies_go_out_in_one_write(http_server, http_port, mon
     # Read together, answered together: the first reply too waits for the seven read with it.
     assert len(writes) == 1, [len(data) for data in writes]
     sock.sock.close()
+
+
+@pytest.fixture
+def turns(io_loop):
+    with watching(io_loop.asyncio_loop) as selects:
+        yield selects
+
+
+@pytest.fixture
+def turn_of_reads_and_writes(monkeypatch, turns):
+    """The turn (`Selects.count`) each request frame was read in, and each write of replies was made in, by socket."""
+    reads: dict[int, list[int]] = {}
+    writes: dict[int, list[int]] = {}
+    receive, wrote = Session.receive, Outbox._write
+
+    def received(session: Session, message, more=False):
+        reads.setdefault(id(session.peer), []).append(turns.count)
+        return receive(session, message, more)
+
+    def counted(outbox: Outbox, data: bytes):
+        writes.setdefault(id(outbox.handler), []).append(turns.count)
+        return wrote(outbox, data)
+
+    monkeypatch.setattr(Session, "receive", received)
+    monkeypatch.setattr(Outbox, "_write", counted)
+    return reads, writes
+
+
+async def pipelined_round(sockets: list[StalledSocket], round_: int) -> None:
+    """Each socket sends 8 requests in one write, all before any is read; then reads its 8 replies."""
+    ids = [round_ * 8 + n for n in range(8)]
+    for sock in sockets:
+        await sock.send_all([{"request_id": n, "resource": "lab", "action": "plain"} for n in ids])
+    for sock in sockets:
+        frames = sock.frames()
+        assert [json.loads((await anext(frames))[1])["request_id"] for _ in ids] == ids
+
+
+@pytest.mark.gen_test
+async def test_a_client_alone_has_its_pipelined_replies_written_in_the_turn_that_read_them(
+        gateway, http_server, http_port, turn_of_reads_and_writes):
+    reads, writes = turn_of_reads_and_writes
+    sock = await StalledSocket.open(http_port)
+    await pipelined_round([sock], 0)
+    assert len(reads) == 1 and reads.keys() == writes.keys()
+    (read,), (wrote,) = reads.values(), writes.values()
+    assert len(set(read)) == 1 and len(wrote) == 1  # one chunk, one write
+    assert wrote[0] > read[0]  # its first busy turn: the batch waited for the next turn, the write for its flush
+    await pipelined_round([sock], 1)
+    assert len(set(read[8:])) == 1 and len(wrote) == 2
+    assert wrote[1] == read[8]  # the last busy turn was its alone: answered in the turn that read them
+    sock.sock.close()
+
+
+@pytest.mark.gen_test
+async def test_clients_busy_together_have_their_pipelined_replies_written_a_turn_later(
+        gateway, http_server, http_port, turn_of_reads_and_writes):
+    reads, writes = turn_of_reads_and_writes
+    sockets = [await StalledSocket.open(http_port), await StalledSocket.open(http_port)]
+    for round_ in range(3):
+        await pipelined_round(sockets, round_)
+    assert len(reads) == 2 and reads.keys() == writes.keys()
+    for peer, read in reads.items():
+        wrote = writes[peer]
+        assert len(read) == 24 and len(wrote) == 3  # each round: one chunk, one write, on each socket
+        for round_ in range(3):
+            assert wrote[round_] > read[round_ * 8]  # with the other client's, on the next turn
+    assert len({turn for read in reads.values() for turn in read}) == 3  # both were read in each round's turn
+    for sock in sockets:
+        sock.sock.close()
 
 
 @pytest.mark.timeout(60)
