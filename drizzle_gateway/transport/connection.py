@@ -251,7 +251,8 @@ class Connection(WebSocketHandler):
         pipelined requests wait rather than being refused. Otherwise the
         frames already read are handled at once, and the socket is read again
         a loop turn later (`frame_reader.next_turn`), when the peer's next
-        frame has often arrived; or at once, after `settle` answered them. The loop polls its sockets for a moment before it sleeps
+        frame has often arrived; or at once, after `settle` answered them.
+        The loop polls its sockets for a moment before it sleeps
         (`Hub.busy_poll`), so a peer's next request is read as soon as it comes.
         """
         poll = self.hub.busy_poll
