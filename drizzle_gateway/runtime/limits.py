@@ -101,7 +101,7 @@ class Limits:
     max_member_bytes: int | None = 4096
     presence_rate: float | None = 100.0
     presence_burst: int | None = 1000
-    busy_poll: float | None = 0.0001
+    busy_poll: float | None = 0.0002
 
     def __post_init__(self) -> None:
         for field in fields(self):
