@@ -27,9 +27,6 @@ class Selects:
         """The loop's turns so far (its ``select`` calls)."""
         return len(self.calls)
 
-    def since(self, moment: float) -> list[float | None]:
-        return [timeout for when, timeout in self.calls if when >= moment]
-
 
 @contextmanager
 def watching(loop: Any) -> Iterator[Selects]:
